@@ -1,0 +1,84 @@
+"""Input checks shared by the public functions.
+
+Every check raises ``ValueError`` naming the argument, what was wrong and what
+would be right, before any computation starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+
+import jax
+import numpy as np
+
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype) -> str:
+    """Normalise a dtype spec to ``"float32"`` or ``"float64"``."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return name
+
+
+def precision(dtype):
+    """Context in which JAX computes in ``dtype`` (turns on x64 for float64)."""
+    if check_dtype(dtype) == "float64":
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def check_finite_array(name, value, *, ndim=None, dtype="float32") -> np.ndarray:
+    """``value`` as a numpy array of ``dtype``; rejects wrong rank, NaN and inf."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} must be an array of numbers: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise ValueError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real, got complex values")
+    if ndim is not None and arr.ndim not in np.atleast_1d(ndim):
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    arr = arr.astype(dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
+            "clean the data before training"
+        )
+    return arr
+
+
+def check_positive(name, value, *, allow_zero=False) -> float:
+    """A finite positive (or non-negative) real number."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.ndarray, np.generic)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    ok = math.isfinite(v) and (v >= 0 if allow_zero else v > 0)
+    if not ok:
+        need = "finite and >= 0" if allow_zero else "finite and > 0"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+    return v
+
+
+def check_int(name, value, *, minimum=1) -> int:
+    """An integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

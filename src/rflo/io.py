@@ -1,0 +1,91 @@
+"""Networks on disk: plain ``.npz`` files that any numpy can read (no pickle).
+
+Keys: ``w_in`` (n_rec, n_in), ``w_rec`` (n_rec, n_rec), ``w_out`` (n_out, n_rec),
+``b`` (n_rec, n_out), ``h0`` (n_rec,), ``tau`` (), and optionally ``sign``
+(n_rec,) and ``mask`` (n_rec, n_rec), plus ``format`` (the format version).
+Writes are atomic: a temporary file in the same folder is renamed into place,
+so a crash mid-write never leaves a half-written network.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from rflo.network import Network, network_from_arrays
+
+__all__ = ["save_network", "load_network", "atomic_write", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+REQUIRED = ("w_in", "w_rec", "w_out", "b", "h0", "tau")
+OPTIONAL = ("sign", "mask")
+
+
+def atomic_write(path, write_fn, suffix=""):
+    """Call ``write_fn(tmp_path)``, then rename ``tmp_path`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_network(path, net: Network) -> Path:
+    """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path."""
+    if not isinstance(net, Network):
+        raise ValueError(f"expected an rflo Network, got {type(net).__name__}")
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays = {k: np.asarray(v) for k, v in net._asdict().items() if v is not None}
+    arrays["format"] = np.asarray(FORMAT_VERSION)
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+    return path
+
+
+def load_network(path, dtype=None) -> Network:
+    """Read a network written by :func:`save_network` (or by hand, same keys).
+
+    Checks keys, shapes and finiteness and says exactly what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no network file at {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a plain-data .npz network ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
+    unknown = sorted(set(arrays) - set(REQUIRED) - set(OPTIONAL) - {"format"})
+    if unknown:
+        raise ValueError(f"{path}: unexpected arrays {unknown}")
+    if "format" in arrays and int(np.asarray(arrays["format"]).reshape(-1)[0]) > FORMAT_VERSION:
+        raise ValueError(f"{path}: written by a newer rflo (format {arrays['format']}); upgrade rflo")
+    if np.asarray(arrays["tau"]).shape not in ((), (1,)):
+        raise ValueError(f"{path}: tau must be a single number, got shape {arrays['tau'].shape}")
+    kwargs = {k: arrays.get(k) for k in REQUIRED + OPTIONAL}
+    kwargs["tau"] = np.asarray(arrays["tau"]).reshape(()).item()
+    try:
+        return network_from_arrays(**kwargs, dtype=dtype)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

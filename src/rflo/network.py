@@ -1,0 +1,291 @@
+"""The recurrent network of Murray (2019): leaky rate units with a linear readout.
+
+Dynamics, for a trial of ``T`` timesteps ``t = 0 .. T-1`` (``h[0] = h0`` is given)::
+
+    u[t] = w_rec @ h[t-1] + w_in @ x[t]
+    h[t] = h[t-1] + (f(u[t]) - h[t-1]) / tau
+    y[t] = w_out @ h[t]
+
+with ``f = tanh``.  ``b`` is the fixed random feedback matrix that RFLO uses in
+place of ``w_out.T``.
+
+A :class:`Network` is a plain pytree (a ``NamedTuple``) of arrays, so it can be
+passed through ``jax.jit``, ``jax.vmap`` and ``jax.tree_util`` unchanged.  The
+public functions accept and return numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rflo._checks import check_dtype, check_finite_array, check_positive, precision
+
+__all__ = [
+    "Network",
+    "Weights",
+    "init_network",
+    "network_from_arrays",
+    "f",
+    "df_seed",
+    "df_exact",
+    "derivative",
+    "DERIVATIVES",
+    "weights_of",
+    "with_weights",
+    "apply_constraints",
+    "to_numpy",
+]
+
+
+class Weights(NamedTuple):
+    """The three learned matrices (also used for updates and gradients).
+
+    Shapes: ``w_in`` (n_rec, n_in), ``w_rec`` (n_rec, n_rec), ``w_out`` (n_out, n_rec).
+    """
+
+    w_in: jax.Array
+    w_rec: jax.Array
+    w_out: jax.Array
+
+
+class Network(NamedTuple):
+    """A leaky-rate RNN with a readout and a fixed feedback matrix.
+
+    Attributes
+    ----------
+    w_in : (n_rec, n_in) input weights.
+    w_rec : (n_rec, n_rec) recurrent weights; ``w_rec[i, j]`` is the synapse from
+        unit ``j`` onto unit ``i``.
+    w_out : (n_out, n_rec) readout weights.
+    b : (n_rec, n_out) fixed random feedback matrix (RFLO's ``B``).
+    h0 : (n_rec,) initial state of every trial.
+    tau : () membrane time constant in timesteps (> 1 for stable leaky units).
+    sign : (n_rec,) or None.  Dale's law: the sign (+1 excitatory, -1
+        inhibitory) of every outgoing recurrent weight of each presynaptic unit.
+    mask : (n_rec, n_rec) or None.  Fixed connectivity: ``w_rec[i, j]`` exists
+        only where ``mask[i, j]`` is 1.
+    """
+
+    w_in: jax.Array
+    w_rec: jax.Array
+    w_out: jax.Array
+    b: jax.Array
+    h0: jax.Array
+    tau: jax.Array
+    sign: Optional[jax.Array] = None
+    mask: Optional[jax.Array] = None
+
+    @property
+    def n_in(self) -> int:
+        return self.w_in.shape[-1]
+
+    @property
+    def n_rec(self) -> int:
+        return self.w_rec.shape[-1]
+
+    @property
+    def n_out(self) -> int:
+        return self.w_out.shape[-2]
+
+    @property
+    def dtype(self):
+        return self.w_rec.dtype
+
+
+def f(u):
+    """The rate nonlinearity, ``tanh``."""
+    return jnp.tanh(u)
+
+
+def df_seed(u):
+    """The seed notebook's f': ``1 / cosh(10 tanh(u / 10))**2``.
+
+    The inner ``tanh`` keeps ``cosh`` from overflowing, but it also makes this an
+    approximation of tanh'(u): equal at u = 0, 0.4 % larger at |u| = 1, 18 %
+    larger at |u| = 3.  It is the default so that results match the paper's
+    code; use ``derivative="exact"`` for the true derivative.
+    """
+    return 1.0 / jnp.cosh(10.0 * jnp.tanh(u / 10.0)) ** 2
+
+
+def df_exact(u):
+    """The exact derivative of tanh, ``1 - tanh(u)**2`` (never overflows)."""
+    return 1.0 - jnp.tanh(u) ** 2
+
+
+DERIVATIVES = {"seed": df_seed, "exact": df_exact}
+
+
+def derivative(name: str):
+    """Look up f' by name: ``"seed"`` (the notebook's, default) or ``"exact"``."""
+    try:
+        return DERIVATIVES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown derivative {name!r}: use one of {sorted(DERIVATIVES)}"
+        ) from None
+
+
+def weights_of(net: Network) -> Weights:
+    """The learned part of a network."""
+    return Weights(net.w_in, net.w_rec, net.w_out)
+
+
+def with_weights(net: Network, w: Weights) -> Network:
+    """``net`` with its three learned matrices replaced by ``w``."""
+    return net._replace(w_in=w.w_in, w_rec=w.w_rec, w_out=w.w_out)
+
+
+def apply_constraints(net: Network, w_rec):
+    """Project ``w_rec`` onto the network's constraints (mask, then Dale's law).
+
+    Absent connections stay at zero; a weight whose sign would cross that of its
+    presynaptic unit is clipped at zero.
+    """
+    if net.mask is not None:
+        w_rec = w_rec * net.mask
+    if net.sign is not None:
+        w_rec = net.sign * jnp.maximum(net.sign * w_rec, 0.0)
+    return w_rec
+
+
+def init_network(
+    n_in: int,
+    n_rec: int,
+    n_out: int,
+    *,
+    seed: int = 0,
+    tau: float = 10.0,
+    h0=None,
+    g: float = 1.5,
+    dtype: str = "float32",
+    dale: Optional[float] = None,
+    connectivity: Optional[float] = None,
+) -> Network:
+    """A network drawn from the seed notebook's distributions.
+
+    =========  =====================================================
+    ``w_in``   ``0.1 * (U[0, 1) - 1)``, i.e. uniform on [-0.1, 0)
+    ``w_rec``  ``g * N(0, 1) / sqrt(n_rec)`` with ``g = 1.5``
+    ``w_out``  ``0.1 * (2 U[0, 1) - 1) / sqrt(n_rec)``
+    ``b``      ``N(0, 1) / sqrt(n_out)``
+    ``h0``     ``0.1`` for every unit (the notebook's ``h_init``)
+    =========  =====================================================
+
+    The input weights are all negative: the notebook writes ``rand - 1`` where
+    ``2 * rand - 1`` was probably meant.  We keep its distribution so that results
+    are comparable; pass your own arrays to :func:`network_from_arrays` to change
+    it.  (The seed's periodic task has zero input, so it does not matter there.)
+
+    Parameters
+    ----------
+    n_in, n_rec, n_out : numbers of input, recurrent and output units.
+    seed : integer seed of the ``jax.random`` key the weights are drawn from.
+    tau : membrane time constant, in timesteps.
+    h0 : initial state, shape (n_rec,); default 0.1 everywhere.
+    g : gain of the recurrent weights.
+    dtype : ``"float32"`` (default) or ``"float64"``.
+    dale : fraction of excitatory units for a sign-constrained (Dale's law)
+        network, e.g. 0.8; ``None`` for no constraint.  Initial weights keep
+        their magnitude and take their presynaptic unit's sign.
+    connectivity : fraction of recurrent connections present (a fixed random
+        mask); ``None`` for all-to-all.
+
+    Returns
+    -------
+    Network with numpy arrays.
+    """
+    for name, n in (("n_in", n_in), ("n_rec", n_rec), ("n_out", n_out)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    check_positive("tau", tau)
+    check_positive("g", g, allow_zero=True)
+    dtype = check_dtype(dtype)
+    if dale is not None and not (0.0 <= float(dale) <= 1.0):
+        raise ValueError(f"dale must be a fraction in [0, 1] (e.g. 0.8), got {dale!r}")
+    if connectivity is not None and not (0.0 < float(connectivity) <= 1.0):
+        raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+
+    with precision(dtype):
+        arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,
+                       dale, connectivity)
+    w_in, w_rec, w_out, b, sign, mask = (None if a is None else np.asarray(a) for a in arrays)
+    if h0 is None:
+        h0 = np.full(n_rec, 0.1, dtype)
+    return network_from_arrays(
+        w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau,
+        sign=sign, mask=mask, dtype=dtype,
+    )
+
+
+def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity):
+    k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
+    w_in = 0.1 * (jax.random.uniform(k_in, (n_rec, n_in), dtype) - 1.0)
+    w_rec = g * jax.random.normal(k_rec, (n_rec, n_rec), dtype) / np.sqrt(n_rec)
+    w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_rec), dtype) - 1.0) / np.sqrt(n_rec)
+    b = jax.random.normal(k_b, (n_rec, n_out), dtype) / np.sqrt(n_out)
+    sign = mask = None
+    if connectivity is not None:
+        mask = (jax.random.uniform(k_mask, (n_rec, n_rec)) < connectivity).astype(dtype)
+        w_rec = w_rec * mask
+    if dale is not None:
+        n_exc = int(round(float(dale) * n_rec))
+        sign = jnp.where(jnp.arange(n_rec) < n_exc, 1.0, -1.0).astype(dtype)
+        w_rec = jnp.abs(w_rec) * sign
+    return w_in, w_rec, w_out, b, sign, mask
+
+
+def network_from_arrays(
+    *, w_in, w_rec, w_out, b, h0, tau, sign=None, mask=None, dtype=None
+) -> Network:
+    """Build a :class:`Network` from given arrays, checking shapes and values.
+
+    ``dtype`` defaults to that of ``w_rec`` if it is a float64 array, else float32.
+    """
+    if dtype is None:
+        dtype = "float64" if np.asarray(w_rec).dtype == np.float64 else "float32"
+    dtype = check_dtype(dtype)
+    w_rec = check_finite_array("w_rec", w_rec, ndim=2, dtype=dtype)
+    n_rec = w_rec.shape[0]
+    if w_rec.shape != (n_rec, n_rec):
+        raise ValueError(f"w_rec must be square (n_rec, n_rec), got shape {w_rec.shape}")
+    w_in = check_finite_array("w_in", w_in, ndim=2, dtype=dtype)
+    w_out = check_finite_array("w_out", w_out, ndim=2, dtype=dtype)
+    b = check_finite_array("b", b, ndim=2, dtype=dtype)
+    h0 = check_finite_array("h0", h0, ndim=1, dtype=dtype)
+    n_out = w_out.shape[0]
+    if w_in.shape[0] != n_rec:
+        raise ValueError(f"w_in must have shape (n_rec={n_rec}, n_in), got {w_in.shape}")
+    if w_out.shape[1] != n_rec:
+        raise ValueError(f"w_out must have shape (n_out, n_rec={n_rec}), got {w_out.shape}")
+    if b.shape != (n_rec, n_out):
+        raise ValueError(
+            f"feedback b must have shape (n_rec, n_out) = ({n_rec}, {n_out}), got {b.shape}"
+        )
+    if h0.shape != (n_rec,):
+        raise ValueError(f"h0 must have shape (n_rec,) = ({n_rec},), got {h0.shape}")
+    tau = check_positive("tau", tau)
+    if sign is not None:
+        sign = check_finite_array("sign", sign, ndim=1, dtype=dtype)
+        if sign.shape != (n_rec,) or not np.all(np.abs(sign) == 1):
+            raise ValueError("sign must have shape (n_rec,) with entries +1 or -1")
+        if np.any(sign[None, :] * w_rec < 0):
+            raise ValueError("w_rec breaks Dale's law: w_rec[:, j] must have the sign of unit j")
+    if mask is not None:
+        mask = check_finite_array("mask", mask, ndim=2, dtype=dtype)
+        if mask.shape != (n_rec, n_rec) or not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask must have shape (n_rec, n_rec) with entries 0 or 1")
+        if np.any((mask == 0) & (w_rec != 0)):
+            raise ValueError("w_rec has connections where mask is 0")
+    return Network(w_in, w_rec, w_out, b, h0, np.asarray(tau, dtype), sign, mask)
+
+
+def to_numpy(tree):
+    """Every array leaf of a pytree as a numpy array."""
+    return jax.tree_util.tree_map(np.asarray, tree)

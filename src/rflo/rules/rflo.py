@@ -1,0 +1,112 @@
+"""RFLO: random feedback local online learning (Murray 2019), and its
+"locality without random feedback" ablation.
+
+Each synapse keeps an eligibility trace of its own pre- and postsynaptic
+activity, low-pass filtered with the membrane time constant::
+
+    p[t] = c p[t-1] + a d[t] h[t-1]^T        (n_rec, n_rec)
+    q[t] = c q[t-1] + a d[t] x[t]^T          (n_rec, n_in)
+
+and the error reaches unit ``i`` through a feedback matrix ``F`` (``b`` for
+RFLO, ``w_out^T`` for the ablation)::
+
+    dW_rec[i, j] += (F err[t])_i p[i, j, t]
+    dW_in[i, j]  += (F err[t])_i q[i, j, t]
+    dW_out       += err[t] h[t]^T
+
+Offline (one update per trial) the sum can be reorganised so that no trace is
+ever formed: with ``g[t] = F err[t]`` and the backward-filtered signal
+``G[s] = sum_{t >= s} c^(t-s) g[t]``::
+
+    dW_rec = a sum_s (d[s] * G[s]) h[s-1]^T,   dW_in = a sum_s (d[s] * G[s]) x[s]^T
+
+which is two matrix products instead of T outer products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rflo.network import Weights
+from rflo.rules.base import Rule, Trajectory, feedback_matrix, forward, readout_error, register
+
+__all__ = ["LocalTraces", "LocalTraceRule", "RFLO", "LOCAL", "reverse_filter"]
+
+#: above this many steps the backward filter runs as a scan instead of a
+#: (T x T) matrix product, so that memory stays O(T n).
+FILTER_MATRIX_MAX_STEPS = 1024
+
+
+class LocalTraces(NamedTuple):
+    p: jax.Array  # (n_rec, n_rec) recurrent-weight traces
+    q: jax.Array  # (n_rec, n_in) input-weight traces
+
+
+def reverse_filter(g, c, use_matrix=None):
+    """``G[s] = sum_{t >= s} c^(t-s) g[t]`` along axis 0 of ``g`` (S, n).
+
+    Small ``S``: one (S x S) upper-triangular Toeplitz product.  Large ``S``:
+    a reverse scan ``G[s] = g[s] + c G[s+1]``.
+    """
+    steps = g.shape[0]
+    if use_matrix is None:
+        use_matrix = steps <= FILTER_MATRIX_MAX_STEPS
+    if use_matrix:
+        # powers c^0 .. c^(S-1) by repeated multiplication (valid for any sign of c)
+        powers = jnp.cumprod(jnp.concatenate([jnp.ones((1,), g.dtype),
+                                              jnp.full((steps - 1,), c, g.dtype)]))
+        lag = jnp.arange(steps)[None, :] - jnp.arange(steps)[:, None]  # t - s
+        kernel = jnp.where(lag >= 0, powers[jnp.clip(lag, 0, steps - 1)], 0.0)
+        return kernel @ g
+
+    def body(acc, g_t):
+        acc = g_t + c * acc
+        return acc, acc
+
+    _, out = jax.lax.scan(body, jnp.zeros_like(g[0]), g, reverse=True)
+    return out
+
+
+@dataclass(frozen=True)
+class LocalTraceRule(Rule):
+    """Local eligibility traces with error feedback through ``b`` or ``w_out^T``."""
+
+    name: str = "rflo"
+    online: bool = True
+    feedback: str = "random"
+
+    def init(self, net):
+        return LocalTraces(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
+
+    def step(self, state, net, s):
+        a = 1.0 / net.tau
+        c = 1.0 - a
+        return LocalTraces(
+            c * state.p + a * jnp.outer(s.d, s.h_prev),
+            c * state.q + a * jnp.outer(s.d, s.x),
+        )
+
+    def direction(self, state, net, s, err):
+        g = feedback_matrix(net, self.feedback) @ err
+        return Weights(g[:, None] * state.q, g[:, None] * state.p, jnp.outer(err, s.h))
+
+    def trial(self, net, x, y_target, mask, fprime, unroll=1):
+        u, h = forward(net, x, unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:])
+        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
+        a = 1.0 / net.tau
+        g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
+        v = a * fprime(u) * reverse_filter(g, 1.0 - a)
+        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+
+
+RFLO = register(LocalTraceRule(name="rflo", feedback="random"))
+"""RFLO: local traces, random feedback ``b`` (Murray 2019, eq. 14-16)."""
+
+LOCAL = register(LocalTraceRule(name="local", feedback="readout"))
+"""Locality without random feedback: local traces, feedback through ``w_out^T``
+(Murray 2019, Fig. 2d)."""

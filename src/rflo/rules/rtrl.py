@@ -1,0 +1,79 @@
+"""RTRL: real-time recurrent learning (Williams & Zipser 1989), and the
+"random feedback without locality" ablation of Murray (2019, Fig. 2d).
+
+The influence tensors ``P[k, i, j] = dh_k / dW_rec[i, j]`` and
+``Q[k, i, j] = dh_k / dW_in[i, j]`` are carried forward exactly::
+
+    J[t]   = c I + a diag(d[t]) W_rec                      (n_rec, n_rec)
+    P[t]   = J[t] P[t-1] + a delta_{ki} d_i[t] h_j[t-1]     (n_rec, n_rec, n_rec)
+    Q[t]   = J[t] Q[t-1] + a delta_{ki} d_i[t] x_j[t]       (n_rec, n_rec, n_in)
+
+and the update is ``dW_rec[i, j] += sum_k (F err[t])_k P[k, i, j, t]`` with
+``F = w_out^T`` (RTRL, the exact gradient) or ``F = b`` (the ablation).
+Cost per step: O(n_rec^4) time, O(n_rec^3) memory, independent of T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rflo.network import Weights
+from rflo.rules.base import Rule, feedback_matrix, register
+
+__all__ = ["Influence", "InfluenceRule", "RTRL", "RANDOM_FEEDBACK"]
+
+
+class Influence(NamedTuple):
+    p: jax.Array  # (n_rec, n_rec, n_rec): dh_k / dW_rec[i, j]
+    q: jax.Array  # (n_rec, n_rec, n_in):  dh_k / dW_in[i, j]
+
+
+def _propagate(influence, w_rec, d, a, pre):
+    """``J influence + a delta_{ki} d_i pre_j`` for one influence tensor (n, n, m)."""
+    n = influence.shape[0]
+    mixed = (w_rec @ influence.reshape(n, -1)).reshape(influence.shape)
+    new = (1.0 - a) * influence + (a * d)[:, None, None] * mixed
+    diag = jnp.arange(n)
+    return new.at[diag, diag, :].add(a * d[:, None] * pre[None, :])
+
+
+@dataclass(frozen=True)
+class InfluenceRule(Rule):
+    """Full influence tensors with error feedback through ``w_out^T`` or ``b``."""
+
+    name: str = "rtrl"
+    online: bool = True
+    feedback: str = "readout"
+
+    def init(self, net):
+        n, m = net.w_in.shape
+        dt = net.w_rec.dtype
+        return Influence(jnp.zeros((n, n, n), dt), jnp.zeros((n, n, m), dt))
+
+    def step(self, state, net, s):
+        a = 1.0 / net.tau
+        return Influence(
+            _propagate(state.p, net.w_rec, s.d, a, s.h_prev),
+            _propagate(state.q, net.w_rec, s.d, a, s.x),
+        )
+
+    def direction(self, state, net, s, err):
+        g = feedback_matrix(net, self.feedback) @ err  # (n_rec,)
+        n = g.shape[0]
+        return Weights(
+            (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
+            (g @ state.p.reshape(n, -1)).reshape(state.p.shape[1:]),
+            jnp.outer(err, s.h),
+        )
+
+
+RTRL = register(InfluenceRule(name="rtrl", feedback="readout"))
+"""Exact RTRL: full influence, feedback through ``w_out^T``."""
+
+RANDOM_FEEDBACK = register(InfluenceRule(name="random_feedback", feedback="random"))
+"""Random feedback without locality: full influence, feedback through ``b``
+(Murray 2019, Fig. 2d)."""

@@ -1,0 +1,349 @@
+"""The trainer: sessions of many trials, compiled end to end.
+
+A session is a ``lax.fori_loop`` over trials inside ``jax.jit``; each trial is a
+``lax.scan`` over timesteps.  Sessions run in chunks of trials (for progress
+reports); the chunking does not change the result, because every chunk runs the
+same compiled code.
+
+Per trial the seed's bookkeeping is kept::
+
+    loss      = 0.5 * sum_t m[t] |y*[t] - y[t]|^2 / (T n_out)        (outputs during the trial)
+    alignment = <vec(b^T), vec(w_out)> / (|b| |w_out|)               (after the trial's update)
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rflo._checks import check_dtype, check_finite_array, check_int, precision
+from rflo.network import (
+    Network, apply_constraints, network_from_arrays, to_numpy, weights_of, with_weights,
+)
+from rflo.network import derivative as lookup_derivative
+from rflo.optim import check_learning_rates, per_matrix_sgd
+from rflo.rules import Rule, Step, get_rule
+from rflo.rules.base import cell, forward
+from rflo.tasks import Task
+
+__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation",
+           "alignment", "check_network", "check_fits"]
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train` returns (numpy arrays).
+
+    network : the trained :class:`~rflo.network.Network`.
+    loss : (trials,) per-trial loss, from the outputs produced during each trial.
+    alignment : (trials,) cosine between vec(b^T) and vec(w_out) after each trial.
+    rule : the rule's name.
+    seconds : wall time of the session, compilation included.
+    opt_state : the optimiser state at the end (to continue training).
+    """
+
+    network: Network
+    loss: np.ndarray
+    alignment: np.ndarray
+    rule: str
+    seconds: float
+    opt_state: object
+
+
+class Evaluation(NamedTuple):
+    """One trial with learning off: ``y`` (T, n_out), ``h`` and ``u`` (T, n_rec),
+    the ``target`` (T, n_out) and the trial's ``loss``.
+
+    Row 0 is the initial state: ``h[0] = h0``, ``y[0] = w_out h0``, ``u[0] = 0``.
+    """
+
+    y: np.ndarray
+    h: np.ndarray
+    u: np.ndarray
+    target: np.ndarray
+    loss: float
+
+
+def alignment(net: Network):
+    """Cosine between vec(b^T) and vec(w_out) (the seed's readout alignment)."""
+    bt = net.b.T
+    return jnp.vdot(bt, net.w_out) / (jnp.linalg.norm(bt) * jnp.linalg.norm(net.w_out))
+
+
+def trial_loss(y, y_target, mask):
+    """``0.5 * sum_t m[t] |y*[t] - y[t]|^2 / (T n_out)`` over steps 1..T-1.
+
+    ``y`` has the T-1 rows of steps 1..T-1; ``y_target`` and ``mask`` all T rows.
+    """
+    t, n_out = y_target.shape
+    sq = (y_target[1:] - y) ** 2
+    return 0.5 * jnp.sum(mask[1:, None] * sq) / (t * n_out)
+
+
+# --------------------------------------------------------------------------
+# one trial
+
+
+def _apply(optimizer, net, w, opt_state, direction, n_steps):
+    grads = jax.tree_util.tree_map(lambda d: -d / n_steps, direction)
+    updates, opt_state = optimizer.update(grads, opt_state, w)
+    w = optax.apply_updates(w, updates)
+    return w._replace(w_rec=apply_constraints(net, w.w_rec)), opt_state
+
+
+def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_target, mask):
+    n_steps = x.shape[0]
+
+    def body(carry, inp):
+        w, opt_state, state, h = carry
+        x_t, y_t, m_t = inp
+        net_t = with_weights(net, w)
+        u, h_new = cell(net_t, h, x_t)
+        y = w.w_out @ h_new
+        err = m_t * (y_t - y)
+        s = Step(h, x_t, u, fprime(u), h_new)
+        state = rule.step(state, net_t, s)
+        w, opt_state = _apply(optimizer, net, w, opt_state,
+                              rule.direction(state, net_t, s, err), n_steps)
+        return (w, opt_state, state, h_new), y
+
+    carry0 = (w, opt_state, rule.init(with_weights(net, w)), net.h0)
+    (w, opt_state, _, _), y = jax.lax.scan(
+        body, carry0, (x[1:], y_target[1:], mask[1:]), unroll=unroll)
+    return w, opt_state, y
+
+
+def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask):
+    """One learning trial; returns the new weights, optimiser state and loss."""
+    rule, online, fprime_name, unroll = cfg
+    fprime = lookup_derivative(fprime_name)
+    if online:
+        w, opt_state, y = _online_trial(rule, optimizer, fprime, unroll,
+                                        net, w, opt_state, x, y_target, mask)
+    else:
+        direction, traj = rule.trial(with_weights(net, w), x, y_target, mask, fprime, unroll)
+        w, opt_state = _apply(optimizer, net, w, opt_state, direction, x.shape[0])
+        y = traj.y
+    return w, opt_state, trial_loss(y, y_target, mask)
+
+
+def _make_optimizer(optimizer, lr):
+    return per_matrix_sgd(lr) if optimizer is None else optimizer
+
+
+def run_trials(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity):
+    """Trials ``start .. start+n-1`` of a session (pure; jit and vmap friendly).
+
+    ``data = (xs, ys, ms)`` stacks of shape (K, T, ...); trial ``i`` uses entry
+    ``i % K``.  ``capacity`` (static) is the length of the returned loss and
+    alignment buffers; entries past ``n`` are zero.
+    """
+    opt = _make_optimizer(optimizer, lr)
+    xs, ys, ms = data
+    k = xs.shape[0]
+
+    def body(i, carry):
+        w, opt_state, losses, aligns = carry
+        j = (start + i) % k
+        w, opt_state, loss = _trial(cfg, opt, net, w, opt_state, xs[j], ys[j], ms[j])
+        losses = losses.at[i].set(loss)
+        aligns = aligns.at[i].set(alignment(with_weights(net, w)))
+        return w, opt_state, losses, aligns
+
+    buf = jnp.zeros((capacity,), net.w_rec.dtype)
+    return jax.lax.fori_loop(0, n, body, (w, opt_state, buf, buf))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 9))
+def _run_trials_jit(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity):
+    return run_trials(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _init_opt_state(optimizer, lr, w):
+    return _make_optimizer(optimizer, lr).init(w)
+
+
+# --------------------------------------------------------------------------
+# checks
+
+
+def check_network(net) -> Network:
+    """Validate a network (shapes, finiteness, constraints); returns a numpy copy."""
+    if not isinstance(net, Network):
+        raise ValueError(
+            f"expected an rflo Network (see rflo.init_network / rflo.load_network), got {type(net).__name__}"
+        )
+    arrays = {k: (None if v is None else np.asarray(v)) for k, v in net._asdict().items()}
+    return network_from_arrays(**arrays)
+
+
+def check_fits(net: Network, task: Task):
+    """Raise if the task's input/output sizes do not match the network."""
+    if not isinstance(task, Task):
+        raise ValueError(f"expected an rflo Task (e.g. rflo.periodic_task()), got {type(task).__name__}")
+    if task.n_in != net.n_in:
+        raise ValueError(
+            f"the task has {task.n_in} inputs but the network has n_in={net.n_in}; "
+            "build the network with the task's input size"
+        )
+    if task.n_out != net.n_out:
+        raise ValueError(
+            f"the task has {task.n_out} outputs but the network has n_out={net.n_out}; "
+            "build the network with the task's output size"
+        )
+
+
+def _as_dtype(net: Network, dtype) -> Network:
+    return jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), net)
+
+
+# --------------------------------------------------------------------------
+# public entry points
+
+
+def train(
+    net: Network,
+    task: Task,
+    rule="rflo",
+    trials: int = 1000,
+    lr=(0.0, 0.03, 0.03),
+    *,
+    online: bool = False,
+    optimizer: Optional[optax.GradientTransformation] = None,
+    derivative: str = "seed",
+    dtype: Optional[str] = None,
+    chunk: Optional[int] = None,
+    callback: Optional[Callable[[int, int, float], None]] = None,
+    unroll: int = 4,
+    opt_state=None,
+    start_trial: int = 0,
+) -> TrainResult:
+    """Train ``net`` on ``task`` for ``trials`` trials with a learning rule.
+
+    Parameters
+    ----------
+    net : the network (not modified; a trained copy is returned).
+    task : the :class:`~rflo.tasks.Task`.
+    rule : rule name (``"rflo"``, ``"bptt"``, ``"rtrl"``, ``"local"``,
+        ``"random_feedback"``, ...) or a :class:`~rflo.rules.Rule`.
+    trials : number of trials.
+    lr : learning rates ``(lr_in, lr_rec, lr_out)`` of plain SGD (the seed's
+        ``eta``; default ``(0, 0.03, 0.03)``), or one number for all three.
+    online : update the weights at every step instead of once per trial.
+    optimizer : an optax gradient transformation to use instead of plain SGD
+        (then ``lr`` is ignored).
+    derivative : f' used by the rules: ``"seed"`` (the notebook's) or ``"exact"``.
+    dtype : ``"float32"`` or ``"float64"``; default the network's.
+    chunk : trials per compiled chunk (default: all at once, or about 1 % of the
+        session when a ``callback`` is given).  Does not change the result.
+    callback : called after each chunk as ``callback(done, total, last_loss)``.
+    unroll : timesteps per iteration of the compiled time loop (speed only).
+    opt_state, start_trial : continue an earlier session (its ``opt_state``
+        and the number of trials it ran).
+
+    Returns
+    -------
+    :class:`TrainResult`
+    """
+    # ---- validate everything before computing anything
+    rule = get_rule(rule)
+    trials = check_int("trials", trials)
+    start_trial = check_int("start_trial", start_trial, minimum=0)
+    unroll = check_int("unroll", unroll)
+    lr = check_learning_rates(lr)
+    if online and not rule.online:
+        raise ValueError(
+            f"rule {rule.name!r} cannot learn online (it needs the whole trial); "
+            "use online=False, or an online rule such as 'rflo' or 'rtrl'"
+        )
+    lookup_derivative(derivative)
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError("optimizer must be an optax.GradientTransformation, e.g. optax.adam(1e-3)")
+    net = check_network(net)
+    check_fits(net, task)
+    dtype = check_dtype(dtype or net.dtype)
+    net = _as_dtype(net, dtype)
+    if chunk is None:
+        chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
+    chunk = check_int("chunk", chunk)
+    capacity = min(chunk, trials)
+
+    cfg = (rule, bool(online), derivative, unroll)
+    t0 = time.perf_counter()
+    losses, aligns = [], []
+    with precision(dtype):
+        jnet = jax.tree_util.tree_map(jnp.asarray, net)
+        data = tuple(jnp.asarray(a) for a in task.stacked(dtype))
+        lr_arr = jnp.asarray(lr, dtype)
+        w = weights_of(jnet)
+        if opt_state is None:
+            opt_state = _init_opt_state(optimizer, lr_arr, w)
+        done = 0
+        while done < trials:
+            n = min(capacity, trials - done)
+            w, opt_state, l_buf, a_buf = _run_trials_jit(
+                cfg, optimizer, jnet, w, opt_state, lr_arr, data,
+                start_trial + done, n, capacity)
+            l_np = np.asarray(l_buf[:n])
+            losses.append(l_np)
+            aligns.append(np.asarray(a_buf[:n]))
+            done += n
+            if callback is not None:
+                callback(done, trials, float(l_np[-1]))
+        trained = to_numpy(with_weights(jnet, w))
+    return TrainResult(
+        network=trained,
+        loss=np.concatenate(losses),
+        alignment=np.concatenate(aligns),
+        rule=rule.name,
+        seconds=time.perf_counter() - t0,
+        opt_state=opt_state,
+    )
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _simulate_jit(net, x, unroll):
+    u, h = forward(net, x, unroll)
+    h_all = jnp.concatenate([net.h0[None], h])
+    u_all = jnp.concatenate([jnp.zeros_like(net.h0)[None], u])
+    return h_all @ net.w_out.T, h_all, u_all
+
+
+def simulate(net: Network, x, *, dtype: Optional[str] = None):
+    """Run ``net`` on inputs ``x`` (T, n_in) with learning off.
+
+    Returns ``y`` (T, n_out), ``h`` (T, n_rec), ``u`` (T, n_rec) as numpy arrays;
+    row 0 is the initial state (``u[0] = 0``).
+    """
+    net = check_network(net)
+    dtype = check_dtype(dtype or net.dtype)
+    x = _checks_x(x, net, dtype)
+    net = _as_dtype(net, dtype)
+    with precision(dtype):
+        y, h, u = _simulate_jit(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x), 4)
+        return np.asarray(y), np.asarray(h), np.asarray(u)
+
+
+def _checks_x(x, net, dtype):
+    x = check_finite_array("x", x, ndim=2, dtype=dtype)
+    if x.shape[1] != net.n_in:
+        raise ValueError(f"x must have shape (T, n_in={net.n_in}), got {x.shape}")
+    if x.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 timesteps, got {x.shape[0]}")
+    return x
+
+
+def evaluate(net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] = None) -> Evaluation:
+    """Run one trial of ``task`` with learning off and score it."""
+    net = check_network(net)
+    check_fits(net, task)
+    x, y_target, mask = task.trial(trial)
+    y, h, u = simulate(net, x, dtype=dtype)
+    loss = 0.5 * np.sum(mask[1:, None] * (y_target[1:] - y[1:]) ** 2) / y_target.size
+    return Evaluation(y, h, u, np.asarray(y_target), float(loss))

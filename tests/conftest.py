@@ -1,0 +1,47 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # seed_notebook.py
+
+import rflo  # noqa: E402
+
+
+def random_network(n_in=3, n_rec=8, n_out=2, seed=0, dtype="float64", tau=10.0):
+    """A network with every matrix random and nonzero (including w_in)."""
+    rng = np.random.default_rng(seed)
+    return rflo.network_from_arrays(
+        w_in=rng.normal(size=(n_rec, n_in)) / np.sqrt(n_in),
+        w_rec=1.5 * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec),
+        w_out=rng.normal(size=(n_out, n_rec)) / np.sqrt(n_rec),
+        b=rng.normal(size=(n_rec, n_out)),
+        h0=0.1 * rng.normal(size=n_rec),
+        tau=tau,
+        dtype=dtype,
+    )
+
+
+def random_task(steps=30, n_in=3, n_out=2, seed=1, mask=None):
+    rng = np.random.default_rng(seed)
+    return rflo.Task(x=rng.normal(size=(steps, n_in)), y=rng.normal(size=(steps, n_out)), mask=mask)
+
+
+def seed_weights(net):
+    return {k: np.asarray(getattr(net, k), float) for k in ("w_in", "w_rec", "w_out", "b")}
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.fixture
+def small_net():
+    return random_network()
+
+
+@pytest.fixture
+def small_task():
+    return random_task()
