@@ -28,12 +28,14 @@ from rflo.network import (
 )
 from rflo.network import derivative as lookup_derivative
 from rflo.optim import check_learning_rates, per_matrix_sgd
+from rflo.network import Weights
 from rflo.rules import Rule, Step, get_rule
 from rflo.rules.base import cell, forward
 from rflo.tasks import Task
 
-__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation",
-           "alignment", "check_network", "check_fits"]
+__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "alignment",
+           "check_network", "check_fits", "run_trials", "drive_chunks", "SessionState",
+           "make_optimizer"]
 
 
 class TrainResult(NamedTuple):
@@ -96,7 +98,7 @@ def _apply(optimizer, net, w, opt_state, direction, n_steps):
     return w._replace(w_rec=apply_constraints(net, w.w_rec)), opt_state
 
 
-def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_target, mask):
+def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_target, mask, key):
     n_steps = x.shape[0]
 
     def body(carry, inp):
@@ -112,61 +114,96 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
                               rule.direction(state, net_t, s, err), n_steps)
         return (w, opt_state, state, h_new), y
 
-    carry0 = (w, opt_state, rule.init(with_weights(net, w)), net.h0)
+    carry0 = (w, opt_state, rule.init(with_weights(net, w), key), net.h0)
     (w, opt_state, _, _), y = jax.lax.scan(
         body, carry0, (x[1:], y_target[1:], mask[1:]), unroll=unroll)
     return w, opt_state, y
 
 
-def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask):
+def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask, key):
     """One learning trial; returns the new weights, optimiser state and loss."""
     rule, online, fprime_name, unroll = cfg
     fprime = lookup_derivative(fprime_name)
     if online:
         w, opt_state, y = _online_trial(rule, optimizer, fprime, unroll,
-                                        net, w, opt_state, x, y_target, mask)
+                                        net, w, opt_state, x, y_target, mask, key)
     else:
-        direction, traj = rule.trial(with_weights(net, w), x, y_target, mask, fprime, unroll)
+        direction, traj = rule.trial(with_weights(net, w), x, y_target, mask, key, fprime, unroll)
         w, opt_state = _apply(optimizer, net, w, opt_state, direction, x.shape[0])
         y = traj.y
     return w, opt_state, trial_loss(y, y_target, mask)
 
 
-def _make_optimizer(optimizer, lr):
+def make_optimizer(optimizer, lr):
+    """The optax transformation a session uses: ``optimizer``, or plain SGD at ``lr``."""
     return per_matrix_sgd(lr) if optimizer is None else optimizer
 
 
-def run_trials(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity):
+class SessionState(NamedTuple):
+    """Everything that changes during a session (a pytree)."""
+
+    w: Weights
+    opt_state: object
+
+
+def run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
     """Trials ``start .. start+n-1`` of a session (pure; jit and vmap friendly).
 
-    ``data = (xs, ys, ms)`` stacks of shape (K, T, ...); trial ``i`` uses entry
-    ``i % K``.  ``capacity`` (static) is the length of the returned loss and
-    alignment buffers; entries past ``n`` are zero.
+    ``cfg = (rule, online, derivative_name, unroll)`` is static.  ``data = (xs,
+    ys, ms)`` are stacks of shape (K, T, ...); trial ``i`` uses entry ``i % K``
+    and the PRNG key ``fold_in(key, i)``.  ``capacity`` (static) is the length of
+    the returned loss and alignment buffers; entries past ``n`` are zero.
+    Returns ``(state, losses, alignments)``.
     """
-    opt = _make_optimizer(optimizer, lr)
+    opt = make_optimizer(optimizer, lr)
     xs, ys, ms = data
     k = xs.shape[0]
 
     def body(i, carry):
         w, opt_state, losses, aligns = carry
-        j = (start + i) % k
-        w, opt_state, loss = _trial(cfg, opt, net, w, opt_state, xs[j], ys[j], ms[j])
+        trial = start + i
+        j = trial % k
+        w, opt_state, loss = _trial(cfg, opt, net, w, opt_state, xs[j], ys[j], ms[j],
+                                    jax.random.fold_in(key, trial))
         losses = losses.at[i].set(loss)
         aligns = aligns.at[i].set(alignment(with_weights(net, w)))
         return w, opt_state, losses, aligns
 
     buf = jnp.zeros((capacity,), net.w_rec.dtype)
-    return jax.lax.fori_loop(0, n, body, (w, opt_state, buf, buf))
+    w, opt_state, losses, aligns = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, buf, buf))
+    return SessionState(w, opt_state), losses, aligns
 
 
 @partial(jax.jit, static_argnums=(0, 1, 9))
-def _run_trials_jit(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity):
-    return run_trials(cfg, optimizer, net, w, opt_state, lr, data, start, n, capacity)
+def _run_trials_jit(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
+    return run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity)
 
 
 @partial(jax.jit, static_argnums=(0,))
 def _init_opt_state(optimizer, lr, w):
-    return _make_optimizer(optimizer, lr).init(w)
+    return make_optimizer(optimizer, lr).init(w)
+
+
+def drive_chunks(run_chunk, state, trials, capacity, callback=None):
+    """Run a session in chunks of at most ``capacity`` trials.
+
+    ``run_chunk(state, start, n) -> (state, losses, alignments)`` with buffers
+    whose last axis is the trial.  Calls ``callback(done, trials, last_loss)``
+    after each chunk; returns ``(state, losses, alignments)`` as numpy arrays.
+    """
+    losses, aligns = [], []
+    done = 0
+    while done < trials:
+        n = min(capacity, trials - done)
+        state, l_buf, a_buf = run_chunk(state, done, n)
+        l_np = np.asarray(l_buf[..., :n])
+        losses.append(l_np)
+        aligns.append(np.asarray(a_buf[..., :n]))
+        done += n
+        if callback is not None:
+            callback(done, trials, float(np.mean(l_np[..., -1])))
+    return state, np.concatenate(losses, axis=-1), np.concatenate(aligns, axis=-1)
 
 
 # --------------------------------------------------------------------------
@@ -221,6 +258,7 @@ def train(
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
     unroll: int = 4,
+    seed: int = 0,
     opt_state=None,
     start_trial: int = 0,
 ) -> TrainResult:
@@ -244,6 +282,8 @@ def train(
         session when a ``callback`` is given).  Does not change the result.
     callback : called after each chunk as ``callback(done, total, last_loss)``.
     unroll : timesteps per iteration of the compiled time loop (speed only).
+    seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``);
+        only rules that draw random numbers use it.
     opt_state, start_trial : continue an earlier session (its ``opt_state``
         and the number of trials it ran).
 
@@ -255,6 +295,7 @@ def train(
     rule = get_rule(rule)
     trials = check_int("trials", trials)
     start_trial = check_int("start_trial", start_trial, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
     unroll = check_int("unroll", unroll)
     lr = check_learning_rates(lr)
     if online and not rule.online:
@@ -276,34 +317,29 @@ def train(
 
     cfg = (rule, bool(online), derivative, unroll)
     t0 = time.perf_counter()
-    losses, aligns = [], []
     with precision(dtype):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
         data = tuple(jnp.asarray(a) for a in task.stacked(dtype))
         lr_arr = jnp.asarray(lr, dtype)
+        key = jax.random.PRNGKey(seed)
         w = weights_of(jnet)
         if opt_state is None:
             opt_state = _init_opt_state(optimizer, lr_arr, w)
-        done = 0
-        while done < trials:
-            n = min(capacity, trials - done)
-            w, opt_state, l_buf, a_buf = _run_trials_jit(
-                cfg, optimizer, jnet, w, opt_state, lr_arr, data,
-                start_trial + done, n, capacity)
-            l_np = np.asarray(l_buf[:n])
-            losses.append(l_np)
-            aligns.append(np.asarray(a_buf[:n]))
-            done += n
-            if callback is not None:
-                callback(done, trials, float(l_np[-1]))
-        trained = to_numpy(with_weights(jnet, w))
+
+        def run_chunk(state, done, n):
+            return _run_trials_jit(cfg, optimizer, jnet, state, lr_arr, key, data,
+                                   start_trial + done, n, capacity)
+
+        state, losses, aligns = drive_chunks(
+            run_chunk, SessionState(w, opt_state), trials, capacity, callback)
+        trained = to_numpy(with_weights(jnet, state.w))
     return TrainResult(
         network=trained,
-        loss=np.concatenate(losses),
-        alignment=np.concatenate(aligns),
+        loss=losses,
+        alignment=aligns,
         rule=rule.name,
         seconds=time.perf_counter() - t0,
-        opt_state=opt_state,
+        opt_state=state.opt_state,
     )
 
 

@@ -118,8 +118,9 @@ class Rule:
     online: bool = True
 
     # ---- per-step form -------------------------------------------------
-    def init(self, net: Network) -> Any:
-        """Trace state at the start of a trial."""
+    def init(self, net: Network, key: jax.Array) -> Any:
+        """Trace state at the start of a trial (``key``: this trial's PRNG key,
+        for rules that draw random numbers)."""
         raise NotImplementedError(f"rule {self.name!r} has no per-step form")
 
     def step(self, state: Any, net: Network, s: Step) -> Any:
@@ -131,11 +132,12 @@ class Rule:
         raise NotImplementedError(f"rule {self.name!r} has no per-step form")
 
     # ---- per-trial form ------------------------------------------------
-    def trial(self, net: Network, x, y_target, mask, fprime: Callable, unroll: int = 1
-              ) -> Tuple[Weights, Trajectory]:
+    def trial(self, net: Network, x, y_target, mask, key: jax.Array, fprime: Callable,
+              unroll: int = 1) -> Tuple[Weights, Trajectory]:
         """Summed direction of one trial with the weights held fixed.
 
-        ``x`` (T, n_in), ``y_target`` (T, n_out), ``mask`` (T,).  The default
+        ``x`` (T, n_in), ``y_target`` (T, n_out), ``mask`` (T,); ``key`` is the
+        trial's PRNG key and ``fprime`` the derivative f' to use.  The default
         runs the per-step form forward; rules with a faster exact route override.
         """
 
@@ -152,7 +154,7 @@ class Rule:
 
         zero = Weights(*(jnp.zeros_like(w) for w in (net.w_in, net.w_rec, net.w_out)))
         (_, _, acc), (u, h, y) = jax.lax.scan(
-            body, (net.h0, self.init(net), zero), (x[1:], y_target[1:], mask[1:]), unroll=unroll
+            body, (net.h0, self.init(net, key), zero), (x[1:], y_target[1:], mask[1:]), unroll=unroll
         )
         return acc, Trajectory(u, h, y)
 

@@ -30,7 +30,7 @@ class BackpropThroughTime(Rule):
     name: str = "bptt"
     online: bool = False
 
-    def trial(self, net, x, y_target, mask, fprime, unroll=1):
+    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
         u, h = forward(net, x, unroll)
         y, err = readout_error(net, h, y_target[1:], mask[1:])
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])

@@ -79,7 +79,7 @@ class LocalTraceRule(Rule):
     online: bool = True
     feedback: str = "random"
 
-    def init(self, net):
+    def init(self, net, key):
         return LocalTraces(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
 
     def step(self, state, net, s):
@@ -94,7 +94,7 @@ class LocalTraceRule(Rule):
         g = feedback_matrix(net, self.feedback) @ err
         return Weights(g[:, None] * state.q, g[:, None] * state.p, jnp.outer(err, s.h))
 
-    def trial(self, net, x, y_target, mask, fprime, unroll=1):
+    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
         u, h = forward(net, x, unroll)
         y, err = readout_error(net, h, y_target[1:], mask[1:])
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])

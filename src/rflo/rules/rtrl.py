@@ -49,7 +49,7 @@ class InfluenceRule(Rule):
     online: bool = True
     feedback: str = "readout"
 
-    def init(self, net):
+    def init(self, net, key):
         n, m = net.w_in.shape
         dt = net.w_rec.dtype
         return Influence(jnp.zeros((n, n, n), dt), jnp.zeros((n, n, m), dt))

@@ -1,0 +1,43 @@
+"""Ensembles: one compiled call, the same result as separate runs."""
+
+import numpy as np
+import pytest
+
+import rflo
+from rflo.ensemble import init_ensemble, train_ensemble, unstack_networks
+
+
+@pytest.mark.parametrize("rule,online", [("rflo", False), ("bptt", False), ("rflo", True)])
+def test_ensemble_equals_separate_runs(rule, online):
+    task = rflo.periodic_task(period=30)
+    nets = init_ensemble(1, 12, 1, seeds=[0, 1, 2])
+    lr = np.array([[0, 0.03, 0.03], [0, 0.05, 0.02], [0, 0.01, 0.04]])
+    ens = train_ensemble(nets, task, rule, trials=20, lr=lr, online=online, seeds=[5, 6, 7])
+    assert ens.loss.shape == (3, 20)
+    for k, net in enumerate(unstack_networks(nets)):
+        single = rflo.train(net, task, rule, trials=20, lr=tuple(lr[k]), online=online, seed=5 + k)
+        np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ens.network(k).w_out, single.network.w_out, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ens.loss[k], single.loss, rtol=1e-4)
+    # the networks really differ
+    assert not np.allclose(ens.loss[0], ens.loss[1])
+
+
+def test_ensemble_over_tasks_of_equal_length():
+    tasks = [rflo.periodic_task(period=p, duration=40) for p in (20, 40)]
+    nets = init_ensemble(1, 10, 1, seeds=[0, 0])
+    ens = train_ensemble(nets, tasks, "rflo", trials=5)
+    for k, t in enumerate(tasks):
+        single = rflo.train(unstack_networks(nets)[k], t, "rflo", trials=5, seed=k)
+        np.testing.assert_allclose(ens.loss[k], single.loss, rtol=1e-4)
+
+
+def test_ensemble_rejects_mismatched_inputs():
+    nets = init_ensemble(1, 10, 1, seeds=[0, 1])
+    task = rflo.periodic_task(period=20)
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        train_ensemble(nets, task, lr=np.zeros((3, 3)), trials=2)
+    with pytest.raises(ValueError, match="one seed per network"):
+        train_ensemble(nets, task, trials=2, seeds=[1])
+    with pytest.raises(ValueError, match="online"):
+        train_ensemble(nets, task, "bptt", trials=2, online=True)
