@@ -66,6 +66,8 @@ def load_network(path, dtype=None) -> Network:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no network file at {str(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable .npz file (not a zip archive; truncated or another format?)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
