@@ -1,0 +1,99 @@
+"""Figures (matplotlib's object API with the Agg canvas: no screen needed).
+
+Every function takes numpy data and a path, writes one PNG atomically and
+returns the path.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from rflo.io import atomic_write
+
+__all__ = ["plot_losses", "plot_outputs", "plot_alignment", "plot_evaluation", "save_figure"]
+
+COLORS = {"bptt": "#1f77b4", "rflo": "#d62728", "rtrl": "#2ca02c", "local": "#9467bd",
+          "random_feedback": "#ff7f0e"}
+
+
+def _color(rule, i):
+    return COLORS.get(rule, f"C{i % 10}")
+
+
+def save_figure(fig: Figure, path, dpi=110):
+    """Write ``fig`` to ``path`` as PNG, atomically."""
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    return path
+
+
+def plot_losses(losses: Mapping[str, np.ndarray], path, title_suffix=""):
+    """Loss against trial, log-log, one panel per rule, shared y axis."""
+    rules = list(losses)
+    fig = Figure(figsize=(3.2 * len(rules) + 0.6, 3.2))
+    axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]
+    for i, (ax, rule) in enumerate(zip(axes, rules)):
+        loss = np.asarray(losses[rule])
+        trials = np.arange(1, loss.size + 1)
+        ax.loglog(trials, loss, color=_color(rule, i), lw=1, label=f"{rule} (final {loss[-1]:.2g})")
+        ax.set_title(rule.upper() if rule in ("bptt", "rflo", "rtrl") else rule)
+        ax.set_xlabel("trial")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    axes[0].set_ylabel("loss  (0.5 mean squared error)")
+    if title_suffix:
+        fig.suptitle(title_suffix, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_outputs(outputs: Mapping[str, np.ndarray], target: np.ndarray, path):
+    """Each rule's output (learning off) against the dashed target."""
+    rules = list(outputs)
+    target = np.asarray(target)
+    fig = Figure(figsize=(3.2 * len(rules) + 0.6, 3.0))
+    axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]
+    t = np.arange(target.shape[0])
+    for i, (ax, rule) in enumerate(zip(axes, rules)):
+        y = np.asarray(outputs[rule])
+        for k in range(y.shape[1]):
+            ax.plot(t, y[:, k], color=_color(rule, i + k), lw=1.5, label="output" if k == 0 else None)
+            ax.plot(t, target[:, k], "--k", lw=1, label="target" if k == 0 else None)
+        ax.set_title(rule.upper() if rule in ("bptt", "rflo", "rtrl") else rule)
+        ax.set_xlabel("time (steps)")
+        ax.legend(loc="lower left", fontsize=8, frameon=False)
+    axes[0].set_ylabel("y")
+    return save_figure(fig, path)
+
+
+def plot_alignment(alignments: Dict[str, np.ndarray], path):
+    """Readout alignment cos(vec(b^T), vec(w_out)) against trial."""
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
+    for i, (rule, a) in enumerate(alignments.items()):
+        a = np.asarray(a)
+        ax.semilogx(np.arange(1, a.size + 1), a, color=_color(rule, i), lw=1.2, label=rule)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylim(-1, 1)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(r"alignment of $W^{out}$ with $B^T$")
+    ax.set_title("Readout alignment with feedback")
+    ax.legend(fontsize=8, frameon=False)
+    return save_figure(fig, path)
+
+
+def plot_evaluation(y: np.ndarray, target: np.ndarray, path, title="output with learning off"):
+    """One network's output against the dashed target."""
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
+    t = np.arange(target.shape[0])
+    for k in range(y.shape[1]):
+        ax.plot(t, y[:, k], lw=1.5, label=f"output {k}" if y.shape[1] > 1 else "output")
+        ax.plot(t, target[:, k], "--k", lw=1, label="target" if k == 0 else None)
+    ax.set_xlabel("time (steps)")
+    ax.set_ylabel("y")
+    ax.set_title(title)
+    ax.legend(fontsize=8, frameon=False)
+    return save_figure(fig, path)

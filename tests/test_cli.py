@@ -1,0 +1,146 @@
+"""End-to-end: the real console script in a subprocess."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rflo
+
+BIN = Path(sys.executable).parent / "rflo"
+
+
+def run(*args, cwd=None, env=None, script=False):
+    cmd = [str(BIN)] if script else [sys.executable, "-m", "rflo"]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def assert_png(path, min_px=200):
+    from matplotlib.image import imread
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    img = imread(path)
+    assert img.shape[0] >= min_px and img.shape[1] >= min_px, img.shape
+    assert img.std() > 0.01  # not a blank canvas
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def compare_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "res"
+    proc = run("compare", "--trials", 40, "--units", 12, "--period", 30,
+               "--rules", "bptt", "rflo", "rtrl", "--out", out, script=True)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_compare_writes_every_output(compare_run):
+    out, proc = compare_run
+    names = {p.name for p in out.iterdir()}
+    assert {"results.csv", "metadata.json", "loss.png", "outputs.png", "alignment.png",
+            "initial.npz", "bptt.npz", "rflo.npz", "rtrl.npz"} <= names
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40
+    assert [int(r["trial"]) for r in rows] == list(range(1, 41))
+    for rule in ("bptt", "rflo", "rtrl"):
+        loss = np.array([float(r[f"{rule}_loss"]) for r in rows])
+        assert np.all(np.isfinite(loss)) and np.all(loss > 0)
+        align = np.array([float(r[f"{rule}_alignment"]) for r in rows])
+        assert np.all(np.abs(align) <= 1)
+        net = rflo.load_network(out / f"{rule}.npz")
+        assert net.n_rec == 12
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["settings"]["trials"] == 40 and meta["settings"]["period"] == 30
+    assert set(meta["seconds"]) == {"bptt", "rflo", "rtrl"}
+    assert {"rflo", "jax", "numpy", "python"} <= set(meta["versions"])
+    for png in ("loss.png", "outputs.png", "alignment.png"):
+        assert_png(out / png)
+    # the closing summary table
+    assert "final loss" in proc.stdout and "rtrl" in proc.stdout
+
+
+def test_plot_redraws_from_saved_results(compare_run):
+    out, _ = compare_run
+    (out / "loss.png").unlink()
+    proc = run("plot", out)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(out / "loss.png")
+
+
+def test_train_save_and_eval(tmp_path):
+    net_file = tmp_path / "trained.npz"
+    proc = run("train", "--rule", "rflo", "--online", "--trials", 20, "--units", 10,
+               "--period", 25, "--out", tmp_path / "t", "--save", net_file, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # --quiet
+    net = rflo.load_network(net_file)
+    assert net.n_rec == 10
+    again = run("train", "--rule", "bptt", "--init", net_file, "--trials", 5, "--period", 25,
+                "--out", tmp_path / "t2", "--quiet")
+    assert again.returncode == 0, again.stderr
+    ev = run("eval", net_file, "--period", 25)
+    assert ev.returncode == 0, ev.stderr
+    assert "loss" in ev.stdout
+    assert_png(tmp_path / "trained.eval.png")
+
+
+def test_progress_bar_on_request(tmp_path):
+    proc = run("train", "--trials", 50, "--units", 8, "--period", 20, "--out", tmp_path / "p",
+               "--progress", env={"RFLO_PROGRESS_NO_DELAY": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "rflo" in proc.stderr and "trial/s" in proc.stderr and "loss" in proc.stderr
+    quiet = run("train", "--trials", 50, "--units", 8, "--period", 20, "--out", tmp_path / "q")
+    assert "trial/s" not in quiet.stderr  # stderr is not a terminal here
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path):
+    assert_user_error(run("compare", "--rules", "bptt", "nope", "--out", tmp_path / "a"),
+                      "unknown learning rule 'nope'")
+    assert not (tmp_path / "a").exists()  # nothing written
+    assert_user_error(run("compare", "--trials", "-3"), "positive integer")
+    assert_user_error(run("compare", "--lr", "0", "-1", "0"), "learning rates must be")
+    assert_user_error(run("compare", "--online", "--out", tmp_path / "b"), "cannot learn online")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert_user_error(run("train", "--init", bad, "--out", tmp_path / "c"), "not a readable .npz")
+    assert_user_error(run("eval", tmp_path / "missing.npz"), "no network file")
+    two_inputs = tmp_path / "two.npz"
+    rflo.save_network(two_inputs, rflo.init_network(2, 6, 1))
+    assert_user_error(run("train", "--init", two_inputs, "--out", tmp_path / "d"), "n_in=2")
+    # an existing, non-empty folder is left alone without --overwrite
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    assert_user_error(run("compare", "--trials", 2, "--out", full), "--overwrite")
+    assert sorted(p.name for p in full.iterdir()) == ["keep.txt"]
+    ok = run("compare", "--trials", 2, "--units", 5, "--period", 10, "--out", full,
+             "--overwrite", "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert (full / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_compare_defaults_reach_the_seeds_quality(tmp_path):
+    """The notebook prints final losses 4.5e-4 (BPTT) and 5.2e-4 (RFLO)."""
+    proc = run("compare", "--out", tmp_path / "seed", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "seed" / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10_000
+    for rule in ("bptt", "rflo"):
+        final = float(rows[-1][f"{rule}_loss"])
+        assert final < 2e-3, (rule, final)
