@@ -144,3 +144,57 @@ def test_compare_defaults_reach_the_seeds_quality(tmp_path):
     for rule in ("bptt", "rflo"):
         final = float(rows[-1][f"{rule}_loss"])
         assert final < 2e-3, (rule, final)
+
+
+def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
+    """Kill a real run mid-way; --resume ends with the same weights and curves."""
+    import time
+
+    from rflo import checkpoint
+
+    common = ["train", "--rule", "rflo", "--online", "--trials", 6000, "--units", 16,
+              "--period", 40, "--checkpoint-every", 60, "--quiet"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "rflo"] + [str(a) for a in common]
+                            + ["--out", str(killed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            prog = checkpoint.load_progress(killed, "rflo")
+        except ValueError:
+            prog = None
+        done = 0 if prog is None else prog.done
+        if done >= 600:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert 600 <= done < 6000, f"could not catch the run mid-way (done={done})"
+    assert not (killed / "results.csv").exists()
+
+    resumed = run("train", "--resume", killed, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    full = run(*common, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    assert (killed / "results.csv").read_text() == (tmp_path / "full" / "results.csv").read_text()
+    a = rflo.load_network(killed / "rflo.npz")
+    b = rflo.load_network(tmp_path / "full" / "rflo.npz")
+    for k in ("w_in", "w_rec", "w_out"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+
+
+def test_resume_errors(tmp_path):
+    assert_user_error(run("train", "--resume", tmp_path), "not a run that can be resumed")
+    ok = run("train", "--trials", 4, "--units", 5, "--period", 10, "--out", tmp_path / "t", "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert_user_error(run("compare", "--resume", tmp_path / "t"), "is a 'train' run")
+
+
+def test_divergence_exits_3_and_keeps_the_last_finite_network(tmp_path):
+    proc = run("train", "--trials", 400, "--units", 10, "--period", 30, "--lr", 0, 80, 80,
+               "--out", tmp_path / "d", "--quiet")
+    assert proc.returncode == 3, proc.stderr
+    assert "diverged at trial" in proc.stderr and "Traceback" not in proc.stderr
+    net = rflo.load_network(tmp_path / "d" / "rflo.npz")  # checked: finite
+    assert net.n_rec == 10

@@ -102,6 +102,10 @@ def _add_common(p, *, out_help):
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="N",
+                   help="write a checkpoint every N trials (default: every 30 s)")
+    p.add_argument("--resume", type=Path, default=None, metavar="FOLDER",
+                   help="continue a killed run in FOLDER with its saved settings")
 
 
 def build_parser():
@@ -218,33 +222,77 @@ def _summary(rows, quiet):
 
 
 def _settings(args, **extra):
-    keys = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype")
+    keys = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype", "checkpoint_every")
     s = {k: getattr(args, k) for k in keys if hasattr(args, k)}
     s["lr"] = list(s.get("lr", []))
     s.update(extra)
     return s
 
 
-def _train_rules(rules, net, task, args, out):
-    """Train each rule from ``net``; write networks, curves, figures, metadata."""
+def _segments(trials):
+    """Trials per compiled segment: about 1 % of the run (fixed by ``trials`` alone,
+    so that a resumed run repeats exactly the computation of an uninterrupted one)."""
+    return max(1, -(-trials // 100))
+
+
+class Diverged(Exception):
+    """Training stopped because a rule diverged (exit status 3)."""
+
+
+def _train_one(name, net, task, args, out):
+    """Train one rule from ``net`` (or from its checkpoint), checkpointing as it goes."""
     import rflo
-    from rflo import plots, results
+    from rflo import checkpoint
+
+    prog = checkpoint.load_progress(out, name) if args.resume else None
+    if prog is None:
+        prog = checkpoint.Progress(net, np.zeros(0), np.zeros(0), 0.0)
+    if prog.done > args.trials:
+        raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
+    seg = _segments(args.trials)
+    every = args.checkpoint_every
+    last_save = time.monotonic()
+    bar = ProgressBar(name, args.trials, _show_progress(args))
+    bar.done = prog.done
+    try:
+        while prog.done < args.trials:
+            n = min(seg, args.trials - prog.done)
+            res = rflo.train(prog.network, task, name, trials=n, lr=tuple(args.lr),
+                             online=args.online, dtype=args.dtype, seed=args.seed,
+                             start_trial=prog.done, chunk=seg)
+            if res.diverged is not None:
+                checkpoint.save_progress(out, name, prog)
+                rflo.save_network(out / f"{name}.npz", prog.network)
+                raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
+            prog = checkpoint.Progress(res.network, np.concatenate([prog.loss, res.loss]),
+                                       np.concatenate([prog.alignment, res.alignment]),
+                                       prog.seconds + res.seconds)
+            bar(prog.done, args.trials, float(res.loss[-1]))
+            due = (prog.done % every == 0) if every else (time.monotonic() - last_save > 30)
+            if due:
+                checkpoint.save_progress(out, name, prog)
+                last_save = time.monotonic()
+    finally:
+        bar.close()
+    checkpoint.save_progress(out, name, prog)
+    return prog
+
+
+def _train_rules(rules, net, task, args, out):
+    """Train each rule from ``net``; write networks, curves and figures."""
+    import rflo
+    from rflo import results
 
     losses, aligns, outputs, summary, seconds = {}, {}, {}, [], {}
     for name in rules:
-        bar = ProgressBar(name, args.trials, _show_progress(args))
-        try:
-            res = rflo.train(net, task, name, trials=args.trials, lr=tuple(args.lr),
-                             online=args.online, dtype=args.dtype, seed=args.seed,
-                             callback=bar)
-        finally:
-            bar.close()
-        rflo.save_network(out / f"{name}.npz", res.network)
-        losses[name], aligns[name] = res.loss, res.alignment
-        outputs[name] = rflo.evaluate(res.network, task).y
-        seconds[name] = res.seconds
-        summary.append(dict(rule=name, final_loss=float(res.loss[-1]), best_loss=float(res.loss.min()),
-                            final_alignment=float(res.alignment[-1]), seconds=float(res.seconds)))
+        prog = _train_one(name, net, task, args, out)
+        rflo.save_network(out / f"{name}.npz", prog.network)
+        losses[name], aligns[name] = prog.loss, prog.alignment
+        outputs[name] = rflo.evaluate(prog.network, task).y
+        seconds[name] = prog.seconds
+        summary.append(dict(rule=name, final_loss=float(prog.loss[-1]),
+                            best_loss=float(prog.loss.min()),
+                            final_alignment=float(prog.alignment[-1]), seconds=float(prog.seconds)))
     results.write_curves(out / "results.csv", losses, aligns)
     _figures(out, losses, aligns, outputs, task)
     return summary, seconds
@@ -300,19 +348,55 @@ def _known(name):
 # subcommands
 
 
-def cmd_compare(args):
+RESUMABLE = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype",
+             "checkpoint_every", "rules", "rule", "init")
+
+
+def _start_or_resume(args, kind):
+    """The output folder; on --resume, ``args`` take the run's saved settings."""
+    from rflo import checkpoint
+
+    if args.resume is None:
+        return _prepare_out(args.out, args.overwrite, kind)
+    try:
+        saved = checkpoint.load_settings(args.resume)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if saved.get("command") != kind:
+        raise UserError(f"{args.resume} is a '{saved.get('command')}' run; resume it with that command")
+    for k in RESUMABLE:
+        if k in saved:
+            setattr(args, k, saved[k] if k != "init" or saved[k] is None else Path(saved[k]))
+    if not args.quiet:
+        print(f"resuming {args.resume}", file=sys.stderr)
+    return Path(args.resume)
+
+
+def _save_start(args, kind, net, out):
+    """Write the initial network, then the settings that make the run resumable."""
     import rflo
+    from rflo import checkpoint
+
+    if args.resume is not None:
+        return
+    rflo.save_network(out / "initial.npz", net)
+    settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+    checkpoint.save_settings(out, {"command": kind, **settings})
+
+
+def _finish(args, kind, rules, net, task, out, **extra_settings):
     from rflo import results
 
-    rules = _check_rules(args.rules, args.online)
-    task = rflo.periodic_task(period=args.period)
-    net = rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
-    out = _prepare_out(args.out, args.overwrite, "compare")
-    rflo.save_network(out / "initial.npz", net)
     t0 = time.perf_counter()
-    summary, seconds = _train_rules(rules, net, task, args, out)
+    try:
+        summary, seconds = _train_rules(rules, net, task, args, out)
+    except Diverged as exc:
+        print(f"rflo {kind}: {exc}", file=sys.stderr)
+        return 3
     results.write_metadata(out / "metadata.json", dict(
-        command="compare", rules=rules, settings=_settings(args, task=task.name, **task.params),
+        command=kind, rules=rules,
+        settings=_settings(args, task=task.name, **task.params, **extra_settings),
         seconds=seconds, summary=summary, total_seconds=time.perf_counter() - t0,
         versions=results.versions(), argv=sys.argv[1:]))
     _summary(summary, args.quiet)
@@ -321,39 +405,56 @@ def cmd_compare(args):
     return 0
 
 
+def cmd_compare(args):
+    import rflo
+
+    _check_rules(args.rules, args.online)
+    out = _start_or_resume(args, "compare")  # on --resume, args now hold the saved settings
+    rules = _check_rules(args.rules, args.online)
+    task = rflo.periodic_task(period=args.period)
+    net = (rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
+           if args.resume is None else _load_for_task(out / "initial.npz", task, args.dtype))
+    _save_start(args, "compare", net, out)
+    return _finish(args, "compare", rules, net, task, out)
+
+
 def cmd_train(args):
     import rflo
-    from rflo import results
 
-    (rule,) = _check_rules([args.rule], args.online)
-    task = rflo.periodic_task(period=args.period)
-    if args.init is not None:
-        try:
-            net = rflo.load_network(args.init, dtype=args.dtype)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        if net.n_in != task.n_in or net.n_out != task.n_out:
-            raise UserError(f"{args.init}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
-                            f"periodic task needs n_in={task.n_in}, n_out={task.n_out}")
-    else:
-        net = rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
+    _check_rules([args.rule], args.online)
     if args.save is not None and args.save.exists() and not args.overwrite:
         raise UserError(f"--save {args.save} exists; pass --overwrite to replace it")
-    out = _prepare_out(args.out, args.overwrite, f"train-{rule}")
-    rflo.save_network(out / "initial.npz", net)
-    summary, seconds = _train_rules([rule], net, task, args, out)
-    if args.save is not None:
+    if args.init is not None and args.resume is None:  # check it before creating the folder
+        _load_for_task(args.init, rflo.periodic_task(period=args.period), args.dtype)
+    out = _start_or_resume(args, "train")  # on --resume, args now hold the saved settings
+    (rule,) = _check_rules([args.rule], args.online)
+    task = rflo.periodic_task(period=args.period)
+    if args.resume is not None:
+        net = _load_for_task(out / "initial.npz", task, args.dtype)
+    elif args.init is not None:
+        net = _load_for_task(args.init, task, args.dtype)
+    else:
+        net = rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
+    _save_start(args, "train", net, out)
+    status = _finish(args, "train", [rule], net, task, out,
+                     init=None if args.init is None else str(args.init),
+                     units=int(net.n_rec), tau=float(net.tau))
+    if status == 0 and args.save is not None:
         rflo.save_network(args.save, rflo.load_network(out / f"{rule}.npz"))
-    settings = _settings(args, task=task.name, **task.params,
-                         init=None if args.init is None else str(args.init),
-                         units=int(net.n_rec), tau=float(net.tau))
-    results.write_metadata(out / "metadata.json", dict(
-        command="train", rules=[rule], settings=settings, seconds=seconds, summary=summary,
-        versions=results.versions(), argv=sys.argv[1:]))
-    _summary(summary, args.quiet)
-    if not args.quiet:
-        print(f"results in {out}")
-    return 0
+    return status
+
+
+def _load_for_task(path, task, dtype):
+    import rflo
+
+    try:
+        net = rflo.load_network(path, dtype=dtype)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if net.n_in != task.n_in or net.n_out != task.n_out:
+        raise UserError(f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
+                        f"periodic task needs n_in={task.n_in}, n_out={task.n_out}")
+    return net
 
 
 def cmd_eval(args):

@@ -168,7 +168,7 @@ def train_ensemble(
             return _ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, data,
                                    done, n, capacity, lr_axis, data_axis)
 
-        state, losses, aligns = drive_chunks(
+        state, losses, aligns, _ = drive_chunks(
             run_chunk, SessionState(w, opt_state), trials, capacity, callback)
         trained = to_numpy(with_weights(jnets, state.w))
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,

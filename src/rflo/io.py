@@ -18,7 +18,8 @@ import numpy as np
 
 from rflo.network import Network, network_from_arrays
 
-__all__ = ["save_network", "load_network", "atomic_write", "FORMAT_VERSION"]
+__all__ = ["save_network", "load_network", "network_from_npz_arrays", "atomic_write",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 REQUIRED = ("w_in", "w_rec", "w_out", "b", "h0", "tau")
@@ -78,19 +79,28 @@ def load_network(path, dtype=None) -> Network:
         raise ValueError(f"{path}: not a plain-data .npz network ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    return network_from_npz_arrays(arrays, path, dtype=dtype)
+
+
+def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Network:
+    """Check the arrays read from a network file and build the network.
+
+    ``source`` names the file in error messages; keys in ``ignore`` are skipped.
+    """
+    arrays = {k: v for k, v in arrays.items() if k not in ignore}
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
+        raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
     unknown = sorted(set(arrays) - set(REQUIRED) - set(OPTIONAL) - {"format"})
     if unknown:
-        raise ValueError(f"{path}: unexpected arrays {unknown}")
+        raise ValueError(f"{source}: unexpected arrays {unknown}")
     if "format" in arrays and int(np.asarray(arrays["format"]).reshape(-1)[0]) > FORMAT_VERSION:
-        raise ValueError(f"{path}: written by a newer rflo (format {arrays['format']}); upgrade rflo")
+        raise ValueError(f"{source}: written by a newer rflo (format {arrays['format']}); upgrade rflo")
     if np.asarray(arrays["tau"]).shape not in ((), (1,)):
-        raise ValueError(f"{path}: tau must be a single number, got shape {arrays['tau'].shape}")
+        raise ValueError(f"{source}: tau must be a single number, got shape {arrays['tau'].shape}")
     kwargs = {k: arrays.get(k) for k in REQUIRED + OPTIONAL}
     kwargs["tau"] = np.asarray(arrays["tau"]).reshape(()).item()
     try:
         return network_from_arrays(**kwargs, dtype=dtype)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None

@@ -14,6 +14,7 @@ Per trial the seed's bookkeeping is kept::
 from __future__ import annotations
 
 import time
+import warnings
 from functools import partial
 from typing import Callable, NamedTuple, Optional
 
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import check_dtype, check_finite_array, check_int, precision
+from rflo._checks import check_dtype, check_finite_array, check_int, check_positive, precision
 from rflo.network import (
     Network, apply_constraints, network_from_arrays, to_numpy, weights_of, with_weights,
 )
@@ -47,6 +48,10 @@ class TrainResult(NamedTuple):
     rule : the rule's name.
     seconds : wall time of the session, compilation included.
     opt_state : the optimiser state at the end (to continue training).
+    diverged : ``None``, or a message saying at which trial and why training
+        stopped early; ``network`` is then the last finite one, and ``loss`` ends
+        at the trial that diverged.
+    trials_done : trials whose updates ``network`` contains.
     """
 
     network: Network
@@ -55,6 +60,8 @@ class TrainResult(NamedTuple):
     rule: str
     seconds: float
     opt_state: object
+    diverged: Optional[str] = None
+    trials_done: int = 0
 
 
 class Evaluation(NamedTuple):
@@ -185,25 +192,61 @@ def _init_opt_state(optimizer, lr, w):
     return make_optimizer(optimizer, lr).init(w)
 
 
-def drive_chunks(run_chunk, state, trials, capacity, callback=None):
+def drive_chunks(run_chunk, state, trials, capacity, callback=None, check=None):
     """Run a session in chunks of at most ``capacity`` trials.
 
     ``run_chunk(state, start, n) -> (state, losses, alignments)`` with buffers
     whose last axis is the trial.  Calls ``callback(done, trials, last_loss)``
-    after each chunk; returns ``(state, losses, alignments)`` as numpy arrays.
+    after each chunk.  ``check(state, losses_of_chunk, start)``, if given, may
+    return a message to stop: then the state from before that chunk is kept and
+    the curves end at the trial the message names (``(message, index)``).
+    Returns ``(state, losses, alignments, stop)`` (numpy curves; ``stop`` is
+    ``None`` or ``(message, index)``).
     """
     losses, aligns = [], []
     done = 0
+    stop = None
     while done < trials:
         n = min(capacity, trials - done)
-        state, l_buf, a_buf = run_chunk(state, done, n)
+        new_state, l_buf, a_buf = run_chunk(state, done, n)
         l_np = np.asarray(l_buf[..., :n])
+        a_np = np.asarray(a_buf[..., :n])
+        if check is not None:
+            stop = check(new_state, l_np, done)
+            if stop is not None:
+                keep = stop[1] - done + 1  # curves up to and including the bad trial
+                losses.append(l_np[..., :keep])
+                aligns.append(a_np[..., :keep])
+                break
+        state = new_state
         losses.append(l_np)
-        aligns.append(np.asarray(a_buf[..., :n]))
+        aligns.append(a_np)
         done += n
         if callback is not None:
             callback(done, trials, float(np.mean(l_np[..., -1])))
-    return state, np.concatenate(losses, axis=-1), np.concatenate(aligns, axis=-1)
+    return state, np.concatenate(losses, axis=-1), np.concatenate(aligns, axis=-1), stop
+
+
+def divergence_check(max_growth, best0=np.inf):
+    """A ``check`` for :func:`drive_chunks` (one network): stop at the first trial
+    whose loss is NaN/inf or exceeds ``max_growth`` times the best loss so far,
+    or when a weight is no longer finite."""
+    best = [best0]
+
+    def check(state, losses, start):
+        for i, loss in enumerate(losses):
+            if not np.isfinite(loss):
+                return ("the loss became NaN or inf", start + i)
+            if max_growth is not None and loss > max_growth * best[0]:
+                return (f"the loss {loss:.3g} grew past {max_growth:g} times its best {best[0]:.3g}",
+                        start + i)
+            best[0] = min(best[0], float(loss))
+        for name, w in zip(("w_in", "w_rec", "w_out"), state.w):
+            if not np.all(np.isfinite(np.asarray(w))):
+                return (f"{name} became NaN or inf", start + len(losses) - 1)
+        return None
+
+    return check
 
 
 # --------------------------------------------------------------------------
@@ -259,6 +302,7 @@ def train(
     callback: Optional[Callable[[int, int, float], None]] = None,
     unroll: int = 4,
     seed: int = 0,
+    max_loss_growth: Optional[float] = 1e4,
     opt_state=None,
     start_trial: int = 0,
 ) -> TrainResult:
@@ -284,6 +328,9 @@ def train(
     unroll : timesteps per iteration of the compiled time loop (speed only).
     seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``);
         only rules that draw random numbers use it.
+    max_loss_growth : stop (at the end of the chunk) when the loss exceeds this
+        factor times its best so far; NaN/inf in the loss or weights always stops.
+        ``None`` turns the growth test off.
     opt_state, start_trial : continue an earlier session (its ``opt_state``
         and the number of trials it ran).
 
@@ -296,6 +343,8 @@ def train(
     trials = check_int("trials", trials)
     start_trial = check_int("start_trial", start_trial, minimum=0)
     seed = check_int("seed", seed, minimum=0)
+    if max_loss_growth is not None:
+        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     unroll = check_int("unroll", unroll)
     lr = check_learning_rates(lr)
     if online and not rule.online:
@@ -330,9 +379,17 @@ def train(
             return _run_trials_jit(cfg, optimizer, jnet, state, lr_arr, key, data,
                                    start_trial + done, n, capacity)
 
-        state, losses, aligns = drive_chunks(
-            run_chunk, SessionState(w, opt_state), trials, capacity, callback)
+        state, losses, aligns, stop = drive_chunks(
+            run_chunk, SessionState(w, opt_state), trials, capacity, callback,
+            check=divergence_check(max_loss_growth))
         trained = to_numpy(with_weights(jnet, state.w))
+    diverged = None
+    done = trials if stop is None else (stop[1] // capacity) * capacity
+    if stop is not None:
+        diverged = (f"rule {rule.name!r} diverged at trial {start_trial + stop[1] + 1}: {stop[0]} "
+                    f"(lr_in, lr_rec, lr_out = {lr}); the network kept is the last finite one, "
+                    f"after trial {start_trial + done}. Try smaller learning rates.")
+        warnings.warn(diverged, RuntimeWarning, stacklevel=2)
     return TrainResult(
         network=trained,
         loss=losses,
@@ -340,6 +397,8 @@ def train(
         rule=rule.name,
         seconds=time.perf_counter() - t0,
         opt_state=state.opt_state,
+        diverged=diverged,
+        trials_done=done,
     )
 
 
