@@ -139,3 +139,12 @@ def test_init_network_arguments():
         rflo.init_network(1, 5, 1, dale=1.5)
     with pytest.raises(ValueError, match="connectivity"):
         rflo.init_network(1, 5, 1, connectivity=0)
+
+
+def test_values_too_large_for_float32():
+    net = rflo.init_network(1, 4, 1)
+    task = rflo.Task(x=np.full((5, 1), 1e300), y=np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="task x has values too large for float32"):
+        rflo.train(net, task, trials=1)
+    with pytest.raises(ValueError, match="x contains values too large for float32"):
+        rflo.simulate(net, np.full((3, 1), 1e300))

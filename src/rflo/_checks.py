@@ -50,13 +50,16 @@ def check_finite_array(name, value, *, ndim=None, dtype="float32") -> np.ndarray
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    arr = arr.astype(dtype)
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
-            "clean the data before training"
-        )
+    for values, problem in ((arr, "NaN or inf"), (None, f"values too large for {dtype}")):
+        if values is None:
+            with np.errstate(over="ignore"):
+                values = arr = arr.astype(dtype)
+        if not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(
+                f"{name} contains {problem} (first at index {tuple(int(i) for i in bad)}); "
+                "clean the data before training"
+            )
     return arr
 
 

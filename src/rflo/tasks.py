@@ -89,11 +89,15 @@ class Task:
 
     def stacked(self, dtype="float32"):
         """``(x, y, mask)`` as arrays of shapes (K, T, n_in), (K, T, n_out), (K, T)."""
-        return (
-            np.ascontiguousarray(self._x3, dtype),
-            np.ascontiguousarray(self._y3, dtype),
-            np.ascontiguousarray(self._m2, dtype),
-        )
+        out = []
+        for name, a in (("x", self._x3), ("y", self._y3), ("mask", self._m2)):
+            with np.errstate(over="ignore"):
+                a = np.ascontiguousarray(a, dtype)
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"task {name} has values too large for {np.dtype(dtype).name}; "
+                                 "rescale the task or train in float64")
+            out.append(a)
+        return tuple(out)
 
     def trial(self, i: int = 0):
         """``(x, y, mask)`` of trial ``i`` (cycled), shapes (T, n_in), (T, n_out), (T,)."""
