@@ -46,6 +46,7 @@ def test_main_rejects_bad_arguments(capsys):
     assert main(["--online", "--train-rule", "bptt", "--rules", "rflo"]) == 2
 
 
+@pytest.mark.slow
 def test_main_writes_table_csv_and_figure(tmp_path, capsys):
     fig, table = tmp_path / "q.png", tmp_path / "q.csv"
     rc = main(["--rules", "rflo,snap2", "--n-rec", "5", "--period", "20", "--trials", "20",
