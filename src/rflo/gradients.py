@@ -36,9 +36,9 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_int, precision
 from rflo.io import atomic_write
-from rflo.network import Network, Weights
+from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
-from rflo.rules import get_rule, rule_names
+from rflo.rules import get_rule
 from rflo.rules.base import Step, cell
 from rflo.rules.tbptt import TruncatedBPTT
 from rflo.tasks import Task
