@@ -119,6 +119,7 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
         state = rule.step(state, net_t, s)
         w, opt_state = _apply(optimizer, net, w, opt_state,
                               rule.direction(state, net_t, s, err), n_steps)
+        state = rule.observe(state, net_t, s, err)
         return (w, opt_state, state, h_new), y
 
     carry0 = (w, opt_state, rule.init(with_weights(net, w), key), net.h0)

@@ -8,15 +8,31 @@ name               feedback of errors  credit assignment    paper
 ``random_feedback`` random ``b``       full influence       Murray 2019, Fig. 2d
 ``rtrl``           ``w_out^T``         full influence       Williams & Zipser 1989
 ``bptt``           ``w_out^T``         backward pass        (exact gradient)
+``eprop``          ``w_out^T``         eligibility traces   Bellec et al. 2020
+``eprop_random``   random ``b``        eligibility traces   Bellec et al. 2020
+``uoro``           ``w_out^T``         rank-one influence   Tallec & Ollivier 2017
+``kf_rtrl``        ``w_out^T``         Kronecker influence  Mujika et al. 2018
+``snap1``          ``w_out^T``         sparse influence     Menick et al. 2021
+``snap2``          ``w_out^T``         sparse influence     Menick et al. 2021
+``tbptt``          ``w_out^T``         windowed backward    Williams & Peng 1990
 =================  ==================  ===================  =========================
+
+Every rule has a page in ``docs/rules/<name>.md``.
 """
 
 from rflo.rules.base import Rule, Step, Trajectory, get_rule, register, rule_names
 from rflo.rules.bptt import BPTT
 from rflo.rules.rflo import LOCAL, RFLO, LocalTraceRule
 from rflo.rules.rtrl import RANDOM_FEEDBACK, RTRL, InfluenceRule
+from rflo.rules.eprop import EPROP, EPROP_RANDOM, EProp
+from rflo.rules.uoro import UORO, UORORule
+from rflo.rules.kf_rtrl import KFRTRL, KroneckerFactoredRTRL
+from rflo.rules.snap import SNAP1, SNAP2, SnAp
+from rflo.rules.tbptt import TBPTT, TruncatedBPTT
 
 __all__ = [
     "Rule", "Step", "Trajectory", "get_rule", "register", "rule_names",
     "RFLO", "LOCAL", "RTRL", "RANDOM_FEEDBACK", "BPTT", "LocalTraceRule", "InfluenceRule",
+    "EProp", "EPROP", "EPROP_RANDOM", "UORORule", "UORO", "KroneckerFactoredRTRL", "KFRTRL",
+    "SnAp", "SNAP1", "SNAP2", "TruncatedBPTT", "TBPTT",
 ]

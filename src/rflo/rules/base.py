@@ -8,8 +8,10 @@ optax optimiser; rules know nothing about learning rates.
 
 A rule may work in two ways:
 
-* **per step** (``init``, ``step``, ``direction``): a trace state is carried
-  forward in time; after each step it yields that step's contribution.  This is
+* **per step** (``init``, ``step``, ``direction``, optionally ``observe``): a
+  trace state is carried forward in time; after each step it yields that
+  step's contribution.  ``observe`` lets a rule keep the step's error in its
+  state (truncated BPTT needs the errors of its window).  This is
   what online learning uses, and what offline learning uses by default (summing
   the contributions with the weights held fixed).
 * **per trial** (``trial``): the summed direction of a whole trial at once.
@@ -131,6 +133,12 @@ class Rule:
         """This step's contribution to ``-dL/dW`` given its error ``err`` (n_out,)."""
         raise NotImplementedError(f"rule {self.name!r} has no per-step form")
 
+    def observe(self, state: Any, net: Network, s: Step, err) -> Any:
+        """Trace state once step ``s``'s error ``err`` is known (called after
+        ``direction``).  Default: unchanged; rules that need past errors store
+        them here."""
+        return state
+
     # ---- per-trial form ------------------------------------------------
     def trial(self, net: Network, x, y_target, mask, key: jax.Array, fprime: Callable,
               unroll: int = 1) -> Tuple[Weights, Trajectory]:
@@ -150,6 +158,7 @@ class Rule:
             s = Step(h, x_t, u, fprime(u), h_new)
             state = self.step(state, net, s)
             acc = jax.tree_util.tree_map(jnp.add, acc, self.direction(state, net, s, err))
+            state = self.observe(state, net, s, err)
             return (h_new, state, acc), (u, h_new, y)
 
         zero = Weights(*(jnp.zeros_like(w) for w in (net.w_in, net.w_rec, net.w_out)))

@@ -1,0 +1,128 @@
+"""Truncated BPTT with window ``k`` (Williams & Peng 1990; BPTT(k, k)).
+
+The trial's steps ``t = 1 .. T-1`` are cut into consecutive windows of ``k``
+steps.  Within a window the errors are backpropagated exactly (as in
+:mod:`rflo.rules.bptt`), but the adjoint is not carried across a window's
+start: with ``v[t] = a d[t] * delta[t]``::
+
+    delta[t] = w_out^T err[t] + [t+1 in the same window] (c delta[t+1] + w_rec^T v[t+1])
+    dW_rec = sum_t v[t] h[t-1]^T,  dW_in = sum_t v[t] x[t]^T,  dW_out = sum_t err[t] h[t]^T
+
+With ``k >= T - 1`` there is one window and this is BPTT exactly.
+
+Online, the rule stores its window (``h[t-1]``, ``x[t]``, ``d[t]``, ``h[t]``
+and, through :meth:`~rflo.rules.base.Rule.observe`, ``err[t]``) and returns the
+window's whole update at its last step, zero at the others: the weights change
+every ``k`` steps.  A trailing partial window (when ``k`` does not divide
+``T - 1``) gets no update online (the rule cannot know the trial ends); offline
+(:meth:`TruncatedBPTT.trial`) it is included.
+
+Cost: O(k n_rec^2) time per window, i.e. O(n_rec^2) per step on average, and
+O(k (n_rec + n_in + n_out)) memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rflo.network import Weights
+from rflo.rules.base import Rule, Trajectory, forward, readout_error, register
+
+__all__ = ["WindowBuffer", "TruncatedBPTT", "TBPTT", "DEFAULT_WINDOW", "truncated_backward"]
+
+DEFAULT_WINDOW = 10
+
+
+class WindowBuffer(NamedTuple):
+    h_prev: jax.Array  # (k, n_rec)
+    x: jax.Array  # (k, n_in)
+    d: jax.Array  # (k, n_rec)
+    h: jax.Array  # (k, n_rec)
+    err: jax.Array  # (k, n_out)
+    pos: jax.Array  # () int: this step's slot in the window
+
+
+def truncated_backward(net, err, d, keep, unroll=1):
+    """``v[t] = a d[t] * delta[t]`` (S, n_rec) of the truncated adjoint recursion.
+
+    ``err`` (S, n_out), ``d`` (S, n_rec); ``keep`` (S,) is 1 where the adjoint of
+    step ``t+1`` flows into step ``t`` and 0 at window ends.
+    """
+    a = 1.0 / net.tau
+
+    def body(carry, inp):
+        delta_next, v_next = carry
+        e_t, ad_t, keep_t = inp
+        delta = e_t + keep_t * ((1.0 - a) * delta_next + net.w_rec.T @ v_next)
+        v = ad_t * delta
+        return (delta, v), v
+
+    zero = jnp.zeros_like(net.h0)
+    _, v = jax.lax.scan(body, (zero, zero), (err @ net.w_out, a * d, keep),
+                        reverse=True, unroll=unroll)
+    return v
+
+
+@dataclass(frozen=True)
+class TruncatedBPTT(Rule):
+    """Truncated BPTT with window ``window`` (k >= 1 steps)."""
+
+    name: str = "tbptt"
+    online: bool = True
+    window: int = DEFAULT_WINDOW
+
+    def __post_init__(self):
+        k = self.window
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"tbptt window must be an integer >= 1 (steps), got {k!r}")
+
+    # ---- per-step (online) form: store the window, update at its end
+    def init(self, net, key):
+        k, (n, m) = self.window, net.w_in.shape
+        dt = net.w_rec.dtype
+        z = lambda *shape: jnp.zeros(shape, dt)  # noqa: E731
+        return WindowBuffer(z(k, n), z(k, m), z(k, n), z(k, n), z(k, net.n_out),
+                            jnp.zeros((), jnp.int32))
+
+    def step(self, state, net, s):
+        i = state.pos
+        return state._replace(h_prev=state.h_prev.at[i].set(s.h_prev), x=state.x.at[i].set(s.x),
+                              d=state.d.at[i].set(s.d), h=state.h.at[i].set(s.h))
+
+    def direction(self, state, net, s, err):
+        k = self.window
+
+        def flush(_):
+            errs = state.err.at[k - 1].set(err)
+            keep = jnp.ones((k,), errs.dtype)
+            v = truncated_backward(net, errs, state.d, keep)
+            return Weights(v.T @ state.x, v.T @ state.h_prev, errs.T @ state.h)
+
+        def wait(_):
+            return Weights(jnp.zeros_like(net.w_in), jnp.zeros_like(net.w_rec),
+                           jnp.zeros_like(net.w_out))
+
+        return jax.lax.cond(state.pos == k - 1, flush, wait, None)
+
+    def observe(self, state, net, s, err):
+        return state._replace(err=state.err.at[state.pos].set(err),
+                              pos=(state.pos + 1) % self.window)
+
+    # ---- per-trial (offline) form
+    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
+        u, h = forward(net, x, unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:])
+        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
+        steps = h.shape[0]
+        keep = ((jnp.arange(steps) + 1) % self.window != 0).astype(h.dtype)
+        v = truncated_backward(net, err, fprime(u), keep, unroll)
+        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+
+
+TBPTT = register(TruncatedBPTT())
+"""Truncated BPTT with the default window of 10 steps; for another window use
+``TruncatedBPTT(window=k)`` (a new name, e.g. ``name=f"tbptt{k}"``, if registered)."""
