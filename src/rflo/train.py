@@ -31,7 +31,8 @@ from rflo.optim import check_learning_rates, per_matrix_sgd
 from rflo.network import Weights
 from rflo.rules import Rule, Step, get_rule
 from rflo.rules.base import cell, forward
-from rflo.tasks import Task
+from rflo.tasks import Task, TaskGenerator
+from rflo.batch import TrialSource, run_batches, trial_data
 
 __all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "alignment",
            "check_network", "check_fits", "run_trials", "drive_chunks", "SessionState",
@@ -47,6 +48,8 @@ class TrainResult(NamedTuple):
     rule : the rule's name.
     seconds : wall time of the session, compilation included.
     opt_state : the optimiser state at the end (to continue training).
+    accuracy : (trials,) fraction correct per trial for tasks with an accuracy
+        metric (NaN for a trial without a response window), else None.
     """
 
     network: Network
@@ -55,6 +58,7 @@ class TrainResult(NamedTuple):
     rule: str
     seconds: float
     opt_state: object
+    accuracy: Optional[np.ndarray] = None
 
 
 class Evaluation(NamedTuple):
@@ -154,8 +158,14 @@ def run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
     and the PRNG key ``fold_in(key, i)``.  ``capacity`` (static) is the length of
     the returned loss and alignment buffers; entries past ``n`` are zero.
     Returns ``(state, losses, alignments)``.
+
+    ``data`` may instead be a :class:`rflo.batch.TrialSource` (generated trials,
+    minibatches, accuracy): then see :func:`rflo.batch.run_batches`, which also
+    returns an accuracy buffer.
     """
     opt = make_optimizer(optimizer, lr)
+    if isinstance(data, TrialSource):
+        return run_batches(cfg, opt, net, state, key, data, start, n, capacity)
     xs, ys, ms = data
     k = xs.shape[0]
 
@@ -188,22 +198,22 @@ def _init_opt_state(optimizer, lr, w):
 def drive_chunks(run_chunk, state, trials, capacity, callback=None):
     """Run a session in chunks of at most ``capacity`` trials.
 
-    ``run_chunk(state, start, n) -> (state, losses, alignments)`` with buffers
-    whose last axis is the trial.  Calls ``callback(done, trials, last_loss)``
-    after each chunk; returns ``(state, losses, alignments)`` as numpy arrays.
+    ``run_chunk(state, start, n) -> (state, losses, alignments, ...)`` with
+    buffers whose last axis is the trial (any number of them, losses first).
+    Calls ``callback(done, trials, last_loss)`` after each chunk; returns
+    ``(state, losses, alignments, ...)`` as numpy arrays.
     """
-    losses, aligns = [], []
+    parts = []
     done = 0
     while done < trials:
         n = min(capacity, trials - done)
-        state, l_buf, a_buf = run_chunk(state, done, n)
-        l_np = np.asarray(l_buf[..., :n])
-        losses.append(l_np)
-        aligns.append(np.asarray(a_buf[..., :n]))
+        state, *bufs = run_chunk(state, done, n)
+        bufs = [np.asarray(b[..., :n]) for b in bufs]
+        parts.append(bufs)
         done += n
         if callback is not None:
-            callback(done, trials, float(np.mean(l_np[..., -1])))
-    return state, np.concatenate(losses, axis=-1), np.concatenate(aligns, axis=-1)
+            callback(done, trials, float(np.mean(bufs[0][..., -1])))
+    return (state, *(np.concatenate(c, axis=-1) for c in zip(*parts)))
 
 
 # --------------------------------------------------------------------------
@@ -220,10 +230,12 @@ def check_network(net) -> Network:
     return network_from_arrays(**arrays)
 
 
-def check_fits(net: Network, task: Task):
+def check_fits(net: Network, task):
     """Raise if the task's input/output sizes do not match the network."""
-    if not isinstance(task, Task):
-        raise ValueError(f"expected an rflo Task (e.g. rflo.periodic_task()), got {type(task).__name__}")
+    if not isinstance(task, (Task, TaskGenerator)):
+        raise ValueError(
+            "expected an rflo Task or TaskGenerator (e.g. rflo.periodic_task(), "
+            f"rflo.tasks.make_task('flip_flop')), got {type(task).__name__}")
     if task.n_in != net.n_in:
         raise ValueError(
             f"the task has {task.n_in} inputs but the network has n_in={net.n_in}; "
@@ -261,13 +273,15 @@ def train(
     seed: int = 0,
     opt_state=None,
     start_trial: int = 0,
+    batch: int = 1,
 ) -> TrainResult:
     """Train ``net`` on ``task`` for ``trials`` trials with a learning rule.
 
     Parameters
     ----------
     net : the network (not modified; a trained copy is returned).
-    task : the :class:`~rflo.tasks.Task`.
+    task : a :class:`~rflo.tasks.Task` (fixed trials) or a
+        :class:`~rflo.tasks.TaskGenerator` (trials drawn in the compiled loop).
     rule : rule name (``"rflo"``, ``"bptt"``, ``"rtrl"``, ``"local"``,
         ``"random_feedback"``, ...) or a :class:`~rflo.rules.Rule`.
     trials : number of trials.
@@ -286,6 +300,10 @@ def train(
         only rules that draw random numbers use it.
     opt_state, start_trial : continue an earlier session (its ``opt_state``
         and the number of trials it ran).
+    batch : trials per update (default 1, the seed's): the rule's update
+        directions are averaged over the batch (offline: per trial; online: at
+        each step), and the loss is averaged over the batch.  A stacked Task's
+        update ``i`` uses entries ``(i batch + b) % K``.
 
     Returns
     -------
@@ -297,6 +315,7 @@ def train(
     start_trial = check_int("start_trial", start_trial, minimum=0)
     seed = check_int("seed", seed, minimum=0)
     unroll = check_int("unroll", unroll)
+    batch = check_int("batch", batch)
     lr = check_learning_rates(lr)
     if online and not rule.online:
         raise ValueError(
@@ -319,7 +338,7 @@ def train(
     t0 = time.perf_counter()
     with precision(dtype):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        data = tuple(jnp.asarray(a) for a in task.stacked(dtype))
+        data = trial_data(task, batch, dtype)
         lr_arr = jnp.asarray(lr, dtype)
         key = jax.random.PRNGKey(seed)
         w = weights_of(jnet)
@@ -330,7 +349,7 @@ def train(
             return _run_trials_jit(cfg, optimizer, jnet, state, lr_arr, key, data,
                                    start_trial + done, n, capacity)
 
-        state, losses, aligns = drive_chunks(
+        state, losses, aligns, *accs = drive_chunks(
             run_chunk, SessionState(w, opt_state), trials, capacity, callback)
         trained = to_numpy(with_weights(jnet, state.w))
     return TrainResult(
@@ -340,6 +359,7 @@ def train(
         rule=rule.name,
         seconds=time.perf_counter() - t0,
         opt_state=state.opt_state,
+        accuracy=accs[0] if task.metric is not None else None,
     )
 
 
