@@ -31,7 +31,7 @@ from rflo.rules import Step
 from rflo.rules.base import cell
 from rflo.tasks import Task, TaskGenerator
 
-__all__ = ["TrialSource", "trial_data", "ensemble_data", "run_batches"]
+__all__ = ["TrialSource", "trial_data", "ensemble_data", "run_batches", "score"]
 
 
 @jax.tree_util.register_pytree_node_class
@@ -172,3 +172,54 @@ def run_batches(cfg, opt, net, state, key, source: TrialSource, start, n, capaci
     w, opt_state, losses, aligns, accs = jax.lax.fori_loop(
         0, n, body, (state.w, state.opt_state, buf, buf, buf))
     return SessionState(w, opt_state), losses, aligns, accs
+
+
+# --------------------------------------------------------------------------
+# scoring with learning off
+
+
+def _score(net, x, y, m, metric):
+    from rflo.rules.base import forward
+    from rflo.train import trial_loss
+
+    def one(x, y, m):
+        _, h = forward(net, x)
+        out = h @ net.w_out.T
+        loss = trial_loss(out, y, m)
+        if metric is None:
+            return loss, jnp.zeros(()), jnp.zeros(())
+        correct, counted = metric(out, y[1:], m[1:])
+        return loss, correct, counted
+
+    loss, correct, counted = jax.vmap(one)(x, y, m)
+    return jnp.mean(loss), jnp.sum(correct), jnp.sum(counted)
+
+
+_score_jit = jax.jit(_score, static_argnums=(4,))
+
+
+def score(net, task, n_trials: int = 256, *, seed: int = 0):
+    """Loss and accuracy of ``net`` on a set of trials, with learning off.
+
+    A :class:`TaskGenerator` draws ``n_trials`` fresh trials from ``seed``;
+    a :class:`Task` uses all its trials (``n_trials`` is ignored).  Returns
+    ``(mean loss, accuracy)``; accuracy is the pooled fraction correct of the
+    task's metric (None without a metric; NaN if no step was counted).
+    """
+    from rflo._checks import check_int, precision
+    from rflo.train import check_fits, check_network
+
+    net = check_network(net)
+    check_fits(net, task)
+    if isinstance(task, TaskGenerator):
+        x, y, m = task.batch(check_int("seed", seed, minimum=0), check_int("n_trials", n_trials))
+    else:
+        x, y, m = task.stacked(net.dtype)
+    with precision(net.dtype):
+        jnet = jax.tree_util.tree_map(jnp.asarray, net)
+        loss, correct, counted = _score_jit(jnet, *(jnp.asarray(a, net.dtype) for a in (x, y, m)),
+                                            task.metric)
+    if task.metric is None:
+        return float(loss), None
+    counted = float(counted)
+    return float(loss), (float(correct) / counted if counted > 0 else float("nan"))

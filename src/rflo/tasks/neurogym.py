@@ -19,11 +19,12 @@ is the correct action (:func:`rflo.tasks.argmax_accuracy`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
 
-from rflo._checks import check_int
+from rflo._checks import check_int, check_positive
 from rflo.tasks.base import Task
 from rflo.tasks.generator import argmax_accuracy
 
@@ -42,13 +43,16 @@ def _make_env(env, env_kwargs):
     except ImportError as exc:
         raise ImportError(f"neurogym is not installed ({exc}); {INSTALL_HINT}") from None
     try:
-        return neurogym.make(env, **(env_kwargs or {}))
+        with warnings.catch_warnings():  # gymnasium's metadata warning about neurogym's envs
+            warnings.filterwarnings("ignore", message=".*render_modes.*")
+            return neurogym.make(env, **(env_kwargs or {}))
     except Exception as exc:  # unknown id, bad keyword
         raise ValueError(f"cannot make NeuroGym environment {env!r}: {exc}") from None
 
 
 def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[int] = None,
-                  env_kwargs: Optional[dict] = None, name: Optional[str] = None) -> Task:
+                  env_kwargs: Optional[dict] = None, response_weight: float = 1.0,
+                  name: Optional[str] = None) -> Task:
     """A stacked :class:`~rflo.tasks.Task` of ``n_trials`` NeuroGym trials.
 
     Parameters
@@ -59,12 +63,18 @@ def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[
     seed : seeds the environment's trial generator (``env.seed(seed)``).
     n_steps : ``T`` of the banked trials (default: longest trial + 1).
     env_kwargs : keyword arguments for ``neurogym.make`` (e.g. ``dt=20``).
+    response_weight : loss weight (mask value) of the steps whose ground truth
+        is not fixation (discrete actions only; fixation steps weigh 1).  Most
+        NeuroGym trials are mostly fixation, so a network that always fixates
+        has a small loss; weighting the few decision steps up (e.g. 10) makes
+        the choice count.
 
     Returns a Task with ``x`` (n_trials, T, n_obs), ``y`` (n_trials, T, n_actions)
     one-hot (discrete actions, with ``metric=argmax_accuracy``) or the continuous
     ground truth (no metric), and the padding mask.
     """
     n_trials = check_int("n_trials", n_trials)
+    response_weight = check_positive("response_weight", response_weight)
     seed = check_int("seed", seed, minimum=0)
     if n_steps is not None:
         n_steps = check_int("n_steps", n_steps, minimum=2)
@@ -102,13 +112,15 @@ def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[
         if ob.shape[1] != n_obs:
             raise ValueError("the environment's observations change size between trials")
         x[i, 1:t + 1] = ob
+        mask[i, 1:t + 1] = 1.0
         if n_actions is not None:
-            y[i, 1 + np.arange(t), gt.astype(int).reshape(t)] = 1.0
+            action = gt.astype(int).reshape(t)
+            y[i, 1 + np.arange(t), action] = 1.0
+            mask[i, 1:t + 1] = np.where(action != 0, response_weight, 1.0)
         else:
             y[i, 1:t + 1] = gt.reshape(t, n_out)
-        mask[i, 1:t + 1] = 1.0
     label = name or (env if isinstance(env, str) else type(base).__name__)
     return Task(x=x, y=y, mask=mask, name=str(label),
                 params=dict(source="neurogym", env=str(label), n_trials=n_trials, seed=seed,
-                            n_steps=n_steps),
+                            n_steps=n_steps, response_weight=response_weight),
                 metric=argmax_accuracy if n_actions is not None else None)
