@@ -420,3 +420,17 @@ def test_neurogym_perceptual_decision_is_learned():
         _, acc = score(res.network, test)
         assert res.accuracy.shape == (600,)
         assert acc > 0.7 > acc0 + 0.1, (rule, acc0, acc)
+
+
+@pytest.mark.slow
+def test_ensemble_of_banked_tasks_reports_accuracy():
+    gen = make_task("flip_flop", **SMALL["flip_flop"])
+    banks = [gen.to_task(6, seed=s) for s in (0, 1)]
+    nets = init_ensemble(2, 12, 2, seeds=[0, 0])
+    ens = train_ensemble(nets, banks, "bptt", trials=5, batch=3)
+    assert ens.accuracy.shape == (2, 5)
+    for k, bank in enumerate(banks):
+        single = rflo.train(unstack_networks(nets)[k], bank, "bptt", trials=5, batch=3, seed=k)
+        np.testing.assert_allclose(ens.loss[k], single.loss, rtol=1e-5)
+        np.testing.assert_allclose(ens.accuracy[k], single.accuracy, rtol=1e-5)
+    assert not np.allclose(ens.loss[0], ens.loss[1])
