@@ -14,7 +14,7 @@ True
 from rflo.io import load_network, save_network
 from rflo.network import Network, Weights, init_network, network_from_arrays
 from rflo.rules import get_rule, rule_names
-from rflo.tasks import Task, periodic_task
+from rflo.tasks import Task, TaskGenerator, make_task, periodic_task, task_names
 from rflo.train import TrainResult, evaluate, simulate, train
 
 __version__ = "0.1.0"
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Network", "Weights", "init_network", "network_from_arrays",
     "load_network", "save_network",
-    "Task", "periodic_task",
+    "Task", "periodic_task", "TaskGenerator", "make_task", "task_names",
     "train", "TrainResult", "simulate", "evaluate",
     "get_rule", "rule_names",
     "__version__",

@@ -22,7 +22,8 @@ from rflo.network import Network, init_network, to_numpy, weights_of, with_weigh
 from rflo.network import derivative as lookup_derivative
 from rflo.optim import check_learning_rates
 from rflo.rules import get_rule
-from rflo.tasks import Task
+from rflo.batch import ensemble_data
+from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
     SessionState, _as_dtype, check_fits, check_network, drive_chunks, make_optimizer,
     run_trials,
@@ -37,6 +38,7 @@ class EnsembleResult(NamedTuple):
 
     networks : stacked :class:`~rflo.network.Network` (every array has a leading K axis).
     loss, alignment : (K, trials).
+    accuracy : (K, trials) fraction correct for tasks with a metric, else None.
     """
 
     networks: Network
@@ -45,6 +47,7 @@ class EnsembleResult(NamedTuple):
     rule: str
     seconds: float
     opt_state: object
+    accuracy: Optional[np.ndarray] = None
 
     def network(self, k: int) -> Network:
         """Network ``k`` of the ensemble."""
@@ -101,17 +104,22 @@ def train_ensemble(
     callback: Optional[Callable[[int, int, float], None]] = None,
     unroll: int = 4,
     seeds: Optional[Sequence[int]] = None,
+    batch: int = 1,
 ) -> EnsembleResult:
     """Train K networks at once; arguments as in :func:`rflo.train`, plus:
 
     networks : a stacked Network (leading axis K) or a list of K networks.
-    task : one :class:`~rflo.tasks.Task` for all, or a list of K tasks of equal shapes.
+    task : one :class:`~rflo.tasks.Task` or :class:`~rflo.tasks.TaskGenerator`
+        for all (each network draws its own trials from its seed), or a list of
+        K Tasks of equal shapes.
     lr : three rates for all networks, or a (K, 3) array (one row per network).
     seeds : K session seeds (default ``0 .. K-1``).
+    batch : trials per update, as in :func:`rflo.train`.
     """
     rule = get_rule(rule)
     trials = check_int("trials", trials)
     unroll = check_int("unroll", unroll)
+    batch = check_int("batch", batch)
     lookup_derivative(derivative)
     if online and not rule.online:
         raise ValueError(
@@ -121,12 +129,12 @@ def train_ensemble(
                           else list(networks))
     k = nets.w_rec.shape[0]
     first = unstack_networks(nets)[0]
-    tasks = [task] if isinstance(task, Task) else list(task)
+    tasks = [task] if isinstance(task, (Task, TaskGenerator)) else list(task)
     if len(tasks) not in (1, k):
         raise ValueError(f"give one task or one per network ({k}), got {len(tasks)}")
     for t in tasks:
         check_fits(first, t)
-    if len({(t.n_variants, t.n_steps, t.n_in, t.n_out) for t in tasks}) != 1:
+    if len({(getattr(t, "n_variants", None), t.n_steps, t.n_in, t.n_out) for t in tasks}) != 1:
         raise ValueError("the tasks of an ensemble must all have the same shapes")
     lr_np = np.asarray(lr, dtype=float)
     if lr_np.ndim == 2:
@@ -153,12 +161,7 @@ def train_ensemble(
     t0 = time.perf_counter()
     with precision(dtype):
         jnets = jax.tree_util.tree_map(jnp.asarray, nets)
-        stacks = [t.stacked(dtype) for t in tasks]
-        if len(tasks) == 1:
-            data, data_axis = tuple(jnp.asarray(a) for a in stacks[0]), None
-        else:
-            data = tuple(jnp.asarray(np.stack(parts)) for parts in zip(*stacks))
-            data_axis = 0
+        data, data_axis = ensemble_data(tasks, batch, dtype)
         lr_arr = jnp.asarray(lr_np, dtype)
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         w = weights_of(jnets)
@@ -168,8 +171,8 @@ def train_ensemble(
             return _ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, data,
                                    done, n, capacity, lr_axis, data_axis)
 
-        state, losses, aligns, _ = drive_chunks(
+        state, _, losses, aligns, *accs = drive_chunks(
             run_chunk, SessionState(w, opt_state), trials, capacity, callback)
         trained = to_numpy(with_weights(jnets, state.w))
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
-                          state.opt_state)
+                          state.opt_state, accs[0] if tasks[0].metric is not None else None)

@@ -32,7 +32,8 @@ from rflo.optim import check_learning_rates, per_matrix_sgd
 from rflo.network import Weights
 from rflo.rules import Rule, Step, get_rule
 from rflo.rules.base import cell, forward
-from rflo.tasks import Task
+from rflo.tasks import Task, TaskGenerator
+from rflo.batch import TrialSource, run_batches, trial_data
 
 __all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "alignment",
            "check_network", "check_fits", "run_trials", "drive_chunks", "SessionState",
@@ -52,6 +53,8 @@ class TrainResult(NamedTuple):
         stopped early; ``network`` is then the last finite one, and ``loss`` ends
         at the trial that diverged.
     trials_done : trials whose updates ``network`` contains.
+    accuracy : (trials,) fraction correct per trial for tasks with an accuracy
+        metric (NaN for a trial without a response window), else None.
     """
 
     network: Network
@@ -62,6 +65,7 @@ class TrainResult(NamedTuple):
     opt_state: object
     diverged: Optional[str] = None
     trials_done: int = 0
+    accuracy: Optional[np.ndarray] = None
 
 
 class Evaluation(NamedTuple):
@@ -162,8 +166,14 @@ def run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
     and the PRNG key ``fold_in(key, i)``.  ``capacity`` (static) is the length of
     the returned loss and alignment buffers; entries past ``n`` are zero.
     Returns ``(state, losses, alignments)``.
+
+    ``data`` may instead be a :class:`rflo.batch.TrialSource` (generated trials,
+    minibatches, accuracy): then see :func:`rflo.batch.run_batches`, which also
+    returns an accuracy buffer.
     """
     opt = make_optimizer(optimizer, lr)
+    if isinstance(data, TrialSource):
+        return run_batches(cfg, opt, net, state, key, data, start, n, capacity)
     xs, ys, ms = data
     k = xs.shape[0]
 
@@ -196,36 +206,34 @@ def _init_opt_state(optimizer, lr, w):
 def drive_chunks(run_chunk, state, trials, capacity, callback=None, check=None):
     """Run a session in chunks of at most ``capacity`` trials.
 
-    ``run_chunk(state, start, n) -> (state, losses, alignments)`` with buffers
-    whose last axis is the trial.  Calls ``callback(done, trials, last_loss)``
-    after each chunk.  ``check(state, losses_of_chunk, start)``, if given, may
-    return a message to stop: then the state from before that chunk is kept and
-    the curves end at the trial the message names (``(message, index)``).
-    Returns ``(state, losses, alignments, stop)`` (numpy curves; ``stop`` is
-    ``None`` or ``(message, index)``).
+    ``run_chunk(state, start, n) -> (state, losses, alignments, ...)`` with
+    buffers whose last axis is the trial (any number of them, losses first).
+    Calls ``callback(done, trials, last_loss)`` after each chunk.
+    ``check(state, losses_of_chunk, start)``, if given, may return
+    ``(message, index)`` to stop: then the state from before that chunk is kept
+    and the curves end at trial ``index``.  Returns ``(state, stop, losses,
+    alignments, ...)`` with numpy curves; ``stop`` is ``None`` or what ``check``
+    returned.
     """
-    losses, aligns = [], []
+    parts = []
     done = 0
     stop = None
     while done < trials:
         n = min(capacity, trials - done)
-        new_state, l_buf, a_buf = run_chunk(state, done, n)
-        l_np = np.asarray(l_buf[..., :n])
-        a_np = np.asarray(a_buf[..., :n])
+        new_state, *bufs = run_chunk(state, done, n)
+        bufs = [np.asarray(b[..., :n]) for b in bufs]
         if check is not None:
-            stop = check(new_state, l_np, done)
+            stop = check(new_state, bufs[0], done)
             if stop is not None:
                 keep = stop[1] - done + 1  # curves up to and including the bad trial
-                losses.append(l_np[..., :keep])
-                aligns.append(a_np[..., :keep])
+                parts.append([b[..., :keep] for b in bufs])
                 break
         state = new_state
-        losses.append(l_np)
-        aligns.append(a_np)
+        parts.append(bufs)
         done += n
         if callback is not None:
-            callback(done, trials, float(np.mean(l_np[..., -1])))
-    return state, np.concatenate(losses, axis=-1), np.concatenate(aligns, axis=-1), stop
+            callback(done, trials, float(np.mean(bufs[0][..., -1])))
+    return (state, stop, *(np.concatenate(c, axis=-1) for c in zip(*parts)))
 
 
 def divergence_check(max_growth, best0=np.inf):
@@ -264,10 +272,12 @@ def check_network(net) -> Network:
     return network_from_arrays(**arrays)
 
 
-def check_fits(net: Network, task: Task):
+def check_fits(net: Network, task):
     """Raise if the task's input/output sizes do not match the network."""
-    if not isinstance(task, Task):
-        raise ValueError(f"expected an rflo Task (e.g. rflo.periodic_task()), got {type(task).__name__}")
+    if not isinstance(task, (Task, TaskGenerator)):
+        raise ValueError(
+            "expected an rflo Task or TaskGenerator (e.g. rflo.periodic_task(), "
+            f"rflo.tasks.make_task('flip_flop')), got {type(task).__name__}")
     if task.n_in != net.n_in:
         raise ValueError(
             f"the task has {task.n_in} inputs but the network has n_in={net.n_in}; "
@@ -306,13 +316,15 @@ def train(
     max_loss_growth: Optional[float] = 1e4,
     opt_state=None,
     start_trial: int = 0,
+    batch: int = 1,
 ) -> TrainResult:
     """Train ``net`` on ``task`` for ``trials`` trials with a learning rule.
 
     Parameters
     ----------
     net : the network (not modified; a trained copy is returned).
-    task : the :class:`~rflo.tasks.Task`.
+    task : a :class:`~rflo.tasks.Task` (fixed trials) or a
+        :class:`~rflo.tasks.TaskGenerator` (trials drawn in the compiled loop).
     rule : rule name (``"rflo"``, ``"bptt"``, ``"rtrl"``, ``"local"``,
         ``"random_feedback"``, ...) or a :class:`~rflo.rules.Rule`.
     trials : number of trials.
@@ -334,6 +346,10 @@ def train(
         ``None`` turns the growth test off.
     opt_state, start_trial : continue an earlier session (its ``opt_state``
         and the number of trials it ran).
+    batch : trials per update (default 1, the seed's): the rule's update
+        directions are averaged over the batch (offline: per trial; online: at
+        each step), and the loss is averaged over the batch.  A stacked Task's
+        update ``i`` uses entries ``(i batch + b) % K``.
 
     Returns
     -------
@@ -347,6 +363,7 @@ def train(
     if max_loss_growth is not None:
         max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     unroll = check_int("unroll", unroll)
+    batch = check_int("batch", batch)
     lr = check_learning_rates(lr)
     if online and not rule.online:
         raise ValueError(
@@ -369,7 +386,7 @@ def train(
     t0 = time.perf_counter()
     with precision(dtype):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        data = tuple(jnp.asarray(a) for a in task.stacked(dtype))
+        data = trial_data(task, batch, dtype)
         lr_arr = jnp.asarray(lr, dtype)
         key = jax.random.PRNGKey(seed)
         w = weights_of(jnet)
@@ -380,7 +397,7 @@ def train(
             return _run_trials_jit(cfg, optimizer, jnet, state, lr_arr, key, data,
                                    start_trial + done, n, capacity)
 
-        state, losses, aligns, stop = drive_chunks(
+        state, stop, losses, aligns, *accs = drive_chunks(
             run_chunk, SessionState(w, opt_state), trials, capacity, callback,
             check=divergence_check(max_loss_growth))
         trained = to_numpy(with_weights(jnet, state.w))
@@ -400,6 +417,7 @@ def train(
         opt_state=state.opt_state,
         diverged=diverged,
         trials_done=done,
+        accuracy=accs[0] if task.metric is not None else None,
     )
 
 

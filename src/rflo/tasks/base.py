@@ -12,7 +12,7 @@ Timestep 0 is the initial state ``h0`` and is never scored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,10 @@ class Task:
     mask : optional (T,) or (K, T) weights of each timestep in the loss
         (default: every step counts).
     name : a label used in figures and files.
+    params : the parameters the task was made with (for records).
+    metric : optional accuracy metric for tasks with discrete answers, e.g.
+        :func:`rflo.tasks.sign_accuracy`; when given, training reports the
+        fraction correct per trial (``TrainResult.accuracy``).
     """
 
     x: np.ndarray
@@ -39,6 +43,7 @@ class Task:
     mask: Optional[np.ndarray] = None
     name: str = "task"
     params: dict = field(default_factory=dict)
+    metric: Optional[Callable] = None
 
     def __post_init__(self):
         x = check_finite_array("task x", self.x, ndim=(2, 3), dtype="float64")
@@ -63,6 +68,8 @@ class Task:
             if np.any(m2 < 0):
                 raise ValueError("task mask must be >= 0 (1 where the error counts, 0 elsewhere)")
             k = _common_trials(("x/y", k), ("mask", m2.shape[0]))
+        if self.metric is not None and not callable(self.metric):
+            raise ValueError(f"task metric must be a function (e.g. rflo.tasks.sign_accuracy), got {self.metric!r}")
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "_x3", np.broadcast_to(x3, (k,) + x3.shape[1:]))

@@ -1,0 +1,26 @@
+"""Tasks: data (:class:`Task`) or trial generators (:class:`TaskGenerator`).
+
+* :class:`Task` holds fixed arrays: one trial, or a stack of ``K`` trials that
+  training cycles through (the seed notebook's periodic output is one).
+* :class:`TaskGenerator` draws a fresh batch of trials from a PRNG key inside
+  the compiled training loop.  Built-in generators: :func:`periodic`,
+  :func:`ready_set_go`, :func:`delayed_match`, :func:`flip_flop`,
+  :func:`reach`; ``make_task(name, **params)`` builds one by name.
+* :func:`neurogym_task` turns a NeuroGym environment into a stacked Task
+  (optional extra ``rflo[neurogym]``).
+"""
+
+from rflo.tasks.adaptation import rotate_readout, train_with_rotation
+from rflo.tasks.base import Task, periodic_task
+from rflo.tasks.builtin import (
+    TASKS, delayed_match, flip_flop, make_task, periodic, reach, ready_set_go, task_names,
+)
+from rflo.tasks.generator import TaskGenerator, argmax_accuracy, sign_accuracy
+from rflo.tasks.neurogym import neurogym_task
+
+__all__ = [
+    "Task", "periodic_task", "TaskGenerator", "sign_accuracy", "argmax_accuracy",
+    "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach",
+    "TASKS", "task_names", "make_task",
+    "rotate_readout", "train_with_rotation", "neurogym_task",
+]

@@ -1,0 +1,312 @@
+"""Built-in tasks, as :class:`~rflo.tasks.TaskGenerator` s.
+
+Time is in network steps (``tau`` is in steps too; the default network has
+``tau = 10``).  Every factory validates its parameters and returns a generator
+whose trials have a fixed length ``T`` (shorter trials are padded with
+``mask = 0``).  ``make_task(name, **params)`` builds one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rflo._checks import check_finite_array, check_int, check_positive
+from rflo.tasks.generator import TaskGenerator, sign_accuracy
+
+__all__ = ["periodic", "ready_set_go", "delayed_match", "flip_flop", "reach",
+           "TASKS", "task_names", "make_task"]
+
+
+def _steps(n_steps):
+    return jnp.arange(n_steps)[None, :]  # (1, T), broadcasts against (batch, 1)
+
+
+def _window(t, start, length):
+    """(batch, T) booleans ``start <= t < start + length`` (``start`` (batch,))."""
+    return (t >= start[:, None]) & (t < start[:, None] + length)
+
+
+def _check_range(name, lo, hi, minimum=0):
+    lo = check_int(f"min_{name}", lo, minimum=minimum)
+    hi = check_int(f"max_{name}", hi, minimum=minimum)
+    if hi < lo:
+        raise ValueError(f"max_{name} ({hi}) must be >= min_{name} ({lo})")
+    return lo, hi
+
+
+# --------------------------------------------------------------------------
+# periodic output
+
+
+def _periodic_sample(key, batch, *, period, amplitudes, harmonics, phases, n_steps, n_in):
+    t = np.arange(n_steps)
+    # one column per output, with the seed's arithmetic (periodic_task's when phases are 0)
+    wave = np.stack([np.sin(2 * np.pi * np.outer(t, np.asarray(h, float)) / period
+                            + np.asarray(p, float)) @ np.asarray(a, float)
+                     for a, h, p in zip(amplitudes, harmonics, phases)], axis=1)
+    y = jnp.broadcast_to(jnp.asarray(wave), (batch,) + wave.shape)
+    return jnp.zeros((batch, n_steps, n_in)), y, jnp.ones((batch, n_steps))
+
+
+def periodic(period: float = 100, amplitudes: Sequence = (1.0, 0.5, 0.25),
+             harmonics: Sequence = (1, 2, 4), *, phases: Optional[Sequence] = None,
+             n_out: Optional[int] = None, n_in: int = 1,
+             duration: Optional[int] = None) -> TaskGenerator:
+    """Periodic output (the seed's task, generalised); the same every trial.
+
+    ``y_k[t] = sum_j amplitudes[k, j] sin(2 pi harmonics[k, j] t / period + phases[k, j])``
+    with zero input.  ``amplitudes``, ``harmonics`` and ``phases`` are lists of
+    ``H`` numbers (shared by all outputs) or ``n_out`` lists of ``H`` numbers
+    (one sum of harmonics per output).  ``duration`` (default one period) is
+    ``T``.  The defaults are the notebook's: period 100 steps, amplitudes 1,
+    0.5, 0.25 at harmonics 1, 2, 4.  Value range: ``|y| <= sum |amplitudes|``.
+    """
+    period = check_positive("period", period)
+    amp = check_finite_array("amplitudes", amplitudes, ndim=(1, 2), dtype="float64")
+    harm = check_finite_array("harmonics", harmonics, ndim=(1, 2), dtype="float64")
+    ph = np.zeros_like(amp) if phases is None else \
+        check_finite_array("phases", phases, ndim=(1, 2), dtype="float64")
+    rows = {a.shape[0] for a in (amp, harm, ph) if a.ndim == 2}
+    if len(rows) > 1:
+        raise ValueError(f"amplitudes, harmonics and phases disagree on the number of outputs: {rows}")
+    if n_out is None:
+        n_out = rows.pop() if rows else 1
+    n_out = check_int("n_out", n_out)
+    if rows and rows != {n_out}:
+        raise ValueError(f"n_out={n_out} but the amplitude/harmonic rows give {rows.pop()} outputs")
+    try:
+        amp, harm, ph = (np.broadcast_to(a if a.ndim == 2 else a[None], (n_out, amp.shape[-1]))
+                         for a in (amp, harm, ph))
+    except ValueError:
+        raise ValueError("amplitudes, harmonics and phases must have the same number of terms") from None
+    duration = check_int("duration", int(round(period)) if duration is None else duration, minimum=2)
+    return TaskGenerator(
+        "periodic", check_int("n_in", n_in), n_out, duration, _periodic_sample,
+        dict(period=period, amplitudes=amp, harmonics=harm, phases=ph, n_steps=duration,
+             n_in=n_in))
+
+
+# --------------------------------------------------------------------------
+# ready-set-go interval matching
+
+
+def _rsg_sample(key, batch, *, n_steps, min_ready, max_ready, min_interval, max_interval,
+                pulse_width, output_width):
+    k1, k2 = jax.random.split(key)
+    ready = jax.random.randint(k1, (batch,), min_ready, max_ready + 1)
+    interval = jax.random.randint(k2, (batch,), min_interval, max_interval + 1)
+    t = _steps(n_steps)
+    x = jnp.stack([_window(t, ready, pulse_width), _window(t, ready + interval, pulse_width)],
+                  axis=-1).astype(float)
+    go = (ready + 2 * interval)[:, None]
+    y = jnp.exp(-0.5 * ((t - go) / output_width) ** 2)[..., None]
+    return x, y, jnp.ones((batch, n_steps))
+
+
+def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: int = 5,
+                 max_ready: int = 15, pulse_width: int = 3, output_width: float = 3.0,
+                 n_steps: Optional[int] = None) -> TaskGenerator:
+    """Interval matching ("ready-set-go", Jazayeri & Shadlen 2010).
+
+    Input 0 pulses ("ready") at a random step in ``[min_ready, max_ready]``;
+    input 1 pulses ("set") a random interval ``I`` in ``[min_interval,
+    max_interval]`` later (pulses last ``pulse_width`` steps, height 1).  The
+    output must produce a bump ``exp(-(t - go)^2 / 2 output_width^2)`` at
+    ``go = set + I`` and stay at 0 otherwise; every step counts.  Values:
+    ``x`` in {0, 1}, ``y`` in [0, 1].  No discrete answer, so no accuracy.
+    """
+    lo, hi = _check_range("interval", min_interval, max_interval, minimum=1)
+    r_lo, r_hi = _check_range("ready", min_ready, max_ready, minimum=1)
+    pulse_width = check_int("pulse_width", pulse_width)
+    output_width = check_positive("output_width", output_width)
+    need = r_hi + 2 * hi + int(np.ceil(3 * output_width)) + 1
+    n_steps = need if n_steps is None else check_int("n_steps", n_steps, minimum=2)
+    if n_steps < need:
+        raise ValueError(f"n_steps={n_steps} is too short: the latest go bump needs {need} steps")
+    return TaskGenerator(
+        "ready_set_go", 2, 1, n_steps, _rsg_sample,
+        dict(n_steps=n_steps, min_ready=r_lo, max_ready=r_hi, min_interval=lo, max_interval=hi,
+             pulse_width=pulse_width, output_width=output_width))
+
+
+# --------------------------------------------------------------------------
+# delayed match-to-sample
+
+
+def _dms_sample(key, batch, *, n_stimuli, fixation, sample, min_delay, max_delay, test,
+                response, n_steps):
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    first = jax.random.randint(k1, (batch,), 0, n_stimuli)
+    match = jax.random.bernoulli(k2, 0.5, (batch,))
+    other = (first + jax.random.randint(k3, (batch,), 1, n_stimuli)) % n_stimuli
+    second = jnp.where(match, first, other)
+    delay = jax.random.randint(k4, (batch,), min_delay, max_delay + 1)
+    t = _steps(n_steps)
+    t_test = fixation + sample + delay
+    in_sample = _window(t, jnp.full((batch,), fixation), sample)
+    in_test = _window(t, t_test, test)
+    x = (jax.nn.one_hot(first, n_stimuli)[:, None] * in_sample[..., None]
+         + jax.nn.one_hot(second, n_stimuli)[:, None] * in_test[..., None])
+    answer = jnp.where(match, 1.0, -1.0)[:, None]
+    y = jnp.where(_window(t, t_test + test, response), answer, 0.0)[..., None]
+    mask = (t < (t_test + test + response)[:, None]).astype(float)
+    return x, y, mask
+
+
+def delayed_match(n_stimuli: int = 2, *, fixation: int = 5, sample: int = 10,
+                  min_delay: int = 10, max_delay: int = 30, test: int = 10,
+                  response: int = 10) -> TaskGenerator:
+    """Delayed match-to-sample.
+
+    After ``fixation`` steps a sample stimulus (one of ``n_stimuli``, one-hot on
+    the inputs) is shown for ``sample`` steps; after a random delay in
+    ``[min_delay, max_delay]`` a test stimulus is shown for ``test`` steps (the
+    same as the sample with probability 1/2, otherwise another one).  For
+    ``response`` steps after the test the output must be +1 (match) or -1
+    (non-match); before that it must be 0.  Steps after the response (short
+    delays) are padding, ``mask = 0``.  Values: ``x`` in {0, 1}, ``y`` in
+    {-1, 0, 1}.  Accuracy: sign of the output in the response window.
+    """
+    n_stimuli = check_int("n_stimuli", n_stimuli, minimum=2)
+    fixation = check_int("fixation", fixation)
+    sample = check_int("sample", sample)
+    lo, hi = _check_range("delay", min_delay, max_delay, minimum=0)
+    test = check_int("test", test)
+    response = check_int("response", response)
+    n_steps = fixation + sample + hi + test + response
+    return TaskGenerator(
+        "delayed_match", n_stimuli, 1, n_steps, _dms_sample,
+        dict(n_stimuli=n_stimuli, fixation=fixation, sample=sample, min_delay=lo,
+             max_delay=hi, test=test, response=response, n_steps=n_steps),
+        metric=sign_accuracy)
+
+
+# --------------------------------------------------------------------------
+# flip-flop memory
+
+
+def _flip_flop_sample(key, batch, *, n_bits, n_steps, rate, pulse_width):
+    k1, k2 = jax.random.split(key)
+    t = _steps(n_steps)[..., None]  # (1, T, 1)
+    event = jax.random.bernoulli(k1, rate, (batch, n_steps, n_bits)) & (t >= 1)
+    sign = jnp.where(jax.random.bernoulli(k2, 0.5, (batch, n_steps, n_bits)), 1.0, -1.0)
+    pulses = jnp.where(event, sign, 0.0)
+    # each pulse lasts pulse_width steps: a running sum over the last pulse_width steps
+    c = jnp.cumsum(pulses, axis=1)
+    shifted = jnp.pad(c, ((0, 0), (pulse_width, 0), (0, 0)))[:, :n_steps]
+    x = jnp.clip(c - shifted, -1.0, 1.0)
+    # the output holds the sign of the latest pulse on its channel (0 before the first)
+    last = jax.lax.cummax(jnp.where(event, jnp.broadcast_to(t, event.shape), -1), axis=1)
+    y = jnp.where(last >= 0, jnp.take_along_axis(pulses, jnp.maximum(last, 0), axis=1), 0.0)
+    return x, y, jnp.ones((batch, n_steps))
+
+
+def flip_flop(n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04,
+              pulse_width: int = 3) -> TaskGenerator:
+    """Flip-flop memory (Sussillo & Barak 2013).
+
+    Each of ``n_bits`` inputs receives occasional pulses of +1 or -1 (a pulse
+    starts at each step with probability ``rate`` and lasts ``pulse_width``
+    steps); output ``k`` must hold the sign of the latest pulse on input ``k``
+    (0 before the first).  Every step counts.  Values: ``x`` and ``y`` in
+    [-1, 1].  Accuracy: sign of the outputs where the target is set (nonzero).
+    """
+    n_bits = check_int("n_bits", n_bits)
+    n_steps = check_int("n_steps", n_steps, minimum=2)
+    rate = check_positive("rate", rate)
+    if rate > 1:
+        raise ValueError(f"rate is a probability per step and must be <= 1, got {rate}")
+    pulse_width = check_int("pulse_width", pulse_width)
+    return TaskGenerator(
+        "flip_flop", n_bits, n_bits, n_steps, _flip_flop_sample,
+        dict(n_bits=n_bits, n_steps=n_steps, rate=rate, pulse_width=pulse_width),
+        metric=sign_accuracy)
+
+
+# --------------------------------------------------------------------------
+# reaching
+
+
+def _reach_sample(key, batch, *, n_targets, cue_start, cue, min_delay, max_delay, go_width,
+                  move, hold, radius, rotation, n_steps):
+    k1, k2 = jax.random.split(key)
+    target = jax.random.randint(k1, (batch,), 0, n_targets)
+    delay = jax.random.randint(k2, (batch,), min_delay, max_delay + 1)
+    t = _steps(n_steps)
+    go = cue_start + cue + delay
+    cue_on = _window(t, jnp.full((batch,), cue_start), cue)
+    x = jnp.concatenate([jax.nn.one_hot(target, n_targets)[:, None] * cue_on[..., None],
+                         _window(t, go, go_width)[..., None]], axis=-1).astype(float)
+    s = jnp.clip((t - go[:, None]) / move, 0.0, 1.0)
+    progress = s ** 3 * (10 - 15 * s + 6 * s ** 2)  # minimum-jerk profile
+    angle = 2 * jnp.pi * target / n_targets + jnp.deg2rad(rotation)
+    end = radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)  # (batch, 2)
+    y = progress[..., None] * end[:, None]
+    mask = (t < (go + move + hold)[:, None]).astype(float)
+    return x, y, mask
+
+
+def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: int = 5,
+          max_delay: int = 20, go_width: int = 3, move: int = 20, hold: int = 10,
+          radius: float = 1.0, rotation: float = 0.0) -> TaskGenerator:
+    """Center-out reaching: a 2-D trajectory to one of ``n_targets`` targets.
+
+    Inputs ``0 .. n_targets-1`` cue the target (one-hot, ``cue`` steps from
+    ``cue_start``); after a random delay in ``[min_delay, max_delay]`` input
+    ``n_targets`` gives a go pulse (``go_width`` steps).  The two outputs
+    (x, y position) stay at the origin until go, then move along a minimum-jerk
+    path for ``move`` steps to ``radius * (cos a, sin a)`` with
+    ``a = 2 pi k / n_targets + rotation`` (degrees), and hold there ``hold``
+    steps; later steps are padding (``mask = 0``).  ``rotation`` rotates every
+    target, as a visuomotor rotation does to the required hand path; see
+    :func:`rflo.tasks.rotate_readout` and :func:`rflo.tasks.train_with_rotation`
+    for rotating the network's readout mid-training.  Values: ``x`` in {0, 1},
+    ``|y| <= radius``.  No discrete answer, so no accuracy.
+    """
+    n_targets = check_int("n_targets", n_targets, minimum=2)
+    cue_start = check_int("cue_start", cue_start)
+    cue = check_int("cue", cue)
+    lo, hi = _check_range("delay", min_delay, max_delay, minimum=0)
+    go_width = check_int("go_width", go_width)
+    move = check_int("move", move)
+    hold = check_int("hold", hold, minimum=0)
+    radius = check_positive("radius", radius)
+    rotation = float(check_finite_array("rotation", [rotation], ndim=1, dtype="float64")[0])
+    n_steps = cue_start + cue + hi + move + hold
+    return TaskGenerator(
+        "reach", n_targets + 1, 2, n_steps, _reach_sample,
+        dict(n_targets=n_targets, cue_start=cue_start, cue=cue, min_delay=lo, max_delay=hi,
+             go_width=go_width, move=move, hold=hold, radius=radius, rotation=rotation,
+             n_steps=n_steps))
+
+
+# --------------------------------------------------------------------------
+# registry
+
+TASKS = {
+    "periodic": periodic,
+    "ready_set_go": ready_set_go,
+    "delayed_match": delayed_match,
+    "flip_flop": flip_flop,
+    "reach": reach,
+}
+
+
+def task_names():
+    """Names of the built-in tasks."""
+    return sorted(TASKS)
+
+
+def make_task(name: str, **params) -> TaskGenerator:
+    """The built-in task ``name`` with ``params`` (the factory's keyword arguments)."""
+    key = str(name).lower().replace("-", "_")
+    if key not in TASKS:
+        raise ValueError(f"unknown task {name!r}: use one of {task_names()}")
+    try:
+        return TASKS[key](**params)
+    except TypeError as exc:  # unknown parameter names
+        raise ValueError(f"bad parameters for task {key!r}: {exc}") from None
