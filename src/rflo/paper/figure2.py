@@ -277,6 +277,7 @@ def grid_search(cfg: Config, rule: str, log=None) -> dict:
             f"eta={e:g}: {s:.3g}{'' if st else ' (diverges at long T)'}"
             for e, s, st in zip(cfg.lr_grid, scores, stable)) + f" -> {cfg.lr_grid[best]:g}")
     return {"eta": list(cfg.lr_grid), "score": [float(s) for s in scores],
+            "score_note": "median final loss at the short period; null: a network diverged",
             "stable_at_long_periods": [bool(b) for b in stable],
             "long_period_median": long_median,
             "chosen": float(cfg.lr_grid[best]), "seconds": float(secs)}
@@ -423,6 +424,17 @@ def _csv_text(header, rows):
     return buf.getvalue()
 
 
+def _json_safe(obj):
+    """Non-finite floats as null (strict JSON has no Infinity/NaN)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def _write(path, write_fn, suffix=""):
     """Atomic write, then the usual permissions (rw-r--r--)."""
     atomic_write(path, write_fn, suffix=suffix)
@@ -438,7 +450,8 @@ def write_outputs(r: dict, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(r)
-    _write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_text(out / "summary.json",
+                json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
 
     rows = []
     for (rule, p), c in sorted(r["curves"].items()):
