@@ -1,0 +1,698 @@
+"""Murray (2019) Figure 2 and its Dale's-law supplement, with ensembles of networks.
+
+The periodic output task: N = 30 leaky units (tau = 10 steps), no input, one
+output that must produce ``sin(2 pi t/T) + 0.5 sin(4 pi t/T) + 0.25 sin(8 pi t/T)``
+over one period ``T`` per trial, starting every trial from ``h0 = 0.1``.  All
+rules learn offline (one plain-SGD update per trial, the seed notebook's
+``W += eta / T * sum_t ...``) with ``eta = (0, eta, eta)`` for
+``(w_in, w_rec, w_out)``; the input weights do not matter (x = 0).
+
+Panels (one PNG, ``figure2.png``):
+
+a. loss during training, BPTT vs RFLO, at T = 20 tau and T = 160 tau (median
+   over the networks, 25-75 % band), and the trained outputs against the
+   dashed targets;
+b. final loss (learning off) against the period, per rule, with the untrained
+   networks in grey;
+c. the alignment between vec(W_out) and vec(B^T) during RFLO training;
+d. loss during training at T = 80 tau for BPTT, RFLO, "local" (locality
+   without random feedback) and "random_feedback" (random feedback without
+   locality).
+
+Supplement 1 (``figure2_supplement1.png``): RFLO with Dale's law (80 %
+excitatory units, signs kept through learning) against unconstrained RFLO.
+
+Learning rates come from a small grid search per rule (at T = 20 tau, with a
+stability check at T = 80 and 160 tau) on networks with other seeds than the
+ones that are reported (see :data:`LR_SELECTION`); quick mode reuses the rates
+the full run chose.
+
+"random feedback without locality" learns offline here, where its summed
+update ``sum_t (B err[t])^T dh[t]/dW`` (RTRL's influence tensors contracted
+with random feedback) equals a backward pass that injects ``B err[t]`` instead
+of ``W_out^T err[t]``; :class:`RandomFeedbackBackward` computes it that way in
+O(T N^2) instead of RTRL's O(T N^4).  ``tests/test_figure2.py`` checks that the
+two give the same update.
+
+Command line: ``python -m rflo.paper.figure2 --out FOLDER [--quick] [--seed N]
+[--overwrite]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rflo.ensemble import init_ensemble, train_ensemble
+from rflo.io import atomic_write
+from rflo.network import Weights
+from rflo.rules.base import Trajectory, feedback_matrix, forward, readout_error
+from rflo.rules.rtrl import InfluenceRule
+from rflo.tasks import periodic_task
+
+__all__ = ["Config", "QUICK", "FULL", "RandomFeedbackBackward", "run", "write_outputs",
+           "plot_figure2", "plot_supplement", "main", "LR_SELECTION"]
+
+LR_SELECTION = (
+    "Full mode: for each rule, every learning rate of the grid trains grid_networks "
+    "networks (seeds disjoint from the reported ones) for grid_trials trials at the "
+    "short period T = grid_period_tau * tau and at each of the long periods "
+    "stability_periods_tau. The chosen rate has the lowest median final loss "
+    "(learning off) at the short period, among the rates for which no network "
+    "diverged at a long period (loss not finite or above 10x the untrained loss). "
+    "The short period is where every rule learns within the budget, so the scores "
+    "separate the rates; the long-period check rules out rates that only work for "
+    "short trials (RFLO's readout runs away at eta = 0.1 when the activity "
+    "saturates). The same rate (lr_in = 0, lr_rec = lr_out = eta) is then used at "
+    "every period. Quick mode does not search: it uses the rates of the full run "
+    "(CHOSEN_LR)."
+)
+
+RULE_LABELS = {
+    "bptt": "BPTT",
+    "rflo": "RFLO",
+    "local": "locality without random feedback",
+    "random_feedback": "random feedback without locality",
+    "rflo_dale": "RFLO, Dale's law",
+}
+COLORS = {"bptt": "tab:blue", "rflo": "tab:red", "local": "tab:purple",
+          "random_feedback": "tab:cyan", "rflo_dale": "tab:green", "untrained": "0.5"}
+DIVERGED = 1e6  # losses above this (or NaN) are stored as this value in summaries
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that sets the size of the reproduction."""
+
+    mode: str
+    n_rec: int = 30
+    tau: float = 10.0
+    n_networks: int = 9
+    trials: int = 3000
+    periods_tau: tuple = (10, 20, 40, 80, 160)  # panel b
+    panel_a_periods_tau: tuple = (20, 160)
+    panel_d_period_tau: int = 80
+    ablation_networks: int = 9  # panel d's local / random_feedback
+    dale: float = 0.8
+    dale_periods_tau: tuple = (20, 160)
+    lr_grid: tuple = (0.01, 0.03, 0.1)
+    grid_period_tau: int = 20
+    stability_periods_tau: tuple = (80, 160)
+    grid_networks: int = 2
+    grid_trials: int = 3000
+    lr: Optional[tuple] = None  # ((rule, eta), ...): skip the grid search
+    seed: int = 0
+
+    def check(self):
+        needed = set(self.panel_a_periods_tau) | {self.panel_d_period_tau}
+        if not needed <= set(self.periods_tau):
+            raise ValueError(f"periods_tau {self.periods_tau} must contain the periods of "
+                             f"panels a and d: {sorted(needed)}")
+        if not set(self.dale_periods_tau) <= set(self.periods_tau):
+            raise ValueError("dale_periods_tau must be a subset of periods_tau")
+        if self.lr is not None and {k for k, _ in self.lr} != {
+                "bptt", "rflo", "local", "random_feedback"}:
+            raise ValueError("lr must give a rate for bptt, rflo, local and random_feedback")
+        return self
+
+
+FULL = Config(mode="full")
+#: the rates the full run's grid search chose (seed 0); quick mode uses them
+#: instead of searching again
+CHOSEN_LR = (("bptt", 0.1), ("rflo", 0.03), ("local", 0.1), ("random_feedback", 0.01))
+QUICK = Config(mode="quick", n_networks=4, trials=600, periods_tau=(20, 80, 160),
+               ablation_networks=2, lr=CHOSEN_LR)
+
+
+# --------------------------------------------------------------------------
+# random feedback without locality, offline, by a backward pass
+
+
+@dataclass(frozen=True)
+class RandomFeedbackBackward(InfluenceRule):
+    """"Random feedback without locality" with an O(T N^2) offline update.
+
+    The per-step (online) form is RTRL's with ``B`` as feedback (inherited).
+    Offline, with the weights fixed during the trial,
+    ``sum_t (F err[t])^T P[t]`` (``P[t] = dh[t]/dW``) is the gradient of
+    ``sum_t g[t] . h[t]`` for fixed ``g[t] = F err[t]``, i.e. BPTT's backward
+    pass with ``g[t]`` injected in place of ``W_out^T err[t]``.
+    """
+
+    name: str = "random_feedback"
+    online: bool = True
+    feedback: str = "random"
+
+    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
+        u, h = forward(net, x, unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:])
+        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
+        a = 1.0 / net.tau
+        ad = a * fprime(u)
+        g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
+
+        def body(carry, inp):
+            delta_next, v_next = carry
+            g_t, ad_t = inp
+            delta = g_t + (1.0 - a) * delta_next + net.w_rec.T @ v_next
+            v = ad_t * delta
+            return (delta, v), v
+
+        zero = jnp.zeros_like(net.h0)
+        _, v = jax.lax.scan(body, (zero, zero), (g, ad), reverse=True, unroll=unroll)
+        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+
+
+RULES = {"bptt": "bptt", "rflo": "rflo", "local": "local",
+         "random_feedback": RandomFeedbackBackward()}
+
+
+# --------------------------------------------------------------------------
+# experiments
+
+
+@jax.jit
+def _outputs(nets, x):
+    """Outputs (K, T-1) of stacked networks with learning off (one output)."""
+
+    def one(net):
+        _, h = forward(net, x, 4)
+        return (h @ net.w_out.T)[:, 0]
+
+    return jax.vmap(one)(nets)
+
+
+def final_losses(nets, task) -> np.ndarray:
+    """(K,) loss of each stacked network over one trial with learning off,
+    ``0.5 sum_{t>=1} (y*[t] - y[t])^2 / T`` (the trainer's per-trial loss)."""
+    x, y, _ = task.stacked("float32")
+    jnets = jax.tree_util.tree_map(jnp.asarray, nets)
+    out = np.asarray(_outputs(jnets, jnp.asarray(x[0])), float)
+    target = y[0, 1:, 0].astype(float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * np.sum((target[None] - out) ** 2, axis=1) / y.shape[1]
+    return _clean(loss)
+
+
+def trained_outputs(nets, task) -> np.ndarray:
+    x, _, _ = task.stacked("float32")
+    jnets = jax.tree_util.tree_map(jnp.asarray, nets)
+    return np.asarray(_outputs(jnets, jnp.asarray(x[0])), float)
+
+
+def _clean(a):
+    a = np.asarray(a, float)
+    return np.where(np.isfinite(a) & (a < DIVERGED), a, DIVERGED)
+
+
+def _stats(a, axis=0):
+    a = _clean(a)
+    p25, med, p75 = np.percentile(a, [25, 50, 75], axis=axis)
+    return med, p25, p75
+
+
+class _Log:
+    def __init__(self, log):
+        self.log = log
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg):
+        if self.log is not None:
+            self.log(f"[figure2 {time.perf_counter() - self.t0:6.1f}s] {msg}")
+
+
+def _train(nets, task, rule, trials, eta, seeds):
+    k = np.shape(nets.w_rec)[0]
+    lr = np.asarray(eta, float)
+    lr = np.stack([np.zeros(k), lr, lr], axis=1) if lr.ndim == 1 else np.tile([0.0, eta, eta], (k, 1))
+    return train_ensemble(nets, task, RULES.get(rule, rule), trials=trials, lr=lr,
+                          seeds=[int(s) for s in seeds])
+
+
+def _grid_ensemble(cfg, rule, period_tau, seeds):
+    task = periodic_task(period=period_tau * cfg.tau)
+    all_seeds = [s for _ in cfg.lr_grid for s in seeds]
+    nets = init_ensemble(1, cfg.n_rec, 1, seeds=all_seeds, tau=cfg.tau)
+    etas = np.repeat(np.asarray(cfg.lr_grid, float), len(seeds))
+    res = _train(nets, task, rule, cfg.grid_trials, etas, all_seeds)
+    untrained = np.median(final_losses(init_ensemble(1, cfg.n_rec, 1, seeds=seeds, tau=cfg.tau),
+                                       task))
+    final = final_losses(res.networks, task).reshape(len(cfg.lr_grid), len(seeds))
+    return np.where(final > 10 * untrained, np.inf, final), res.seconds
+
+
+def grid_search(cfg: Config, rule: str, log=None) -> dict:
+    """Pick ``rule``'s learning rate from ``cfg.lr_grid`` (see :data:`LR_SELECTION`).
+
+    Two ensembles (one per period) of ``grid_networks`` networks per rate, each one
+    compiled call; returns the grid, the scores and the chosen rate.
+    """
+    seeds = [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
+    final, secs = _grid_ensemble(cfg, rule, cfg.grid_period_tau, seeds)
+    scores = np.median(final, axis=1)
+    stable = np.ones(len(cfg.lr_grid), bool)
+    long_median = {}
+    for p in cfg.stability_periods_tau:
+        final_long, s2 = _grid_ensemble(cfg, rule, p, seeds)
+        secs += s2
+        stable &= np.all(np.isfinite(final_long), axis=1)
+        long_median[str(p)] = [float(np.median(f)) for f in final_long]
+    ok = np.where(stable, scores, np.inf)
+    best = int(np.argmin(ok)) if np.any(np.isfinite(ok)) else 0
+    if log:
+        log(f"grid {rule}: " + ", ".join(
+            f"eta={e:g}: {s:.3g}{'' if st else ' (diverges at long T)'}"
+            for e, s, st in zip(cfg.lr_grid, scores, stable)) + f" -> {cfg.lr_grid[best]:g}")
+    return {"eta": list(cfg.lr_grid), "score": [float(s) for s in scores],
+            "score_note": "median final loss at the short period; null: a network diverged",
+            "stable_at_long_periods": [bool(b) for b in stable],
+            "long_period_median": long_median,
+            "chosen": float(cfg.lr_grid[best]), "seconds": float(secs)}
+
+
+def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run every experiment of the figure; returns the numbers (numpy arrays)."""
+    cfg.check()
+    log = _Log(log)
+    t0 = time.perf_counter()
+    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    ens = partial(init_ensemble, 1, cfg.n_rec, 1, tau=cfg.tau)
+    nets = ens(seeds=seeds)
+    tasks = {p: periodic_task(period=p * cfg.tau) for p in cfg.periods_tau}
+
+    lrs, grids = {}, {}
+    if cfg.lr is not None:
+        lrs = {k: float(v) for k, v in cfg.lr}
+        log("learning rates given (no grid search): " + str(lrs))
+    else:
+        for rule in ("bptt", "rflo", "local", "random_feedback"):
+            grids[rule] = grid_search(cfg, rule, log)
+            lrs[rule] = grids[rule]["chosen"]
+    lrs["rflo_dale"] = lrs["rflo"]
+
+    curves, aligns, final, outputs = {}, {}, {}, {}
+    untrained = {p: final_losses(nets, tasks[p]) for p in cfg.periods_tau}
+    for p in cfg.periods_tau:
+        for rule in ("bptt", "rflo"):
+            res = _train(nets, tasks[p], rule, cfg.trials, lrs[rule], seeds)
+            curves[rule, p] = _clean(res.loss)
+            aligns[rule, p] = np.asarray(res.alignment, float)
+            final[rule, p] = final_losses(res.networks, tasks[p])
+            outputs[rule, p] = trained_outputs(res.networks, tasks[p])
+            log(f"{rule} T={p}tau: final loss median {np.median(final[rule, p]):.3g} "
+                f"(untrained {np.median(untrained[p]):.3g}), {res.seconds:.1f}s")
+
+    p = cfg.panel_d_period_tau
+    abl_seeds = seeds[:cfg.ablation_networks]
+    abl_nets = ens(seeds=abl_seeds)
+    for rule in ("local", "random_feedback"):
+        res = _train(abl_nets, tasks[p], rule, cfg.trials, lrs[rule], abl_seeds)
+        curves[rule, p] = _clean(res.loss)
+        final[rule, p] = final_losses(res.networks, tasks[p])
+        log(f"{rule} T={p}tau: final loss median {np.median(final[rule, p]):.3g}, "
+            f"{res.seconds:.1f}s")
+
+    dale_nets = ens(seeds=seeds, dale=cfg.dale)
+    dale_check, untrained_dale = {}, {}
+    for p in cfg.dale_periods_tau:
+        untrained_dale[p] = final_losses(dale_nets, tasks[p])
+        res = _train(dale_nets, tasks[p], "rflo", cfg.trials, lrs["rflo_dale"], seeds)
+        curves["rflo_dale", p] = _clean(res.loss)
+        final["rflo_dale", p] = final_losses(res.networks, tasks[p])
+        w = np.asarray(res.networks.w_rec)
+        sign = np.asarray(res.networks.sign)
+        dale_check[p] = {
+            "wrong_sign_weights": int(np.sum(sign[:, None, :] * w < 0)),
+            "zero_weights_fraction": float(np.mean(w == 0)),
+            "excitatory_fraction": float(np.mean(sign > 0)),
+        }
+        log(f"rflo+Dale T={p}tau: final loss median {np.median(final['rflo_dale', p]):.3g}, "
+            f"wrong-sign weights {dale_check[p]['wrong_sign_weights']}, {res.seconds:.1f}s")
+
+    initial_alignment = np.asarray([
+        np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
+        / (np.linalg.norm(nets.b[k]) * np.linalg.norm(nets.w_out[k])) for k in range(len(seeds))])
+    return {
+        "config": cfg, "seeds": seeds, "lr": lrs, "grid": grids, "tasks": tasks,
+        "untrained": untrained, "untrained_dale": untrained_dale, "curves": curves, "alignment": aligns,
+        "initial_alignment": initial_alignment, "final": final, "outputs": outputs,
+        "dale_check": dale_check, "seconds": time.perf_counter() - t0,
+    }
+
+
+# --------------------------------------------------------------------------
+# summary numbers
+
+
+def _tail_mean(curve, frac=0.05):
+    n = max(1, int(round(curve.shape[-1] * frac)))
+    return curve[..., -n:].mean(axis=-1)
+
+
+def summarize(r: dict) -> dict:
+    """The numbers behind every panel, JSON-ready, and the paper's claims checked."""
+    cfg = r["config"]
+
+    def st(a):
+        med, p25, p75 = _stats(np.asarray(a))
+        return {"median": float(med), "p25": float(p25), "p75": float(p75),
+                "diverged": int(np.sum(np.asarray(a) >= DIVERGED))}
+
+    final = {f"{rule}": {str(p): st(v) for (rl, p), v in r["final"].items() if rl == rule}
+             for rule in sorted({k[0] for k in r["final"]})}
+    untrained = {str(p): st(v) for p, v in r["untrained"].items()}
+    untrained_dale = {str(p): st(v) for p, v in r["untrained_dale"].items()}
+    align = {}
+    for p in cfg.periods_tau:
+        a = r["alignment"]["rflo", p]
+        align[str(p)] = {"initial": st(r["initial_alignment"]), "after_first_trial": st(a[:, 0]),
+                         "end": st(_tail_mean(a))}
+    short, long_ = min(cfg.panel_a_periods_tau), max(cfg.panel_a_periods_tau)
+    u_short = np.median(r["untrained"][short])
+    claims = {
+        "rflo_learns_short_period_10x": bool(np.median(r["final"]["rflo", short]) * 10 <= u_short),
+        "bptt_learns_short_period_10x": bool(np.median(r["final"]["bptt", short]) * 10 <= u_short),
+        "bptt_beats_rflo_long_period": bool(np.median(r["final"]["bptt", long_])
+                                            < np.median(r["final"]["rflo", long_])),
+        "rflo_alignment_rises_short_period": bool(
+            np.median(_tail_mean(r["alignment"]["rflo", short]))
+            > np.median(r["initial_alignment"]) + 0.2),
+    }
+    for p in cfg.dale_periods_tau:
+        claims[f"dale_rflo_within_3x_of_rflo_T{p}tau"] = bool(
+            np.median(r["final"]["rflo_dale", p]) <= 3 * np.median(r["final"]["rflo", p]))
+    return {
+        "paper": "Murray (2019) eLife 8:e43299, Figure 2 and Figure 2-figure supplement 1",
+        "mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
+        "loss": "0.5 * sum_{t=1}^{T-1} (y*[t] - y[t])^2 / T, one trial, learning off "
+                f"(losses not finite or above {DIVERGED:g} are stored as {DIVERGED:g})",
+        "learning_rates": {k: {"lr_in": 0.0, "lr_rec": v, "lr_out": v} for k, v in r["lr"].items()},
+        "lr_selection": LR_SELECTION, "lr_grid": r["grid"],
+        "untrained": untrained, "untrained_dale": untrained_dale, "final_loss": final, "alignment": align,
+        "dale": {str(p): v for p, v in r["dale_check"].items()},
+        "claims": claims, "seconds": float(r["seconds"]),
+    }
+
+
+# --------------------------------------------------------------------------
+# files
+
+
+def _log_spaced(n, points=300):
+    idx = np.unique(np.round(np.geomspace(1, n, points)).astype(int)) - 1
+    return idx
+
+
+def _csv_text(header, rows):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _json_safe(obj):
+    """Non-finite floats as null (strict JSON has no Infinity/NaN)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _write(path, write_fn, suffix=""):
+    """Atomic write, then the usual permissions (rw-r--r--)."""
+    atomic_write(path, write_fn, suffix=suffix)
+    os.chmod(path, 0o644)
+
+
+def _write_text(path, text):
+    _write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_outputs(r: dict, out: Path) -> dict:
+    """Write the PNGs, CSVs, JSON and the per-network curves (.npz) into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(r)
+    _write_text(out / "summary.json",
+                json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
+
+    rows = []
+    for (rule, p), c in sorted(r["curves"].items()):
+        med, p25, p75 = _stats(c)
+        for i in _log_spaced(c.shape[1]):
+            rows.append([rule, p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    _write_text(out / "loss_curves.csv", _csv_text(
+        ["rule", "period_tau", "trial", "median", "p25", "p75"], rows))
+
+    rows = []
+    for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items() if rule == "rflo"):
+        med, p25, p75 = _stats(a)
+        for i in _log_spaced(a.shape[1]):
+            rows.append([p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    _write_text(out / "alignment.csv", _csv_text(
+        ["period_tau", "trial", "median", "p25", "p75"], rows))
+
+    rows = []
+    seeds = r["seeds"]
+    for p, v in sorted(r["untrained"].items()):
+        rows += [["untrained", p, seeds[k], "", f"{x:.6g}"] for k, x in enumerate(v)]
+    for p, v in sorted(r["untrained_dale"].items()):
+        rows += [["untrained_dale", p, seeds[k], "", f"{x:.6g}"] for k, x in enumerate(v)]
+    for (rule, p), v in sorted(r["final"].items()):
+        rows += [[rule, p, seeds[k], r["lr"][rule], f"{x:.6g}"] for k, x in enumerate(v)]
+    _write_text(out / "final_loss.csv", _csv_text(
+        ["rule", "period_tau", "network_seed", "eta", "final_loss"], rows))
+
+    rows = []
+    for (rule, p), y in sorted(r["outputs"].items()):
+        target = r["tasks"][p].y[1:, 0]
+        for t in range(y.shape[1]):
+            rows.append([rule, p, t + 1, f"{target[t]:.6g}"] + [f"{v:.6g}" for v in y[:, t]])
+    _write_text(out / "outputs.csv", _csv_text(
+        ["rule", "period_tau", "t", "target"] + [f"y_seed{s}" for s in seeds], rows))
+
+    arrays = {f"loss_{rule}_T{p}": c for (rule, p), c in r["curves"].items()}
+    arrays.update({f"alignment_{rule}_T{p}": a for (rule, p), a in r["alignment"].items()})
+    _write(out / "curves.npz", lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = plot_figure2(r, summary)
+    _write(out / "figure2.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+                 suffix=".png")
+    fig = plot_supplement(r, summary)
+    _write(out / "figure2_supplement1.png",
+                 lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    return summary
+
+
+# --------------------------------------------------------------------------
+# figures
+
+
+def _band(ax, curve, color, label):
+    med, p25, p75 = _stats(curve)
+    x = np.arange(1, curve.shape[1] + 1)
+    ax.plot(x, med, color=color, label=label, lw=1.5)
+    ax.fill_between(x, p25, p75, color=color, alpha=0.25, lw=0)
+
+
+def _loss_axes(ax, title):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10)
+
+
+def plot_figure2(r: dict, summary: dict):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    cfg = r["config"]
+    n = cfg.n_networks
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.6))
+    fig.suptitle(f"Murray (2019) Fig. 2, reproduced ({cfg.mode} mode: {n} networks, "
+                 f"{cfg.trials} trials, N={cfg.n_rec}, tau={cfg.tau:g})", fontsize=12)
+    short, long_ = cfg.panel_a_periods_tau[0], cfg.panel_a_periods_tau[-1]
+    for ax, p in zip(axes[0, :2], (short, long_)):
+        for rule in ("bptt", "rflo"):
+            _band(ax, r["curves"][rule, p], COLORS[rule],
+                  f"{RULE_LABELS[rule]} (eta={r['lr'][rule]:g})")
+        ax.axhline(np.median(r["untrained"][p]), color=COLORS["untrained"], ls=":",
+                   label="untrained")
+        _loss_axes(ax, f"a  loss during training, T = {p} tau\n(median, 25-75 % band)")
+        ax.legend(fontsize=8, loc="lower left")
+
+    ax = axes[0, 2]
+    offset = 0.0
+    for p in (short, long_):
+        target = r["tasks"][p].y[1:, 0]
+        t = np.arange(1, target.size + 1) / target.size
+        for rule in ("bptt", "rflo"):
+            f = r["final"][rule, p]
+            k = int(np.argsort(f)[len(f) // 2])  # the median network
+            ax.plot(t, r["outputs"][rule, p][k] + offset, color=COLORS[rule], lw=1.3,
+                    label=RULE_LABELS[rule] if p == short else None)
+            ax.plot(t, target + offset, color="k", ls="--", lw=0.9,
+                    label="target" if (p == short and rule == "bptt") else None)
+            ax.text(1.01, offset, f"{RULE_LABELS[rule]}\nT={p} tau", fontsize=7, va="center")
+            offset -= 4.0
+    ax.set_xlabel("time / T")
+    ax.set_yticks([])
+    ax.set_xlim(0, 1.25)
+    ax.set_ylim(offset + 2.0, 4.0)
+    ax.set_title("a  trained output (median network) vs target (dashed)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+
+    ax = axes[1, 0]
+    ps = np.asarray(cfg.periods_tau)
+    for rule in ("bptt", "rflo"):
+        st = [_stats(r["final"][rule, p]) for p in ps]
+        med = np.array([s[0] for s in st])
+        ax.errorbar(ps, med, yerr=[med - [s[1] for s in st], [s[2] for s in st] - med],
+                    color=COLORS[rule], marker="o", capsize=3, label=RULE_LABELS[rule])
+    ax.plot(ps, [np.median(r["untrained"][p]) for p in ps], color=COLORS["untrained"],
+            marker="s", label="untrained")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(ps)
+    ax.set_xticklabels([str(p) for p in ps])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("period T / tau")
+    ax.set_ylabel("final loss (learning off)")
+    ax.set_title("b  loss at the end of training vs period\n(median, 25-75 %)", fontsize=10)
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 1]
+    cmap = plt.get_cmap("Reds")
+    for i, p in enumerate(ps):
+        _band(ax, r["alignment"]["rflo", p], cmap(0.35 + 0.65 * i / max(1, len(ps) - 1)),
+              f"T = {p} tau")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("cos(vec W_out, vec B^T)")
+    ax.set_ylim(-1, 1)
+    ax.set_title("c  alignment of W_out with B during RFLO training", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[1, 2]
+    p = cfg.panel_d_period_tau
+    for rule in ("bptt", "rflo", "local", "random_feedback"):
+        c = r["curves"][rule, p]
+        _band(ax, c, COLORS[rule], f"{RULE_LABELS[rule]} (n={c.shape[0]}, eta={r['lr'][rule]:g})")
+    ax.axhline(np.median(r["untrained"][p]), color=COLORS["untrained"], ls=":", label="untrained")
+    _loss_axes(ax, f"d  loss during training, T = {p} tau")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def plot_supplement(r: dict, summary: dict):
+    import matplotlib.pyplot as plt
+
+    cfg = r["config"]
+    ps = cfg.dale_periods_tau
+    fig, axes = plt.subplots(1, len(ps) + 1, figsize=(5 * (len(ps) + 1), 4.3))
+    fig.suptitle(f"Fig. 2 supplement 1: RFLO with Dale's law ({cfg.dale:.0%} excitatory units) "
+                 f"vs unconstrained RFLO ({cfg.mode} mode, {cfg.n_networks} networks)", fontsize=11)
+    for ax, p in zip(axes, ps):
+        _band(ax, r["curves"]["rflo", p], COLORS["rflo"], "RFLO, unconstrained")
+        _band(ax, r["curves"]["rflo_dale", p], COLORS["rflo_dale"], RULE_LABELS["rflo_dale"])
+        ax.axhline(np.median(r["untrained"][p]), color=COLORS["rflo"], ls=":",
+                   label="untrained, unconstrained")
+        ax.axhline(np.median(r["untrained_dale"][p]), color=COLORS["rflo_dale"], ls=":",
+                   label="untrained, Dale")
+        _loss_axes(ax, f"loss during training, T = {p} tau")
+        ax.legend(fontsize=8, loc="lower left")
+    ax = axes[-1]
+    width = 0.35
+    x = np.arange(len(ps))
+    for j, rule in enumerate(("rflo", "rflo_dale")):
+        st = [_stats(r["final"][rule, p]) for p in ps]
+        med = np.array([s[0] for s in st])
+        ax.bar(x + (j - 0.5) * width, med, width, color=COLORS[rule],
+               yerr=[med - [s[1] for s in st], [s[2] for s in st] - med], capsize=3,
+               label=RULE_LABELS[rule] if rule != "rflo" else "RFLO, unconstrained")
+    for j, key in enumerate(("untrained", "untrained_dale")):
+        ax.scatter(x + (j - 0.5) * width, [np.median(r[key][p]) for p in ps], color="k",
+                   marker="_", s=500, label="untrained" if j == 0 else None, zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"T = {p} tau" for p in ps])
+    ax.set_yscale("log")
+    ax.set_ylabel("final loss (learning off)")
+    ax.set_title("final loss (median, 25-75 %)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+# --------------------------------------------------------------------------
+# command line
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog="rflo figure2",
+        description="Reproduce Murray (2019) Figure 2 (panels a-d) and its Dale's-law "
+                    "supplement: PNGs, CSVs and summary.json in an output folder.")
+    p.add_argument("--out", default="figure2", help="output folder (default: ./figure2)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, "
+                        f"periods {list(QUICK.periods_tau)} tau); the full run uses "
+                        f"{FULL.n_networks} networks, {FULL.trials} trials")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first network seed; network k uses seed + k (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(e.code or 0)
+    if args.seed < 0:
+        print("rflo figure2: error: --seed must be >= 0", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"rflo figure2: error: {out} exists and is not a folder", file=sys.stderr)
+        return 2
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        print(f"rflo figure2: error: {out} is not empty; pass --overwrite to write into it "
+              "or choose another --out", file=sys.stderr)
+        return 2
+    cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
+    r = run(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    summary = write_outputs(r, out)
+    print(json.dumps({"out": str(out), "mode": cfg.mode, "seconds": round(summary["seconds"], 1),
+                      "learning_rates": {k: v["lr_rec"] for k, v in summary["learning_rates"].items()},
+                      "claims": summary["claims"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The Figure 2 reproduction: its fast random-feedback rule, its command line,
+and (slow) the quick run end to end against the paper's qualitative claims."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import rflo
+from rflo.paper import figure2
+from rflo.paper.figure2 import RandomFeedbackBackward
+
+from conftest import random_network, random_task, rel_err
+
+
+@pytest.mark.parametrize("derivative", ["exact"])
+def test_backward_random_feedback_equals_rtrl_with_random_feedback(derivative):
+    """Offline, the O(T N^2) backward pass gives the registered O(T N^4) rule's update."""
+    net = random_network(n_in=2, n_rec=7, n_out=2)
+    task = random_task(steps=25, n_in=2, n_out=2)
+    kw = dict(trials=3, lr=(0.2, 0.5, 0.3), dtype="float64", derivative=derivative)
+    fast = rflo.train(net, task, RandomFeedbackBackward(), **kw)
+    slow = rflo.train(net, task, "random_feedback", **kw)
+    for k in ("w_in", "w_rec", "w_out"):
+        assert rel_err(getattr(fast.network, k), getattr(slow.network, k)) < 1e-10
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-10)
+    # and it is not BPTT: the feedback is b, not w_out^T
+    bptt = rflo.train(net, task, "bptt", **kw)
+    assert rel_err(fast.network.w_rec, bptt.network.w_rec) > 1e-3
+
+
+def test_refuses_a_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert figure2.main(["--out", str(tmp_path), "--quick"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys):
+    assert figure2.main(["--out", str(tmp_path / "x"), "--seed", "-1"]) == 2
+    assert figure2.main(["--no-such-option"]) == 2
+    assert not (tmp_path / "x").exists()
+    file = tmp_path / "file"
+    file.write_text("")
+    assert figure2.main(["--out", str(file), "--quick"]) == 2
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="panels a and d"):
+        figure2.Config(mode="x", periods_tau=(20, 160)).check()
+
+
+@pytest.mark.slow
+def test_quick_reproduction_shows_the_papers_claims(tmp_path):
+    out = tmp_path / "fig2"
+    assert figure2.main(["--out", str(out), "--quick"]) == 0
+    for name in ("figure2.png", "figure2_supplement1.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("loss_curves.csv", "alignment.csv", "final_loss.csv", "outputs.csv",
+                 "curves.npz"):
+        assert (out / name).stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "quick"
+
+    # final losses, recomputed from the per-network CSV
+    final = {}
+    with open(out / "final_loss.csv") as fh:
+        for row in csv.DictReader(fh):
+            final.setdefault((row["rule"], int(row["period_tau"])), []).append(
+                float(row["final_loss"]))
+    med = {k: float(np.median(v)) for k, v in final.items()}
+    assert len(final["rflo", 20]) == figure2.QUICK.n_networks
+
+    # RFLO and BPTT both learn the short period: at least 10x below the untrained network
+    assert med["rflo", 20] * 10 <= med["untrained", 20]
+    assert med["bptt", 20] * 10 <= med["untrained", 20]
+    # BPTT beats RFLO at the long period
+    assert med["bptt", 160] < med["rflo", 160]
+    # RFLO's alignment between W_out and B rises during training (short period)
+    align = summary["alignment"]["20"]
+    assert align["end"]["median"] > align["initial"]["median"] + 0.2
+    # Dale's law held in every trained network
+    assert all(v["wrong_sign_weights"] == 0 for v in summary["dale"].values())
+    assert summary["claims"]["rflo_learns_short_period_10x"]
