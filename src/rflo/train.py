@@ -99,25 +99,32 @@ def _apply(optimizer, net, w, opt_state, direction, n_steps):
 
 
 def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_target, mask, key):
-    n_steps = x.shape[0]
+    """One trial with an update at every step; returns ``w, opt_state, loss``.
+
+    Only O(1)-in-T state is carried (weights, trace state, ``h`` and the running
+    squared error), so memory does not grow with the trial's length.
+    """
+    n_steps, n_out = y_target.shape
 
     def body(carry, inp):
-        w, opt_state, state, h = carry
+        w, opt_state, state, h, sq = carry
         x_t, y_t, m_t = inp
         net_t = with_weights(net, w)
         u, h_new = cell(net_t, h, x_t)
         y = w.w_out @ h_new
-        err = m_t * (y_t - y)
+        diff = y_t - y
+        err = m_t * diff
         s = Step(h, x_t, u, fprime(u), h_new)
         state = rule.step(state, net_t, s)
         w, opt_state = _apply(optimizer, net, w, opt_state,
                               rule.direction(state, net_t, s, err), n_steps)
-        return (w, opt_state, state, h_new), y
+        return (w, opt_state, state, h_new, sq + m_t * jnp.sum(diff * diff)), None
 
-    carry0 = (w, opt_state, rule.init(with_weights(net, w), key), net.h0)
-    (w, opt_state, _, _), y = jax.lax.scan(
+    zero = jnp.zeros((), y_target.dtype)
+    carry0 = (w, opt_state, rule.init(with_weights(net, w), key), net.h0, zero)
+    (w, opt_state, _, _, sq), _ = jax.lax.scan(
         body, carry0, (x[1:], y_target[1:], mask[1:]), unroll=unroll)
-    return w, opt_state, y
+    return w, opt_state, 0.5 * sq / (n_steps * n_out)
 
 
 def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask, key):
@@ -125,13 +132,11 @@ def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask, key):
     rule, online, fprime_name, unroll = cfg
     fprime = lookup_derivative(fprime_name)
     if online:
-        w, opt_state, y = _online_trial(rule, optimizer, fprime, unroll,
-                                        net, w, opt_state, x, y_target, mask, key)
-    else:
-        direction, traj = rule.trial(with_weights(net, w), x, y_target, mask, key, fprime, unroll)
-        w, opt_state = _apply(optimizer, net, w, opt_state, direction, x.shape[0])
-        y = traj.y
-    return w, opt_state, trial_loss(y, y_target, mask)
+        return _online_trial(rule, optimizer, fprime, unroll,
+                             net, w, opt_state, x, y_target, mask, key)
+    direction, traj = rule.trial(with_weights(net, w), x, y_target, mask, key, fprime, unroll)
+    w, opt_state = _apply(optimizer, net, w, opt_state, direction, x.shape[0])
+    return w, opt_state, trial_loss(traj.y, y_target, mask)
 
 
 def make_optimizer(optimizer, lr):

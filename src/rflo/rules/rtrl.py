@@ -33,12 +33,18 @@ class Influence(NamedTuple):
 
 
 def _propagate(influence, w_rec, d, a, pre):
-    """``J influence + a delta_{ki} d_i pre_j`` for one influence tensor (n, n, m)."""
+    """``J influence + a delta_{ki} d_i pre_j`` for one influence tensor (n, n, m).
+
+    ``J influence = c influence + a d * (w_rec @ influence)``: one (n x n) by
+    (n x n m) matrix product (the O(n^4) part), then a single fused elementwise
+    pass that also adds the diagonal source term (a dense ``eye`` mask instead
+    of a scatter, so the whole update is one loop).
+    """
     n = influence.shape[0]
     mixed = (w_rec @ influence.reshape(n, -1)).reshape(influence.shape)
-    new = (1.0 - a) * influence + (a * d)[:, None, None] * mixed
-    diag = jnp.arange(n)
-    return new.at[diag, diag, :].add(a * d[:, None] * pre[None, :])
+    eye = jnp.eye(n, dtype=influence.dtype)
+    source = eye[:, :, None] * pre[None, None, :]
+    return (1.0 - a) * influence + (a * d)[:, None, None] * (mixed + source)
 
 
 @dataclass(frozen=True)
