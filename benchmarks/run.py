@@ -161,13 +161,19 @@ def calls_for(seconds_per_trial, target_s):
     return max(1, int(target_s / max(seconds_per_trial, 1e-9)))
 
 
-def compiled_bytes(compiled):
-    """Everything a compiled executable holds at once, from XLA's memory analysis."""
+def compiled_memory(compiled):
+    """XLA's memory analysis of a compiled executable: ``total`` = arguments +
+    outputs + temporaries - aliased (everything it holds at once) and ``temp``
+    (its working memory, without the task data and weights passed in)."""
     m = compiled.memory_analysis()
     if m is None:
-        return None
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-               - m.alias_size_in_bytes)
+        return {"peak_bytes": None, "temp_bytes": None}
+    return {
+        "peak_bytes": int(m.argument_size_in_bytes + m.output_size_in_bytes
+                          + m.temp_size_in_bytes - m.alias_size_in_bytes),
+        "temp_bytes": int(m.temp_size_in_bytes),
+        "argument_bytes": int(m.argument_size_in_bytes),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -175,16 +181,16 @@ def compiled_bytes(compiled):
 
 
 class LibraryRun:
-    """One compiled session (single network or ensemble), ready to time."""
+    """One compiled session (single network, or an ensemble of ``k``), ready to
+    run ``n <= capacity`` trials per call (``n`` is a runtime argument, as in
+    ``rflo.train``: one compilation serves every call)."""
 
-    def __init__(self, rule, online, n_rec, steps, k=None, unroll=None, chunk=1):
-        self.rule, self.online, self.n_rec, self.steps, self.k = rule, online, n_rec, steps, k
+    def __init__(self, rule, online, n_rec, steps, k=None, unroll=None, capacity=1):
         unroll = unroll if unroll is not None else _default_unroll()
         cfg = (get_rule(rule), bool(online), "seed", unroll)
         task = rflo.periodic_task(duration=steps)
         self.data = tuple(jnp.asarray(a) for a in task.stacked("float32"))
         self.lr = jnp.asarray(LR, jnp.float32)
-        self.chunk = chunk
         t0 = time.perf_counter()
         if k is None:
             net = rflo.init_network(1, n_rec, 1, seed=0)
@@ -193,7 +199,7 @@ class LibraryRun:
             self.state = SessionState(w, _init_opt_state(None, self.lr, w))
             self.key = jax.random.PRNGKey(0)
             lowered = _run_trials_jit.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                            self.data, 0, chunk, chunk)
+                                            self.data, 0, 1, capacity)
         else:
             nets = init_ensemble(1, n_rec, 1, seeds=range(k))
             self.net = jax.tree_util.tree_map(jnp.asarray, nets)
@@ -201,13 +207,13 @@ class LibraryRun:
             self.state = SessionState(w, _ensemble_opt_init(None, self.lr, w, None))
             self.key = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
             lowered = _ensemble_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                            self.data, 0, chunk, chunk, None, None)
+                                            self.data, 0, 1, capacity, None, None)
         self.compiled = lowered.compile()
         self.compile_s = time.perf_counter() - t0
-        self.bytes = compiled_bytes(self.compiled)
+        self.memory = compiled_memory(self.compiled)
 
-    def __call__(self):
-        out = self.compiled(self.net, self.state, self.lr, self.key, self.data, 0, self.chunk)
+    def __call__(self, n=1):
+        out = self.compiled(self.net, self.state, self.lr, self.key, self.data, 0, n)
         jax.block_until_ready(out)
         return out
 
@@ -218,37 +224,32 @@ def _default_unroll():
     return inspect.signature(rflo.train).parameters["unroll"].default
 
 
-def time_library(rule, online, n_rec, steps, budget_s, k=None, unroll=None, target_call_s=0.004):
-    """Compile, estimate, then time with calls of about ``target_call_s``."""
-    probe = LibraryRun(rule, online, n_rec, steps, k=k, unroll=unroll, chunk=1)
+def time_library(rule, online, n_rec, steps, budget_s, k=None, unroll=None,
+                 target_call_s=0.004, capacity=512):
+    """Compile once, estimate the trial time, then time calls of about ``target_call_s``."""
+    run = LibraryRun(rule, online, n_rec, steps, k=k, unroll=unroll, capacity=capacity)
+    run(1)  # first run (allocations)
     t0 = time.perf_counter()
-    probe()  # first run (allocations)
-    probe()
-    first = time.perf_counter() - t0
-    per_trial = first / 2
-    chunk = calls_for(per_trial, target_call_s)
-    if chunk > 1:
-        run = LibraryRun(rule, online, n_rec, steps, k=k, unroll=unroll, chunk=chunk)
-        run()
-    else:
-        run = probe
-    best, median, reps = repeat_timing(run, chunk, budget_s)
+    run(1)
+    per_call = calls_for(time.perf_counter() - t0, target_call_s)
+    n = min(capacity, per_call)
+    best, median, reps = repeat_timing(lambda: run(n), n, budget_s)
     per_net = k or 1
     return {
         "seconds_per_trial": best / per_net,
         "seconds_per_trial_median": median / per_net,
         "trials_per_s": per_net / best,
-        "compile_s": probe.compile_s,
-        "trials_per_call": chunk,
+        "compile_s": run.compile_s,
+        "trials_per_call": n,
         "repeats": reps,
-        "peak_bytes": run.bytes,
+        **run.memory,
     }
 
 
 def library_memory(rule, online, n_rec, steps):
     """Compile only (nothing runs) and read XLA's memory analysis."""
-    run = LibraryRun(rule, online, n_rec, steps, chunk=1)
-    return {"peak_bytes": run.bytes, "compile_s": run.compile_s}
+    run = LibraryRun(rule, online, n_rec, steps, capacity=1)
+    return {**run.memory, "compile_s": run.compile_s}
 
 
 # --------------------------------------------------------------------------
@@ -352,7 +353,10 @@ def run(args):
         f"CPU {machine['cpu']}, {machine['cores_usable']} usable cores; numpy {machine['numpy']}")
     log(f"numpy BLAS: {json.dumps(machine['numpy_blas'].get('threadpools'))}")
 
-    rules = [r for r in rule_names() if args.rules is None or r in args.rules]
+    wanted = args.rules
+    if wanted is None and args.quick:
+        wanted = [r for r in ("rflo", "bptt", "rtrl") if r in rule_names()]
+    rules = [r for r in rule_names() if wanted is None or r in wanted]
     unknown = sorted(set(args.rules or []) - set(rule_names()))
     if unknown:
         raise SystemExit(f"unknown rule(s) {unknown}: registered rules are {rule_names()}")
@@ -428,24 +432,28 @@ def run(args):
                     + f"{(format(gain, '.1f') + 'x') if gain else '-':>16}", flush=True)
 
     # ---- memory against T
-    log(f"\n== memory (library: XLA memory analysis of the compiled session; numpy: tracemalloc)")
-    log(f"{'rule':<16}{'mode':<8}{'n_rec':>6}" + "".join(f"{'T=' + str(t):>14}" for t in args.memory_steps)
-        + f"{'numpy T=' + str(max(args.memory_steps)):>18}")
+    log("\n== memory: library = XLA memory analysis of the compiled session (work = temporaries;"
+        " total adds the weights and the task's T-long inputs/targets); numpy = tracemalloc peak")
+    log(f"{'rule':<16}{'mode':<8}{'n_rec':>6}"
+        + "".join(f"{'work T=' + str(t):>16}" for t in args.memory_steps)
+        + "".join(f"{'total T=' + str(t):>16}" for t in args.memory_steps)
+        + f"{'numpy T=' + str(max(args.memory_steps)):>16}")
     mem_cases = [(r, o) for r in rules for o in ([False] + ([True] if get_rule(r).online else []))]
     for n_rec in args.memory_sizes:
         for rule, online in mem_cases:
-            cells = []
+            work, total = [], []
             for steps in args.memory_steps:
                 lib = library_memory(rule, online, n_rec, steps)
                 row = {"kind": "memory", "rule": rule, "mode": mode_name(online), "n_rec": n_rec,
                        "steps": steps, "dtype": "float32", "library": lib}
                 if (not args.no_numpy and rule in NUMPY_TWIN and steps == max(args.memory_steps)
-                        and cost_exponent(rule) == 2 and NUMPY_TWIN[rule] == rule):
+                        and NUMPY_TWIN[rule] == rule and cost_exponent(rule) == 2):
                     row["numpy"] = numpy_memory(rule, online, n_rec, steps)
                 results.append(row)
-                cells.append(fmt_bytes(lib["peak_bytes"]))
-            log(f"{rule:<16}{mode_name(online):<8}{n_rec:>6}" + "".join(f"{c:>14}" for c in cells)
-                + f"{fmt_bytes(row.get('numpy', {}).get('peak_bytes')):>18}", flush=True)
+                work.append(fmt_bytes(lib["temp_bytes"]))
+                total.append(fmt_bytes(lib["peak_bytes"]))
+            log(f"{rule:<16}{mode_name(online):<8}{n_rec:>6}" + "".join(f"{c:>16}" for c in work + total)
+                + f"{fmt_bytes(row.get('numpy', {}).get('peak_bytes')):>16}", flush=True)
 
     targets = check_targets(results, args)
     if targets:
@@ -556,7 +564,8 @@ def names(text):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: n_rec 8 and 16, T 20, ensembles of 1 and 4, T=20/200 memory")
+                   help="smoke test (seconds): rflo, bptt, rtrl at n_rec 8, T 20, ensembles of 1 and 4, "
+                        "memory at T 20 and 200")
     p.add_argument("--rules", type=names, default=None,
                    help=f"comma-separated rule names (default: all registered: {','.join(rule_names())})")
     p.add_argument("--sizes", type=ints, default=None, help="n_rec values (default 20,50,100,200)")
@@ -577,7 +586,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {
-        "sizes": [8, 16] if quick else [20, 50, 100, 200],
+        "sizes": [8] if quick else [20, 50, 100, 200],
         "steps": 20 if quick else 100,
         "ensemble": [1, 4] if quick else [1, 8, 64],
         "ensemble_sizes": [8] if quick else [50],

@@ -106,9 +106,9 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
     """
     n_steps, n_out = y_target.shape
 
-    def body(carry, inp):
+    def body(t, carry):
         w, opt_state, state, h, sq = carry
-        x_t, y_t, m_t = inp
+        x_t, y_t, m_t = x[t], y_target[t], mask[t]  # indexed, not sliced: no T-long copies
         net_t = with_weights(net, w)
         u, h_new = cell(net_t, h, x_t)
         y = w.w_out @ h_new
@@ -118,12 +118,11 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
         state = rule.step(state, net_t, s)
         w, opt_state = _apply(optimizer, net, w, opt_state,
                               rule.direction(state, net_t, s, err), n_steps)
-        return (w, opt_state, state, h_new, sq + m_t * jnp.sum(diff * diff)), None
+        return w, opt_state, state, h_new, sq + m_t * jnp.sum(diff * diff)
 
     zero = jnp.zeros((), y_target.dtype)
     carry0 = (w, opt_state, rule.init(with_weights(net, w), key), net.h0, zero)
-    (w, opt_state, _, _, sq), _ = jax.lax.scan(
-        body, carry0, (x[1:], y_target[1:], mask[1:]), unroll=unroll)
+    w, opt_state, _, _, sq = jax.lax.fori_loop(1, n_steps, body, carry0, unroll=unroll)
     return w, opt_state, 0.5 * sq / (n_steps * n_out)
 
 
