@@ -407,7 +407,7 @@ def run(args):
     log(f"\n== ensembles (train_ensemble): seconds per network-trial, T = {args.steps}")
     log(f"{'rule':<16}{'mode':<8}{'n_rec':>6}" + "".join(f"{'K=' + str(k):>12}" for k in args.ensemble)
         + f"{'K=' + str(max(args.ensemble)) + ' vs K=' + str(min(args.ensemble)):>16}")
-    for n_rec in args.ensemble_sizes:
+    for n_rec in ([] if args.no_ensemble else args.ensemble_sizes):
         for rule in rules:
             modes = [False] + ([True] if get_rule(rule).online else [])
             for online in modes:
@@ -439,7 +439,7 @@ def run(args):
         + "".join(f"{'total T=' + str(t):>16}" for t in args.memory_steps)
         + f"{'numpy T=' + str(max(args.memory_steps)):>16}")
     mem_cases = [(r, o) for r in rules for o in ([False] + ([True] if get_rule(r).online else []))]
-    for n_rec in args.memory_sizes:
+    for n_rec in ([] if args.no_memory else args.memory_sizes):
         for rule, online in mem_cases:
             work, total = [], []
             for steps in args.memory_steps:
@@ -579,6 +579,8 @@ def parse_args(argv=None):
                    help="skip a rule at a size where one trial (or one ensemble call) would take longer")
     p.add_argument("--unroll", type=int, default=None, help="scan unroll (default: rflo.train's)")
     p.add_argument("--no-numpy", action="store_true", help="skip the notebook's numpy loop")
+    p.add_argument("--no-ensemble", action="store_true", help="skip the ensemble rows")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory-against-T rows")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results.json)")
     p.add_argument("--figure", type=Path, default=None, help="scaling figure (default benchmarks/scaling.png)")
     p.add_argument("--no-figure", action="store_true")
