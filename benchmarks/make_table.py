@@ -125,7 +125,8 @@ def targets_list(report):
     lines = []
     for t in report.get("targets", []):
         med = t.get("median_based")
-        extra = f" (from medians: {med:.1f}x)" if med else ""
+        cpu = t.get("cpu_time_based")
+        extra = (f" (from medians: {med:.1f}x)" if med else "") + (f" (from CPU time: {cpu:.1f}x)" if cpu else "")
         lines.append(f"- {t['name']}: **{t['measured']}**{extra}, target >= {t['target']}x: "
                      f"{'met' if t['met'] else '**not met**'}")
     return "\n".join(lines)

@@ -261,7 +261,7 @@ def train(
     dtype: Optional[str] = None,
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
-    unroll: int = 4,
+    unroll: int = 1,
     seed: int = 0,
     opt_state=None,
     start_trial: int = 0,
@@ -285,7 +285,8 @@ def train(
     chunk : trials per compiled chunk (default: all at once, or about 1 % of the
         session when a ``callback`` is given).  Does not change the result.
     callback : called after each chunk as ``callback(done, total, last_loss)``.
-    unroll : timesteps per iteration of the compiled time loop (speed only).
+    unroll : timesteps per iteration of the compiled time loop (speed only; 1 is
+        fastest on CPU, where XLA runs each op of the loop body separately).
     seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``);
         only rules that draw random numbers use it.
     opt_state, start_trial : continue an earlier session (its ``opt_state``
@@ -366,7 +367,7 @@ def simulate(net: Network, x, *, dtype: Optional[str] = None):
     x = _checks_x(x, net, dtype)
     net = _as_dtype(net, dtype)
     with precision(dtype):
-        y, h, u = _simulate_jit(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x), 4)
+        y, h, u = _simulate_jit(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x), 1)
         return np.asarray(y), np.asarray(h), np.asarray(u)
 
 
