@@ -59,6 +59,7 @@ import rflo  # noqa: E402
 from rflo.ensemble import _ensemble_chunk, _ensemble_opt_init, init_ensemble  # noqa: E402
 from rflo.network import weights_of  # noqa: E402
 from rflo.rules import get_rule, rule_names  # noqa: E402
+from rflo.rules.rtrl import influence_bytes  # noqa: E402
 from rflo.train import SessionState, _init_opt_state, _run_trials_jit  # noqa: E402
 from seed_notebook import seed_run_trial  # noqa: E402
 
@@ -464,6 +465,15 @@ def run(args):
                 total.append(fmt_bytes(lib["peak_bytes"]))
             log(f"{rule:<16}{mode_name(online):<8}{n_rec:>6}" + "".join(f"{c:>16}" for c in work + total)
                 + f"{fmt_bytes(row.get('numpy', {}).get('peak_bytes')):>16}", flush=True)
+
+    for row in results:
+        if (row["kind"] == "memory" and row["rule"] == "rtrl" and row["mode"] == "online"
+                and row["steps"] == max(args.memory_steps)):
+            state = influence_bytes(row["n_rec"], 1, "float32")
+            row["rtrl_state_bytes"] = state
+            log(f"rtrl at n_rec = {row['n_rec']} needs {fmt_bytes(state)} of influence tensors "
+                f"(n^3 + n^2 n_in floats) and {fmt_bytes(row['library']['peak_bytes'])} in all "
+                f"for a session, whatever T")
 
     targets = check_targets(results, args)
     if targets:

@@ -160,3 +160,10 @@ def test_unroll_changes_nothing_but_speed(rule, online):
     for k in ("w_in", "w_rec", "w_out"):
         assert scaled_err(getattr(a.network, k), getattr(b.network, k)) < 1e-5
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
+
+
+def test_rtrl_says_what_it_needs():
+    from rflo.rules.rtrl import influence_bytes
+
+    assert influence_bytes(100, 1) == (100 ** 3 + 100 ** 2) * 4
+    assert influence_bytes(100, 1, "float64") == 2 * influence_bytes(100, 1)

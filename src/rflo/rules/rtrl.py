@@ -24,12 +24,22 @@ import jax.numpy as jnp
 from rflo.network import Weights
 from rflo.rules.base import Rule, feedback_matrix, register
 
-__all__ = ["Influence", "InfluenceRule", "RTRL", "RANDOM_FEEDBACK"]
+__all__ = ["Influence", "InfluenceRule", "RTRL", "RANDOM_FEEDBACK", "influence_bytes"]
 
 
 class Influence(NamedTuple):
     p: jax.Array  # (n_rec, n_rec, n_rec): dh_k / dW_rec[i, j]
     q: jax.Array  # (n_rec, n_rec, n_in):  dh_k / dW_in[i, j]
+
+
+def influence_bytes(n_rec: int, n_in: int, dtype="float32") -> int:
+    """Bytes of one network's influence tensors ``P`` (n_rec^3) and ``Q``
+    (n_rec^2 n_in): the state RTRL carries, whatever the trial length.
+
+    A step also holds one temporary of the same size (the product ``w_rec @ P``);
+    e.g. n_rec = 100, n_in = 1, float32: 4.0 MB of state.
+    """
+    return (n_rec ** 3 + n_rec ** 2 * n_in) * jnp.dtype(dtype).itemsize
 
 
 def _propagate(influence, w_rec, d, a, pre):
