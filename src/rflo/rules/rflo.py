@@ -140,7 +140,10 @@ class LocalTraceRule(Rule):
         a = 1.0 / net.tau
         g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
         v = a * fprime(u) * reverse_filter(g, 1.0 - a)
-        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+        n_in = x.shape[1]
+        d_in_rec = v.T @ jnp.concatenate([x[1:], h_prev], axis=1)  # both in one product
+        return (Weights(d_in_rec[:, :n_in], d_in_rec[:, n_in:], err.T @ h),
+                Trajectory(u, h, y))
 
 
 RFLO = register(LocalTraceRule(name="rflo", feedback="random"))
