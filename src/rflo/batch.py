@@ -116,7 +116,9 @@ def _online_batch(rule, apply, fprime, unroll, net, w, opt_state, x, y, m, keys)
         out = net_t.w_out @ h_new
         s = Step(h, x_t, u, fprime(u), h_new)
         state = rule.step(state, net_t, s)
-        return state, h_new, out, rule.direction(state, net_t, s, m_t * (y_t - out))
+        err = m_t * (y_t - out)
+        direction = rule.direction(state, net_t, s, err)
+        return rule.observe(state, net_t, s, err), h_new, out, direction
 
     def body(carry, inp):
         w, opt_state, states, h = carry

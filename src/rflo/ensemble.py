@@ -102,7 +102,7 @@ def train_ensemble(
     dtype: Optional[str] = None,
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
-    unroll: int = 4,
+    unroll: int = 1,
     seeds: Optional[Sequence[int]] = None,
     batch: int = 1,
 ) -> EnsembleResult:

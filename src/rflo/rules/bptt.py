@@ -41,7 +41,7 @@ class BackpropThroughTime(Rule):
         def body(carry, inp):
             delta_next, v_next = carry
             e_t, ad_t = inp
-            delta = e_t + (1.0 - a) * delta_next + net.w_rec.T @ v_next
+            delta = e_t + (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
             v = ad_t * delta
             return (delta, v), v
 

@@ -25,6 +25,7 @@ which is two matrix products instead of T outer products.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,9 +37,9 @@ from rflo.rules.base import Rule, Trajectory, feedback_matrix, forward, readout_
 
 __all__ = ["LocalTraces", "LocalTraceRule", "RFLO", "LOCAL", "reverse_filter"]
 
-#: above this many steps the backward filter runs as a scan instead of a
-#: (T x T) matrix product, so that memory stays O(T n).
-FILTER_MATRIX_MAX_STEPS = 1024
+#: ``reverse_filter``'s default route: up to this many steps one (S x S)
+#: matrix product; above it, the blocked route (O(S sqrt(S) n) work, O(S n) memory).
+FILTER_MATRIX_MAX_STEPS = 32
 
 
 class LocalTraces(NamedTuple):
@@ -46,22 +47,60 @@ class LocalTraces(NamedTuple):
     q: jax.Array  # (n_rec, n_in) input-weight traces
 
 
-def reverse_filter(g, c, use_matrix=None):
+def _powers(c, count, dtype):
+    """``c^0 .. c^(count-1)`` by repeated multiplication (valid for any sign of ``c``)."""
+    return jnp.cumprod(jnp.concatenate([jnp.ones((1,), dtype),
+                                        jnp.full((count - 1,), c, dtype)]))
+
+
+def _filter_matrix(c, size, dtype):
+    """(size, size) upper-triangular Toeplitz matrix ``K[s, t] = c^(t-s)`` for ``t >= s``."""
+    powers = _powers(c, size, dtype)
+    lag = jnp.arange(size)[None, :] - jnp.arange(size)[:, None]  # t - s
+    return jnp.where(lag >= 0, powers[jnp.clip(lag, 0, size - 1)], 0.0).astype(dtype)
+
+
+def _blocked_filter(g, c, block):
+    """The reverse filter in blocks of ``block`` steps: filter inside each block
+    with a (block x block) matrix, then carry the first row of every block into
+    the blocks before it (itself a reverse filter, with decay ``c^block``)."""
+    steps, rest = g.shape[0], g.shape[1:]
+    n_blocks = -(-steps // block)
+    pad = n_blocks * block - steps
+    gb = jnp.pad(g, [(0, pad)] + [(0, 0)] * len(rest)).reshape((n_blocks, block) + rest)
+    inner = jnp.tensordot(_filter_matrix(c, block, g.dtype), gb, axes=([1], [1]))
+    inner = jnp.moveaxis(inner, 0, 1)  # (n_blocks, block, ...)
+    powers = _powers(c, block + 1, g.dtype)  # c^0 .. c^block
+    # first[b] = G at the first step of block b = inner[b, 0] + c^block first[b+1]
+    first = _filter_matrix(powers[block], n_blocks, g.dtype) @ inner[:, 0].reshape(n_blocks, -1)
+    carry = jnp.concatenate([first[1:], jnp.zeros_like(first[:1])]).reshape((n_blocks,) + rest)
+    decay = powers[block - jnp.arange(block)]  # c^(block - i) for the i-th step of a block
+    out = inner + decay.reshape((1, block) + (1,) * len(rest)) * carry[:, None]
+    return out.reshape((n_blocks * block,) + rest)[:steps]
+
+
+def reverse_filter(g, c, use_matrix=None, block=None):
     """``G[s] = sum_{t >= s} c^(t-s) g[t]`` along axis 0 of ``g`` (S, n).
 
-    Small ``S``: one (S x S) upper-triangular Toeplitz product.  Large ``S``:
-    a reverse scan ``G[s] = g[s] + c G[s+1]``.
+    Three exact routes (equal to float rounding):
+
+    * ``use_matrix=True``: one (S x S) upper-triangular Toeplitz product
+      (O(S^2 n) work, O(S^2) memory);
+    * ``use_matrix=False``: a reverse scan ``G[s] = g[s] + c G[s+1]``
+      (S sequential steps);
+    * ``use_matrix=None`` (default): the matrix for S <= ``FILTER_MATRIX_MAX_STEPS``,
+      else blocks of ``block`` steps (default ``ceil(sqrt(S))``): a (block x block)
+      product inside the blocks and an (S/block)-long filter across them.
     """
     steps = g.shape[0]
-    if use_matrix is None:
-        use_matrix = steps <= FILTER_MATRIX_MAX_STEPS
+    if use_matrix is None and block is None and steps <= FILTER_MATRIX_MAX_STEPS:
+        use_matrix = True
     if use_matrix:
-        # powers c^0 .. c^(S-1) by repeated multiplication (valid for any sign of c)
-        powers = jnp.cumprod(jnp.concatenate([jnp.ones((1,), g.dtype),
-                                              jnp.full((steps - 1,), c, g.dtype)]))
-        lag = jnp.arange(steps)[None, :] - jnp.arange(steps)[:, None]  # t - s
-        kernel = jnp.where(lag >= 0, powers[jnp.clip(lag, 0, steps - 1)], 0.0)
-        return kernel @ g
+        return _filter_matrix(c, steps, g.dtype) @ g
+    if use_matrix is None:
+        if block is None:
+            block = max(1, int(math.ceil(math.sqrt(steps))))
+        return _blocked_filter(g, c, int(block))
 
     def body(acc, g_t):
         acc = g_t + c * acc
@@ -101,7 +140,10 @@ class LocalTraceRule(Rule):
         a = 1.0 / net.tau
         g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
         v = a * fprime(u) * reverse_filter(g, 1.0 - a)
-        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+        n_in = x.shape[1]
+        d_in_rec = v.T @ jnp.concatenate([x[1:], h_prev], axis=1)  # both in one product
+        return (Weights(d_in_rec[:, :n_in], d_in_rec[:, n_in:], err.T @ h),
+                Trajectory(u, h, y))
 
 
 RFLO = register(LocalTraceRule(name="rflo", feedback="random"))

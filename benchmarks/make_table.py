@@ -1,0 +1,236 @@
+"""Turn benchmarks/results.json into markdown tables.
+
+    python benchmarks/make_table.py [results.json]
+
+Writes docs/benchmarks.md (every table) and, if README.md exists and has the
+markers ``<!-- bench:start -->`` and ``<!-- bench:end -->``, replaces what is
+between them with the seed experiment's table (n_rec = 50) and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def fmt_time(s):
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_rate(r):
+    if r is None:
+        return "-"
+    return f"{r:,.0f}" if r >= 10 else f"{r:.2f}"
+
+
+def fmt_bytes(b):
+    if b is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+
+
+def machine_line(report):
+    m = report["machine"]
+    threads = m.get("numpy_blas", {}).get("threadpools")
+    blas = "-"
+    if isinstance(threads, list) and threads:
+        p = threads[0]
+        blas = f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, {p.get('num_threads')} threads)"
+    return (f"Machine: {m['cpu']}, {m['cores_usable']} cores usable ({m['cores']} present); "
+            f"JAX {m['jax']} on device `{m['jax_device']}`; numpy {m['numpy']} with {blas}; "
+            f"Python {m['python']}. Run {report['date_utc']} UTC as "
+            f"`python benchmarks/{report['command']}`.")
+
+
+def cell(part, key="seconds_per_trial"):
+    if part is None:
+        return "-"
+    if "skipped" in part:
+        return "skipped"
+    return fmt_time(part.get(key))
+
+
+def speed_table(report, n_rec=None):
+    rows = [r for r in report["results"] if r["kind"] == "speed"
+            and (n_rec is None or r["n_rec"] == n_rec)]
+    out = ["| rule | mode | n_rec | library / trial | library trials/s | numpy loop / trial | "
+           "speed-up | compile | library memory | numpy memory |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lib, nump = r["library"], r.get("numpy")
+        speed = f"**{r['speedup']:.0f}x**" if "speedup" in r else "-"
+        out.append(
+            f"| {r['rule']} | {r['mode']} | {r['n_rec']} | {cell(lib)} | "
+            f"{fmt_rate(lib.get('trials_per_s'))} | {cell(nump)} | {speed} | "
+            f"{(format(lib['compile_s'], '.1f') + ' s') if 'compile_s' in lib else '-'} | "
+            f"{fmt_bytes(lib.get('peak_bytes'))} | {fmt_bytes((nump or {}).get('peak_bytes'))} |")
+    return "\n".join(out)
+
+
+def ensemble_table(report):
+    rows = [r for r in report["results"] if r["kind"] == "ensemble"]
+    ks = sorted({r["K"] for r in rows})
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["rule"], r["mode"], r["n_rec"]), {})[r["K"]] = r["library"]
+    if not ks:
+        return ""
+    head = "| rule | mode | n_rec | " + " | ".join(f"K = {k}" for k in ks) + \
+        f" | network-trials/s, K = {ks[-1]} vs K = {ks[0]} |"
+    out = [head, "|---|---|---:|" + "---:|" * (len(ks) + 1)]
+    for (rule, mode, n), per in groups.items():
+        lo, hi = per.get(ks[0], {}), per.get(ks[-1], {})
+        gain = (lo["seconds_per_trial"] / hi["seconds_per_trial"]
+                if "seconds_per_trial" in lo and "seconds_per_trial" in hi else None)
+        out.append(f"| {rule} | {mode} | {n} | " + " | ".join(cell(per.get(k)) for k in ks)
+                   + f" | {('**' + format(gain, '.1f') + 'x**') if gain else '-'} |")
+    return "\n".join(out)
+
+
+def memory_table(report):
+    rows = [r for r in report["results"] if r["kind"] == "memory"]
+    steps = sorted({r["steps"] for r in rows})
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["rule"], r["mode"], r["n_rec"]), {})[r["steps"]] = r
+    if not steps:
+        return ""
+    head = ("| rule | mode | n_rec | " + " | ".join(f"work, T = {t:,}" for t in steps) + " | "
+            + " | ".join(f"total, T = {t:,}" for t in steps) + f" | numpy loop, T = {steps[-1]:,} |")
+    out = [head, "|---|---|---:|" + "---:|" * (2 * len(steps) + 1)]
+    for (rule, mode, n), per in groups.items():
+        work = [fmt_bytes(per[t]["library"].get("temp_bytes")) if t in per else "-" for t in steps]
+        total = [fmt_bytes(per[t]["library"].get("peak_bytes")) if t in per else "-" for t in steps]
+        nump = per.get(steps[-1], {}).get("numpy", {}).get("peak_bytes")
+        out.append(f"| {rule} | {mode} | {n} | " + " | ".join(work + total) + f" | {fmt_bytes(nump)} |")
+    return "\n".join(out)
+
+
+def targets_list(report):
+    lines = []
+    for t in report.get("targets", []):
+        med = t.get("median_based")
+        cpu = t.get("cpu_time_based")
+        extra = (f" (from medians: {med:.1f}x)" if med else "") + (f" (from CPU time: {cpu:.1f}x)" if cpu else "")
+        lines.append(f"- {t['name']}: **{t['measured']}**{extra}, target >= {t['target']}x: "
+                     f"{'met' if t['met'] else '**not met**'}")
+    return "\n".join(lines)
+
+
+NOTES = """Per-trial times are the minimum over many short repeated calls (compilation excluded,
+reported apart), so that on a busy machine they show the code rather than the load;
+the library and the numpy loop (tests/seed_notebook.py, the notebook's algorithm in
+float64 as the notebook runs it) are timed alternately in the same process. Library
+memory is XLA's account of the compiled session (`memory_analysis()`): *work* is its
+temporaries, *total* adds the weights and the task's inputs and targets; the numpy
+loop's is tracemalloc's peak over one trial."""
+
+
+def readme_block(report):
+    n_rec = 50 if any(r["kind"] == "speed" and r["n_rec"] == 50 for r in report["results"]) else None
+    parts = [
+        f"Seed experiment (T = {report['settings']['steps']}, float32, one process), "
+        f"from `python benchmarks/run.py`; all sizes, ensembles and memory in "
+        f"[docs/benchmarks.md](docs/benchmarks.md).",
+        "",
+        speed_table(report, n_rec),
+        "",
+        targets_list(report),
+        "",
+        machine_line(report),
+    ]
+    return "\n".join(parts)
+
+
+def full_page(report):
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `benchmarks/make_table.py` from `benchmarks/results.json` "
+        "(written by `benchmarks/run.py`). Do not edit by hand.",
+        "",
+        machine_line(report),
+        "",
+        NOTES,
+        "",
+        "## Targets (n_rec = 50, T = 100, offline)",
+        "",
+        targets_list(report),
+        "",
+        f"## Seconds per trial (T = {report['settings']['steps']})",
+        "",
+        speed_table(report),
+        "",
+        "## Ensembles (`train_ensemble`): seconds per network-trial",
+        "",
+        ensemble_table(report),
+        "",
+        "## Memory against trial length",
+        "",
+        "BPTT keeps the trial's history (its working memory grows with T); the online "
+        "rules carry only their traces (constant in T).",
+        "",
+        memory_table(report),
+        "",
+        "## Cost scaling",
+        "",
+        "![seconds per trial against n_rec](scaling.png)",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def atomic_write(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def update_readme(readme, block):
+    text = readme.read_text()
+    if START not in text or END not in text or text.index(START) > text.index(END):
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write(readme, f"{head}{START}\n{block}\n{END}{tail}")
+    return True
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="benchmarks/results.json -> markdown tables")
+    p.add_argument("results", nargs="?", type=Path, default=ROOT / "benchmarks" / "results.json")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = p.parse_args(argv)
+    if not args.results.exists():
+        print(f"error: {args.results} not found; run python benchmarks/run.py first", file=sys.stderr)
+        return 2
+    report = json.loads(args.results.read_text())
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.docs, full_page(report))
+    print(f"wrote {args.docs}")
+    if args.readme.exists():
+        if update_readme(args.readme, readme_block(report)):
+            print(f"updated {args.readme} between {START} and {END}")
+        else:
+            print(f"{args.readme} has no {START} ... {END} markers; left unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
