@@ -285,3 +285,14 @@ def test_new_rules_learn_the_periodic_task_offline(rule):
 @pytest.mark.parametrize("rule", NEW_RULES)
 def test_new_rules_learn_the_periodic_task_online(rule):
     _learns(rule, online=True)
+
+
+def test_tbptt_online_in_a_batch_of_identical_trials_equals_one_trial():
+    """The batched online path must feed errors to a rule's observe() as the
+    single-trial path does (truncated BPTT needs its window's errors)."""
+    net = rflo.init_network(1, 6, 1, seed=2, dtype="float64")
+    task = rflo.periodic_task(period=23)
+    one = rflo.train(net, task, "tbptt", trials=3, lr=0.1, online=True)
+    two = rflo.train(net, task, "tbptt", trials=3, lr=0.1, online=True, batch=2)
+    np.testing.assert_allclose(two.network.w_rec, one.network.w_rec, rtol=1e-12, atol=1e-14)
+    assert np.max(np.abs(one.network.w_rec - net.w_rec)) > 1e-6
