@@ -41,3 +41,24 @@ def test_ensemble_rejects_mismatched_inputs():
         train_ensemble(nets, task, trials=2, seeds=[1])
     with pytest.raises(ValueError, match="online"):
         train_ensemble(nets, task, "bptt", trials=2, online=True)
+
+
+def test_a_diverging_network_is_frozen_without_stopping_the_others():
+    task = rflo.periodic_task(period=30)
+    nets = init_ensemble(1, 12, 1, seeds=[0, 1, 2])
+    lr = np.array([[0, 0.03, 0.03], [0, 80.0, 80.0], [0, 0.05, 0.02]])
+    with pytest.warns(RuntimeWarning, match=r"1 of 3 networks diverged and were frozen"):
+        ens = train_ensemble(nets, task, "rflo", trials=200, lr=lr, seeds=[5, 6, 7])
+    assert ens.diverged_at[0] == 0 and ens.diverged_at[2] == 0
+    bad = int(ens.diverged_at[1])
+    assert 1 <= bad <= 200
+    # frozen: finite weights, NaN losses after the trial that diverged
+    for w in (ens.network(1).w_rec, ens.network(1).w_out):
+        assert np.all(np.isfinite(w))
+    assert np.all(np.isnan(ens.loss[1, bad:]))
+    assert np.all(np.isfinite(ens.loss[1, :bad]))
+    # the healthy networks are exactly what separate runs give
+    for k in (0, 2):
+        single = rflo.train(unstack_networks(nets)[k], task, "rflo", trials=200, lr=tuple(lr[k]),
+                            seed=5 + k)
+        np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)

@@ -142,7 +142,7 @@ def run_batches(cfg, opt, net, state, key, source: TrialSource, start, n, capaci
     Returns ``(state, losses, alignments, accuracies)``, buffers of length
     ``capacity`` (accuracy NaN when the task has no metric).
     """
-    from rflo.train import SessionState, _apply, alignment, trial_loss
+    from rflo.train import SessionState, _apply, alignment, guard_step, trial_loss
 
     rule, online, fprime_name, unroll = cfg[:4]
     fprime = lookup_derivative(fprime_name)
@@ -152,13 +152,18 @@ def run_batches(cfg, opt, net, state, key, source: TrialSource, start, n, capaci
         return _apply(opt, net, w, opt_state, direction, n_steps)
 
     def body(i, carry):
-        w, opt_state, losses, aligns, accs = carry
+        w, opt_state, guard, losses, aligns, accs = carry
         trial = start + i
         k_sample, k_rule = jax.random.split(jax.random.fold_in(key, trial))
         x, y, m = source.draw(trial, k_sample)
-        w, opt_state, out = batch_trial(rule, apply, fprime, unroll, net, w, opt_state,
-                                        x, y, m, jax.random.split(k_rule, source.batch))
+        new_w, new_opt, out = batch_trial(rule, apply, fprime, unroll, net, w, opt_state,
+                                          x, y, m, jax.random.split(k_rule, source.batch))
         loss = jnp.mean(jax.vmap(trial_loss)(out, y, m))
+        if guard is None:
+            w, opt_state = new_w, new_opt
+        else:
+            (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
+                                                     (new_w, new_opt), loss)
         if source.metric is None:
             acc = jnp.nan
         else:
@@ -168,12 +173,12 @@ def run_batches(cfg, opt, net, state, key, source: TrialSource, start, n, capaci
         losses = losses.at[i].set(loss)
         aligns = aligns.at[i].set(alignment(with_weights(net, w)))
         accs = accs.at[i].set(acc)
-        return w, opt_state, losses, aligns, accs
+        return w, opt_state, guard, losses, aligns, accs
 
     buf = jnp.zeros((capacity,), net.w_rec.dtype)
-    w, opt_state, losses, aligns, accs = jax.lax.fori_loop(
-        0, n, body, (state.w, state.opt_state, buf, buf, buf))
-    return SessionState(w, opt_state), losses, aligns, accs
+    w, opt_state, guard, losses, aligns, accs = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, state.guard, buf, buf, buf))
+    return SessionState(w, opt_state, guard), losses, aligns, accs
 
 
 # --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Network ``k`` of an ensemble ends with the same weights as a separate
 from __future__ import annotations
 
 import time
+import warnings
 from functools import partial
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import check_dtype, check_int, precision
+from rflo._checks import check_dtype, check_int, check_positive, precision
 from rflo.network import Network, init_network, to_numpy, weights_of, with_weights
 from rflo.network import derivative as lookup_derivative
 from rflo.optim import check_learning_rates
@@ -25,7 +26,7 @@ from rflo.rules import get_rule
 from rflo.batch import ensemble_data
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
-    SessionState, _as_dtype, check_fits, check_network, drive_chunks, make_optimizer,
+    SessionState, new_guard, _as_dtype, check_fits, check_network, drive_chunks, make_optimizer,
     run_trials,
 )
 
@@ -39,6 +40,8 @@ class EnsembleResult(NamedTuple):
     networks : stacked :class:`~rflo.network.Network` (every array has a leading K axis).
     loss, alignment : (K, trials).
     accuracy : (K, trials) fraction correct for tasks with a metric, else None.
+    diverged_at : (K,) for each network the trial (counted from 1) at which it
+        diverged and was frozen with its last finite weights, or 0 if it did not.
     """
 
     networks: Network
@@ -48,6 +51,7 @@ class EnsembleResult(NamedTuple):
     seconds: float
     opt_state: object
     accuracy: Optional[np.ndarray] = None
+    diverged_at: Optional[np.ndarray] = None
 
     def network(self, k: int) -> Network:
         """Network ``k`` of the ensemble."""
@@ -104,6 +108,7 @@ def train_ensemble(
     callback: Optional[Callable[[int, int, float], None]] = None,
     unroll: int = 1,
     seeds: Optional[Sequence[int]] = None,
+    max_loss_growth: Optional[float] = 1e4,
     batch: int = 1,
 ) -> EnsembleResult:
     """Train K networks at once; arguments as in :func:`rflo.train`, plus:
@@ -114,6 +119,9 @@ def train_ensemble(
         K Tasks of equal shapes.
     lr : three rates for all networks, or a (K, 3) array (one row per network).
     seeds : K session seeds (default ``0 .. K-1``).
+    max_loss_growth : a network whose loss turns NaN/inf or exceeds this factor
+        times its best is frozen at its last finite weights (``None``: only
+        NaN/inf); the others train on.
     batch : trials per update, as in :func:`rflo.train`.
     """
     rule = get_rule(rule)
@@ -149,6 +157,8 @@ def train_ensemble(
     if seeds is None:
         seeds = list(range(k))
     seeds = [check_int("seed", int(s), minimum=0) for s in seeds]
+    if max_loss_growth is not None:
+        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     if len(seeds) != k:
         raise ValueError(f"need one seed per network ({k}), got {len(seeds)}")
     dtype = check_dtype(dtype or first.dtype)
@@ -171,8 +181,18 @@ def train_ensemble(
             return _ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, data,
                                    done, n, capacity, lr_axis, data_axis)
 
+        guard = jax.vmap(lambda _: new_guard(max_loss_growth, dtype))(jnp.arange(k))
         state, _, losses, aligns, *accs = drive_chunks(
-            run_chunk, SessionState(w, opt_state), trials, capacity, callback)
+            run_chunk, SessionState(w, opt_state, guard), trials, capacity, callback)
         trained = to_numpy(with_weights(jnets, state.w))
+    diverged_at = np.asarray(state.guard.frozen_at) + 1
+    if np.any(diverged_at > 0):
+        bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
+        warnings.warn(
+            f"{len(bad)} of {k} networks diverged and were frozen with their last finite weights "
+            f"(network, trial): {bad[:10]}{' ...' if len(bad) > 10 else ''}; the others trained on. "
+            "See EnsembleResult.diverged_at; try smaller learning rates for those networks.",
+            RuntimeWarning, stacklevel=2)
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
-                          state.opt_state, accs[0] if tasks[0].metric is not None else None)
+                          state.opt_state, accs[0] if tasks[0].metric is not None else None,
+                          diverged_at)

@@ -36,7 +36,7 @@ from rflo.tasks import Task, TaskGenerator
 from rflo.batch import TrialSource, run_batches, trial_data
 
 __all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "alignment",
-           "check_network", "check_fits", "run_trials", "drive_chunks", "SessionState",
+           "check_network", "check_fits", "run_trials", "drive_chunks", "SessionState", "Guard",
            "make_optimizer"]
 
 
@@ -169,11 +169,45 @@ def make_optimizer(optimizer, lr):
     return per_matrix_sgd(lr) if optimizer is None else optimizer
 
 
+class Guard(NamedTuple):
+    """Divergence guard of one network, carried through the compiled loop.
+
+    best : () best loss so far; growth : () allowed factor over ``best`` (inf:
+    no growth test); frozen_at : () int, the trial at which the network
+    diverged, or -1.  A diverged network keeps its last finite weights and
+    records NaN losses from then on, without stopping the others of an ensemble.
+    """
+
+    best: jax.Array
+    growth: jax.Array
+    frozen_at: jax.Array
+
+
+def new_guard(max_loss_growth, dtype):
+    growth = np.inf if max_loss_growth is None else max_loss_growth
+    return Guard(jnp.asarray(np.inf, dtype), jnp.asarray(growth, dtype), jnp.asarray(-1, jnp.int32))
+
+
+def guard_step(guard: Guard, trial, old, new, loss):
+    """``(kept, guard, loss)``: ``new`` (a pytree) unless this trial diverged or the
+    network was already frozen, in which case ``old``."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new)]))
+    ok = jnp.isfinite(loss) & finite & (loss <= guard.growth * guard.best)
+    healthy = guard.frozen_at < 0
+    take = ok & healthy
+    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(take, b, a), old, new)
+    guard = Guard(jnp.where(take, jnp.minimum(guard.best, loss), guard.best), guard.growth,
+                  jnp.where(healthy & ~ok, trial, guard.frozen_at).astype(jnp.int32))
+    return kept, guard, jnp.where(healthy, loss, jnp.nan)
+
+
 class SessionState(NamedTuple):
-    """Everything that changes during a session (a pytree)."""
+    """Everything that changes during a session (a pytree).  ``guard`` (a
+    :class:`Guard`, or None) freezes a network that diverges, inside the loop."""
 
     w: Weights
     opt_state: object
+    guard: Optional[Guard] = None
 
 
 def run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
@@ -196,19 +230,24 @@ def run_trials(cfg, optimizer, net, state, lr, key, data, start, n, capacity):
     k = xs.shape[0]
 
     def body(i, carry):
-        w, opt_state, losses, aligns = carry
+        w, opt_state, guard, losses, aligns = carry
         trial = start + i
         j = trial % k
-        w, opt_state, loss = _trial(cfg, opt, net, w, opt_state, xs[j], ys[j], ms[j],
-                                    jax.random.fold_in(key, trial))
+        new_w, new_opt, loss = _trial(cfg, opt, net, w, opt_state, xs[j], ys[j], ms[j],
+                                      jax.random.fold_in(key, trial))
+        if guard is None:
+            w, opt_state = new_w, new_opt
+        else:
+            (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
+                                                     (new_w, new_opt), loss)
         losses = losses.at[i].set(loss)
         aligns = aligns.at[i].set(alignment(with_weights(net, w)))
-        return w, opt_state, losses, aligns
+        return w, opt_state, guard, losses, aligns
 
     buf = jnp.zeros((capacity,), net.w_rec.dtype)
-    w, opt_state, losses, aligns = jax.lax.fori_loop(
-        0, n, body, (state.w, state.opt_state, buf, buf))
-    return SessionState(w, opt_state), losses, aligns
+    w, opt_state, guard, losses, aligns = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, state.guard, buf, buf))
+    return SessionState(w, opt_state, guard), losses, aligns
 
 
 @partial(jax.jit, static_argnums=(0, 1, 9))
