@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def fmt_time(s):
+def fmt_time(s, micro="µs"):
+    """Seconds as a short human-readable string (``micro`` names microseconds)."""
     if s is None:
         return "-"
     if s < 1e-3:
-        return f"{s * 1e6:.1f} µs"
+        return f"{s * 1e6:.1f} {micro}"
     if s < 1:
         return f"{s * 1e3:.2f} ms"
     return f"{s:.2f} s"

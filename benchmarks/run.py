@@ -56,6 +56,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import rflo  # noqa: E402
+from make_table import fmt_bytes  # noqa: E402  (same folder: the table's formatting)
+from make_table import fmt_time as _fmt_time  # noqa: E402
 from rflo.ensemble import _ensemble_chunk, _ensemble_opt_init, init_ensemble  # noqa: E402
 from rflo.network import weights_of  # noqa: E402
 from rflo.rules import get_rule, rule_names  # noqa: E402
@@ -332,22 +334,8 @@ class Skipper:
 
 
 def fmt_time(s):
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
+    return _fmt_time(s, micro="us")  # plain ASCII on the terminal
 
-
-def fmt_bytes(b):
-    if b is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if b < 1024 or unit == "GiB":
-            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
-        b /= 1024
 
 
 def mode_name(online):
