@@ -138,24 +138,10 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
     return w, opt_state, 0.5 * sq / (n_steps * n_out)
 
 
-def _df_seed_one_exp(u):
-    """The seed's f' (:func:`rflo.network.df_seed`), ``1 / cosh(z)^2`` with
-    ``z = 10 tanh(u / 10)``, computed as ``4 e / (1 + e)^2`` with ``e = exp(-2|z|)``:
-    one exponential instead of cosh's two (|z| < 10, so nothing overflows).
-    Equal to ``df_seed`` to float rounding; used inside training for speed."""
-    z = 10.0 * jnp.tanh(u / 10.0)
-    e = jnp.exp(-2.0 * jnp.abs(z))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-#: faster, equal-to-rounding forms of the named derivatives, used inside the trainer
-_FAST_DERIVATIVES = {"seed": _df_seed_one_exp}
-
-
 def _trial(cfg, optimizer, net, w, opt_state, x, y_target, mask, key):
     """One learning trial; returns the new weights, optimiser state and loss."""
     rule, online, fprime_name, unroll = cfg
-    fprime = _FAST_DERIVATIVES.get(fprime_name) or lookup_derivative(fprime_name)
+    fprime = lookup_derivative(fprime_name)
     if online:
         return _online_trial(rule, optimizer, fprime, unroll,
                              net, w, opt_state, x, y_target, mask, key)
