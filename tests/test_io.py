@@ -1,6 +1,5 @@
 """The .npz network format."""
 
-import zipfile
 
 import numpy as np
 import pytest

@@ -27,9 +27,7 @@ import jax.numpy as jnp
 
 from rflo.network import with_weights
 from rflo.network import derivative as lookup_derivative
-from rflo.rules import Step
-from rflo.rules.base import cell
-from rflo.tasks import Task, TaskGenerator
+from rflo.tasks import TaskGenerator
 
 __all__ = ["TrialSource", "trial_data", "ensemble_data", "run_batches", "score"]
 
@@ -112,13 +110,8 @@ def _online_batch(rule, apply, fprime, unroll, net, w, opt_state, x, y, m, keys)
     n_steps = x.shape[1]
 
     def one(net_t, state, h, x_t, y_t, m_t):
-        u, h_new = cell(net_t, h, x_t)
-        out = net_t.w_out @ h_new
-        s = Step(h, x_t, u, fprime(u), h_new)
-        state = rule.step(state, net_t, s)
-        err = m_t * (y_t - out)
-        direction = rule.direction(state, net_t, s, err)
-        return rule.observe(state, net_t, s, err), h_new, out, direction
+        state, h_new, out, _, direction = rule.advance(state, net_t, h, x_t, y_t, m_t, fprime)
+        return state, h_new, out, direction
 
     def body(carry, inp):
         w, opt_state, states, h = carry

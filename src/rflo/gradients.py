@@ -39,7 +39,6 @@ from rflo.io import atomic_write
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
-from rflo.rules.base import Step, cell
 from rflo.rules.tbptt import TruncatedBPTT
 from rflo.tasks import Task
 
@@ -101,13 +100,8 @@ def _step_directions(rule, net, x, y, m, key, fprime_name):
 
     def body(carry, inp):
         h, state = carry
-        x_t, y_t, m_t = inp
-        u, h_new = cell(net, h, x_t)
-        err = m_t * (y_t - net.w_out @ h_new)
-        s = Step(h, x_t, u, fprime(u), h_new)
-        state = rule.step(state, net, s)
-        d = rule.direction(state, net, s, err)
-        return (h_new, rule.observe(state, net, s, err)), d
+        state, h_new, _, _, d = rule.advance(state, net, h, *inp, fprime)
+        return (h_new, state), d
 
     _, d = jax.lax.scan(body, (net.h0, rule.init(net, key)), (x[1:], y[1:], m[1:]))
     return d

@@ -30,8 +30,8 @@ from rflo.network import (
 from rflo.network import derivative as lookup_derivative
 from rflo.optim import check_learning_rates, per_matrix_sgd
 from rflo.network import Weights
-from rflo.rules import Rule, Step, get_rule
-from rflo.rules.base import cell, forward
+from rflo.rules import get_rule
+from rflo.rules.base import forward
 from rflo.tasks import Task, TaskGenerator
 from rflo.batch import TrialSource, run_batches, trial_data
 
@@ -120,16 +120,9 @@ def _online_trial(rule, optimizer, fprime, unroll, net, w, opt_state, x, y_targe
     def body(t, carry):
         w, opt_state, state, h, sq = carry
         x_t, y_t, m_t = x[t], y_target[t], mask[t]  # indexed, not sliced: no T-long copies
-        net_t = with_weights(net, w)
-        u, h_new = cell(net_t, h, x_t)
-        y = w.w_out @ h_new
+        state, h_new, y, _, d = rule.advance(state, with_weights(net, w), h, x_t, y_t, m_t, fprime)
+        w, opt_state = _apply(optimizer, net, w, opt_state, d, n_steps)
         diff = y_t - y
-        err = m_t * diff
-        s = Step(h, x_t, u, fprime(u), h_new)
-        state = rule.step(state, net_t, s)
-        w, opt_state = _apply(optimizer, net, w, opt_state,
-                              rule.direction(state, net_t, s, err), n_steps)
-        state = rule.observe(state, net_t, s, err)
         return w, opt_state, state, h_new, sq + m_t * jnp.sum(diff * diff)
 
     zero = jnp.zeros((), y_target.dtype)

@@ -139,6 +139,21 @@ class Rule:
         them here."""
         return state
 
+    def advance(self, state: Any, net: Network, h, x_t, y_t, m_t, fprime: Callable):
+        """One timestep of the per-step form, from ``h[t-1]`` with input ``x[t]``.
+
+        Runs the network, then ``step``, ``direction`` and ``observe``; returns
+        ``(state, h[t], y[t], u[t], direction)``.  Every per-step loop (offline
+        default, online training, minibatches, gradient diagnostics) uses it.
+        """
+        u, h_new = cell(net, h, x_t)
+        y = net.w_out @ h_new
+        err = m_t * (y_t - y)
+        s = Step(h, x_t, u, fprime(u), h_new)
+        state = self.step(state, net, s)
+        d = self.direction(state, net, s, err)
+        return self.observe(state, net, s, err), h_new, y, u, d
+
     # ---- per-trial form ------------------------------------------------
     def trial(self, net: Network, x, y_target, mask, key: jax.Array, fprime: Callable,
               unroll: int = 1) -> Tuple[Weights, Trajectory]:
@@ -151,14 +166,8 @@ class Rule:
 
         def body(carry, inp):
             h, state, acc = carry
-            x_t, y_t, m_t = inp
-            u, h_new = cell(net, h, x_t)
-            y = net.w_out @ h_new
-            err = m_t * (y_t - y)
-            s = Step(h, x_t, u, fprime(u), h_new)
-            state = self.step(state, net, s)
-            acc = jax.tree_util.tree_map(jnp.add, acc, self.direction(state, net, s, err))
-            state = self.observe(state, net, s, err)
+            state, h_new, y, u, d = self.advance(state, net, h, *inp, fprime)
+            acc = jax.tree_util.tree_map(jnp.add, acc, d)
             return (h_new, state, acc), (u, h_new, y)
 
         zero = Weights(*(jnp.zeros_like(w) for w in (net.w_in, net.w_rec, net.w_out)))
