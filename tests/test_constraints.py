@@ -92,3 +92,36 @@ def test_constraints_hold_in_an_ensemble():
     for k, before in enumerate(nets):
         check_constraints(res.network(k), before)
         assert not np.allclose(before.w_rec, res.network(k).w_rec)
+
+
+def test_balanced_dale_initialisation():
+    """The default Dale draw balances excitation and inhibition: each unit's mean
+    recurrent input is about zero and each row keeps the unconstrained
+    E sum_j w_ij^2 = g^2; balanced=False keeps the unconstrained magnitudes."""
+    n, g = 200, 1.5
+    free = rflo.init_network(1, n, 1, seed=5, g=g)
+    bal = rflo.init_network(1, n, 1, seed=5, g=g, dale=0.8)
+    raw = rflo.init_network(1, n, 1, seed=5, g=g, dale=0.8, balanced=False)
+    sign = np.asarray(bal.sign)
+    assert np.sum(sign > 0) == 160
+    for net in (bal, raw):
+        assert np.all(sign[None, :] * np.asarray(net.w_rec) >= 0)
+    np.testing.assert_allclose(np.abs(raw.w_rec), np.abs(free.w_rec), rtol=1e-6)
+    # per presynaptic unit, one factor: 1 for excitatory, 4 times that for inhibitory
+    ratio = np.abs(bal.w_rec) / np.abs(free.w_rec)
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[0], ratio.shape), rtol=1e-5)
+    np.testing.assert_allclose(ratio[0, sign < 0] / ratio[0, sign > 0][0], 4.0, rtol=1e-5)
+    # raw: every unit gets a large positive mean input, (2*0.8-1) g sqrt(2n/pi) ~ 10
+    row_raw = np.asarray(raw.w_rec).sum(axis=1)
+    row_bal = np.asarray(bal.w_rec).sum(axis=1)
+    assert row_raw.mean() > 8
+    assert abs(row_bal.mean()) < 0.5
+    assert abs(np.mean(np.sum(np.asarray(bal.w_rec) ** 2, axis=1)) / g**2 - 1) < 0.15
+    # and the spectrum: no large outlier eigenvalue once balanced
+    assert np.abs(np.linalg.eigvals(raw.w_rec)).max() > 5
+    assert np.abs(np.linalg.eigvals(bal.w_rec)).max() < 2.5
+
+
+def test_balanced_must_be_a_bool():
+    with pytest.raises(ValueError, match="balanced must be True or False"):
+        rflo.init_network(1, 5, 1, dale=0.8, balanced="yes")

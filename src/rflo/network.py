@@ -171,6 +171,7 @@ def init_network(
     dtype: str = "float32",
     dale: Optional[float] = None,
     connectivity: Optional[float] = None,
+    balanced: bool = True,
 ) -> Network:
     """A network drawn from the seed notebook's distributions.
 
@@ -196,10 +197,19 @@ def init_network(
     g : gain of the recurrent weights.
     dtype : ``"float32"`` (default) or ``"float64"``.
     dale : fraction of excitatory units for a sign-constrained (Dale's law)
-        network, e.g. 0.8; ``None`` for no constraint.  Initial weights keep
-        their magnitude and take their presynaptic unit's sign.
+        network, e.g. 0.8; ``None`` for no constraint.  Each weight takes its
+        presynaptic unit's sign (see ``balanced``).
     connectivity : fraction of recurrent connections present (a fixed random
         mask); ``None`` for all-to-all.
+    balanced : only with ``dale``.  ``True`` (default): inhibitory weights are
+        scaled by ``a = n_exc / n_inh`` so that each unit's expected recurrent
+        input sums to zero, and all weights by ``sqrt(n_rec / (n_exc + a^2 n_inh))``
+        so that each row keeps the unconstrained ``E sum_j w_ij^2 = g^2``
+        (``w_ij = sign_j * scale_j * g |z_ij| / sqrt(n_rec)``).  ``False``: weights keep
+        the magnitude of the unconstrained draw; with 80 % excitatory units the
+        mean input is then strongly positive (an outlier eigenvalue near
+        ``(2 dale - 1) g sqrt(2 n_rec / pi)``, about 4 for the defaults) and the network
+        starts saturated.
 
     Returns
     -------
@@ -213,6 +223,8 @@ def init_network(
     dtype = check_dtype(dtype)
     if dale is not None and not (0.0 <= float(dale) <= 1.0):
         raise ValueError(f"dale must be a fraction in [0, 1] (e.g. 0.8), got {dale!r}")
+    if not isinstance(balanced, (bool, np.bool_)):
+        raise ValueError(f"balanced must be True or False, got {balanced!r}")
     if connectivity is not None and not (0.0 < float(connectivity) <= 1.0):
         raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -220,7 +232,7 @@ def init_network(
 
     with precision(dtype):
         arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,
-                       dale, connectivity)
+                       dale, connectivity, bool(balanced))
     w_in, w_rec, w_out, b, sign, mask = (None if a is None else np.asarray(a) for a in arrays)
     if h0 is None:
         h0 = np.full(n_rec, 0.1, dtype)
@@ -230,7 +242,7 @@ def init_network(
     )
 
 
-def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity):
+def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
     k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
     w_in = 0.1 * (jax.random.uniform(k_in, (n_rec, n_in), dtype) - 1.0)
     w_rec = g * jax.random.normal(k_rec, (n_rec, n_rec), dtype) / np.sqrt(n_rec)
@@ -242,8 +254,14 @@ def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity):
         w_rec = w_rec * mask
     if dale is not None:
         n_exc = int(round(float(dale) * n_rec))
+        n_inh = n_rec - n_exc
         sign = jnp.where(jnp.arange(n_rec) < n_exc, 1.0, -1.0).astype(dtype)
-        w_rec = jnp.abs(w_rec) * sign
+        scale = jnp.ones(n_rec, dtype)
+        if balanced and n_exc > 0 and n_inh > 0:
+            a = n_exc / n_inh
+            scale = jnp.where(sign > 0, 1.0, a) * np.sqrt(n_rec / (n_exc + a * a * n_inh))
+            scale = scale.astype(dtype)
+        w_rec = jnp.abs(w_rec) * (sign * scale)
     return w_in, w_rec, w_out, b, sign, mask
 
 
