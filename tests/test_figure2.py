@@ -93,6 +93,8 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     # RFLO's alignment between W_out and B rises during training (short period)
     align = summary["alignment"]["20"]
     assert align["end"]["median"] > align["initial"]["median"] + 0.2
-    # Dale's law held in every trained network
+    # Dale's law held in every trained network, and the Dale networks learn the
+    # short period too (quick run: 0.034, 10x below the untrained 0.328)
     assert all(v["wrong_sign_weights"] == 0 for v in summary["dale"].values())
+    assert med["rflo_dale", 20] * 5 <= med["untrained_dale", 20]
     assert summary["claims"]["rflo_learns_short_period_10x"]
