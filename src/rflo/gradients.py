@@ -27,6 +27,7 @@ import argparse
 import csv
 import math
 import sys
+from contextlib import contextmanager
 from functools import partial
 from typing import Dict, List, Optional, Sequence
 
@@ -107,10 +108,18 @@ def _step_directions(rule, net, x, y, m, key, fprime_name):
     return d
 
 
-def _jnp(net, task, trial, dtype):
-    jnet = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), net)
-    x, y, m = (jnp.asarray(a, dtype) for a in task.trial(trial))
-    return jnet, x, y, m
+@contextmanager
+def _one_trial(net, task, rules, trial, seed, derivative, dtype):
+    """Check the inputs, then (inside the precision ``dtype`` asks for) yield
+    ``(rules, net, x, y, mask, key)`` as jax arrays for trial ``trial``."""
+    _check_inputs(net, task, trial)
+    rules = _rules(rules)
+    lookup_derivative(derivative)
+    dtype = check_dtype(dtype)
+    with precision(dtype):
+        jnet = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), net)
+        x, y, m = (jnp.asarray(a, dtype) for a in task.trial(trial))
+        yield rules, jnet, x, y, m, jax.random.PRNGKey(seed)
 
 
 def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: int = 0,
@@ -120,14 +129,9 @@ def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: in
     Returns ``{rule name: {"w_in", "w_rec", "w_out": array}}``; rules that draw
     random numbers use ``PRNGKey(seed)``.
     """
-    _check_inputs(net, task, trial)
-    rules = _rules(rules)
-    lookup_derivative(derivative)
-    dtype = check_dtype(dtype)
     out = {}
-    with precision(dtype):
-        jnet, x, y, m = _jnp(net, task, trial, dtype)
-        key = jax.random.PRNGKey(seed)
+    with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
+            rules, jnet, x, y, m, key):
         for rule in rules:
             d = _trial_direction(rule, jnet, x, y, m, key, derivative)
             out[rule.name] = {k: np.asarray(getattr(d, k)) for k in MATRICES}
@@ -176,14 +180,10 @@ def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     Returns ``{rule: {"cos": (T-1,), "ratio": (T-1,)}}``; NaN at steps whose
     error is zero.
     """
-    _check_inputs(net, task, trial)
-    rules = [r for r in _rules(rules) if has_step_form(r)]
-    lookup_derivative(derivative)
-    dtype = check_dtype(dtype)
     out = {}
-    with precision(dtype):
-        jnet, x, y, m = _jnp(net, task, trial, dtype)
-        key = jax.random.PRNGKey(seed)
+    with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
+            rules, jnet, x, y, m, key):
+        rules = [r for r in rules if has_step_form(r)]
 
         def flat(d):
             return np.concatenate([np.asarray(d.w_rec).reshape(d.w_rec.shape[0], -1),
