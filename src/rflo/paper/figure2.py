@@ -145,12 +145,12 @@ CHOSEN_LR = {
               ("local", 40, 0.03), ("random_feedback", 40, 0.003), ("rflo_dale", 20, 0.03),
               ("rflo_dale", 40, 0.03)),
 }
-FULL = Config(mode="full", lr=CHOSEN_LR["full"] or None)
+FULL = Config(mode="full", lr=CHOSEN_LR["full"])
 #: quick mode's long period is 40 tau: at 80-160 tau BPTT needs about 10^4
 #: trials to overtake RFLO (docs/paper.md), far beyond a 2-minute budget
 QUICK = Config(mode="quick", n_networks=6, trials=2000, periods_tau=(20, 40),
                panel_a_periods_tau=(20, 40), panel_d_period_tau=40, dale_periods_tau=(20, 40),
-               ablation_networks=6, lr=CHOSEN_LR["quick"] or None)
+               ablation_networks=6, lr=CHOSEN_LR["quick"])
 
 
 # --------------------------------------------------------------------------
@@ -330,8 +330,9 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     dale_check = {}
     for rule, p in cfg.rate_keys():
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
-        res = _train(_networks(cfg, rule, seeds[:n]), tasks[p], rule, cfg.trials,
-                     lrs[rule, p], seeds[:n])
+        drawn = dale_nets if rule == "rflo_dale" else nets
+        first_n = jax.tree_util.tree_map(lambda a: a[:n], drawn)
+        res = _train(first_n, tasks[p], rule, cfg.trials, lrs[rule, p], seeds[:n])
         curves[rule, p] = _clean(res.loss)
         final[rule, p] = final_losses(res.networks, tasks[p])
         if rule in ("bptt", "rflo"):
