@@ -57,11 +57,14 @@ import jax.numpy as jnp  # noqa: E402
 import rflo  # noqa: E402
 from make_table import fmt_bytes  # noqa: E402  (same folder: the table's formatting)
 from make_table import fmt_time as _fmt_time  # noqa: E402
-from rflo.ensemble import _ensemble_chunk, _ensemble_opt_init, init_ensemble  # noqa: E402
-from rflo.network import weights_of  # noqa: E402
-from rflo.rules import get_rule, rule_names  # noqa: E402
+from rflo.ensemble import init_ensemble  # noqa: E402
+from rflo.network import params_of  # noqa: E402
+from rflo.rules import Setup, get_rule, rule_names  # noqa: E402
 from rflo.rules.rtrl import influence_bytes  # noqa: E402
-from rflo.train import SessionState, _init_opt_state, _run_trials_jit  # noqa: E402
+from rflo.trainer import (  # noqa: E402
+    Config, SessionState, init_ensemble_opt_state, init_opt_state, new_guard, run_chunk,
+    run_ensemble_chunk, trial_data,
+)
 from seed_notebook import seed_run_trial  # noqa: E402
 
 #: the notebook's loop has these three rules; the ablations cost the same as
@@ -193,27 +196,29 @@ class LibraryRun:
 
     def __init__(self, rule, online, n_rec, steps, k=None, unroll=None, capacity=1):
         unroll = unroll if unroll is not None else _default_unroll()
-        cfg = (get_rule(rule), bool(online), "seed", unroll)
+        cfg = Config(get_rule(rule), bool(online), Setup(unroll=unroll))
         task = rflo.periodic_task(duration=steps)
-        self.data = tuple(jnp.asarray(a) for a in task.stacked("float32"))
-        self.lr = jnp.asarray(LR, jnp.float32)
+        self.data = trial_data(task, 1, "float32")
+        self.lr = {n: jnp.asarray(v, jnp.float32) for n, v in zip(("w_in", "w_rec", "w_out"), LR)}
         t0 = time.perf_counter()
         if k is None:
             net = rflo.init_network(1, n_rec, 1, seed=0)
             self.net = jax.tree_util.tree_map(jnp.asarray, net)
-            w = weights_of(self.net)
-            self.state = SessionState(w, _init_opt_state(None, self.lr, w))
+            w = params_of(self.net)
+            self.state = SessionState(w, init_opt_state(None, self.lr, w),
+                                      new_guard(1e4, "float32"))
             self.key = jax.random.PRNGKey(0)
-            lowered = _run_trials_jit.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                            self.data, 0, 1, capacity)
+            lowered = run_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
+                                      self.data, 0, 1, capacity)
         else:
             nets = init_ensemble(1, n_rec, 1, seeds=range(k))
             self.net = jax.tree_util.tree_map(jnp.asarray, nets)
-            w = weights_of(self.net)
-            self.state = SessionState(w, _ensemble_opt_init(None, self.lr, w, None))
+            w = params_of(self.net)
+            guard = jax.vmap(lambda _: new_guard(1e4, "float32"))(jnp.arange(k))
+            self.state = SessionState(w, init_ensemble_opt_state(None, self.lr, w, None), guard)
             self.key = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
-            lowered = _ensemble_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                            self.data, 0, 1, capacity, None, None)
+            lowered = run_ensemble_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
+                                               self.data, 0, 1, capacity, None, None)
         self.compiled = lowered.compile()
         self.compile_s = time.perf_counter() - t0
         self.memory = compiled_memory(self.compiled)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import rflo
-from rflo.batch import score
+from rflo.train import score
 from rflo.tasks import neurogym_task
 
 

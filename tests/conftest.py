@@ -28,6 +28,13 @@ def random_task(steps=30, n_in=3, n_out=2, seed=1, mask=None):
     return rflo.Task(x=rng.normal(size=(steps, n_in)), y=rng.normal(size=(steps, n_out)), mask=mask)
 
 
+def with_derivative(net, name):
+    """``net`` whose leaky tanh cell uses f' ``name`` ("seed" or "exact")."""
+    from rflo.cells import LeakyTanh
+
+    return net._replace(cell=LeakyTanh(name))
+
+
 def seed_weights(net):
     return {k: np.asarray(getattr(net, k), float) for k in ("w_in", "w_rec", "w_out", "b")}
 

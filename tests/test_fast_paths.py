@@ -14,11 +14,13 @@ import pytest
 from conftest import random_network, random_task
 
 import rflo
-from rflo.network import derivative, weights_of
-from rflo.rules import Rule, get_rule
+from rflo.network import params_of
+from rflo.rules import Rule, Setup, get_rule
 from rflo.rules.rflo import FILTER_MATRIX_MAX_STEPS, reverse_filter
 from rflo.rules.rtrl import _propagate
-from rflo.train import SessionState, _init_opt_state, _run_trials_jit
+from rflo.trainer import (
+    Config, SessionState, init_opt_state, new_guard, run_chunk, trial_data,
+)
 
 
 def scaled_err(a, b):
@@ -64,11 +66,10 @@ def _trials(rule_name, net, task, dtype):
     x, y, m = (np.asarray(a, dtype) for a in task.trial())
     rule = get_rule(rule_name)
     key = jax.random.PRNGKey(0)
-    fast, traj_fast = rule.trial(net, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m), key,
-                                 derivative("seed"))
-    slow, traj_slow = Rule.trial(rule, net, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m), key,
-                                 derivative("seed"))
-    return fast, slow, traj_fast, traj_slow
+    fast, y_fast = rule.trial(net, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m), key)
+    slow, y_slow = Rule.trial(rule, net, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m), key)
+    assert set(fast) == set(slow) == {"w_in", "w_rec", "w_out"}
+    return fast, slow, y_fast, y_slow
 
 
 @pytest.mark.parametrize("rule", ["rflo", "local"])
@@ -77,11 +78,11 @@ def test_offline_rflo_reorganised_sum_equals_step_by_step_float32(rule, steps):
     net = jax.tree_util.tree_map(jnp.asarray, random_network(n_rec=10, dtype="float32"))
     mask = (np.arange(steps) % 4 != 0).astype(float)
     task = random_task(steps=steps, mask=mask)
-    fast, slow, tf, ts = _trials(rule, net, task, np.float32)
-    for a, b in zip(fast, slow):
-        assert np.max(np.abs(np.asarray(b))) > 1e-3
-        assert scaled_err(a, b) < 2e-5
-    np.testing.assert_allclose(np.asarray(tf.y), np.asarray(ts.y), rtol=1e-5, atol=1e-6)
+    fast, slow, yf, ys = _trials(rule, net, task, np.float32)
+    for k in fast:
+        assert np.max(np.abs(np.asarray(slow[k]))) > 1e-3
+        assert scaled_err(fast[k], slow[k]) < 2e-5
+    np.testing.assert_allclose(np.asarray(yf), np.asarray(ys), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("steps", [20, 3 * FILTER_MATRIX_MAX_STEPS + 1])
@@ -89,8 +90,8 @@ def test_offline_rflo_reorganised_sum_equals_step_by_step_float64(steps):
     with jax.enable_x64(True):
         net = jax.tree_util.tree_map(jnp.asarray, random_network(n_rec=10, dtype="float64"))
         fast, slow, _, _ = _trials("rflo", net, random_task(steps=steps), np.float64)
-        for a, b in zip(fast, slow):
-            assert scaled_err(a, b) < 1e-11
+        for k in fast:
+            assert scaled_err(fast[k], slow[k]) < 1e-11
 
 
 def propagate_reference(influence, w_rec, d, a, pre):
@@ -135,13 +136,13 @@ def test_online_loss_accumulated_in_the_carry_equals_the_trial_loss(rule):
 def _work_bytes(rule, online, steps):
     net = jax.tree_util.tree_map(jnp.asarray, rflo.init_network(1, 8, 1))
     task = rflo.periodic_task(duration=steps)
-    data = tuple(jnp.asarray(a) for a in task.stacked("float32"))
-    lr = jnp.asarray([0.0, 0.03, 0.03], jnp.float32)
-    w = weights_of(net)
-    state = SessionState(w, _init_opt_state(None, lr, w))
-    cfg = (get_rule(rule), online, "seed", 1)
-    compiled = _run_trials_jit.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data,
-                                     0, 1, 1).compile()
+    data = trial_data(task, 1, "float32")
+    lr = {k: jnp.asarray(v, jnp.float32) for k, v in zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03))}
+    w = params_of(net)
+    state = SessionState(w, init_opt_state(None, lr, w), new_guard(1e4, "float32"))
+    cfg = Config(get_rule(rule), online, Setup())
+    compiled = run_chunk.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data,
+                               0, 1, 1).compile()
     return compiled.memory_analysis().temp_size_in_bytes
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import rflo
 from rflo.paper import figure2
-from rflo.paper.figure2 import RandomFeedbackBackward
+from rflo.rules.rtrl import InfluenceRule
 
 from conftest import random_network, random_task, rel_err
 
@@ -20,8 +20,8 @@ def test_backward_random_feedback_equals_rtrl_with_random_feedback(derivative):
     net = random_network(n_in=2, n_rec=7, n_out=2)
     task = random_task(steps=25, n_in=2, n_out=2)
     kw = dict(trials=3, lr=(0.2, 0.5, 0.3), dtype="float64", derivative=derivative)
-    fast = rflo.train(net, task, RandomFeedbackBackward(), **kw)
-    slow = rflo.train(net, task, "random_feedback", **kw)
+    fast = rflo.train(net, task, "random_feedback", **kw)
+    slow = rflo.train(net, task, InfluenceRule(name="rf_forward", feedback="random"), **kw)
     for k in ("w_in", "w_rec", "w_out"):
         assert rel_err(getattr(fast.network, k), getattr(slow.network, k)) < 1e-10
     np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-10)

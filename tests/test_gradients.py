@@ -9,7 +9,6 @@ from conftest import random_network, random_task
 
 import rflo
 from rflo.gradients import gradient_quality, main, stepwise_quality
-from rflo.network import Weights
 
 
 def test_exact_rules_score_one_and_approximations_less():
@@ -72,19 +71,33 @@ def test_adam_trains_the_periodic_task():
 
 
 def test_freezing_a_matrix_with_optax():
-    """optax.multi_transform (or optax.masked) with labels in a Weights tuple
-    freezes single matrices, as documented in docs/optimizers.md."""
+    """optax.multi_transform (or optax.masked) with labels by parameter name
+    freezes single matrices, as documented in docs/optimizers.md; so does
+    leaving a matrix out of lr."""
     net, task = random_network(), random_task(steps=30)
     frozen_in = optax.multi_transform({"adam": optax.adam(1e-2), "frozen": optax.set_to_zero()},
-                                      Weights("frozen", "adam", "adam"))
+                                      {"w_in": "frozen", "w_rec": "adam", "w_out": "adam"})
     res = rflo.train(net, task, "rtrl", trials=5, optimizer=frozen_in, online=True)
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
+    # by name: only the parameters lr names are trained (here with Adam)
+    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0},
+                     optimizer=optax.adam(1e-2))
+    np.testing.assert_array_equal(res.network.w_in, net.w_in)
+    np.testing.assert_array_equal(res.network.w_out, net.w_out)
+    assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
     # optax.masked: Adam on w_rec only; the unmasked matrices get the raw gradient,
     # so chain a zeroing mask for them
-    only_rec = optax.chain(optax.masked(optax.adam(1e-2), Weights(False, True, False)),
-                           optax.masked(optax.set_to_zero(), Weights(True, False, True)))
+    only_rec = optax.chain(
+        optax.masked(optax.adam(1e-2), {"w_in": False, "w_rec": True, "w_out": False}),
+        optax.masked(optax.set_to_zero(), {"w_in": True, "w_rec": False, "w_out": True}))
     res = rflo.train(net, task, "bptt", trials=5, optimizer=only_rec)
+    np.testing.assert_array_equal(res.network.w_in, net.w_in)
+    np.testing.assert_array_equal(res.network.w_out, net.w_out)
+    assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
+    # by name: only the parameters lr names are trained (here with Adam)
+    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0},
+                     optimizer=optax.adam(1e-2))
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     np.testing.assert_array_equal(res.network.w_out, net.w_out)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3

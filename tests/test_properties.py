@@ -103,7 +103,7 @@ def test_load_network_any_bytes(tmp_path_factory, data):
     key=st.sampled_from(["w_in", "w_rec", "w_out", "b", "h0"]),
 )
 def test_load_network_malformed_corpus(tmp_path_factory, drop, corrupt, key):
-    arrays = {k: np.asarray(v) for k, v in rflo.init_network(2, 5, 1)._asdict().items() if v is not None}
+    arrays = {k: np.asarray(v) for k, v in rflo.init_network(2, 5, 1)._asdict().items() if v is not None and k != "cell"}
     arrays.pop(drop, None)
     if corrupt == "nan" and key in arrays:
         arrays[key] = np.full_like(arrays[key], np.nan)

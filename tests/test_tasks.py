@@ -6,11 +6,11 @@ import pytest
 from conftest import random_network
 
 import rflo
-from rflo.batch import TrialSource, trial_data
+from rflo.rotation import rotate_readout, train_with_rotation
+from rflo.trainer import TrialSource, trial_data
 from rflo.ensemble import init_ensemble, train_ensemble, unstack_networks
 from rflo.tasks import (
-    Task, TaskGenerator, argmax_accuracy, make_task, rotate_readout, sign_accuracy, task_names,
-    train_with_rotation,
+    Task, TaskGenerator, argmax_accuracy, make_task, sign_accuracy, task_names,
 )
 
 # small versions of every task (short trials compile and run fast)
@@ -152,11 +152,17 @@ def test_reach_ends_at_the_cued_target(rotation):
         np.testing.assert_array_equal(y[b, :go + 1], 0)
 
 
-def test_a_task_without_metric_at_batch_1_keeps_the_seed_path():
-    task = rflo.periodic_task()
-    assert isinstance(trial_data(task, 1, "float32"), tuple)
-    assert isinstance(trial_data(task, 2, "float32"), TrialSource)
-    assert isinstance(trial_data(make_task("periodic"), 1, "float32"), TrialSource)
+def test_a_stacked_task_at_batch_1_keeps_the_seed_order():
+    """Update i of a K-trial bank at batch 1 uses trial i % K (the seed's loop)."""
+    bank = _bank(k=3, steps=10)
+    src = trial_data(bank, 1, "float32")
+    assert isinstance(src, TrialSource) and src.generator is None and src.batch == 1
+    for i in (0, 4, 8):
+        x, y, m = src.draw(i, None)
+        assert x.shape[0] == 1
+        np.testing.assert_allclose(np.asarray(x[0]), bank.trial(i % 3)[0], rtol=1e-6)
+        assert not np.allclose(np.asarray(x[0]), bank.trial((i + 1) % 3)[0], rtol=1e-3)
+    assert trial_data(make_task("periodic"), 1, "float32").generator is not None
 
 
 def _bank(k=3, steps=12, seed=0):
@@ -405,7 +411,7 @@ def test_neurogym_adapter_on_a_fake_environment():
 def test_neurogym_perceptual_decision_is_learned():
     ngym = pytest.importorskip(
         "neurogym", reason="neurogym is not installed (optional extra: pip install 'rflo[neurogym]')")
-    from rflo.batch import score
+    from rflo.train import score
     from rflo.tasks import neurogym_task
 
     assert ngym is not None

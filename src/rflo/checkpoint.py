@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rflo.io import atomic_write, network_from_npz_arrays
+from rflo.io import atomic_write, network_arrays, network_from_npz_arrays
 from rflo.network import Network
 
 __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_progress",
@@ -68,7 +68,7 @@ def load_settings(folder) -> dict:
 def save_progress(folder, rule: str, progress: Progress):
     """Write one rule's progress atomically (network, curves and time in one file)."""
     path = _dir(folder) / f"{rule}.npz"
-    arrays = {k: np.asarray(v) for k, v in progress.network._asdict().items() if v is not None}
+    arrays = network_arrays(progress.network)
     arrays.update(loss=np.asarray(progress.loss), alignment=np.asarray(progress.alignment),
                   seconds=np.asarray(float(progress.seconds)), format=np.asarray(FORMAT))
 

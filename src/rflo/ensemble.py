@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from functools import partial
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -19,15 +18,13 @@ import numpy as np
 import optax
 
 from rflo._checks import check_dtype, check_int, check_positive, precision
-from rflo.network import Network, init_network, to_numpy, weights_of, with_weights
-from rflo.network import derivative as lookup_derivative
+from rflo.network import Network, init_network, param_names, params_of, to_numpy, with_params
 from rflo.optim import check_learning_rates
-from rflo.rules import get_rule
-from rflo.batch import ensemble_data
 from rflo.tasks import Task, TaskGenerator
-from rflo.train import (
-    SessionState, new_guard, _as_dtype, check_fits, check_network, drive_chunks, make_optimizer,
-    run_trials,
+from rflo.train import _as_dtype, _with_derivative, check_fits, check_network, prepare_session
+from rflo.trainer import (
+    SessionState, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
+    run_ensemble_chunk,
 )
 
 __all__ = ["stack_networks", "unstack_networks", "init_ensemble", "train_ensemble",
@@ -63,34 +60,22 @@ def stack_networks(nets: Sequence[Network]) -> Network:
     nets = [check_network(n) for n in nets]
     if not nets:
         raise ValueError("an ensemble needs at least one network")
-    shapes = {tuple((None if v is None else v.shape) for v in n) for n in nets}
+    shapes = {str(jax.tree_util.tree_map(np.shape, n)) for n in nets}
     if len(shapes) != 1:
-        raise ValueError("networks of an ensemble must all have the same shapes and constraints")
+        raise ValueError("networks of an ensemble must all have the same cell, shapes and "
+                         "constraints")
     return jax.tree_util.tree_map(lambda *a: np.stack(a), *nets)
 
 
 def unstack_networks(nets: Network):
     """The list of networks in a stacked network."""
     k = np.shape(nets.w_rec)[0]
-    return [jax.tree_util.tree_map(lambda a: np.asarray(a[i]), nets) for i in range(k)]
+    return [jax.tree_util.tree_map(lambda a: np.asarray(a)[i], nets) for i in range(k)]
 
 
 def init_ensemble(n_in, n_rec, n_out, seeds: Sequence[int], **kwargs) -> Network:
     """``len(seeds)`` networks from :func:`rflo.init_network`, stacked."""
     return stack_networks([init_network(n_in, n_rec, n_out, seed=int(s), **kwargs) for s in seeds])
-
-
-@partial(jax.jit, static_argnums=(0, 1, 9, 10, 11))
-def _ensemble_chunk(cfg, optimizer, nets, state, lr, keys, data, start, n, capacity,
-                    lr_axis, data_axis):
-    fn = partial(run_trials, cfg, optimizer)
-    return jax.vmap(fn, in_axes=(0, 0, lr_axis, 0, data_axis, None, None, None))(
-        nets, state, lr, keys, data, start, n, capacity)
-
-
-@partial(jax.jit, static_argnums=(0, 3))
-def _ensemble_opt_init(optimizer, lr, w, lr_axis):
-    return jax.vmap(lambda l, w: make_optimizer(optimizer, l).init(w), in_axes=(lr_axis, 0))(lr, w)
 
 
 def train_ensemble(
@@ -102,7 +87,7 @@ def train_ensemble(
     *,
     online: bool = False,
     optimizer: Optional[optax.GradientTransformation] = None,
-    derivative: str = "seed",
+    derivative: Optional[str] = None,
     dtype: Optional[str] = None,
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
@@ -110,6 +95,8 @@ def train_ensemble(
     seeds: Optional[Sequence[int]] = None,
     max_loss_growth: Optional[float] = 1e4,
     batch: int = 1,
+    loss="squared_error",
+    route: str = "auto",
 ) -> EnsembleResult:
     """Train K networks at once; arguments as in :func:`rflo.train`, plus:
 
@@ -117,26 +104,23 @@ def train_ensemble(
     task : one :class:`~rflo.tasks.Task` or :class:`~rflo.tasks.TaskGenerator`
         for all (each network draws its own trials from its seed), or a list of
         K Tasks of equal shapes.
-    lr : three rates for all networks, or a (K, 3) array (one row per network).
+    lr : rates for all networks (as in :func:`rflo.train`), a (K, 3) array (one
+        row ``(lr_in, lr_rec, lr_out)`` per network), or a dict by parameter
+        name whose values are numbers or (K,) arrays.
     seeds : K session seeds (default ``0 .. K-1``).
     max_loss_growth : a network whose loss turns NaN/inf or exceeds this factor
         times its best is frozen at its last finite weights (``None``: only
         NaN/inf); the others train on.
     batch : trials per update, as in :func:`rflo.train`.
     """
-    rule = get_rule(rule)
     trials = check_int("trials", trials)
     unroll = check_int("unroll", unroll)
     batch = check_int("batch", batch)
-    lookup_derivative(derivative)
-    if online and not rule.online:
-        raise ValueError(
-            f"rule {rule.name!r} cannot learn online (it needs the whole trial); use online=False"
-        )
     nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
                           else list(networks))
     k = nets.w_rec.shape[0]
-    first = unstack_networks(nets)[0]
+    first = _with_derivative(unstack_networks(nets)[0], derivative)
+    nets = _with_derivative(nets, derivative)
     tasks = [task] if isinstance(task, (Task, TaskGenerator)) else list(task)
     if len(tasks) not in (1, k):
         raise ValueError(f"give one task or one per network ({k}), got {len(tasks)}")
@@ -144,16 +128,10 @@ def train_ensemble(
         check_fits(first, t)
     if len({(getattr(t, "n_variants", None), t.n_steps, t.n_in, t.n_out) for t in tasks}) != 1:
         raise ValueError("the tasks of an ensemble must all have the same shapes")
-    lr_np = np.asarray(lr, dtype=float)
-    if lr_np.ndim == 2:
-        if lr_np.shape != (k, 3):
-            raise ValueError(f"per-network learning rates must have shape ({k}, 3), got {lr_np.shape}")
-        for row in lr_np:
-            check_learning_rates(tuple(row))
-        lr_axis = 0
-    else:
-        lr_np = np.asarray(check_learning_rates(lr))
-        lr_axis = None
+    lr, lr_axis = _ensemble_rates(lr, k, first)
+    rule, cfg, names, _ = prepare_session(first, rule, lr, online=online, optimizer=optimizer,
+                                          derivative=derivative, loss=loss, unroll=unroll,
+                                          route=route, check_lr=False)
     if seeds is None:
         seeds = list(range(k))
     seeds = [check_int("seed", int(s), minimum=0) for s in seeds]
@@ -166,25 +144,24 @@ def train_ensemble(
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     capacity = min(check_int("chunk", chunk), trials)
-    cfg = (rule, bool(online), derivative, unroll)
 
     t0 = time.perf_counter()
     with precision(dtype):
         jnets = jax.tree_util.tree_map(jnp.asarray, nets)
-        data, data_axis = ensemble_data(tasks, batch, dtype)
-        lr_arr = jnp.asarray(lr_np, dtype)
+        source, data_axis = ensemble_data(tasks, batch, dtype)
+        lr_arr = {n: jnp.asarray(v, dtype) for n, v in lr.items()}
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-        w = weights_of(jnets)
-        opt_state = _ensemble_opt_init(optimizer, lr_arr, w, lr_axis)
+        w = params_of(jnets, names)
+        opt_state = init_ensemble_opt_state(optimizer, lr_arr, w, lr_axis)
 
-        def run_chunk(state, done, n):
-            return _ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, data,
-                                   done, n, capacity, lr_axis, data_axis)
+        def run(state, done, n):
+            return run_ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, source,
+                                      done, n, capacity, lr_axis, data_axis)
 
         guard = jax.vmap(lambda _: new_guard(max_loss_growth, dtype))(jnp.arange(k))
-        state, _, losses, aligns, *accs = drive_chunks(
-            run_chunk, SessionState(w, opt_state, guard), trials, capacity, callback)
-        trained = to_numpy(with_weights(jnets, state.w))
+        state, losses, aligns, accs = drive_chunks(
+            run, SessionState(w, opt_state, guard), trials, capacity, callback)
+        trained = to_numpy(with_params(jnets, state.w))
     diverged_at = np.asarray(state.guard.frozen_at) + 1
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
@@ -194,5 +171,30 @@ def train_ensemble(
             "See EnsembleResult.diverged_at; try smaller learning rates for those networks.",
             RuntimeWarning, stacklevel=2)
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
-                          state.opt_state, accs[0] if tasks[0].metric is not None else None,
+                          state.opt_state, accs if tasks[0].metric is not None else None,
                           diverged_at)
+
+
+def _ensemble_rates(lr, k, net):
+    """``(rates by name, vmap axis)``: one set for all networks (axis None) or
+    one per network (axis 0; a (K, 3) table or a dict of (K,) arrays)."""
+    if isinstance(lr, dict) and any(np.ndim(v) == 1 for v in lr.values()):
+        checked = check_learning_rates({n: 0.0 for n in lr}, param_names(net))
+        table = {}
+        for n in checked:
+            v = np.broadcast_to(np.asarray(lr[n], dtype=float), (k,)) if np.ndim(lr[n]) <= 1 else None
+            if v is None or np.shape(lr[n]) not in ((), (k,)):
+                raise ValueError(f"lr[{n!r}] must be a number or {k} numbers (one per network), "
+                                 f"got shape {np.shape(lr[n])}")
+            for value in v:
+                check_learning_rates({n: float(value)}, param_names(net))
+            table[n] = np.array(v)
+        return table, 0
+    lr_np = None if isinstance(lr, dict) else np.asarray(lr, dtype=float)
+    if lr_np is not None and lr_np.ndim == 2:
+        if lr_np.shape != (k, 3):
+            raise ValueError(f"per-network learning rates must have shape ({k}, 3), got {lr_np.shape}")
+        for row in lr_np:
+            check_learning_rates(tuple(row))
+        return {n: lr_np[:, i] for i, n in enumerate(("w_in", "w_rec", "w_out"))}, 0
+    return check_learning_rates(lr, param_names(net), net.cell.trainable), None

@@ -42,6 +42,7 @@ from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
 from rflo.rules.tbptt import TruncatedBPTT
 from rflo.tasks import Task
+from rflo.train import _with_derivative, train
 
 __all__ = [
     "cosine", "norm_ratio", "rule_directions", "gradient_quality", "stepwise_quality",
@@ -89,22 +90,22 @@ def _check_inputs(net, task, trial):
     check_int("trial", trial, minimum=0)
 
 
-@partial(jax.jit, static_argnums=(0, 6))
-def _trial_direction(rule, net, x, y, m, key, fprime_name):
-    return rule.trial(net, x, y, m, key, lookup_derivative(fprime_name))[0]
+@partial(jax.jit, static_argnums=(0,))
+def _trial_direction(rule, net, x, y, m, key):
+    return rule.trial(net, x, y, m, key)[0]
 
 
-@partial(jax.jit, static_argnums=(0, 6))
-def _step_directions(rule, net, x, y, m, key, fprime_name):
+@partial(jax.jit, static_argnums=(0,))
+def _step_directions(rule, net, x, y, m, key):
     """Each step's contribution (stacked over steps 1..T-1) of a per-step rule."""
-    fprime = lookup_derivative(fprime_name)
 
     def body(carry, inp):
         h, state = carry
-        state, h_new, _, _, d = rule.advance(state, net, h, *inp, fprime)
+        state, h_new, _, d = rule.advance(state, net, h, *inp)
         return (h_new, state), d
 
-    _, d = jax.lax.scan(body, (net.h0, rule.init(net, key)), (x[1:], y[1:], m[1:]))
+    _, d = jax.lax.scan(body, (net.cell.initial_state(net), rule.init(net, key)),
+                        (x[1:], y[1:], m[1:]))
     return d
 
 
@@ -116,6 +117,7 @@ def _one_trial(net, task, rules, trial, seed, derivative, dtype):
     rules = _rules(rules)
     lookup_derivative(derivative)
     dtype = check_dtype(dtype)
+    net = _with_derivative(net, derivative)
     with precision(dtype):
         jnet = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), net)
         x, y, m = (jnp.asarray(a, dtype) for a in task.trial(trial))
@@ -133,8 +135,8 @@ def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: in
     with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
             rules, jnet, x, y, m, key):
         for rule in rules:
-            d = _trial_direction(rule, jnet, x, y, m, key, derivative)
-            out[rule.name] = {k: np.asarray(getattr(d, k)) for k in MATRICES}
+            d = _trial_direction(rule, jnet, x, y, m, key)
+            out[rule.name] = {k: np.asarray(d[k]) for k in MATRICES}
     return out
 
 
@@ -186,13 +188,14 @@ def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
         rules = [r for r in rules if has_step_form(r)]
 
         def flat(d):
-            return np.concatenate([np.asarray(d.w_rec).reshape(d.w_rec.shape[0], -1),
-                                   np.asarray(d.w_in).reshape(d.w_in.shape[0], -1)], axis=1)
+            w_rec, w_in = np.asarray(d["w_rec"]), np.asarray(d["w_in"])
+            return np.concatenate([w_rec.reshape(w_rec.shape[0], -1),
+                                   w_in.reshape(w_in.shape[0], -1)], axis=1)
 
-        exact = flat(_step_directions(get_rule("rtrl"), jnet, x, y, m, key, derivative))
+        exact = flat(_step_directions(get_rule("rtrl"), jnet, x, y, m, key))
         ne = np.linalg.norm(exact, axis=1)
         for rule in rules:
-            d = flat(_step_directions(rule, jnet, x, y, m, key, derivative))
+            d = flat(_step_directions(rule, jnet, x, y, m, key))
             nd = np.linalg.norm(d, axis=1)
             ok = (ne > 0) & (nd > 0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -215,8 +218,6 @@ def training_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, train_rul
     "ratio": (C,)}`` (the ``"rec+in"`` summaries), the trained network and the
     training losses (trials,).
     """
-    from rflo.train import train  # local import: train imports the rules
-
     rules = _rules(rules)
     get_rule(train_rule)
     trials = check_int("trials", trials)

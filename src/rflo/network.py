@@ -23,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo._checks import check_dtype, check_finite_array, check_positive, precision
+from rflo.cells import Cell, get_cell
+from rflo.cells.base import STANDARD_PARAMS
+from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
 
 __all__ = [
     "Network",
-    "Weights",
     "init_network",
     "network_from_arrays",
     "f",
@@ -36,20 +38,13 @@ __all__ = [
     "DERIVATIVES",
     "weights_of",
     "with_weights",
+    "params_of",
+    "with_params",
+    "get_param",
+    "param_names",
     "apply_constraints",
     "to_numpy",
 ]
-
-
-class Weights(NamedTuple):
-    """The three learned matrices (also used for updates and gradients).
-
-    Shapes: ``w_in`` (n_rec, n_in), ``w_rec`` (n_rec, n_rec), ``w_out`` (n_out, n_rec).
-    """
-
-    w_in: jax.Array
-    w_rec: jax.Array
-    w_out: jax.Array
 
 
 class Network(NamedTuple):
@@ -68,6 +63,9 @@ class Network(NamedTuple):
         inhibitory) of every outgoing recurrent weight of each presynaptic unit.
     mask : (n_rec, n_rec) or None.  Fixed connectivity: ``w_rec[i, j]`` exists
         only where ``mask[i, j]`` is 1.
+    cell : the unit model (:mod:`rflo.cells`; default the paper's leaky tanh
+        unit).  Static: it has no array leaves.
+    extra : dict of the cell's own parameters by name (e.g. ``"bias"``), or None.
     """
 
     w_in: jax.Array
@@ -78,6 +76,8 @@ class Network(NamedTuple):
     tau: jax.Array
     sign: Optional[jax.Array] = None
     mask: Optional[jax.Array] = None
+    cell: Cell = LEAKY_TANH
+    extra: Optional[dict] = None
 
     @property
     def n_in(self) -> int:
@@ -101,31 +101,6 @@ def f(u):
     return jnp.tanh(u)
 
 
-def df_seed(u):
-    """The seed notebook's f': ``1 / cosh(10 tanh(u / 10))**2``.
-
-    The inner ``tanh`` keeps ``cosh`` from overflowing, but it also makes this an
-    approximation of tanh'(u): equal at u = 0, 0.4 % larger at |u| = 1, 18 %
-    larger at |u| = 3.  It is the default so that results match the paper's
-    code; use ``derivative="exact"`` for the true derivative.
-
-    Computed as ``4 e / (1 + e)^2`` with ``z = 10 tanh(u / 10)`` and
-    ``e = exp(-2 |z|)``: one exponential instead of cosh's two (|z| < 10, so
-    nothing overflows); equal to the notebook's formula to float rounding.
-    """
-    z = 10.0 * jnp.tanh(u / 10.0)
-    e = jnp.exp(-2.0 * jnp.abs(z))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-def df_exact(u):
-    """The exact derivative of tanh, ``1 - tanh(u)**2`` (never overflows)."""
-    return 1.0 - jnp.tanh(u) ** 2
-
-
-DERIVATIVES = {"seed": df_seed, "exact": df_exact}
-
-
 def derivative(name: str):
     """Look up f' by name: ``"seed"`` (the notebook's, default) or ``"exact"``."""
     try:
@@ -136,14 +111,44 @@ def derivative(name: str):
         ) from None
 
 
-def weights_of(net: Network) -> Weights:
-    """The learned part of a network."""
-    return Weights(net.w_in, net.w_rec, net.w_out)
+def param_names(net: Network):
+    """Every parameter of ``net`` by name: the standard ones and the cell's ``extra``."""
+    return STANDARD_PARAMS + tuple(sorted(net.extra or {}))
 
 
-def with_weights(net: Network, w: Weights) -> Network:
-    """``net`` with its three learned matrices replaced by ``w``."""
-    return net._replace(w_in=w.w_in, w_rec=w.w_rec, w_out=w.w_out)
+def get_param(net: Network, name: str):
+    """The parameter ``name`` of ``net`` (a standard field or an ``extra`` entry)."""
+    if name in STANDARD_PARAMS:
+        return getattr(net, name)
+    extra = net.extra or {}
+    if name in extra:
+        return extra[name]
+    raise ValueError(f"the network (cell {net.cell.name!r}) has no parameter {name!r}; "
+                     f"it has {list(param_names(net))}")
+
+
+def params_of(net: Network, names=("w_in", "w_rec", "w_out")) -> dict:
+    """The parameters ``names`` of ``net`` as a dict (what rules and optimisers see)."""
+    return {k: get_param(net, k) for k in names}
+
+
+def with_params(net: Network, params: dict) -> Network:
+    """``net`` with the parameters in ``params`` (a dict by name) replaced."""
+    std = {k: v for k, v in params.items() if k in STANDARD_PARAMS}
+    more = {k: v for k, v in params.items() if k not in STANDARD_PARAMS}
+    if more:
+        std["extra"] = {**(net.extra or {}), **more}
+    return net._replace(**std)
+
+
+def weights_of(net: Network) -> dict:
+    """The three matrices ``w_in, w_rec, w_out`` as a dict."""
+    return params_of(net)
+
+
+def with_weights(net: Network, w: dict) -> Network:
+    """``net`` with the parameters in ``w`` (a dict by name) replaced."""
+    return with_params(net, w)
 
 
 def apply_constraints(net: Network, w_rec):
@@ -172,6 +177,7 @@ def init_network(
     dale: Optional[float] = None,
     connectivity: Optional[float] = None,
     balanced: bool = True,
+    cell="leaky_tanh",
 ) -> Network:
     """A network drawn from the seed notebook's distributions.
 
@@ -201,6 +207,9 @@ def init_network(
         presynaptic unit's sign (see ``balanced``).
     connectivity : fraction of recurrent connections present (a fixed random
         mask); ``None`` for all-to-all.
+    cell : the unit model, a name from :func:`rflo.cells.cell_names` or a
+        :class:`~rflo.cells.Cell` (default the paper's leaky tanh unit); its own
+        parameters (``extra``) are drawn from ``seed`` too.
     balanced : only with ``dale``.  ``True`` (default): inhibitory weights are
         scaled by ``a = n_exc / n_inh`` so that each unit's expected recurrent
         input sums to zero, and all weights by ``sqrt(n_rec / (n_exc + a^2 n_inh))``
@@ -229,16 +238,21 @@ def init_network(
         raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    cell = get_cell(cell)
 
     with precision(dtype):
         arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,
                        dale, connectivity, bool(balanced))
+        extra = cell.extra_params(jax.random.fold_in(jax.random.PRNGKey(int(seed)), 7), n_rec, dtype)
+        extra = {k: np.asarray(v) for k, v in extra.items()} or None
     w_in, w_rec, w_out, b, sign, mask = (None if a is None else np.asarray(a) for a in arrays)
     if h0 is None:
         h0 = np.full(n_rec, 0.1, dtype)
+    if cell.vector_tau:
+        tau = np.full(n_rec, tau, dtype) if np.ndim(tau) == 0 else tau
     return network_from_arrays(
         w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau,
-        sign=sign, mask=mask, dtype=dtype,
+        sign=sign, mask=mask, dtype=dtype, cell=cell, extra=extra,
     )
 
 
@@ -266,12 +280,15 @@ def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
 
 
 def network_from_arrays(
-    *, w_in, w_rec, w_out, b, h0, tau, sign=None, mask=None, dtype=None
+    *, w_in, w_rec, w_out, b, h0, tau, sign=None, mask=None, dtype=None, cell=None, extra=None
 ) -> Network:
     """Build a :class:`Network` from given arrays, checking shapes and values.
 
     ``dtype`` defaults to that of ``w_rec`` if it is a float64 array, else float32.
+    ``cell`` (default the leaky tanh unit) and ``extra`` (the cell's own
+    parameters by name) as in :class:`Network`.
     """
+    cell = LEAKY_TANH if cell is None else get_cell(cell)
     if dtype is None:
         dtype = "float64" if np.asarray(w_rec).dtype == np.float64 else "float32"
     dtype = check_dtype(dtype)
@@ -294,7 +311,13 @@ def network_from_arrays(
         )
     if h0.shape != (n_rec,):
         raise ValueError(f"h0 must have shape (n_rec,) = ({n_rec},), got {h0.shape}")
-    tau = check_positive("tau", tau)
+    if cell.vector_tau and np.ndim(tau) > 0:
+        tau = check_finite_array("tau", tau, ndim=1, dtype=dtype)
+        if tau.shape != (n_rec,) or np.any(tau <= 0):
+            raise ValueError(f"tau must be positive numbers of shape (n_rec,) = ({n_rec},), got {tau}")
+    else:
+        tau = np.asarray(check_positive("tau", tau), dtype)
+    extra = _check_extra(cell, extra, n_rec, dtype)
     if sign is not None:
         sign = check_finite_array("sign", sign, ndim=1, dtype=dtype)
         if sign.shape != (n_rec,) or not np.all(np.abs(sign) == 1):
@@ -307,7 +330,24 @@ def network_from_arrays(
             raise ValueError("mask must have shape (n_rec, n_rec) with entries 0 or 1")
         if np.any((mask == 0) & (w_rec != 0)):
             raise ValueError("w_rec has connections where mask is 0")
-    return Network(w_in, w_rec, w_out, b, h0, np.asarray(tau, dtype), sign, mask)
+    return Network(w_in, w_rec, w_out, b, h0, tau, sign, mask, cell, extra)
+
+
+def _check_extra(cell, extra, n_rec, dtype):
+    """The cell's own parameters, checked against what the cell declares."""
+    with precision(dtype):
+        expected = cell.extra_params(jax.random.PRNGKey(0), n_rec, dtype)
+    extra = dict(extra or {})
+    if set(extra) != set(expected):
+        raise ValueError(f"cell {cell.name!r} has the parameters {sorted(expected)} beyond the "
+                         f"standard ones, got {sorted(extra)}")
+    out = {}
+    for k, v in extra.items():
+        v = check_finite_array(k, v, ndim=np.ndim(expected[k]), dtype=dtype)
+        if v.shape != np.shape(expected[k]):
+            raise ValueError(f"{k} must have shape {np.shape(expected[k])}, got {v.shape}")
+        out[k] = v
+    return out or None
 
 
 def to_numpy(tree):

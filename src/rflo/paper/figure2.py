@@ -30,9 +30,9 @@ Quick mode (for CI) uses 20 and 40 tau as its short and long periods.
 "random feedback without locality" learns offline here, where its summed
 update ``sum_t (B err[t])^T dh[t]/dW`` (RTRL's influence tensors contracted
 with random feedback) equals a backward pass that injects ``B err[t]`` instead
-of ``W_out^T err[t]``; :class:`RandomFeedbackBackward` computes it that way in
-O(T N^2) instead of RTRL's O(T N^4).  ``tests/test_figure2.py`` checks that the
-two give the same update.
+of ``W_out^T err[t]``; the registered ``random_feedback`` rule computes it that
+way offline, in O(T N^2) instead of RTRL's O(T N^4).  ``tests/test_figure2.py``
+checks that the two give the same update.
 
 Command line: ``python -m rflo.paper.figure2 --out FOLDER [--quick] [--seed N]
 [--overwrite] [--search]`` (or ``rflo figure2 ...``).
@@ -58,12 +58,10 @@ import numpy as np
 
 from rflo.ensemble import init_ensemble, train_ensemble
 from rflo.io import atomic_write
-from rflo.network import Weights
-from rflo.rules.base import Trajectory, feedback_matrix, forward, readout_error
-from rflo.rules.rtrl import InfluenceRule
+from rflo.rules.base import forward
 from rflo.tasks import periodic_task
 
-__all__ = ["Config", "QUICK", "FULL", "RandomFeedbackBackward", "run", "write_outputs",
+__all__ = ["Config", "QUICK", "FULL", "run", "write_outputs",
            "plot_figure2", "plot_supplement", "main", "LR_SELECTION"]
 
 LR_SELECTION = (
@@ -157,43 +155,8 @@ QUICK = Config(mode="quick", n_networks=6, trials=2000, periods_tau=(20, 40),
 # random feedback without locality, offline, by a backward pass
 
 
-@dataclass(frozen=True)
-class RandomFeedbackBackward(InfluenceRule):
-    """"Random feedback without locality" with an O(T N^2) offline update.
-
-    The per-step (online) form is RTRL's with ``B`` as feedback (inherited).
-    Offline, with the weights fixed during the trial,
-    ``sum_t (F err[t])^T P[t]`` (``P[t] = dh[t]/dW``) is the gradient of
-    ``sum_t g[t] . h[t]`` for fixed ``g[t] = F err[t]``, i.e. BPTT's backward
-    pass with ``g[t]`` injected in place of ``W_out^T err[t]``.
-    """
-
-    name: str = "random_feedback"
-    online: bool = True
-    feedback: str = "random"
-
-    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
-        u, h = forward(net, x, unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:])
-        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
-        a = 1.0 / net.tau
-        ad = a * fprime(u)
-        g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
-
-        def body(carry, inp):
-            delta_next, v_next = carry
-            g_t, ad_t = inp
-            delta = g_t + (1.0 - a) * delta_next + net.w_rec.T @ v_next
-            v = ad_t * delta
-            return (delta, v), v
-
-        zero = jnp.zeros_like(net.h0)
-        _, v = jax.lax.scan(body, (zero, zero), (g, ad), reverse=True, unroll=unroll)
-        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
-
-
 RULES = {"bptt": "bptt", "rflo": "rflo", "local": "local",
-         "random_feedback": RandomFeedbackBackward(), "rflo_dale": "rflo"}
+         "random_feedback": "random_feedback", "rflo_dale": "rflo"}
 
 
 # --------------------------------------------------------------------------

@@ -1,39 +1,58 @@
 """The learning-rule interface and the pieces every rule shares.
 
-A rule turns one trial into an *update direction* ``Weights(w_in, w_rec, w_out)``:
-an estimate of ``-dL/dW`` for the summed trial loss
-``L = sum_t 0.5 * m[t] * |y*[t] - y[t]|^2``.  The trainer scales it by the
-learning rates and ``1 / T`` (the seed's ``eta / t_max``) or hands it to an
-optax optimiser; rules know nothing about learning rates.
+A rule turns one trial into an *update direction*: a dict of arrays, one per
+trained parameter (``{"w_in", "w_rec", "w_out"}`` by default), estimating
+``-dL/dW`` for the summed trial loss ``L = sum_t loss.step(y[t], y*[t], m[t])``.
+The trainer scales it by ``1 / T`` and hands it to the optimiser (plain SGD
+with one rate per parameter is the seed's ``eta / t_max``); rules know nothing
+about learning rates.
 
-A rule may work in two ways:
+A rule is a point on two axes (Marschall et al. 2020; braintrace):
 
-* **per step** (``init``, ``step``, ``direction``, optionally ``observe``): a
-  trace state is carried forward in time; after each step it yields that
-  step's contribution.  ``observe`` lets a rule keep the step's error in its
-  state (truncated BPTT needs the errors of its window).  This is
-  what online learning uses, and what offline learning uses by default (summing
-  the contributions with the weights held fixed).
-* **per trial** (``trial``): the summed direction of a whole trial at once.
-  Rules override it when there is a faster exact route (BPTT's backward pass,
-  RFLO's reorganised trace sum).
+* **feedback**: how the output error ``e[t] = -dL/dy[t]`` reaches the units:
+  ``"readout"`` (``w_out^T e``, the true gradient's path) or ``"random"``
+  (the fixed random matrix ``b``, feedback alignment);
+* **credit**: how each parameter's influence on the units is tracked
+  (backward pass, full influence, sparse / diagonal / rank-one / Kronecker
+  approximations, local eligibility traces).
 
-A new rule is one module defining a :class:`Rule` subclass and calling
-:func:`register`.  Notation: ``a = 1 / tau``, ``c = 1 - a``,
-``d[t] = f'(u[t])``, ``err[t] = m[t] * (y*[t] - y[t])``.
+Its interface (:class:`Rule`) is three pure functions:
+
+* ``init(net, key, setup)``: the trace state at the start of a trial;
+* ``advance(state, net, s, x_t, y_t, m_t, setup)``: one timestep from the
+  cell state ``s`` with input ``x_t``; returns ``(state, s_new, y, direction)``
+  (the step's contribution) -- the per-step (online) form;
+* ``trial(net, x, y_target, mask, key, setup)``: the summed direction of a
+  whole trial with the parameters fixed, and the outputs ``y`` (T-1, n_out).
+  The default runs ``advance`` over the trial; rules override it with a faster
+  exact route.
+
+``setup`` (:class:`Setup`) says what is trained, the loss and the route.
+Every rule works on every cell (:mod:`rflo.cells`) through the cell's
+Jacobian-vector products (:mod:`rflo.rules.generic`); on the paper's leaky
+tanh cell the closed forms of the papers are used instead (``route="auto"``),
+tested equal.  A new rule is one module defining a :class:`Rule` subclass and
+calling :func:`register`.  Notation of the closed forms: ``a = 1 / tau``,
+``c = 1 - a``, ``d[t] = f'(u[t])``, ``err[t] = m[t] (y*[t] - y[t])`` (or the
+loss's error).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Network, Weights, f
+from rflo.cells.base import forward as cell_forward
+from rflo.cells.base import readout, step
+from rflo.cells.leaky_tanh import LeakyTanh
+from rflo.losses import SQUARED_ERROR, Loss
+from rflo.network import Network, f
 
 __all__ = [
+    "Setup",
     "Step",
     "Trajectory",
     "Rule",
@@ -44,14 +63,39 @@ __all__ = [
     "cell",
     "readout_error",
     "feedback_matrix",
+    "learning_signal",
     "FEEDBACKS",
+    "ROUTES",
+    "DEFAULT_SETUP",
 ]
 
 FEEDBACKS = ("random", "readout")
+ROUTES = ("auto", "closed_form", "generic")
+MATRICES = ("w_in", "w_rec", "w_out")
+
+
+class Setup(NamedTuple):
+    """What a rule is asked for (static, hashable).
+
+    loss : the :class:`~rflo.losses.Loss` whose error is fed back.
+    params : names of the trained parameters (the direction's keys).
+    unroll : timesteps per iteration of compiled time loops (speed only).
+    route : ``"auto"`` (closed form where one exists, default), ``"closed_form"``
+        (refuse otherwise) or ``"generic"`` (Jacobian-vector products always).
+    """
+
+    loss: Loss = SQUARED_ERROR
+    params: Tuple[str, ...] = MATRICES
+    unroll: int = 1
+    route: str = "auto"
+
+
+DEFAULT_SETUP = Setup()
 
 
 class Step(NamedTuple):
-    """What one timestep ``t`` exposes to a rule (all shape (n,) unless noted)."""
+    """What one timestep ``t`` of the leaky tanh cell exposes to a closed-form
+    rule (all shape (n,) unless noted)."""
 
     h_prev: jax.Array  # h[t-1]
     x: jax.Array  # x[t], (n_in,)
@@ -68,14 +112,37 @@ class Trajectory(NamedTuple):
     y: jax.Array  # (T-1, n_out)
 
 
+def closed_form(net: Network, setup: Setup) -> bool:
+    """Whether the closed-form (leaky tanh) route applies to ``net`` and ``setup``.
+
+    It does for the leaky tanh cell with one ``tau`` when only ``w_in``,
+    ``w_rec`` and ``w_out`` are trained.  ``route="closed_form"`` where it
+    does not apply is an error.
+    """
+    if setup.route == "generic":
+        return False
+    ok = (isinstance(net.cell, LeakyTanh) and jnp.ndim(net.tau) == 0
+          and set(setup.params) <= set(MATRICES))
+    if setup.route == "closed_form" and not ok:
+        raise ValueError("route='closed_form' needs the leaky_tanh cell with one tau and only "
+                         f"w_in, w_rec, w_out trained (got cell {net.cell.name!r}, "
+                         f"params {list(setup.params)}); use route='auto'")
+    return ok
+
+
+def select(direction: Dict[str, jax.Array], setup: Setup) -> Dict[str, jax.Array]:
+    """The entries of a closed-form direction that ``setup`` trains."""
+    return {k: direction[k] for k in setup.params}
+
+
 def cell(net: Network, h, x_t):
-    """One step of the dynamics from ``h[t-1]`` with input ``x[t]``: returns ``u[t], h[t]``."""
+    """One leaky tanh step from ``h[t-1]`` with input ``x[t]``: returns ``u[t], h[t]``."""
     u = net.w_rec @ h + net.w_in @ x_t
     return u, h + (f(u) - h) / net.tau
 
 
 def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
-    """Run the network with fixed weights over one trial.
+    """Run a leaky tanh network with fixed weights over one trial.
 
     ``x`` has shape (T, n_in); returns ``u, h`` of shape (T-1, n_rec) for steps
     ``t = 1 .. T-1``.
@@ -91,10 +158,12 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
     return u, h
 
 
-def readout_error(net: Network, h, y_target, mask):
-    """``y = h w_out^T`` and the masked error ``m * (y* - y)`` (rows are steps)."""
+def readout_error(net: Network, h, y_target, mask, loss: Loss = SQUARED_ERROR):
+    """``y = h w_out^T`` and the loss's error ``-dL/dy`` (rows are steps)."""
     y = h @ net.w_out.T
-    return y, mask[..., None] * (y_target - y)
+    if loss is SQUARED_ERROR:
+        return y, mask[..., None] * (y_target - y)
+    return y, jax.vmap(loss.error)(y, y_target, mask)
 
 
 def feedback_matrix(net: Network, feedback: str):
@@ -106,6 +175,16 @@ def feedback_matrix(net: Network, feedback: str):
     return net.b if feedback == "random" else net.w_out.T
 
 
+def learning_signal(net: Network, feedback: str, err):
+    """The error ``err`` (n_out,) carried to the units' outputs (n_rec,)."""
+    return feedback_matrix(net, feedback) @ err
+
+
+def check_feedback(feedback):
+    if feedback not in FEEDBACKS:
+        raise ValueError(f"feedback must be one of {FEEDBACKS}, got {feedback!r}")
+
+
 @dataclass(frozen=True)
 class Rule:
     """Base class of learning rules; subclasses are frozen (hashable) dataclasses.
@@ -114,74 +193,114 @@ class Rule:
     ----------
     name : registry name.
     online : whether the rule can update the weights at every step.
+    feedback : ``"readout"`` or ``"random"`` (how errors reach the units).
     """
 
     name: str = "rule"
     online: bool = True
+    feedback: str = "readout"
+
+    def __post_init__(self):
+        check_feedback(self.feedback)
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a rule's name must be a non-empty string, got {self.name!r}")
+
+    def check(self, net: Network, setup: Setup):
+        """Raise (before compiling) if the rule cannot train ``setup.params`` of ``net``."""
 
     # ---- per-step form -------------------------------------------------
-    def init(self, net: Network, key: jax.Array) -> Any:
+    def init(self, net: Network, key: jax.Array, setup: Setup = DEFAULT_SETUP) -> Any:
         """Trace state at the start of a trial (``key``: this trial's PRNG key,
         for rules that draw random numbers)."""
         raise NotImplementedError(f"rule {self.name!r} has no per-step form")
 
-    def step(self, state: Any, net: Network, s: Step) -> Any:
-        """Trace state after step ``s`` (using the network's current weights)."""
-        raise NotImplementedError(f"rule {self.name!r} has no per-step form")
+    def advance(self, state, net: Network, h, x_t, y_t, m_t, setup: Setup = DEFAULT_SETUP):
+        """One timestep from the cell state ``h`` with input ``x[t]``.
 
-    def direction(self, state: Any, net: Network, s: Step, err) -> Weights:
-        """This step's contribution to ``-dL/dW`` given its error ``err`` (n_out,)."""
-        raise NotImplementedError(f"rule {self.name!r} has no per-step form")
-
-    def observe(self, state: Any, net: Network, s: Step, err) -> Any:
-        """Trace state once step ``s``'s error ``err`` is known (called after
-        ``direction``).  Default: unchanged; rules that need past errors store
-        them here."""
-        return state
-
-    def advance(self, state: Any, net: Network, h, x_t, y_t, m_t, fprime: Callable):
-        """One timestep of the per-step form, from ``h[t-1]`` with input ``x[t]``.
-
-        Runs the network, then ``step``, ``direction`` and ``observe``; returns
-        ``(state, h[t], y[t], u[t], direction)``.  Every per-step loop (offline
-        default, online training, minibatches, gradient diagnostics) uses it.
+        Returns ``(state, h[t], y[t], direction)``.  Every per-step loop
+        (offline default, online training, minibatches, gradient diagnostics)
+        uses it.
         """
-        u, h_new = cell(net, h, x_t)
-        y = net.w_out @ h_new
-        err = m_t * (y_t - y)
-        s = Step(h, x_t, u, fprime(u), h_new)
-        state = self.step(state, net, s)
-        d = self.direction(state, net, s, err)
-        return self.observe(state, net, s, err), h_new, y, u, d
+        raise NotImplementedError(f"rule {self.name!r} has no per-step form")
 
     # ---- per-trial form ------------------------------------------------
-    def trial(self, net: Network, x, y_target, mask, key: jax.Array, fprime: Callable,
-              unroll: int = 1) -> Tuple[Weights, Trajectory]:
-        """Summed direction of one trial with the weights held fixed.
+    def trial(self, net: Network, x, y_target, mask, key: jax.Array,
+              setup: Setup = DEFAULT_SETUP):
+        """Summed direction of one trial with the parameters held fixed, and the
+        outputs ``y`` (T-1, n_out) of steps 1..T-1.
 
         ``x`` (T, n_in), ``y_target`` (T, n_out), ``mask`` (T,); ``key`` is the
-        trial's PRNG key and ``fprime`` the derivative f' to use.  The default
-        runs the per-step form forward; rules with a faster exact route override.
+        trial's PRNG key.  The default runs the per-step form forward.
         """
 
         def body(carry, inp):
             h, state, acc = carry
-            state, h_new, y, u, d = self.advance(state, net, h, *inp, fprime)
+            state, h_new, y, d = self.advance(state, net, h, *inp, setup)
             acc = jax.tree_util.tree_map(jnp.add, acc, d)
-            return (h_new, state, acc), (u, h_new, y)
+            return (h_new, state, acc), y
 
-        zero = Weights(*(jnp.zeros_like(w) for w in (net.w_in, net.w_rec, net.w_out)))
-        (_, _, acc), (u, h, y) = jax.lax.scan(
-            body, (net.h0, self.init(net, key), zero), (x[1:], y_target[1:], mask[1:]), unroll=unroll
-        )
-        return acc, Trajectory(u, h, y)
+        from rflo.network import params_of
+
+        zero = jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
+        (_, _, acc), y = jax.lax.scan(
+            body, (net.cell.initial_state(net), self.init(net, key, setup), zero),
+            (x[1:], y_target[1:], mask[1:]), unroll=setup.unroll)
+        return acc, y
+
+
+class ClosedFormStepRule(Rule):
+    """A rule whose per-step closed form on the leaky tanh cell is written as
+    ``step`` (trace update) and ``direction`` (the step's contribution), with
+    ``observe`` to keep the step's error; ``generic_*`` give the route for
+    any cell."""
+
+    def step(self, state, net, s: Step):
+        raise NotImplementedError
+
+    def direction(self, state, net, s: Step, err):
+        raise NotImplementedError
+
+    def observe(self, state, net, s: Step, err):
+        return state
+
+    def closed_init(self, net, key):
+        raise NotImplementedError
+
+    def init(self, net, key, setup=DEFAULT_SETUP):
+        if closed_form(net, setup):
+            return self.closed_init(net, key)
+        return self.generic_init(net, key, setup)
+
+    def advance(self, state, net, h, x_t, y_t, m_t, setup=DEFAULT_SETUP):
+        if not closed_form(net, setup):
+            return self.generic_advance(state, net, h, x_t, y_t, m_t, setup)
+        u, h_new = cell(net, h, x_t)
+        y = net.w_out @ h_new
+        err = m_t * (y_t - y) if setup.loss is SQUARED_ERROR else setup.loss.error(y, y_t, m_t)
+        s = Step(h, x_t, u, net.cell.fprime(u), h_new)
+        state = self.step(state, net, s)
+        d = self.direction(state, net, s, err)
+        return self.observe(state, net, s, err), h_new, y, select(d, setup)
+
+    def generic_init(self, net, key, setup):
+        raise NotImplementedError
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        raise NotImplementedError
 
 
 _REGISTRY: Dict[str, Rule] = {}
 
 
 def register(rule: Rule) -> Rule:
-    """Add a rule to the registry under ``rule.name``; returns it."""
+    """Add a rule to the registry under ``rule.name``; returns it.  A name can
+    be taken once (registering the same rule again is allowed)."""
+    if not isinstance(rule, Rule):
+        raise ValueError(f"expected an rflo Rule, got {type(rule).__name__}")
+    old = _REGISTRY.get(rule.name)
+    if old is not None and old != rule:
+        raise ValueError(f"a rule named {rule.name!r} is already registered ({old!r}); "
+                         "give yours another name")
     _REGISTRY[rule.name] = rule
     return rule
 
@@ -198,3 +317,12 @@ def get_rule(rule) -> Rule:
     if isinstance(rule, str) and rule.lower() in _REGISTRY:
         return _REGISTRY[rule.lower()]
     raise ValueError(f"unknown learning rule {rule!r}: use one of {rule_names()}")
+
+
+def generic_outputs(net, x, unroll=1):
+    """States and outputs of a trial for any cell (see :func:`rflo.cells.forward`)."""
+    return cell_forward(net, x, unroll)
+
+
+__all__ += ["closed_form", "select", "ClosedFormStepRule", "check_feedback", "generic_outputs",
+            "step", "readout"]

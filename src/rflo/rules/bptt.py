@@ -10,6 +10,10 @@ With ``delta[t] = -dL/dh[t]`` (the adjoint, through all later steps) and
 The seed notebook's backward pass adds ``err[t]`` into the adjoint of step
 ``t-1`` and counts the last error twice; this is the corrected recursion (see
 docs/departures.md).  The whole trial's activity is stored: O(T n_rec) memory.
+With ``feedback="random"`` the output errors enter through ``b`` instead of
+``w_out^T`` (the recurrence is still backpropagated exactly): Murray's "random
+feedback without locality", summed over the trial.  On any cell the backward
+pass is ``jax.vjp`` of the trial (:func:`rflo.rules.generic.backward_trial`).
 """
 
 from __future__ import annotations
@@ -19,35 +23,52 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, Trajectory, forward, readout_error, register
+from rflo.rules import generic
+from rflo.rules.base import (
+    DEFAULT_SETUP, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
+)
 
-__all__ = ["BPTT", "BackpropThroughTime"]
+__all__ = ["BPTT", "BackpropThroughTime", "adjoint_backward"]
+
+
+def adjoint_backward(net, e, ad, unroll=1, keep=None):
+    """``v[t] = a d[t] * delta[t]`` (S, n_rec) of the adjoint recursion of the
+    leaky tanh network, from the errors fed back to the units ``e`` (S, n_rec)
+    and ``ad = a f'(u)`` (S, n_rec).  ``keep`` (S,), if given, is 0 where the
+    adjoint of step ``t+1`` does not flow into step ``t`` (truncation)."""
+    a = 1.0 / net.tau
+
+    def body(carry, inp):
+        delta_next, v_next = carry
+        e_t, ad_t, keep_t = inp
+        back = (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
+        delta = e_t + (back if keep is None else keep_t * back)
+        v = ad_t * delta
+        return (delta, v), v
+
+    zero = jnp.zeros_like(net.h0)
+    keeps = jnp.ones(e.shape[0], e.dtype) if keep is None else keep
+    _, v = jax.lax.scan(body, (zero, zero), (e, ad, keeps), reverse=True, unroll=unroll)
+    return v
 
 
 @dataclass(frozen=True)
 class BackpropThroughTime(Rule):
     name: str = "bptt"
     online: bool = False
+    feedback: str = "readout"
 
-    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
-        u, h = forward(net, x, unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:])
+    def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
+        if not closed_form(net, setup):
+            return generic.backward_trial(net, x, y_target, mask, setup, self.feedback)
+        u, h = forward(net, x, setup.unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])
-        a = 1.0 / net.tau
-        ad = a * fprime(u)  # (T-1, n_rec)
-        e = err @ net.w_out  # w_out^T err[t], per row
-
-        def body(carry, inp):
-            delta_next, v_next = carry
-            e_t, ad_t = inp
-            delta = e_t + (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
-            v = ad_t * delta
-            return (delta, v), v
-
-        zero = jnp.zeros_like(net.h0)
-        _, v = jax.lax.scan(body, (zero, zero), (e, ad), reverse=True, unroll=unroll)
-        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+        ad = (1.0 / net.tau) * net.cell.fprime(u)  # (T-1, n_rec)
+        e = err @ feedback_matrix(net, self.feedback).T  # w_out^T err[t] (or b err[t]), per row
+        v = adjoint_backward(net, e, ad, setup.unroll)
+        d = {"w_in": v.T @ x[1:], "w_rec": v.T @ h_prev, "w_out": err.T @ h}
+        return select(d, setup), y
 
 
 BPTT = register(BackpropThroughTime())

@@ -22,7 +22,12 @@ alone (``D = c``), hence::
 which is exactly RFLO's trace ``p`` / ``q`` (Murray 2019, eq. 14-15).  With
 symmetric feedback (``F = w_out^T``) e-prop is therefore Murray's "locality
 without random feedback" (rule ``local``), and with random feedback
-(``F = b``) it is RFLO; ``tests/test_rules_extra.py`` checks both to rounding.
+(``F = b``) it is RFLO.  They are one point of the feedback x credit design
+space, so they are one implementation (:class:`~rflo.rules.rflo.LocalTraceRule`,
+generic over cells: for a spiking cell the trace follows the neuron's own
+dynamics, e.g. e-prop's ALIF eligibility vector with its adaptation
+component); ``eprop`` and ``eprop_random`` are the names under which Bellec
+et al.'s readers look for it.
 (Bellec's readout is low-pass filtered, which adds a second filter to the
 trace; this network's readout is instantaneous, so that filter is absent.)
 The dropped term is the recurrent path ``a d_i w_rec[i, :] dh[t-1]/dW``: on a
@@ -33,57 +38,16 @@ Cost per step: O(n_rec (n_rec + n_in)) time and memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from rflo.rules.base import register
+from rflo.rules.rflo import LocalTraceRule
 
-import jax
-import jax.numpy as jnp
+__all__ = ["EProp", "EPROP", "EPROP_RANDOM"]
 
-from rflo.network import Weights
-from rflo.rules.base import FEEDBACKS, Rule, feedback_matrix, register
+#: e-prop is the local-trace rule (one implementation for one point of the design space)
+EProp = LocalTraceRule
 
-__all__ = ["EligibilityVectors", "EProp", "EPROP", "EPROP_RANDOM"]
-
-
-class EligibilityVectors(NamedTuple):
-    rec: jax.Array  # (n_rec, n_rec) eligibility vectors of w_rec (z = h: also the traces)
-    inp: jax.Array  # (n_rec, n_in)  eligibility vectors of w_in
-
-
-@dataclass(frozen=True)
-class EProp(Rule):
-    """e-prop with learning signals through ``w_out^T`` (``"readout"``) or ``b`` (``"random"``)."""
-
-    name: str = "eprop"
-    online: bool = True
-    feedback: str = "readout"
-
-    def __post_init__(self):
-        if self.feedback not in FEEDBACKS:
-            raise ValueError(f"feedback must be one of {FEEDBACKS}, got {self.feedback!r}")
-
-    def init(self, net, key):
-        return EligibilityVectors(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
-
-    def step(self, state, net, s):
-        a = 1.0 / net.tau
-        internal = 1.0 - a  # D = dh_i[t]/dh_i[t-1] with z[t-1] fixed: the leak only
-        post = a * s.d  # dh_i[t]/du_i[t]
-        return EligibilityVectors(
-            internal * state.rec + post[:, None] * s.h_prev[None, :],
-            internal * state.inp + post[:, None] * s.x[None, :],
-        )
-
-    def direction(self, state, net, s, err):
-        learning_signal = feedback_matrix(net, self.feedback) @ err  # L[t], (n_rec,)
-        # z = h: the eligibility trace equals the eligibility vector (dz/dh = 1)
-        return Weights(learning_signal[:, None] * state.inp,
-                       learning_signal[:, None] * state.rec,
-                       jnp.outer(err, s.h))
-
-
-EPROP = register(EProp(name="eprop", feedback="readout"))
+EPROP = register(LocalTraceRule(name="eprop", feedback="readout"))
 """e-prop with symmetric feedback ``w_out^T``."""
 
-EPROP_RANDOM = register(EProp(name="eprop_random", feedback="random"))
+EPROP_RANDOM = register(LocalTraceRule(name="eprop_random", feedback="random"))
 """e-prop with random feedback ``b`` (Bellec et al. 2020's "random e-prop")."""

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, register
+from rflo.rules import generic
+from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 
 __all__ = ["KFState", "KroneckerFactoredRTRL", "KFRTRL"]
 
@@ -44,11 +44,21 @@ class KFState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class KroneckerFactoredRTRL(Rule):
+class KroneckerFactoredRTRL(ClosedFormStepRule):
     name: str = "kf_rtrl"
     online: bool = True
+    feedback: str = "readout"
 
-    def init(self, net, key):
+    def check(self, net, setup):
+        generic.check_kronecker(self.name, setup)
+
+    def generic_init(self, net, key, setup):
+        return generic.kf_init(net, key, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        return generic.kf_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
+
+    def closed_init(self, net, key):
         n, m = net.w_in.shape
         dt = net.w_rec.dtype
         return KFState(jnp.zeros((n + m,), dt), jnp.zeros((n, n), dt), key)
@@ -69,10 +79,10 @@ class KroneckerFactoredRTRL(Rule):
         )
 
     def direction(self, state, net, s, err):
-        post = state.A.T @ (net.w_out.T @ err)  # (n_rec,)
+        post = state.A.T @ (feedback_matrix(net, self.feedback) @ err)  # (n_rec,)
         n = net.n_rec
-        return Weights(jnp.outer(post, state.u[n:]), jnp.outer(post, state.u[:n]),
-                       jnp.outer(err, s.h))
+        return {"w_in": jnp.outer(post, state.u[n:]), "w_rec": jnp.outer(post, state.u[:n]),
+                "w_out": jnp.outer(err, s.h)}
 
 
 KFRTRL = register(KroneckerFactoredRTRL())

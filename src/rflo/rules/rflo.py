@@ -32,8 +32,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, Trajectory, feedback_matrix, forward, readout_error, register
+from rflo.rules import generic
+from rflo.rules.base import (
+    DEFAULT_SETUP,
+    ClosedFormStepRule, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
+)
 
 __all__ = ["LocalTraces", "LocalTraceRule", "RFLO", "LOCAL", "reverse_filter"]
 
@@ -111,14 +114,23 @@ def reverse_filter(g, c, use_matrix=None, block=None):
 
 
 @dataclass(frozen=True)
-class LocalTraceRule(Rule):
-    """Local eligibility traces with error feedback through ``b`` or ``w_out^T``."""
+class LocalTraceRule(ClosedFormStepRule):
+    """Local eligibility traces with error feedback through ``b`` (``"random"``)
+    or ``w_out^T`` (``"readout"``): RFLO, its "local" ablation, e-prop.
+
+    On any cell: each parameter of unit ``i`` keeps a trace of unit ``i``'s own
+    state with the recurrent input held fixed (e-prop's eligibility vector;
+    :mod:`rflo.rules.generic`), so only per-unit parameters can be trained.
+    """
 
     name: str = "rflo"
     online: bool = True
     feedback: str = "random"
 
-    def init(self, net, key):
+    def check(self, net, setup):
+        generic.check_local(self.name, net, setup)
+
+    def closed_init(self, net, key):
         return LocalTraces(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
 
     def step(self, state, net, s):
@@ -131,19 +143,29 @@ class LocalTraceRule(Rule):
 
     def direction(self, state, net, s, err):
         g = feedback_matrix(net, self.feedback) @ err
-        return Weights(g[:, None] * state.q, g[:, None] * state.p, jnp.outer(err, s.h))
+        return {"w_in": g[:, None] * state.q, "w_rec": g[:, None] * state.p,
+                "w_out": jnp.outer(err, s.h)}
 
-    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
-        u, h = forward(net, x, unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:])
+    def generic_init(self, net, key, setup):
+        return generic.local_init(net, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        return generic.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
+
+    def trial(self, net, x, y_target, mask, key, setup=None):
+        setup = setup or DEFAULT_SETUP
+        if not closed_form(net, setup):
+            return Rule.trial(self, net, x, y_target, mask, key, setup)
+        u, h = forward(net, x, setup.unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])
         a = 1.0 / net.tau
         g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
-        v = a * fprime(u) * reverse_filter(g, 1.0 - a)
+        v = a * net.cell.fprime(u) * reverse_filter(g, 1.0 - a)
         n_in = x.shape[1]
         d_in_rec = v.T @ jnp.concatenate([x[1:], h_prev], axis=1)  # both in one product
-        return (Weights(d_in_rec[:, :n_in], d_in_rec[:, n_in:], err.T @ h),
-                Trajectory(u, h, y))
+        d = {"w_in": d_in_rec[:, :n_in], "w_rec": d_in_rec[:, n_in:], "w_out": err.T @ h}
+        return select(d, setup), y
 
 
 RFLO = register(LocalTraceRule(name="rflo", feedback="random"))

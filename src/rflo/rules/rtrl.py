@@ -21,8 +21,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, feedback_matrix, register
+from rflo.rules import generic
+from rflo.rules.base import DEFAULT_SETUP, ClosedFormStepRule, feedback_matrix, register
+from rflo.rules.bptt import BackpropThroughTime
 
 __all__ = ["Influence", "InfluenceRule", "RTRL", "RANDOM_FEEDBACK", "influence_bytes"]
 
@@ -58,14 +59,26 @@ def _propagate(influence, w_rec, d, a, pre):
 
 
 @dataclass(frozen=True)
-class InfluenceRule(Rule):
-    """Full influence tensors with error feedback through ``w_out^T`` or ``b``."""
+class InfluenceRule(ClosedFormStepRule):
+    """Full influence tensors with error feedback through ``w_out^T`` or ``b``
+    (any cell: :func:`rflo.rules.generic.influence_advance`)."""
 
     name: str = "rtrl"
     online: bool = True
     feedback: str = "readout"
+    offline_backward: bool = False
 
-    def init(self, net, key):
+    def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
+        """Offline: with ``offline_backward`` the summed update
+        ``sum_t (F err[t])^T dh[t]/dW`` as one backward pass that injects
+        ``F err[t]`` (O(T n_rec^2), equal to the forward influence sum);
+        otherwise the influence is carried forward as online."""
+        if self.offline_backward:
+            return BackpropThroughTime(name=self.name, feedback=self.feedback).trial(
+                net, x, y_target, mask, key, setup)
+        return super().trial(net, x, y_target, mask, key, setup)
+
+    def closed_init(self, net, key):
         n, m = net.w_in.shape
         dt = net.w_rec.dtype
         return Influence(jnp.zeros((n, n, n), dt), jnp.zeros((n, n, m), dt))
@@ -80,16 +93,24 @@ class InfluenceRule(Rule):
     def direction(self, state, net, s, err):
         g = feedback_matrix(net, self.feedback) @ err  # (n_rec,)
         n = g.shape[0]
-        return Weights(
-            (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
-            (g @ state.p.reshape(n, -1)).reshape(state.p.shape[1:]),
-            jnp.outer(err, s.h),
-        )
+        return {
+            "w_in": (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
+            "w_rec": (g @ state.p.reshape(n, -1)).reshape(state.p.shape[1:]),
+            "w_out": jnp.outer(err, s.h),
+        }
+
+    def generic_init(self, net, key, setup):
+        return generic.influence_init(net, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        return generic.influence_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
 
 
 RTRL = register(InfluenceRule(name="rtrl", feedback="readout"))
 """Exact RTRL: full influence, feedback through ``w_out^T``."""
 
-RANDOM_FEEDBACK = register(InfluenceRule(name="random_feedback", feedback="random"))
+RANDOM_FEEDBACK = register(InfluenceRule(name="random_feedback", feedback="random",
+                                         offline_backward=True))
 """Random feedback without locality: full influence, feedback through ``b``
-(Murray 2019, Fig. 2d)."""
+(Murray 2019, Fig. 2d).  Online it carries the influence tensors (O(n_rec^4)
+per step); offline its summed update is one backward pass (O(T n_rec^2))."""

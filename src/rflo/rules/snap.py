@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, register
+from rflo.rules import generic
+from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 from rflo.rules.rflo import LocalTraces
 from rflo.rules.rtrl import Influence, _propagate
 
@@ -57,18 +57,29 @@ def snap_pattern(net, order: int):
 
 
 @dataclass(frozen=True)
-class SnAp(Rule):
-    """SnAp-``order`` (``order`` >= 1); feedback through ``w_out^T``."""
+class SnAp(ClosedFormStepRule):
+    """SnAp-``order`` (``order`` >= 1); feedback through ``w_out^T`` (or ``b``).
+
+    On any cell SnAp-1 keeps per-unit traces with the full diagonal Jacobian
+    (:func:`rflo.rules.generic.local_advance` with ``diagonal=True``) and
+    SnAp-n the influence projected on the pattern ``S_n``.
+    """
 
     name: str = "snap1"
     online: bool = True
+    feedback: str = "readout"
     order: int = 1
 
     def __post_init__(self):
+        super().__post_init__()
         if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"SnAp order must be an integer >= 1, got {self.order!r}")
 
-    def init(self, net, key):
+    def check(self, net, setup):
+        if self.order == 1:
+            generic.check_local(self.name, net, setup)
+
+    def closed_init(self, net, key):
         if self.order == 1:
             return LocalTraces(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
         n, m = net.w_in.shape
@@ -90,15 +101,29 @@ class SnAp(Rule):
         )
 
     def direction(self, state, net, s, err):
-        g = net.w_out.T @ err
+        g = feedback_matrix(net, self.feedback) @ err
         if self.order == 1:
-            return Weights(g[:, None] * state.q, g[:, None] * state.p, jnp.outer(err, s.h))
+            return {"w_in": g[:, None] * state.q, "w_rec": g[:, None] * state.p,
+                    "w_out": jnp.outer(err, s.h)}
         n = g.shape[0]
-        return Weights(
-            (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
-            (g @ state.p.reshape(n, -1)).reshape(state.p.shape[1:]),
-            jnp.outer(err, s.h),
-        )
+        return {
+            "w_in": (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
+            "w_rec": (g @ state.p.reshape(n, -1)).reshape(state.p.shape[1:]),
+            "w_out": jnp.outer(err, s.h),
+        }
+
+    def generic_init(self, net, key, setup):
+        if self.order == 1:
+            return generic.local_init(net, setup)
+        return generic.influence_init(net, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        if self.order == 1:
+            return generic.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
+                                         diagonal=True)
+        pattern = generic.influence_pattern(net, setup, snap_pattern(net, self.order))
+        return generic.influence_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
+                                         pattern)
 
 
 SNAP1 = register(SnAp(name="snap1", order=1))

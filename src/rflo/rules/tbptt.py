@@ -29,8 +29,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, Trajectory, forward, readout_error, register
+from rflo.rules import generic
+from rflo.rules.base import (
+    DEFAULT_SETUP, ClosedFormStepRule, closed_form, feedback_matrix, forward, readout_error,
+    register, select,
+)
+from rflo.rules.bptt import adjoint_backward
 
 __all__ = ["WindowBuffer", "TruncatedBPTT", "TBPTT", "DEFAULT_WINDOW", "truncated_backward"]
 
@@ -46,42 +50,33 @@ class WindowBuffer(NamedTuple):
     pos: jax.Array  # () int: this step's slot in the window
 
 
-def truncated_backward(net, err, d, keep, unroll=1):
+def truncated_backward(net, err, d, keep, unroll=1, feedback="readout"):
     """``v[t] = a d[t] * delta[t]`` (S, n_rec) of the truncated adjoint recursion.
 
     ``err`` (S, n_out), ``d`` (S, n_rec); ``keep`` (S,) is 1 where the adjoint of
     step ``t+1`` flows into step ``t`` and 0 at window ends.
     """
-    a = 1.0 / net.tau
-
-    def body(carry, inp):
-        delta_next, v_next = carry
-        e_t, ad_t, keep_t = inp
-        delta = e_t + keep_t * ((1.0 - a) * delta_next + net.w_rec.T @ v_next)
-        v = ad_t * delta
-        return (delta, v), v
-
-    zero = jnp.zeros_like(net.h0)
-    _, v = jax.lax.scan(body, (zero, zero), (err @ net.w_out, a * d, keep),
-                        reverse=True, unroll=unroll)
-    return v
+    e = err @ feedback_matrix(net, feedback).T
+    return adjoint_backward(net, e, (1.0 / net.tau) * d, unroll, keep)
 
 
 @dataclass(frozen=True)
-class TruncatedBPTT(Rule):
+class TruncatedBPTT(ClosedFormStepRule):
     """Truncated BPTT with window ``window`` (k >= 1 steps)."""
 
     name: str = "tbptt"
     online: bool = True
+    feedback: str = "readout"
     window: int = DEFAULT_WINDOW
 
     def __post_init__(self):
+        super().__post_init__()
         k = self.window
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"tbptt window must be an integer >= 1 (steps), got {k!r}")
 
     # ---- per-step (online) form: store the window, update at its end
-    def init(self, net, key):
+    def closed_init(self, net, key):
         k, (n, m) = self.window, net.w_in.shape
         dt = net.w_rec.dtype
         z = lambda *shape: jnp.zeros(shape, dt)  # noqa: E731
@@ -99,12 +94,12 @@ class TruncatedBPTT(Rule):
         def flush(_):
             errs = state.err.at[k - 1].set(err)
             keep = jnp.ones((k,), errs.dtype)
-            v = truncated_backward(net, errs, state.d, keep)
-            return Weights(v.T @ state.x, v.T @ state.h_prev, errs.T @ state.h)
+            v = truncated_backward(net, errs, state.d, keep, feedback=self.feedback)
+            return {"w_in": v.T @ state.x, "w_rec": v.T @ state.h_prev, "w_out": errs.T @ state.h}
 
         def wait(_):
-            return Weights(jnp.zeros_like(net.w_in), jnp.zeros_like(net.w_rec),
-                           jnp.zeros_like(net.w_out))
+            return {"w_in": jnp.zeros_like(net.w_in), "w_rec": jnp.zeros_like(net.w_rec),
+                    "w_out": jnp.zeros_like(net.w_out)}
 
         return jax.lax.cond(state.pos == k - 1, flush, wait, None)
 
@@ -112,15 +107,25 @@ class TruncatedBPTT(Rule):
         return state._replace(err=state.err.at[state.pos].set(err),
                               pos=(state.pos + 1) % self.window)
 
+    def generic_init(self, net, key, setup):
+        return generic.window_init(net, self.window)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        return generic.window_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
+                                      self.window)
+
     # ---- per-trial (offline) form
-    def trial(self, net, x, y_target, mask, key, fprime, unroll=1):
-        u, h = forward(net, x, unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:])
+    def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
+        if not closed_form(net, setup):
+            return generic.truncated_trial(net, x, y_target, mask, setup, self.feedback, self.window)
+        u, h = forward(net, x, setup.unroll)
+        y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])
         steps = h.shape[0]
         keep = ((jnp.arange(steps) + 1) % self.window != 0).astype(h.dtype)
-        v = truncated_backward(net, err, fprime(u), keep, unroll)
-        return Weights(v.T @ x[1:], v.T @ h_prev, err.T @ h), Trajectory(u, h, y)
+        v = truncated_backward(net, err, net.cell.fprime(u), keep, setup.unroll, self.feedback)
+        d = {"w_in": v.T @ x[1:], "w_rec": v.T @ h_prev, "w_out": err.T @ h}
+        return select(d, setup), y
 
 
 TBPTT = register(TruncatedBPTT())

@@ -30,8 +30,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.network import Weights
-from rflo.rules.base import Rule, register
+from rflo.rules import generic
+from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 
 __all__ = ["UOROState", "UORORule", "UORO"]
 
@@ -51,11 +51,22 @@ def _norm(*arrays):
 
 
 @dataclass(frozen=True)
-class UORORule(Rule):
+class UORORule(ClosedFormStepRule):
     name: str = "uoro"
     online: bool = True
+    feedback: str = "readout"
 
-    def init(self, net, key):
+    def check(self, net, setup):
+        if "h0" in setup.params:
+            raise ValueError(f"rule {self.name!r} does not train h0; use 'rtrl', 'bptt' or a local rule")
+
+    def generic_init(self, net, key, setup):
+        return generic.uoro_init(net, key, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        return generic.uoro_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
+
+    def closed_init(self, net, key):
         n = net.n_rec
         dt = net.w_rec.dtype
         return UOROState(jnp.zeros((n,), dt), jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in), key)
@@ -78,8 +89,9 @@ class UORORule(Rule):
         )
 
     def direction(self, state, net, s, err):
-        scale = (net.w_out.T @ err) @ state.h_tilde
-        return Weights(scale * state.theta_in, scale * state.theta_rec, jnp.outer(err, s.h))
+        scale = (feedback_matrix(net, self.feedback) @ err) @ state.h_tilde
+        return {"w_in": scale * state.theta_in, "w_rec": scale * state.theta_rec,
+                "w_out": jnp.outer(err, s.h)}
 
 
 UORO = register(UORORule())

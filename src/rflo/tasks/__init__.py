@@ -8,9 +8,12 @@
   :func:`reach`; ``make_task(name, **params)`` builds one by name.
 * :func:`neurogym_task` turns a NeuroGym environment into a stacked Task
   (optional extra ``rflo[neurogym]``).
+
+Tasks are data: they import nothing from the trainer.  The visuomotor
+rotation experiment (training, rotating the readout, training on) is
+:mod:`rflo.rotation`.
 """
 
-from rflo.tasks.adaptation import rotate_readout, train_with_rotation
 from rflo.tasks.base import Task, periodic_task
 from rflo.tasks.builtin import (
     TASKS, delayed_match, flip_flop, make_task, periodic, reach, ready_set_go, task_names,
@@ -22,5 +25,5 @@ __all__ = [
     "Task", "periodic_task", "TaskGenerator", "sign_accuracy", "argmax_accuracy",
     "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach",
     "TASKS", "task_names", "make_task",
-    "rotate_readout", "train_with_rotation", "neurogym_task",
+    "neurogym_task",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from rflo._checks import check_finite_array, check_int
+from rflo.train import TrainResult, train
 
 __all__ = ["rotation_matrix", "rotate_readout", "train_with_rotation"]
 
@@ -52,8 +53,6 @@ def train_with_rotation(net, task, rule="rflo", trials: int = 1000, *, rotate_at
     Returns a :class:`~rflo.train.TrainResult` over all trials (loss,
     alignment and accuracy concatenated) whose network is the final, rotated one.
     """
-    from rflo.train import TrainResult, train
-
     trials = check_int("trials", trials, minimum=2)
     rotate_at = check_int("rotate_at", rotate_at)
     if rotate_at >= trials:

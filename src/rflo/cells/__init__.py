@@ -1,0 +1,18 @@
+"""Cells: the unit models a network can be built from (see :mod:`rflo.cells.base`).
+
+==================  ===============================================================
+name                unit
+==================  ===============================================================
+``leaky_tanh``      the paper's leaky rate unit, ``f = tanh`` (default)
+==================  ===============================================================
+
+``rflo.init_network(..., cell="name")`` builds a network of that cell; every
+rule trains every cell (closed-form routes for ``leaky_tanh``, Jacobian-vector
+products for the others).
+"""
+
+from rflo.cells.base import Cell, cell_names, forward, get_cell, readout, register_cell, step
+from rflo.cells.leaky_tanh import LEAKY_TANH, LeakyTanh
+
+__all__ = ["Cell", "cell_names", "get_cell", "register_cell", "step", "readout", "forward",
+           "LeakyTanh", "LEAKY_TANH"]

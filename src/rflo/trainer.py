@@ -1,0 +1,358 @@
+"""The trainer's compiled core: one loop over trials, for single runs and ensembles.
+
+A session is a ``lax.fori_loop`` over updates inside ``jax.jit``; each update
+draws a batch of ``B`` trials from a :class:`TrialSource` (a fixed task's bank
+or a generator), runs the rule over them (offline: one update per batch from
+the rule's per-trial directions; online: one update per step from the
+per-step directions), and applies the optimiser and the network's
+constraints.  An ensemble is the same function under ``jax.vmap``.
+
+Per update ``i`` (key ``k = fold_in(key, i)``, ``k_sample, k_rule = split(k)``):
+
+* the trials: ``generator.sample(k_sample, B)``, or bank entries
+  ``(i B + b) % K`` for ``b = 0 .. B-1`` (with ``B = 1`` the bank's single
+  trial uses the key ``k`` itself, as the seed's loop did);
+* loss: the trial loss (:func:`rflo.losses.trial_loss`) averaged over the
+  batch; accuracy ``sum(correct) / sum(counted)`` (NaN without a metric);
+* alignment: cosine of ``vec(b^T)`` and ``vec(w_out)`` after the update.
+
+Divergence (one semantics everywhere): after each update a :class:`Guard`
+compares the trial's loss with ``growth`` times the best so far and checks
+that the new parameters are finite; at the first failure the network is
+frozen with the parameters it had before that update and records NaN losses
+from then on.  Single runs stop at the end of the chunk in which that
+happened.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rflo.losses import trial_loss
+from rflo.network import apply_constraints, with_params
+from rflo.tasks import TaskGenerator
+
+__all__ = ["TrialSource", "trial_data", "ensemble_data", "alignment", "Guard", "new_guard",
+           "guard_step", "SessionState", "per_param_sgd", "make_optimizer", "run_trials",
+           "run_chunk", "run_ensemble_chunk", "init_opt_state", "init_ensemble_opt_state",
+           "drive_chunks", "Config"]
+
+
+class Config(NamedTuple):
+    """The static part of a session: the rule, whether it learns online, and
+    the rule's :class:`~rflo.rules.base.Setup`."""
+
+    rule: object
+    online: bool
+    setup: object
+
+
+# --------------------------------------------------------------------------
+# where trials come from
+
+
+@jax.tree_util.register_pytree_node_class
+class TrialSource:
+    """Where a session's trials come from (a pytree: the bank arrays are its
+    leaves; the generator, batch size, metric and dtype are static)."""
+
+    def __init__(self, arrays, generator: Optional[TaskGenerator], batch: int,
+                 metric: Optional[Callable], dtype: str):
+        self.arrays = arrays
+        self.generator = generator
+        self.batch = batch
+        self.metric = metric
+        self.dtype = dtype
+
+    def tree_flatten(self):
+        return (self.arrays,), (self.generator, self.batch, self.metric, self.dtype)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def draw(self, trial, key):
+        """The batch of update ``trial``: (B, T, n_in), (B, T, n_out), (B, T)."""
+        if self.generator is not None:
+            x, y, m = self.generator.sample(key, self.batch)
+            return tuple(jnp.asarray(a, self.dtype) for a in (x, y, m))
+        xs, ys, ms = self.arrays
+        if self.batch == 1:
+            j = trial % xs.shape[0]
+            return xs[j][None], ys[j][None], ms[j][None]
+        idx = (trial * self.batch + jnp.arange(self.batch)) % xs.shape[0]
+        return xs[idx], ys[idx], ms[idx]
+
+
+def trial_data(task, batch: int, dtype: str) -> TrialSource:
+    """The :class:`TrialSource` of ``task`` (a Task's bank or a TaskGenerator)."""
+    if isinstance(task, TaskGenerator):
+        return TrialSource(None, task, batch, task.metric, dtype)
+    arrays = tuple(jnp.asarray(a) for a in task.stacked(dtype))
+    return TrialSource(arrays, None, batch, task.metric, dtype)
+
+
+def ensemble_data(tasks, batch: int, dtype: str):
+    """``(source, axis)`` for an ensemble: one task for all networks (axis None)
+    or one per network (stacked banks, axis 0)."""
+    if any(isinstance(t, TaskGenerator) for t in tasks):
+        if len(set(tasks)) != 1:
+            raise ValueError(
+                "an ensemble takes one TaskGenerator for all networks (each network draws its "
+                "own trials from its seed); for different tasks per network give stacked Tasks, "
+                "e.g. generator.to_task(n_trials)")
+        return trial_data(tasks[0], batch, dtype), None
+    if len({t.metric for t in tasks}) != 1:
+        raise ValueError("the tasks of an ensemble must all have the same accuracy metric")
+    if len(tasks) == 1:
+        return trial_data(tasks[0], batch, dtype), None
+    stacked = tuple(jnp.stack(parts) for parts in zip(*(t.stacked(dtype) for t in tasks)))
+    return TrialSource(stacked, None, batch, tasks[0].metric, dtype), 0
+
+
+# --------------------------------------------------------------------------
+# bookkeeping
+
+
+def alignment(net):
+    """Cosine between vec(b^T) and vec(w_out) (the seed's readout alignment)."""
+    bt = net.b.T
+    return jnp.vdot(bt, net.w_out) / (jnp.linalg.norm(bt) * jnp.linalg.norm(net.w_out))
+
+
+class Guard(NamedTuple):
+    """Divergence guard of one network, carried through the compiled loop.
+
+    best : () best loss so far; growth : () allowed factor over ``best`` (inf:
+    no growth test); frozen_at : () int, the trial at which the network
+    diverged, or -1.  A diverged network keeps the parameters it had before
+    that trial and records NaN losses from then on.
+    """
+
+    best: jax.Array
+    growth: jax.Array
+    frozen_at: jax.Array
+
+
+def new_guard(max_loss_growth, dtype, best=np.inf):
+    growth = np.inf if max_loss_growth is None else max_loss_growth
+    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype), jnp.asarray(-1, jnp.int32))
+
+
+def guard_step(guard: Guard, trial, old, new, loss):
+    """``(kept, guard, loss)``: ``new`` (a pytree) unless this trial diverged or the
+    network was already frozen, in which case ``old``."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new)]))
+    ok = jnp.isfinite(loss) & finite & (loss <= guard.growth * guard.best)
+    healthy = guard.frozen_at < 0
+    take = ok & healthy
+    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(take, b, a), old, new)
+    guard = Guard(jnp.where(take, jnp.minimum(guard.best, loss), guard.best), guard.growth,
+                  jnp.where(healthy & ~ok, trial, guard.frozen_at).astype(jnp.int32))
+    return kept, guard, jnp.where(healthy, loss, jnp.nan)
+
+
+class SessionState(NamedTuple):
+    """Everything that changes during a session (a pytree): the trained
+    parameters ``w`` (a dict by name), the optimiser state and the :class:`Guard`."""
+
+    w: dict
+    opt_state: object
+    guard: Guard
+
+
+# --------------------------------------------------------------------------
+# optimiser
+
+
+def per_param_sgd(lr: dict) -> optax.GradientTransformation:
+    """Plain SGD with one learning rate per parameter name (values may be
+    traced, so that rates can be swept with ``jax.vmap``)."""
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(grads, state, params=None):
+        return {k: -lr[k] * g for k, g in grads.items()}, state
+
+    return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(optimizer, lr):
+    """The optax transformation a session uses: ``optimizer``, or plain SGD at ``lr``."""
+    return per_param_sgd(lr) if optimizer is None else optimizer
+
+
+def _apply(optimizer, net, w, opt_state, direction, n_steps):
+    grads = {k: -d / n_steps for k, d in direction.items()}
+    updates, opt_state = optimizer.update(grads, opt_state, w)
+    w = optax.apply_updates(w, updates)
+    if "w_rec" in w:
+        w = {**w, "w_rec": apply_constraints(net, w["w_rec"])}
+    return net.cell.constrain(w), opt_state
+
+
+# --------------------------------------------------------------------------
+# one update
+
+
+def _mean0(tree):
+    return jax.tree_util.tree_map(lambda d: jnp.mean(d, axis=0), tree)
+
+
+def _offline_update(cfg, opt, net, w, opt_state, x, y, m, keys):
+    rule, _, setup = cfg
+    net_w = with_params(net, w)
+    if x.shape[0] == 1:
+        direction, out = rule.trial(net_w, x[0], y[0], m[0], keys[0], setup)
+        out = out[None]
+    else:
+        dirs, out = jax.vmap(lambda x, y, m, k: rule.trial(net_w, x, y, m, k, setup))(x, y, m, keys)
+        direction = _mean0(dirs)
+    w, opt_state = _apply(opt, net, w, opt_state, direction, x.shape[1])
+    loss = jnp.mean(jax.vmap(partial(trial_loss, setup.loss))(out, y, m))
+    return w, opt_state, loss, out
+
+
+def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
+    """A batch of trials with an update at every step.  Carries O(1)-in-T state
+    (parameters, traces, cell states, the running loss); the outputs only when
+    the task's accuracy needs them."""
+    rule, _, setup = cfg
+    n_batch, n_steps, n_out = y.shape
+    single = n_batch == 1
+
+    def advance(net_t, state, h, x_t, y_t, m_t):
+        state, h, out, d = rule.advance(state, net_t, h, x_t, y_t, m_t, setup)
+        return state, h, out, d, setup.loss.step(out, y_t, m_t)
+
+    def body(t, carry):
+        w, opt_state, states, h, total, outs = carry
+        net_t = with_params(net, w)
+        if single:  # indexed, not sliced: no T-long copies
+            states, h, out, d, lt = advance(net_t, states, h, x[0, t], y[0, t], m[0, t])
+            out = out[None]
+        else:
+            states, h, out, d, lt = jax.vmap(advance, in_axes=(None, 0, 0, 0, 0, 0))(
+                net_t, states, h, x[:, t], y[:, t], m[:, t])
+            d, lt = _mean0(d), jnp.mean(lt)
+        w, opt_state = _apply(opt, net, w, opt_state, d, n_steps)
+        if keep_outputs:
+            outs = outs.at[:, t - 1].set(out)
+        return w, opt_state, states, h, total + lt, outs
+
+    net0 = with_params(net, w)
+    h0 = net0.cell.initial_state(net0)
+    if single:
+        states = rule.init(net0, keys[0], setup)
+    else:
+        states = jax.vmap(lambda k: rule.init(net0, k, setup))(keys)
+        h0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_batch,) + a.shape), h0)
+    outs = jnp.zeros((n_batch, n_steps - 1, n_out) if keep_outputs else (0,), y.dtype)
+    zero = jnp.zeros((), y.dtype)
+    w, opt_state, _, _, total, outs = jax.lax.fori_loop(
+        1, n_steps, body, (w, opt_state, states, h0, zero, outs), unroll=setup.unroll)
+    norm = n_steps * n_out if setup.loss.per_output else n_steps
+    return w, opt_state, total / norm, outs
+
+
+def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source: TrialSource,
+               start, n, capacity):
+    """Updates ``start .. start+n-1`` of a session (pure; jit and vmap friendly).
+
+    ``cfg`` and ``capacity`` (the length of the returned buffers; entries past
+    ``n`` are zero) are static.  Returns ``(state, losses, alignments,
+    accuracies)``; accuracies are NaN when the task has no metric.
+    """
+    opt = make_optimizer(optimizer, lr)
+    rule, online, setup = cfg
+    metric = source.metric
+
+    def body(i, carry):
+        w, opt_state, guard, losses, aligns, accs = carry
+        trial = start + i
+        k = jax.random.fold_in(key, trial)
+        if source.generator is None and source.batch == 1:
+            k_sample, rule_keys = k, k[None]
+        else:
+            k_sample, k_rule = jax.random.split(k)
+            rule_keys = jax.random.split(k_rule, source.batch)
+        x, y, m = source.draw(trial, k_sample)
+        if online:
+            new_w, new_opt, loss, out = _online_update(cfg, opt, net, w, opt_state, x, y, m,
+                                                       rule_keys, metric is not None)
+        else:
+            new_w, new_opt, loss, out = _offline_update(cfg, opt, net, w, opt_state, x, y, m,
+                                                        rule_keys)
+        (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
+                                                 (new_w, new_opt), loss)
+        if metric is None:
+            acc = jnp.nan
+        else:
+            correct, counted = jax.vmap(metric)(out, y[:, 1:], m[:, 1:])
+            counted = jnp.sum(counted)
+            acc = jnp.where(counted > 0, jnp.sum(correct) / jnp.maximum(counted, 1), jnp.nan)
+        losses = losses.at[i].set(loss)
+        aligns = aligns.at[i].set(alignment(with_params(net, w)))
+        accs = accs.at[i].set(acc)
+        return w, opt_state, guard, losses, aligns, accs
+
+    buf = jnp.zeros((capacity,), net.w_rec.dtype)
+    w, opt_state, guard, losses, aligns, accs = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, state.guard, buf, buf, buf))
+    return SessionState(w, opt_state, guard), losses, aligns, accs
+
+
+@partial(jax.jit, static_argnums=(0, 1, 9))
+def run_chunk(cfg, optimizer, net, state, lr, key, source, start, n, capacity):
+    """:func:`run_trials`, compiled."""
+    return run_trials(cfg, optimizer, net, state, lr, key, source, start, n, capacity)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 9, 10, 11))
+def run_ensemble_chunk(cfg, optimizer, nets, state, lr, keys, source, start, n, capacity,
+                       lr_axis, data_axis):
+    """:func:`run_trials` for K networks at once (``jax.vmap`` over the leading axis)."""
+    fn = partial(run_trials, cfg, optimizer)
+    return jax.vmap(fn, in_axes=(0, 0, lr_axis, 0, data_axis, None, None, None))(
+        nets, state, lr, keys, source, start, n, capacity)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def init_opt_state(optimizer, lr, w):
+    return make_optimizer(optimizer, lr).init(w)
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def init_ensemble_opt_state(optimizer, lr, w, lr_axis):
+    return jax.vmap(lambda l, w: make_optimizer(optimizer, l).init(w), in_axes=(lr_axis, 0))(lr, w)
+
+
+def drive_chunks(run, state, trials, capacity, callback=None, stop_when_frozen=False):
+    """Run a session in chunks of at most ``capacity`` updates (host side).
+
+    ``run(state, start, n) -> (state, losses, alignments, accuracies)`` with
+    buffers whose last axis is the trial.  Calls ``callback(done, trials,
+    last_loss)`` after each chunk.  With ``stop_when_frozen`` (single runs)
+    the session ends after the chunk in which the guard froze the network.
+    Returns ``(state, losses, alignments, accuracies)`` with numpy curves.
+    """
+    parts = []
+    done = 0
+    while done < trials:
+        n = min(capacity, trials - done)
+        state, *bufs = run(state, done, n)
+        parts.append([np.asarray(b[..., :n]) for b in bufs])
+        done += n
+        if callback is not None:
+            last = parts[-1][0][..., -1]
+            callback(done, trials, float(np.mean(last[np.isfinite(last)])) if np.any(np.isfinite(last)) else float("nan"))
+        if stop_when_frozen and int(state.guard.frozen_at) >= 0:
+            break
+    return (state, *(np.concatenate(c, axis=-1) for c in zip(*parts)))
