@@ -361,7 +361,8 @@ def backward_trial(net, x, y_target, mask, setup, feedback, cut=None):
 
 def truncated_trial(net, x, y_target, mask, setup, feedback, window):
     steps = x.shape[0] - 1
-    cut = (jnp.arange(steps) % window == 0).astype(x.dtype)
+    t = jnp.arange(steps)
+    cut = ((t % window == 0) & (t > 0)).astype(x.dtype)  # the trial's start is h0 itself
     return backward_trial(net, x, y_target, mask, setup, feedback, cut)
 
 
@@ -370,12 +371,14 @@ class Window(NamedTuple):
     x: jax.Array  # (k, n_in)
     err: jax.Array  # (k, n_out)
     pos: jax.Array  # () int
+    first: jax.Array  # () bool: the trial's first window (its start is h0)
 
 
 def window_init(net, window):
     s0 = net.cell.initial_state(net)
     return Window(s0, jnp.zeros((window, net.n_in), net.w_rec.dtype),
-                  jnp.zeros((window, net.n_out), net.w_rec.dtype), jnp.zeros((), jnp.int32))
+                  jnp.zeros((window, net.n_out), net.w_rec.dtype), jnp.zeros((), jnp.int32),
+                  jnp.ones((), bool))
 
 
 def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
@@ -390,12 +393,14 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
     def flush(_):
         def run(p):
             n = with_params(net, p)
+            s0 = jax.tree_util.tree_map(lambda a, b: jnp.where(state.first, a, b),
+                                        n.cell.initial_state(n), start)
 
             def body(s, x_):
                 s = step(n, s, x_)
                 return s, n.cell.output(n, s)
 
-            return jax.lax.scan(body, start, xs)[1]
+            return jax.lax.scan(body, s0, xs)[1]
 
         z, vjp = jax.vjp(run, params_of(net, names))
         signal = jax.vmap(lambda e: _signal(net, feedback, e))(errs)
@@ -407,5 +412,7 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
     def wait(_):
         return jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
 
-    direction = jax.lax.cond(state.pos == window - 1, flush, wait, None)
-    return Window(start, xs, errs, (state.pos + 1) % window), h_new, y, direction
+    last = state.pos == window - 1
+    direction = jax.lax.cond(last, flush, wait, None)
+    return (Window(start, xs, errs, (state.pos + 1) % window, state.first & ~last),
+            h_new, y, direction)
