@@ -74,10 +74,25 @@ def test_rtrl_and_bptt_agree_on_all_matrices():
 
 
 def test_seed_derivative_is_not_tanh_prime():
-    """The documented difference: the seed's f' is an approximation of tanh'."""
+    """The documented difference: the seed's f' (what the leaky tanh cell's
+    autodiff and closed forms use by default) approximates tanh'."""
+    from rflo.cells import LeakyTanh
+
     u = np.array([0.0, 1.0, 3.0])
-    seed = 1 / np.cosh(10 * np.tanh(u / 10)) ** 2
-    exact = 1 - np.tanh(u) ** 2
+    with jax.enable_x64(True):
+        def slope(derivative):
+            cell = LeakyTanh(derivative)
+            net = rflo.init_network(1, 3, 1, tau=1.0, dtype="float64")._replace(cell=cell)
+            # tau = 1: h' = f(I), so dh'/dI = f'(I) elementwise
+            _, tangent = jax.jvp(lambda i: cell.neuron(net, jnp.zeros(3), i), (jnp.asarray(u),),
+                                 (jnp.ones(3),))
+            return np.asarray(tangent), np.asarray(cell.fprime(jnp.asarray(u)))
+        seed, seed_closed = slope("seed")
+        exact, exact_closed = slope("exact")
+    np.testing.assert_allclose(seed, 1 / np.cosh(10 * np.tanh(u / 10)) ** 2, rtol=1e-13)
+    np.testing.assert_allclose(exact, 1 - np.tanh(u) ** 2, rtol=1e-13)
+    np.testing.assert_allclose(seed_closed, seed, rtol=1e-13)
+    np.testing.assert_allclose(exact_closed, exact, rtol=1e-13)
     assert seed[0] == exact[0]
     assert 0.003 < seed[1] / exact[1] - 1 < 0.006
     assert 0.15 < seed[2] / exact[2] - 1 < 0.2

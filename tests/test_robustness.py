@@ -40,8 +40,11 @@ def test_growth_check_can_be_turned_off_but_nan_always_stops(problem):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = rflo.train(net, task, "bptt", trials=300, lr=(0, 1e3, 1e3), max_loss_growth=None)
-    if res.diverged is not None:
-        assert "NaN or inf" in res.diverged
+        grows = rflo.train(net, task, "bptt", trials=300, lr=(0, 1e3, 1e3))
+    assert res.diverged is not None and "NaN or inf" in res.diverged
+    assert res.trials_done < 300 and np.all(np.isfinite(res.network.w_rec))
+    # with the growth test on, the same run stops no later
+    assert grows.diverged is not None and grows.trials_done <= res.trials_done
 
 
 def test_healthy_run_is_not_flagged(problem):

@@ -37,8 +37,7 @@ from rflo.trainer import (
     Config, SessionState, drive_chunks, init_opt_state, new_guard, run_chunk, trial_data,
 )
 
-__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "score",
-           "check_network", "check_fits", "prepare_session"]
+__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "score"]
 
 
 class TrainResult(NamedTuple):

@@ -40,7 +40,7 @@ loss's error).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Protocol, Tuple, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ from rflo.cells.base import forward as cell_forward
 from rflo.cells.base import readout, step
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import SQUARED_ERROR, Loss
-from rflo.network import Network, f
+from rflo.network import Network, f, params_of
 
 __all__ = [
     "Setup",
@@ -185,6 +185,28 @@ def check_feedback(feedback):
         raise ValueError(f"feedback must be one of {FEEDBACKS}, got {feedback!r}")
 
 
+@runtime_checkable
+class LearningRule(Protocol):
+    """The interface the trainer needs of a rule (a frozen, hashable object).
+
+    ``name`` and ``online`` say what it is; ``check`` refuses settings it cannot
+    train before anything is compiled; ``init``/``advance`` are the per-step
+    form and ``trial`` the per-trial form (see the module docstring).
+    :class:`Rule` is the base class that implements the defaults.
+    """
+
+    name: str
+    online: bool
+
+    def check(self, net: Network, setup: Setup) -> None: ...
+
+    def init(self, net: Network, key: jax.Array, setup: Setup) -> Any: ...
+
+    def advance(self, state, net: Network, h, x_t, y_t, m_t, setup: Setup): ...
+
+    def trial(self, net: Network, x, y_target, mask, key: jax.Array, setup: Setup): ...
+
+
 @dataclass(frozen=True)
 class Rule:
     """Base class of learning rules; subclasses are frozen (hashable) dataclasses.
@@ -239,8 +261,6 @@ class Rule:
             acc = jax.tree_util.tree_map(jnp.add, acc, d)
             return (h_new, state, acc), y
 
-        from rflo.network import params_of
-
         zero = jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
         (_, _, acc), y = jax.lax.scan(
             body, (net.cell.initial_state(net), self.init(net, key, setup), zero),
@@ -292,11 +312,12 @@ class ClosedFormStepRule(Rule):
 _REGISTRY: Dict[str, Rule] = {}
 
 
-def register(rule: Rule) -> Rule:
+def register(rule: LearningRule) -> LearningRule:
     """Add a rule to the registry under ``rule.name``; returns it.  A name can
     be taken once (registering the same rule again is allowed)."""
-    if not isinstance(rule, Rule):
-        raise ValueError(f"expected an rflo Rule, got {type(rule).__name__}")
+    if not isinstance(rule, LearningRule):
+        raise ValueError(f"expected an rflo learning rule (see rflo.rules.Rule), got "
+                         f"{type(rule).__name__}")
     old = _REGISTRY.get(rule.name)
     if old is not None and old != rule:
         raise ValueError(f"a rule named {rule.name!r} is already registered ({old!r}); "
@@ -310,9 +331,9 @@ def rule_names():
     return sorted(_REGISTRY)
 
 
-def get_rule(rule) -> Rule:
-    """A :class:`Rule` from a registered name (or a rule, returned as is)."""
-    if isinstance(rule, Rule):
+def get_rule(rule) -> LearningRule:
+    """A rule from a registered name (or a rule, returned as is)."""
+    if isinstance(rule, LearningRule) and not isinstance(rule, str):
         return rule
     if isinstance(rule, str) and rule.lower() in _REGISTRY:
         return _REGISTRY[rule.lower()]
@@ -324,5 +345,5 @@ def generic_outputs(net, x, unroll=1):
     return cell_forward(net, x, unroll)
 
 
-__all__ += ["closed_form", "select", "ClosedFormStepRule", "check_feedback", "generic_outputs",
+__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback", "generic_outputs",
             "step", "readout"]

@@ -62,7 +62,7 @@ def periodic(period: float = 100, amplitudes: Sequence = (1.0, 0.5, 0.25),
     with zero input.  ``amplitudes``, ``harmonics`` and ``phases`` are lists of
     ``H`` numbers (shared by all outputs) or ``n_out`` lists of ``H`` numbers
     (one sum of harmonics per output).  ``duration`` (default one period) is
-    ``T``.  The defaults are the notebook's: period 100 steps, amplitudes 1,
+    ``T``; ``n_in`` zero input channels are given (default 1).  The defaults are the notebook's: period 100 steps, amplitudes 1,
     0.5, 0.25 at harmonics 1, 2, 4.  Value range: ``|y| <= sum |amplitudes|``.
     """
     period = check_positive("period", period)
@@ -116,7 +116,8 @@ def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: i
     input 1 pulses ("set") a random interval ``I`` in ``[min_interval,
     max_interval]`` later (pulses last ``pulse_width`` steps, height 1).  The
     output must produce a bump ``exp(-(t - go)^2 / 2 output_width^2)`` at
-    ``go = set + I`` and stay at 0 otherwise; every step counts.  Values:
+    ``go = set + I`` and stay at 0 otherwise; every step of the ``n_steps``
+    (default: long enough for the latest go and its bump) counts.  Values:
     ``x`` in {0, 1}, ``y`` in [0, 1].  No discrete answer, so no accuracy.
     """
     lo, hi = _check_range("interval", min_interval, max_interval, minimum=1)
@@ -212,7 +213,7 @@ def flip_flop(n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04,
     Each of ``n_bits`` inputs receives occasional pulses of +1 or -1 (a pulse
     starts at each step with probability ``rate`` and lasts ``pulse_width``
     steps); output ``k`` must hold the sign of the latest pulse on input ``k``
-    (0 before the first).  Every step counts.  Values: ``x`` and ``y`` in
+    (0 before the first).  Every one of the ``n_steps`` steps counts.  Values: ``x`` and ``y`` in
     [-1, 1].  Accuracy: sign of the outputs where the target is set (nonzero).
     """
     n_bits = check_int("n_bits", n_bits)
@@ -263,7 +264,7 @@ def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: i
     ``a = 2 pi k / n_targets + rotation`` (degrees), and hold there ``hold``
     steps; later steps are padding (``mask = 0``).  ``rotation`` rotates every
     target, as a visuomotor rotation does to the required hand path; see
-    :func:`rflo.tasks.rotate_readout` and :func:`rflo.tasks.train_with_rotation`
+    :func:`rflo.rotation.rotate_readout` and :func:`rflo.rotation.train_with_rotation`
     for rotating the network's readout mid-training.  Values: ``x`` in {0, 1},
     ``|y| <= radius``.  No discrete answer, so no accuracy.
     """
