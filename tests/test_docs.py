@@ -22,3 +22,12 @@ def test_readme_python_example(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["result"].loss.shape == (300,)
     assert (tmp_path / "rflo.npz").exists()
+
+
+def test_design_page_examples_run():
+    """docs/design.md's blocks (a new cell, loss, rule and task) run as written, in order."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    namespace = {}
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+        exec(compile(block, f"design.md block {i}", "exec"), namespace)
+    assert namespace["res"].accuracy.shape == (50,)

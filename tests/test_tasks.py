@@ -414,6 +414,24 @@ def test_neurogym_adapter_on_a_fake_environment():
         neurogym_task(object(), n_trials=2)
 
 
+@pytest.mark.parametrize("rule", ["rflo", "bptt"])
+def test_cross_entropy_learns_a_decision(rule):
+    """Softmax cross-entropy on one-hot action targets (the NeuroGym layout):
+    RFLO's random feedback carries the loss's error as BPTT's exact gradient does."""
+    from rflo.tasks import neurogym_task
+    from rflo.train import score
+
+    bank = neurogym_task(FakeTrialEnv(), n_trials=64, seed=0, response_weight=5.0)
+    test = neurogym_task(FakeTrialEnv(), n_trials=64, seed=1, n_steps=bank.n_steps,
+                         response_weight=5.0)
+    net = rflo.init_network(2, 16, 3, seed=0)
+    loss0, acc0 = score(net, test, loss="cross_entropy")
+    res = rflo.train(net, bank, rule, trials=150, batch=8, lr=1.0, loss="cross_entropy")
+    loss, acc = score(res.network, test, loss="cross_entropy")
+    assert acc0 < 0.5 and acc > 0.75, (acc0, acc)
+    assert loss < 0.6 * loss0
+
+
 def test_neurogym_perceptual_decision_is_learned():
     ngym = pytest.importorskip(
         "neurogym", reason="neurogym is not installed (optional extra: pip install 'rflo[neurogym]')")
