@@ -432,7 +432,8 @@ def test_cross_entropy_learns_a_decision(rule):
     assert loss < 0.6 * loss0
 
 
-def test_neurogym_perceptual_decision_is_learned():
+@pytest.mark.parametrize("loss,lr", [("squared_error", 0.1), ("cross_entropy", 0.3)])
+def test_neurogym_perceptual_decision_is_learned(loss, lr):
     ngym = pytest.importorskip(
         "neurogym", reason="neurogym is not installed (optional extra: pip install 'rflo[neurogym]')")
     from rflo.train import score
@@ -445,10 +446,10 @@ def test_neurogym_perceptual_decision_is_learned():
                          response_weight=10.0)
     assert bank.n_in == 3 and bank.n_out == 3 and bank.metric is argmax_accuracy
     net = rflo.init_network(3, 40, 3, seed=0)
-    _, acc0 = score(net, test)
+    _, acc0 = score(net, test, loss=loss)
     for rule in ("rflo", "bptt"):
-        res = rflo.train(net, bank, rule, trials=600, batch=16, lr=0.1)
-        _, acc = score(res.network, test)
+        res = rflo.train(net, bank, rule, trials=600, batch=16, lr=lr, loss=loss)
+        _, acc = score(res.network, test, loss=loss)
         assert res.accuracy.shape == (600,)
         assert acc > 0.7 > acc0 + 0.1, (rule, acc0, acc)
 
