@@ -4,6 +4,9 @@
 name                unit
 ==================  ===============================================================
 ``leaky_tanh``      the paper's leaky rate unit, ``f = tanh`` (default)
+``leaky_tau``       leaky tanh rate unit with a learnable ``tau`` per unit and a bias
+``lif``             leaky integrate-and-fire spiking unit, e-prop's pseudo-derivative
+``alif``            adaptive LIF: threshold raised by the unit's recent spikes (e-prop)
 ==================  ===============================================================
 
 ``rflo.init_network(..., cell="name")`` builds a network of that cell; every
@@ -13,6 +16,8 @@ products for the others).
 
 from rflo.cells.base import Cell, cell_names, forward, get_cell, readout, register_cell, step
 from rflo.cells.leaky_tanh import LEAKY_TANH, LeakyTanh
+from rflo.cells.leaky_tau import LeakyTau
+from rflo.cells.lif import ALIF, LIF
 
 __all__ = ["Cell", "cell_names", "get_cell", "register_cell", "step", "readout", "forward",
-           "LeakyTanh", "LEAKY_TANH"]
+           "LeakyTanh", "LEAKY_TANH", "LeakyTau", "LIF", "ALIF"]

@@ -1,0 +1,167 @@
+"""Spiking units: leaky integrate-and-fire (LIF) and adaptive LIF (ALIF), as in
+e-prop (Bellec et al. 2020, Nat. Commun. 11:3625).
+
+LIF, with membrane potential ``v`` (the state) and spike ``z`` (the output)::
+
+    z[t-1] = H(v[t-1] - thr)                                    the unit's spike
+    v[t]   = alpha v[t-1] + (1 - alpha) I[t] - sg(z[t-1]) thr   alpha = exp(-1 / tau)
+
+ALIF adds an adaptive threshold ``A = thr + beta a``, with ``a`` the state's
+second component (a trace of the unit's own spikes)::
+
+    z[t-1] = H(v[t-1] - A[t-1]),    A = thr + beta a
+    v[t]   = alpha v[t-1] + (1 - alpha) I[t] - sg(z[t-1]) thr
+    a[t]   = rho a[t-1] + z[t-1]                                rho = exp(-1 / tau_a)
+
+``I[t] = w_rec @ z[t-1] + w_in @ x[t]`` is the synaptic current (the
+``(1 - alpha)`` factor makes ``v`` settle at ``I`` under a constant current,
+so ``thr`` is in units of current), ``tau`` (``net.tau``, one number) and
+``tau_a`` are time constants in timesteps, and ``v[0] = h0``, ``a[0] = 0``.
+
+**Surrogate derivative.**  ``H`` is the Heaviside step (``H(0) = 0``) in the
+forward pass; its derivative, for every rule *and* for autodiff (a
+``jax.custom_jvp``), is e-prop's pseudo-derivative::
+
+    psi = dz/dv = gamma * max(0, 1 - |v - A| / thr) / thr      (A = thr for LIF)
+
+with the dampening factor ``gamma`` (0.3, as Bellec et al.).  Exact rules
+(BPTT, RTRL) therefore give the exact gradient *of the surrogate model*.
+
+**Reset.**  As in e-prop the reset term ``z thr`` goes through
+``jax.lax.stop_gradient`` (``sg`` above): no gradient flows through the reset,
+in any rule.  The internal dynamics that e-prop's eligibility vector follows
+are then ``dv[t]/dv[t-1] = alpha`` (LIF), and for ALIF::
+
+    eps_v[t] = alpha eps_v[t-1] + dv[t]/dW
+    eps_a[t] = psi[t-1] eps_v[t-1] + (rho - psi[t-1] beta) eps_a[t-1]
+    e[t]     = psi[t] (eps_v[t] - beta eps_a[t])
+
+(Bellec et al. 2020, eq. 25-27), which the generic local rules
+(:func:`rflo.rules.generic.local_advance`) derive from the cell on their own.
+
+**Scale.**  :func:`rflo.init_network` draws small input weights (uniform on
+``[-0.1, 0)``) and ``h0 = 0.1``; with the default ``thr = 1`` a unit of such
+a network spikes only when its current reaches about 1 (e.g. a constant
+input ``x = -20`` on one input line gives ``w_in x`` between 0 and 2, so
+about half the units fire), while the recurrent current of one spike is
+``w_rec[i, j] ~ 1.5 / sqrt(n_rec)``.  For tasks with inputs of order one,
+scale the input weights (``network_from_arrays``) or lower ``thr``
+(``LIF(thr=0.05)``); the surrogate, normalised by ``thr``, scales with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rflo.cells.base import Cell, register_cell
+
+__all__ = ["LIF", "ALIF", "ALIFState", "spike", "pseudo_derivative"]
+
+
+def pseudo_derivative(v_scaled, gamma):
+    """e-prop's ``gamma * max(0, 1 - |v_scaled|)`` with ``v_scaled = (v - A) / thr``
+    (``dz/dv`` is this divided by ``thr``)."""
+    return gamma * jnp.maximum(0.0, 1.0 - jnp.abs(v_scaled))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def spike(v_scaled, gamma):
+    """Heaviside ``H(v_scaled)`` (1 where ``v_scaled > 0``) whose derivative is the
+    pseudo-derivative ``gamma * max(0, 1 - |v_scaled|)``."""
+    return (v_scaled > 0).astype(v_scaled.dtype)
+
+
+@spike.defjvp
+def _spike_jvp(gamma, primals, tangents):
+    (v_scaled,), (dv,) = primals, tangents
+    return spike(v_scaled, gamma), pseudo_derivative(v_scaled, gamma) * dv
+
+
+def _check(cell):
+    for name in ("thr", "gamma", "tau_a"):
+        value = getattr(cell, name, 1.0)
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+            raise ValueError(f"{cell.name} setting {name} must be a positive number, got {value!r}")
+    beta = getattr(cell, "beta", 0.0)
+    if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
+        raise ValueError(f"{cell.name} setting beta must be a number >= 0, got {beta!r}")
+
+
+@register_cell
+@dataclass(frozen=True)
+class LIF(Cell):
+    """Leaky integrate-and-fire unit (state ``v``, output the spike ``H(v - thr)``).
+
+    Settings: ``thr`` (firing threshold, in units of current), ``gamma``
+    (dampening factor of the pseudo-derivative).
+    """
+
+    name = "lif"
+    thr: float = 1.0
+    gamma: float = 0.3
+
+    def __post_init__(self):
+        _check(self)
+
+    def threshold(self, net, state):
+        """The firing threshold ``A`` of each unit."""
+        return self.thr
+
+    def output(self, net, state):
+        return spike((state - self.threshold(net, state)) / self.thr, self.gamma)
+
+    def neuron(self, net, state, current):
+        z = jax.lax.stop_gradient(self.output(net, state))
+        alpha = jnp.exp(-1.0 / net.tau)
+        return alpha * state + (1.0 - alpha) * current - z * self.thr
+
+
+class ALIFState(NamedTuple):
+    """State of an ALIF unit: membrane potential ``v`` and adaptation ``a`` (n_rec,)."""
+
+    v: jax.Array
+    a: jax.Array
+
+
+@register_cell
+@dataclass(frozen=True)
+class ALIF(Cell):
+    """Adaptive LIF unit (state ``(v, a)``, output the spike ``H(v - thr - beta a)``).
+
+    Settings: ``thr``, ``gamma`` as :class:`LIF`; ``beta`` (threshold increase
+    per unit of ``a``, i.e. per recent spike; 0.2 here, smaller than Bellec et
+    al.'s 1.8, so that a unit driven just above threshold keeps firing at a
+    lower rate instead of falling silent after one spike), ``tau_a`` (time
+    constant of the adaptation in timesteps; 20).
+    """
+
+    name = "alif"
+    thr: float = 1.0
+    gamma: float = 0.3
+    beta: float = 0.2
+    tau_a: float = 20.0
+
+    def __post_init__(self):
+        _check(self)
+
+    def initial_state(self, net):
+        return ALIFState(net.h0, jnp.zeros_like(net.h0))
+
+    def threshold(self, net, state):
+        """The adaptive threshold ``A = thr + beta a`` of each unit."""
+        return self.thr + self.beta * state.a
+
+    def output(self, net, state):
+        return spike((state.v - self.threshold(net, state)) / self.thr, self.gamma)
+
+    def neuron(self, net, state, current):
+        z = self.output(net, state)
+        alpha = jnp.exp(-1.0 / net.tau)
+        rho = jnp.exp(-1.0 / jnp.asarray(self.tau_a, state.v.dtype))
+        v = alpha * state.v + (1.0 - alpha) * current - jax.lax.stop_gradient(z) * self.thr
+        return ALIFState(v, rho * state.a + z)
