@@ -1,11 +1,15 @@
-"""End-to-end: the real console script in a subprocess."""
+"""End-to-end: the command line, in-process (``rflo.cli.main``) and, where it
+matters (the console script itself, kill and resume), in a subprocess."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -15,10 +19,38 @@ import rflo
 BIN = Path(sys.executable).parent / "rflo"
 
 
+class Done(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run(*args, cwd=None, env=None, script=False):
-    cmd = [str(BIN)] if script else [sys.executable, "-m", "rflo"]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=600)
+    """The command's exit status and output: through the installed console
+    script in a subprocess (``script=True``), else ``rflo.cli.main`` in this
+    process (same code, no interpreter start-up)."""
+    argv = [str(a) for a in args]
+    if script:
+        return subprocess.run([str(BIN)] + argv, capture_output=True, text=True,
+                              cwd=cwd, env={**os.environ, **(env or {})}, timeout=600)
+    from rflo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.update(env or {})
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's own errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+    return Done(int(code or 0), out.getvalue(), err.getvalue())
 
 
 def assert_png(path, min_px=200):
