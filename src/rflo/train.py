@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from rflo._checks import check_dtype, check_finite_array, check_int, check_positive, precision
-from rflo.cells.base import current, forward as cell_forward
+from rflo.cells.base import forward as cell_forward
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import get_loss, trial_loss
 from rflo.network import Network, network_from_arrays, param_names, params_of, to_numpy, with_params
@@ -311,18 +311,10 @@ def _why(losses, state, growth):
 
 
 def _simulate(net, x):
-    cell = net.cell
-
-    def body(s, x_t):
-        z_prev = cell.output(net, s)
-        u = current(net, z_prev, x_t)
-        s = cell.neuron(net, s, u)
-        return s, (u, cell.output(net, s))
-
-    s0 = cell.initial_state(net)
-    _, (u, z) = jax.lax.scan(body, s0, x[1:])
-    z_all = jnp.concatenate([cell.output(net, s0)[None], z])
-    u_all = jnp.concatenate([jnp.zeros_like(u[:1]), u])
+    act = cell_forward(net, x)
+    z0 = net.cell.output(net, net.cell.initial_state(net))
+    z_all = jnp.concatenate([z0[None], act.z])
+    u_all = jnp.concatenate([jnp.zeros_like(act.current[:1]), act.current])
     return z_all @ net.w_out.T, z_all, u_all
 
 
@@ -370,7 +362,7 @@ def evaluate(net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] =
 
 def _score(net, x, y, m, metric, loss):
     def one(x, y, m):
-        _, out = cell_forward(net, x)
+        out = cell_forward(net, x).y
         value = trial_loss(loss, out, y, m)
         if metric is None:
             return value, jnp.zeros(()), jnp.zeros(())

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Tuple
+from typing import ClassVar, Dict, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
 
 __all__ = ["Cell", "register_cell", "get_cell", "cell_names", "step", "readout",
-           "current", "forward", "STANDARD_PARAMS"]
+           "current", "forward", "Activity", "STANDARD_PARAMS"]
 
 #: parameters every network has (fields of :class:`~rflo.network.Network`)
 STANDARD_PARAMS = ("w_in", "w_rec", "w_out", "h0", "tau")
@@ -136,19 +136,26 @@ def readout(net, state):
     return net.w_out @ net.cell.output(net, state)
 
 
-def forward(net, x, unroll: int = 1):
-    """Run the network with fixed parameters over one trial ``x`` (T, n_in).
+class Activity(NamedTuple):
+    """A trial's activity at steps ``t = 1 .. T-1`` (stacked along axis 0)."""
 
-    Returns the states (stacked over steps ``t = 1 .. T-1``) and the outputs
-    ``y`` (T-1, n_out).
-    """
+    state: object  # the cell states (a pytree of (T-1, n_rec) arrays)
+    z: jax.Array  # (T-1, n_rec) what the units send
+    current: jax.Array  # (T-1, n_rec) synaptic current I[t]
+    y: jax.Array  # (T-1, n_out) readout
+
+
+def forward(net, x, unroll: int = 1) -> Activity:
+    """Run the network with fixed parameters over one trial ``x`` (T, n_in)."""
+    cell = net.cell
 
     def body(state, x_t):
-        state = step(net, state, x_t)
-        return state, (state, readout(net, state))
+        drive = current(net, cell.output(net, state), x_t)
+        state = cell.neuron(net, state, drive)
+        z = cell.output(net, state)
+        return state, Activity(state, z, drive, net.w_out @ z)
 
-    _, (states, y) = jax.lax.scan(body, net.cell.initial_state(net), x[1:], unroll=unroll)
-    return states, y
+    return jax.lax.scan(body, cell.initial_state(net), x[1:], unroll=unroll)[1]
 
 
 def per_unit_ones(state, leaf: int):

@@ -45,7 +45,6 @@ from typing import Any, Dict, NamedTuple, Protocol, Tuple, runtime_checkable
 import jax
 import jax.numpy as jnp
 
-from rflo.cells.base import forward as cell_forward
 from rflo.cells.base import readout, step
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import SQUARED_ERROR, Loss
@@ -340,10 +339,5 @@ def get_rule(rule) -> LearningRule:
     raise ValueError(f"unknown learning rule {rule!r}: use one of {rule_names()}")
 
 
-def generic_outputs(net, x, unroll=1):
-    """States and outputs of a trial for any cell (see :func:`rflo.cells.forward`)."""
-    return cell_forward(net, x, unroll)
-
-
-__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback", "generic_outputs",
+__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback",
             "step", "readout"]
