@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from rflo.rules import generic
+import rflo.rules.generic as generic
 from rflo.rules.base import (
     DEFAULT_SETUP, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
 )

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.rules import generic
+import rflo.rules.generic as generic
 from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 
 __all__ = ["KFState", "KroneckerFactoredRTRL", "KFRTRL"]

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.rules import generic
+import rflo.rules.generic as generic
 from rflo.rules.base import (
     DEFAULT_SETUP,
     ClosedFormStepRule, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.rules import generic
+import rflo.rules.generic as generic
 from rflo.rules.base import DEFAULT_SETUP, ClosedFormStepRule, feedback_matrix, register
 from rflo.rules.bptt import BackpropThroughTime
 

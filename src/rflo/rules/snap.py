@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from rflo.rules import generic
+import rflo.rules.generic as generic
 from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 from rflo.rules.rflo import LocalTraces
 from rflo.rules.rtrl import Influence, _propagate
