@@ -23,6 +23,22 @@ def test_ensemble_equals_separate_runs(rule, online):
     assert not np.allclose(ens.loss[0], ens.loss[1])
 
 
+def test_ensemble_rates_by_name_equal_separate_runs():
+    """lr as a dict by parameter name, one rate per network for w_rec: the
+    parameters it does not name (w_in) stay as they were."""
+    task = rflo.periodic_task(period=30)
+    nets = init_ensemble(1, 10, 1, seeds=[0, 1])
+    lr = {"w_rec": [0.01, 0.05], "w_out": 0.03}
+    ens = train_ensemble(nets, task, "rflo", trials=10, lr=lr, seeds=[0, 1])
+    for k, net in enumerate(unstack_networks(nets)):
+        single = rflo.train(net, task, "rflo", trials=10, lr={"w_rec": lr["w_rec"][k], "w_out": 0.03},
+                            seed=k)
+        np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(ens.network(k).w_in, net.w_in)
+    with pytest.raises(ValueError, match="one per network"):
+        train_ensemble(nets, task, "rflo", trials=1, lr={"w_rec": [0.1, 0.2, 0.3]})
+
+
 def test_ensemble_over_tasks_of_equal_length():
     tasks = [rflo.periodic_task(period=p, duration=40) for p in (20, 40)]
     nets = init_ensemble(1, 10, 1, seeds=[0, 0])

@@ -182,10 +182,10 @@ def _ensemble_rates(lr, k, net):
         checked = check_learning_rates({n: 0.0 for n in lr}, param_names(net))
         table = {}
         for n in checked:
-            v = np.broadcast_to(np.asarray(lr[n], dtype=float), (k,)) if np.ndim(lr[n]) <= 1 else None
-            if v is None or np.shape(lr[n]) not in ((), (k,)):
+            if np.shape(lr[n]) not in ((), (k,)):
                 raise ValueError(f"lr[{n!r}] must be a number or {k} numbers (one per network), "
                                  f"got shape {np.shape(lr[n])}")
+            v = np.broadcast_to(np.asarray(lr[n], dtype=float), (k,))
             for value in v:
                 check_learning_rates({n: float(value)}, param_names(net))
             table[n] = np.array(v)
