@@ -23,6 +23,9 @@ from rflo.rules.snap import SnAp
 from rflo.rules.tbptt import TruncatedBPTT
 
 LOSSES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
+#: the library's rules (other tests register rules of their own)
+BUILTIN = ("bptt", "eprop", "eprop_random", "kf_rtrl", "local", "random_feedback", "rflo",
+           "rtrl", "snap1", "snap2", "tbptt", "uoro")
 
 
 def _problem(loss, steps=10, seed=0):
@@ -52,7 +55,7 @@ def test_generic_routes_equal_the_closed_forms(loss):
         @jax.jit
         def both(net, x, y, m):
             out = {}
-            for name in rule_names():
+            for name in BUILTIN:
                 rule = get_rule(name)
                 out[name] = tuple(rule.trial(net, x, y, m, key, Setup(loss=loss, route=r))[0]
                                   for r in ("closed_form", "generic"))
@@ -157,6 +160,10 @@ def test_every_rule_takes_either_feedback():
         # and the feedback matters: b is not w_out^T
         bptt = get_rule("bptt").trial(*args)[0]
         assert rel_err(ref["w_rec"], bptt["w_rec"]) > 1e-3
+
+
+def test_the_builtin_rules_are_registered():
+    assert set(BUILTIN) <= set(rule_names())
 
 
 def test_bad_settings_are_refused():
