@@ -55,7 +55,7 @@ def test_task_any_arrays(x, y, mask):
         assert np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=15)
 @given(
     # two shapes (the smallest possible, and a general one): examples share their
     # compilations, and hypothesis spends its examples on values, rules and modes

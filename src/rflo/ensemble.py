@@ -23,7 +23,7 @@ from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import _as_dtype, _with_derivative, check_fits, check_network, prepare_session
 from rflo.trainer import (
-    SessionState, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
+    SessionState, buffer_size, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
     run_ensemble_chunk,
 )
 
@@ -156,7 +156,7 @@ def train_ensemble(
 
         def run(state, done, n):
             return run_ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, source,
-                                      done, n, capacity, lr_axis, data_axis)
+                                      done, n, buffer_size(capacity), lr_axis, data_axis)
 
         guard = jax.vmap(lambda _: new_guard(max_loss_growth, dtype))(jnp.arange(k))
         state, losses, aligns, accs = drive_chunks(

@@ -34,7 +34,8 @@ from rflo.rules import get_rule
 from rflo.rules.base import ROUTES, Setup
 from rflo.tasks import Task, TaskGenerator
 from rflo.trainer import (
-    Config, SessionState, drive_chunks, init_opt_state, new_guard, run_chunk, trial_data,
+    Config, SessionState, buffer_size, drive_chunks, init_opt_state, new_guard, run_chunk,
+    trial_data,
 )
 
 __all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "score"]
@@ -263,7 +264,7 @@ def train(
 
         def run(state, done, n):
             return run_chunk(cfg, optimizer, jnet, state, lr_arr, key, source,
-                             start_trial + done, n, capacity)
+                             start_trial + done, n, buffer_size(capacity))
 
         state0 = SessionState(w, opt_state, new_guard(max_loss_growth, dtype))
         state, losses, aligns, accs = drive_chunks(run, state0, trials, capacity, callback,

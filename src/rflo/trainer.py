@@ -41,7 +41,7 @@ from rflo.tasks import TaskGenerator
 __all__ = ["TrialSource", "trial_data", "ensemble_data", "alignment", "Guard", "new_guard",
            "guard_step", "SessionState", "per_param_sgd", "make_optimizer", "run_trials",
            "run_chunk", "run_ensemble_chunk", "init_opt_state", "init_ensemble_opt_state",
-           "drive_chunks", "Config"]
+           "drive_chunks", "buffer_size", "Config"]
 
 
 class Config(NamedTuple):
@@ -332,6 +332,12 @@ def init_opt_state(optimizer, lr, w):
 @partial(jax.jit, static_argnums=(0, 3))
 def init_ensemble_opt_state(optimizer, lr, w, lr_axis):
     return jax.vmap(lambda l, w: make_optimizer(optimizer, l).init(w), in_axes=(lr_axis, 0))(lr, w)
+
+
+def buffer_size(chunk: int) -> int:
+    """The compiled buffer length for chunks of ``chunk`` updates: the next power
+    of two, so that sessions of different lengths share one compilation."""
+    return 1 << max(0, int(chunk) - 1).bit_length()
 
 
 def drive_chunks(run, state, trials, capacity, callback=None, stop_when_frozen=False):
