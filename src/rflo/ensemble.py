@@ -130,8 +130,7 @@ def train_ensemble(
         raise ValueError("the tasks of an ensemble must all have the same shapes")
     lr, lr_axis = _ensemble_rates(lr, k, first)
     rule, cfg, names, _ = prepare_session(first, rule, lr, online=online, optimizer=optimizer,
-                                          derivative=derivative, loss=loss, unroll=unroll,
-                                          route=route, check_lr=False)
+                                          loss=loss, unroll=unroll, route=route, check_lr=False)
     if seeds is None:
         seeds = list(range(k))
     seeds = [check_int("seed", int(s), minimum=0) for s in seeds]

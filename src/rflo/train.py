@@ -31,7 +31,7 @@ from rflo.losses import get_loss, trial_loss
 from rflo.network import Network, network_from_arrays, param_names, params_of, to_numpy, with_params
 from rflo.optim import check_learning_rates
 from rflo.rules import get_rule
-from rflo.rules.base import ROUTES, Setup
+from rflo.rules.base import ROUTES, Setup, closed_form
 from rflo.tasks import Task, TaskGenerator
 from rflo.trainer import (
     Config, SessionState, buffer_size, drive_chunks, init_opt_state, new_guard, run_chunk,
@@ -133,8 +133,7 @@ def _with_derivative(net: Network, derivative):
     return net._replace(cell=dataclasses.replace(net.cell, derivative=derivative))
 
 
-def prepare_session(net, rule, lr, *, online, optimizer, derivative, loss, unroll, route,
-                    check_lr=True):
+def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, check_lr=True):
     """Check a session's settings (shared by :func:`train` and
     :func:`rflo.ensemble.train_ensemble`); returns ``(rule, cfg, names, lr)``
     with ``lr`` the checked rates as a dict (or None for a stacked table)."""
@@ -153,7 +152,6 @@ def prepare_session(net, rule, lr, *, online, optimizer, derivative, loss, unrol
     names = tuple(lr)
     setup = Setup(loss, names, unroll, route)
     rule.check(net, setup)
-    from rflo.rules.base import closed_form
     closed_form(net, setup)  # route="closed_form" where it does not apply: say so now
     return rule, Config(rule, bool(online), setup), names, lr
 
@@ -243,8 +241,7 @@ def train(
     net = _with_derivative(check_network(net), derivative)
     check_fits(net, task)
     rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
-                                           derivative=derivative, loss=loss, unroll=unroll,
-                                           route=route)
+                                           loss=loss, unroll=unroll, route=route)
     dtype = check_dtype(dtype or net.dtype)
     net = _as_dtype(net, dtype)
     if chunk is None:

@@ -21,7 +21,7 @@ Every rule has a page in ``docs/rules/<name>.md``.
 """
 
 from rflo.rules.base import (
-    LearningRule, Rule, Setup, Step, Trajectory, get_rule, register, rule_names,
+    LearningRule, Rule, Setup, Step, get_rule, register, rule_names,
 )
 from rflo.rules.bptt import BPTT
 from rflo.rules.rflo import LOCAL, RFLO, LocalTraceRule
@@ -33,7 +33,7 @@ from rflo.rules.snap import SNAP1, SNAP2, SnAp
 from rflo.rules.tbptt import TBPTT, TruncatedBPTT
 
 __all__ = [
-    "LearningRule", "Rule", "Setup", "Step", "Trajectory", "get_rule", "register", "rule_names",
+    "LearningRule", "Rule", "Setup", "Step", "get_rule", "register", "rule_names",
     "RFLO", "LOCAL", "RTRL", "RANDOM_FEEDBACK", "BPTT", "LocalTraceRule", "InfluenceRule",
     "EProp", "EPROP", "EPROP_RANDOM", "UORORule", "UORO", "KroneckerFactoredRTRL", "KFRTRL",
     "SnAp", "SNAP1", "SNAP2", "TruncatedBPTT", "TBPTT",

@@ -53,7 +53,6 @@ from rflo.network import Network, f, params_of
 __all__ = [
     "Setup",
     "Step",
-    "Trajectory",
     "Rule",
     "register",
     "get_rule",
@@ -101,14 +100,6 @@ class Step(NamedTuple):
     u: jax.Array  # u[t]
     d: jax.Array  # f'(u[t])
     h: jax.Array  # h[t]
-
-
-class Trajectory(NamedTuple):
-    """Activity of the steps ``t = 1 .. T-1`` of a trial (step 0 is ``h0``)."""
-
-    u: jax.Array  # (T-1, n_rec)
-    h: jax.Array  # (T-1, n_rec)
-    y: jax.Array  # (T-1, n_out)
 
 
 def closed_form(net: Network, setup: Setup) -> bool:
