@@ -148,8 +148,11 @@ def new_guard(max_loss_growth, dtype, best=np.inf):
 def guard_step(guard: Guard, trial, old, new, loss):
     """``(kept, guard, loss)``: ``new`` (a pytree) unless this trial diverged or the
     network was already frozen, in which case ``old``."""
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new)]))
-    ok = jnp.isfinite(loss) & finite & (loss <= guard.growth * guard.best)
+    # one number that is finite iff every entry is (a sum overflows only for
+    # entries near the float range, which is divergence too): one reduction per
+    # leaf instead of an elementwise test and two reductions
+    total = loss + sum(jnp.sum(a) for a in jax.tree_util.tree_leaves(new))
+    ok = jnp.isfinite(total) & (loss <= guard.growth * guard.best)
     healthy = guard.frozen_at < 0
     take = ok & healthy
     kept = jax.tree_util.tree_map(lambda a, b: jnp.where(take, b, a), old, new)
@@ -233,7 +236,7 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
         return state, h, out, d, setup.loss.step(out, y_t, m_t)
 
     def body(t, carry):
-        w, opt_state, states, h, total, outs = carry
+        w, opt_state, states, h, total, *outs = carry
         net_t = with_params(net, w)
         if single:  # indexed, not sliced: no T-long copies
             states, h, out, d, lt = advance(net_t, states, h, x[0, t], y[0, t], m[0, t])
@@ -244,8 +247,8 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
             d, lt = _mean0(d), jnp.mean(lt)
         w, opt_state = _apply(opt, net, w, opt_state, d, n_steps)
         if keep_outputs:
-            outs = outs.at[:, t - 1].set(out)
-        return w, opt_state, states, h, total + lt, outs
+            outs = [outs[0].at[:, t - 1].set(out)]
+        return (w, opt_state, states, h, total + lt, *outs)
 
     net0 = with_params(net, w)
     h0 = net0.cell.initial_state(net0)
@@ -254,10 +257,11 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
     else:
         states = jax.vmap(lambda k: rule.init(net0, k, setup))(keys)
         h0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_batch,) + a.shape), h0)
-    outs = jnp.zeros((n_batch, n_steps - 1, n_out) if keep_outputs else (0,), y.dtype)
+    outs = [jnp.zeros((n_batch, n_steps - 1, n_out), y.dtype)] if keep_outputs else []
     zero = jnp.zeros((), y.dtype)
-    w, opt_state, _, _, total, outs = jax.lax.fori_loop(
-        1, n_steps, body, (w, opt_state, states, h0, zero, outs), unroll=setup.unroll)
+    w, opt_state, _, _, total, *outs = jax.lax.fori_loop(
+        1, n_steps, body, (w, opt_state, states, h0, zero, *outs), unroll=setup.unroll)
+    outs = outs[0] if keep_outputs else None
     norm = n_steps * n_out if setup.loss.per_output else n_steps
     return w, opt_state, total / norm, outs
 
@@ -275,7 +279,7 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
     metric = source.metric
 
     def body(i, carry):
-        w, opt_state, guard, losses, aligns, accs = carry
+        w, opt_state, guard, losses, aligns, *accs = carry
         trial = start + i
         k = jax.random.fold_in(key, trial)
         if source.generator is None and source.batch == 1:
@@ -292,20 +296,20 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
                                                         rule_keys)
         (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
                                                  (new_w, new_opt), loss)
-        if metric is None:
-            acc = jnp.nan
-        else:
+        if metric is not None:  # no buffer work for tasks without a metric
             correct, counted = jax.vmap(metric)(out, y[:, 1:], m[:, 1:])
             counted = jnp.sum(counted)
             acc = jnp.where(counted > 0, jnp.sum(correct) / jnp.maximum(counted, 1), jnp.nan)
+            accs = [accs[0].at[i].set(acc)]
         losses = losses.at[i].set(loss)
         aligns = aligns.at[i].set(alignment(with_params(net, w)))
-        accs = accs.at[i].set(acc)
-        return w, opt_state, guard, losses, aligns, accs
+        return (w, opt_state, guard, losses, aligns, *accs)
 
     buf = jnp.zeros((capacity,), net.w_rec.dtype)
-    w, opt_state, guard, losses, aligns, accs = jax.lax.fori_loop(
-        0, n, body, (state.w, state.opt_state, state.guard, buf, buf, buf))
+    accs = [buf] if metric is not None else []
+    w, opt_state, guard, losses, aligns, *accs = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, state.guard, buf, buf, *accs))
+    accs = accs[0] if metric is not None else jnp.full((capacity,), jnp.nan, buf.dtype)
     return SessionState(w, opt_state, guard), losses, aligns, accs
 
 
