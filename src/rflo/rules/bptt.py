@@ -40,15 +40,18 @@ def adjoint_backward(net, e, ad, unroll=1, keep=None):
 
     def body(carry, inp):
         delta_next, v_next = carry
-        e_t, ad_t, keep_t = inp
-        back = (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
-        delta = e_t + (back if keep is None else keep_t * back)
+        if keep is None:
+            e_t, ad_t = inp
+            delta = e_t + (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
+        else:
+            e_t, ad_t, keep_t = inp
+            delta = e_t + keep_t * ((1.0 - a) * delta_next + v_next @ net.w_rec)
         v = ad_t * delta
         return (delta, v), v
 
     zero = jnp.zeros_like(net.h0)
-    keeps = jnp.ones(e.shape[0], e.dtype) if keep is None else keep
-    _, v = jax.lax.scan(body, (zero, zero), (e, ad, keeps), reverse=True, unroll=unroll)
+    inputs = (e, ad) if keep is None else (e, ad, keep)
+    _, v = jax.lax.scan(body, (zero, zero), inputs, reverse=True, unroll=unroll)
     return v
 
 
