@@ -45,7 +45,6 @@ from typing import Any, Dict, NamedTuple, Protocol, Tuple, runtime_checkable
 import jax
 import jax.numpy as jnp
 
-from rflo.cells.base import readout, step
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import SQUARED_ERROR, Loss
 from rflo.network import Network, f, params_of
@@ -151,8 +150,6 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
 def readout_error(net: Network, h, y_target, mask, loss: Loss = SQUARED_ERROR):
     """``y = h w_out^T`` and the loss's error ``-dL/dy`` (rows are steps)."""
     y = h @ net.w_out.T
-    if loss is SQUARED_ERROR:
-        return y, mask[..., None] * (y_target - y)
     return y, jax.vmap(loss.error)(y, y_target, mask)
 
 
@@ -286,7 +283,7 @@ class ClosedFormStepRule(Rule):
             return self.generic_advance(state, net, h, x_t, y_t, m_t, setup)
         u, h_new = cell(net, h, x_t)
         y = net.w_out @ h_new
-        err = m_t * (y_t - y) if setup.loss is SQUARED_ERROR else setup.loss.error(y, y_t, m_t)
+        err = setup.loss.error(y, y_t, m_t)
         s = Step(h, x_t, u, net.cell.fprime(u), h_new)
         state = self.step(state, net, s)
         d = self.direction(state, net, s, err)
@@ -330,5 +327,4 @@ def get_rule(rule) -> LearningRule:
     raise ValueError(f"unknown learning rule {rule!r}: use one of {rule_names()}")
 
 
-__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback",
-            "step", "readout"]
+__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback"]

@@ -41,6 +41,7 @@ from jax.flatten_util import ravel_pytree
 
 from rflo.cells.base import current, readout, step
 from rflo.network import params_of, with_params
+from rflo.rules.base import learning_signal
 
 __all__ = ["recurrent_names", "check_local", "influence_init", "influence_advance",
            "local_init", "local_advance", "uoro_init", "uoro_advance", "kf_init", "kf_advance",
@@ -68,11 +69,6 @@ def _readout_part(net, setup, err, z):
     return {"w_out": jnp.outer(err, z)} if "w_out" in setup.params else {}
 
 
-def _signal(net, feedback, err):
-    from rflo.rules.base import learning_signal
-    return learning_signal(net, feedback, err)
-
-
 def _output_cotangent(net, state, signal):
     """``(dz/ds)^T signal``: the learning signal carried onto the cell state."""
     _, vjp = jax.vjp(lambda s: net.cell.output(net, s), state)
@@ -83,7 +79,7 @@ def _emit(net, setup, feedback, h_new, y_t, m_t):
     """Outputs of a step: ``y``, the loss error ``e`` and the learning signal."""
     y = readout(net, h_new)
     err = setup.loss.error(y, y_t, m_t)
-    return y, err, _signal(net, feedback, err)
+    return y, err, learning_signal(net, feedback, err)
 
 
 # --------------------------------------------------------------------------
@@ -106,8 +102,8 @@ def influence_init(net, setup):
     theta, unravel_p = ravel_pytree(params_of(net, names))
 
     def s0(t):
-        return ravel_pytree(with_params(net, unravel_p(t)).cell.initial_state(
-            with_params(net, unravel_p(t))))[0]
+        n = with_params(net, unravel_p(t))
+        return ravel_pytree(n.cell.initial_state(n))[0]
 
     return InfluenceState(jax.jacfwd(s0)(theta))
 
@@ -187,8 +183,11 @@ def local_init(net, setup):
     traces = {n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
               for n, p in params_of(net, names).items()}
     if "h0" in traces:  # ds_c[0] / dh0 on each unit's own state
-        _, tangent = jax.jvp(lambda h0: net._replace(h0=h0).cell.initial_state(net._replace(h0=h0)),
-                             (net.h0,), (jnp.ones_like(net.h0),))
+        def s0(h0):
+            n = net._replace(h0=h0)
+            return n.cell.initial_state(n)
+
+        _, tangent = jax.jvp(s0, (net.h0,), (jnp.ones_like(net.h0),))
         traces["h0"] = jnp.stack(_leaves(tangent))
     return traces
 
@@ -352,7 +351,7 @@ def backward_trial(net, x, y_target, mask, setup, feedback, cut=None):
     z, vjp = jax.vjp(_outputs(net, names, x, setup.unroll, cut), params_of(net, names))
     y = z @ net.w_out.T
     err = jax.vmap(setup.loss.error)(y, y_target[1:], mask[1:])
-    signal = jax.vmap(lambda e: _signal(net, feedback, e))(err)
+    signal = jax.vmap(lambda e: learning_signal(net, feedback, e))(err)
     direction = dict(vjp(signal)[0])
     if "w_out" in setup.params:
         direction["w_out"] = err.T @ z
@@ -403,7 +402,7 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
             return jax.lax.scan(body, s0, xs)[1]
 
         z, vjp = jax.vjp(run, params_of(net, names))
-        signal = jax.vmap(lambda e: _signal(net, feedback, e))(errs)
+        signal = jax.vmap(lambda e: learning_signal(net, feedback, e))(errs)
         d = dict(vjp(signal)[0])
         if "w_out" in setup.params:
             d["w_out"] = errs.T @ z
