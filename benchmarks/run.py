@@ -205,8 +205,8 @@ class LibraryRun:
             net = rflo.init_network(1, n_rec, 1, seed=0)
             self.net = jax.tree_util.tree_map(jnp.asarray, net)
             w = params_of(self.net)
-            self.state = SessionState(w, init_opt_state(None, self.lr, w),
-                                      new_guard(1e4, "float32"))
+            opt_state = init_opt_state(None, self.lr, w)
+            self.state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
             self.key = jax.random.PRNGKey(0)
             lowered = run_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
                                       self.data, 0, 1, capacity)
@@ -214,8 +214,9 @@ class LibraryRun:
             nets = init_ensemble(1, n_rec, 1, seeds=range(k))
             self.net = jax.tree_util.tree_map(jnp.asarray, nets)
             w = params_of(self.net)
-            guard = jax.vmap(lambda _: new_guard(1e4, "float32"))(jnp.arange(k))
-            self.state = SessionState(w, init_ensemble_opt_state(None, self.lr, w, None), guard)
+            opt_state = init_ensemble_opt_state(None, self.lr, w, None)
+            guard = jax.vmap(lambda w, o: new_guard(w, o, 1e4, "float32"))(w, opt_state)
+            self.state = SessionState(w, opt_state, guard)
             self.key = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
             lowered = run_ensemble_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
                                                self.data, 0, 1, capacity, None, None)

@@ -139,7 +139,8 @@ def _work_bytes(rule, online, steps):
     data = trial_data(task, 1, "float32")
     lr = {k: jnp.asarray(v, jnp.float32) for k, v in zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03))}
     w = params_of(net)
-    state = SessionState(w, init_opt_state(None, lr, w), new_guard(1e4, "float32"))
+    opt_state = init_opt_state(None, lr, w)
+    state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
     cfg = Config(get_rule(rule), online, Setup())
     compiled = run_chunk.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data,
                                0, 1, 1).compile()

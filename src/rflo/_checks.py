@@ -78,10 +78,36 @@ def check_positive(name, value, *, allow_zero=False) -> float:
     return v
 
 
-def check_int(name, value, *, minimum=1) -> int:
-    """An integer ``>= minimum``."""
+def check_int(name, value, *, minimum=1, maximum=None, why="") -> int:
+    """An integer ``>= minimum`` (and ``<= maximum``; ``why`` says why)."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}{why}, got {value}")
     return int(value)
+
+
+#: seeds become ``jax.random.PRNGKey(seed)``, which keeps 32 bits (2**32 is seed 0 again)
+MAX_SEED = 2**32 - 1
+#: trials are counted with 32-bit integers inside the compiled loop
+MAX_TRIALS = 2**31 - 1
+
+
+def check_seed(value, name="seed") -> int:
+    """A seed in ``0 .. 2**32 - 1`` (larger ones would repeat smaller ones)."""
+    return check_int(name, value, minimum=0, maximum=MAX_SEED,
+                     why=" (random keys keep 32 bits)")
+
+
+def check_trials(trials, start_trial=0):
+    """``(trials, start_trial)`` checked: the session's last trial must fit the
+    compiled loop's 32-bit trial counter."""
+    trials = check_int("trials", trials, maximum=MAX_TRIALS,
+                       why=" (trials are counted with 32-bit integers; split the run into sessions)")
+    start_trial = check_int("start_trial", start_trial, minimum=0)
+    if trials + start_trial > MAX_TRIALS:
+        raise ValueError(f"start_trial + trials must be <= {MAX_TRIALS} (trials are counted with "
+                         f"32-bit integers), got {start_trial} + {trials}")
+    return trials, start_trial

@@ -17,11 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import check_dtype, check_int, check_positive, precision
+from rflo._checks import check_dtype, check_int, check_positive, check_seed, check_trials, precision
 from rflo.network import Network, init_network, param_names, params_of, to_numpy, with_params
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
-from rflo.train import _as_dtype, _with_derivative, check_fits, check_network, prepare_session
+from rflo.train import (
+    _as_dtype, _with_derivative, check_fits, check_network, check_session_memory, prepare_session,
+)
 from rflo.trainer import (
     SessionState, buffer_size, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
     run_ensemble_chunk,
@@ -38,7 +40,8 @@ class EnsembleResult(NamedTuple):
     loss, alignment : (K, trials).
     accuracy : (K, trials) fraction correct for tasks with a metric, else None.
     diverged_at : (K,) for each network the trial (counted from 1) at which it
-        diverged and was frozen with its last finite weights, or 0 if it did not.
+        diverged (and was set back to its last network whose loss was within the
+        limit, then frozen), or 0 if it did not.
     """
 
     networks: Network
@@ -69,6 +72,10 @@ def stack_networks(nets: Sequence[Network]) -> Network:
 
 def unstack_networks(nets: Network):
     """The list of networks in a stacked network."""
+    if not isinstance(nets, Network) or np.ndim(nets.w_rec) != 3:
+        raise ValueError("expected a stacked network (a leading axis of K networks, from "
+                         "rflo.init_ensemble or rflo.stack_networks); for one network use "
+                         "rflo.train, or give a list of networks")
     k = np.shape(nets.w_rec)[0]
     return [jax.tree_util.tree_map(lambda a: np.asarray(a)[i], nets) for i in range(k)]
 
@@ -109,11 +116,11 @@ def train_ensemble(
         name whose values are numbers or (K,) arrays.
     seeds : K session seeds (default ``0 .. K-1``).
     max_loss_growth : a network whose loss turns NaN/inf or exceeds this factor
-        times its best is frozen at its last finite weights (``None``: only
-        NaN/inf); the others train on.
+        times its best is set back to its last network whose loss was within
+        the limit and frozen (``None``: only NaN/inf); the others train on.
     batch : trials per update, as in :func:`rflo.train`.
     """
-    trials = check_int("trials", trials)
+    trials, _ = check_trials(trials)
     unroll = check_int("unroll", unroll)
     batch = check_int("batch", batch)
     nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
@@ -133,13 +140,14 @@ def train_ensemble(
                                           loss=loss, unroll=unroll, route=route, check_lr=False)
     if seeds is None:
         seeds = list(range(k))
-    seeds = [check_int("seed", int(s), minimum=0) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     if max_loss_growth is not None:
         max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     if len(seeds) != k:
         raise ValueError(f"need one seed per network ({k}), got {len(seeds)}")
     dtype = check_dtype(dtype or first.dtype)
     nets = _as_dtype(nets, dtype)
+    check_session_memory(_as_dtype(first, dtype), cfg, tasks[0], batch, networks=k)
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     capacity = min(check_int("chunk", chunk), trials)
@@ -157,7 +165,7 @@ def train_ensemble(
             return run_ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, source,
                                       done, n, buffer_size(capacity), lr_axis, data_axis)
 
-        guard = jax.vmap(lambda _: new_guard(max_loss_growth, dtype))(jnp.arange(k))
+        guard = jax.vmap(lambda w, o: new_guard(w, o, max_loss_growth, dtype))(w, opt_state)
         state, losses, aligns, accs = drive_chunks(
             run, SessionState(w, opt_state, guard), trials, capacity, callback)
         trained = to_numpy(with_params(jnets, state.w))
@@ -165,7 +173,7 @@ def train_ensemble(
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
         warnings.warn(
-            f"{len(bad)} of {k} networks diverged and were frozen with their last finite weights "
+            f"{len(bad)} of {k} networks diverged and were frozen at their last network within the loss limit "
             f"(network, trial): {bad[:10]}{' ...' if len(bad) > 10 else ''}; the others trained on. "
             "See EnsembleResult.diverged_at; try smaller learning rates for those networks.",
             RuntimeWarning, stacklevel=2)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rflo._checks import check_dtype, check_finite_array, check_positive, precision
+from rflo._checks import check_dtype, check_finite_array, check_positive, check_seed, precision
 from rflo.cells import Cell, get_cell
 from rflo.cells.base import STANDARD_PARAMS
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
@@ -236,9 +236,12 @@ def init_network(
         raise ValueError(f"balanced must be True or False, got {balanced!r}")
     if connectivity is not None and not (0.0 < float(connectivity) <= 1.0):
         raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed(seed)
     cell = get_cell(cell)
+    from rflo.memory import network_bytes, require_memory
+
+    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=connectivity is not None),
+                   f"a network of n_rec={n_rec}")
 
     with precision(dtype):
         arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,

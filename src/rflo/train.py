@@ -24,10 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import check_dtype, check_finite_array, check_int, check_positive, precision
+from rflo._checks import (
+    check_dtype, check_finite_array, check_int, check_positive, check_seed, check_trials, precision,
+)
 from rflo.cells.base import forward as cell_forward
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import get_loss, trial_loss
+from rflo.memory import require_memory, session_bytes
 from rflo.network import Network, network_from_arrays, param_names, params_of, to_numpy, with_params
 from rflo.optim import check_learning_rates
 from rflo.rules import get_rule
@@ -38,7 +41,7 @@ from rflo.trainer import (
     trial_data,
 )
 
-__all__ = ["train", "TrainResult", "simulate", "evaluate", "Evaluation", "score"]
+__all__ = ["train", "TrainResult", "GuardState", "simulate", "evaluate", "Evaluation", "score"]
 
 
 class TrainResult(NamedTuple):
@@ -51,11 +54,14 @@ class TrainResult(NamedTuple):
     seconds : wall time of the session, compilation included.
     opt_state : the optimiser state at the end (to continue training).
     diverged : ``None``, or a message saying at which trial and why training
-        stopped early; ``network`` is then the one from before that trial, and
-        ``loss`` ends at the trial that diverged.
-    trials_done : trials whose updates ``network`` contains.
+        stopped early; ``network`` is then the last one whose loss was within
+        the limit, and ``loss`` ends at the trial that diverged.
+    trials_done : trials whose updates ``network`` contains, counted from the
+        start of the run (``start_trial`` included).
     accuracy : (trials,) fraction correct per trial for tasks with an accuracy
         metric (NaN for a trial without a response window), else None.
+    guard : the divergence test's state at the end (:class:`GuardState`);
+        pass it to the next :func:`train` call that continues this session.
     """
 
     network: Network
@@ -67,6 +73,18 @@ class TrainResult(NamedTuple):
     diverged: Optional[str] = None
     trials_done: int = 0
     accuracy: Optional[np.ndarray] = None
+    guard: Optional["GuardState"] = None
+
+
+class GuardState(NamedTuple):
+    """What the divergence test of a session needs to go on in the next one
+    (numpy): the best positive loss so far, and the network (with its
+    optimiser state) from before the session's last trial, which is the one
+    kept if the next trial's loss is already past the limit."""
+
+    best_loss: float
+    previous: Network
+    previous_opt_state: object = None
 
 
 class Evaluation(NamedTuple):
@@ -133,6 +151,18 @@ def _with_derivative(net: Network, derivative):
     return net._replace(cell=dataclasses.replace(net.cell, derivative=derivative))
 
 
+def check_session_memory(net, cfg, task, batch, networks=1):
+    """Refuse a session whose estimated memory exceeds what is available."""
+    need = session_bytes(net, cfg.rule, cfg.setup, online=cfg.online, n_steps=task.n_steps,
+                         batch=batch, networks=networks)
+    sizes = [f"n_rec={net.n_rec}", f"{task.n_steps} steps"]
+    sizes += [f"batch {batch}"] if batch > 1 else []
+    sizes += [f"{networks} networks"] if networks > 1 else []
+    require_memory(need, f"training with rule {cfg.rule.name!r} ({', '.join(sizes)})",
+                   "use fewer units" + (" or networks" if networks > 1 else "")
+                   + ", a smaller batch, or a rule with a smaller state (e.g. rflo or bptt)")
+
+
 def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, check_lr=True):
     """Check a session's settings (shared by :func:`train` and
     :func:`rflo.ensemble.train_ensemble`); returns ``(rule, cfg, names, lr)``
@@ -181,6 +211,7 @@ def train(
     batch: int = 1,
     loss="squared_error",
     route: str = "auto",
+    guard: Optional[GuardState] = None,
 ) -> TrainResult:
     """Train ``net`` on ``task`` for ``trials`` trials with a learning rule.
 
@@ -212,10 +243,12 @@ def train(
         only rules that draw random numbers use it.
     max_loss_growth : stop when a trial's loss exceeds this factor times its
         best so far (NaN/inf in the loss or parameters always stops); the network
-        returned is the one from before that trial.  ``None`` turns the growth
-        test off.
-    opt_state, start_trial : continue an earlier session (its ``opt_state``
-        and the number of trials it ran).
+        returned is the last one whose loss was within the limit (a trial's
+        loss is measured on the network from before its update).  ``None``
+        turns the growth test off.
+    opt_state, start_trial, guard : continue an earlier session: its
+        ``opt_state``, the number of trials it ran, and its ``guard`` (so that
+        the divergence test holds across sessions as in one long one).
     batch : trials per update (default 1, the seed's): the rule's update
         directions are averaged over the batch (offline: per trial; online: at
         each step), and the loss is averaged over the batch.  A stacked Task's
@@ -231,19 +264,21 @@ def train(
     :class:`TrainResult`
     """
     # ---- validate everything before computing anything
-    trials = check_int("trials", trials)
-    start_trial = check_int("start_trial", start_trial, minimum=0)
-    seed = check_int("seed", seed, minimum=0)
+    trials, start_trial = check_trials(trials, start_trial)
+    seed = check_seed(seed)
     if max_loss_growth is not None:
         max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     unroll = check_int("unroll", unroll)
     batch = check_int("batch", batch)
     net = _with_derivative(check_network(net), derivative)
     check_fits(net, task)
+    if guard is not None:
+        guard = _check_guard(guard, net, start_trial)
     rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
                                            loss=loss, unroll=unroll, route=route)
     dtype = check_dtype(dtype or net.dtype)
     net = _as_dtype(net, dtype)
+    check_session_memory(net, cfg, task, batch)
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     chunk = check_int("chunk", chunk)
@@ -258,26 +293,37 @@ def train(
         w = params_of(jnet, names)
         if opt_state is None:
             opt_state = init_opt_state(optimizer, lr_arr, w)
+        previous = None
+        if guard is not None:
+            prev_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
+            previous = (params_of(prev_net, names),
+                        opt_state if guard.previous_opt_state is None else guard.previous_opt_state)
 
         def run(state, done, n):
             return run_chunk(cfg, optimizer, jnet, state, lr_arr, key, source,
                              start_trial + done, n, buffer_size(capacity))
 
-        state0 = SessionState(w, opt_state, new_guard(max_loss_growth, dtype))
+        best = np.inf if guard is None else guard.best_loss
+        state0 = SessionState(w, opt_state, new_guard(w, opt_state, max_loss_growth, dtype,
+                                                      start=start_trial, best=best,
+                                                      previous=previous))
         state, losses, aligns, accs = drive_chunks(run, state0, trials, capacity, callback,
                                                    stop_when_frozen=True)
         trained = to_numpy(with_params(jnet, state.w))
+        good_w, good_opt = state.guard.good
+        end_guard = GuardState(float(state.guard.best), to_numpy(with_params(jnet, good_w)),
+                               jax.tree_util.tree_map(np.asarray, good_opt))
     diverged = None
-    done = len(losses)
+    done = start_trial + len(losses)
     frozen_at = int(state.guard.frozen_at)
     if frozen_at >= 0:
         bad = frozen_at - start_trial  # index of the trial that diverged
         losses, aligns, accs = losses[:bad + 1], aligns[:bad + 1], accs[:bad + 1]
-        done = bad
+        done = int(state.guard.good_at)
         diverged = (f"rule {rule.name!r} diverged at trial {frozen_at + 1}: "
                     f"{_why(losses, state, max_loss_growth)} (learning rates {_rates(lr)}); "
-                    f"the network kept is the one after trial {start_trial + done}. "
-                    "Try smaller learning rates.")
+                    f"the network kept is the one after trial {done}, the last whose loss "
+                    "was within the limit. Try smaller learning rates.")
         warnings.warn(diverged, RuntimeWarning, stacklevel=2)
     return TrainResult(
         network=trained,
@@ -289,7 +335,25 @@ def train(
         diverged=diverged,
         trials_done=done,
         accuracy=accs if task.metric is not None else None,
+        guard=end_guard,
     )
+
+
+def _check_guard(guard, net, start_trial):
+    if not isinstance(guard, GuardState):
+        raise ValueError("guard must be the GuardState of an earlier session (result.guard), "
+                         f"got {type(guard).__name__}")
+    if start_trial < 1:
+        raise ValueError("guard continues an earlier session: give its start_trial (>= 1) too")
+    best = float(guard.best_loss)
+    if not (best > 0 or best == np.inf) or np.isnan(best):
+        raise ValueError(f"guard.best_loss must be > 0 (or inf), got {guard.best_loss!r}")
+    prev = check_network(guard.previous)
+    for k in ("w_in", "w_rec", "w_out"):
+        if np.shape(getattr(prev, k)) != np.shape(getattr(net, k)):
+            raise ValueError(f"guard.previous is not a network of this session's shape "
+                             f"({k} {np.shape(getattr(prev, k))} vs {np.shape(getattr(net, k))})")
+    return guard._replace(previous=prev._replace(cell=net.cell))
 
 
 def _rates(lr):

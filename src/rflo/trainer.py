@@ -18,10 +18,11 @@ Per update ``i`` (key ``k = fold_in(key, i)``, ``k_sample, k_rule = split(k)``):
 
 Divergence (one semantics everywhere): after each update a :class:`Guard`
 compares the trial's loss with ``growth`` times the best so far and checks
-that the new parameters are finite; at the first failure the network is
-frozen with the parameters it had before that update and records NaN losses
-from then on.  Single runs stop at the end of the chunk in which that
-happened.
+that the new parameters are finite.  The loss of trial ``i`` is measured on
+the network from before its update, so the guard also keeps the last network
+whose loss was within the limit; at the first failure the network is set back
+to that one, frozen, and records NaN losses from then on.  Single runs stop
+at the end of the chunk in which that happened.
 """
 
 from __future__ import annotations
@@ -129,35 +130,56 @@ def alignment(net):
 class Guard(NamedTuple):
     """Divergence guard of one network, carried through the compiled loop.
 
-    best : () best loss so far; growth : () allowed factor over ``best`` (inf:
-    no growth test); frozen_at : () int, the trial at which the network
-    diverged, or -1.  A diverged network keeps the parameters it had before
-    that trial and records NaN losses from then on.
+    best : () best positive loss so far (a loss of exactly 0, e.g. a trial with
+    an all-zero mask, says nothing about divergence and is not a best);
+    growth : () allowed factor over ``best`` (inf: no growth test);
+    frozen_at : () int, the trial at which the network diverged, or -1;
+    good : ``(w, opt_state)`` of the last network whose loss was within the
+    limit (the network a trial's loss is measured on is the one before the
+    trial's update); good_at : () int, the trials whose updates ``good`` holds.
+    A diverged network is set back to ``good``, keeps it, and records NaN
+    losses from then on.
     """
 
     best: jax.Array
     growth: jax.Array
     frozen_at: jax.Array
+    good: tuple
+    good_at: jax.Array
 
 
-def new_guard(max_loss_growth, dtype, best=np.inf):
+def new_guard(w, opt_state, max_loss_growth, dtype, *, start=0, best=np.inf, previous=None):
+    """The guard of a session that starts at trial ``start`` with parameters
+    ``w`` and ``opt_state``.  A session that continues another passes that
+    session's ``best`` loss and ``previous = (w, opt_state)`` from before its
+    last trial, so that the test runs on as in one long session."""
     growth = np.inf if max_loss_growth is None else max_loss_growth
-    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype), jnp.asarray(-1, jnp.int32))
+    good, good_at = ((w, opt_state), start) if previous is None else (previous, start - 1)
+    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype), jnp.asarray(-1, jnp.int32),
+                 good, jnp.asarray(good_at, jnp.int32))
 
 
 def guard_step(guard: Guard, trial, old, new, loss):
-    """``(kept, guard, loss)``: ``new`` (a pytree) unless this trial diverged or the
-    network was already frozen, in which case ``old``."""
+    """``(kept, guard, loss)`` after update ``trial``, which took the network from
+    ``old`` to ``new`` (pytrees ``(w, opt_state)``) and had ``loss``.
+
+    ``kept`` is ``new`` while the run is healthy; at the first trial whose loss
+    is NaN/inf or past ``growth`` times the best, or whose update is not
+    finite, and from then on, it is ``guard.good``."""
     # one number that is finite iff every entry is (a sum overflows only for
     # entries near the float range, which is divergence too): one reduction per
     # leaf instead of an elementwise test and two reductions
-    total = loss + sum(jnp.sum(a) for a in jax.tree_util.tree_leaves(new))
-    ok = jnp.isfinite(total) & (loss <= guard.growth * guard.best)
+    finite = jnp.isfinite(sum(jnp.sum(a) for a in jax.tree_util.tree_leaves(new)))
+    loss_ok = jnp.isfinite(loss) & (loss <= guard.growth * guard.best)
     healthy = guard.frozen_at < 0
-    take = ok & healthy
-    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(take, b, a), old, new)
-    guard = Guard(jnp.where(take, jnp.minimum(guard.best, loss), guard.best), guard.growth,
-                  jnp.where(healthy & ~ok, trial, guard.frozen_at).astype(jnp.int32))
+    measured = healthy & loss_ok  # ``old`` produced a loss within the limit
+    good = jax.tree_util.tree_map(lambda g, o: jnp.where(measured, o, g), guard.good, old)
+    take = measured & finite
+    kept = jax.tree_util.tree_map(lambda g, b: jnp.where(take, b, g), good, new)
+    guard = Guard(jnp.where(take & (loss > 0), jnp.minimum(guard.best, loss), guard.best),
+                  guard.growth,
+                  jnp.where(healthy & ~take, trial, guard.frozen_at).astype(jnp.int32),
+                  good, jnp.where(measured, trial, guard.good_at).astype(jnp.int32))
     return kept, guard, jnp.where(healthy, loss, jnp.nan)
 
 

@@ -1,0 +1,141 @@
+"""Memory a run needs, estimated before anything is allocated or compiled.
+
+A session that cannot fit is refused up front with the estimate and the memory
+available, instead of aborting the process (``SIGABRT``) or dying in the
+middle of a run with ``RESOURCE_EXHAUSTED``.  The estimate (bytes)::
+
+    session = networks x (4 x parameters + batch x rule state)
+
+    parameters: w, the update, the network the divergence guard keeps, the
+    optimiser's state.  Rule state online: 3 x the state ``rule.init`` makes
+    (``jax.eval_shape``; RTRL's influence tensors, traces) for the step's
+    temporaries.  Offline: every value a traced trial makes (histories, final
+    carries), plus twice the largest.
+
+It is an estimate with headroom, not XLA's exact figure; the point is to say
+"no" early, and with numbers, for runs that cannot fit.  The memory available
+is ``MemAvailable`` of ``/proc/meminfo`` on CPU, or the accelerator's free
+memory; the environment variable ``RFLO_MEMORY_LIMIT`` (bytes, or with a
+suffix ``K``, ``M``, ``G``) sets it by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+import jax
+import numpy as np
+
+__all__ = ["available_bytes", "require_memory", "network_bytes", "session_bytes", "human"]
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def human(n: float) -> str:
+    """``n`` bytes in words (``"3.2 GiB"``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def _limit_from_env() -> Optional[int]:
+    text = os.environ.get("RFLO_MEMORY_LIMIT", "").strip()
+    if not text:
+        return None
+    m = re.fullmatch(r"([0-9.eE+]+)\s*([KMGT]?)(i?B)?", text, flags=re.IGNORECASE)
+    if not m:
+        raise ValueError(f"RFLO_MEMORY_LIMIT must be a number of bytes (e.g. 8G), got {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def available_bytes() -> Optional[int]:
+    """Memory a run may use now: ``RFLO_MEMORY_LIMIT``, the accelerator's free
+    memory, or the host's ``MemAvailable``; None where it cannot be told."""
+    limit = _limit_from_env()
+    if limit is not None:
+        return limit
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(need: float, what: str, hint: str = "") -> None:
+    """Raise ``ValueError`` if ``need`` bytes exceed the memory available."""
+    have = available_bytes()
+    if have is not None and need > have:
+        raise ValueError(f"{what} needs about {human(need)} but {human(have)} is available"
+                         f"{'; ' + hint if hint else ''} (RFLO_MEMORY_LIMIT overrides the "
+                         "available figure)")
+
+
+def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False) -> int:
+    """Bytes of one network's arrays."""
+    item = np.dtype(dtype).itemsize
+    n = n_rec * (n_in + n_rec + 2 * n_out + 3) + (n_rec * n_rec if mask else 0)
+    return int(n) * item
+
+
+def _nbytes(tree) -> int:
+    return int(sum(np.prod(a.shape, dtype=np.float64) * np.dtype(a.dtype).itemsize
+                   for a in jax.tree_util.tree_leaves(tree)))
+
+
+def _outputs_bytes(jaxpr) -> int:
+    """Bytes of every value the top level of ``jaxpr`` produces (scans' final
+    carries and stacked histories included), plus twice the largest one (the
+    temporaries of the step that makes it)."""
+    sizes = [np.prod(v.aval.shape, dtype=np.float64) * v.aval.dtype.itemsize
+             for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "shape")]
+    return int(sum(sizes) + 2 * max(sizes, default=0))
+
+
+def _struct(a):
+    return jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.result_type(a))
+
+
+def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 1,
+                  networks: int = 1) -> int:
+    """Estimated bytes of a training session (see the module's docstring).
+
+    ``net`` is one network (arrays or ``jax.ShapeDtypeStruct``); nothing is
+    allocated or compiled: the rule's state is measured by tracing
+    (``jax.eval_shape`` of ``rule.init`` online, the values a trial makes offline).
+    """
+    shapes = jax.tree_util.tree_map(_struct, net)
+    item = np.dtype(shapes.w_rec.dtype).itemsize
+    n_rec, n_in, n_out = shapes.w_rec.shape[-1], shapes.w_in.shape[-1], shapes.w_out.shape[0]
+    params = _nbytes([shapes.w_in, shapes.w_rec, shapes.w_out])
+    # the largest state any rule keeps is a full influence matrix (n_rec x params)
+    # plus the trial's history: below a hundredth of the memory, no need to look closer
+    worst = networks * batch * (3 * n_rec * params + 6 * n_steps * (n_rec + n_in + n_out) * item)
+    have = available_bytes()
+    if have is not None and worst + 4 * networks * params < have / 100:
+        return int(worst + 4 * networks * params)
+    key = jax.ShapeDtypeStruct((2,), np.uint32)
+    if online:
+        state = 3 * _nbytes(jax.eval_shape(lambda n, k: rule.init(n, k, setup), shapes, key))
+    else:
+        x = jax.ShapeDtypeStruct((n_steps, n_in), shapes.w_rec.dtype)
+        y = jax.ShapeDtypeStruct((n_steps, n_out), shapes.w_rec.dtype)
+        m = jax.ShapeDtypeStruct((n_steps,), shapes.w_rec.dtype)
+        jaxpr = jax.make_jaxpr(lambda n, x, y, m, k: rule.trial(n, x, y, m, k, setup))(
+            shapes, x, y, m, key)
+        state = _outputs_bytes(jaxpr.jaxpr)
+    return int(networks * (4 * params + batch * state))
