@@ -47,7 +47,7 @@ def main(argv=None):
         prog = checkpoint.Progress(res.network, np.concatenate([prog.loss, res.loss]),
                                    np.concatenate([prog.alignment, res.alignment]),
                                    prog.seconds + res.seconds)
-        checkpoint.save_progress(args.out, "rflo", prog)
+        checkpoint.save_progress(args.out, "rflo", prog, run_id="soak")
         samples.append((prog.done, rss_mib()))
         print(f"\r{prog.done:>9} trials  loss {res.loss[-1]:.3g}  RSS {samples[-1][1]:.1f} MiB", end="", flush=True)
     print()

@@ -15,7 +15,7 @@ from rflo.io import load_network, save_network
 from rflo.network import Network, init_network, network_from_arrays
 from rflo.rules import get_rule, rule_names
 from rflo.tasks import Task, TaskGenerator, make_task, periodic_task, task_names
-from rflo.train import TrainResult, evaluate, simulate, train
+from rflo.train import GuardState, TrainResult, evaluate, simulate, train
 
 __version__ = "0.1.0"
 
@@ -23,7 +23,7 @@ __all__ = [
     "Network", "init_network", "network_from_arrays",
     "load_network", "save_network",
     "Task", "periodic_task", "TaskGenerator", "make_task", "task_names",
-    "train", "TrainResult", "simulate", "evaluate",
+    "train", "TrainResult", "GuardState", "simulate", "evaluate",
     "get_rule", "rule_names",
     "__version__",
 ]

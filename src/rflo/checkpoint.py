@@ -2,9 +2,12 @@
 
 A run folder gets a ``checkpoint/`` subfolder with
 
-* ``run.json``: the run's settings (written once, at the start);
+* ``run.json``: the run's settings and its run id (written once, at the start);
 * ``<rule>.npz``: for each rule, the network after ``done`` trials together
-  with the loss and alignment curves of those trials and the wall time spent.
+  with the loss and alignment curves of those trials, the wall time spent,
+  the divergence guard's state (the best loss, and the network from before the
+  last trial as ``previous.*``) and the run id.  Each rule gets one at trial 0
+  when the run starts, so a missing one means the folder was tampered with.
 
 Every file is plain data (npz without pickle, JSON) written atomically, and each
 rule's progress is one file, so the network and its curves can never disagree.
@@ -13,26 +16,35 @@ rule's progress is one file, so the network and its curves can never disagree.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rflo.io import atomic_write, network_arrays, network_from_npz_arrays
+from rflo.files import atomic_write, read_npz
+from rflo.io import check_network_shapes, network_arrays, network_from_npz_arrays, network_keys
 from rflo.network import Network
 
 __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_progress",
-           "CHECKPOINT_DIR"]
+           "CHECKPOINT_DIR", "check_settings"]
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
+PREVIOUS = "previous."
 
 
 class Progress(NamedTuple):
+    """One rule's progress: ``network`` after ``done`` trials, the curves of
+    those trials, the seconds spent, and the divergence guard's state
+    (``best_loss``; ``previous``: the network before the last trial)."""
+
     network: Network
     loss: np.ndarray
     alignment: np.ndarray
     seconds: float
+    best_loss: float = math.inf
+    previous: Optional[Network] = None
 
     @property
     def done(self) -> int:
@@ -41,6 +53,51 @@ class Progress(NamedTuple):
 
 def _dir(folder) -> Path:
     return Path(folder) / CHECKPOINT_DIR
+
+
+# --------------------------------------------------------------------------
+# settings
+
+
+#: what each saved setting must be: (check, what it should be)
+_SETTINGS = {
+    "command": (lambda v: v in ("train", "compare"), "'train' or 'compare'"),
+    "run_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a run id"),
+    "trials": (lambda v: _int(v) and 1 <= v < 2**31, "a positive integer"),
+    "units": (lambda v: _int(v) and v >= 1, "a positive integer"),
+    "tau": (lambda v: _num(v) and v > 0, "a number > 0"),
+    "period": (lambda v: _int(v) and v >= 1, "a positive integer"),
+    "lr": (lambda v: isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v),
+           "three learning rates >= 0"),
+    "online": (lambda v: isinstance(v, bool), "true or false"),
+    "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
+    "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
+    "checkpoint_every": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+              "a list of rule names"),
+    "rule": (lambda v: isinstance(v, str), "a rule name"),
+    "init": (lambda v: v is None or isinstance(v, str), "a path or null"),
+}
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_settings(data, source) -> dict:
+    """Check the types and ranges of saved settings; raise ValueError naming the bad one."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{source}: not an rflo checkpoint of format {FORMAT}")
+    for key, (ok, need) in _SETTINGS.items():
+        if key in data and not ok(data[key]):
+            raise ValueError(f"{source}: {key!r} must be {need}, got {data[key]!r}")
+    if "run_id" not in data:
+        raise ValueError(f"{source}: no run id; it was not written by this version of rflo")
+    return data
 
 
 def save_settings(folder, settings: dict):
@@ -58,19 +115,26 @@ def load_settings(folder) -> dict:
         raise ValueError(f"{folder} has no {CHECKPOINT_DIR}/run.json: not a run that can be resumed")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an rflo checkpoint of format {FORMAT}")
-    return data
+    return check_settings(data, path)
 
 
-def save_progress(folder, rule: str, progress: Progress):
-    """Write one rule's progress atomically (network, curves and time in one file)."""
+# --------------------------------------------------------------------------
+# progress
+
+
+def save_progress(folder, rule: str, progress: Progress, run_id: str):
+    """Write one rule's progress atomically (network, curves, time, guard and
+    run id in one file)."""
     path = _dir(folder) / f"{rule}.npz"
     arrays = network_arrays(progress.network)
+    if progress.previous is not None:
+        arrays.update({PREVIOUS + k: v for k, v in network_arrays(progress.previous).items()})
     arrays.update(loss=np.asarray(progress.loss), alignment=np.asarray(progress.alignment),
-                  seconds=np.asarray(float(progress.seconds)), format=np.asarray(FORMAT))
+                  seconds=np.asarray(float(progress.seconds)),
+                  best_loss=np.asarray(float(progress.best_loss)),
+                  run_id=np.asarray(run_id), format=np.asarray(FORMAT))
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -79,21 +143,52 @@ def save_progress(folder, rule: str, progress: Progress):
     atomic_write(path, write)
 
 
-def load_progress(folder, rule: str) -> Optional[Progress]:
-    """A rule's saved progress, or ``None`` if it has none yet."""
+_CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
+
+
+def _names(key):
+    return key in _CURVES or network_keys(key) or network_keys(key, PREVIOUS)
+
+
+def _check_heads(heads, path):
+    check_network_shapes(heads, path)
+    if any(k.startswith(PREVIOUS) for k in heads):
+        check_network_shapes(heads, path, prefix=PREVIOUS)
+    for key in _CURVES:
+        if key not in heads:
+            raise ValueError(f"{path}: checkpoint lacks {key!r}")
+    for key in ("loss", "alignment"):
+        shape, dtype = heads[key]
+        if len(shape) != 1 or dtype.kind != "f":
+            raise ValueError(f"{path}: {key!r} must be a curve of floats, got {dtype} {shape}")
+    if heads["loss"][0] != heads["alignment"][0]:
+        raise ValueError(f"{path}: loss and alignment curves do not match")
+    for key in ("seconds", "best_loss"):
+        if heads[key][0] != () or heads[key][1].kind != "f":
+            raise ValueError(f"{path}: {key!r} must be one number")
+    if heads["run_id"][0] != () or heads["run_id"][1].kind != "U":
+        raise ValueError(f"{path}: 'run_id' must be one string")
+
+
+def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[Progress]:
+    """A rule's saved progress, or ``None`` if it has none.  With ``run_id``,
+    the checkpoint must belong to that run."""
     path = _dir(folder) / f"{rule}.npz"
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise ValueError(f"{path}: unreadable checkpoint ({exc})") from None
-    for key in ("loss", "alignment", "seconds"):
-        if key not in arrays:
-            raise ValueError(f"{path}: checkpoint lacks {key!r}")
-    loss, alignment = arrays["loss"], arrays["alignment"]
-    if loss.ndim != 1 or loss.shape != alignment.shape:
-        raise ValueError(f"{path}: loss and alignment curves do not match")
-    net = network_from_npz_arrays(arrays, path, ignore=("loss", "alignment", "seconds"))
-    return Progress(net, loss, alignment, float(arrays["seconds"]))
+    arrays = read_npz(path, names=_names, check=lambda heads: _check_heads(heads, path))
+    saved_id = str(arrays.pop("run_id"))
+    if run_id is not None and saved_id != run_id:
+        raise ValueError(f"{path} belongs to run {saved_id}, not to this folder's run {run_id}")
+    loss, alignment = arrays.pop("loss"), arrays.pop("alignment")
+    if not np.all(np.isfinite(loss)):
+        raise ValueError(f"{path}: the loss curve holds NaN or inf; a checkpoint only holds "
+                         "trials that went well")
+    seconds, best = float(arrays.pop("seconds")), float(arrays.pop("best_loss"))
+    if not (math.isfinite(seconds) and seconds >= 0) or not (best > 0):
+        raise ValueError(f"{path}: 'seconds' or 'best_loss' out of range ({seconds}, {best})")
+    previous = {k[len(PREVIOUS):]: v for k, v in arrays.items() if k.startswith(PREVIOUS)}
+    net = network_from_npz_arrays({k: v for k, v in arrays.items() if not k.startswith(PREVIOUS)},
+                                  path)
+    prev = network_from_npz_arrays(previous, f"{path} (previous)") if previous else None
+    return Progress(net, loss, alignment, seconds, best, prev)

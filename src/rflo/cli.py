@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
@@ -57,6 +58,9 @@ def _checked(convert, ok, need):
 
 
 _positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+_trials = _checked(int, lambda v: 1 <= v <= 2**31 - 1,
+                   "a positive integer up to 2147483647 (trials are counted with 32-bit integers)")
+_seed = _checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295")
 _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _checked(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
 _rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
@@ -65,7 +69,7 @@ _rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
 
 def _add_common(p, *, out_help):
     d = SEED_DEFAULTS
-    p.add_argument("--trials", type=_positive_int, default=d["trials"],
+    p.add_argument("--trials", type=_trials, default=d["trials"],
                    help=f"number of training trials (default {d['trials']})")
     p.add_argument("--units", type=_positive_int, default=d["units"],
                    help=f"recurrent units n_rec (default {d['units']})")
@@ -76,7 +80,7 @@ def _add_common(p, *, out_help):
     p.add_argument("--lr", type=_rate, nargs=3, metavar=("IN", "REC", "OUT"), default=list(d["lr"]),
                    help="learning rates of w_in, w_rec, w_out (default 0 0.03 0.03)")
     p.add_argument("--online", action="store_true", help="update the weights at every step")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point precision (default float32)")
     p.add_argument("--out", type=Path, default=None, help=out_help)
@@ -143,7 +147,50 @@ def _version():
 # helpers
 
 
+#: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
+RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
+             "alignment.png")
+
+
+def _lock(out):
+    """Hold ``out`` for this run (released when the process ends)."""
+    from rflo.files import FolderBusy, RunLock
+
+    try:
+        return RunLock(out)
+    except FolderBusy as exc:
+        raise UserError(f"{exc}; wait for it to finish or choose another --out") from None
+
+
+def _leftovers(out):
+    from rflo.files import RunLock, TMP_MARK
+
+    return [p for p in out.iterdir()
+            if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)]
+
+
+def _clear_run(out):
+    """Remove what an earlier run wrote into ``out`` (its files only)."""
+    import shutil
+
+    from rflo.files import remove_temporaries
+    from rflo.rules import rule_names
+
+    rules = set(rule_names())
+    try:
+        saved = json.loads((out / "checkpoint" / "run.json").read_text(encoding="utf-8"))
+        named = saved.get("rules") or [saved.get("rule")]
+        rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    for name in RUN_FILES + tuple(f"{r}.npz" for r in sorted(rules)):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    remove_temporaries(out)
+
+
 def _prepare_out(out, overwrite, kind):
+    """A run folder that belongs to this run: locked, and empty of earlier runs."""
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{stamp}-{kind}"
@@ -154,11 +201,17 @@ def _prepare_out(out, overwrite, kind):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and _leftovers(out) and not overwrite:
         raise UserError(f"output folder {out} already exists and is not empty; "
                         "choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    lock = _lock(out)
+    if _leftovers(out):  # checked again under the lock: another run may just have finished
+        if not overwrite:
+            lock.release()
+            raise UserError(f"output folder {out} already exists and is not empty; "
+                            "choose another --out or pass --overwrite")
+        _clear_run(out)
+    return out, lock
 
 
 def _show_progress(args):
@@ -211,71 +264,174 @@ def _settings(args, **extra):
     return s
 
 
-def _segments(trials):
-    """Trials per compiled segment: about 1 % of the run (fixed by ``trials`` alone,
-    so that a resumed run repeats exactly the computation of an uninterrupted one)."""
-    return max(1, -(-trials // 100))
+#: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
+#: take effect within about this long
+SEGMENT_SECONDS = 2.0
+#: most trials in one segment (and the compiled buffer length)
+MAX_SEGMENT = 1 << 16
+
+
+class Segments:
+    """Sizes of a run's compiled segments: at most 1 % of the run and about
+    :data:`SEGMENT_SECONDS` of wall time each (starting from one trial and
+    growing at most 8x a segment), and ending exactly at every
+    ``--checkpoint-every`` trial.  The result does not depend on them: every
+    segment runs the same compiled code from where the last one stopped."""
+
+    def __init__(self, trials, every):
+        self.cap = max(1, min(-(-trials // 100), MAX_SEGMENT))
+        self.every = every
+        self.size = 1
+
+    def next(self, done, trials):
+        n = min(self.size, self.cap, trials - done)
+        if self.every:
+            n = min(n, self.every - done % self.every)
+        return n
+
+    def observe(self, n, seconds):
+        per_trial = max(seconds, 1e-6) / n
+        self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, self.cap)))
 
 
 class Diverged(Exception):
     """Training stopped because a rule diverged (exit status 3)."""
 
 
-def _train_one(name, net, task, args, out):
-    """Train one rule from ``net`` (or from its checkpoint), checkpointing as it goes."""
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: the run stopped after saving a checkpoint."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler: the first signal asks the run to stop after the
+    current segment (it saves a checkpoint and exits 130 or 143); a second one
+    exits at once (the last checkpoint stays valid: writes are atomic)."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.signum = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            print("\nstopping now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.signum = signum
+        print("\nstopping after the current segment (press again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup: stay deaf
+                    self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def status(self):
+        return 128 + self.signum
+
+
+def _same_shape(a, b):
+    return a.cell == b.cell and all(
+        np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
+
+
+def _load_checkpoint(out, name, net, run_id):
+    from rflo import checkpoint
+
+    path = out / checkpoint.CHECKPOINT_DIR / f"{name}.npz"
+    try:
+        prog = checkpoint.load_progress(out, name, run_id)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if prog is None:
+        raise UserError(f"{path} is missing, so the run cannot resume; start it again "
+                        "with --overwrite")
+    for which, other in (("network", prog.network), ("previous network", prog.previous)):
+        if other is not None and not _same_shape(other, net):
+            raise UserError(f"{path}: its {which} (n_rec={other.n_rec}) does not match the "
+                            f"run's initial network (n_rec={net.n_rec}, {net.cell.name})")
+    return prog
+
+
+def _train_one(name, net, task, args, out, run_id, stop):
+    """Train one rule from its checkpoint (trial 0 at a new run's start),
+    checkpointing as it goes."""
+    import warnings
+
     import rflo
     from rflo import checkpoint
 
-    prog = checkpoint.load_progress(out, name) if args.resume else None
-    if prog is None:
-        prog = checkpoint.Progress(net, np.zeros(0), np.zeros(0), 0.0)
+    prog = _load_checkpoint(out, name, net, run_id)
     if prog.done > args.trials:
         raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
-    seg = _segments(args.trials)
-    every = args.checkpoint_every
+    plan = Segments(args.trials, args.checkpoint_every)
     last_save = time.monotonic()
     bar = ProgressBar(name, args.trials, _show_progress(args))
     bar.done = prog.done
     try:
         while prog.done < args.trials:
-            n = min(seg, args.trials - prog.done)
-            res = rflo.train(prog.network, task, name, trials=n, lr=tuple(args.lr),
-                             online=args.online, dtype=args.dtype, seed=args.seed,
-                             start_trial=prog.done, chunk=seg)
+            if stop.signum is not None:
+                checkpoint.save_progress(out, name, prog, run_id)
+                raise Interrupted(f"interrupted after {prog.done} of {args.trials} trials of "
+                                  f"rule {name!r}; the checkpoint is saved. Resume with: "
+                                  f"rflo {args.command} --resume {out}")
+            n = plan.next(prog.done, args.trials)
+            guard = (None if prog.previous is None
+                     else rflo.GuardState(prog.best_loss, prog.previous))
+            t0 = time.monotonic()
+            with warnings.catch_warnings():  # the message is the command's error, said once
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = rflo.train(prog.network, task, name, trials=n, lr=tuple(args.lr),
+                                 online=args.online, dtype=args.dtype, seed=args.seed,
+                                 start_trial=prog.done, chunk=plan.cap, guard=guard)
+            plan.observe(n, time.monotonic() - t0)
             if res.diverged is not None:
-                checkpoint.save_progress(out, name, prog)
-                rflo.save_network(out / f"{name}.npz", prog.network)
+                rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
                 raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
             prog = checkpoint.Progress(res.network, np.concatenate([prog.loss, res.loss]),
                                        np.concatenate([prog.alignment, res.alignment]),
-                                       prog.seconds + res.seconds)
+                                       prog.seconds + res.seconds, res.guard.best_loss,
+                                       res.guard.previous)
             bar(prog.done, args.trials, float(res.loss[-1]))
-            due = (prog.done % every == 0) if every else (time.monotonic() - last_save > 30)
-            if due:
-                checkpoint.save_progress(out, name, prog)
+            every = args.checkpoint_every
+            if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
+                checkpoint.save_progress(out, name, prog, run_id)
                 last_save = time.monotonic()
     finally:
         bar.close()
-    checkpoint.save_progress(out, name, prog)
+    checkpoint.save_progress(out, name, prog, run_id)
     return prog
 
 
-def _train_rules(rules, net, task, args, out):
+def _train_rules(rules, net, task, args, out, run_id, stop):
     """Train each rule from ``net``; write networks, curves and figures."""
     import rflo
     from rflo import results
 
     losses, aligns, outputs, summary, seconds = {}, {}, {}, [], {}
     for name in rules:
-        prog = _train_one(name, net, task, args, out)
-        rflo.save_network(out / f"{name}.npz", prog.network)
+        prog = _train_one(name, net, task, args, out, run_id, stop)
+        rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id)
         losses[name], aligns[name] = prog.loss, prog.alignment
         outputs[name] = rflo.evaluate(prog.network, task).y
         seconds[name] = prog.seconds
         summary.append(dict(rule=name, final_loss=float(prog.loss[-1]),
                             best_loss=float(prog.loss.min()),
                             final_alignment=float(prog.alignment[-1]), seconds=float(prog.seconds)))
-    results.write_curves(out / "results.csv", losses, aligns)
+    results.write_curves(out / "results.csv", losses, aligns, run_id=run_id)
     _figures(out, losses, aligns, outputs, task)
     return summary, seconds
 
@@ -335,49 +491,111 @@ RESUMABLE = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype"
 
 
 def _start_or_resume(args, kind):
-    """The output folder; on --resume, ``args`` take the run's saved settings."""
+    """``(folder, lock, run_id)`` of the run; on --resume, ``args`` take the
+    run's saved settings."""
+    import uuid
+
     from rflo import checkpoint
+    from rflo.files import remove_temporaries
 
     if args.resume is None:
-        return _prepare_out(args.out, args.overwrite, kind)
+        out, lock = _prepare_out(args.out, args.overwrite, kind)
+        return out, lock, uuid.uuid4().hex
+    out = Path(args.resume)
+    if not (out / checkpoint.CHECKPOINT_DIR / "run.json").is_file():
+        raise UserError(f"{out} has no {checkpoint.CHECKPOINT_DIR}/run.json: not a run that can "
+                        "be resumed")
+    lock = _lock(out)
     try:
-        saved = checkpoint.load_settings(args.resume)
+        saved = checkpoint.load_settings(out)
+        if saved.get("command") != kind:
+            raise UserError(f"{out} is a '{saved.get('command')}' run; resume it with that command")
+        for k in RESUMABLE:
+            if k in saved:
+                setattr(args, k, saved[k] if k != "init" or saved[k] is None else Path(saved[k]))
+        for folder in (out, out / checkpoint.CHECKPOINT_DIR):
+            remove_temporaries(folder)  # what killed writes left; we hold the lock
     except ValueError as exc:
+        lock.release()
         raise UserError(str(exc)) from None
-    if saved.get("command") != kind:
-        raise UserError(f"{args.resume} is a '{saved.get('command')}' run; resume it with that command")
-    for k in RESUMABLE:
-        if k in saved:
-            setattr(args, k, saved[k] if k != "init" or saved[k] is None else Path(saved[k]))
+    except BaseException:
+        lock.release()
+        raise
     if not args.quiet:
-        print(f"resuming {args.resume}", file=sys.stderr)
-    return Path(args.resume)
+        print(f"resuming {out}", file=sys.stderr)
+    return out, lock, saved["run_id"]
 
 
-def _save_start(args, kind, net, out):
-    """Write the initial network, then the settings that make the run resumable."""
+def _initial_network(args, out, task, run_id):
+    """The run's initial network: drawn (new run) or read back (--resume, where
+    it must carry the run's id)."""
+    import rflo
+    from rflo.io import network_run_id
+
+    if args.resume is None:
+        if getattr(args, "init", None) is not None:
+            return _load_for_task(args.init, task, args.dtype)
+        return rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
+    path = out / "initial.npz"
+    net = _load_for_task(path, task, args.dtype)
+    if network_run_id(path) != run_id:
+        raise UserError(f"{path} does not belong to the run in {out} (run ids differ); "
+                        "start it again with --overwrite")
+    return net
+
+
+def _save_start(args, kind, net, out, run_id, rules):
+    """Write the initial network and every rule's checkpoint at trial 0, then
+    the settings that make the run resumable (last: a folder without them is
+    not a run to resume)."""
     import rflo
     from rflo import checkpoint
 
     if args.resume is not None:
         return
-    rflo.save_network(out / "initial.npz", net)
+    rflo.save_network(out / "initial.npz", net, run_id=run_id)
+    empty = np.zeros(0, net.dtype)
+    for name in rules:
+        checkpoint.save_progress(out, name, checkpoint.Progress(net, empty, empty, 0.0), run_id)
     settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
-    checkpoint.save_settings(out, {"command": kind, **settings})
+    checkpoint.save_settings(out, {"command": kind, "run_id": run_id, **settings})
 
 
-def _finish(args, kind, rules, net, task, out, **extra_settings):
+def _check_memory(args, rules, task):
+    """Refuse, before any folder or array is made, a run that cannot fit."""
+    from rflo.memory import network_bytes, require_memory, session_bytes, struct_network
+    from rflo.rules import get_rule
+    from rflo.rules.base import Setup
+
+    try:
+        require_memory(3 * network_bytes(1, args.units, 1, args.dtype),
+                       f"a network of {args.units} units")
+        net = struct_network(1, args.units, 1, args.dtype)
+        for name in rules:
+            require_memory(session_bytes(net, get_rule(name), Setup(), online=args.online,
+                                         n_steps=task.n_steps),
+                           f"training {args.units} units with rule {name!r}",
+                           "use fewer --units or a rule with a smaller state (e.g. rflo or bptt)")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _finish(args, kind, rules, net, task, out, run_id, **extra_settings):
     from rflo import results
 
     t0 = time.perf_counter()
-    try:
-        summary, seconds = _train_rules(rules, net, task, args, out)
-    except Diverged as exc:
-        print(f"rflo {kind}: {exc}", file=sys.stderr)
-        return 3
+    with StopRequest() as stop:
+        try:
+            summary, seconds = _train_rules(rules, net, task, args, out, run_id, stop)
+        except Diverged as exc:
+            print(f"rflo {kind}: {exc}", file=sys.stderr)
+            return 3
+        except Interrupted as exc:
+            print(f"rflo {kind}: {exc}", file=sys.stderr)
+            return stop.status
     results.write_metadata(out / "metadata.json", dict(
-        command=kind, rules=rules,
+        command=kind, run_id=run_id, rules=rules,
         settings=_settings(args, task=task.name, **task.params, **extra_settings),
         seconds=seconds, summary=summary, total_seconds=time.perf_counter() - t0,
         versions=results.versions(), argv=sys.argv[1:]))
@@ -391,13 +609,15 @@ def cmd_compare(args):
     import rflo
 
     _check_rules(args.rules, args.online)
-    out = _start_or_resume(args, "compare")  # on --resume, args now hold the saved settings
-    rules = _check_rules(args.rules, args.online)
-    task = rflo.periodic_task(period=args.period)
-    net = (rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
-           if args.resume is None else _load_for_task(out / "initial.npz", task, args.dtype))
-    _save_start(args, "compare", net, out)
-    return _finish(args, "compare", rules, net, task, out)
+    if args.resume is None:
+        _check_memory(args, args.rules, rflo.periodic_task(period=args.period))
+    out, lock, run_id = _start_or_resume(args, "compare")  # on --resume, args hold the saved settings
+    with lock:
+        rules = _check_rules(args.rules, args.online)
+        task = rflo.periodic_task(period=args.period)
+        net = _initial_network(args, out, task, run_id)
+        _save_start(args, "compare", net, out, run_id, rules)
+        return _finish(args, "compare", rules, net, task, out, run_id)
 
 
 def cmd_train(args):
@@ -406,21 +626,20 @@ def cmd_train(args):
     _check_rules([args.rule], args.online)
     if args.save is not None and args.save.exists() and not args.overwrite:
         raise UserError(f"--save {args.save} exists; pass --overwrite to replace it")
-    if args.init is not None and args.resume is None:  # check it before creating the folder
-        _load_for_task(args.init, rflo.periodic_task(period=args.period), args.dtype)
-    out = _start_or_resume(args, "train")  # on --resume, args now hold the saved settings
-    (rule,) = _check_rules([args.rule], args.online)
-    task = rflo.periodic_task(period=args.period)
-    if args.resume is not None:
-        net = _load_for_task(out / "initial.npz", task, args.dtype)
-    elif args.init is not None:
-        net = _load_for_task(args.init, task, args.dtype)
-    else:
-        net = rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
-    _save_start(args, "train", net, out)
-    status = _finish(args, "train", [rule], net, task, out,
-                     init=None if args.init is None else str(args.init),
-                     units=int(net.n_rec), tau=float(net.tau))
+    if args.resume is None:
+        if args.init is not None:  # check it before creating the folder
+            args.units = _load_for_task(args.init, rflo.periodic_task(period=args.period),
+                                        args.dtype).n_rec
+        _check_memory(args, [args.rule], rflo.periodic_task(period=args.period))
+    out, lock, run_id = _start_or_resume(args, "train")  # on --resume, args hold the saved settings
+    with lock:
+        (rule,) = _check_rules([args.rule], args.online)
+        task = rflo.periodic_task(period=args.period)
+        net = _initial_network(args, out, task, run_id)
+        _save_start(args, "train", net, out, run_id, [rule])
+        status = _finish(args, "train", [rule], net, task, out, run_id,
+                         init=None if args.init is None else str(args.init),
+                         units=int(net.n_rec), tau=float(net.tau))
     if status == 0 and args.save is not None:
         rflo.save_network(args.save, rflo.load_network(out / f"{rule}.npz"))
     return status
@@ -471,6 +690,7 @@ def cmd_plot(args):
     try:
         meta = results.read_metadata(folder / "metadata.json")
         losses, aligns = results.read_curves(folder / "results.csv")
+        _check_one_run(folder, meta, list(losses))
         s = meta["settings"]
         task = rflo.periodic_task(period=s["period"], amplitudes=s.get("amplitudes", (1, .5, .25)),
                                   harmonics=s.get("harmonics", (1, 2, 4)))
@@ -480,6 +700,20 @@ def cmd_plot(args):
     _figures(folder, losses, aligns, outputs, task)
     print(f"figures redrawn in {folder}")
     return 0
+
+
+def _check_one_run(folder, meta, rules):
+    """Every file ``plot`` reads must come from the same run."""
+    from rflo import results
+    from rflo.io import network_run_id
+
+    ids = {"metadata.json": meta.get("run_id"),
+           "results.csv": results.read_run_id(folder / "results.csv")}
+    ids.update({f"{r}.npz": network_run_id(folder / f"{r}.npz") for r in rules})
+    if len(set(ids.values())) != 1:
+        raise UserError(f"{folder} mixes files of different runs "
+                        f"({', '.join(f'{k}: {v}' for k, v in ids.items())}); run it again "
+                        "with --overwrite")
 
 
 COMMANDS = {"compare": cmd_compare, "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo._checks import check_dtype, check_int, precision
-from rflo.io import atomic_write
+from rflo.files import atomic_write
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule

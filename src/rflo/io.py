@@ -6,51 +6,36 @@ Keys: ``w_in`` (n_rec, n_in), ``w_rec`` (n_rec, n_rec), ``w_out`` (n_out, n_rec)
 A network of another cell than the default leaky tanh unit adds ``cell`` (a
 string: JSON ``{"name": ..., "settings": {...}}``) and its own parameters as
 ``extra.<name>``; ``tau`` may then hold one value per unit.
-Writes are atomic: a temporary file in the same folder is renamed into place,
-so a crash mid-write never leaves a half-written network.
+Writes are atomic (:func:`rflo.files.atomic_write`), so a crash mid-write
+never leaves a half-written network; reading checks names, shapes and dtypes
+from the arrays' headers before decompressing anything
+(:func:`rflo.files.read_npz`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from rflo.cells import LEAKY_TANH, get_cell
+from rflo.files import atomic_write, read_npz
 from rflo.network import Network, network_from_arrays
 
 __all__ = ["save_network", "load_network", "network_from_npz_arrays", "network_arrays",
-           "atomic_write", "FORMAT_VERSION"]
+           "network_keys", "check_network_shapes", "network_run_id", "atomic_write",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 REQUIRED = ("w_in", "w_rec", "w_out", "b", "h0", "tau")
 OPTIONAL = ("sign", "mask")
 
 
-def atomic_write(path, write_fn, suffix=""):
-    """Call ``write_fn(tmp_path)``, then rename ``tmp_path`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def save_network(path, net: Network, run_id=None) -> Path:
+    """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path.
 
-
-def save_network(path, net: Network) -> Path:
-    """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path."""
+    ``run_id`` (a string) marks the file as written by that command-line run."""
     if not isinstance(net, Network):
         raise ValueError(f"expected an rflo Network, got {type(net).__name__}")
     path = Path(path)
@@ -58,6 +43,8 @@ def save_network(path, net: Network) -> Path:
         path = path.with_name(path.name + ".npz")
     arrays = network_arrays(net)
     arrays["format"] = np.asarray(FORMAT_VERSION)
+    if run_id is not None:
+        arrays["run_id"] = np.asarray(str(run_id))
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -92,24 +79,79 @@ def _cell_of(arrays, source):
         raise ValueError(f"{source}: unreadable cell description ({exc})") from None
 
 
-def load_network(path, dtype=None) -> Network:
+def network_keys(key: str, prefix: str = "") -> bool:
+    """Whether ``key`` may appear in a network file (``prefix`` for networks
+    stored beside other data, e.g. ``"previous."`` in a checkpoint)."""
+    if not key.startswith(prefix):
+        return False
+    key = key[len(prefix):]
+    return key in REQUIRED + OPTIONAL + ("format", "cell", "run_id") or (
+        key.startswith("extra.") and len(key) > len("extra."))
+
+
+def check_network_shapes(heads: dict, source, prefix: str = "") -> None:
+    """Check the declared ``{name: (shape, dtype)}`` of a network file against
+    each other, before any data is read (so that a file declaring a 4 TB
+    ``w_rec`` beside a 50-unit ``h0`` is refused at once)."""
+    mine = {k[len(prefix):]: v for k, v in heads.items() if network_keys(k, prefix)}
+    shape = {k: v[0] for k, v in mine.items()}
+    kind = {k: v[1].kind for k, v in mine.items()}
+    missing = [k for k in REQUIRED if k not in shape]
+    if missing:
+        raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
+    for k, dims in shape.items():
+        if k not in ("cell", "run_id") and kind[k] not in "biuf":
+            raise ValueError(f"{source}: {prefix}{k} must hold numbers, got text")
+    for k in ("cell", "run_id"):
+        if k in shape and (kind[k] != "U" or shape[k] != ()):
+            raise ValueError(f"{source}: {k!r} must be one string")
+    if "format" in shape and shape["format"] not in ((), (1,)):
+        raise ValueError(f"{source}: 'format' must be one integer, got shape {shape['format']}")
+    w_rec = shape["w_rec"]
+    if len(w_rec) != 2 or w_rec[0] != w_rec[1]:
+        raise ValueError(f"{source}: {prefix}w_rec must be square (n_rec, n_rec), got {w_rec}")
+    n = w_rec[0]
+    for k in ("w_in", "w_out"):
+        if len(shape[k]) != 2:
+            raise ValueError(f"{source}: {prefix}{k} must have 2 dimensions, got {shape[k]}")
+    n_in, n_out = shape["w_in"][1], shape["w_out"][0]
+    want = {"w_in": [(n, n_in)], "w_out": [(n_out, n)], "b": [(n, n_out)], "h0": [(n,)],
+            "tau": [(), (1,), (n,)], "sign": [(n,)], "mask": [(n, n)]}
+    for k, options in want.items():
+        if k in shape and shape[k] not in options:
+            raise ValueError(f"{source}: {prefix}{k} has shape {shape[k]}, which does not fit "
+                             f"w_rec {w_rec} (expected {' or '.join(map(str, options))})")
+    cap = n * (n + n_in + n_out)
+    for k, dims in shape.items():
+        size = 1
+        for d in dims:
+            size *= d
+        if k.startswith("extra.") and size > cap:
+            raise ValueError(f"{source}: {prefix}{k} declares {size} numbers, more than a "
+                             f"network of {n} units holds")
+
+
+def load_network(path, dtype=None, max_bytes=None) -> Network:
     """Read a network written by :func:`save_network` (or by hand, same keys).
 
-    Checks keys, shapes and finiteness and says exactly what is wrong.
+    Checks names, shapes and dtypes (from the headers, before reading any
+    data), then finiteness, and says exactly what is wrong.  ``max_bytes``
+    caps what the file may declare (default: the memory available).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no network file at {str(path)!r}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a readable .npz file (not a zip archive; truncated or another format?)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a plain-data .npz network ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    arrays = read_npz(path, names=network_keys, max_bytes=max_bytes,
+                      check=lambda heads: check_network_shapes(heads, path))
     return network_from_npz_arrays(arrays, path, dtype=dtype)
+
+
+def network_run_id(path):
+    """The run id stored in a network file (None if it has none)."""
+    path = Path(path)
+    arrays = read_npz(path, names=network_keys, select={"run_id"},
+                      check=lambda heads: check_network_shapes(heads, path))
+    return str(arrays["run_id"]) if "run_id" in arrays else None
 
 
 def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Network:
@@ -117,7 +159,7 @@ def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Netw
 
     ``source`` names the file in error messages; keys in ``ignore`` are skipped.
     """
-    arrays = {k: v for k, v in arrays.items() if k not in ignore}
+    arrays = {k: v for k, v in arrays.items() if k not in ignore and k != "run_id"}
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
@@ -125,8 +167,13 @@ def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Netw
                      if not k.startswith("extra."))
     if unknown:
         raise ValueError(f"{source}: unexpected arrays {unknown}")
-    if "format" in arrays and int(np.asarray(arrays["format"]).reshape(-1)[0]) > FORMAT_VERSION:
-        raise ValueError(f"{source}: written by a newer rflo (format {arrays['format']}); upgrade rflo")
+    if "format" in arrays:
+        fmt = np.asarray(arrays["format"])
+        if fmt.size != 1 or fmt.dtype.kind not in "iu":
+            raise ValueError(f"{source}: 'format' must be one integer, got {fmt.dtype} {fmt.shape}")
+        if int(fmt.reshape(-1)[0]) > FORMAT_VERSION:
+            raise ValueError(f"{source}: written by a newer rflo (format {int(fmt.reshape(-1)[0])}); "
+                             "upgrade rflo")
     cell = _cell_of(arrays, source)
     kwargs = {k: arrays.get(k) for k in REQUIRED + OPTIONAL}
     if not cell.vector_tau or np.ndim(arrays["tau"]) == 0:

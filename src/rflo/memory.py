@@ -28,7 +28,8 @@ from typing import Optional
 import jax
 import numpy as np
 
-__all__ = ["available_bytes", "require_memory", "network_bytes", "session_bytes", "human"]
+__all__ = ["available_bytes", "require_memory", "network_bytes", "session_bytes",
+           "struct_network", "human"]
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -90,6 +91,17 @@ def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False) -> int:
     item = np.dtype(dtype).itemsize
     n = n_rec * (n_in + n_rec + 2 * n_out + 3) + (n_rec * n_rec if mask else 0)
     return int(n) * item
+
+
+def struct_network(n_in, n_rec, n_out, dtype="float32"):
+    """A leaky-tanh :class:`~rflo.network.Network` of ``jax.ShapeDtypeStruct``
+    leaves: its shapes without its memory, for :func:`session_bytes`."""
+    from rflo.network import Network
+
+    def s(*shape):
+        return jax.ShapeDtypeStruct(shape, np.dtype(dtype))
+
+    return Network(s(n_rec, n_in), s(n_rec, n_rec), s(n_out, n_rec), s(n_rec, n_out), s(n_rec), s())
 
 
 def _nbytes(tree) -> int:

@@ -11,7 +11,7 @@ from typing import Dict, Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from rflo.io import atomic_write
+from rflo.files import atomic_write
 
 __all__ = ["plot_losses", "plot_outputs", "plot_alignment", "plot_evaluation", "save_figure"]
 

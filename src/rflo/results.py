@@ -1,7 +1,8 @@
 """Results on disk: per-trial curves as CSV, settings and versions as JSON.
 
 ``results.csv``: one row per trial, columns ``trial``, ``<rule>_loss``,
-``<rule>_alignment`` for every rule.  ``metadata.json``: ``format`` (version),
+``<rule>_alignment`` for every rule, and ``run_id`` for files written by a
+command-line run (the same id in every row).  ``metadata.json``: ``format`` (version),
 ``settings``, ``rules`` (per-rule wall time and summary), ``versions``.
 """
 
@@ -17,9 +18,9 @@ from typing import Dict
 
 import numpy as np
 
-from rflo.io import atomic_write
+from rflo.files import atomic_write
 
-__all__ = ["write_curves", "read_curves", "write_metadata", "read_metadata", "versions",
+__all__ = ["write_curves", "read_curves", "read_run_id", "write_metadata", "read_metadata", "versions",
            "METADATA_FORMAT"]
 
 METADATA_FORMAT = 1
@@ -34,7 +35,8 @@ def _write_text(path, text):
     return Path(path)
 
 
-def write_curves(path, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray]):
+def write_curves(path, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray],
+                 run_id=None):
     """Write per-trial loss and alignment of each rule (all the same length)."""
     rules = list(losses)
     n = {len(v) for v in losses.values()} | {len(v) for v in alignments.values()}
@@ -43,12 +45,14 @@ def write_curves(path, losses: Dict[str, np.ndarray], alignments: Dict[str, np.n
     n = n.pop()
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["trial"] + [f"{r}_{k}" for r in rules for k in ("loss", "alignment")])
+    tail = [] if run_id is None else [str(run_id)]
+    w.writerow(["trial"] + [f"{r}_{k}" for r in rules for k in ("loss", "alignment")]
+               + (["run_id"] if tail else []))
     for i in range(n):
         row = [i + 1]
         for r in rules:
             row += [repr(float(losses[r][i])), repr(float(alignments[r][i]))]
-        w.writerow(row)
+        w.writerow(row + tail)
     return _write_text(path, buf.getvalue())
 
 
@@ -59,6 +63,9 @@ def read_curves(path):
     if not rows or rows[0][:1] != ["trial"]:
         raise ValueError(f"{path}: not an rflo results.csv (first column must be 'trial')")
     header = rows[0]
+    if header[-1] == "run_id":
+        header = header[:-1]
+        rows = [header] + [r[:-1] for r in rows[1:]]
     try:
         data = np.array([[float(v) for v in r] for r in rows[1:]], dtype=float).reshape(-1, len(header))
     except ValueError as exc:
@@ -68,6 +75,17 @@ def read_curves(path):
         rule, _, kind = name.rpartition("_")
         (losses if kind == "loss" else aligns)[rule] = data[:, j]
     return losses, aligns
+
+
+def read_run_id(path):
+    """The run id of a ``results.csv`` (None if it has no ``run_id`` column)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        first = next(reader, [])
+    if not header or header[-1] != "run_id":
+        return None
+    return first[-1] if len(first) == len(header) else ""
 
 
 def versions():

@@ -235,7 +235,8 @@ def train(
         ``"exact"``; default: the cell's own setting (``"seed"``).
     dtype : ``"float32"`` or ``"float64"``; default the network's.
     chunk : trials per compiled chunk (default: all at once, or about 1 % of the
-        session when a ``callback`` is given).  Does not change the result.
+        session when a ``callback`` is given).  Does not change the result;
+        sessions with the same ``chunk`` (up to 65536) share one compilation.
     callback : called after each chunk as ``callback(done, total, last_loss)``.
     unroll : timesteps per iteration of the compiled time loop (speed only; 1 is
         fastest on CPU, where XLA runs each op of the loop body separately).
@@ -281,8 +282,11 @@ def train(
     check_session_memory(net, cfg, task, batch)
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
+    # the compiled chunk length: a given ``chunk`` (up to 65536) is kept even when
+    # the session is shorter, so that sessions of any length up to it (the
+    # command line's segments) share one compilation
     chunk = check_int("chunk", chunk)
-    capacity = min(chunk, trials)
+    capacity = chunk if chunk <= 2**16 else min(chunk, trials)
 
     t0 = time.perf_counter()
     with precision(dtype):

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo.ensemble import init_ensemble, train_ensemble
-from rflo.io import atomic_write
+from rflo.files import atomic_write
 from rflo.rules.base import forward
 from rflo.tasks import periodic_task
 

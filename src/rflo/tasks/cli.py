@@ -31,7 +31,7 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rflo.io import atomic_write
+    from rflo.files import atomic_write
 
     x, y, m = task.trial(0, seed) if hasattr(task, "sample") else task.trial(0)
     t = np.arange(x.shape[0])
