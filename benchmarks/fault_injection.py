@@ -3,11 +3,13 @@
     python benchmarks/fault_injection.py [--kills 20] [--seed 0] [--out DIR]
 
 Trains a reference run without interruption, then the same run again, killed
-with SIGKILL, SIGTERM or SIGINT (drawn at random) at a random moment, resumed
+with SIGKILL, SIGTERM or SIGINT (drawn at random, SIGKILL half the time) at
+a random moment between start-up and 60 % of an uninterrupted run, resumed
 with ``--resume``, killed again, and so on until it finishes; as many runs as
-it takes to deliver ``--kills`` kills.  The run checkpoints every 10 trials,
-so many kills land while a checkpoint is being written (counted: a temporary
-file is left behind).  Checks, for every run: the final ``results.csv`` (less
+it takes to deliver ``--kills`` kills.  The run checkpoints every 10 trials;
+half the SIGKILLs wait for a checkpoint write to be under way (its temporary
+file to appear) and land during it (counted when the temporary file is left
+behind).  Checks, for every run: the final ``results.csv`` (less
 its run id) and network equal the reference bit for bit, and no temporary file
 is left.  Prints a JSON tally; exits 1 if any check fails.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import random
 import shutil
 import signal
@@ -31,6 +34,13 @@ import numpy as np
 ARGS = ["train", "--rule", "rflo", "--online", "--trials", "20000", "--units", "16",
         "--period", "40", "--checkpoint-every", "10", "--quiet"]
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+WEIGHTS = (2, 1, 1)  # SIGKILL most often: it is the one that can land mid-write
+
+
+def default_signals():
+    """In the child: SIGINT as in a terminal (a background shell job inherits
+    it ignored, and rflo stays deaf to an ignored signal, as nohup asks)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def rflo(*args):
@@ -51,6 +61,20 @@ def temporaries(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp*"))
 
 
+def wait_for_a_write(folder, proc, timeout=5.0):
+    """Return as soon as a checkpoint write is under way (its temporary file
+    exists), or after ``timeout`` seconds."""
+    ckpt = folder / "checkpoint"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if any(n.startswith(".") and ".tmp" in n for n in os.listdir(ckpt)):
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0002)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +89,7 @@ def main(argv=None):
     ref = work / "reference"
     shutil.rmtree(ref, ignore_errors=True)
     t0 = time.monotonic()
-    subprocess.run(rflo(*ARGS, "--out", ref), check=True)
+    subprocess.run(rflo(*ARGS, "--out", ref), check=True, preexec_fn=default_signals)
     full_seconds = time.monotonic() - t0
     ref_curves, ref_weights = curves(ref), weights(ref)
 
@@ -80,10 +104,14 @@ def main(argv=None):
         cmd = rflo(*ARGS, "--out", out)
         while True:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True)
+                                    text=True, preexec_fn=default_signals)
             if tally["kills"] < args.kills:
-                time.sleep(rng.uniform(0.2, 1.2 * full_seconds))
-                sig = rng.choice(SIGNALS)
+                # from start-up to well into training, so that most attempts are killed
+                time.sleep(rng.uniform(0.2, 0.6 * full_seconds))
+                sig = rng.choices(SIGNALS, WEIGHTS)[0]
+                if sig == signal.SIGKILL and rng.random() < 0.5:
+                    tally["aimed_at_a_write"] += 1
+                    wait_for_a_write(out, proc)
                 if proc.poll() is None:
                     proc.send_signal(sig)
                     tally["kills"] += 1
@@ -114,6 +142,7 @@ def main(argv=None):
     report = dict(kills=tally["kills"], runs=runs, identical=tally["runs_identical"],
                   different=tally["runs_different"],
                   signals={s.name: tally[s.name] for s in SIGNALS},
+                  aimed_at_a_write=tally["aimed_at_a_write"],
                   killed_mid_write=tally["killed_mid_write"],
                   restarted_before_start=tally["restarted_before_start"],
                   exit_codes={str(k): v for k, v in sorted(codes.items())},

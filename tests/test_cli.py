@@ -178,8 +178,10 @@ def test_compare_defaults_reach_the_seeds_quality(tmp_path):
         assert final < 2e-3, (rule, final)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
-    """Kill a real run mid-way; --resume ends with the same weights and curves."""
+    """Kill a real run mid-way; --resume ends with the same weights and curves
+    (slow: tests/test_fault_injection.py does it 20 times over)."""
     import time
 
     from rflo import checkpoint
