@@ -49,10 +49,17 @@ def test_command_line_divergence_is_the_apis(tmp_path):
 # 2. a results folder belongs to one run
 
 
+def _terminal_sigint():
+    """SIGINT as a terminal gives it (a background job inherits it ignored, and
+    rflo, like any well-behaved program, stays deaf to an ignored signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out, *extra, trials=1_000_000):
     args = ["train", "--trials", trials, "--out", out, *SMALL, *extra]
     return subprocess.Popen([sys.executable, "-m", "rflo"] + [str(a) for a in args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_terminal_sigint)
 
 
 def _wait_for(path, proc, timeout=120):
@@ -63,6 +70,7 @@ def _wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_sigint_stops_with_a_checkpoint(tmp_path):
     """Two real processes on one --out: the second exits 2 while the first runs;
     SIGINT then stops the first cleanly (130, a checkpoint, how to resume)."""
