@@ -55,6 +55,7 @@ def test_task_any_arrays(x, y, mask):
         assert np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))
 
 
+@pytest.mark.slow  # fifteen compilations; test_validation covers train's checks by hand
 @settings(SETTINGS, max_examples=15)
 @given(
     # two shapes (the smallest possible, and a general one): examples share their
