@@ -239,3 +239,30 @@ def test_divergence_exits_3_and_keeps_the_last_finite_network(tmp_path):
     assert "diverged at trial" in proc.stderr and "Traceback" not in proc.stderr
     net = rflo.load_network(tmp_path / "d" / "rflo.npz")  # checked: finite
     assert net.n_rec == 10
+
+
+def test_resume_refuses_conflicting_flags_but_extends_trials(tmp_path):
+    out = tmp_path / "r"
+    base = ["--units", 8, "--period", 20, "--quiet"]
+    assert run("train", "--trials", 30, "--out", out, *base).returncode == 0
+    assert_user_error(run("train", "--resume", out, "--rule", "bptt"),
+                      "--rule bptt conflicts with the run's 'rflo'")
+    assert_user_error(run("train", "--resume", out, "--units", 9), "--units 9 conflicts")
+    assert_user_error(run("train", "--resume", out, "--trials", 10), "can only extend a run")
+    assert_user_error(run("train", "--resume", out, "--out", tmp_path / "x"), "drop --out")
+    # the same values are no conflict; more trials extend the run, exactly
+    ok = run("train", "--resume", out, "--tri", 50, "--units", 8, "--quiet")  # abbreviated too
+    assert ok.returncode == 0, ok.stderr
+    straight = run("train", "--trials", 50, "--out", tmp_path / "s", *base)
+    assert straight.returncode == 0
+    assert _without_run_id(out / "results.csv") == _without_run_id(tmp_path / "s" / "results.csv")
+    assert json.loads((out / "metadata.json").read_text())["settings"]["trials"] == 50
+
+
+def test_tau_below_one_is_refused_with_the_reason(tmp_path):
+    assert_user_error(run("train", "--tau", 0.5, "--out", tmp_path / "t"),
+                      "time constant >= 1", "overshoots")
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValueError, match=r"tau must be >= 1 timesteps for the leaky_tanh cell"):
+        rflo.init_network(1, 5, 1, tau=0.5)
+    assert_user_error(run("train", "--rule", "bptt", "--online"), "use --rule rflo")

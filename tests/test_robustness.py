@@ -24,6 +24,9 @@ def test_divergence_stops_and_keeps_the_last_network_within_the_limit(problem):
     k = len(res.loss)  # the trial that diverged, counted from 1
     assert k < 400 and f"diverged at trial {k}:" in res.diverged
     assert f"the one after trial {res.trials_done}," in res.diverged
+    # the advice names the likely cause, here the rates and rflo's random feedback
+    assert "Likely cause: the learning rates too large for this network (n_rec=20)" in res.diverged
+    assert "random feedback b" in res.diverged
     assert np.all(np.isfinite(res.loss[:-1]))
     bad = res.loss[-1]
     assert not np.isfinite(bad) or bad > 1e4 * np.min(res.loss[:-1])

@@ -62,7 +62,9 @@ _trials = _checked(int, lambda v: 1 <= v <= 2**31 - 1,
                    "a positive integer up to 2147483647 (trials are counted with 32-bit integers)")
 _seed = _checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295")
 _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _checked(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
+_tau = _checked(float, lambda v: np.isfinite(v) and v >= 1,
+                "a time constant >= 1 timestep (h moves 1/tau of the way to tanh(u) each step: "
+                "with tau < 1 it overshoots, below 1/2 it is unstable)")
 _rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
                  "a learning rate (learning rates must be finite and >= 0)")
 
@@ -73,7 +75,7 @@ def _add_common(p, *, out_help):
                    help=f"number of training trials (default {d['trials']})")
     p.add_argument("--units", type=_positive_int, default=d["units"],
                    help=f"recurrent units n_rec (default {d['units']})")
-    p.add_argument("--tau", type=_positive_float, default=d["tau"],
+    p.add_argument("--tau", type=_tau, default=d["tau"],
                    help=f"membrane time constant in steps (default {d['tau']:g})")
     p.add_argument("--period", type=_positive_int, default=d["period"],
                    help=f"period of the target = steps per trial (default {d['period']})")
@@ -135,6 +137,17 @@ def build_parser():
     for name, (_, helptext) in EXTERNAL.items():
         sub.add_parser(name, help=helptext, add_help=False)
     return parser
+
+
+def _given(argv):
+    """The destinations of the options the command line names explicitly
+    (parsed again with every default suppressed, so abbreviations count)."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            for a in sub._actions:
+                a.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
 
 
 def _version():
@@ -452,7 +465,7 @@ def _figures(out, losses, aligns, outputs, task):
         plots.plot_alignment({r: aligns[r] for r in rf}, out / "alignment.png")
 
 
-def _check_rules(names, online):
+def _check_rules(names, online, flag="--rules"):
     from rflo.rules import get_rule
 
     rules = []
@@ -464,8 +477,10 @@ def _check_rules(names, online):
         if online and not r.online:
             online_ok = [m for m in names if get_rule(m).online] if all(
                 _known(m) for m in names) else []
+            if flag == "--rule":
+                online_ok = ["rflo"]
             raise UserError(f"rule {r.name!r} cannot learn online; drop --online or use "
-                            f"--rules {' '.join(online_ok) or 'rflo rtrl'}")
+                            f"{flag} {' '.join(online_ok) or 'rflo rtrl'}")
         if r.name in rules:
             raise UserError(f"rule {r.name!r} given twice")
         rules.append(r.name)
@@ -510,6 +525,7 @@ def _start_or_resume(args, kind):
         saved = checkpoint.load_settings(out)
         if saved.get("command") != kind:
             raise UserError(f"{out} is a '{saved.get('command')}' run; resume it with that command")
+        _check_resume_flags(args, saved, out)
         for k in RESUMABLE:
             if k in saved:
                 setattr(args, k, saved[k] if k != "init" or saved[k] is None else Path(saved[k]))
@@ -524,6 +540,34 @@ def _start_or_resume(args, kind):
     if not args.quiet:
         print(f"resuming {out}", file=sys.stderr)
     return out, lock, saved["run_id"]
+
+
+def _check_resume_flags(args, saved, out):
+    """--resume continues a run with its own settings: a flag that says
+    otherwise is an error, except ``--trials N`` above the run's (it extends the
+    run, and is saved as its new length)."""
+    from rflo import checkpoint
+
+    given = getattr(args, "given", set())
+    if "out" in given and Path(args.out).resolve() != out.resolve():
+        raise UserError(f"--resume {out} writes into {out}; drop --out {args.out}")
+    for k in sorted(given & set(RESUMABLE)):
+        mine = getattr(args, k)
+        mine = list(mine) if isinstance(mine, (list, tuple)) else mine
+        mine = str(mine) if isinstance(mine, Path) else mine
+        theirs = saved.get(k)
+        if k == "trials" and mine > theirs:
+            saved["trials"] = mine
+            checkpoint.save_settings(out, {k: v for k, v in saved.items() if k != "format"})
+            continue
+        if k == "trials" and mine < theirs:
+            raise UserError(f"--trials {mine} is fewer than the run's {theirs}; --resume can "
+                            "only extend a run")
+        if mine != theirs:
+            flag = "--" + k.replace("_", "-")
+            raise UserError(f"{flag} {mine} conflicts with the run's {theirs!r}: --resume "
+                            "continues a run with its own settings (start a new run with "
+                            "another --out to change them)")
 
 
 def _initial_network(args, out, task, run_id):
@@ -623,7 +667,7 @@ def cmd_compare(args):
 def cmd_train(args):
     import rflo
 
-    _check_rules([args.rule], args.online)
+    _check_rules([args.rule], args.online, "--rule")
     if args.save is not None and args.save.exists() and not args.overwrite:
         raise UserError(f"--save {args.save} exists; pass --overwrite to replace it")
     if args.resume is None:
@@ -633,7 +677,7 @@ def cmd_train(args):
         _check_memory(args, [args.rule], rflo.periodic_task(period=args.period))
     out, lock, run_id = _start_or_resume(args, "train")  # on --resume, args hold the saved settings
     with lock:
-        (rule,) = _check_rules([args.rule], args.online)
+        (rule,) = _check_rules([args.rule], args.online, "--rule")
         task = rflo.periodic_task(period=args.period)
         net = _initial_network(args, out, task, run_id)
         _save_start(args, "train", net, out, run_id, [rule])
@@ -734,6 +778,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    args.given = _given(argv)
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

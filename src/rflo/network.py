@@ -320,6 +320,10 @@ def network_from_arrays(
             raise ValueError(f"tau must be positive numbers of shape (n_rec,) = ({n_rec},), got {tau}")
     else:
         tau = np.asarray(check_positive("tau", tau), dtype)
+    low, why = cell.min_tau
+    if np.any(tau < low):
+        raise ValueError(f"tau must be >= {low:g} timesteps for the {cell.name} cell ({why}); "
+                         f"got {np.min(tau):g}")
     extra = _check_extra(cell, extra, n_rec, dtype)
     if sign is not None:
         sign = check_finite_array("sign", sign, ndim=1, dtype=dtype)

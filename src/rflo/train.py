@@ -327,7 +327,7 @@ def train(
         diverged = (f"rule {rule.name!r} diverged at trial {frozen_at + 1}: "
                     f"{_why(losses, state, max_loss_growth)} (learning rates {_rates(lr)}); "
                     f"the network kept is the one after trial {done}, the last whose loss "
-                    "was within the limit. Try smaller learning rates.")
+                    f"was within the limit. {_advice(net, rule, frozen_at, optimizer)}")
         warnings.warn(diverged, RuntimeWarning, stacklevel=2)
     return TrainResult(
         network=trained,
@@ -358,6 +358,20 @@ def _check_guard(guard, net, start_trial):
             raise ValueError(f"guard.previous is not a network of this session's shape "
                              f"({k} {np.shape(getattr(prev, k))} vs {np.shape(getattr(net, k))})")
     return guard._replace(previous=prev._replace(cell=net.cell))
+
+
+def _advice(net, rule, frozen_at, optimizer):
+    """The likely cause of a divergence, in one sentence."""
+    if frozen_at == 0:
+        return ("It failed on the first trial, before any update mattered: check the task's "
+                "inputs and targets and the initial weights (their scale g, tau).")
+    what = "the optimiser's rate" if optimizer is not None else "the learning rates"
+    why = f"Likely cause: {what} too large for this network (n_rec={net.n_rec})"
+    if getattr(rule, "feedback", None) == "random":
+        why += (f"; rule {rule.name!r} sends errors through the random feedback b, often much "
+                "larger than w_out, so its recurrent rate usually needs to be smaller than the "
+                "readout's")
+    return why + ". Try rates about 10 times smaller."
 
 
 def _rates(lr):

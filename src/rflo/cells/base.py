@@ -52,12 +52,15 @@ class Cell:
         that a local rule can give each unit's parameters their own trace
         (``w_in``, ``w_rec``, ``h0`` always; per-unit vectors a cell adds).
     vector_tau : whether ``tau`` may be one value per unit (shape (n_rec,)).
+    min_tau : the smallest ``tau`` the cell's update is stable for, and why
+        (``(0.0, "")``: any positive ``tau``).
     """
 
     name: ClassVar[str] = "cell"
     trainable: ClassVar[Tuple[str, ...]] = ("w_in", "w_rec", "w_out")
     unit_params: ClassVar[Tuple[str, ...]] = ("w_in", "w_rec", "h0")
     vector_tau: ClassVar[bool] = False
+    min_tau: ClassVar[Tuple[float, str]] = (0.0, "")
 
     # ---- what a subclass defines
     def neuron(self, net, state, current):

@@ -67,6 +67,8 @@ class LeakyTanh(Cell):
     """Leaky tanh rate unit (the paper's); ``derivative``: ``"seed"`` or ``"exact"``."""
 
     name = "leaky_tanh"
+    min_tau = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it overshoots "
+                "and below tau = 1/2 it is unstable")
     derivative: str = "seed"
 
     def __post_init__(self):

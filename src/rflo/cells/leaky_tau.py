@@ -32,6 +32,8 @@ class LeakyTau(Cell):
     """Leaky tanh rate unit with a learnable ``tau`` per unit and a learnable ``bias``."""
 
     name = "leaky_tau"
+    min_tau = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it overshoots "
+                "and below tau = 1/2 it is unstable")
     trainable = ("w_in", "w_rec", "w_out", "tau", "bias")
     unit_params = ("w_in", "w_rec", "h0", "bias")  # "tau" is added for vector_tau cells
     vector_tau = True
