@@ -266,3 +266,14 @@ def test_tau_below_one_is_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match=r"tau must be >= 1 timesteps for the leaky_tanh cell"):
         rflo.init_network(1, 5, 1, tau=0.5)
     assert_user_error(run("train", "--rule", "bptt", "--online"), "use --rule rflo")
+
+
+def test_without_a_terminal_progress_is_a_line_now_and_then_and_a_log(tmp_path):
+    out = tmp_path / "p"
+    proc = run("train", "--trials", 200, "--units", 8, "--period", 20, "--out", out,
+               env={"RFLO_PROGRESS_EVERY": "0"})
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("rflo: ")]
+    assert lines and "/200 trials (" in lines[-1] and "trials/s, ETA" in lines[-1]
+    log = (out / "run.log").read_text()
+    assert "run " in log and "trials/s" in log and "rflo: done, 200 trials" in log

@@ -162,7 +162,7 @@ def _version():
 
 #: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
 RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
-             "alignment.png")
+             "alignment.png", "run.log")
 
 
 def _lock(out):
@@ -228,30 +228,68 @@ def _prepare_out(out, overwrite, kind):
 
 
 def _show_progress(args):
+    """``"bar"`` (a terminal, or --progress), ``"lines"`` (no terminal: a line
+    every ~10 s) or ``"off"`` (--quiet)."""
     if args.quiet:
-        return False
-    return args.progress or sys.stderr.isatty()
+        return "off"
+    return "bar" if args.progress or sys.stderr.isatty() else "lines"
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RunLog:
+    """``RUN/run.log``: one timestamped line per event and progress report
+    (appended; a resumed run goes on in the same file)."""
+
+    def __init__(self, folder, run_id):
+        self.path = Path(folder) / "run.log"
+        self.write(f"run {run_id}: rflo {' '.join(sys.argv[1:])}")
+
+    def write(self, line):
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(f"{datetime.now().isoformat(timespec='seconds')}  {line}\n")
 
 
 class ProgressBar:
-    """A tqdm bar on stderr fed by the trainer's per-chunk callback."""
+    """Progress of one rule, fed after every segment: a tqdm bar on a terminal,
+    else a one-line report every ``RFLO_PROGRESS_EVERY`` seconds (default 10)
+    on stderr; the reports also go to the run's log."""
 
-    def __init__(self, rule, total, enabled):
+    def __init__(self, rule, total, mode, log=None):
+        self.rule, self.total, self.mode, self.log = rule, total, mode, log
         self.bar = None
-        if enabled:
+        if mode == "bar":
             from tqdm.auto import tqdm
 
             # delay: only runs longer than a second get a bar
             self.bar = tqdm(total=total, desc=f"{rule:>8}", unit="trial", file=sys.stderr,
                             delay=0.0 if os.environ.get("RFLO_PROGRESS_NO_DELAY") else 1.0,
                             dynamic_ncols=True, leave=True)
-        self.done = 0
+        self.every = float(os.environ.get("RFLO_PROGRESS_EVERY", 10))
+        self.done, self.first = 0, None
+        self.start = self.last = time.monotonic()
 
     def __call__(self, done, total, loss):
+        if self.first is None:
+            self.first = self.done
         if self.bar is not None:
             self.bar.update(done - self.done)
             self.bar.set_postfix_str(f"loss {loss:.3g}", refresh=False)
         self.done = done
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = (done - self.first) / max(now - self.start, 1e-9)
+            eta = _clock((total - done) / rate) if rate > 0 else "?"
+            line = (f"{self.rule}: {done}/{total} trials ({100 * done / total:.0f}%), "
+                    f"loss {loss:.3g}, {rate:.0f} trials/s, ETA {eta}")
+            if self.mode == "lines":
+                print(line, file=sys.stderr, flush=True)
+            if self.log is not None:
+                self.log.write(line)
 
     def close(self):
         if self.bar is not None:
@@ -379,7 +417,7 @@ def _load_checkpoint(out, name, net, run_id):
     return prog
 
 
-def _train_one(name, net, task, args, out, run_id, stop):
+def _train_one(name, net, task, args, out, run_id, stop, log):
     """Train one rule from its checkpoint (trial 0 at a new run's start),
     checkpointing as it goes."""
     import warnings
@@ -392,7 +430,7 @@ def _train_one(name, net, task, args, out, run_id, stop):
         raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
     plan = Segments(args.trials, args.checkpoint_every)
     last_save = time.monotonic()
-    bar = ProgressBar(name, args.trials, _show_progress(args))
+    bar = ProgressBar(name, args.trials, _show_progress(args), log)
     bar.done = prog.done
     try:
         while prog.done < args.trials:
@@ -429,14 +467,15 @@ def _train_one(name, net, task, args, out, run_id, stop):
     return prog
 
 
-def _train_rules(rules, net, task, args, out, run_id, stop):
+def _train_rules(rules, net, task, args, out, run_id, stop, log):
     """Train each rule from ``net``; write networks, curves and figures."""
     import rflo
     from rflo import results
 
     losses, aligns, outputs, summary, seconds = {}, {}, {}, [], {}
     for name in rules:
-        prog = _train_one(name, net, task, args, out, run_id, stop)
+        prog = _train_one(name, net, task, args, out, run_id, stop, log)
+        log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
         rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id)
         losses[name], aligns[name] = prog.loss, prog.alignment
         outputs[name] = rflo.evaluate(prog.network, task).y
@@ -629,15 +668,14 @@ def _finish(args, kind, rules, net, task, out, run_id, **extra_settings):
     from rflo import results
 
     t0 = time.perf_counter()
+    log = RunLog(out, run_id)
     with StopRequest() as stop:
         try:
-            summary, seconds = _train_rules(rules, net, task, args, out, run_id, stop)
-        except Diverged as exc:
+            summary, seconds = _train_rules(rules, net, task, args, out, run_id, stop, log)
+        except (Diverged, Interrupted) as exc:
             print(f"rflo {kind}: {exc}", file=sys.stderr)
-            return 3
-        except Interrupted as exc:
-            print(f"rflo {kind}: {exc}", file=sys.stderr)
-            return stop.status
+            log.write(str(exc))
+            return 3 if isinstance(exc, Diverged) else stop.status
     results.write_metadata(out / "metadata.json", dict(
         command=kind, run_id=run_id, rules=rules,
         settings=_settings(args, task=task.name, **task.params, **extra_settings),
