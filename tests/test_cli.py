@@ -277,3 +277,22 @@ def test_without_a_terminal_progress_is_a_line_now_and_then_and_a_log(tmp_path):
     assert lines and "/200 trials (" in lines[-1] and "trials/s, ETA" in lines[-1]
     log = (out / "run.log").read_text()
     assert "run " in log and "trials/s" in log and "rflo: done, 200 trials" in log
+
+
+def test_eval_uses_the_task_the_network_was_trained_on(tmp_path):
+    net_file = tmp_path / "p50.npz"
+    proc = run("train", "--period", 50, "--trials", 30, "--units", 8, "--out", tmp_path / "t",
+               "--save", net_file, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    from rflo.io import network_info
+
+    info = network_info(net_file)
+    assert info["task"]["params"]["period"] == 50 and info["rule"] == "rflo"
+    net = rflo.load_network(net_file)
+    own = rflo.evaluate(net, rflo.periodic_task(period=50)).loss
+    other = rflo.evaluate(net, rflo.periodic_task(period=100)).loss
+    ev = run("eval", net_file)
+    assert ev.returncode == 0, ev.stderr
+    assert "period 50" in ev.stdout and f"loss {own:.6g}" in ev.stdout
+    told = run("eval", net_file, "--period", 100, "--overwrite")
+    assert f"loss {other:.6g}" in told.stdout

@@ -126,7 +126,8 @@ def build_parser():
     p = sub.add_parser("eval", help="run a saved network with learning off and plot it")
     p.add_argument("network", type=Path, help="a network .npz file")
     p.add_argument("--period", type=_positive_int, default=SEED_DEFAULTS["period"],
-                   help="period of the target (default 100)")
+                   help="period of the target (default: the one the network was trained on, "
+                        "else 100)")
     p.add_argument("--png", type=Path, default=None,
                    help="figure to write (default: NETWORK.eval.png beside the network)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
@@ -476,7 +477,8 @@ def _train_rules(rules, net, task, args, out, run_id, stop, log):
     for name in rules:
         prog = _train_one(name, net, task, args, out, run_id, stop, log)
         log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
-        rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id)
+        rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
+                          info=_info(args, task, name, prog.done, run_id))
         losses[name], aligns[name] = prog.loss, prog.alignment
         outputs[name] = rflo.evaluate(prog.network, task).y
         seconds[name] = prog.seconds
@@ -486,6 +488,26 @@ def _train_rules(rules, net, task, args, out, run_id, stop, log):
     results.write_curves(out / "results.csv", losses, aligns, run_id=run_id)
     _figures(out, losses, aligns, outputs, task)
     return summary, seconds
+
+
+def _info(args, task, rule, trials, run_id):
+    """What a saved network records of its training (``rflo eval`` reads the task)."""
+    return {"task": {"name": task.name, "params": task.params}, "rule": rule, "trials": trials,
+            "lr": list(args.lr), "online": args.online, "seed": args.seed, "dtype": args.dtype,
+            "run_id": run_id}
+
+
+def _task_of(info):
+    """The task a network's record names (the command line's tasks), or None."""
+    import rflo
+
+    task = (info or {}).get("task") or {}
+    if task.get("name") != "periodic":
+        return None
+    try:
+        return rflo.periodic_task(**task["params"])
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def _random_feedback_rules(names):
@@ -723,7 +745,10 @@ def cmd_train(args):
                          init=None if args.init is None else str(args.init),
                          units=int(net.n_rec), tau=float(net.tau))
     if status == 0 and args.save is not None:
-        rflo.save_network(args.save, rflo.load_network(out / f"{rule}.npz"))
+        from rflo.io import network_info
+
+        rflo.save_network(args.save, rflo.load_network(out / f"{rule}.npz"),
+                          info=network_info(out / f"{rule}.npz"))
     return status
 
 
@@ -744,11 +769,19 @@ def cmd_eval(args):
     import rflo
     from rflo import plots
 
+    from rflo.io import network_info
+
     try:
         net = rflo.load_network(args.network)
+        recorded = _task_of(network_info(args.network))
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    task = rflo.periodic_task(period=args.period, n_in=net.n_in, n_out=net.n_out)
+    if recorded is not None and "period" not in getattr(args, "given", ()):
+        task = recorded
+        print(f"task: the one the network was trained on (periodic, period "
+              f"{task.params['period']:g}; --period overrides it)")
+    else:
+        task = rflo.periodic_task(period=args.period, n_in=net.n_in, n_out=net.n_out)
     png = args.png or args.network.with_name(args.network.stem + ".eval.png")
     if png.exists() and not args.overwrite:
         raise UserError(f"{png} exists; pass --overwrite to replace it")

@@ -24,18 +24,23 @@ from rflo.files import atomic_write, read_npz
 from rflo.network import Network, network_from_arrays
 
 __all__ = ["save_network", "load_network", "network_from_npz_arrays", "network_arrays",
-           "network_keys", "check_network_shapes", "network_run_id", "atomic_write",
+           "network_keys", "check_network_shapes", "network_run_id", "network_info",
+           "atomic_write",
            "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 REQUIRED = ("w_in", "w_rec", "w_out", "b", "h0", "tau")
 OPTIONAL = ("sign", "mask")
+TEXT = ("cell", "run_id", "info")  # one string each
 
 
-def save_network(path, net: Network, run_id=None) -> Path:
+def save_network(path, net: Network, run_id=None, info=None) -> Path:
     """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path.
 
-    ``run_id`` (a string) marks the file as written by that command-line run."""
+    ``run_id`` (a string) marks the file as written by that command-line run;
+    ``info`` (a dict of plain data, stored as JSON) records how it was trained,
+    e.g. ``{"task": {"name": "periodic", "params": {...}}, "rule": "rflo"}``
+    (read it back with :func:`network_info`)."""
     if not isinstance(net, Network):
         raise ValueError(f"expected an rflo Network, got {type(net).__name__}")
     path = Path(path)
@@ -45,6 +50,11 @@ def save_network(path, net: Network, run_id=None) -> Path:
     arrays["format"] = np.asarray(FORMAT_VERSION)
     if run_id is not None:
         arrays["run_id"] = np.asarray(str(run_id))
+    if info is not None:
+        try:
+            arrays["info"] = np.asarray(json.dumps(info))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"info must be plain data (JSON): {exc}") from None
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -85,7 +95,7 @@ def network_keys(key: str, prefix: str = "") -> bool:
     if not key.startswith(prefix):
         return False
     key = key[len(prefix):]
-    return key in REQUIRED + OPTIONAL + ("format", "cell", "run_id") or (
+    return key in REQUIRED + OPTIONAL + ("format", "cell", "run_id", "info") or (
         key.startswith("extra.") and len(key) > len("extra."))
 
 
@@ -100,9 +110,9 @@ def check_network_shapes(heads: dict, source, prefix: str = "") -> None:
     if missing:
         raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
     for k, dims in shape.items():
-        if k not in ("cell", "run_id") and kind[k] not in "biuf":
+        if k not in TEXT and kind[k] not in "biuf":
             raise ValueError(f"{source}: {prefix}{k} must hold numbers, got text")
-    for k in ("cell", "run_id"):
+    for k in TEXT:
         if k in shape and (kind[k] != "U" or shape[k] != ()):
             raise ValueError(f"{source}: {k!r} must be one string")
     if "format" in shape and shape["format"] not in ((), (1,)):
@@ -154,12 +164,29 @@ def network_run_id(path):
     return str(arrays["run_id"]) if "run_id" in arrays else None
 
 
+def network_info(path):
+    """The record of how a network file's network was trained (a dict; None
+    if the file has none)."""
+    path = Path(path)
+    arrays = read_npz(path, names=network_keys, select={"info"},
+                      check=lambda heads: check_network_shapes(heads, path))
+    if "info" not in arrays:
+        return None
+    try:
+        info = json.loads(str(arrays["info"]))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable 'info' ({exc})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: 'info' must be a JSON object")
+    return info
+
+
 def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Network:
     """Check the arrays read from a network file and build the network.
 
     ``source`` names the file in error messages; keys in ``ignore`` are skipped.
     """
-    arrays = {k: v for k, v in arrays.items() if k not in ignore and k != "run_id"}
+    arrays = {k: v for k, v in arrays.items() if k not in ignore and k not in ("run_id", "info")}
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
