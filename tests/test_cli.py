@@ -296,3 +296,55 @@ def test_eval_uses_the_task_the_network_was_trained_on(tmp_path):
     assert "period 50" in ev.stdout and f"loss {own:.6g}" in ev.stdout
     told = run("eval", net_file, "--period", 100, "--overwrite")
     assert f"loss {other:.6g}" in told.stdout
+
+
+def test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_config(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    flags = ["--task", "flip_flop", "--set", "n_bits=1", "pulse_width=2", "--units", 12,
+             "--batch", 2, "--optimizer", "adam", "--optimizer-rate", 0.01, "--lr", 0, 1, 1,
+             "--derivative", "exact", "--checkpoint-every", 10, "--quiet"]
+    proc = run("train", "--trials", 30, "--out", a, *flags)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((a / "metadata.json").read_text())
+    s = meta["settings"]
+    assert s["task"] == "flip_flop" and s["optimizer"] == "adam" and s["batch"] == 2
+    assert s["task_record"]["params"]["n_bits"] == 1 and s["derivative"] == "exact"
+    assert rflo.load_network(a / "rflo.npz").cell.derivative == "exact"
+    # the run's config.toml repeats it; a flag overrides the file
+    again = run("train", "--config", a / "config.toml", "--out", b, "--trials", 50, "--quiet")
+    assert again.returncode == 0, again.stderr
+    # extending run a by --resume (the optimiser's state comes from the checkpoint)
+    # gives the same 50 trials as run b in one go
+    more = run("train", "--resume", a, "--trials", 50, "--quiet")
+    assert more.returncode == 0, more.stderr
+    assert _without_run_id(a / "results.csv") == _without_run_id(b / "results.csv")
+    np.testing.assert_array_equal(rflo.load_network(a / "rflo.npz").w_rec,
+                                  rflo.load_network(b / "rflo.npz").w_rec)
+    # a cell and a loss by name
+    other = run("compare", "--rules", "bptt", "--cell", "leaky_tau", "--loss", "squared_error",
+                "--task", "reach", "--trials", 3, "--units", 6, "--out", c, "--quiet")
+    assert other.returncode == 0, other.stderr
+    assert rflo.load_network(c / "bptt.npz").cell.name == "leaky_tau"
+
+
+def test_bad_run_settings_are_one_line_errors(tmp_path):
+    out = tmp_path / "x"
+    assert_user_error(run("train", "--task", "nope", "--out", out), "unknown task 'nope'")
+    assert_user_error(run("train", "--set", "n_bits", "--out", out), "KEY=VALUE")
+    assert_user_error(run("train", "--task", "flip_flop", "--set", "colour=2", "--out", out),
+                      "bad parameters for task 'flip_flop'")
+    assert_user_error(run("train", "--optimizer", "adamm", "--out", out), "did you mean adam")
+    assert_user_error(run("train", "--optimizer", "adam", "--out", out), "--optimizer-rate")
+    assert_user_error(run("train", "--cell", "lif", "--derivative", "exact", "--out", out),
+                      "applies to the leaky_tanh cell")
+    assert_user_error(run("train", "--task", "flip_flop", "--period", 50, "--out", out),
+                      "--period applies to the periodic task")
+    assert_user_error(run("train", "--loss", "hinge", "--out", out), "hinge")
+    assert_user_error(run("train", "--loss", "cross_entropy", "--out", out),
+                      "needs at least 2 outputs")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("unitz = 5\n")
+    assert_user_error(run("train", "--config", cfg, "--out", out), "did you mean 'units'")
+    cfg.write_text("units = 'many'\n")
+    assert_user_error(run("train", "--config", cfg, "--out", out), "'units' must be a positive integer")
+    assert not out.exists()

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
 
+from rflo import runconfig
 from rflo.files import atomic_write, read_npz
 from rflo.io import check_network_shapes, network_arrays, network_from_npz_arrays, network_keys
 from rflo.network import Network
@@ -32,12 +34,15 @@ __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
 PREVIOUS = "previous."
+OPT, PREVIOUS_OPT = "opt.", "previous_opt."
 
 
 class Progress(NamedTuple):
     """One rule's progress: ``network`` after ``done`` trials, the curves of
-    those trials, the seconds spent, and the divergence guard's state
-    (``best_loss``; ``previous``: the network before the last trial)."""
+    those trials, the seconds spent, the divergence guard's state
+    (``best_loss``; ``previous``: the network before the last trial), and the
+    optimiser's state after and before the last trial as lists of arrays (the
+    leaves of its pytree; empty for plain SGD)."""
 
     network: Network
     loss: np.ndarray
@@ -45,6 +50,8 @@ class Progress(NamedTuple):
     seconds: float
     best_loss: float = math.inf
     previous: Optional[Network] = None
+    opt_state: tuple = ()
+    previous_opt_state: tuple = ()
 
     @property
     def done(self) -> int:
@@ -59,45 +66,14 @@ def _dir(folder) -> Path:
 # settings
 
 
-#: what each saved setting must be: (check, what it should be)
-_SETTINGS = {
-    "command": (lambda v: v in ("train", "compare"), "'train' or 'compare'"),
-    "run_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a run id"),
-    "trials": (lambda v: _int(v) and 1 <= v < 2**31, "a positive integer"),
-    "units": (lambda v: _int(v) and v >= 1, "a positive integer"),
-    "tau": (lambda v: _num(v) and v > 0, "a number > 0"),
-    "period": (lambda v: _int(v) and v >= 1, "a positive integer"),
-    "lr": (lambda v: isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v),
-           "three learning rates >= 0"),
-    "online": (lambda v: isinstance(v, bool), "true or false"),
-    "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
-    "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
-    "checkpoint_every": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
-    "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
-              "a list of rule names"),
-    "rule": (lambda v: isinstance(v, str), "a rule name"),
-    "init": (lambda v: v is None or isinstance(v, str), "a path or null"),
-}
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def check_settings(data, source) -> dict:
-    """Check the types and ranges of saved settings; raise ValueError naming the bad one."""
+    """Check a run's saved settings (:data:`rflo.runconfig.CHECKS`); raise
+    ValueError naming the bad one."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{source}: not an rflo checkpoint of format {FORMAT}")
-    for key, (ok, need) in _SETTINGS.items():
-        if key in data and not ok(data[key]):
-            raise ValueError(f"{source}: {key!r} must be {need}, got {data[key]!r}")
     if "run_id" not in data:
         raise ValueError(f"{source}: no run id; it was not written by this version of rflo")
-    return data
+    return runconfig.check_settings(data, source)
 
 
 def save_settings(folder, settings: dict):
@@ -135,6 +111,8 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
                   seconds=np.asarray(float(progress.seconds)),
                   best_loss=np.asarray(float(progress.best_loss)),
                   run_id=np.asarray(run_id), format=np.asarray(FORMAT))
+    for prefix, leaves in ((OPT, progress.opt_state), (PREVIOUS_OPT, progress.previous_opt_state)):
+        arrays.update({f"{prefix}{i}": np.asarray(a) for i, a in enumerate(leaves)})
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -146,8 +124,19 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
 _CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
 
 
+_OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
+
+
 def _names(key):
-    return key in _CURVES or network_keys(key) or network_keys(key, PREVIOUS)
+    return (key in _CURVES or network_keys(key) or network_keys(key, PREVIOUS)
+            or bool(_OPT_KEY.fullmatch(key)))
+
+
+def _leaves(arrays, prefix):
+    keys = sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
+    if [int(k[len(prefix):]) for k in keys] != list(range(len(keys))):
+        raise ValueError(f"optimiser state arrays {keys} are not numbered 0 .. {len(keys) - 1}")
+    return tuple(arrays.pop(k) for k in keys)
 
 
 def _check_heads(heads, path):
@@ -187,8 +176,12 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     seconds, best = float(arrays.pop("seconds")), float(arrays.pop("best_loss"))
     if not (math.isfinite(seconds) and seconds >= 0) or not (best > 0):
         raise ValueError(f"{path}: 'seconds' or 'best_loss' out of range ({seconds}, {best})")
+    try:
+        opt, previous_opt = _leaves(arrays, OPT), _leaves(arrays, PREVIOUS_OPT)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     previous = {k[len(PREVIOUS):]: v for k, v in arrays.items() if k.startswith(PREVIOUS)}
     net = network_from_npz_arrays({k: v for k, v in arrays.items() if not k.startswith(PREVIOUS)},
                                   path)
     prev = network_from_npz_arrays(previous, f"{path} (previous)") if previous else None
-    return Progress(net, loss, alignment, seconds, best, prev)
+    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt)

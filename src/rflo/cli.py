@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,20 +66,46 @@ _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _tau = _checked(float, lambda v: np.isfinite(v) and v >= 1,
                 "a time constant >= 1 timestep (h moves 1/tau of the way to tanh(u) each step: "
                 "with tau < 1 it overshoots, below 1/2 it is unstable)")
+_positive_float = _checked(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
 _rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
                  "a learning rate (learning rates must be finite and >= 0)")
 
 
 def _add_common(p, *, out_help):
+    from rflo.cells import cell_names
+    from rflo.losses import loss_names
+    from rflo.tasks import task_names
+
     d = SEED_DEFAULTS
+    p.add_argument("--task", default="periodic", metavar="NAME",
+                   help=f"the task (default periodic, the paper's; any of {', '.join(task_names())})")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)")
+    p.add_argument("--cell", default="leaky_tanh", metavar="NAME",
+                   help=f"the unit model (default leaky_tanh; any of {', '.join(cell_names())})")
+    p.add_argument("--derivative", choices=("seed", "exact"), default=None,
+                   help="f' of the leaky_tanh cell: the notebook's 'seed' (default) or 'exact'")
+    p.add_argument("--loss", default="squared_error", metavar="NAME",
+                   help=f"the loss (default squared_error; any of {', '.join(loss_names())})")
+    p.add_argument("--optimizer", default=None, metavar="NAME",
+                   help="an optax optimiser by name (adam, rmsprop, sgd, ...) instead of plain SGD; "
+                        "--lr then only says which matrices learn (a rate of 0 freezes one)")
+    p.add_argument("--optimizer-rate", type=_positive_float, default=None, metavar="X",
+                   help="the optimiser's learning rate (with --optimizer)")
+    p.add_argument("--batch", type=_positive_int, default=1,
+                   help="trials per update (default 1)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
+                   help="settings from a TOML file (flags override it; every run writes its own "
+                        "as RUN/config.toml)")
     p.add_argument("--trials", type=_trials, default=d["trials"],
                    help=f"number of training trials (default {d['trials']})")
     p.add_argument("--units", type=_positive_int, default=d["units"],
                    help=f"recurrent units n_rec (default {d['units']})")
     p.add_argument("--tau", type=_tau, default=d["tau"],
                    help=f"membrane time constant in steps (default {d['tau']:g})")
-    p.add_argument("--period", type=_positive_int, default=d["period"],
-                   help=f"period of the target = steps per trial (default {d['period']})")
+    p.add_argument("--period", type=_positive_int, default=None,
+                   help=f"period of the periodic task's target = steps per trial "
+                        f"(default {d['period']}; same as --set period=N)")
     p.add_argument("--lr", type=_rate, nargs=3, metavar=("IN", "REC", "OUT"), default=list(d["lr"]),
                    help="learning rates of w_in, w_rec, w_out (default 0 0.03 0.03)")
     p.add_argument("--online", action="store_true", help="update the weights at every step")
@@ -308,9 +335,59 @@ def _summary(rows, quiet):
               f"{r['final_alignment']:>10.3f} {r['seconds']:>8.2f}")
 
 
+class Plan(NamedTuple):
+    """What the settings of a training run build: its task, cell and optimiser."""
+
+    task: object
+    cell: object
+    optimizer: object
+
+
+def _apply_config(args):
+    """Fill the settings not given as flags from ``--config`` (flags win)."""
+    from rflo import runconfig
+
+    if getattr(args, "config", None) is None:
+        return
+    try:
+        cfg = runconfig.read_config(args.config)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    given = getattr(args, "given", set())
+    for key, value in cfg.items():
+        if key == "set":
+            flags = runconfig.parse_set(args.set) if "set" in given else {}
+            args.set = [f"{k}={json.dumps(v)}" for k, v in {**value, **flags}.items()]
+        elif key not in given and hasattr(args, key):
+            setattr(args, key, Path(value) if key == "init" else value)
+        elif key not in given and key in ("rule", "rules"):
+            raise UserError(f"{args.config}: {key!r} is for 'rflo {'train' if key == 'rule' else 'compare'}'")
+
+
+def _plan(args) -> Plan:
+    """Build (and so check) the run's task, cell and optimiser from its settings."""
+    from rflo import runconfig
+    from rflo.losses import check_outputs, get_loss
+
+    try:
+        params = runconfig.parse_set(args.set) if isinstance(args.set, list) else dict(args.set)
+        task = runconfig.make_run_task(args.task, params, args.period)
+        cell = runconfig.make_cell(args.cell, args.derivative)
+        check_outputs(get_loss(args.loss), task.n_out)
+        optimizer = runconfig.make_optimizer(args.optimizer, args.optimizer_rate)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    args.set = params
+    return Plan(task, cell, optimizer)
+
+
+SETTING_KEYS = ("task", "set", "period", "cell", "derivative", "loss", "optimizer",
+                "optimizer_rate", "batch", "trials", "units", "tau", "lr", "online", "seed", "dtype",
+                "checkpoint_every")
+
+
 def _settings(args, **extra):
-    keys = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype", "checkpoint_every")
-    s = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    s = {k: getattr(args, k) for k in SETTING_KEYS if hasattr(args, k)}
     s["lr"] = list(s.get("lr", []))
     s.update(extra)
     return s
@@ -418,18 +495,44 @@ def _load_checkpoint(out, name, net, run_id):
     return prog
 
 
-def _train_one(name, net, task, args, out, run_id, stop, log):
+def _opt_tree(net, args, optimizer):
+    """The treedef of the optimiser's state for ``net`` (None for plain SGD)."""
+    import jax
+
+    from rflo.network import param_names, params_of
+    from rflo.optim import check_learning_rates
+
+    if optimizer is None:
+        return None
+    names = tuple(check_learning_rates(tuple(args.lr), param_names(net), net.cell.trainable))
+    return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))
+
+
+def _train_one(name, net, plan, args, out, run_id, stop, log):
     """Train one rule from its checkpoint (trial 0 at a new run's start),
     checkpointing as it goes."""
     import warnings
 
+    import jax
+
     import rflo
     from rflo import checkpoint
+
+    task, optimizer = plan.task, plan.optimizer
+    tree = _opt_tree(net, args, optimizer)
+
+    def opt_state(leaves):
+        if tree is None or not leaves:
+            return None
+        return jax.tree_util.tree_unflatten(tree, [np.asarray(a) for a in leaves])
+
+    def leaves(state):
+        return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
 
     prog = _load_checkpoint(out, name, net, run_id)
     if prog.done > args.trials:
         raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
-    plan = Segments(args.trials, args.checkpoint_every)
+    segments = Segments(args.trials, args.checkpoint_every)
     last_save = time.monotonic()
     bar = ProgressBar(name, args.trials, _show_progress(args), log)
     bar.done = prog.done
@@ -440,23 +543,27 @@ def _train_one(name, net, task, args, out, run_id, stop, log):
                 raise Interrupted(f"interrupted after {prog.done} of {args.trials} trials of "
                                   f"rule {name!r}; the checkpoint is saved. Resume with: "
                                   f"rflo {args.command} --resume {out}")
-            n = plan.next(prog.done, args.trials)
+            n = segments.next(prog.done, args.trials)
             guard = (None if prog.previous is None
-                     else rflo.GuardState(prog.best_loss, prog.previous))
+                     else rflo.GuardState(prog.best_loss, prog.previous,
+                                          opt_state(prog.previous_opt_state)))
             t0 = time.monotonic()
             with warnings.catch_warnings():  # the message is the command's error, said once
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = rflo.train(prog.network, task, name, trials=n, lr=tuple(args.lr),
                                  online=args.online, dtype=args.dtype, seed=args.seed,
-                                 start_trial=prog.done, chunk=plan.cap, guard=guard)
-            plan.observe(n, time.monotonic() - t0)
+                                 start_trial=prog.done, chunk=segments.cap, guard=guard,
+                                 loss=args.loss, optimizer=optimizer, batch=args.batch,
+                                 opt_state=opt_state(prog.opt_state))
+            segments.observe(n, time.monotonic() - t0)
             if res.diverged is not None:
                 rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
                 raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
             prog = checkpoint.Progress(res.network, np.concatenate([prog.loss, res.loss]),
                                        np.concatenate([prog.alignment, res.alignment]),
                                        prog.seconds + res.seconds, res.guard.best_loss,
-                                       res.guard.previous)
+                                       res.guard.previous, leaves(res.opt_state),
+                                       leaves(res.guard.previous_opt_state))
             bar(prog.done, args.trials, float(res.loss[-1]))
             every = args.checkpoint_every
             if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
@@ -468,17 +575,18 @@ def _train_one(name, net, task, args, out, run_id, stop, log):
     return prog
 
 
-def _train_rules(rules, net, task, args, out, run_id, stop, log):
+def _train_rules(rules, net, plan, args, out, run_id, stop, log):
     """Train each rule from ``net``; write networks, curves and figures."""
     import rflo
     from rflo import results
 
+    task = plan.task
     losses, aligns, outputs, summary, seconds = {}, {}, {}, [], {}
     for name in rules:
-        prog = _train_one(name, net, task, args, out, run_id, stop, log)
+        prog = _train_one(name, net, plan, args, out, run_id, stop, log)
         log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
         rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
-                          info=_info(args, task, name, prog.done, run_id))
+                          info=_info(args, plan.task, name, prog.done, run_id))
         losses[name], aligns[name] = prog.loss, prog.alignment
         outputs[name] = rflo.evaluate(prog.network, task).y
         seconds[name] = prog.seconds
@@ -492,20 +600,27 @@ def _train_rules(rules, net, task, args, out, run_id, stop, log):
 
 def _info(args, task, rule, trials, run_id):
     """What a saved network records of its training (``rflo eval`` reads the task)."""
-    return {"task": {"name": task.name, "params": task.params}, "rule": rule, "trials": trials,
-            "lr": list(args.lr), "online": args.online, "seed": args.seed, "dtype": args.dtype,
-            "run_id": run_id}
+    from rflo import runconfig
+
+    return {"task": runconfig.task_record(task), "rule": rule, "trials": trials,
+            "lr": list(args.lr), "online": args.online, "loss": args.loss,
+            "optimizer": args.optimizer, "optimizer_rate": args.optimizer_rate,
+            "batch": args.batch, "seed": args.seed, "dtype": args.dtype, "run_id": run_id}
+
+
+def _task_params(task):
+    from rflo import runconfig
+
+    return runconfig.task_record(task)["params"]
 
 
 def _task_of(info):
-    """The task a network's record names (the command line's tasks), or None."""
-    import rflo
+    """The task a network's record names, or None."""
+    from rflo import runconfig
 
     task = (info or {}).get("task") or {}
-    if task.get("name") != "periodic":
-        return None
     try:
-        return rflo.periodic_task(**task["params"])
+        return runconfig.make_run_task(task["name"], task["params"])
     except (TypeError, ValueError, KeyError):
         return None
 
@@ -562,8 +677,7 @@ def _known(name):
 # subcommands
 
 
-RESUMABLE = ("trials", "units", "tau", "period", "lr", "online", "seed", "dtype",
-             "checkpoint_every", "rules", "rule", "init")
+RESUMABLE = SETTING_KEYS + ("rules", "rule", "init")
 
 
 def _start_or_resume(args, kind):
@@ -614,6 +728,10 @@ def _check_resume_flags(args, saved, out):
         raise UserError(f"--resume {out} writes into {out}; drop --out {args.out}")
     for k in sorted(given & set(RESUMABLE)):
         mine = getattr(args, k)
+        if k == "set":
+            from rflo import runconfig
+
+            mine = runconfig.parse_set(mine)
         mine = list(mine) if isinstance(mine, (list, tuple)) else mine
         mine = str(mine) if isinstance(mine, Path) else mine
         theirs = saved.get(k)
@@ -631,16 +749,24 @@ def _check_resume_flags(args, saved, out):
                             "another --out to change them)")
 
 
-def _initial_network(args, out, task, run_id):
+def _initial_network(args, out, plan, run_id):
     """The run's initial network: drawn (new run) or read back (--resume, where
     it must carry the run's id)."""
     import rflo
     from rflo.io import network_run_id
 
+    task = plan.task
     if args.resume is None:
         if getattr(args, "init", None) is not None:
-            return _load_for_task(args.init, task, args.dtype)
-        return rflo.init_network(1, args.units, 1, seed=args.seed, tau=args.tau, dtype=args.dtype)
+            net = _load_for_task(args.init, task, args.dtype)
+            if args.derivative is not None:
+                net = net._replace(cell=plan.cell)
+            return net
+        try:
+            return rflo.init_network(task.n_in, args.units, task.n_out, seed=args.seed,
+                                     tau=args.tau, dtype=args.dtype, cell=plan.cell)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     path = out / "initial.npz"
     net = _load_for_task(path, task, args.dtype)
     if network_run_id(path) != run_id:
@@ -664,6 +790,10 @@ def _save_start(args, kind, net, out, run_id, rules):
         checkpoint.save_progress(out, name, checkpoint.Progress(net, empty, empty, 0.0), run_id)
     settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+    settings["lr"] = list(settings["lr"])
+    from rflo import runconfig
+
+    runconfig.write_config(out / "config.toml", settings)
     checkpoint.save_settings(out, {"command": kind, "run_id": run_id, **settings})
 
 
@@ -674,33 +804,34 @@ def _check_memory(args, rules, task):
     from rflo.rules.base import Setup
 
     try:
-        require_memory(3 * network_bytes(1, args.units, 1, args.dtype),
+        require_memory(3 * network_bytes(task.n_in, args.units, task.n_out, args.dtype),
                        f"a network of {args.units} units")
-        net = struct_network(1, args.units, 1, args.dtype)
+        net = struct_network(task.n_in, args.units, task.n_out, args.dtype)
         for name in rules:
             require_memory(session_bytes(net, get_rule(name), Setup(), online=args.online,
-                                         n_steps=task.n_steps),
+                                         n_steps=task.n_steps, batch=args.batch),
                            f"training {args.units} units with rule {name!r}",
                            "use fewer --units or a rule with a smaller state (e.g. rflo or bptt)")
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
-def _finish(args, kind, rules, net, task, out, run_id, **extra_settings):
-    from rflo import results
+def _finish(args, kind, rules, net, plan, out, run_id, **extra_settings):
+    from rflo import results, runconfig
 
     t0 = time.perf_counter()
+    task = plan.task
     log = RunLog(out, run_id)
     with StopRequest() as stop:
         try:
-            summary, seconds = _train_rules(rules, net, task, args, out, run_id, stop, log)
+            summary, seconds = _train_rules(rules, net, plan, args, out, run_id, stop, log)
         except (Diverged, Interrupted) as exc:
             print(f"rflo {kind}: {exc}", file=sys.stderr)
             log.write(str(exc))
             return 3 if isinstance(exc, Diverged) else stop.status
     results.write_metadata(out / "metadata.json", dict(
         command=kind, run_id=run_id, rules=rules,
-        settings=_settings(args, task=task.name, **task.params, **extra_settings),
+        settings=_settings(args, task_record=runconfig.task_record(task), **extra_settings),
         seconds=seconds, summary=summary, total_seconds=time.perf_counter() - t0,
         versions=results.versions(), argv=sys.argv[1:]))
     _summary(summary, args.quiet)
@@ -710,40 +841,41 @@ def _finish(args, kind, rules, net, task, out, run_id, **extra_settings):
 
 
 def cmd_compare(args):
-    import rflo
-
+    _apply_config(args)
     _check_rules(args.rules, args.online)
+    plan = _plan(args)
     if args.resume is None:
-        _check_memory(args, args.rules, rflo.periodic_task(period=args.period))
+        _check_memory(args, args.rules, plan.task)
     out, lock, run_id = _start_or_resume(args, "compare")  # on --resume, args hold the saved settings
     with lock:
         rules = _check_rules(args.rules, args.online)
-        task = rflo.periodic_task(period=args.period)
-        net = _initial_network(args, out, task, run_id)
+        plan = _plan(args)
+        net = _initial_network(args, out, plan, run_id)
         _save_start(args, "compare", net, out, run_id, rules)
-        return _finish(args, "compare", rules, net, task, out, run_id)
+        return _finish(args, "compare", rules, net, plan, out, run_id)
 
 
 def cmd_train(args):
     import rflo
 
+    _apply_config(args)
     _check_rules([args.rule], args.online, "--rule")
+    plan = _plan(args)
     if args.save is not None and args.save.exists() and not args.overwrite:
         raise UserError(f"--save {args.save} exists; pass --overwrite to replace it")
     if args.resume is None:
         if args.init is not None:  # check it before creating the folder
-            args.units = _load_for_task(args.init, rflo.periodic_task(period=args.period),
-                                        args.dtype).n_rec
-        _check_memory(args, [args.rule], rflo.periodic_task(period=args.period))
+            args.units = _load_for_task(args.init, plan.task, args.dtype).n_rec
+        _check_memory(args, [args.rule], plan.task)
     out, lock, run_id = _start_or_resume(args, "train")  # on --resume, args hold the saved settings
     with lock:
         (rule,) = _check_rules([args.rule], args.online, "--rule")
-        task = rflo.periodic_task(period=args.period)
-        net = _initial_network(args, out, task, run_id)
+        plan = _plan(args)
+        net = _initial_network(args, out, plan, run_id)
         _save_start(args, "train", net, out, run_id, [rule])
-        status = _finish(args, "train", [rule], net, task, out, run_id,
+        status = _finish(args, "train", [rule], net, plan, out, run_id,
                          init=None if args.init is None else str(args.init),
-                         units=int(net.n_rec), tau=float(net.tau))
+                         units=int(net.n_rec))
     if status == 0 and args.save is not None:
         from rflo.io import network_info
 
@@ -761,7 +893,7 @@ def _load_for_task(path, task, dtype):
         raise UserError(str(exc)) from None
     if net.n_in != task.n_in or net.n_out != task.n_out:
         raise UserError(f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
-                        f"periodic task needs n_in={task.n_in}, n_out={task.n_out}")
+                        f"{task.name} task needs n_in={task.n_in}, n_out={task.n_out}")
     return net
 
 
@@ -778,8 +910,9 @@ def cmd_eval(args):
         raise UserError(str(exc)) from None
     if recorded is not None and "period" not in getattr(args, "given", ()):
         task = recorded
-        print(f"task: the one the network was trained on (periodic, period "
-              f"{task.params['period']:g}; --period overrides it)")
+        params = ", ".join(f"{k} {v}" for k, v in _task_params(task).items())
+        print(f"task: the one the network was trained on ({task.name}: {params}; "
+              "--period overrides it with the periodic task)")
     else:
         task = rflo.periodic_task(period=args.period, n_in=net.n_in, n_out=net.n_out)
     png = args.png or args.network.with_name(args.network.stem + ".eval.png")
@@ -807,8 +940,10 @@ def cmd_plot(args):
         losses, aligns = results.read_curves(folder / "results.csv")
         _check_one_run(folder, meta, list(losses))
         s = meta["settings"]
-        task = rflo.periodic_task(period=s["period"], amplitudes=s.get("amplitudes", (1, .5, .25)),
-                                  harmonics=s.get("harmonics", (1, 2, 4)))
+        task = (_task_of({"task": s["task_record"]}) if "task_record" in s
+                else rflo.periodic_task(period=s["period"]))  # folders of rflo 0.1
+        if task is None:
+            raise ValueError(f"cannot rebuild its task {s['task_record']}")
         outputs = {r: rflo.evaluate(rflo.load_network(folder / f"{r}.npz"), task).y for r in losses}
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{folder}: cannot redraw ({exc})") from None

@@ -41,6 +41,8 @@ class Loss(NamedTuple):
     step: Callable
     error: Callable
     per_output: bool = True
+    #: the fewest outputs the loss means something for (cross-entropy: 2 classes)
+    min_outputs: int = 1
 
 
 def _se_step(y, target, m):
@@ -61,7 +63,7 @@ def _ce_error(y, target, m):
 
 
 SQUARED_ERROR = Loss("squared_error", _se_step, _se_error, True)
-CROSS_ENTROPY = Loss("cross_entropy", _ce_step, _ce_error, False)
+CROSS_ENTROPY = Loss("cross_entropy", _ce_step, _ce_error, False, min_outputs=2)
 
 _LOSSES: Dict[str, Loss] = {}
 
@@ -92,6 +94,14 @@ def get_loss(loss) -> Loss:
     if isinstance(loss, str) and loss.lower() in _LOSSES:
         return _LOSSES[loss.lower()]
     raise ValueError(f"unknown loss {loss!r}: use one of {loss_names()}")
+
+
+def check_outputs(loss: Loss, n_out: int) -> None:
+    """Refuse a loss on a network with too few outputs for it to mean anything."""
+    if n_out < loss.min_outputs:
+        raise ValueError(f"the {loss.name} loss needs at least {loss.min_outputs} outputs (one per "
+                         f"class, with one-hot targets), but the task has {n_out}; use "
+                         "squared_error")
 
 
 def trial_loss(loss: Loss, y, target, mask):

@@ -29,7 +29,7 @@ from rflo._checks import (
 )
 from rflo.cells.base import forward as cell_forward
 from rflo.cells.leaky_tanh import LeakyTanh
-from rflo.losses import get_loss, trial_loss
+from rflo.losses import check_outputs, get_loss, trial_loss
 from rflo.memory import require_memory, session_bytes
 from rflo.network import Network, network_from_arrays, param_names, params_of, to_numpy, with_params
 from rflo.optim import check_learning_rates
@@ -178,6 +178,7 @@ def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, ch
     if route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     loss = get_loss(loss)
+    check_outputs(loss, net.n_out)
     lr = check_learning_rates(lr, param_names(net), net.cell.trainable) if check_lr else lr
     names = tuple(lr)
     setup = Setup(loss, names, unroll, route)

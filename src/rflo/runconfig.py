@@ -1,0 +1,225 @@
+"""The settings of a command-line training run: defaults, a TOML file, flags.
+
+Precedence: flags given on the command line, then ``--config FILE.toml``,
+then the defaults below.  Every run writes its effective settings to
+``RUN/config.toml``, which ``--config`` reads back, so
+
+    rflo train --config runs/A/config.toml --out runs/B
+
+repeats run A.  A config file holds the same names as the flags (``-`` or
+``_``), task parameters in a ``[set]`` table::
+
+    rule = "rflo"
+    task = "flip_flop"
+    units = 64
+    lr = [0.0, 0.01, 0.01]
+    optimizer = "adam"
+    optimizer_rate = 0.001
+
+    [set]
+    n_bits = 2
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["DEFAULTS", "KEYS", "check_settings", "read_config", "write_config", "parse_set",
+           "make_run_task", "task_record", "make_optimizer", "make_cell"]
+
+#: the settings of a training run and their defaults (None: not set)
+DEFAULTS = dict(
+    task="periodic", set={}, period=None, cell="leaky_tanh", derivative=None,
+    loss="squared_error", optimizer=None, optimizer_rate=None, batch=1,
+    trials=10_000, units=50, tau=10.0, lr=[0.0, 0.03, 0.03], online=False, seed=0,
+    dtype="float32", checkpoint_every=0,
+)
+#: every name a config file may hold
+KEYS = tuple(DEFAULTS) + ("rule", "rules", "init")
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _name(v):
+    return isinstance(v, str) and 0 < len(v) <= 100
+
+
+#: what each setting must be: (check, what it should be)
+CHECKS = {
+    "command": (lambda v: v in ("train", "compare"), "'train' or 'compare'"),
+    "run_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a run id"),
+    "task": (_name, "a task name"),
+    "set": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+            "a table of task parameters"),
+    "period": (lambda v: v is None or (_int(v) and v >= 1), "a positive integer"),
+    "cell": (_name, "a cell name"),
+    "derivative": (lambda v: v in (None, "seed", "exact"), "'seed' or 'exact'"),
+    "loss": (_name, "a loss name"),
+    "optimizer": (lambda v: v is None or _name(v), "an optax optimiser's name"),
+    "optimizer_rate": (lambda v: v is None or (_num(v) and v > 0), "a number > 0"),
+    "batch": (lambda v: _int(v) and v >= 1, "a positive integer"),
+    "trials": (lambda v: _int(v) and 1 <= v < 2**31, "a positive integer"),
+    "units": (lambda v: _int(v) and v >= 1, "a positive integer"),
+    "tau": (lambda v: _num(v) and v >= 1, "a number >= 1"),
+    "lr": (lambda v: isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v),
+           "three learning rates >= 0"),
+    "online": (lambda v: isinstance(v, bool), "true or false"),
+    "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
+    "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
+    "checkpoint_every": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+              "a list of rule names"),
+    "rule": (lambda v: isinstance(v, str), "a rule name"),
+    "init": (lambda v: v is None or isinstance(v, str), "a path"),
+}
+
+
+def check_settings(data: dict, source) -> dict:
+    """Check the types and ranges of settings; raise ValueError naming the bad one."""
+    for key, (ok, need) in CHECKS.items():
+        if key in data and not ok(data[key]):
+            raise ValueError(f"{source}: {key!r} must be {need}, got {data[key]!r}")
+    return data
+
+
+def read_config(path) -> dict:
+    """The settings in a TOML config file (names as the flags; checked)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no config file at {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable TOML file ({exc})") from None
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    for key in data:
+        if key not in KEYS:
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known names: {', '.join(KEYS)}"
+            raise ValueError(f"{path}: unknown setting {key!r}{hint}")
+    if isinstance(data.get("lr"), list):
+        data["lr"] = [float(x) if _num(x) else x for x in data["lr"]]
+    if _int(data.get("tau")):
+        data["tau"] = float(data["tau"])
+    return check_settings(data, path)
+
+
+def write_config(path, settings: dict):
+    """Write the effective settings as TOML (atomically; None values left out)."""
+    import tomli_w
+
+    from rflo.files import atomic_write
+
+    flat = {k: v for k, v in settings.items() if k in KEYS and k != "set" and v is not None}
+    flat["set"] = dict(settings.get("set") or {})
+    text = ("# the effective settings of this run: `rflo train --config THIS` repeats it\n"
+            + tomli_w.dumps(flat))
+
+    def write(tmp):
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
+
+
+def parse_set(items) -> dict:
+    """``["n_bits=3", "rate=0.05"]`` -> ``{"n_bits": 3, "rate": 0.05}`` (values as JSON
+    where they parse, else text)."""
+    out = {}
+    for item in items or ():
+        key, eq, text = str(item).partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ValueError(f"--set takes KEY=VALUE pairs (e.g. --set n_bits=3), got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def make_run_task(name: str, params: dict, period=None):
+    """The task of a run: ``periodic`` is the seed's fixed task
+    (:func:`rflo.periodic_task`; ``period`` is a shortcut for its
+    parameter), any other name a built-in task (:func:`rflo.make_task`)."""
+    import rflo
+
+    params = dict(params or {})
+    if name == "periodic":
+        if period is not None:
+            params["period"] = period
+        params.setdefault("period", 100)
+        try:
+            return rflo.periodic_task(**params)
+        except TypeError as exc:
+            raise ValueError(f"bad parameters for task 'periodic': {exc}") from None
+    if period is not None:
+        raise ValueError(f"--period applies to the periodic task; task {name!r} takes its "
+                         "parameters with --set KEY=VALUE")
+    return rflo.make_task(name, **params)
+
+
+def task_record(task) -> dict:
+    """``{"name": ..., "params": {...}}``: what :func:`make_run_task` needs to
+    build ``task`` again (plain data)."""
+    params = getattr(task, "param_dict", None)  # a generator's (a property), else the Task's
+    params = dict(params if params is not None else task.params)
+    return {"name": task.name, "params": json.loads(json.dumps(params, default=_plain))}
+
+
+def _plain(v):
+    import numpy as np
+
+    return np.asarray(v).tolist()
+
+
+def make_optimizer(name, rate):
+    """An optax optimiser by name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ...) at ``rate``."""
+    import optax
+
+    if name is None:
+        if rate is not None:
+            raise ValueError("--optimizer-rate needs --optimizer NAME (e.g. --optimizer adam)")
+        return None
+    known = [n for n in _OPTIMIZERS if callable(getattr(optax, n, None))]
+    if name not in known:
+        close = difflib.get_close_matches(str(name), known, n=3)
+        raise ValueError(f"unknown optax optimiser {name!r}; "
+                         + (f"did you mean {' or '.join(close)}?" if close
+                            else f"use one of {', '.join(known)}"))
+    factory = getattr(optax, name)
+    if rate is None:
+        raise ValueError(f"--optimizer {name} needs its rate: --optimizer-rate X (e.g. 1e-3)")
+    return factory(rate)
+
+
+#: optax's optimisers (its aliases that take a learning rate first)
+_OPTIMIZERS = ("adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw",
+               "adamw", "adan", "amsgrad", "fromage", "lamb", "lars", "lion", "nadam", "nadamw",
+               "noisy_sgd", "novograd", "optimistic_gradient_descent", "polyak_sgd", "radam",
+               "rmsprop", "rprop", "sgd", "sm3", "yogi")
+
+
+def make_cell(name: str, derivative=None):
+    """A cell by name; ``derivative`` sets the leaky tanh cell's f'."""
+    from rflo.cells import get_cell
+
+    if derivative is None:
+        return get_cell(name)
+    if name != "leaky_tanh":
+        raise ValueError(f"--derivative applies to the leaky_tanh cell, not {name!r}")
+    return get_cell(name, derivative=derivative)
