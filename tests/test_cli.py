@@ -348,3 +348,21 @@ def test_bad_run_settings_are_one_line_errors(tmp_path):
     cfg.write_text("units = 'many'\n")
     assert_user_error(run("train", "--config", cfg, "--out", out), "'units' must be a positive integer")
     assert not out.exists()
+
+
+def test_one_parser_suggests_close_matches_and_completes(tmp_path):
+    assert_user_error(run("train", "--trails", 5), "--trails (did you mean --trials?)")
+    assert_user_error(run("trian"), "did you mean 'train'?")
+    assert_user_error(run("gradients", "--unitz", 3), "did you mean --units?")
+    assert_user_error(run("task"), "required: {list,show}")
+    # the same spellings everywhere: --units, --rules A B, --set KEY=VALUE ...
+    from rflo.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices
+    for name in ("train", "compare", "gradients"):
+        assert "--units" in sub[name]._option_string_actions
+    assert sub["gradients"]._option_string_actions["--rules"].nargs == "+"
+    listed = run("task", "list")
+    assert listed.returncode == 0 and "``" not in listed.stdout and ":func:" not in listed.stdout
+    script = run("completion", "bash")
+    assert script.returncode == 0 and "--optimizer-rate" in script.stdout and "figure2" in script.stdout

@@ -48,7 +48,7 @@ def test_main_rejects_bad_arguments(capsys):
 @pytest.mark.slow
 def test_main_writes_table_csv_and_figure(tmp_path, capsys):
     fig, table = tmp_path / "q.png", tmp_path / "q.csv"
-    rc = main(["--rules", "rflo,snap2", "--n-rec", "5", "--period", "20", "--trials", "20",
+    rc = main(["--rules", "rflo", "snap2", "--units", "5", "--period", "20", "--trials", "20",
                "--every", "10", "--figure", str(fig), "--csv", str(table)])
     assert rc == 0
     out = capsys.readouterr().out

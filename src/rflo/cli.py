@@ -126,7 +126,7 @@ def _add_common(p, *, out_help):
 def build_parser():
     from rflo.rules import rule_names
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rflo",
         description="Train recurrent networks with local online learning rules "
                     "(RFLO, Murray 2019, eLife 8:e43299) and the exact methods (BPTT, RTRL).",
@@ -134,15 +134,18 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"rflo {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("compare", help="the seed's experiment: several rules on the periodic task",
-                       description="Train one network per rule (all from the same initial "
-                                   "network) on the periodic task and compare them.")
+    p = sub.add_parser("compare", help="train several rules from one initial network and compare",
+                       description="Train one network per rule, all from the same initial "
+                                   "network, on one task, and compare their learning curves "
+                                   "and outputs (default: BPTT and RFLO on the paper's periodic "
+                                   "task).")
     p.add_argument("--rules", nargs="+", default=["bptt", "rflo"], metavar="RULE",
                    help=f"rules to compare (default bptt rflo; any of {', '.join(rule_names())})")
     _add_common(p, out_help="results folder (default: a new folder under ./runs)")
 
-    p = sub.add_parser("train", help="train one rule on the periodic task",
-                       description="Train one network with one rule on the periodic task.")
+    p = sub.add_parser("train", help="train one network with one rule",
+                       description="Train one network with one learning rule on a task "
+                                   "(default: RFLO on the paper's periodic task).")
     p.add_argument("--rule", default="rflo", help=f"learning rule (default rflo; any of {', '.join(rule_names())})")
     p.add_argument("--init", type=Path, default=None, metavar="FILE.npz",
                    help="start from a saved network instead of a random one")
@@ -150,7 +153,9 @@ def build_parser():
                    help="also write the trained network here")
     _add_common(p, out_help="results folder (default: a new folder under ./runs)")
 
-    p = sub.add_parser("eval", help="run a saved network with learning off and plot it")
+    p = sub.add_parser("eval", help="run a saved network with learning off and plot it",
+                       description="Run a saved network on its task with learning off; print "
+                                   "the loss and draw its output against the target.")
     p.add_argument("network", type=Path, help="a network .npz file")
     p.add_argument("--period", type=_positive_int, default=SEED_DEFAULTS["period"],
                    help="period of the target (default: the one the network was trained on, "
@@ -159,12 +164,64 @@ def build_parser():
                    help="figure to write (default: NETWORK.eval.png beside the network)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
 
-    p = sub.add_parser("plot", help="redraw the figures of a results folder")
+    p = sub.add_parser("plot", help="redraw the figures of a results folder",
+                       description="Redraw the figures of a folder written by 'rflo train' or "
+                                   "'rflo compare'.")
     p.add_argument("results", type=Path, help="a folder written by 'rflo compare' or 'rflo train'")
 
-    for name, (_, helptext) in EXTERNAL.items():
-        sub.add_parser(name, help=helptext, add_help=False)
+    for name, (module, helptext) in EXTERNAL.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # pragma: no cover - an optional part missing
+            continue
+        mod.add_arguments(sub.add_parser(name, help=helptext, description=mod.DESCRIPTION))
+
+    p = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a completion script for bash, zsh or tcsh, e.g. "
+                                   "'rflo completion bash > ~/.local/share/bash-completion/"
+                                   "completions/rflo' (needs the 'completion' extra: "
+                                   "pip install 'rflo[completion]').")
+    p.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     return parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with close-match suggestions for a mistyped command or choice."""
+
+    def error(self, message):
+        import difflib
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'?([\w.-]+)'?", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
+
+
+def _unknown_options(parser, args, extra):
+    """Exit 2 for options the command does not take, naming the closest ones."""
+    import difflib
+
+    sub = parser._subparsers._group_actions[0].choices.get(args.command)
+    options = [o for a in (sub or parser)._actions for o in a.option_strings]
+    words = []
+    for item in extra:
+        word = item.split("=", 1)[0]
+        close = difflib.get_close_matches(word, options, n=1) if word.startswith("-") else []
+        words.append(f"{item}" + (f" (did you mean {close[0]}?)" if close else ""))
+    (sub or parser).error(f"unrecognized arguments: {' '.join(words)}")
+
+
+def cmd_completion(args):
+    try:
+        import shtab
+    except ImportError:
+        raise UserError("shell completion needs shtab: pip install 'rflo[completion]'") from None
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
 
 
 def _given(argv):
@@ -966,24 +1023,20 @@ def _check_one_run(folder, meta, rules):
                         "with --overwrite")
 
 
-COMMANDS = {"compare": cmd_compare, "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}
+COMMANDS = {"completion": cmd_completion, "compare": cmd_compare, "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in EXTERNAL:
-        module, _ = EXTERNAL[argv[0]]
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            print(f"rflo: error: '{argv[0]}' is not available in this installation", file=sys.stderr)
-            return 2
-        return mod.main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown_options(parser, args, extra)
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in EXTERNAL:  # parsed above (checks, suggestions); the module runs it
+        return importlib.import_module(EXTERNAL[args.command][0]).main(argv[1:])
     args.given = _given(argv)
     try:
         return COMMANDS[args.command](args)

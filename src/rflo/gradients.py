@@ -325,16 +325,18 @@ def _write_csv(path, quality, checkpoints, training):
     atomic_write(path, write)
 
 
-def _parser():
-    p = argparse.ArgumentParser(
-        prog="rflo gradients",
-        description="Cosine and norm ratio of each rule's update against the exact gradient "
-                    "(BPTT), along a trial and over training, on the periodic task.")
-    p.add_argument("--rules", default=",".join(DEFAULT_RULES),
-                   help="comma-separated rules to measure (default: %(default)s)")
+DESCRIPTION = ("How well each rule's update points along the exact gradient (BPTT): cosine "
+               "and norm ratio along a trial and over training, on the periodic task.")
+
+
+def add_arguments(p):
+    """The options of ``rflo gradients`` (shared with the main command line)."""
+    p.add_argument("--rules", nargs="+", default=list(DEFAULT_RULES), metavar="RULE",
+                   help=f"rules to measure (default: {' '.join(DEFAULT_RULES)})")
     p.add_argument("--train-rule", default="bptt", help="rule that trains the network (default: bptt)")
     p.add_argument("--network", help="start from this .npz network instead of a fresh one")
-    p.add_argument("--n-rec", type=int, default=16, help="recurrent units of a fresh network")
+    p.add_argument("--units", "--n-rec", dest="n_rec", type=int, default=16,
+                   help="recurrent units n_rec of a fresh network (default 16)")
     p.add_argument("--period", type=float, default=50.0, help="period of the periodic task (steps)")
     p.add_argument("--trials", type=int, default=300, help="training trials")
     p.add_argument("--every", type=int, default=50, help="trials between measurements")
@@ -350,7 +352,7 @@ def _parser():
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``rflo gradients``: print the table, optionally write figure and CSV."""
-    parser = _parser()
+    parser = add_arguments(argparse.ArgumentParser(prog="rflo gradients", description=DESCRIPTION))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad argument (2)
@@ -358,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import rflo
 
     try:
-        rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+        rules = [r.strip() for item in args.rules for r in item.split(",") if r.strip()]
         for r in rules + [args.train_rule]:
             get_rule(r)
         for name in ("n_rec", "trials", "every"):

@@ -22,6 +22,7 @@ repeats run A.  A config file holds the same names as the flags (``-`` or
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import math
@@ -138,7 +139,8 @@ def write_config(path, settings: dict):
 
 def parse_set(items) -> dict:
     """``["n_bits=3", "rate=0.05"]`` -> ``{"n_bits": 3, "rate": 0.05}`` (values as JSON
-    where they parse, else text)."""
+    or Python literals where they parse, e.g. ``[1, 2]``, ``(1, 2)``, ``true``;
+    else text)."""
     out = {}
     for item in items or ():
         key, eq, text = str(item).partition("=")
@@ -148,7 +150,10 @@ def parse_set(items) -> dict:
         try:
             out[key] = json.loads(text)
         except json.JSONDecodeError:
-            out[key] = text
+            try:
+                out[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                out[key] = text
     return out
 
 

@@ -628,11 +628,12 @@ def plot_supplement(r: dict, summary: dict):
 # command line
 
 
-def _parser():
-    p = argparse.ArgumentParser(
-        prog="rflo figure2",
-        description="Reproduce Murray (2019) Figure 2 (panels a-d) and its Dale's-law "
-                    "supplement: PNGs, CSVs and summary.json in an output folder.")
+DESCRIPTION = ("Reproduce Murray (2019) Figure 2 (panels a-d) and its Dale's-law "
+               "supplement: PNGs, CSVs and summary.json in an output folder.")
+
+
+def add_arguments(p):
+    """The options of ``rflo figure2`` (shared with the main command line)."""
     p.add_argument("--out", default="figure2", help="output folder (default: ./figure2)")
     p.add_argument("--quick", action="store_true",
                    help=f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, "
@@ -649,7 +650,7 @@ def _parser():
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
+    parser = add_arguments(argparse.ArgumentParser(prog="rflo figure2", description=DESCRIPTION))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad arguments, 0 on --help

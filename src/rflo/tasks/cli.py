@@ -10,12 +10,12 @@ literals: ``--set n_bits=3 --set rate=0.1 --set amplitudes=[1,0.5]``).
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from rflo.runconfig import parse_set
 from rflo.tasks.builtin import TASKS, make_task, task_names
 
 __all__ = ["main", "plot_trial"]
@@ -74,43 +74,47 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
     return path
 
 
-def _parse_set(items):
-    params = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            params[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value
-    return params
+DESCRIPTION = "The built-in tasks: list them, or draw one trial of one."
+
+
+def _plain_text(doc: str) -> str:
+    """A docstring line without its reStructuredText markup."""
+    import re
+
+    doc = re.sub(r":[a-z]+:`~?([^`]+)`", lambda m: m.group(1).split(".")[-1], doc)
+    return doc.replace("``", "")
+
+
+def add_arguments(parser):
+    """The verbs and options of ``rflo task`` (shared with the main command line)."""
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{list,show}")
+    sub.add_parser("list", help="list the built-in tasks", description="List the built-in tasks.")
+    show = sub.add_parser("show", help="draw one trial of a task to a PNG",
+                          description="Draw one trial of a task (inputs, targets, mask) to a PNG.")
+    show.add_argument("name", help=f"one of {', '.join(task_names())}")
+    show.add_argument("--out", default=None, help="output PNG (default task_NAME.png)")
+    show.add_argument("--seed", type=int, default=0, help="seed of the drawn trial (default 0)")
+    show.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                      help="task parameters, e.g. --set n_bits=3")
+    return parser
 
 
 def main(argv=None) -> int:
     """Entry point of ``rflo task``; returns the exit status (2 on bad arguments)."""
-    parser = argparse.ArgumentParser(prog="rflo task", description="Built-in tasks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the built-in tasks")
-    show = sub.add_parser("show", help="draw one trial of a task to a PNG")
-    show.add_argument("name", help=f"one of {', '.join(task_names())}")
-    show.add_argument("--out", default=None, help="output PNG (default task_NAME.png)")
-    show.add_argument("--seed", type=int, default=0, help="seed of the drawn trial (default 0)")
-    show.add_argument("--set", action="append", metavar="KEY=VALUE",
-                      help="a task parameter (repeatable)")
+    parser = add_arguments(argparse.ArgumentParser(prog="rflo task", description=DESCRIPTION))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if args.command == "list":
+    if args.verb == "list":
         for name in task_names():
             doc = (TASKS[name].__doc__ or "").strip().splitlines()[0]
-            print(f"{name:15s} {doc}")
+            print(f"{name:15s} {_plain_text(doc)}")
         return 0
     try:
         if args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
-        task = make_task(args.name, **_parse_set(args.set))
+        task = make_task(args.name, **parse_set(args.set))
     except ValueError as exc:
         print(f"rflo task show: error: {exc}", file=sys.stderr)
         return 2
