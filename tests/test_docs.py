@@ -4,6 +4,8 @@ import doctest
 import re
 from pathlib import Path
 
+import pytest
+
 import rflo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +33,35 @@ def test_design_page_examples_run():
     for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
         exec(compile(block, f"design.md block {i}", "exec"), namespace)
     assert namespace["res"].accuracy.shape == (50,)
+
+
+#: blocks that run for minutes as written run shorter in the test (same code)
+SHORTER = {"paper.md": [("trials=30_000", "trials=20")]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md"])
+def test_every_docs_example_runs_and_shows_what_it_says(page):
+    """Each page's python blocks run in order in one namespace (NeuroGym's only
+    where it is installed); pages with a claim are checked on it."""
+    import importlib.util
+
+    import numpy as np
+
+    text = (ROOT / "docs" / page).read_text()
+    namespace = {}
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+        if "neurogym" in block and importlib.util.find_spec("neurogym") is None:
+            continue
+        for old, new in SHORTER.get(page, []):
+            block = block.replace(old, new)
+        exec(compile(block, f"{page} block {i}", "exec"), namespace)
+    if page == "tasks.md":
+        res = namespace["res"]
+        assert res.diverged is None
+        assert np.nanmean(res.accuracy[-50:]) > 0.9 > 0.6 > np.nanmean(res.accuracy[:50])
+    if page == "long-runs.md":
+        import rflo
+
+        whole = rflo.train(namespace["net"], namespace["task"], "rflo", trials=1000)
+        np.testing.assert_array_equal(namespace["more"].network.w_rec, whole.network.w_rec)
