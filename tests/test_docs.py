@@ -26,6 +26,16 @@ def test_readme_python_example(tmp_path, monkeypatch):
     assert (tmp_path / "rflo.npz").exists()
 
 
+def test_readme_own_loop_example_learns():
+    """README's second block: a rule in a user's own optax loop."""
+    text = (ROOT / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    namespace = {}
+    exec(compile(block, "README.md block 1", "exec"), namespace)
+    first, _ = namespace["step"](namespace["net"], namespace["x"], namespace["y"], namespace["mask"])
+    assert float(namespace["loss"]) < float(first) / 5
+
+
 def test_design_page_examples_run():
     """docs/design.md's blocks (a new cell, loss, rule and task) run as written, in order."""
     text = (ROOT / "docs" / "design.md").read_text()

@@ -11,6 +11,7 @@ beside the exact methods it approximates (BPTT, RTRL).
 True
 """
 
+from rflo.estimate import grad, value_and_grad
 from rflo.io import load_network, save_network
 from rflo.network import Network, init_network, network_from_arrays
 from rflo.rules import get_rule, rule_names
@@ -24,6 +25,7 @@ __all__ = [
     "load_network", "save_network",
     "Task", "periodic_task", "TaskGenerator", "make_task", "task_names",
     "train", "TrainResult", "GuardState", "simulate", "evaluate",
+    "value_and_grad", "grad",
     "get_rule", "rule_names",
     "__version__",
 ]

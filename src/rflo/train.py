@@ -241,8 +241,9 @@ def train(
     callback : called after each chunk as ``callback(done, total, last_loss)``.
     unroll : timesteps per iteration of the compiled time loop (speed only; 1 is
         fastest on CPU, where XLA runs each op of the loop body separately).
-    seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``);
-        only rules that draw random numbers use it.
+    seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``),
+        or the key itself (a ``jax.random.PRNGKey``); only rules that draw
+        random numbers use it.
     max_loss_growth : stop when a trial's loss exceeds this factor times its
         best so far (NaN/inf in the loss or parameters always stops); the network
         returned is the last one whose loss was within the limit (a trial's
@@ -267,7 +268,7 @@ def train(
     """
     # ---- validate everything before computing anything
     trials, start_trial = check_trials(trials, start_trial)
-    seed = check_seed(seed)
+    key = _session_key(seed)
     if max_loss_growth is not None:
         max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     unroll = check_int("unroll", unroll)
@@ -294,7 +295,6 @@ def train(
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
         source = trial_data(task, batch, dtype)
         lr_arr = {k: jnp.asarray(v, dtype) for k, v in lr.items()}
-        key = jax.random.PRNGKey(seed)
         w = params_of(jnet, names)
         if opt_state is None:
             opt_state = init_opt_state(optimizer, lr_arr, w)
@@ -342,6 +342,14 @@ def train(
         accuracy=accs if task.metric is not None else None,
         guard=end_guard,
     )
+
+
+def _session_key(seed):
+    """The session's key: ``PRNGKey(seed)``, or ``seed`` if it is a key already."""
+    if isinstance(seed, (jax.Array, np.ndarray)) and np.shape(seed) == (2,) \
+            and np.asarray(seed).dtype == np.uint32:
+        return jnp.asarray(seed)
+    return jax.random.PRNGKey(check_seed(seed))
 
 
 def _check_guard(guard, net, start_trial):
