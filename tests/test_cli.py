@@ -299,7 +299,7 @@ def test_eval_uses_the_task_the_network_was_trained_on(tmp_path):
 
 
 def test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_config(tmp_path):
-    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    a, b = tmp_path / "a", tmp_path / "b"
     flags = ["--task", "flip_flop", "--set", "n_bits=1", "pulse_width=2", "--units", 12,
              "--batch", 2, "--optimizer", "adam", "--optimizer-rate", 0.01, "--lr", 0, 1, 1,
              "--derivative", "exact", "--checkpoint-every", 10, "--quiet"]
@@ -320,7 +320,11 @@ def test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_confi
     assert _without_run_id(a / "results.csv") == _without_run_id(b / "results.csv")
     np.testing.assert_array_equal(rflo.load_network(a / "rflo.npz").w_rec,
                                   rflo.load_network(b / "rflo.npz").w_rec)
-    # a cell and a loss by name
+
+
+@pytest.mark.slow  # a generic-route compilation
+def test_compare_takes_a_cell_by_name(tmp_path):
+    c = tmp_path / "c"
     other = run("compare", "--rules", "bptt", "--cell", "leaky_tau", "--loss", "squared_error",
                 "--task", "reach", "--trials", 3, "--units", 6, "--out", c, "--quiet")
     assert other.returncode == 0, other.stderr

@@ -387,9 +387,11 @@ def _summary(rows, quiet):
     head = f"{'rule':<16} {'final loss':>11} {'best loss':>11} {'alignment':>10} {'seconds':>8}"
     print(head)
     print("-" * len(head))
-    for r in rows:
+    random = set(_random_feedback_rules([r["rule"] for r in rows]))
+    for r in rows:  # the alignment with b means something only where errors go through b
+        align = f"{r['final_alignment']:>10.3f}" if r["rule"] in random else f"{'-':>10}"
         print(f"{r['rule']:<16} {r['final_loss']:>11.4g} {r['best_loss']:>11.4g} "
-              f"{r['final_alignment']:>10.3f} {r['seconds']:>8.2f}")
+              f"{align} {r['seconds']:>8.2f}")
 
 
 class Plan(NamedTuple):
@@ -453,7 +455,8 @@ def _settings(args, **extra):
 #: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
 #: take effect within about this long
 SEGMENT_SECONDS = 2.0
-#: most trials in one segment (and the compiled buffer length)
+#: most trials in one segment, and the compiled buffer length of every segment
+#: (one length for all runs: runs of any length share their compilations)
 MAX_SEGMENT = 1 << 16
 
 
@@ -609,7 +612,7 @@ def _train_one(name, net, plan, args, out, run_id, stop, log):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = rflo.train(prog.network, task, name, trials=n, lr=tuple(args.lr),
                                  online=args.online, dtype=args.dtype, seed=args.seed,
-                                 start_trial=prog.done, chunk=segments.cap, guard=guard,
+                                 start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard,
                                  loss=args.loss, optimizer=optimizer, batch=args.batch,
                                  opt_state=opt_state(prog.opt_state))
             segments.observe(n, time.monotonic() - t0)
@@ -651,7 +654,7 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
                             best_loss=float(prog.loss.min()),
                             final_alignment=float(prog.alignment[-1]), seconds=float(prog.seconds)))
     results.write_curves(out / "results.csv", losses, aligns, run_id=run_id)
-    _figures(out, losses, aligns, outputs, task)
+    _figures(out, losses, aligns, outputs, task, _settings(args))
     return summary, seconds
 
 
@@ -688,10 +691,20 @@ def _random_feedback_rules(names):
     return [n for n in names if getattr(get_rule(n), "feedback", None) == "random"]
 
 
-def _figures(out, losses, aligns, outputs, task):
+def _title(task, settings):
+    """What a run's figures say it was: task, mode, rates (and optimiser)."""
+    from rflo.style import mode_title
+
+    title = f"{task.name}, {mode_title(settings.get('online', False), settings['lr'])}"
+    if settings.get("optimizer"):
+        title += f" ({settings['optimizer']} {settings.get('optimizer_rate'):g})"
+    return title
+
+
+def _figures(out, losses, aligns, outputs, task, settings):
     from rflo import plots
 
-    plots.plot_losses(losses, out / "loss.png")
+    plots.plot_losses(losses, out / "loss.png", title_suffix=_title(task, settings))
     plots.plot_outputs(outputs, task.trial(0)[1], out / "outputs.png")
     rf = _random_feedback_rules(list(losses))
     if rf:
@@ -1004,7 +1017,7 @@ def cmd_plot(args):
         outputs = {r: rflo.evaluate(rflo.load_network(folder / f"{r}.npz"), task).y for r in losses}
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{folder}: cannot redraw ({exc})") from None
-    _figures(folder, losses, aligns, outputs, task)
+    _figures(folder, losses, aligns, outputs, task, s)
     print(f"figures redrawn in {folder}")
     return 0
 

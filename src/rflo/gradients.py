@@ -37,6 +37,7 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_int, precision
 from rflo.files import atomic_write
+from rflo.style import rule_label, rule_style
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
@@ -288,15 +289,18 @@ def plot_quality(path, stepwise, checkpoints, training, title: str = ""):
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     names = list(training)
-    colors = {n: plt.cm.tab20(i % 20) for i, n in enumerate(names)}
+    styles = {n: rule_style(n, i) for i, n in enumerate(names)}
     ax = axes[0]
     for name, v in stepwise.items():
-        ax.plot(np.arange(1, len(v["cos"]) + 1), v["cos"], lw=1, color=colors.get(name), label=name)
+        ax.plot(np.arange(1, len(v["cos"]) + 1), v["cos"], lw=1.2, label=rule_label(name),
+                **styles[name])
     ax.set(xlabel="step t", ylabel="cosine with exact -dL_t/dW",
            title="per-step contribution (before training)", ylim=(-1.05, 1.05))
     for name in names:
-        axes[1].plot(checkpoints, training[name]["cos"], "o-", ms=3, color=colors[name], label=name)
-        axes[2].plot(checkpoints, training[name]["ratio"], "o-", ms=3, color=colors[name], label=name)
+        axes[1].plot(checkpoints, training[name]["cos"], marker="o", ms=3, label=rule_label(name),
+                     **styles[name])
+        axes[2].plot(checkpoints, training[name]["ratio"], marker="o", ms=3, label=rule_label(name),
+                     **styles[name])
     axes[1].set(xlabel="trials trained", ylabel="cosine with BPTT (rec+in)",
                 title="trial update over training", ylim=(-1.05, 1.05))
     axes[2].set(xlabel="trials trained", ylabel="|D| / |G| (rec+in)", title="norm ratio over training")

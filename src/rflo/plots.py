@@ -12,15 +12,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rflo.files import atomic_write
+from rflo.style import rule_label, rule_style
 
 __all__ = ["plot_losses", "plot_outputs", "plot_alignment", "plot_evaluation", "save_figure"]
 
-COLORS = {"bptt": "#1f77b4", "rflo": "#d62728", "rtrl": "#2ca02c", "local": "#9467bd",
-          "random_feedback": "#ff7f0e"}
-
-
 def _color(rule, i):
-    return COLORS.get(rule, f"C{i % 10}")
+    return rule_style(rule, i)["color"]
 
 
 def save_figure(fig: Figure, path, dpi=110):
@@ -31,21 +28,25 @@ def save_figure(fig: Figure, path, dpi=110):
 
 
 def plot_losses(losses: Mapping[str, np.ndarray], path, title_suffix=""):
-    """Loss against trial, log-log, one panel per rule, shared y axis."""
-    rules = list(losses)
-    fig = Figure(figsize=(3.2 * len(rules) + 0.6, 3.2))
-    axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]
-    for i, (ax, rule) in enumerate(zip(axes, rules)):
-        loss = np.asarray(losses[rule])
+    """Every rule's loss against trial on one log-log axis (its style:
+    :mod:`rflo.style`), with its final value in the legend; ``title_suffix``
+    says the mode and rates."""
+    fig = Figure(figsize=(5.6, 3.8))
+    ax = fig.subplots()
+    for i, (rule, loss) in enumerate(losses.items()):
+        loss = np.asarray(loss)
         trials = np.arange(1, loss.size + 1)
-        ax.loglog(trials, loss, color=_color(rule, i), lw=1, label=f"{rule} (final {loss[-1]:.2g})")
-        ax.set_title(rule.upper() if rule in ("bptt", "rflo", "rtrl") else rule)
-        ax.set_xlabel("trial")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8, frameon=False)
-    axes[0].set_ylabel("loss  (0.5 mean squared error)")
-    if title_suffix:
-        fig.suptitle(title_suffix, fontsize=10)
+        ok = loss > 0  # log axes: a loss of exactly 0 (nothing to fit) is not drawn
+        ax.plot(trials[ok], loss[ok], lw=1.3, **rule_style(rule, i),
+                label=f"{rule_label(rule)} (final {loss[-1]:.2g})")
+    ax.set_xscale("log")
+    if any(np.any(np.asarray(v) > 0) for v in losses.values()):
+        ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title("Learning curves" + (f"\n{title_suffix}" if title_suffix else ""), fontsize=10)
     return save_figure(fig, path)
 
 
@@ -61,7 +62,7 @@ def plot_outputs(outputs: Mapping[str, np.ndarray], target: np.ndarray, path):
         for k in range(y.shape[1]):
             ax.plot(t, y[:, k], color=_color(rule, i + k), lw=1.5, label="output" if k == 0 else None)
             ax.plot(t, target[:, k], "--k", lw=1, label="target" if k == 0 else None)
-        ax.set_title(rule.upper() if rule in ("bptt", "rflo", "rtrl") else rule)
+        ax.set_title(rule_label(rule))
         ax.set_xlabel("time (steps)")
         ax.legend(loc="lower left", fontsize=8, frameon=False)
     axes[0].set_ylabel("y")
@@ -74,7 +75,7 @@ def plot_alignment(alignments: Dict[str, np.ndarray], path):
     ax = fig.subplots()
     for i, (rule, a) in enumerate(alignments.items()):
         a = np.asarray(a)
-        ax.semilogx(np.arange(1, a.size + 1), a, color=_color(rule, i), lw=1.2, label=rule)
+        ax.semilogx(np.arange(1, a.size + 1), a, lw=1.2, label=rule_label(rule), **rule_style(rule, i))
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylim(-1, 1)
     ax.set_xlabel("trial")
