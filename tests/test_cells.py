@@ -131,8 +131,7 @@ def test_surrogate_derivative():
         np.testing.assert_allclose(dz, 0.3 * np.maximum(0, 1 - np.abs(v - 0.5) / 0.5) / 0.5)
 
 
-# lif is alif without adaptation: the default run checks alif, the slow step lif too
-@pytest.mark.parametrize("name", [pytest.param("lif", marks=pytest.mark.slow), "alif", "leaky_tau"])
+@pytest.mark.parametrize("name", ["lif", "alif", "leaky_tau"])
 def test_exact_rules_equal_autodiff(name):
     """bptt, rtrl and snap2 (= RTRL on a fully connected net) give -grad of the
     summed loss of an independent forward loop, for both losses."""

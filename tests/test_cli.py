@@ -322,7 +322,6 @@ def test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_confi
                                   rflo.load_network(b / "rflo.npz").w_rec)
 
 
-@pytest.mark.slow  # a generic-route compilation
 def test_compare_takes_a_cell_by_name(tmp_path):
     c = tmp_path / "c"
     other = run("compare", "--rules", "bptt", "--cell", "leaky_tau", "--loss", "squared_error",

@@ -21,7 +21,6 @@ def problem():
     return net, x, y, mask
 
 
-@pytest.mark.slow  # the same rule.trial is checked against autodiff in test_exactness
 def test_exact_rules_give_the_autodiff_gradient_of_the_returned_loss(problem):
     net, x, y, mask = problem
     with jax.enable_x64(True):

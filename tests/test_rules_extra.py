@@ -61,7 +61,6 @@ def masked_network(mask, seed=0, n_in=3, n_out=2):
 
 # ----------------------------------------------------------------- e-prop
 
-@pytest.mark.slow  # test_generic checks every local trace rule against its closed form
 def test_eprop_trace_is_rflo_trace():
     """For leaky rate units (z = h, internal dynamics = the leak) e-prop's
     eligibility trace is RFLO's trace: e-prop with w_out^T feedback is the
