@@ -466,3 +466,18 @@ def test_ensemble_of_banked_tasks_reports_accuracy():
         np.testing.assert_allclose(ens.loss[k], single.loss, rtol=1e-5)
         np.testing.assert_allclose(ens.accuracy[k], single.accuracy, rtol=1e-5)
     assert not np.allclose(ens.loss[0], ens.loss[1])
+
+
+def test_tasks_name_their_channels():
+    from rflo.tasks import TaskGenerator, make_task
+
+    assert make_task("ready_set_go").inputs == ("ready", "set")
+    assert make_task("reach", n_targets=3).inputs == ("target 0", "target 1", "target 2", "go")
+    assert make_task("reach").outputs == ("x position", "y position")
+    for name in rflo.task_names():
+        task = make_task(name)
+        assert len(task.inputs) == task.n_in and len(task.outputs) == task.n_out
+    plain = TaskGenerator("t", 2, 1, 5, lambda key, batch: None)
+    assert plain.inputs == ("in 0", "in 1") and plain.outputs == ("out 0",)
+    with pytest.raises(ValueError, match="inputs must name all 2 channels"):
+        TaskGenerator("t", 2, 1, 5, lambda key, batch: None, inputs=("a",))

@@ -87,7 +87,9 @@ def periodic(period: float = 100, amplitudes: Sequence = (1.0, 0.5, 0.25),
     return TaskGenerator(
         "periodic", check_int("n_in", n_in), n_out, duration, _periodic_sample,
         dict(period=period, amplitudes=amp, harmonics=harm, phases=ph, n_steps=duration,
-             n_in=n_in))
+             n_in=n_in),
+        inputs=tuple(f"none {k}" for k in range(n_in)),
+        outputs=("output",) if n_out == 1 else tuple(f"output {k}" for k in range(n_out)))
 
 
 # --------------------------------------------------------------------------
@@ -131,7 +133,8 @@ def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: i
     return TaskGenerator(
         "ready_set_go", 2, 1, n_steps, _rsg_sample,
         dict(n_steps=n_steps, min_ready=r_lo, max_ready=r_hi, min_interval=lo, max_interval=hi,
-             pulse_width=pulse_width, output_width=output_width))
+             pulse_width=pulse_width, output_width=output_width),
+        inputs=("ready", "set"), outputs=("go",))
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +186,8 @@ def delayed_match(n_stimuli: int = 2, *, fixation: int = 5, sample: int = 10,
         "delayed_match", n_stimuli, 1, n_steps, _dms_sample,
         dict(n_stimuli=n_stimuli, fixation=fixation, sample=sample, min_delay=lo,
              max_delay=hi, test=test, response=response, n_steps=n_steps),
-        metric=sign_accuracy)
+        metric=sign_accuracy, inputs=tuple(f"stimulus {k}" for k in range(n_stimuli)),
+        outputs=("match (+1) / non-match (-1)",))
 
 
 # --------------------------------------------------------------------------
@@ -225,7 +229,8 @@ def flip_flop(n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04,
     return TaskGenerator(
         "flip_flop", n_bits, n_bits, n_steps, _flip_flop_sample,
         dict(n_bits=n_bits, n_steps=n_steps, rate=rate, pulse_width=pulse_width),
-        metric=sign_accuracy)
+        metric=sign_accuracy, inputs=tuple(f"bit {k} pulses" for k in range(n_bits)),
+        outputs=tuple(f"bit {k} memory" for k in range(n_bits)))
 
 
 # --------------------------------------------------------------------------
@@ -282,7 +287,9 @@ def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: i
         "reach", n_targets + 1, 2, n_steps, _reach_sample,
         dict(n_targets=n_targets, cue_start=cue_start, cue=cue, min_delay=lo, max_delay=hi,
              go_width=go_width, move=move, hold=hold, radius=radius, rotation=rotation,
-             n_steps=n_steps))
+             n_steps=n_steps),
+        inputs=tuple(f"target {k}" for k in range(n_targets)) + ("go",),
+        outputs=("x position", "y position"))
 
 
 # --------------------------------------------------------------------------

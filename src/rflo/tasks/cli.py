@@ -39,12 +39,14 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
     fig, axes = plt.subplots(2, 2 if two_d else 1, figsize=(10 if two_d else 7, 5),
                              squeeze=False, gridspec_kw=dict(width_ratios=[2, 1]) if two_d else None)
     ax_in, ax_out = axes[0, 0], axes[1, 0]
+    names_in = getattr(task, "inputs", ()) or [f"in {k}" for k in range(x.shape[1])]
+    names_out = getattr(task, "outputs", ()) or [f"out {k}" for k in range(y.shape[1])]
     for k in range(x.shape[1]):
-        ax_in.plot(t, x[:, k], lw=1.2, label=f"in {k}")
+        ax_in.plot(t, x[:, k], lw=1.2, label=names_in[k])
     ax_in.set_ylabel("input")
     ax_in.set_title(title or f"{task.name}: one trial (seed {seed})")
     for k in range(y.shape[1]):
-        ax_out.plot(t, y[:, k], lw=1.5, label=f"target {k}")
+        ax_out.plot(t, y[:, k], lw=1.5, label=f"target: {names_out[k]}")
     unscored = m <= 0
     if np.any(unscored):
         ax_out.fill_between(t, 0, 1, where=unscored, color="0.85", step="mid",

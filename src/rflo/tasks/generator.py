@@ -65,6 +65,8 @@ class TaskGenerator:
     sample_fn : ``sample_fn(key, batch, **params) -> (x, y, mask)``, pure JAX.
     params : the parameters passed to ``sample_fn`` (a dict or a tuple of pairs).
     metric : optional accuracy metric (``sign_accuracy``, ``argmax_accuracy``).
+    inputs, outputs : names of the input and output channels (default
+        ``"in k"`` and ``"out k"``), used by figures.
     """
 
     name: str
@@ -74,6 +76,8 @@ class TaskGenerator:
     sample_fn: Callable
     params: Tuple[Tuple[str, Any], ...] = ()
     metric: Optional[Callable] = None
+    inputs: Tuple[str, ...] = ()
+    outputs: Tuple[str, ...] = ()
 
     def __post_init__(self):
         for attr in ("n_in", "n_out"):
@@ -84,6 +88,12 @@ class TaskGenerator:
         if self.metric is not None and not callable(self.metric):
             raise ValueError(f"metric must be a function, got {self.metric!r}")
         object.__setattr__(self, "params", freeze_params(self.params))
+        for attr, n, prefix in (("inputs", self.n_in, "in"), ("outputs", self.n_out, "out")):
+            names = tuple(str(v) for v in getattr(self, attr)) or tuple(
+                f"{prefix} {k}" for k in range(n))
+            if len(names) != n:
+                raise ValueError(f"{attr} must name all {n} channels, got {list(names)}")
+            object.__setattr__(self, attr, names)
 
     @property
     def param_dict(self) -> dict:
