@@ -97,6 +97,11 @@ def test_compare_writes_every_output(compare_run):
         assert net.n_rec == 12
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["settings"]["trials"] == 40 and meta["settings"]["period"] == 30
+    # without --lr each rule gets its rates tuned on the default experiment, and says so
+    assert meta["settings"]["lr"] is None
+    assert meta["settings"]["rule_lr"] == {"bptt": [0, 0.3, 0.3], "rflo": [0, 0.03, 0.03],
+                                           "rtrl": [0, 0.3, 0.3]}
+    assert "lr_rec" in proc.stdout
     assert set(meta["seconds"]) == {"bptt", "rflo", "rtrl"}
     assert {"rflo", "jax", "numpy", "python"} <= set(meta["versions"])
     for png in ("loss.png", "outputs.png", "alignment.png"):

@@ -56,6 +56,10 @@ def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _rates(v):
+    return isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
+
+
 def _name(v):
     return isinstance(v, str) and 0 < len(v) <= 100
 
@@ -77,8 +81,9 @@ CHECKS = {
     "trials": (lambda v: _int(v) and 1 <= v < 2**31, "a positive integer"),
     "units": (lambda v: _int(v) and v >= 1, "a positive integer"),
     "tau": (lambda v: _num(v) and v >= 1, "a number >= 1"),
-    "lr": (lambda v: isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v),
-           "three learning rates >= 0"),
+    "lr": (lambda v: v is None or _rates(v), "three learning rates >= 0"),
+    "rule_lr": (lambda v: isinstance(v, dict) and all(_rates(r) for r in v.values()),
+                "three learning rates >= 0 per rule"),
     "online": (lambda v: isinstance(v, bool), "true or false"),
     "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
     "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
