@@ -75,3 +75,26 @@ def test_every_docs_example_runs_and_shows_what_it_says(page):
 
         whole = rflo.train(namespace["net"], namespace["task"], "rflo", trials=1000)
         np.testing.assert_array_equal(namespace["more"].network.w_rec, whole.network.w_rec)
+
+
+@pytest.mark.slow
+def test_readme_command_lines_run(tmp_path):
+    """Every `rflo ...` line of README's command blocks runs as written (in a
+    fresh folder; `runs/<folder>` is the run the line before made)."""
+    import shlex
+
+    from test_cli import run
+
+    text = (ROOT / "README.md").read_text()
+    lines = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines() if line.startswith("rflo ")]
+    assert len(lines) >= 10
+    runs = tmp_path / "runs"
+    for line in lines:
+        made = sorted(runs.iterdir(), key=lambda p: p.stat().st_mtime) if runs.exists() else []
+        if "--resume" in line:  # the folder of the last train run
+            made = [p for p in made if p.name.endswith("-train")]
+        if "<folder>" in line:
+            line = line.replace("runs/<folder>", str(made[-1]))
+        proc = run(*shlex.split(line)[1:], cwd=tmp_path)
+        assert proc.returncode == 0, (line, proc.stderr[-2000:])
