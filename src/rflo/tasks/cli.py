@@ -46,7 +46,9 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
     ax_in.set_ylabel("input")
     ax_in.set_title(title or f"{task.name}: one trial (seed {seed})")
     for k in range(y.shape[1]):
-        ax_out.plot(t, y[:, k], lw=1.5, label=f"target: {names_out[k]}")
+        # line styles differ too: outputs that coincide (x = y at 45 degrees) stay visible
+        ax_out.plot(t, y[:, k], lw=1.5, ls=("-", "--", ":", "-.")[k % 4],
+                    label=f"target: {names_out[k]}")
     unscored = m <= 0
     if np.any(unscored):
         ax_out.fill_between(t, 0, 1, where=unscored, color="0.85", step="mid",
@@ -61,11 +63,19 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
         axes[0, 1].remove()
         axes[1, 1].remove()
         ax2 = fig.add_subplot(gs[:, 1])
-        ax2.plot(y[:, 0], y[:, 1], "-", color="C0")
+        params = dict(getattr(task, "param_dict", None) or {})
+        if task.name == "reach" and "n_targets" in params:  # every target, this trial's filled
+            angle = (2 * np.pi * np.arange(params["n_targets"]) / params["n_targets"]
+                     + np.deg2rad(params.get("rotation", 0.0)))
+            ax2.plot(params["radius"] * np.cos(angle), params["radius"] * np.sin(angle), "o",
+                     mfc="none", color="0.6", label="targets")
+        ax2.plot(y[:, 0], y[:, 1], "-", color="C0", label="this trial's path")
         ax2.plot(y[-1, 0], y[-1, 1], "o", color="C0")
+        ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
+                   frameon=False)
         ax2.plot(0, 0, "k+")
         ax2.set_aspect("equal")
-        lim = 1.2 * max(np.max(np.abs(y)), 1e-3)
+        lim = 1.2 * max(np.max(np.abs(y)), params.get("radius", 0.0), 1e-3)
         ax2.set_xlim(-lim, lim)
         ax2.set_ylim(-lim, lim)
         ax2.set_title("target path (outputs 0, 1)")
