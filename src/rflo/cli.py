@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rflo.cells.leaky_tanh import LEAKY_MIN_TAU
+
 __all__ = ["main"]
 
 SEED_DEFAULTS = dict(trials=10_000, units=50, tau=10.0, period=100, lr=(0.0, 0.03, 0.03))
@@ -70,9 +72,8 @@ _trials = _checked(int, lambda v: 1 <= v <= 2**31 - 1,
                    "a positive integer up to 2147483647 (trials are counted with 32-bit integers)")
 _seed = _checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295")
 _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-_tau = _checked(float, lambda v: np.isfinite(v) and v >= 1,
-                "a time constant >= 1 timestep (h moves 1/tau of the way to tanh(u) each step: "
-                "with tau < 1 it overshoots, below 1/2 it is unstable)")
+_tau = _checked(float, lambda v: np.isfinite(v) and v >= LEAKY_MIN_TAU[0],
+                f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})")
 _positive_float = _checked(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
 _rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
                  "a learning rate (learning rates must be finite and >= 0)")

@@ -156,24 +156,27 @@ def load_network(path, dtype=None, max_bytes=None) -> Network:
     return network_from_npz_arrays(arrays, path, dtype=dtype)
 
 
+def _text_entry(path, key):
+    """The string ``key`` of a network file (None if it has none), read alone."""
+    path = Path(path)
+    arrays = read_npz(path, names=network_keys, select={key},
+                      check=lambda heads: check_network_shapes(heads, path))
+    return str(arrays[key]) if key in arrays else None
+
+
 def network_run_id(path):
     """The run id stored in a network file (None if it has none)."""
-    path = Path(path)
-    arrays = read_npz(path, names=network_keys, select={"run_id"},
-                      check=lambda heads: check_network_shapes(heads, path))
-    return str(arrays["run_id"]) if "run_id" in arrays else None
+    return _text_entry(path, "run_id")
 
 
 def network_info(path):
     """The record of how a network file's network was trained (a dict; None
     if the file has none)."""
-    path = Path(path)
-    arrays = read_npz(path, names=network_keys, select={"info"},
-                      check=lambda heads: check_network_shapes(heads, path))
-    if "info" not in arrays:
+    text = _text_entry(path, "info")
+    if text is None:
         return None
     try:
-        info = json.loads(str(arrays["info"]))
+        info = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: unreadable 'info' ({exc})") from None
     if not isinstance(info, dict):

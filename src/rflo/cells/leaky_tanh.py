@@ -61,14 +61,18 @@ def tanh_with(derivative: str):
     return _tanh_seed if derivative == "seed" else jnp.tanh
 
 
+#: the smallest stable ``tau`` of the leaky (Euler) units, and why
+LEAKY_MIN_TAU = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it "
+                      "overshoots and below tau = 1/2 it is unstable")
+
+
 @register_cell
 @dataclass(frozen=True)
 class LeakyTanh(Cell):
     """Leaky tanh rate unit (the paper's); ``derivative``: ``"seed"`` or ``"exact"``."""
 
     name = "leaky_tanh"
-    min_tau = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it overshoots "
-                "and below tau = 1/2 it is unstable")
+    min_tau = LEAKY_MIN_TAU
     derivative: str = "seed"
 
     def __post_init__(self):

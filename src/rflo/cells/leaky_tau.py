@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 
 from rflo.cells.base import Cell, register_cell
+from rflo.cells.leaky_tanh import LEAKY_MIN_TAU
 
 __all__ = ["LeakyTau", "TAU_MIN"]
 
 #: smallest time constant training leaves (``h[t] = tanh(u[t] + bias)`` at ``tau = 1``)
-TAU_MIN = 1.0
+TAU_MIN = LEAKY_MIN_TAU[0]
 
 
 @register_cell
@@ -32,8 +33,7 @@ class LeakyTau(Cell):
     """Leaky tanh rate unit with a learnable ``tau`` per unit and a learnable ``bias``."""
 
     name = "leaky_tau"
-    min_tau = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it overshoots "
-                "and below tau = 1/2 it is unstable")
+    min_tau = LEAKY_MIN_TAU
     trainable = ("w_in", "w_rec", "w_out", "tau", "bias")
     unit_params = ("w_in", "w_rec", "h0", "bias")  # "tau" is added for vector_tau cells
     vector_tau = True
