@@ -242,7 +242,7 @@ def test_runs_that_cannot_fit_are_refused_before_anything_is_made(tmp_path, monk
     assert not (tmp_path / "huge").exists()
     monkeypatch.setenv("RFLO_MEMORY_LIMIT", "1G")
     rtrl = run("train", "--rule", "rtrl", "--units", 500, "--out", tmp_path / "rtrl")
-    assert_user_error(rtrl, "rule 'rtrl' needs about", "1.0 GiB is available")
+    assert_user_error(rtrl, "rule 'rtrl' (n_rec=500, 100 steps) needs about", "1.0 GiB is available")
     assert not (tmp_path / "rtrl").exists()
     net = rflo.init_network(1, 500, 1)
     with pytest.raises(ValueError, match=r"training with rule 'rtrl' \(n_rec=500, 100 steps\) needs"):

@@ -897,19 +897,18 @@ def _save_start(args, kind, net, out, run_id, rules):
 
 def _check_memory(args, rules, task):
     """Refuse, before any folder or array is made, a run that cannot fit."""
-    from rflo.memory import network_bytes, require_memory, session_bytes, struct_network
+    from rflo.memory import require_network_memory, struct_network
     from rflo.rules import get_rule
     from rflo.rules.base import Setup
+    from rflo.train import check_session_memory
+    from rflo.trainer import Config
 
     try:
-        require_memory(3 * network_bytes(task.n_in, args.units, task.n_out, args.dtype),
-                       f"a network of {args.units} units")
+        require_network_memory(task.n_in, args.units, task.n_out, args.dtype)
         net = struct_network(task.n_in, args.units, task.n_out, args.dtype)
         for name in rules:
-            require_memory(session_bytes(net, get_rule(name), Setup(), online=args.online,
-                                         n_steps=task.n_steps, batch=args.batch),
-                           f"training {args.units} units with rule {name!r}",
-                           "use fewer --units or a rule with a smaller state (e.g. rflo or bptt)")
+            check_session_memory(net, Config(get_rule(name), args.online, Setup()), task,
+                                 args.batch)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -28,7 +28,8 @@ from typing import Optional
 import jax
 import numpy as np
 
-__all__ = ["available_bytes", "require_memory", "network_bytes", "session_bytes",
+__all__ = ["available_bytes", "require_memory", "require_network_memory", "network_bytes",
+           "session_bytes",
            "struct_network", "human"]
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -84,6 +85,12 @@ def require_memory(need: float, what: str, hint: str = "") -> None:
         raise ValueError(f"{what} needs about {human(need)} but {human(have)} is available"
                          f"{'; ' + hint if hint else ''} (RFLO_MEMORY_LIMIT overrides the "
                          "available figure)")
+
+
+def require_network_memory(n_in, n_rec, n_out, dtype="float32", mask=False) -> None:
+    """Refuse a network whose drawing (its arrays about three times over) cannot fit."""
+    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=mask),
+                   f"a network of {n_rec} units")
 
 
 def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False) -> int:

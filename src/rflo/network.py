@@ -238,10 +238,9 @@ def init_network(
         raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
     seed = check_seed(seed)
     cell = get_cell(cell)
-    from rflo.memory import network_bytes, require_memory
+    from rflo.memory import require_network_memory
 
-    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=connectivity is not None),
-                   f"a network of n_rec={n_rec}")
+    require_network_memory(n_in, n_rec, n_out, dtype, mask=connectivity is not None)
 
     with precision(dtype):
         arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,
