@@ -24,6 +24,7 @@ from rflo.losses import get_loss
 from rflo.network import param_names
 from rflo.rules import get_rule
 from rflo.rules.base import ROUTES, Setup
+from rflo.trainer import gradients
 
 __all__ = ["value_and_grad", "grad"]
 
@@ -68,7 +69,7 @@ def value_and_grad(rule="rflo", *, loss="squared_error", params: Optional[Sequen
         direction, out = rule.trial(net, x, y, mask, key, setup)
         n_steps = x.shape[0]
         value = jnp.sum(jax.vmap(loss.step)(out, y[1:], mask[1:])) / n_steps
-        return value, {k: -d / n_steps for k, d in direction.items()}
+        return value, gradients(direction, n_steps)
 
     return fn
 

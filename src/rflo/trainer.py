@@ -42,7 +42,7 @@ from rflo.tasks import TaskGenerator
 __all__ = ["TrialSource", "trial_data", "ensemble_data", "alignment", "Guard", "new_guard",
            "guard_step", "SessionState", "per_param_sgd", "make_optimizer", "run_trials",
            "run_chunk", "run_ensemble_chunk", "init_opt_state", "init_ensemble_opt_state",
-           "drive_chunks", "buffer_size", "Config"]
+           "drive_chunks", "buffer_size", "Config", "gradients"]
 
 
 class Config(NamedTuple):
@@ -214,8 +214,15 @@ def make_optimizer(optimizer, lr):
     return per_param_sgd(lr) if optimizer is None else optimizer
 
 
+def gradients(direction, n_steps):
+    """The gradient estimates a rule's update ``direction`` (summed over a
+    trial's ``n_steps`` steps) stands for: ``-direction / n_steps``, so that
+    plain SGD at rate ``lr`` moves ``w`` by ``lr * direction / n_steps``."""
+    return {k: -d / n_steps for k, d in direction.items()}
+
+
 def _apply(optimizer, net, w, opt_state, direction, n_steps):
-    grads = {k: -d / n_steps for k, d in direction.items()}
+    grads = gradients(direction, n_steps)
     updates, opt_state = optimizer.update(grads, opt_state, w)
     w = optax.apply_updates(w, updates)
     if "w_rec" in w:
