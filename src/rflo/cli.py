@@ -4,6 +4,7 @@
     rflo train --rule NAME    one rule on one task, optionally from/to a saved network
     rflo eval NET.npz         run a saved network with learning off and plot it
     rflo plot RESULTS         redraw the figures of a results folder
+    rflo sweep ...            many networks over a grid of settings (rflo.sweep.cli)
 
 User errors (bad arguments, unreadable files) print one line and exit with
 status 2, without a traceback.
@@ -41,6 +42,7 @@ EXTERNAL = {
     "figure2": ("rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale supplement"),
     "gradients": ("rflo.gradients", "gradient quality of each rule against the exact gradient"),
     "task": ("rflo.tasks.cli", "show the built-in tasks"),
+    "sweep": ("rflo.sweep.cli", "train many networks over a grid of settings into one table"),
 }
 
 

@@ -1,0 +1,180 @@
+"""Where a sweep's chunks run.
+
+``local``           in this process, one chunk after another; ``devices``
+                    splits each chunk's networks over JAX devices (host devices
+                    on a CPU: every core; the GPUs JAX finds).
+``slurm``           one Slurm job-array task per chunk, through submitit.
+``submitit_local``  the same jobs as local processes (submitit's local
+                    executor): the Slurm path on a laptop.
+
+A chunk that fails leaves its traceback in ``DIR/failed/<id>.txt`` and is run
+again by the next ``run``; a chunk that was written is never run again.  Jobs
+receive only the sweep folder and a chunk id (submitit sends them as a small
+pickle of those strings; every result is written as data: parquet and npz).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+__all__ = ["run_local", "run_submitit", "run_chunk_job", "use_compile_cache",
+           "configure_host_devices", "resolve_devices", "cpu_count"]
+
+
+def cpu_count() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def configure_host_devices(devices) -> bool:
+    """Before JAX starts computing: ask for one host (CPU) device per core
+    (``"auto"``) or ``devices`` of them, so that a chunk's networks can be
+    split over every core.  Returns False where JAX has already started (its
+    device count is then what it is)."""
+    import jax
+
+    n = cpu_count() if devices == "auto" else int(devices)
+    if n <= 1:
+        return True
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:
+        return False
+    return True
+
+
+def resolve_devices(devices) -> int:
+    """The number of devices to split chunks over: ``"auto"`` is every device
+    of JAX's default backend (the GPUs, or the host devices)."""
+    import jax
+
+    if devices == "auto":
+        return len(jax.devices())
+    n = int(devices)
+    if n > len(jax.devices()):
+        raise ValueError(f"devices={n} but JAX sees {len(jax.devices())} device(s); on a CPU "
+                         f"start the process with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+                         "(rflo sweep run --devices N does this)")
+    return n
+
+
+def use_compile_cache(folder):
+    """Keep JAX's compiled programs in ``DIR/jax-cache`` (shared by every job of
+    the sweep: a chunk of a shape compiled before loads instead of compiling)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(Path(folder) / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def _failed(folder, chunk_id) -> Path:
+    return Path(folder) / "failed" / f"{chunk_id}.txt"
+
+
+def _record_failure(folder, chunk_id, text):
+    from rflo.files import atomic_write
+
+    atomic_write(_failed(folder, chunk_id),
+                 lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def run_one(folder, spec, chunk, devices=1):
+    """Train and write one chunk; on an error, write its traceback to
+    ``DIR/failed/<id>.txt`` and return it (None when the chunk is written)."""
+    from rflo.sweep.chunk import train_chunk, write_chunk
+
+    try:
+        columns, nets, seconds = train_chunk(chunk, spec, devices)
+        write_chunk(folder, chunk, columns, nets, seconds)
+    except Exception:  # noqa: BLE001 - any failure of one chunk is recorded, the sweep goes on
+        text = traceback.format_exc()
+        _record_failure(folder, chunk.id, text)
+        return text
+    _failed(folder, chunk.id).unlink(missing_ok=True)
+    return None
+
+
+def run_local(folder, spec, chunks, devices=1, log=print) -> list:
+    """Run ``chunks`` here, one after another; returns the ids that failed."""
+    failed = []
+    for i, chunk in enumerate(chunks, 1):
+        error = run_one(folder, spec, chunk, devices)
+        last = error.strip().splitlines()[-1] if error else None
+        log(f"chunk {i}/{len(chunks)} {chunk.id} ({len(chunk.points)} networks): "
+            + (f"FAILED: {last}" if error else "done"))
+        if error:
+            failed.append(chunk.id)
+    return failed
+
+
+def run_chunk_job(folder: str, chunk_id: str, devices="auto") -> str:
+    """What a submitit job runs: read the sweep in ``folder``, train the chunk
+    ``chunk_id`` and write it (raises on failure, after recording it)."""
+    from rflo.sweep.folder import load_folder_spec
+    from rflo.sweep.plan import make_plan
+
+    configure_host_devices(devices)
+    devices = resolve_devices(devices)
+    use_compile_cache(folder)
+    spec = load_folder_spec(folder)
+    chunk = {c.id: c for c in make_plan(spec)}.get(chunk_id)
+    if chunk is None:
+        raise ValueError(f"{folder}: no chunk {chunk_id} in this sweep's plan (spec or rflo "
+                         "version changed?)")
+    error = run_one(folder, spec, chunk, devices)
+    if error:
+        raise RuntimeError(f"chunk {chunk_id} failed:\n{error}")
+    return chunk_id
+
+
+def _executor(folder, backend, settings):
+    import submitit
+
+    where = Path(folder) / "jobs"
+    if backend == "submitit_local":
+        ex = submitit.AutoExecutor(folder=where, cluster="local")
+        ex.update_parameters(timeout_min=int(settings.get("time", 60)))
+        return ex
+    ex = submitit.AutoExecutor(folder=where, cluster="slurm")
+    names = {"partition": "slurm_partition", "account": "slurm_account", "qos": "slurm_qos",
+             "constraint": "slurm_constraint", "array_parallelism": "slurm_array_parallelism",
+             "cpus_per_task": "cpus_per_task", "mem_gb": "mem_gb",
+             "gpus_per_node": "gpus_per_node", "time": "timeout_min"}
+    params = {names[k]: v for k, v in settings.items() if k in names}
+    params.setdefault("timeout_min", 60)
+    params.setdefault("cpus_per_task", 1)
+    ex.update_parameters(name="rflo-sweep", **params)
+    return ex
+
+
+def run_submitit(folder, spec, chunks, backend="slurm", devices="auto", wait=True, log=print):
+    """Submit one job per chunk (a job array); with ``wait``, wait for them and
+    return the ids that failed (else return the jobs)."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise ValueError("the slurm backend needs submitit: pip install 'rflo[sweep]'") from None
+    ex = _executor(folder, backend, spec.backend.get("slurm", {}))
+    ids = [c.id for c in chunks]
+    jobs = ex.map_array(run_chunk_job, [str(folder)] * len(ids), ids, [devices] * len(ids))
+    log(f"submitted {len(jobs)} job(s) through submitit ({backend}): "
+        f"{jobs[0].job_id if jobs else '-'} ...; their logs are in {Path(folder) / 'jobs'}")
+    if not wait:
+        return jobs
+    failed = []
+    for job, cid in zip(jobs, ids):
+        try:
+            job.result()
+            log(f"chunk {cid}: done (job {job.job_id})")
+        except Exception as exc:  # noqa: BLE001 - a failed or cancelled job: run again later
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            if not _failed(folder, cid).exists():
+                _record_failure(folder, cid, f"job {job.job_id} ended without the chunk:\n{exc}\n")
+            log(f"chunk {cid}: FAILED (job {job.job_id}): {last}")
+            failed.append(cid)
+    return failed

@@ -1,0 +1,192 @@
+"""Training one chunk of a sweep and writing its results (a table and its networks).
+
+A chunk is one :func:`rflo.train_ensemble` call: its lanes are networks that
+differ in seed and learning rates only.  With ``devices > 1`` the lanes are
+split evenly over that many JAX devices (host devices on a CPU, from
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``; GPUs), each part run
+from its own thread so that the devices compute at once.  Each lane's
+arithmetic is the same wherever it runs, so the weights do not depend on the
+device count.
+
+Files, written atomically (networks first, then the table, whose presence
+marks the chunk done)::
+
+    DIR/networks/<id>.npz    the trained networks, stacked (leading axis: the
+                             chunk's points; ``point`` holds their indices)
+    DIR/chunks/<id>.parquet  the chunk's rows of the sweep table
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from rflo.sweep.plan import Chunk
+from rflo.sweep.spec import SweepSpec
+
+__all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
+
+#: the table's measured columns (after the grid's)
+MEASURES = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss",
+            "chunk")
+
+
+def _build(point):
+    """The task, cell and optimiser shared by a chunk's networks."""
+    from rflo import runconfig
+
+    params = {k[4:]: v for k, v in point.items() if k.startswith("set.")}
+    task = runconfig.make_run_task(point["task"], params)
+    cell = runconfig.make_cell(point["cell"], point["derivative"])
+    optimizer = runconfig.make_optimizer(point["optimizer"], point["optimizer_rate"])
+    return task, cell, optimizer
+
+
+def _lanes(points, n):
+    """``points`` padded to ``n`` lanes by repeating the last (dropped afterwards)."""
+    return list(points) + [points[-1]] * (n - len(points))
+
+
+def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
+    """Train a chunk's networks.
+
+    Returns ``(columns, networks, seconds)``: the chunk's table rows as a dict
+    of numpy columns, the trained networks stacked (one per point, in order)
+    and the wall time.
+    """
+    import jax
+
+    from rflo.ensemble import stack_networks, train_ensemble, unstack_networks
+    from rflo.network import init_network
+
+    t0 = time.perf_counter()
+    first = chunk.points[0]
+    task, cell, optimizer = _build(first)
+    n_dev = max(1, min(int(devices), chunk.lanes))
+    lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
+    nets = [init_network(task.n_in, p["units"], task.n_out, seed=p["seed"], tau=p["tau"],
+                         dtype=p["dtype"], cell=cell) for p in lanes]
+    per = len(lanes) // n_dev
+    found = jax.devices()
+    if n_dev > len(found):
+        raise ValueError(f"devices={n_dev} but JAX sees {len(found)} device(s); on a CPU set "
+                         f"XLA_FLAGS=--xla_force_host_platform_device_count={n_dev} before JAX "
+                         "starts (rflo sweep run --devices does this)")
+
+    def part(d):
+        sub = lanes[d * per:(d + 1) * per]
+        lr = {name: np.array([p[key] for p in sub], float)
+              for name, key in (("w_in", "lr_in"), ("w_rec", "lr_rec"), ("w_out", "lr_out"))}
+        with jax.default_device(found[d]):
+            return train_ensemble(
+                stack_networks(nets[d * per:(d + 1) * per]), task, first["rule"],
+                trials=spec.trials, lr=lr, online=first["online"], optimizer=optimizer,
+                dtype=first["dtype"], seeds=[p["seed"] for p in sub], batch=first["batch"],
+                loss=first["loss"])
+
+    with warnings.catch_warnings():  # divergence is data here (the diverged_at column)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if n_dev == 1:
+            results = [part(0)]
+        else:
+            with ThreadPoolExecutor(n_dev) as pool:
+                results = list(pool.map(part, range(n_dev)))
+    k = len(chunk.points)
+    loss = np.concatenate([r.loss for r in results])[:k]
+    align = np.concatenate([r.alignment for r in results])[:k]
+    acc = (None if results[0].accuracy is None
+           else np.concatenate([r.accuracy for r in results])[:k])
+    diverged = np.concatenate([r.diverged_at for r in results])[:k]
+    trained = stack_networks([n for r in results for n in unstack_networks(r.networks)][:k])
+    columns = _rows(chunk, spec, loss, align, acc, diverged)
+    return columns, trained, time.perf_counter() - t0
+
+
+def _block_means(curves, every):
+    """(K, trials) -> (K, blocks): the mean of each block of ``every`` trials
+    (NaN where a block has no finite value)."""
+    k, n = curves.shape
+    blocks = -(-n // every)
+    padded = np.full((k, blocks * every), np.nan)
+    padded[:, :n] = curves
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        return np.nanmean(padded.reshape(k, blocks, every), axis=2)
+
+
+def _rows(chunk, spec, loss, align, acc, diverged):
+    k, n = loss.shape
+    every = spec.record_every
+    blocks = -(-n // every)
+    ends = np.minimum(np.arange(1, blocks + 1) * every, n)
+    mean_loss = _block_means(loss, every)
+    cols = {}
+    for name, column in zip(spec.columns(), spec.table_columns()):
+        cols[column] = [p[name] for p in chunk.points for _ in range(blocks)]
+    cols["point"] = np.repeat(np.asarray(chunk.index, np.int64), blocks)
+    cols["trial"] = np.tile(ends.astype(np.int64), k)
+    cols["loss"] = mean_loss.ravel()
+    cols["alignment"] = _block_means(align, every).ravel()
+    cols["accuracy"] = (np.full(k * blocks, np.nan) if acc is None
+                        else _block_means(acc, every).ravel())
+    cols["diverged_at"] = np.repeat(np.asarray(diverged, np.int64), blocks)
+    cols["final_loss"] = np.repeat(mean_loss[:, -1], blocks)
+    cols["chunk"] = [chunk.id] * (k * blocks)
+    return cols
+
+
+def _paths(folder, chunk_id):
+    folder = Path(folder)
+    return folder / "chunks" / f"{chunk_id}.parquet", folder / "networks" / f"{chunk_id}.npz"
+
+
+def chunk_done(folder, chunk_id) -> bool:
+    """Whether the chunk's table is written (its networks are written first)."""
+    return _paths(folder, chunk_id)[0].exists()
+
+
+def write_chunk(folder, chunk: Chunk, columns: dict, networks, seconds: float):
+    """Write a chunk's networks, then its rows (each atomically)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rflo.files import atomic_write
+    from rflo.io import network_arrays
+
+    table_path, nets_path = _paths(folder, chunk.id)
+    arrays = network_arrays(networks)
+    arrays["point"] = np.asarray(chunk.index, np.int64)
+    arrays["format"] = np.asarray(1)
+
+    def write_nets(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(nets_path, write_nets)
+    table = pa.table(columns).replace_schema_metadata({"seconds": f"{seconds:.3f}"})
+
+    def write_table(tmp):
+        pq.write_table(table, tmp, compression="zstd")
+
+    atomic_write(table_path, write_table)
+
+
+def read_chunk_networks(folder, chunk_id) -> dict:
+    """``{point index: Network}`` of a written chunk."""
+    from rflo.files import read_npz
+    from rflo.io import network_from_npz_arrays, network_keys
+
+    _, path = _paths(folder, chunk_id)
+    arrays = read_npz(path, names=lambda k: k == "point" or network_keys(k))
+    points = arrays.pop("point")
+    if points.ndim != 1 or points.dtype.kind not in "iu":
+        raise ValueError(f"{path}: 'point' must be a list of integers")
+    out = {}
+    for i, p in enumerate(points):
+        one = {k: (v if k in ("cell", "format") else v[i]) for k, v in arrays.items()}
+        out[int(p)] = network_from_npz_arrays(one, path)
+    return out

@@ -1,0 +1,100 @@
+"""Planning a sweep: grid points grouped by compiled shape, split into chunks.
+
+Points that differ only in their lane settings (:data:`~rflo.sweep.spec.LANE_KEYS`:
+seed and learning rates) share one compiled call: they become the vmap lanes of
+one :func:`rflo.train_ensemble` call.  A group larger than ``max_networks`` is
+split into chunks of equal size (the last padded by repeating a lane, whose
+results are dropped), so every chunk of a group shares one compilation.
+
+A chunk's id is a hash of its points, the trial count, the recording interval
+and the library's version: a chunk already written is never run again, and a
+changed spec or library runs anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import List, NamedTuple
+
+from rflo.sweep.spec import LANE_KEYS, SweepSpec
+
+__all__ = ["Chunk", "make_plan", "check_plan"]
+
+
+class Chunk(NamedTuple):
+    """One compiled call of a sweep.
+
+    id : 16 hex digits (hash of what the chunk computes).
+    points : the grid points it trains (flat dicts), with their indices ``index``.
+    lanes : networks in the call (``len(points)``, or one more when padded).
+    """
+
+    id: str
+    index: tuple
+    points: tuple
+    lanes: int
+
+
+def _version():
+    from rflo import __version__
+
+    return __version__
+
+
+def chunk_id(points, trials, record_every, lanes) -> str:
+    text = json.dumps({"points": list(points), "trials": trials, "record_every": record_every,
+                       "lanes": lanes, "version": _version()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_plan(spec: SweepSpec) -> List[Chunk]:
+    """The chunks of ``spec``, in grid order of their first point."""
+    groups = {}
+    for i, p in enumerate(spec.points()):
+        shape = json.dumps({k: v for k, v in p.items() if k not in LANE_KEYS}, sort_keys=True)
+        groups.setdefault(shape, []).append((i, p))
+    chunks = []
+    for members in groups.values():
+        n_chunks = -(-len(members) // spec.max_networks)
+        lanes = -(-len(members) // n_chunks)
+        start = 0
+        for c in range(n_chunks):  # sizes differ by at most one
+            size = len(members) // n_chunks + (c < len(members) % n_chunks)
+            part, start = members[start:start + size], start + size
+            points = tuple(p for _, p in part)
+            chunks.append(Chunk(chunk_id(points, spec.trials, spec.record_every, lanes),
+                                tuple(i for i, _ in part), points, lanes))
+    return chunks
+
+
+def check_plan(spec: SweepSpec, chunks: List[Chunk]):
+    """Check every chunk's settings before anything runs (task, cell, loss,
+    rule, optimiser, rates, memory for its networks); raise ValueError naming
+    the chunk's settings and the problem."""
+    from rflo.network import init_network
+    from rflo.sweep.chunk import _build
+    from rflo.train import check_fits, check_session_memory, prepare_session
+
+    seen = set()
+    for c in chunks:
+        p = c.points[0]
+        shape = json.dumps({k: v for k, v in p.items() if k not in LANE_KEYS}, sort_keys=True)
+        if shape in seen:
+            continue
+        seen.add(shape)
+        where = ", ".join(f"{k}={v}" for k, v in p.items()
+                          if k not in LANE_KEYS and v is not None)
+        try:
+            task, cell, optimizer = _build(p)
+            net = init_network(task.n_in, p["units"], task.n_out, seed=0, tau=p["tau"],
+                               dtype=p["dtype"], cell=cell)
+            check_fits(net, task)
+            for q in c.points:
+                lr = {"w_in": q["lr_in"], "w_rec": q["lr_rec"], "w_out": q["lr_out"]}
+                _, cfg, _, _ = prepare_session(net, p["rule"], lr, online=p["online"],
+                                               optimizer=optimizer, loss=p["loss"], unroll=1,
+                                               route="auto")
+            check_session_memory(net, cfg, task, p["batch"], networks=c.lanes)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"sweep point ({where}): {exc}") from None
