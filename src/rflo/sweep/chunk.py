@@ -139,6 +139,9 @@ def _rows(chunk, spec, loss, align, acc, diverged):
     return cols
 
 
+_FLOATS = ("loss", "alignment", "accuracy", "final_loss")
+
+
 def _paths(folder, chunk_id):
     folder = Path(folder)
     return folder / "chunks" / f"{chunk_id}.parquet", folder / "networks" / f"{chunk_id}.npz"
@@ -167,6 +170,8 @@ def write_chunk(folder, chunk: Chunk, columns: dict, networks, seconds: float):
             np.savez(fh, **arrays)
 
     atomic_write(nets_path, write_nets)
+    columns = {k: pa.array(v, from_pandas=True) if k in _FLOATS else v
+               for k, v in columns.items()}  # NaN (no value) is stored as null
     table = pa.table(columns).replace_schema_metadata({"seconds": f"{seconds:.3f}"})
 
     def write_table(tmp):

@@ -9,11 +9,14 @@ Columns: every grid column (``rule``, ``task``, ``set.<param>``, ``cell``,
 ``trial``      trials done at the end of the block
 ``loss``       mean per-trial loss over the block
 ``alignment``  mean cosine of vec(b^T) and vec(w_out) over the block
-``accuracy``   mean fraction correct over the block (NaN: no metric)
+``accuracy``   mean fraction correct over the block (null: no metric)
 ``diverged_at``trial at which the network diverged and was frozen, or 0
 ``final_loss`` the loss of the point's last block (on each of its rows)
 ``chunk``      the id of the chunk that trained it
 =============  ===========================================================
+
+A value that does not exist (no accuracy metric, a block without a finite
+loss) is null (NaN in pandas).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def summarize(table, x, y="final_loss", hue="rule"):
     trial = np.asarray(cols["trial"])
     keep = np.ones(len(trial), bool) if x == "trial" else trial == _last_trial(cols)
     xs = np.asarray(cols[x], dtype=object)[keep]
-    ys = np.asarray(cols[y], dtype=float)[keep]
+    ys = np.asarray([np.nan if v is None else v for v in cols[y]], dtype=float)[keep]
     hues = (np.asarray(cols[hue], dtype=object)[keep] if hue is not None
             else np.full(keep.sum(), "all", dtype=object))
     out = {}
