@@ -227,3 +227,34 @@ def test_command_line_plan_status_collect_plot(small_run, tmp_path, capsys):
     assert "no column 'nope'" in capsys.readouterr().err
     assert main(["sweep", "status", str(tmp_path)]) == 2
     assert "not a sweep folder" in capsys.readouterr().err
+
+
+def test_several_grids_join_their_points(tmp_path):
+    text = """
+trials = 5
+[[grid]]
+rule = "bptt"
+lr = [0.1, 0.3]
+[grid.set]
+period = 40
+
+[[grid]]
+rule = "rflo"
+lr_rec = 0.01
+dale = 0.8
+seed = [0, 1]
+"""
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    spec = read_spec(path)
+    points = spec.points()
+    assert [(p["rule"], p["lr_rec"], p["lr_out"], p["seed"]) for p in points] == [
+        ("bptt", 0.1, 0.1, 0), ("bptt", 0.3, 0.3, 0), ("rflo", 0.01, 0.03, 0), ("rflo", 0.01, 0.03, 1)]
+    assert [p["set.period"] for p in points] == [40, 40, None, None]  # None: the task's default
+    assert [p["dale"] for p in points] == [None, None, 0.8, 0.8]
+    path.write_text(spec_toml(spec))
+    assert read_spec(path).points() == points
+    with pytest.raises(ValueError, match="share points"):
+        spec_from_dict({"grid": [{"rule": "rflo"}, {"rule": ["rflo", "bptt"]}]})
+    with pytest.raises(ValueError, match=r"\[\[grid\]\] #2: 'dale' must be the fraction"):
+        spec_from_dict({"grid": [{"rule": "rflo"}, {"dale": 1.5}]})

@@ -39,7 +39,7 @@ def _build(point):
     """The task, cell and optimiser shared by a chunk's networks."""
     from rflo import runconfig
 
-    params = {k[4:]: v for k, v in point.items() if k.startswith("set.")}
+    params = {k[4:]: v for k, v in point.items() if k.startswith("set.") and v is not None}
     task = runconfig.make_run_task(point["task"], params)
     cell = runconfig.make_cell(point["cell"], point["derivative"])
     optimizer = runconfig.make_optimizer(point["optimizer"], point["optimizer_rate"])
@@ -69,7 +69,7 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     n_dev = max(1, min(int(devices), chunk.lanes))
     lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
     nets = [init_network(task.n_in, p["units"], task.n_out, seed=p["seed"], tau=p["tau"],
-                         dtype=p["dtype"], cell=cell) for p in lanes]
+                         dtype=p["dtype"], cell=cell, dale=p["dale"]) for p in lanes]
     per = len(lanes) // n_dev
     found = jax.devices()
     if n_dev > len(found):

@@ -88,7 +88,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
         try:
             task, cell, optimizer = _build(p)
             net = init_network(task.n_in, p["units"], task.n_out, seed=0, tau=p["tau"],
-                               dtype=p["dtype"], cell=cell)
+                               dtype=p["dtype"], cell=cell, dale=p["dale"])
             check_fits(net, task)
             for q in c.points:
                 lr = {"w_in": q["lr_in"], "w_rec": q["lr_rec"], "w_out": q["lr_out"]}

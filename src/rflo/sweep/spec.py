@@ -29,16 +29,30 @@ values to sweep; the grid is every combination::
     array_parallelism = 32
 
 A list in ``[grid.set]`` is swept; a task parameter that is itself a list is
-written as a list of one list (``intervals = [[10, 20]]``).
+written as a list of one list (``intervals = [[10, 20]]``).  ``dale = 0.8``
+draws networks with Dale's law (that fraction of excitatory units).
+
+Several grids (``[[grid]]`` tables instead of one ``[grid]``) join their points,
+for sweeps that are not one product (each rule at its own learning rates)::
+
+    [[grid]]
+    rule = "bptt"
+    lr = [0.1, 0.3]
+
+    [[grid]]
+    rule = "rflo"
+    lr = [0.01, 0.03]
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from rflo import runconfig
 
@@ -47,12 +61,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["GRID_KEYS", "LANE_KEYS", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
+__all__ = ["GRID_KEYS", "LANE_KEYS", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
 
 #: the settings of one training run (grid columns, in table order) and defaults
 GRID_DEFAULTS = dict(
     rule="rflo", task=runconfig.DEFAULTS["task"], cell="leaky_tanh", derivative=None,
-    loss="squared_error", units=50, tau=10.0, lr_in=0.0, lr_rec=0.03, lr_out=0.03,
+    loss="squared_error", units=50, tau=10.0, dale=None, lr_in=0.0, lr_rec=0.03, lr_out=0.03,
     optimizer=None, optimizer_rate=None, batch=1, online=False, dtype="float32", seed=0,
 )
 GRID_KEYS = tuple(GRID_DEFAULTS)
@@ -74,7 +88,33 @@ def _rate(v):
 _CHECKS = {**runconfig.CHECKS,
            "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
            "lr_in": (_rate, "a learning rate >= 0"), "lr_rec": (_rate, "a learning rate >= 0"),
-           "lr_out": (_rate, "a learning rate >= 0")}
+           "lr_out": (_rate, "a learning rate >= 0"),
+           "dale": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            and 0 < v < 1),
+                    "the fraction of excitatory units (0 < dale < 1), for Dale's law")}
+
+
+class Grid(NamedTuple):
+    """One grid of a spec: ``values`` ``{key: [values]}`` for every key of
+    :data:`GRID_KEYS`, ``task`` ``{param: [values]}``, and ``lr_paired`` (the
+    spec said ``lr``: lr_out follows lr_rec)."""
+
+    values: dict
+    task: dict
+    lr_paired: bool = False
+
+    def as_dict(self) -> dict:
+        one = lambda v: v if len(v) > 1 else v[0]  # noqa: E731
+        grid = {k: one(v) for k, v in self.values.items()
+                if v != [None] and v != [GRID_DEFAULTS[k]]}
+        if self.lr_paired:
+            grid["lr"] = one(self.values["lr_rec"])
+            grid.pop("lr_rec", None)
+            grid.pop("lr_out", None)
+        if self.task:
+            grid["set"] = {k: v if len(v) > 1 else [v[0]] if isinstance(v[0], list) else v[0]
+                           for k, v in self.task.items()}
+        return grid
 
 
 class SweepSpec:
@@ -83,29 +123,39 @@ class SweepSpec:
     name : the sweep's name (text).
     trials : trials per network.  record_every : trials per table row.
     max_networks : most networks in one chunk.
-    grid : ``{key: [values]}`` for every key of :data:`GRID_KEYS` (one value
-        or more), and ``set``: ``{param: [values]}`` for the task.
+    grids : the :class:`Grid` s whose points make the sweep (one ``[grid]``
+        table, or several ``[[grid]]`` tables whose points are joined).
     backend : ``{"name": ..., "devices": ..., "slurm": {...}}``.
     """
 
-    def __init__(self, name, trials, record_every, max_networks, grid, task_grid, backend,
-                 lr_paired=False):
+    def __init__(self, name, trials, record_every, max_networks, grids, backend):
         self.name, self.trials, self.record_every = name, trials, record_every
-        self.max_networks, self.grid, self.task_grid, self.backend = (
-            max_networks, grid, task_grid, backend)
-        self.lr_paired = lr_paired
+        self.max_networks, self.grids, self.backend = max_networks, list(grids), backend
+
+    @property
+    def grid(self) -> dict:
+        """``{key: [values]}`` over all grids (values in order of appearance)."""
+        out = {}
+        for g in self.grids:
+            for k, v in g.values.items():
+                out[k] = list(dict.fromkeys([*out.get(k, []), *map(_hashable, v)]))
+        return {k: [_unhashable(x) for x in v] for k, v in out.items()}
+
+    @property
+    def task_grid(self) -> dict:
+        """``{task param: [values]}`` over all grids."""
+        out = {}
+        for g in self.grids:
+            for k, v in g.task.items():
+                out[k] = list(dict.fromkeys([*out.get(k, []), *map(_hashable, v)]))
+        return {k: [_unhashable(x) for x in v] for k, v in out.items()}
 
     def as_dict(self) -> dict:
         """The spec as plain data (what :func:`spec_from_dict` reads back)."""
-        one = lambda v: v if len(v) > 1 else v[0]  # noqa: E731
-        grid = {k: one(v) for k, v in self.grid.items() if v != [None]}
-        if self.lr_paired:
-            grid["lr"] = grid.pop("lr_rec")
-            grid.pop("lr_out")
-        grid["set"] = {k: v if len(v) > 1 else [v[0]] if isinstance(v[0], list) else v[0]
-                       for k, v in self.task_grid.items()}
+        grids = [g.as_dict() for g in self.grids]
         return {"name": self.name, "trials": self.trials, "record_every": self.record_every,
-                "max_networks": self.max_networks, "grid": grid, "backend": dict(self.backend)}
+                "max_networks": self.max_networks,
+                "grid": grids[0] if len(grids) == 1 else grids, "backend": dict(self.backend)}
 
     def columns(self) -> list:
         """The grid's columns in table order (task parameters as ``set.NAME``;
@@ -117,22 +167,35 @@ class SweepSpec:
         return [COLUMN_NAMES.get(c, c) for c in self.columns()]
 
     def points(self) -> list:
-        """Every grid point as a flat dict (:meth:`columns`), in grid order with
-        the seed varying fastest."""
+        """Every grid point as a flat dict (:meth:`columns`), grid after grid,
+        each in grid order with the seed varying fastest.  A task parameter
+        that a grid does not set is None there (the task's default)."""
         names = self.columns()
-        values = [self.grid[n] if n in self.grid else self.task_grid[n[4:]] for n in names]
-        if self.lr_paired:
-            values[names.index("lr_out")] = [None]
-        points = [dict(zip(names, combo)) for combo in itertools.product(*values)]
-        if self.lr_paired:
-            for p in points:
-                p["lr_out"] = p["lr_rec"]
+        points = []
+        for g in self.grids:
+            values = [g.values[n] if n in g.values else g.task.get(n[4:], [None])
+                      for n in names]
+            if g.lr_paired:
+                values[names.index("lr_out")] = [None]
+            part = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+            if g.lr_paired:
+                for p in part:
+                    p["lr_out"] = p["lr_rec"]
+            points += part
         return points
 
     def __repr__(self):
         sizes = {k: len(v) for k, v in {**self.grid, **self.task_grid}.items() if len(v) > 1}
         return (f"SweepSpec({self.name!r}, {len(self.points())} networks x {self.trials} trials, "
                 f"swept: {sizes})")
+
+
+def _hashable(v):
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def _unhashable(v):
+    return json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
 
 
 def _unknown(key, known, where):
@@ -182,33 +245,46 @@ def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
     name = data.get("name", "sweep")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{source}: 'name' must be text, got {name!r}")
-    raw = dict(data.get("grid") or {})
-    if not isinstance(data.get("grid", {}), dict):
-        raise ValueError(f"{source}: [grid] must be a table of settings")
-    where = f"{source} [grid]"
-    if "lr" in raw:  # lr_rec and lr_out swept together
+    raw = data.get("grid") or {}
+    if isinstance(raw, dict):
+        grids = [_grid(raw, f"{source} [grid]")]
+    elif isinstance(raw, list) and raw and all(isinstance(g, dict) for g in raw):
+        grids = [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)]
+    else:
+        raise ValueError(f"{source}: 'grid' must be a table of settings ([grid]) or a list of "
+                         "them ([[grid]])")
+    backend = _backend(data.get("backend") or {}, source)
+    spec = SweepSpec(name, trials, record_every, max_networks, grids, backend)
+    points = [json.dumps(p, sort_keys=True) for p in spec.points()]
+    if len(set(points)) != len(points):
+        raise ValueError(f"{source}: the grids share points (a network would be trained twice); "
+                         "make them disjoint")
+    return spec
+
+
+def _grid(raw, where) -> Grid:
+    raw = dict(raw)
+    paired = "lr" in raw
+    if paired:  # lr_rec and lr_out swept together
         if "lr_rec" in raw or "lr_out" in raw:
             raise ValueError(f"{where}: give 'lr' (lr_rec = lr_out) or 'lr_rec'/'lr_out', not both")
         raw["lr_rec"] = raw.pop("lr")
     task_raw = raw.pop("set", {}) or {}
     if not isinstance(task_raw, dict):
         raise ValueError(f"{where}: 'set' must be a table of task parameters")
-    grid = {}
     for key in raw:
         if key not in GRID_KEYS:
             raise _unknown(key, GRID_KEYS + ("lr", "set"), where)
-    for key, default in GRID_DEFAULTS.items():
-        grid[key] = [default] if raw.get(key) is None else _values(key, raw[key], where)
-    task_grid = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v])
-                 for k, v in task_raw.items()}
-    for k, v in task_grid.items():
+    values = {key: [default] if raw.get(key) is None else _values(key, raw[key], where)
+              for key, default in GRID_DEFAULTS.items()}
+    task = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v])
+            for k, v in task_raw.items()}
+    for k, v in task.items():
         if not k.isidentifier():
             raise ValueError(f"{where}: task parameter names are identifiers, got {k!r}")
         if not v:
             raise ValueError(f"{where}: set.{k} has an empty list; give at least one value")
-    backend = _backend(data.get("backend") or {}, source)
-    return SweepSpec(name, trials, record_every, max_networks, grid, task_grid, backend,
-                     lr_paired="lr" in (data.get("grid") or {}))
+    return Grid(values, task, paired)
 
 
 def _backend(data, source):
