@@ -3,6 +3,7 @@ and (slow) the quick run end to end against the paper's qualitative claims."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,35 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     assert all(v["wrong_sign_weights"] == 0 for v in summary["dale"].values())
     assert med["rflo_dale", 20] * 5 <= med["untrained_dale", 20]
     assert summary["claims"]["rflo_learns_short_period_10x"]
+
+
+def test_shipped_sweep_specs_are_the_figures():
+    pytest.importorskip("pyarrow")
+    from rflo.sweep.spec import read_spec, spec_from_dict
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
+    for cfg, name in ((figure2.FULL, "figure2_full.toml"), (figure2.QUICK, "figure2_quick.toml")):
+        shipped = read_spec(root / name)
+        assert shipped.points() == spec_from_dict(figure2.sweep_spec(cfg)).points()
+        assert shipped.trials == cfg.trials and shipped.record_every == 1
+    full = read_spec(root / "figure2_full.toml").points()
+    assert len(full) == 5 * 2 * 9 + 2 * 9 + 2 * 9  # bptt/rflo x periods, panel d, Dale
+    assert {p["set.period"] for p in full} == {100, 200, 400, 800, 1600}
+
+
+@pytest.mark.slow
+def test_the_figure_through_a_sweep_equals_the_direct_run(tmp_path):
+    pytest.importorskip("pyarrow")
+    cfg = figure2.Config(mode="tiny", n_rec=8, n_networks=2, trials=30, periods_tau=(2, 4),
+                         panel_a_periods_tau=(2, 4), panel_d_period_tau=4,
+                         dale_periods_tau=(2,), ablation_networks=2,
+                         lr=(("bptt", 2, 0.1), ("rflo", 2, 0.03), ("bptt", 4, 0.1),
+                             ("rflo", 4, 0.03), ("local", 4, 0.03),
+                             ("random_feedback", 4, 0.01), ("rflo_dale", 2, 0.03)))
+    direct = figure2.run(cfg)
+    swept = figure2.run_sweep(cfg, tmp_path / "sweep", devices=1)
+    for key in ("curves", "final", "outputs", "alignment", "untrained"):
+        assert direct[key].keys() == swept[key].keys()
+        for k in direct[key]:
+            np.testing.assert_array_equal(direct[key][k], swept[key][k], err_msg=f"{key} {k}")
+    assert direct["dale_check"] == swept["dale_check"]

@@ -35,7 +35,9 @@ way offline, in O(T N^2) instead of RTRL's O(T N^4).  ``tests/test_figure2.py``
 checks that the two give the same update.
 
 Command line: ``python -m rflo.paper.figure2 --out FOLDER [--quick] [--seed N]
-[--overwrite] [--search]`` (or ``rflo figure2 ...``).
+[--overwrite] [--search]`` (or ``rflo figure2 ...``).  ``--sweep DIR [--backend
+slurm]`` trains through :mod:`rflo.sweep` (resumable; every core; a Slurm
+cluster) and draws the same figure; ``--spec`` prints that sweep's spec.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +63,7 @@ from rflo.files import atomic_write
 from rflo.rules.base import forward
 from rflo.tasks import periodic_task
 
-__all__ = ["Config", "QUICK", "FULL", "run", "write_outputs",
+__all__ = ["Config", "QUICK", "FULL", "run", "write_outputs", "sweep_spec", "run_sweep",
            "plot_figure2", "plot_supplement", "main", "LR_SELECTION"]
 
 LR_SELECTION = (
@@ -285,6 +287,33 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         log("learning rates given (no search): " + ", ".join(
             f"{rule} {p}tau {eta:g}" for (rule, p), eta in sorted(lrs.items())))
 
+    nets = _networks(cfg, "rflo", seeds)
+    dale_nets = _networks(cfg, "rflo_dale", seeds)
+    trained = {}
+    for rule, p in cfg.rate_keys():
+        n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
+        drawn = dale_nets if rule == "rflo_dale" else nets
+        first_n = jax.tree_util.tree_map(lambda a: a[:n], drawn)
+        trained[rule, p] = _train(first_n, tasks[p], rule, cfg.trials, lrs[rule, p], seeds[:n])
+        log(f"trained {rule} T={p}tau ({trained[rule, p].seconds:.1f}s)")
+    return _results(cfg, lrs, grids, trained, t0, log)
+
+
+class Trained(NamedTuple):
+    """One (rule, period) of the figure, trained: stacked networks, (K, trials)
+    loss and alignment curves, wall time."""
+
+    networks: object
+    loss: np.ndarray
+    alignment: np.ndarray
+    seconds: float
+
+
+def _results(cfg, lrs, grids, trained, t0, log) -> dict:
+    """The figure's numbers from its trained networks (``{(rule, period):
+    Trained or EnsembleResult}``)."""
+    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    tasks = {p: periodic_task(period=p * cfg.tau) for p in cfg.periods_tau}
     curves, aligns, final, outputs = {}, {}, {}, {}
     nets = _networks(cfg, "rflo", seeds)
     untrained = {p: final_losses(nets, tasks[p]) for p in cfg.periods_tau}
@@ -292,10 +321,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     untrained_dale = {p: final_losses(dale_nets, tasks[p]) for p in cfg.dale_periods_tau}
     dale_check = {}
     for rule, p in cfg.rate_keys():
-        n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
-        drawn = dale_nets if rule == "rflo_dale" else nets
-        first_n = jax.tree_util.tree_map(lambda a: a[:n], drawn)
-        res = _train(first_n, tasks[p], rule, cfg.trials, lrs[rule, p], seeds[:n])
+        res = trained[rule, p]
         curves[rule, p] = _clean(res.loss)
         final[rule, p] = final_losses(res.networks, tasks[p])
         if rule in ("bptt", "rflo"):
@@ -314,7 +340,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
             msg = f", wrong-sign weights {dale_check[p]['wrong_sign_weights']}"
         log(f"{rule} T={p}tau eta={lrs[rule, p]:g}: final loss median "
             f"{np.median(final[rule, p]):.3g} (untrained {np.median(untrained[p]):.3g})"
-            f"{msg}, {res.seconds:.1f}s")
+            f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else ""))
 
     initial_alignment = np.asarray([
         np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
@@ -325,6 +351,63 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         "alignment": aligns, "initial_alignment": initial_alignment, "final": final,
         "outputs": outputs, "dale_check": dale_check, "seconds": time.perf_counter() - t0,
     }
+
+
+# --------------------------------------------------------------------------
+# the figure as a sweep (rflo.sweep): on every core, or on a Slurm cluster
+
+
+def sweep_spec(cfg: Config) -> dict:
+    """The figure's training runs as a sweep spec (:mod:`rflo.sweep`): one
+    ``[[grid]]`` per (rule, period) at its chosen rate, every trial recorded.
+    ``rflo figure2 --sweep DIR`` runs it (on any backend) and draws the figure
+    from the sweep's table and networks, which equal :func:`run`'s."""
+    cfg.check()
+    if cfg.lr is None:
+        raise ValueError("the figure's sweep needs its learning rates (cfg.lr); search them "
+                         "first (rflo figure2 --search) or use the stored ones")
+    lrs = {(rule, int(p)): float(eta) for rule, p, eta in cfg.lr}
+    grids = []
+    for rule, p in cfg.rate_keys():
+        n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
+        grid = {"rule": RULES[rule], "units": cfg.n_rec, "tau": float(cfg.tau), "lr_in": 0.0,
+                "lr": lrs[rule, p], "seed": [cfg.seed + k for k in range(n)],
+                "set": {"period": int(round(p * cfg.tau))}}
+        if rule == "rflo_dale":
+            grid["dale"] = cfg.dale
+        grids.append(grid)
+    return {"name": f"figure2-{cfg.mode}", "trials": cfg.trials, "record_every": 1,
+            "max_networks": max(64, cfg.n_networks, cfg.ablation_networks), "grid": grids}
+
+
+def run_sweep(cfg: Config, folder, backend=None, devices=None, log=None) -> dict:
+    """Run (or resume) the figure's sweep in ``folder`` and return :func:`run`'s
+    numbers, read from the sweep's table and networks."""
+    from rflo.ensemble import stack_networks
+    from rflo.sweep import Sweep, load_networks
+
+    log = _Log(log)
+    t0 = time.perf_counter()
+    sweep = Sweep.from_dict(sweep_spec(cfg))
+    table = sweep.run(folder, backend=backend, devices=devices, compile_cache=True,
+                      log=log)
+    points = np.asarray(table.column("point").to_numpy())
+    loss = np.asarray(table.column("loss").to_numpy(zero_copy_only=False), float)
+    align = np.asarray(table.column("alignment").to_numpy(zero_copy_only=False), float)
+    if points.size != len(sweep.spec.points()) * cfg.trials:
+        raise ValueError(f"{folder}: the sweep's table does not hold every trial of the figure")
+    loss = loss.reshape(-1, cfg.trials)
+    align = align.reshape(-1, cfg.trials)
+    nets = load_networks(folder)
+    trained, start = {}, 0
+    for (rule, p), grid in zip(cfg.rate_keys(), sweep.spec.grids):
+        n = len(grid.values["seed"])
+        idx = list(range(start, start + n))
+        trained[rule, p] = Trained(stack_networks([nets[i] for i in idx]), loss[idx],
+                                   align[idx], 0.0)
+        start += n
+    lrs = {(rule, int(p)): float(eta) for rule, p, eta in cfg.lr}
+    return _results(cfg, lrs, [], trained, t0, log)
 
 
 # --------------------------------------------------------------------------
@@ -646,6 +729,18 @@ def add_arguments(p):
     p.add_argument("--search", action="store_true",
                    help="search the learning rates again (grid per rule and period, "
                         "written to lr_search.json) instead of using the stored ones")
+    p.add_argument("--sweep", type=Path, default=None, metavar="DIR",
+                   help="train through a sweep in DIR (rflo.sweep: resumable, every core, or "
+                        "a Slurm cluster with --backend slurm), then draw the figure from it")
+    p.add_argument("--backend", choices=("local", "slurm", "submitit_local"), default="local",
+                   help="with --sweep: where its chunks run (default local)")
+    from rflo.sweep.cli import devices_arg
+
+    p.add_argument("--devices", type=devices_arg, default="auto", metavar="N|auto",
+                   help="with --sweep: JAX devices per chunk (default auto: every core)")
+    p.add_argument("--spec", action="store_true",
+                   help="print the figure's sweep spec (TOML) and exit: run it with "
+                        "'rflo sweep run', then draw with 'rflo figure2 --sweep DIR'")
     return p
 
 
@@ -658,6 +753,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.seed < 0:
         print("rflo figure2: error: --seed must be >= 0", file=sys.stderr)
         return 2
+    if args.spec:
+        from rflo.sweep.spec import spec_from_dict, spec_toml
+
+        cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
+        print(f"# Murray (2019) Figure 2 ({cfg.mode}) as a sweep: rflo sweep run THIS --out DIR,\n"
+              f"# then rflo figure2 {'--quick ' if args.quick else ''}--sweep DIR draws it\n"
+              + spec_toml(spec_from_dict(sweep_spec(cfg))), end="")
+        return 0
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"rflo figure2: error: {out} exists and is not a folder", file=sys.stderr)
@@ -668,8 +771,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
     if args.search:
+        if args.sweep is not None or args.spec:
+            print("rflo figure2: error: --search runs here; give --sweep/--spec without it",
+                  file=sys.stderr)
+            return 2
         cfg = replace(cfg, lr=None)
-    r = run(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.sweep is not None:
+        from rflo.files import FolderBusy
+        from rflo.sweep.backends import configure_host_devices
+
+        devices = args.devices
+        if args.backend == "local":
+            configure_host_devices(devices)
+        try:
+            r = run_sweep(cfg, args.sweep, backend=args.backend, devices=devices, log=log)
+        except (ValueError, FolderBusy) as exc:
+            print(f"rflo figure2: error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        r = run(cfg, log=log)
     summary = write_outputs(r, out)
     if r["grid"]:
         _write_text(out / "lr_search.json", json.dumps(_json_safe(r["grid"]), indent=2) + "\n")

@@ -90,7 +90,7 @@ def run_one(folder, spec, chunk, devices=1):
 
     try:
         columns, nets, seconds = train_chunk(chunk, spec, devices)
-        write_chunk(folder, chunk, columns, nets, seconds)
+        write_chunk(folder, chunk, spec, columns, nets, seconds)
     except Exception:  # noqa: BLE001 - any failure of one chunk is recorded, the sweep goes on
         text = traceback.format_exc()
         _record_failure(folder, chunk.id, text)

@@ -152,7 +152,22 @@ def chunk_done(folder, chunk_id) -> bool:
     return _paths(folder, chunk_id)[0].exists()
 
 
-def write_chunk(folder, chunk: Chunk, columns: dict, networks, seconds: float):
+def column_types(spec: SweepSpec) -> dict:
+    """The arrow type of each grid column, from every value the spec gives it
+    (so that every chunk's table has the same schema)."""
+    import pyarrow as pa
+
+    types = {}
+    for name, column in zip(spec.columns(), spec.table_columns()):
+        values = (spec.task_grid[name[4:]] if name.startswith("set.") else spec.grid[name])
+        values = [v for v in values if v is not None]
+        types[column] = pa.array(values).type if values else pa.null()
+    for k in _FLOATS:
+        types[k] = pa.float64()
+    return types
+
+
+def write_chunk(folder, chunk: Chunk, spec: SweepSpec, columns: dict, networks, seconds: float):
     """Write a chunk's networks, then its rows (each atomically)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -170,7 +185,8 @@ def write_chunk(folder, chunk: Chunk, columns: dict, networks, seconds: float):
             np.savez(fh, **arrays)
 
     atomic_write(nets_path, write_nets)
-    columns = {k: pa.array(v, from_pandas=True) if k in _FLOATS else v
+    types = column_types(spec)
+    columns = {k: pa.array(v, type=types.get(k), from_pandas=k in _FLOATS)
                for k, v in columns.items()}  # NaN (no value) is stored as null
     table = pa.table(columns).replace_schema_metadata({"seconds": f"{seconds:.3f}"})
 

@@ -22,7 +22,8 @@ DESCRIPTION = ("Train many networks over a grid of settings (rules, learning rat
                "pip install 'rflo[sweep]').")
 
 
-def _devices(text):
+def devices_arg(text):
+    """argparse type of ``--devices``: ``auto`` or a positive integer."""
     if text == "auto":
         return text
     try:
@@ -50,7 +51,7 @@ def add_arguments(parser):
                    help="the sweep's folder (needed with a spec; one folder per sweep)")
     p.add_argument("--backend", choices=("local", "slurm", "submitit_local"), default=None,
                    help="where chunks run (default: the spec's, else local)")
-    p.add_argument("--devices", type=_devices, default=None, metavar="N|auto",
+    p.add_argument("--devices", type=devices_arg, default=None, metavar="N|auto",
                    help="JAX devices to split each chunk over (default: the spec's, else auto: "
                         "every core of a CPU, every GPU)")
     p.add_argument("--overwrite", action="store_true",
