@@ -50,13 +50,19 @@ SHORTER = {"paper.md": [("trials=30_000", "trials=20")]}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md"])
-def test_every_docs_example_runs_and_shows_what_it_says(page):
+@pytest.mark.parametrize("page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md",
+                                  "sweeps.md"])
+def test_every_docs_example_runs_and_shows_what_it_says(page, tmp_path, monkeypatch):
     """Each page's python blocks run in order in one namespace (NeuroGym's only
-    where it is installed); pages with a claim are checked on it."""
+    where it is installed), in a fresh folder holding examples/; pages with a
+    claim are checked on it."""
     import importlib.util
+    import shutil
 
     import numpy as np
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
 
     text = (ROOT / "docs" / page).read_text()
     namespace = {}
@@ -66,6 +72,8 @@ def test_every_docs_example_runs_and_shows_what_it_says(page):
         for old, new in SHORTER.get(page, []):
             block = block.replace(old, new)
         exec(compile(block, f"{page} block {i}", "exec"), namespace)
+    if page == "sweeps.md":  # 80 networks x 2,000 trials, a row per 100 trials
+        assert namespace["table"].num_rows == 80 * 20
     if page == "tasks.md":
         res = namespace["res"]
         assert res.diverged is None
@@ -82,6 +90,7 @@ def test_readme_command_lines_run(tmp_path):
     """Every `rflo ...` line of README's command blocks runs as written (in a
     fresh folder; `runs/<folder>` is the run the line before made)."""
     import shlex
+    import shutil
 
     from test_cli import run
 
@@ -90,10 +99,12 @@ def test_readme_command_lines_run(tmp_path):
              for line in block.splitlines() if line.startswith("rflo ")]
     assert len(lines) >= 10
     runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")  # the sweep specs
     for line in lines:
         made = sorted(runs.iterdir(), key=lambda p: p.stat().st_mtime) if runs.exists() else []
         if "--resume" in line:  # the folder of the last train run
             made = [p for p in made if p.name.endswith("-train")]
+        made = [p for p in made if p.name != "laptop"]  # a sweep's folder, not a run
         if "<folder>" in line:
             line = line.replace("runs/<folder>", str(made[-1]))
         proc = run(*shlex.split(line)[1:], cwd=tmp_path)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["collect", "write_table", "summarize", "plot"]
+__all__ = ["collect", "write_table", "summarize", "plot", "pooled_columns"]
 
 
 def _pyarrow():
@@ -119,6 +119,19 @@ def summarize(table, x, y="final_loss", hue="rule"):
     return out
 
 
+#: columns that are not settings
+_MEASURED = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss",
+             "chunk", "seed")
+
+
+def pooled_columns(table, shown) -> list:
+    """Settings that vary in ``table`` but are not ``shown`` (nor the seed):
+    a summary over networks pools their values."""
+    cols = _columns(table)
+    return [k for k, v in cols.items()
+            if k not in _MEASURED and k not in shown and len(set(map(str, v))) > 1]
+
+
 def _last_trial(cols):
     """Per row, the last recorded trial of its point."""
     point, trial = np.asarray(cols["point"]), np.asarray(cols["trial"])
@@ -167,8 +180,9 @@ def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
     per = int(max(s[4].max() for s in stats.values())) if stats else 0
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(title or f"{y}: median and 25-75 % over networks (up to {per} per point)",
-                 fontsize=9)
+    pooled = pooled_columns(table, (x, hue))
+    ax.set_title(title or f"{y}: median and 25-75 % over networks (up to {per} per point)"
+             + (f"\npooled over {', '.join(pooled)}" if pooled else ""), fontsize=9)
     if hue is not None:
         ax.legend(title=hue, fontsize=8)
     fig.tight_layout()
