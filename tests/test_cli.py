@@ -85,13 +85,25 @@ def test_compare_writes_every_output(compare_run):
     assert {"results.csv", "metadata.json", "loss.png", "outputs.png", "alignment.png",
             "initial.npz", "bptt.npz", "rflo.npz", "rtrl.npz"} <= names
     with open(out / "results.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 40
-    assert [int(r["trial"]) for r in rows] == list(range(1, 41))
-    for rule in ("bptt", "rflo", "rtrl"):
-        loss = np.array([float(r[f"{rule}_loss"]) for r in rows])
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    # the tidy table, with the sweep table's columns: a row per rule and trial
+    from rflo.results import MEASURE_COLUMNS, SETTING_COLUMNS
+
+    params = ["set.period", "set.amplitudes", "set.harmonics", "set.duration"]
+    assert reader.fieldnames == [*SETTING_COLUMNS[:2], *params, *SETTING_COLUMNS[2:],
+                                 *MEASURE_COLUMNS, "run_id"]
+    assert len(rows) == 3 * 40
+    for i, rule in enumerate(("bptt", "rflo", "rtrl")):
+        mine = [r for r in rows if r["rule"] == rule]
+        assert [int(r["trial"]) for r in mine] == list(range(1, 41))
+        assert {r["point"] for r in mine} == {str(i)}
+        assert {(r["units"], r["set.period"], r["lr_rec"]) for r in mine} == {
+            ("12", "30.0", "0.03" if rule == "rflo" else "0.3")}
+        loss = np.array([float(r["loss"]) for r in mine])
         assert np.all(np.isfinite(loss)) and np.all(loss > 0)
-        align = np.array([float(r[f"{rule}_alignment"]) for r in rows])
+        assert {float(r["final_loss"]) for r in mine} == {loss[-1]}
+        align = np.array([float(r["alignment"]) for r in mine])
         assert np.all(np.abs(align) <= 1)
         net = rflo.load_network(out / f"{rule}.npz")
         assert net.n_rec == 12
@@ -177,9 +189,9 @@ def test_compare_defaults_reach_the_seeds_quality(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "seed" / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 10_000
+    assert len(rows) == 2 * 10_000
     for rule in ("bptt", "rflo"):
-        final = float(rows[-1][f"{rule}_loss"])
+        final = float([r for r in rows if r["rule"] == rule][-1]["loss"])
         assert final < 2e-3, (rule, final)
 
 

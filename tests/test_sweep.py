@@ -116,6 +116,11 @@ def test_a_chunks_rows_equal_a_direct_ensemble_call(small_run):
     for i in range(k):
         np.testing.assert_array_equal(nets_back[first.index[i]].w_rec, res.networks.w_rec[i])
     assert cols["loss_function"][0] == "squared_error" and cols["set.period"][0] == 40
+    from rflo.results import MEASURE_COLUMNS, SETTING_COLUMNS
+
+    # the library's one tidy format (results.csv of train/compare has the same columns)
+    assert table.column_names == [*SETTING_COLUMNS[:2], "set.period", *SETTING_COLUMNS[2:],
+                                  *MEASURE_COLUMNS, "chunk"]
 
 
 def test_rerun_runs_only_missing_chunks_and_gives_the_same_table(small_run, tmp_path):

@@ -678,9 +678,27 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
         summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1], final_loss=float(prog.loss[-1]),
                             best_loss=float(prog.loss.min()),
                             final_alignment=float(prog.alignment[-1]), seconds=float(prog.seconds)))
-    results.write_curves(out / "results.csv", losses, aligns, run_id=run_id)
+    results.write_curves(out / "results.csv",
+                         {name: _setting_columns(args, task, name, net) for name in rules},
+                         losses, aligns, run_id=run_id)
     _figures(out, losses, aligns, outputs, task, _settings(args))
     return summary, seconds
+
+
+def _setting_columns(args, task, rule, net):
+    """A rule's settings as the tidy table's columns (those of a sweep's table)."""
+    from rflo import runconfig
+
+    params = runconfig.task_record(task)["params"]
+    lr = _rule_lr(args, rule)
+    cols = {"rule": rule, "task": task.name,
+            **{f"set.{k}": v for k, v in params.items() if k != "n_steps"},
+            "cell": net.cell.name, "derivative": args.derivative, "loss_function": args.loss,
+            "units": net.n_rec, "tau": args.tau, "dale": None, "lr_in": float(lr[0]),
+            "lr_rec": float(lr[1]), "lr_out": float(lr[2]), "optimizer": args.optimizer,
+            "optimizer_rate": args.optimizer_rate, "batch": args.batch, "online": args.online,
+            "dtype": args.dtype, "seed": args.seed}
+    return cols
 
 
 def _info(args, task, rule, trials, run_id):

@@ -1,9 +1,16 @@
-"""Results on disk: per-trial curves as CSV, settings and versions as JSON.
+"""Results on disk: the tidy table of curves, settings and versions as JSON.
 
-``results.csv``: one row per trial, columns ``trial``, ``<rule>_loss``,
-``<rule>_alignment`` for every rule, and ``run_id`` for files written by a
-command-line run (the same id in every row).  ``metadata.json``: ``format`` (version),
-``settings``, ``rules`` (per-rule wall time and summary), ``versions``.
+Every command writes its curves in one tidy (long) format, the sweep table's
+(:mod:`rflo.sweep.table`): one row per network and recorded block of trials,
+first the network's settings (:data:`SETTING_COLUMNS`, task parameters as
+``set.<name>``), then :data:`MEASURE_COLUMNS`, then where the row comes from
+(``run_id`` for a command-line run, ``chunk`` in a sweep).  ``results.csv`` of
+``rflo train`` / ``rflo compare`` holds a row per trial of each rule (``point``
+numbers the rules).  Folders of rflo 0.1 (a wide ``trial, <rule>_loss,
+<rule>_alignment`` table) are still read.
+
+``metadata.json``: ``format`` (version), ``settings``, ``rules`` (per-rule wall
+time and summary), ``versions``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,56 @@ import numpy as np
 from rflo.files import atomic_write
 
 __all__ = ["write_curves", "read_curves", "read_run_id", "write_metadata", "read_metadata", "versions",
-           "METADATA_FORMAT"]
+           "METADATA_FORMAT", "SETTING_COLUMNS", "MEASURE_COLUMNS", "tidy_columns", "block_means"]
+
+#: a network's settings, in table order (task parameters ``set.<name>`` go after ``task``)
+SETTING_COLUMNS = ("rule", "task", "cell", "derivative", "loss_function", "units", "tau", "dale",
+                   "lr_in", "lr_rec", "lr_out", "optimizer", "optimizer_rate", "batch", "online",
+                   "dtype", "seed")
+#: what is measured, per network and block of trials
+MEASURE_COLUMNS = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss")
+
+
+def block_means(curves, every: int) -> np.ndarray:
+    """(K, trials) -> (K, blocks): the mean of each block of ``every`` trials
+    (the last block may be shorter; NaN where a block has no finite value)."""
+    import warnings
+
+    curves = np.asarray(curves, float)
+    k, n = curves.shape
+    blocks = -(-n // every)
+    padded = np.full((k, blocks * every), np.nan)
+    padded[:, :n] = curves
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        return np.nanmean(padded.reshape(k, blocks, every), axis=2)
+
+
+def tidy_columns(settings, index, loss, alignment, accuracy=None, diverged_at=None,
+                 every: int = 1) -> dict:
+    """The tidy table's columns for K networks.
+
+    settings : K dicts of setting columns (same keys, in table order).
+    index : K point numbers.  loss, alignment, accuracy : (K, trials).
+    diverged_at : (K,) trial of divergence or 0.  every : trials per row.
+    Returns ``{column: list or array}``, rows network after network.
+    """
+    loss = np.asarray(loss, float)
+    k, n = loss.shape
+    blocks = -(-n // every)
+    ends = np.minimum(np.arange(1, blocks + 1) * every, n)
+    mean_loss = block_means(loss, every)
+    cols = {name: [s[name] for s in settings for _ in range(blocks)] for name in settings[0]}
+    cols["point"] = np.repeat(np.asarray(index, np.int64), blocks)
+    cols["trial"] = np.tile(ends.astype(np.int64), k)
+    cols["loss"] = mean_loss.ravel()
+    cols["alignment"] = block_means(alignment, every).ravel()
+    cols["accuracy"] = (np.full(k * blocks, np.nan) if accuracy is None
+                        else block_means(accuracy, every).ravel())
+    cols["diverged_at"] = np.repeat(np.zeros(k, np.int64) if diverged_at is None
+                                    else np.asarray(diverged_at, np.int64), blocks)
+    cols["final_loss"] = np.repeat(mean_loss[:, -1], blocks)
+    return cols
 
 METADATA_FORMAT = 1
 
@@ -35,33 +91,60 @@ def _write_text(path, text):
     return Path(path)
 
 
-def write_curves(path, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray],
+def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray],
                  run_id=None):
-    """Write per-trial loss and alignment of each rule (all the same length)."""
+    """Write the tidy table of a run's rules: ``settings[rule]`` is a dict of
+    setting columns, ``losses[rule]`` and ``alignments[rule]`` the per-trial
+    curves (a row per trial)."""
     rules = list(losses)
     n = {len(v) for v in losses.values()} | {len(v) for v in alignments.values()}
     if len(n) != 1:
         raise ValueError("every curve must have one value per trial")
-    n = n.pop()
+    cols = tidy_columns([settings[r] for r in rules], range(len(rules)),
+                        np.stack([losses[r] for r in rules]),
+                        np.stack([alignments[r] for r in rules]))
+    if run_id is not None:
+        cols["run_id"] = [str(run_id)] * len(cols["trial"])
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    tail = [] if run_id is None else [str(run_id)]
-    w.writerow(["trial"] + [f"{r}_{k}" for r in rules for k in ("loss", "alignment")]
-               + (["run_id"] if tail else []))
-    for i in range(n):
-        row = [i + 1]
-        for r in rules:
-            row += [repr(float(losses[r][i])), repr(float(alignments[r][i]))]
-        w.writerow(row + tail)
+    names = list(cols)
+    w.writerow(names)
+    for row in zip(*(cols[c] for c in names)):
+        w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                    repr(float(v)) if isinstance(v, (float, np.floating)) else
+                    json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
     return _write_text(path, buf.getvalue())
 
 
 def read_curves(path):
-    """``(losses, alignments)`` dicts of numpy arrays from a ``results.csv``."""
+    """``(losses, alignments)`` dicts of numpy arrays (per rule) from a
+    ``results.csv`` (tidy; or the wide table of rflo 0.1)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    if not rows or rows[0][:1] != ["trial"]:
-        raise ValueError(f"{path}: not an rflo results.csv (first column must be 'trial')")
+    if not rows:
+        raise ValueError(f"{path}: empty; not an rflo results.csv")
+    header = rows[0]
+    if header[:1] == ["trial"]:
+        return _read_wide(path, rows)
+    need = ("rule", "trial", "loss", "alignment")
+    if any(c not in header for c in need):
+        raise ValueError(f"{path}: not an rflo results.csv (needs columns {', '.join(need)})")
+    at = {c: header.index(c) for c in need}
+    losses, aligns = {}, {}
+    try:
+        for r in rows[1:]:
+            if len(r) != len(header):
+                raise ValueError(f"a row has {len(r)} values for {len(header)} columns")
+            rule = r[at["rule"]]
+            losses.setdefault(rule, []).append(float(r[at["loss"]] or "nan"))
+            aligns.setdefault(rule, []).append(float(r[at["alignment"]] or "nan"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: malformed row ({exc})") from None
+    return ({k: np.asarray(v) for k, v in losses.items()},
+            {k: np.asarray(v) for k, v in aligns.items()})
+
+
+def _read_wide(path, rows):
     header = rows[0]
     if header[-1] == "run_id":
         header = header[:-1]

@@ -30,7 +30,8 @@ from rflo.sweep.spec import SweepSpec
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 
-#: the table's measured columns (after the grid's)
+#: the table's measured columns (after the grid's): the library's tidy format
+#: (:data:`rflo.results.MEASURE_COLUMNS`) and the chunk that wrote the row
 MEASURES = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss",
             "chunk")
 
@@ -106,36 +107,13 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     return columns, trained, time.perf_counter() - t0
 
 
-def _block_means(curves, every):
-    """(K, trials) -> (K, blocks): the mean of each block of ``every`` trials
-    (NaN where a block has no finite value)."""
-    k, n = curves.shape
-    blocks = -(-n // every)
-    padded = np.full((k, blocks * every), np.nan)
-    padded[:, :n] = curves
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
-        return np.nanmean(padded.reshape(k, blocks, every), axis=2)
-
-
 def _rows(chunk, spec, loss, align, acc, diverged):
-    k, n = loss.shape
-    every = spec.record_every
-    blocks = -(-n // every)
-    ends = np.minimum(np.arange(1, blocks + 1) * every, n)
-    mean_loss = _block_means(loss, every)
-    cols = {}
-    for name, column in zip(spec.columns(), spec.table_columns()):
-        cols[column] = [p[name] for p in chunk.points for _ in range(blocks)]
-    cols["point"] = np.repeat(np.asarray(chunk.index, np.int64), blocks)
-    cols["trial"] = np.tile(ends.astype(np.int64), k)
-    cols["loss"] = mean_loss.ravel()
-    cols["alignment"] = _block_means(align, every).ravel()
-    cols["accuracy"] = (np.full(k * blocks, np.nan) if acc is None
-                        else _block_means(acc, every).ravel())
-    cols["diverged_at"] = np.repeat(np.asarray(diverged, np.int64), blocks)
-    cols["final_loss"] = np.repeat(mean_loss[:, -1], blocks)
-    cols["chunk"] = [chunk.id] * (k * blocks)
+    from rflo.results import tidy_columns
+
+    settings = [{column: p[name] for name, column in zip(spec.columns(), spec.table_columns())}
+                for p in chunk.points]
+    cols = tidy_columns(settings, chunk.index, loss, align, acc, diverged, spec.record_every)
+    cols["chunk"] = [chunk.id] * len(cols["trial"])
     return cols
 
 
