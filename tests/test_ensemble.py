@@ -78,3 +78,30 @@ def test_a_diverging_network_is_frozen_without_stopping_the_others():
         single = rflo.train(unstack_networks(nets)[k], task, "rflo", trials=200, lr=tuple(lr[k]),
                             seed=5 + k)
         np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_ensemble_sessions_continued_with_their_guard_equal_one_session(split):
+    """Network 2 diverges at trial 3: split before, at and after it, the two
+    sessions give the same networks, curves and divergence as one."""
+    import warnings
+
+    from rflo.ensemble import init_ensemble, train_ensemble
+
+    task = rflo.periodic_task(period=30)
+    nets = init_ensemble(task.n_in, 10, task.n_out, seeds=[0, 1, 2])
+    lr = {"w_in": 0.0, "w_rec": np.array([0.03, 0.01, 100.0]),
+          "w_out": np.array([0.03, 0.01, 100.0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        full = train_ensemble(nets, task, "rflo", trials=12, lr=lr, seeds=[0, 1, 2])
+        a = train_ensemble(nets, task, "rflo", trials=split, lr=lr, seeds=[0, 1, 2])
+        b = train_ensemble(a.networks, task, "rflo", trials=12 - split, lr=lr, seeds=[0, 1, 2],
+                           start_trial=split, opt_state=a.opt_state, guard=a.guard)
+    assert list(full.diverged_at) == [0, 0, 3]
+    np.testing.assert_array_equal(b.diverged_at, full.diverged_at if split < 3 else [0, 0, 3])
+    for name in ("w_rec", "w_out"):
+        np.testing.assert_array_equal(getattr(b.networks, name), getattr(full.networks, name))
+    np.testing.assert_array_equal(np.concatenate([a.loss, b.loss], axis=1), full.loss)
+    with pytest.raises(ValueError, match="give its start_trial"):
+        train_ensemble(a.networks, task, "rflo", trials=2, lr=lr, guard=a.guard)

@@ -22,7 +22,8 @@ from rflo.network import Network, init_network, param_names, params_of, to_numpy
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
-    _as_dtype, _with_derivative, check_fits, check_network, check_session_memory, prepare_session,
+    GuardState, _as_dtype, _with_derivative, check_fits, check_network, check_session_memory,
+    prepare_session,
 )
 from rflo.trainer import (
     SessionState, buffer_size, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
@@ -39,9 +40,12 @@ class EnsembleResult(NamedTuple):
     networks : stacked :class:`~rflo.network.Network` (every array has a leading K axis).
     loss, alignment : (K, trials).
     accuracy : (K, trials) fraction correct for tasks with a metric, else None.
-    diverged_at : (K,) for each network the trial (counted from 1) at which it
-        diverged (and was set back to its last network whose loss was within the
-        limit, then frozen), or 0 if it did not.
+    diverged_at : (K,) for each network the trial (counted from 1, from the
+        start of the run) at which it diverged (and was set back to its last
+        network whose loss was within the limit, then frozen), or 0 if it did not.
+    guard : the divergence test's state at the end (a stacked
+        :class:`~rflo.train.GuardState`: best losses (K,), the networks from
+        before the last trial); pass it to the call that continues the session.
     """
 
     networks: Network
@@ -52,6 +56,7 @@ class EnsembleResult(NamedTuple):
     opt_state: object
     accuracy: Optional[np.ndarray] = None
     diverged_at: Optional[np.ndarray] = None
+    guard: Optional[GuardState] = None
 
     def network(self, k: int) -> Network:
         """Network ``k`` of the ensemble."""
@@ -104,6 +109,9 @@ def train_ensemble(
     batch: int = 1,
     loss="squared_error",
     route: str = "auto",
+    opt_state=None,
+    start_trial: int = 0,
+    guard: Optional[GuardState] = None,
 ) -> EnsembleResult:
     """Train K networks at once; arguments as in :func:`rflo.train`, plus:
 
@@ -119,8 +127,11 @@ def train_ensemble(
         times its best is set back to its last network whose loss was within
         the limit and frozen (``None``: only NaN/inf); the others train on.
     batch : trials per update, as in :func:`rflo.train`.
+    opt_state, start_trial, guard : continue an earlier session of these
+        networks (its ``opt_state``, the trials it ran, its ``guard``), exactly
+        as in one long session.
     """
-    trials, _ = check_trials(trials)
+    trials, start_trial = check_trials(trials, start_trial)
     unroll = check_int("unroll", unroll)
     batch = check_int("batch", batch)
     nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
@@ -148,6 +159,8 @@ def train_ensemble(
     dtype = check_dtype(dtype or first.dtype)
     nets = _as_dtype(nets, dtype)
     check_session_memory(_as_dtype(first, dtype), cfg, tasks[0], batch, networks=k)
+    if guard is not None:
+        guard = _check_guard(guard, nets, k, start_trial)
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     capacity = min(check_int("chunk", chunk), trials)
@@ -159,16 +172,36 @@ def train_ensemble(
         lr_arr = {n: jnp.asarray(v, dtype) for n, v in lr.items()}
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
         w = params_of(jnets, names)
-        opt_state = init_ensemble_opt_state(optimizer, lr_arr, w, lr_axis)
+        if opt_state is None:
+            opt_state = init_ensemble_opt_state(optimizer, lr_arr, w, lr_axis)
+        else:
+            opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
 
         def run(state, done, n):
             return run_ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, source,
-                                      done, n, buffer_size(capacity), lr_axis, data_axis)
+                                      start_trial + done, n, buffer_size(capacity), lr_axis,
+                                      data_axis)
 
-        guard = jax.vmap(lambda w, o: new_guard(w, o, max_loss_growth, dtype))(w, opt_state)
+        if guard is None:
+            guard0 = jax.vmap(lambda w, o: new_guard(w, o, max_loss_growth, dtype,
+                                                     start=start_trial))(w, opt_state)
+        else:
+            prev = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
+            prev_opt = (opt_state if guard.previous_opt_state is None
+                        else jax.tree_util.tree_map(jnp.asarray, guard.previous_opt_state))
+            frozen = np.full(k, -1) if guard.frozen_at is None else guard.frozen_at
+            guard0 = jax.vmap(lambda w, o, b, p, f: new_guard(
+                w, o, max_loss_growth, dtype, start=start_trial, best=b, previous=p,
+                frozen_at=f))(w, opt_state, jnp.asarray(guard.best_loss, dtype),
+                              (params_of(prev, names), prev_opt), jnp.asarray(frozen, jnp.int32))
         state, losses, aligns, accs = drive_chunks(
-            run, SessionState(w, opt_state, guard), trials, capacity, callback)
+            run, SessionState(w, opt_state, guard0), trials, capacity, callback)
         trained = to_numpy(with_params(jnets, state.w))
+        good_w, good_opt = state.guard.good
+        end_guard = GuardState(np.asarray(state.guard.best, float),
+                               to_numpy(with_params(jnets, good_w)),
+                               jax.tree_util.tree_map(np.asarray, good_opt),
+                               np.asarray(state.guard.frozen_at))
     diverged_at = np.asarray(state.guard.frozen_at) + 1
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
@@ -178,8 +211,25 @@ def train_ensemble(
             "See EnsembleResult.diverged_at; try smaller learning rates for those networks.",
             RuntimeWarning, stacklevel=2)
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
-                          state.opt_state, accs if tasks[0].metric is not None else None,
-                          diverged_at)
+                          jax.tree_util.tree_map(np.asarray, state.opt_state),
+                          accs if tasks[0].metric is not None else None, diverged_at, end_guard)
+
+
+def _check_guard(guard, nets, k, start_trial):
+    if not isinstance(guard, GuardState):
+        raise ValueError("guard must be the GuardState of an earlier session "
+                         f"(EnsembleResult.guard), got {type(guard).__name__}")
+    if start_trial < 1:
+        raise ValueError("guard continues an earlier session: give its start_trial (>= 1) too")
+    best = np.asarray(guard.best_loss, float)
+    if best.shape != (k,) or np.any(~(best > 0)):
+        raise ValueError(f"guard.best_loss must hold {k} losses > 0 (or inf), one per network")
+    if guard.frozen_at is not None and np.shape(guard.frozen_at) != (k,):
+        raise ValueError(f"guard.frozen_at must hold {k} trial indices (-1: not frozen)")
+    prev = stack_networks(unstack_networks(guard.previous))
+    if str(jax.tree_util.tree_map(np.shape, prev)) != str(jax.tree_util.tree_map(np.shape, nets)):
+        raise ValueError("guard.previous is not a stack of networks of this ensemble's shape")
+    return guard._replace(previous=prev._replace(cell=nets.cell))
 
 
 def _ensemble_rates(lr, k, net):

@@ -80,11 +80,14 @@ class GuardState(NamedTuple):
     """What the divergence test of a session needs to go on in the next one
     (numpy): the best positive loss so far, and the network (with its
     optimiser state) from before the session's last trial, which is the one
-    kept if the next trial's loss is already past the limit."""
+    kept if the next trial's loss is already past the limit.  ``frozen_at``
+    (ensembles, (K,)): the trial index at which each network diverged and was
+    frozen, or -1; a frozen network stays frozen in the next session."""
 
     best_loss: float
     previous: Network
     previous_opt_state: object = None
+    frozen_at: object = None
 
 
 class Evaluation(NamedTuple):

@@ -148,15 +148,17 @@ class Guard(NamedTuple):
     good_at: jax.Array
 
 
-def new_guard(w, opt_state, max_loss_growth, dtype, *, start=0, best=np.inf, previous=None):
+def new_guard(w, opt_state, max_loss_growth, dtype, *, start=0, best=np.inf, previous=None,
+              frozen_at=-1):
     """The guard of a session that starts at trial ``start`` with parameters
     ``w`` and ``opt_state``.  A session that continues another passes that
-    session's ``best`` loss and ``previous = (w, opt_state)`` from before its
-    last trial, so that the test runs on as in one long session."""
+    session's ``best`` loss, ``previous = (w, opt_state)`` from before its
+    last trial and ``frozen_at`` (an ensemble's network that diverged stays
+    frozen), so that the test runs on as in one long session."""
     growth = np.inf if max_loss_growth is None else max_loss_growth
     good, good_at = ((w, opt_state), start) if previous is None else (previous, start - 1)
-    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype), jnp.asarray(-1, jnp.int32),
-                 good, jnp.asarray(good_at, jnp.int32))
+    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype),
+                 jnp.asarray(frozen_at, jnp.int32), good, jnp.asarray(good_at, jnp.int32))
 
 
 def guard_step(guard: Guard, trial, old, new, loss):
