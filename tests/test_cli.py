@@ -386,3 +386,42 @@ def test_one_parser_suggests_close_matches_and_completes(tmp_path):
     assert listed.returncode == 0 and "``" not in listed.stdout and ":func:" not in listed.stdout
     script = run("completion", "bash")
     assert script.returncode == 0 and "--optimizer-rate" in script.stdout and "figure2" in script.stdout
+
+
+def test_seeds_train_an_ensemble_that_resumes_exactly(tmp_path):
+    """--seeds: one network per seed in one compiled call; its K-network
+    checkpoints extend a run to exactly the run made at once; the networks are
+    train_ensemble's; results.csv has a row per network and trial."""
+    from rflo.ensemble import init_ensemble, train_ensemble
+
+    common = ("--rule", "rflo", "--units", 8, "--period", 30, "--quiet", "--seeds", 3, 5)
+    whole = run("train", *common, "--trials", 24, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    part = run("train", *common, "--trials", 10, "--checkpoint-every", 4, "--out", tmp_path / "p")
+    assert part.returncode == 0, part.stderr
+    more = run("train", "--resume", tmp_path / "p", "--trials", 24)
+    assert more.returncode == 0, more.stderr
+    task = rflo.periodic_task(period=30)
+    direct = train_ensemble(init_ensemble(task.n_in, 8, task.n_out, seeds=[3, 5]), task, "rflo",
+                            trials=24, seeds=[3, 5])
+    for k, s in enumerate((3, 5)):
+        a = rflo.load_network(tmp_path / "whole" / f"rflo.seed{s}.npz")
+        b = rflo.load_network(tmp_path / "p" / f"rflo.seed{s}.npz")
+        np.testing.assert_array_equal(a.w_rec, b.w_rec)
+        np.testing.assert_allclose(a.w_rec, direct.networks.w_rec[k], rtol=1e-5, atol=1e-7)
+        assert rflo.io.network_info(tmp_path / "whole" / f"rflo.seed{s}.npz")["seed"] == s
+    assert _without_run_id(tmp_path / "whole" / "results.csv") == \
+        _without_run_id(tmp_path / "p" / "results.csv")
+    with open(tmp_path / "whole" / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 24 and [r["seed"] for r in rows[::24]] == ["3", "5"]
+    assert {r["point"] for r in rows[:24]} == {"0"} and {r["point"] for r in rows[24:]} == {"1"}
+    assert run("plot", tmp_path / "whole").returncode == 0
+
+
+def test_seeds_refuse_what_only_fits_one_network(tmp_path):
+    base = ("train", "--trials", 2, "--units", 4, "--out", tmp_path / "x")
+    assert_user_error(run(*base, "--seeds", 1, 2, "--seed", 3), "not both")
+    assert_user_error(run(*base, "--seeds", 1, 1), "lists a seed twice")
+    assert_user_error(run(*base, "--seeds", 1, 2, "--save", tmp_path / "n.npz"), "drop --save")
+    assert not (tmp_path / "x").exists()

@@ -8,6 +8,9 @@ A run folder gets a ``checkpoint/`` subfolder with
   the divergence guard's state (the best loss, and the network from before the
   last trial as ``previous.*``) and the run id.  Each rule gets one at trial 0
   when the run starts, so a missing one means the folder was tampered with.
+  An ensemble's (``--seeds``) holds its K networks stacked (a leading axis),
+  curves of shape (K, done), a best loss per network and ``frozen_at``: the
+  trial index at which each network diverged and was frozen, or -1.
 
 Every file is plain data (npz without pickle, JSON) written atomically, and each
 rule's progress is one file, so the network and its curves can never disagree.
@@ -42,20 +45,23 @@ class Progress(NamedTuple):
     those trials, the seconds spent, the divergence guard's state
     (``best_loss``; ``previous``: the network before the last trial), and the
     optimiser's state after and before the last trial as lists of arrays (the
-    leaves of its pytree; empty for plain SGD)."""
+    leaves of its pytree; empty for plain SGD).  For an ensemble, ``network``
+    and ``previous`` are stacked, the curves (K, done), ``best_loss`` (K,) and
+    ``frozen_at`` (K,) (-1: not frozen)."""
 
     network: Network
     loss: np.ndarray
     alignment: np.ndarray
     seconds: float
-    best_loss: float = math.inf
+    best_loss: object = math.inf
     previous: Optional[Network] = None
     opt_state: tuple = ()
     previous_opt_state: tuple = ()
+    frozen_at: Optional[np.ndarray] = None
 
     @property
     def done(self) -> int:
-        return int(self.loss.shape[0])
+        return int(self.loss.shape[-1])
 
 
 def _dir(folder) -> Path:
@@ -109,8 +115,10 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
         arrays.update({PREVIOUS + k: v for k, v in network_arrays(progress.previous).items()})
     arrays.update(loss=np.asarray(progress.loss), alignment=np.asarray(progress.alignment),
                   seconds=np.asarray(float(progress.seconds)),
-                  best_loss=np.asarray(float(progress.best_loss)),
+                  best_loss=np.asarray(progress.best_loss, float),
                   run_id=np.asarray(run_id), format=np.asarray(FORMAT))
+    if progress.frozen_at is not None:
+        arrays["frozen_at"] = np.asarray(progress.frozen_at, np.int64)
     for prefix, leaves in ((OPT, progress.opt_state), (PREVIOUS_OPT, progress.previous_opt_state)):
         arrays.update({f"{prefix}{i}": np.asarray(a) for i, a in enumerate(leaves)})
 
@@ -122,13 +130,14 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
 
 
 _CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
+_OPTIONAL = ("frozen_at",)
 
 
 _OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
 
 
 def _names(key):
-    return (key in _CURVES or network_keys(key) or network_keys(key, PREVIOUS)
+    return (key in _CURVES or key in _OPTIONAL or network_keys(key) or network_keys(key, PREVIOUS)
             or bool(_OPT_KEY.fullmatch(key)))
 
 
@@ -139,22 +148,50 @@ def _leaves(arrays, prefix):
     return tuple(arrays.pop(k) for k in keys)
 
 
+def _networks_of(heads):
+    """K for a checkpoint of K stacked networks (a 3-d ``w_rec``), else None."""
+    w_rec = heads.get("w_rec", ((),))[0]
+    return w_rec[0] if len(w_rec) == 3 else None
+
+
+def _unstacked(heads, k, path):
+    """The network arrays' headers without their leading K axis."""
+    out = {}
+    for key, (shape, dtype) in heads.items():
+        if network_keys(key) or network_keys(key, PREVIOUS):
+            if key.endswith(("format", "cell", "run_id", "info")):
+                out[key] = (shape, dtype)
+                continue
+            if not shape or shape[0] != k:
+                raise ValueError(f"{path}: {key} must hold {k} networks (shape ({k}, ...)), "
+                                 f"got {shape}")
+            out[key] = (shape[1:], dtype)
+    return out
+
+
 def _check_heads(heads, path):
-    check_network_shapes(heads, path)
-    if any(k.startswith(PREVIOUS) for k in heads):
-        check_network_shapes(heads, path, prefix=PREVIOUS)
+    k = _networks_of(heads)
+    net_heads = heads if k is None else _unstacked(heads, k, path)
+    check_network_shapes(net_heads, path)
+    if any(key.startswith(PREVIOUS) for key in heads):
+        check_network_shapes(net_heads, path, prefix=PREVIOUS)
     for key in _CURVES:
         if key not in heads:
             raise ValueError(f"{path}: checkpoint lacks {key!r}")
+    lead = () if k is None else (k,)
     for key in ("loss", "alignment"):
         shape, dtype = heads[key]
-        if len(shape) != 1 or dtype.kind != "f":
-            raise ValueError(f"{path}: {key!r} must be a curve of floats, got {dtype} {shape}")
+        if len(shape) != 1 + len(lead) or shape[:-1] != lead or dtype.kind != "f":
+            raise ValueError(f"{path}: {key!r} must be {'a curve' if k is None else f'{k} curves'}"
+                             f" of floats, got {dtype} {shape}")
     if heads["loss"][0] != heads["alignment"][0]:
         raise ValueError(f"{path}: loss and alignment curves do not match")
-    for key in ("seconds", "best_loss"):
-        if heads[key][0] != () or heads[key][1].kind != "f":
-            raise ValueError(f"{path}: {key!r} must be one number")
+    for key, want in (("seconds", ()), ("best_loss", lead)):
+        if heads[key][0] != want or heads[key][1].kind != "f":
+            raise ValueError(f"{path}: {key!r} must be {'one number' if not want else f'{k} numbers'}")
+    if "frozen_at" in heads and (k is None or heads["frozen_at"][0] != lead
+                                 or heads["frozen_at"][1].kind not in "iu"):
+        raise ValueError(f"{path}: 'frozen_at' must hold one trial index per network")
     if heads["run_id"][0] != () or heads["run_id"][1].kind != "U":
         raise ValueError(f"{path}: 'run_id' must be one string")
 
@@ -170,18 +207,36 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     if run_id is not None and saved_id != run_id:
         raise ValueError(f"{path} belongs to run {saved_id}, not to this folder's run {run_id}")
     loss, alignment = arrays.pop("loss"), arrays.pop("alignment")
-    if not np.all(np.isfinite(loss)):
+    k = loss.shape[0] if loss.ndim == 2 else None
+    frozen = arrays.pop("frozen_at", None if k is None else np.full(k, -1))
+    healthy = (np.ones_like(loss, bool) if k is None
+               else np.arange(loss.shape[1])[None, :] < np.where(frozen < 0, loss.shape[1],
+                                                                 frozen + 1)[:, None])
+    if not np.all(np.isfinite(loss[healthy])):
         raise ValueError(f"{path}: the loss curve holds NaN or inf; a checkpoint only holds "
-                         "trials that went well")
-    seconds, best = float(arrays.pop("seconds")), float(arrays.pop("best_loss"))
-    if not (math.isfinite(seconds) and seconds >= 0) or not (best > 0):
+                         "trials that went well (or, in an ensemble, a network's after it froze)")
+    seconds, best = float(arrays.pop("seconds")), arrays.pop("best_loss")
+    best = float(best) if k is None else best.astype(float)
+    if not (math.isfinite(seconds) and seconds >= 0) or not np.all(np.asarray(best) > 0):
         raise ValueError(f"{path}: 'seconds' or 'best_loss' out of range ({seconds}, {best})")
     try:
         opt, previous_opt = _leaves(arrays, OPT), _leaves(arrays, PREVIOUS_OPT)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    previous = {k[len(PREVIOUS):]: v for k, v in arrays.items() if k.startswith(PREVIOUS)}
-    net = network_from_npz_arrays({k: v for k, v in arrays.items() if not k.startswith(PREVIOUS)},
-                                  path)
-    prev = network_from_npz_arrays(previous, f"{path} (previous)") if previous else None
-    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt)
+    previous = {key[len(PREVIOUS):]: v for key, v in arrays.items() if key.startswith(PREVIOUS)}
+    current = {key: v for key, v in arrays.items() if not key.startswith(PREVIOUS)}
+    net = _network(current, path, k)
+    prev = _network(previous, f"{path} (previous)", k) if previous else None
+    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt, frozen)
+
+
+def _network(arrays, source, k):
+    """One network, or K stacked ones (each checked as a network)."""
+    if k is None:
+        return network_from_npz_arrays(arrays, source)
+    from rflo.ensemble import stack_networks
+
+    shared = ("format", "cell")
+    return stack_networks([
+        network_from_npz_arrays({key: (v if key in shared else v[i]) for key, v in arrays.items()},
+                                f"{source} network {i}") for i in range(k)])

@@ -122,6 +122,9 @@ def _add_common(p, *, out_help):
                         "BPTT/RTRL 0 0.3 0.3, RFLO and the others 0 0.03 0.03)")
     p.add_argument("--online", action="store_true", help="update the weights at every step")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=None, metavar="SEED",
+                   help="train one network per seed, all in one compiled call (an ensemble); "
+                        "curves and figures show the median and 25-75 %% over them")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point precision (default float32)")
     p.add_argument("--out", type=Path, default=None, help=out_help)
@@ -406,6 +409,13 @@ def _summary(rows, quiet):
         align = f"{r['final_alignment']:>10.3f}" if r["rule"] in random else f"{'-':>10}"
         print(f"{r['rule']:<16} {r['lr_rec']:>7g} {r['final_loss']:>11.4g} {r['best_loss']:>11.4g} "
               f"{align} {r['seconds']:>8.2f}")
+    if rows and "networks" in rows[0]:
+        print(f"(losses and alignment: the median over the {rows[0]['networks']} networks of "
+              "each rule; results.csv has every network)")
+        for r in rows:
+            if r["diverged"]:
+                print(f"{r['rule']}: {len(r['diverged'])} network(s) diverged and were frozen at "
+                      f"their last network within the loss limit (seed, trial): {r['diverged']}")
 
 
 class Plan(NamedTuple):
@@ -455,8 +465,8 @@ def _plan(args) -> Plan:
 
 
 SETTING_KEYS = ("task", "set", "period", "cell", "derivative", "loss", "optimizer",
-                "optimizer_rate", "batch", "trials", "units", "tau", "lr", "online", "seed", "dtype",
-                "checkpoint_every")
+                "optimizer_rate", "batch", "trials", "units", "tau", "lr", "online", "seed", "seeds",
+                "dtype", "checkpoint_every")
 
 
 def _settings(args, **extra):
@@ -548,6 +558,25 @@ class StopRequest:
         return 128 + self.signum
 
 
+def _network_files(settings) -> list:
+    """How a run names its trained networks after the rule: ``[""]`` (RULE.npz),
+    or ``[".seed0", ".seed1", ...]`` for an ensemble's (RULE.seedS.npz)."""
+    seeds = settings.get("seeds")
+    return [""] if not seeds else [f".seed{s}" for s in seeds]
+
+
+def _seeds(args):
+    """The seeds of an ensemble run (``--seeds``), or None for one network."""
+    return getattr(args, "seeds", None)
+
+
+def _member(net, k):
+    """Network ``k`` of a stacked ensemble."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[k], net)
+
+
 def _same_shape(a, b):
     return a.cell == b.cell and all(
         np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
@@ -589,6 +618,8 @@ def _opt_tree(net, lr, optimizer):
     if optimizer is None:
         return None
     names = tuple(check_learning_rates(lr, param_names(net), net.cell.trainable))
+    if np.ndim(net.w_rec) == 3:  # an ensemble: the same tree, stacked leaves
+        net = jax.tree_util.tree_map(lambda a: a[0], net)
     return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))
 
 
@@ -614,6 +645,7 @@ def _train_one(name, net, plan, args, out, run_id, stop, log):
     def leaves(state):
         return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
 
+    ensemble = _seeds(args) is not None
     prog = _load_checkpoint(out, name, net, run_id)
     if prog.done > args.trials:
         raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
@@ -631,25 +663,39 @@ def _train_one(name, net, plan, args, out, run_id, stop, log):
             n = segments.next(prog.done, args.trials)
             guard = (None if prog.previous is None
                      else rflo.GuardState(prog.best_loss, prog.previous,
-                                          opt_state(prog.previous_opt_state)))
+                                          opt_state(prog.previous_opt_state), prog.frozen_at))
             t0 = time.monotonic()
             with warnings.catch_warnings():  # the message is the command's error, said once
                 warnings.simplefilter("ignore", RuntimeWarning)
-                res = rflo.train(prog.network, task, name, trials=n, lr=lr,
-                                 online=args.online, dtype=args.dtype, seed=args.seed,
-                                 start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard,
-                                 loss=args.loss, optimizer=optimizer, batch=args.batch,
-                                 opt_state=opt_state(prog.opt_state))
+                if ensemble:
+                    from rflo.ensemble import train_ensemble
+
+                    res = train_ensemble(prog.network, task, name, trials=n, lr=lr,
+                                         online=args.online, dtype=args.dtype,
+                                         seeds=_seeds(args), start_trial=prog.done,
+                                         chunk=MAX_SEGMENT, guard=guard, loss=args.loss,
+                                         optimizer=optimizer, batch=args.batch,
+                                         opt_state=opt_state(prog.opt_state))
+                else:
+                    res = rflo.train(prog.network, task, name, trials=n, lr=lr,
+                                     online=args.online, dtype=args.dtype, seed=args.seed,
+                                     start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard,
+                                     loss=args.loss, optimizer=optimizer, batch=args.batch,
+                                     opt_state=opt_state(prog.opt_state))
             segments.observe(n, time.monotonic() - t0)
-            if res.diverged is not None:
+            if not ensemble and res.diverged is not None:
                 rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
                 raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
-            prog = checkpoint.Progress(res.network, np.concatenate([prog.loss, res.loss]),
-                                       np.concatenate([prog.alignment, res.alignment]),
+            prog = checkpoint.Progress(res.networks if ensemble else res.network,
+                                       np.concatenate([prog.loss, res.loss], axis=-1),
+                                       np.concatenate([prog.alignment, res.alignment], axis=-1),
                                        prog.seconds + res.seconds, res.guard.best_loss,
                                        res.guard.previous, leaves(res.opt_state),
-                                       leaves(res.guard.previous_opt_state))
-            bar(prog.done, args.trials, float(res.loss[-1]))
+                                       leaves(res.guard.previous_opt_state),
+                                       res.guard.frozen_at if ensemble else None)
+            last = res.loss[..., -1]
+            bar(prog.done, args.trials, float(np.nanmedian(last)) if np.any(np.isfinite(last))
+                else float("nan"))
             every = args.checkpoint_every
             if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
                 checkpoint.save_progress(out, name, prog, run_id)
@@ -666,29 +712,55 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
     from rflo import results
 
     task = plan.task
-    losses, aligns, outputs, summary, seconds = {}, {}, {}, [], {}
+    seeds = _seeds(args)
+    losses, aligns, outputs, summary, seconds, diverged = {}, {}, {}, [], {}, {}
     for name in rules:
         prog = _train_one(name, net, plan, args, out, run_id, stop, log)
-        log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
-        rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
-                          info=_info(args, plan.task, name, prog.done, run_id))
-        losses[name], aligns[name] = prog.loss, prog.alignment
-        outputs[name] = rflo.evaluate(prog.network, task).y
         seconds[name] = prog.seconds
-        summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1], final_loss=float(prog.loss[-1]),
-                            best_loss=float(prog.loss.min()),
-                            final_alignment=float(prog.alignment[-1]), seconds=float(prog.seconds)))
+        losses[name], aligns[name] = prog.loss, prog.alignment
+        if seeds is None:
+            log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
+            rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
+                              info=_info(args, plan.task, name, prog.done, run_id))
+            outputs[name] = rflo.evaluate(prog.network, task).y
+            summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1],
+                                final_loss=float(prog.loss[-1]), best_loss=float(prog.loss.min()),
+                                final_alignment=float(prog.alignment[-1]),
+                                seconds=float(prog.seconds)))
+            continue
+        diverged[name] = np.asarray(prog.frozen_at) + 1
+        for k, s in enumerate(seeds):
+            rflo.save_network(out / f"{name}.seed{s}.npz", _member(prog.network, k),
+                              run_id=run_id, info=_info(args, plan.task, name, prog.done, run_id,
+                                                        seed=s))
+        outputs[name] = rflo.evaluate(_member(prog.network, 0), task).y
+        final = prog.loss[:, -1]
+        bad = [(s, int(d)) for s, d in zip(seeds, diverged[name]) if d > 0]
+        log.write(f"{name}: done, {prog.done} trials, {len(seeds)} networks, median final loss "
+                  f"{float(np.nanmedian(final)):.4g}"
+                  + (f"; diverged and frozen (seed, trial): {bad}" if bad else ""))
+        summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1],
+                            final_loss=float(np.nanmedian(final)),
+                            best_loss=float(np.nanmedian(np.nanmin(prog.loss, axis=1))),
+                            final_alignment=float(np.nanmedian(prog.alignment[:, -1])),
+                            seconds=float(prog.seconds), networks=len(seeds),
+                            diverged=[list(b) for b in bad]))
     results.write_curves(out / "results.csv",
                          {name: _setting_columns(args, task, name, net) for name in rules},
-                         losses, aligns, run_id=run_id)
+                         losses, aligns, run_id=run_id,
+                         diverged_at=diverged if seeds is not None else None)
     _figures(out, losses, aligns, outputs, task, _settings(args))
     return summary, seconds
 
 
 def _setting_columns(args, task, rule, net):
-    """A rule's settings as the tidy table's columns (those of a sweep's table)."""
+    """A rule's settings as the tidy table's columns (those of a sweep's table);
+    a list, one per network, for an ensemble."""
     from rflo import runconfig
 
+    if _seeds(args) is not None:
+        one = _setting_columns(argparse.Namespace(**{**vars(args), "seeds": None}), task, rule, net)
+        return [{**one, "seed": s} for s in _seeds(args)]
     params = runconfig.task_record(task)["params"]
     lr = _rule_lr(args, rule)
     cols = {"rule": rule, "task": task.name,
@@ -701,14 +773,15 @@ def _setting_columns(args, task, rule, net):
     return cols
 
 
-def _info(args, task, rule, trials, run_id):
+def _info(args, task, rule, trials, run_id, seed=None):
     """What a saved network records of its training (``rflo eval`` reads the task)."""
     from rflo import runconfig
 
     return {"task": runconfig.task_record(task), "rule": rule, "trials": trials,
             "lr": list(_rule_lr(args, rule)), "online": args.online, "loss": args.loss,
             "optimizer": args.optimizer, "optimizer_rate": args.optimizer_rate,
-            "batch": args.batch, "seed": args.seed, "dtype": args.dtype, "run_id": run_id}
+            "batch": args.batch, "seed": args.seed if seed is None else seed, "dtype": args.dtype,
+            "run_id": run_id}
 
 
 def _task_params(task):
@@ -755,8 +828,9 @@ def _figures(out, losses, aligns, outputs, task, settings):
     plots.plot_losses(losses, out / "loss.png", title_suffix=_title(task, settings))
     plots.plot_outputs(outputs, task.trial(0)[1], out / "outputs.png")
     rf = _random_feedback_rules(list(losses))
-    if rf:
-        plots.plot_alignment({r: aligns[r] for r in rf}, out / "alignment.png")
+    if rf:  # an ensemble's: the median over its networks
+        plots.plot_alignment({r: np.nanmedian(aligns[r], axis=0) if np.ndim(aligns[r]) == 2
+                              else aligns[r] for r in rf}, out / "alignment.png")
 
 
 def _check_rules(names, online, flag="--rules"):
@@ -874,6 +948,8 @@ def _initial_network(args, out, plan, run_id):
     from rflo.io import network_run_id
 
     task = plan.task
+    if _seeds(args) is not None:
+        return _initial_ensemble(args, out, plan, run_id)
     if args.resume is None:
         if getattr(args, "init", None) is not None:
             net = _load_for_task(args.init, task, args.dtype)
@@ -893,6 +969,31 @@ def _initial_network(args, out, plan, run_id):
     return net
 
 
+def _initial_ensemble(args, out, plan, run_id):
+    """An ensemble run's initial networks (stacked): drawn from --seeds, or read
+    back from initial.seedS.npz on --resume."""
+    import rflo
+    from rflo.ensemble import stack_networks
+    from rflo.io import network_run_id
+
+    task = plan.task
+    if args.resume is None:
+        try:
+            return stack_networks([rflo.init_network(task.n_in, args.units, task.n_out, seed=s,
+                                                     tau=args.tau, dtype=args.dtype,
+                                                     cell=plan.cell) for s in args.seeds])
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    nets = []
+    for s in args.seeds:
+        path = out / f"initial.seed{s}.npz"
+        nets.append(_load_for_task(path, task, args.dtype))
+        if network_run_id(path) != run_id:
+            raise UserError(f"{path} does not belong to the run in {out} (run ids differ); "
+                            "start it again with --overwrite")
+    return stack_networks(nets)
+
+
 def _save_start(args, kind, net, out, run_id, rules):
     """Write the initial network and every rule's checkpoint at trial 0, then
     the settings that make the run resumable (last: a folder without them is
@@ -902,10 +1003,19 @@ def _save_start(args, kind, net, out, run_id, rules):
 
     if args.resume is not None:
         return
-    rflo.save_network(out / "initial.npz", net, run_id=run_id)
-    empty = np.zeros(0, net.dtype)
+    seeds = _seeds(args)
+    if seeds is None:
+        rflo.save_network(out / "initial.npz", net, run_id=run_id)
+        empty = np.zeros(0, net.dtype)
+        start = checkpoint.Progress(net, empty, empty, 0.0)
+    else:
+        for k, s in enumerate(seeds):
+            rflo.save_network(out / f"initial.seed{s}.npz", _member(net, k), run_id=run_id)
+        empty = np.zeros((len(seeds), 0), net.dtype)
+        start = checkpoint.Progress(net, empty, empty, 0.0, np.full(len(seeds), np.inf),
+                                    frozen_at=np.full(len(seeds), -1))
     for name in rules:
-        checkpoint.save_progress(out, name, checkpoint.Progress(net, empty, empty, 0.0), run_id)
+        checkpoint.save_progress(out, name, start, run_id)
     settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
     settings["lr"] = None if settings["lr"] is None else list(settings["lr"])
@@ -928,7 +1038,7 @@ def _check_memory(args, rules, task):
         net = struct_network(task.n_in, args.units, task.n_out, args.dtype)
         for name in rules:
             check_session_memory(net, Config(get_rule(name), args.online, Setup()), task,
-                                 args.batch)
+                                 args.batch, networks=len(_seeds(args) or [0]))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -957,8 +1067,28 @@ def _finish(args, kind, rules, net, plan, out, run_id, **extra_settings):
     return 0
 
 
+def _check_seeds(args):
+    """--seeds trains an ensemble: refuse what only makes sense for one network."""
+    seeds = _seeds(args)
+    if seeds is None:
+        return
+    given = getattr(args, "given", set())
+    if "seed" in given:
+        raise UserError("give --seed N (one network) or --seeds N ... (one network per seed), "
+                        "not both")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds lists a seed twice: {seeds}")
+    if getattr(args, "init", None) is not None:
+        raise UserError("--init starts one network; with --seeds each network is drawn from "
+                        "its seed (drop one of them)")
+    if getattr(args, "save", None) is not None:
+        raise UserError("--save writes one network; an ensemble's networks are in the run "
+                        "folder as RULE.seedS.npz (drop --save)")
+
+
 def cmd_compare(args):
     _apply_config(args)
+    _check_seeds(args)
     _check_rules(args.rules, args.online)
     plan = _plan(args)
     if args.resume is None:
@@ -978,6 +1108,7 @@ def cmd_train(args):
     import rflo
 
     _apply_config(args)
+    _check_seeds(args)
     _check_rules([args.rule], args.online, "--rule")
     plan = _plan(args)
     if args.save is not None and args.save.exists() and not args.overwrite:
@@ -1063,7 +1194,9 @@ def cmd_plot(args):
                 else rflo.periodic_task(period=s["period"]))  # folders of rflo 0.1
         if task is None:
             raise ValueError(f"cannot rebuild its task {s['task_record']}")
-        outputs = {r: rflo.evaluate(rflo.load_network(folder / f"{r}.npz"), task).y for r in losses}
+        first = _network_files(s)[0]
+        outputs = {r: rflo.evaluate(rflo.load_network(folder / f"{r}{first}.npz"), task).y
+                   for r in losses}
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{folder}: cannot redraw ({exc})") from None
     _figures(folder, losses, aligns, outputs, task, s)
@@ -1078,7 +1211,8 @@ def _check_one_run(folder, meta, rules):
 
     ids = {"metadata.json": meta.get("run_id"),
            "results.csv": results.read_run_id(folder / "results.csv")}
-    ids.update({f"{r}.npz": network_run_id(folder / f"{r}.npz") for r in rules})
+    ids.update({f"{r}{tail}.npz": network_run_id(folder / f"{r}{tail}.npz")
+                for r in rules for tail in _network_files(meta.get("settings", {}))})
     if len(set(ids.values())) != 1:
         raise UserError(f"{folder} mixes files of different runs "
                         f"({', '.join(f'{k}: {v}' for k, v in ids.items())}); run it again "

@@ -30,17 +30,29 @@ def save_figure(fig: Figure, path, dpi=110):
 def plot_losses(losses: Mapping[str, np.ndarray], path, title_suffix=""):
     """Every rule's loss against trial on one log-log axis (its style:
     :mod:`rflo.style`), with its final value in the legend; ``title_suffix``
-    says the mode and rates."""
+    says the mode and rates.  A rule's (K, trials) curves (an ensemble) are
+    drawn as their median with the 25-75 % band."""
+    import warnings
+
     fig = Figure(figsize=(5.6, 3.8))
     ax = fig.subplots()
     for i, (rule, loss) in enumerate(losses.items()):
-        loss = np.asarray(loss)
+        loss = np.asarray(loss, float)
+        many = loss.ndim == 2
+        if many:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (frozen) trials
+                lo, loss, hi = np.nanpercentile(loss, [25, 50, 75], axis=0)
         trials = np.arange(1, loss.size + 1)
         ok = loss > 0  # log axes: a loss of exactly 0 (nothing to fit) is not drawn
-        ax.plot(trials[ok], loss[ok], lw=1.3, **rule_style(rule, i),
-                label=f"{rule_label(rule)} (final {loss[-1]:.2g})")
+        style = rule_style(rule, i)
+        what = f"median of {len(np.asarray(losses[rule]))}, " if many else ""
+        ax.plot(trials[ok], loss[ok], lw=1.3, **style,
+                label=f"{rule_label(rule)} ({what}final {loss[-1]:.2g})")
+        if many:
+            ax.fill_between(trials[ok], lo[ok], hi[ok], color=style["color"], alpha=0.2, lw=0)
     ax.set_xscale("log")
-    if any(np.any(np.asarray(v) > 0) for v in losses.values()):
+    if any(np.any(np.asarray(v, float) > 0) for v in losses.values()):
         ax.set_yscale("log")
     ax.set_xlabel("trial")
     ax.set_ylabel("loss")

@@ -92,17 +92,22 @@ def _write_text(path, text):
 
 
 def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray],
-                 run_id=None):
+                 run_id=None, diverged_at=None):
     """Write the tidy table of a run's rules: ``settings[rule]`` is a dict of
-    setting columns, ``losses[rule]`` and ``alignments[rule]`` the per-trial
-    curves (a row per trial)."""
+    setting columns (a list of K for an ensemble), ``losses[rule]`` and
+    ``alignments[rule]`` the per-trial curves ((trials,) or (K, trials)), and
+    ``diverged_at[rule]`` (K,) for an ensemble (a row per network and trial)."""
     rules = list(losses)
-    n = {len(v) for v in losses.values()} | {len(v) for v in alignments.values()}
+    n = {np.shape(v)[-1] for v in losses.values()} | {np.shape(v)[-1] for v in alignments.values()}
     if len(n) != 1:
         raise ValueError("every curve must have one value per trial")
-    cols = tidy_columns([settings[r] for r in rules], range(len(rules)),
-                        np.stack([losses[r] for r in rules]),
-                        np.stack([alignments[r] for r in rules]))
+    rows = [s for r in rules for s in (settings[r] if isinstance(settings[r], list)
+                                       else [settings[r]])]
+    cols = tidy_columns(rows, range(len(rows)),
+                        np.concatenate([np.atleast_2d(losses[r]) for r in rules]),
+                        np.concatenate([np.atleast_2d(alignments[r]) for r in rules]),
+                        diverged_at=None if diverged_at is None else np.concatenate(
+                            [np.atleast_1d(diverged_at[r]) for r in rules]))
     if run_id is not None:
         cols["run_id"] = [str(run_id)] * len(cols["trial"])
     buf = _io.StringIO()
@@ -118,7 +123,8 @@ def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict
 
 def read_curves(path):
     """``(losses, alignments)`` dicts of numpy arrays (per rule) from a
-    ``results.csv`` (tidy; or the wide table of rflo 0.1)."""
+    ``results.csv`` (tidy; or the wide table of rflo 0.1): (trials,) per rule,
+    or (K, trials) for the K networks of an ensemble."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if not rows:
@@ -126,7 +132,7 @@ def read_curves(path):
     header = rows[0]
     if header[:1] == ["trial"]:
         return _read_wide(path, rows)
-    need = ("rule", "trial", "loss", "alignment")
+    need = ("rule", "point", "trial", "loss", "alignment")
     if any(c not in header for c in need):
         raise ValueError(f"{path}: not an rflo results.csv (needs columns {', '.join(need)})")
     at = {c: header.index(c) for c in need}
@@ -135,13 +141,17 @@ def read_curves(path):
         for r in rows[1:]:
             if len(r) != len(header):
                 raise ValueError(f"a row has {len(r)} values for {len(header)} columns")
-            rule = r[at["rule"]]
-            losses.setdefault(rule, []).append(float(r[at["loss"]] or "nan"))
-            aligns.setdefault(rule, []).append(float(r[at["alignment"]] or "nan"))
+            key = (r[at["rule"]], int(r[at["point"]]))
+            losses.setdefault(key, []).append(float(r[at["loss"]] or "nan"))
+            aligns.setdefault(key, []).append(float(r[at["alignment"]] or "nan"))
+        out = ({}, {})
+        for i, curves in enumerate((losses, aligns)):
+            for rule in dict.fromkeys(k[0] for k in curves):
+                mine = [np.asarray(v) for k, v in curves.items() if k[0] == rule]
+                out[i][rule] = mine[0] if len(mine) == 1 else np.stack(mine)
     except ValueError as exc:
         raise ValueError(f"{path}: malformed row ({exc})") from None
-    return ({k: np.asarray(v) for k, v in losses.items()},
-            {k: np.asarray(v) for k, v in aligns.items()})
+    return out
 
 
 def _read_wide(path, rows):

@@ -42,7 +42,7 @@ DEFAULTS = dict(
     task="periodic", set={}, period=None, cell="leaky_tanh", derivative=None,
     loss="squared_error", optimizer=None, optimizer_rate=None, batch=1,
     trials=10_000, units=50, tau=10.0, lr=[0.0, 0.03, 0.03], online=False, seed=0,
-    dtype="float32", checkpoint_every=0,
+    seeds=None, dtype="float32", checkpoint_every=0,
 )
 #: every name a config file may hold
 KEYS = tuple(DEFAULTS) + ("rule", "rules", "init")
@@ -86,6 +86,10 @@ CHECKS = {
                 "three learning rates >= 0 per rule"),
     "online": (lambda v: isinstance(v, bool), "true or false"),
     "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
+    "seeds": (lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 4096
+                                      and all(_int(x) and 0 <= x < 2**32 for x in v)
+                                      and len(set(v)) == len(v)),
+              "a list of distinct seeds in 0 .. 2**32 - 1"),
     "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
     "checkpoint_every": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
     "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
