@@ -1,8 +1,6 @@
 """Sweeps: spec, planner, chunks equal to a direct ensemble call, resuming,
 failures, folder ownership, the table and its summary, the command line."""
 
-import json
-import time
 
 import numpy as np
 import pytest

@@ -34,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["DEFAULTS", "KEYS", "check_settings", "read_config", "write_config", "parse_set",
+__all__ = ["DEFAULTS", "KEYS", "check_settings", "read_toml", "read_config", "write_config", "parse_set",
            "make_run_task", "task_record", "make_optimizer", "make_cell"]
 
 #: the settings of a training run and their defaults (None: not set)
@@ -107,15 +107,22 @@ def check_settings(data: dict, source) -> dict:
     return data
 
 
+def read_toml(path, what="config file") -> dict:
+    """The content of a TOML file; a one-line ValueError when it is missing or
+    unreadable (``what`` names it)."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no {what} at {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable TOML file ({exc})") from None
+
+
 def read_config(path) -> dict:
     """The settings in a TOML config file (names as the flags; checked)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"no config file at {str(path)!r}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable TOML file ({exc})") from None
+    data = read_toml(path)
     data = {k.replace("-", "_"): v for k, v in data.items()}
     for key in data:
         if key not in KEYS:

@@ -93,6 +93,12 @@ class Sweep:
         from rflo.sweep.table import _pyarrow
 
         _pyarrow()
+        if backend != "local":
+            try:
+                import submitit  # noqa: F401
+            except ImportError:
+                raise ValueError(f"the {backend} backend needs submitit: "
+                                 "pip install 'rflo[sweep]'") from None
         plan = self.plan()
         check_plan(self.spec, plan)
         out = Path(out)

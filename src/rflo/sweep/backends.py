@@ -155,10 +155,6 @@ def _executor(folder, backend, settings):
 def run_submitit(folder, spec, chunks, backend="slurm", devices="auto", wait=True, log=print):
     """Submit one job per chunk (a job array); with ``wait``, wait for them and
     return the ids that failed (else return the jobs)."""
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise ValueError("the slurm backend needs submitit: pip install 'rflo[sweep]'") from None
     ex = _executor(folder, backend, spec.backend.get("slurm", {}))
     ids = [c.id for c in chunks]
     jobs = ex.map_array(run_chunk_job, [str(folder)] * len(ids), ids, [devices] * len(ids))

@@ -50,16 +50,9 @@ import difflib
 import itertools
 import json
 import math
-import sys
-from pathlib import Path
 from typing import NamedTuple
 
 from rflo import runconfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = ["GRID_KEYS", "LANE_KEYS", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
 
@@ -135,20 +128,12 @@ class SweepSpec:
     @property
     def grid(self) -> dict:
         """``{key: [values]}`` over all grids (values in order of appearance)."""
-        out = {}
-        for g in self.grids:
-            for k, v in g.values.items():
-                out[k] = list(dict.fromkeys([*out.get(k, []), *map(_hashable, v)]))
-        return {k: [_unhashable(x) for x in v] for k, v in out.items()}
+        return _union(g.values for g in self.grids)
 
     @property
     def task_grid(self) -> dict:
         """``{task param: [values]}`` over all grids."""
-        out = {}
-        for g in self.grids:
-            for k, v in g.task.items():
-                out[k] = list(dict.fromkeys([*out.get(k, []), *map(_hashable, v)]))
-        return {k: [_unhashable(x) for x in v] for k, v in out.items()}
+        return _union(g.task for g in self.grids)
 
     def as_dict(self) -> dict:
         """The spec as plain data (what :func:`spec_from_dict` reads back)."""
@@ -188,6 +173,15 @@ class SweepSpec:
         sizes = {k: len(v) for k, v in {**self.grid, **self.task_grid}.items() if len(v) > 1}
         return (f"SweepSpec({self.name!r}, {len(self.points())} networks x {self.trials} trials, "
                 f"swept: {sizes})")
+
+
+def _union(tables) -> dict:
+    """``{key: [values]}`` tables joined, each key's values once, in order."""
+    out = {}
+    for table in tables:
+        for k, v in table.items():
+            out[k] = list(dict.fromkeys([*out.get(k, []), *map(_hashable, v)]))
+    return {k: [_unhashable(x) for x in v] for k, v in out.items()}
 
 
 def _hashable(v):
@@ -310,14 +304,7 @@ def _backend(data, source):
 
 def read_spec(path) -> SweepSpec:
     """The sweep spec in a TOML file."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"no sweep spec at {str(path)!r}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable TOML file ({exc})") from None
-    return spec_from_dict(data, str(path))
+    return spec_from_dict(runconfig.read_toml(path, "sweep spec"), str(path))
 
 
 def spec_toml(spec: SweepSpec) -> str:
