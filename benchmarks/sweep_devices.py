@@ -5,8 +5,10 @@
 Each measurement is a fresh process that splits one chunk of ``--networks``
 networks (RFLO offline, n_rec 50, the periodic task, float32) over N host
 devices, compiles it, then trains it ``--repeats`` times; the best repeat gives
-network-trials per second.  Processes with 1 and N devices alternate
-(``--rounds`` each), so the ratio holds on a noisy machine.  Prints a table and
+network-trials per second.  Three setups alternate (``--rounds`` each), so
+the ratios hold on a noisy machine: one device pinned to one core (``taskset``:
+one core's throughput), one device free to use every core (XLA's own threads),
+and N devices.  Prints a table and
 writes ``benchmarks/sweep_devices.json``.
 """
 
@@ -40,11 +42,14 @@ print(json.dumps({"devices": n_dev, "first_s": first, "best_s": best,
 """
 
 
-def measure(n_dev, networks, trials, repeats):
+def measure(n_dev, networks, trials, repeats, cores=None):
+    """One fresh process with ``n_dev`` devices (on the cores listed, via taskset)."""
     env = {**os.environ}
     env.pop("XLA_FLAGS", None)
-    out = subprocess.run([sys.executable, "-c", WORKER, str(n_dev), str(networks), str(trials),
-                          str(repeats)], env=env, capture_output=True, text=True, check=True)
+    pin = ["taskset", "-c", ",".join(map(str, cores))] if cores is not None else []
+    out = subprocess.run(pin + [sys.executable, "-c", WORKER, str(n_dev), str(networks),
+                                str(trials), str(repeats)],
+                         env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -60,24 +65,31 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=HERE / "sweep_devices.json")
     args = p.parse_args(argv)
-    rows = {1: [], args.devices: []}
-    for _ in range(args.rounds):
-        for n in rows:
-            rows[n].append(measure(n, args.networks, args.trials, args.repeats))
-    best = {n: max(r["network_trials_per_s"] for r in rs) for n, rs in rows.items()}
-    ratio = best[args.devices] / best[1]
     cores = len(os.sched_getaffinity(0))
+    first = sorted(os.sched_getaffinity(0))[0]
+    # "1 core": one device in a process pinned to one core; "1 device": one device
+    # free to use every core (XLA's own threads); then N devices on every core
+    setups = {"1 core": (1, [first]), "1 device": (1, None),
+              f"{args.devices} devices": (args.devices, None)}
+    rows = {name: [] for name in setups}
+    for _ in range(args.rounds):
+        for name, (n, pin) in setups.items():
+            rows[name].append(measure(n, args.networks, args.trials, args.repeats, pin))
+    best = {n: max(r["network_trials_per_s"] for r in rs) for n, rs in rows.items()}
+    many = f"{args.devices} devices"
+    ratio, ratio_device = best[many] / best["1 core"], best[many] / best["1 device"]
     print(f"processor: {cpu_model()} ({cores} cores available)")
     print(f"one chunk of {args.networks} networks (rflo offline, n_rec 50, periodic task), "
           f"{args.trials} trials, best of {args.rounds} processes x {args.repeats} repeats")
     for n in rows:
-        print(f"  {n} device(s): {best[n]:9.0f} network-trials/s")
-    print(f"  ratio {args.devices} devices / 1: {ratio:.2f}x")
+        print(f"  {n:>10}: {best[n]:9.0f} network-trials/s")
+    print(f"  ratio {many} / 1 core: {ratio:.2f}x   ({many} / 1 unpinned device: "
+          f"{ratio_device:.2f}x)")
     args.out.write_text(json.dumps({
         "processor": cpu_model(), "cores": cores, "networks": args.networks,
         "trials": args.trials, "measured": time.strftime("%Y-%m-%d"),
-        "best_network_trials_per_s": {str(n): v for n, v in best.items()}, "ratio": ratio,
-        "rows": {str(n): r for n, r in rows.items()}}, indent=1) + "\n")
+        "best_network_trials_per_s": best, "ratio": ratio, "ratio_to_one_device": ratio_device,
+        "rows": rows}, indent=1) + "\n")
     return 0
 
 
