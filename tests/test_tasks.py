@@ -17,6 +17,7 @@ from rflo.tasks import (
 SMALL = {
     "periodic": dict(period=40),
     "ready_set_go": dict(min_interval=5, max_interval=15, max_ready=8),
+    "interval_matching": dict(min_delay=8, max_delay=16, ready=6, pulse_sd=2.0),
     "delayed_match": dict(fixation=2, sample=4, min_delay=0, max_delay=4, test=4, response=6),
     "flip_flop": dict(n_bits=2, n_steps=40, rate=0.08),
     "reach": dict(n_targets=4, cue=5, min_delay=2, max_delay=6, move=10, hold=5),
@@ -37,7 +38,7 @@ def test_shapes_masks_and_ranges(name):
     assert set(np.unique(m)) <= {0.0, 1.0}
     assert np.all(m[:, :t // 2] == 1)  # trials are scored from their start
     lo, hi = {"periodic": (-1.75, 1.75), "ready_set_go": (0, 1), "delayed_match": (-1, 1),
-              "flip_flop": (-1, 1), "reach": (-1, 1)}[name]
+              "flip_flop": (-1, 1), "reach": (-1, 1), "interval_matching": (0, 1)}[name]
     assert lo <= y.min() and y.max() <= hi
     assert -1 <= x.min() and x.max() <= 1
     import inspect
@@ -466,6 +467,22 @@ def test_ensemble_of_banked_tasks_reports_accuracy():
         np.testing.assert_allclose(ens.loss[k], single.loss, rtol=1e-5)
         np.testing.assert_allclose(ens.accuracy[k], single.accuracy, rtol=1e-5)
     assert not np.allclose(ens.loss[0], ens.loss[1])
+
+
+def test_interval_matching_puts_the_go_pulse_one_delay_after_set():
+    """Murray (2019) Fig. 3: Gaussian pulses (SD 15 steps) at ready, set = ready + d
+    and go = set + d; a fixed delay with min_delay = max_delay."""
+    for d in (50, 120):
+        gen = make_task("interval_matching", min_delay=d, max_delay=d)
+        x, y, m = gen.trial(0, 3)
+        peaks = [t for t in range(1, gen.n_steps - 1) if x[t, 0] > x[t - 1, 0] and
+                 x[t, 0] >= x[t + 1, 0] and x[t, 0] > 0.5]
+        assert peaks == [50, 50 + d]
+        assert int(np.argmax(y[:, 0])) == 50 + 2 * d and y.max() == 1.0
+        assert np.isclose(y[50 + 2 * d + 15, 0], np.exp(-0.5))  # one SD away
+        assert gen.n_steps == 50 + 2 * d + 61 and np.all(m == 1)
+    with pytest.raises(ValueError, match="too short"):
+        make_task("interval_matching", n_steps=100)
 
 
 def test_tasks_name_their_channels():

@@ -40,6 +40,7 @@ TUNED_LR = {"bptt": (0.0, 0.3, 0.3), "rtrl": (0.0, 0.3, 0.3), "rflo": (0.0, 0.03
 #: subcommands provided by other modules, each with ``main(argv) -> int``
 EXTERNAL = {
     "figure2": ("rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale supplement"),
+    "figure3": ("rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval matching)"),
     "gradients": ("rflo.gradients", "gradient quality of each rule against the exact gradient"),
     "task": ("rflo.tasks.cli", "show the built-in tasks"),
     "sweep": ("rflo.sweep.cli", "train many networks over a grid of settings into one table"),

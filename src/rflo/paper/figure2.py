@@ -43,10 +43,7 @@ cluster) and draws the same figure; ``--spec`` prints that sweep's spec.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import os
 import sys
 import time
 import warnings
@@ -59,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo.ensemble import init_ensemble, train_ensemble
-from rflo.files import atomic_write
+from rflo.paper.common import check_out, csv_text, json_safe, log_spaced, write_file, write_text
 from rflo.rules.base import forward
 from rflo.tasks import periodic_task
 
@@ -471,62 +468,28 @@ def summarize(r: dict) -> dict:
 # files
 
 
-def _log_spaced(n, points=300):
-    idx = np.unique(np.round(np.geomspace(1, n, points)).astype(int)) - 1
-    return idx
-
-
-def _csv_text(header, rows):
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _json_safe(obj):
-    """Non-finite floats as null (strict JSON has no Infinity/NaN)."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def _write(path, write_fn, suffix=""):
-    """Atomic write, then the usual permissions (rw-r--r--)."""
-    atomic_write(path, write_fn, suffix=suffix)
-    os.chmod(path, 0o644)
-
-
-def _write_text(path, text):
-    _write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 def write_outputs(r: dict, out: Path) -> dict:
     """Write the PNGs, CSVs, JSON and the per-network curves (.npz) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(r)
-    _write_text(out / "summary.json",
-                json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
+    write_text(out / "summary.json",
+                json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
 
     rows = []
     for (rule, p), c in sorted(r["curves"].items()):
         med, p25, p75 = _stats(c)
-        for i in _log_spaced(c.shape[1]):
+        for i in log_spaced(c.shape[1]):
             rows.append([rule, p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
-    _write_text(out / "loss_curves.csv", _csv_text(
+    write_text(out / "loss_curves.csv", csv_text(
         ["rule", "period_tau", "trial", "median", "p25", "p75"], rows))
 
     rows = []
     for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items() if rule == "rflo"):
         med, p25, p75 = _stats(a)
-        for i in _log_spaced(a.shape[1]):
+        for i in log_spaced(a.shape[1]):
             rows.append([p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
-    _write_text(out / "alignment.csv", _csv_text(
+    write_text(out / "alignment.csv", csv_text(
         ["period_tau", "trial", "median", "p25", "p75"], rows))
 
     rows = []
@@ -537,7 +500,7 @@ def write_outputs(r: dict, out: Path) -> dict:
         rows += [["untrained_dale", p, seeds[k], "", f"{x:.6g}"] for k, x in enumerate(v)]
     for (rule, p), v in sorted(r["final"].items()):
         rows += [[rule, p, seeds[k], r["lr"][rule, p], f"{x:.6g}"] for k, x in enumerate(v)]
-    _write_text(out / "final_loss.csv", _csv_text(
+    write_text(out / "final_loss.csv", csv_text(
         ["rule", "period_tau", "network_seed", "eta", "final_loss"], rows))
 
     rows = []
@@ -545,20 +508,20 @@ def write_outputs(r: dict, out: Path) -> dict:
         target = r["tasks"][p].y[1:, 0]
         for t in range(y.shape[1]):
             rows.append([rule, p, t + 1, f"{target[t]:.6g}"] + [f"{v:.6g}" for v in y[:, t]])
-    _write_text(out / "outputs.csv", _csv_text(
+    write_text(out / "outputs.csv", csv_text(
         ["rule", "period_tau", "t", "target"] + [f"y_seed{s}" for s in seeds], rows))
 
     arrays = {f"loss_{rule}_T{p}": c for (rule, p), c in r["curves"].items()}
     arrays.update({f"alignment_{rule}_T{p}": a for (rule, p), a in r["alignment"].items()})
-    _write(out / "curves.npz", lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
+    write_file(out / "curves.npz", lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
     import matplotlib
     matplotlib.use("Agg")
     fig = plot_figure2(r, summary)
-    _write(out / "figure2.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+    write_file(out / "figure2.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
                  suffix=".png")
     fig = plot_supplement(r, summary)
-    _write(out / "figure2_supplement1.png",
+    write_file(out / "figure2_supplement1.png",
                  lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
     import matplotlib.pyplot as plt
     plt.close("all")
@@ -762,12 +725,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               + spec_toml(spec_from_dict(sweep_spec(cfg))), end="")
         return 0
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"rflo figure2: error: {out} exists and is not a folder", file=sys.stderr)
-        return 2
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        print(f"rflo figure2: error: {out} is not empty; pass --overwrite to write into it "
-              "or choose another --out", file=sys.stderr)
+    if check_out(out, args.overwrite, "rflo figure2"):
         return 2
     cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
     if args.search:
@@ -793,7 +751,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         r = run(cfg, log=log)
     summary = write_outputs(r, out)
     if r["grid"]:
-        _write_text(out / "lr_search.json", json.dumps(_json_safe(r["grid"]), indent=2) + "\n")
+        write_text(out / "lr_search.json", json.dumps(json_safe(r["grid"]), indent=2) + "\n")
         chosen = tuple((g["rule"], g["period_tau"], g["chosen"]) for g in r["grid"])
         print(f"chosen rates ({cfg.mode}): {chosen!r}", file=sys.stderr)
     print(json.dumps({"out": str(out), "mode": cfg.mode, "seconds": round(summary["seconds"], 1),

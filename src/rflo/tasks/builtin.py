@@ -17,7 +17,7 @@ import numpy as np
 from rflo._checks import check_finite_array, check_int, check_positive
 from rflo.tasks.generator import TaskGenerator, sign_accuracy
 
-__all__ = ["periodic", "ready_set_go", "delayed_match", "flip_flop", "reach",
+__all__ = ["periodic", "ready_set_go", "interval_matching", "delayed_match", "flip_flop", "reach",
            "TASKS", "task_names", "make_task"]
 
 
@@ -135,6 +135,45 @@ def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: i
         dict(n_steps=n_steps, min_ready=r_lo, max_ready=r_hi, min_interval=lo, max_interval=hi,
              pulse_width=pulse_width, output_width=output_width),
         inputs=("ready", "set"), outputs=("go",))
+
+
+def _interval_sample(key, batch, *, n_steps, ready, min_delay, max_delay, pulse_sd):
+    delay = jax.random.randint(key, (batch,), min_delay, max_delay + 1)
+    t = _steps(n_steps)
+
+    def pulse(at):
+        return jnp.exp(-0.5 * ((t - at[:, None]) / pulse_sd) ** 2)
+
+    x = jnp.maximum(pulse(jnp.full((batch,), ready)), pulse(ready + delay))[..., None]
+    y = pulse(ready + 2 * delay)[..., None]
+    return x, y, jnp.ones((batch, n_steps))
+
+
+def interval_matching(min_delay: int = 50, max_delay: int = 150, *, ready: int = 50,
+                      pulse_sd: float = 15.0, n_steps: Optional[int] = None) -> TaskGenerator:
+    """Interval matching with Gaussian pulses (Murray 2019, Figure 3).
+
+    The input carries two Gaussian pulses (height 1, standard deviation
+    ``pulse_sd`` steps): "ready" at step ``ready`` and "set" a random delay
+    ``d`` in ``[min_delay, max_delay]`` later.  The output must produce the
+    same pulse at ``go = set + d`` and stay at 0 otherwise; every step counts.
+    The default trial (``n_steps``) ends ``4 pulse_sd`` after the latest go.
+    The paper gives the pulses' width (15 steps) and the longest delays (15,
+    20, 25 tau); the one input channel, the pulse height, ``ready`` and the
+    shortest delay (5 tau = 50 steps, where two pulses are still distinct)
+    are this library's choices.  Test one delay with ``min_delay = max_delay``.
+    """
+    lo, hi = _check_range("delay", min_delay, max_delay, minimum=1)
+    ready = check_int("ready", ready, minimum=0)
+    pulse_sd = check_positive("pulse_sd", pulse_sd)
+    need = ready + 2 * hi + int(np.ceil(4 * pulse_sd)) + 1
+    n_steps = need if n_steps is None else check_int("n_steps", n_steps, minimum=2)
+    if n_steps < need:
+        raise ValueError(f"n_steps={n_steps} is too short: the latest go pulse needs {need} steps")
+    return TaskGenerator(
+        "interval_matching", 1, 1, n_steps, _interval_sample,
+        dict(n_steps=n_steps, ready=ready, min_delay=lo, max_delay=hi, pulse_sd=pulse_sd),
+        inputs=("ready and set pulses",), outputs=("go pulse",))
 
 
 # --------------------------------------------------------------------------
@@ -298,6 +337,7 @@ def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: i
 TASKS = {
     "periodic": periodic,
     "ready_set_go": ready_set_go,
+    "interval_matching": interval_matching,
     "delayed_match": delayed_match,
     "flip_flop": flip_flop,
     "reach": reach,

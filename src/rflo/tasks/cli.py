@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     if args.verb == "list":
         for name in task_names():
             doc = (TASKS[name].__doc__ or "").strip().splitlines()[0]
-            print(f"{name:15s} {_plain_text(doc)}")
+            print(f"{name:18s} {_plain_text(doc)}")
         return 0
     try:
         if args.seed < 0:

@@ -1,0 +1,350 @@
+"""Murray (2019) Figure 3: interval matching ("ready set go"), RFLO against BPTT.
+
+The task (:func:`rflo.tasks.builtin.interval_matching`): one input carries two
+Gaussian pulses (SD 15 steps) a random delay ``d`` apart; the output must
+produce the same pulse ``d`` after the second.  The paper's settings (Methods,
+"Simulation details"): N = 100 units, tau = 10 steps, 5000 training trials
+with the updates accumulated over batches of 10 trials, learning rates 0.001
+(RFLO) and 0.003 (BPTT) for every matrix; RFLO trained with delays up to 15
+tau and 20 tau (panel b), BPTT up to 25 tau (panel c); panels b and c plot the
+time of the output's peak after the second pulse against the test delay.
+
+Settings this module had to choose (the paper does not give them):
+
+* one input channel, pulses of height 1, "ready" at step 50, delays drawn
+  uniformly from 5 tau (50 steps, the shortest at which two pulses are still
+  distinct) to the longest; the trial ends 4 SD after the latest go pulse;
+* the rates as a batch average: the paper sums 10 trials' updates, this
+  library's ``batch=10`` averages them, so its rates are 10x the paper's
+  (0.01 RFLO, 0.03 BPTT) and the updates are the same;
+* initial networks as the paper's Methods say (``rflo.paper.common.paper_network``),
+  h0 = 0.1; 9 networks per condition (as in Figure 2), seeds 0..8;
+* besides the paper's three conditions, RFLO at 25 tau and BPTT at 15 tau, so
+  that both claims are tested on equal terms;
+* the produced interval: the step of the output's maximum from 2 SD after the
+  second pulse to the trial's end, minus the second pulse's step; tests at
+  every tau from 5 tau to the condition's longest delay.
+
+Command line: ``rflo figure3 [--quick] [--out FOLDER] [--seed N] [--overwrite]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from rflo.paper.common import (
+    check_out, csv_text, json_safe, log_spaced, median_band, paper_network, write_file,
+    write_text,
+)
+
+__all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main",
+           "produced_intervals"]
+
+DESCRIPTION = ("Reproduce Murray (2019) Figure 3 (interval matching, RFLO against BPTT): "
+               "PNG, CSVs and summary.json in an output folder.")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that sets the size of the reproduction."""
+
+    mode: str
+    n_rec: int = 100
+    tau: float = 10.0
+    n_networks: int = 9
+    updates: int = 500  # x batch = 5000 trials
+    batch: int = 10
+    ready: int = 50
+    min_delay_tau: int = 5
+    pulse_sd: float = 15.0
+    #: (rule, longest training delay in tau)
+    conditions: tuple = (("rflo", 15), ("rflo", 20), ("rflo", 25), ("bptt", 15), ("bptt", 25))
+    #: batch-averaged rates (10x the paper's summed 0.001 and 0.003)
+    lr: tuple = (("rflo", 0.01), ("bptt", 0.03))
+    seed: int = 0
+
+
+FULL = Config(mode="full")
+QUICK = Config(mode="quick", n_networks=3,
+               conditions=(("rflo", 15), ("rflo", 25), ("bptt", 15), ("bptt", 25)))
+
+
+def _task(cfg: Config, max_tau: int, delay: Optional[int] = None, n_steps=None):
+    from rflo.tasks import make_task
+
+    lo = cfg.min_delay_tau * int(cfg.tau) if delay is None else delay
+    hi = max_tau * int(cfg.tau) if delay is None else delay
+    return make_task("interval_matching", min_delay=lo, max_delay=hi, ready=cfg.ready,
+                     pulse_sd=cfg.pulse_sd, n_steps=n_steps)
+
+
+def produced_intervals(outputs, cfg: Config, delays):
+    """(K, D) produced intervals (steps) and peak heights from (K, D, T) outputs
+    of test trials with ``delays``: the output's maximum from 2 SD after the
+    second pulse on, minus the second pulse's step."""
+    outputs = np.asarray(outputs, float)
+    produced, peak = np.zeros(outputs.shape[:2]), np.zeros(outputs.shape[:2])
+    for j, d in enumerate(delays):
+        set_at = cfg.ready + d
+        start = set_at + int(round(2 * cfg.pulse_sd))
+        window = np.nan_to_num(outputs[:, j, start:], nan=-np.inf)
+        produced[:, j] = start + np.argmax(window, axis=1) - set_at
+        peak[:, j] = np.max(window, axis=1)
+    return produced, peak
+
+
+def _test_outputs(nets, cfg, delays, n_steps):
+    """(K, D, T) outputs with learning off, for one test trial per delay."""
+    import jax
+    import jax.numpy as jnp
+
+    from rflo.cells.base import forward
+
+    xs = np.stack([_task(cfg, 0, d, n_steps).trial(0, 0)[0] for d in delays])  # (D, T, 1)
+
+    @jax.jit
+    def run_all(nets, xs):
+        def one(net, x):
+            return forward(net, x).y[:, 0]
+
+        return jax.vmap(lambda net: jax.vmap(lambda x: one(net, x))(xs))(nets)
+
+    jnets = jax.tree_util.tree_map(jnp.asarray, nets)
+    out = np.asarray(run_all(jnets, jnp.asarray(xs, jnp.float32)), float)
+    # forward gives steps 1 .. T-1: step 0's output is not used (pad it)
+    return np.concatenate([np.zeros(out.shape[:2] + (xs.shape[1] - out.shape[2],)), out], axis=2)
+
+
+def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Train every condition and test it; returns the numbers (numpy arrays)."""
+    from rflo.ensemble import stack_networks, train_ensemble
+
+    t0 = time.perf_counter()
+    say = log or (lambda m: None)
+    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    rates = dict(cfg.lr)
+    longest = max(m for _, m in cfg.conditions)
+    n_steps = _task(cfg, longest).n_steps  # one trial length for every test
+    nets = stack_networks([paper_network(1, cfg.n_rec, 1, s, cfg.tau) for s in seeds])
+    curves, produced, peaks, delays, examples = {}, {}, {}, {}, {}
+    for rule, max_tau in cfg.conditions:
+        task = _task(cfg, max_tau)
+        eta = rates[rule]
+        with warnings.catch_warnings():  # divergence is reported in the summary
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = train_ensemble(nets, task, rule, trials=cfg.updates, lr=(eta, eta, eta),
+                                 batch=cfg.batch, seeds=seeds)
+        d = [int(t * cfg.tau) for t in range(cfg.min_delay_tau, max_tau + 1)]
+        out = _test_outputs(res.networks, cfg, d, n_steps)
+        produced[rule, max_tau], peaks[rule, max_tau] = produced_intervals(out, cfg, d)
+        curves[rule, max_tau], delays[rule, max_tau] = np.asarray(res.loss, float), d
+        example = int(np.argmin(np.abs(np.asarray(d) - 10 * cfg.tau)))
+        examples[rule, max_tau] = (d[example], out[0, example])
+        err = np.mean(np.abs(produced[rule, max_tau] - np.asarray(d)[None]), axis=1) / cfg.tau
+        say(f"{rule} up to {max_tau} tau (eta {eta:g}): interval error median "
+            f"{np.median(err):.2f} tau, final loss {np.median(curves[rule, max_tau][:, -25:]):.3g}"
+            f", {res.seconds:.1f}s")
+    return {"config": cfg, "seeds": seeds, "curves": curves, "produced": produced,
+            "peaks": peaks, "delays": delays, "examples": examples, "n_steps": n_steps,
+            "seconds": time.perf_counter() - t0}
+
+
+def _errors(r, key):
+    """(K,) mean |produced - delay| over the test delays, in tau."""
+    cfg = r["config"]
+    return np.mean(np.abs(r["produced"][key] - np.asarray(r["delays"][key])[None]), axis=1) / cfg.tau
+
+
+def _st(a):
+    med, p25, p75 = median_band(a)
+    return {"median": float(med), "p25": float(p25), "p75": float(p75)}
+
+
+def _overlap(a, b):
+    return not (a["p75"] < b["p25"] or b["p75"] < a["p25"])
+
+
+def summarize(r: dict) -> dict:
+    """The numbers behind every panel and the paper's two claims, checked."""
+    cfg = r["config"]
+    conds = {f"{rule}_{m}tau": {"interval_error_tau": _st(_errors(r, (rule, m))),
+                                "final_loss": _st(r["curves"][rule, m][:, -max(1, cfg.updates // 20):]
+                                                  .mean(axis=1)),
+                                "learning_rate": dict(cfg.lr)[rule],
+                                "median_produced_tau": [float(v) / cfg.tau for v in
+                                                        np.median(r["produced"][rule, m], axis=0)],
+                                "test_delays_tau": [d / cfg.tau for d in r["delays"][rule, m]]}
+             for rule, m in cfg.conditions}
+    claims = {}
+    short = min(m for _, m in cfg.conditions)
+    if f"rflo_{short}tau" in conds and f"bptt_{short}tau" in conds:
+        a, b = (conds[f"{x}_{short}tau"]["interval_error_tau"] for x in ("rflo", "bptt"))
+        claims[f"similar_at_{short}tau"] = {
+            "paper": f"trained and tested with delays up to {short} tau, RFLO and BPTT do "
+                     "similarly well",
+            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": _overlap(a, b),
+            "verdict": ("consistent: the 25-75 % ranges of the interval error overlap"
+                        if _overlap(a, b) else
+                        "not reproduced: the 25-75 % ranges do not overlap "
+                        f"({'BPTT' if b['median'] < a['median'] else 'RFLO'} is better)")}
+    long_ = max(m for _, m in cfg.conditions)
+    if f"rflo_{long_}tau" in conds and f"bptt_{long_}tau" in conds:
+        a, b = (conds[f"{x}_{long_}tau"]["interval_error_tau"] for x in ("rflo", "bptt"))
+        better = b["median"] < a["median"]
+        claims[f"bptt_better_at_{long_}tau"] = {
+            "paper": f"with delays up to {long_} tau BPTT performs better than RFLO",
+            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": _overlap(a, b),
+            "verdict": ("reproduced: BPTT's interval error is lower and the 25-75 % ranges "
+                        "do not overlap" if better and not _overlap(a, b) else
+                        "BPTT's median is lower but the 25-75 % ranges overlap: not shown"
+                        if better else "not reproduced: RFLO's median error is not higher")}
+    return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
+            "conditions": conds, "claims": claims, "seconds": r["seconds"]}
+
+
+def write_outputs(r: dict, out: Path) -> dict:
+    """figure3.png, intervals.csv, loss_curves.csv and summary.json in ``out``."""
+    cfg = r["config"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(r)
+    write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    rows = []
+    for (rule, m), prod in sorted(r["produced"].items()):
+        for k, s in enumerate(r["seeds"]):
+            for j, d in enumerate(r["delays"][rule, m]):
+                rows.append([rule, m, s, d / cfg.tau, prod[k, j] / cfg.tau,
+                             f"{r['peaks'][rule, m][k, j]:.4g}"])
+    write_text(out / "intervals.csv", csv_text(
+        ["rule", "max_delay_tau", "network_seed", "delay_tau", "produced_tau", "peak"], rows))
+    rows = []
+    for (rule, m), c in sorted(r["curves"].items()):
+        med, p25, p75 = median_band(c)
+        for i in log_spaced(c.shape[1], 200):
+            rows.append([rule, m, (i + 1) * cfg.batch, f"{med[i]:.6g}", f"{p25[i]:.6g}",
+                         f"{p75[i]:.6g}"])
+    write_text(out / "loss_curves.csv", csv_text(
+        ["rule", "max_delay_tau", "trial", "median", "p25", "p75"], rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_figure3(r, summary)
+    write_file(out / "figure3.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+               suffix=".png")
+    return summary
+
+
+_SHADES = {"rflo": {15: "#d62728", 20: "#1f77b4", 25: "#9467bd"},
+           "bptt": {15: "#2ca02c", 20: "#17becf", 25: "#1f4e9c"}}
+
+
+def plot_figure3(r: dict, summary: dict):
+    import matplotlib.pyplot as plt
+
+    from rflo.style import rule_label
+
+    cfg = r["config"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    # a: one test trial, input, target and the outputs
+    ax = axes[0, 0]
+    short = min(m for _, m in cfg.conditions)
+    shown = [(rule, m) for rule, m in cfg.conditions if m == short]
+    d = r["examples"][shown[0]][0]
+    x, y, _ = _task(cfg, 0, d, r["n_steps"]).trial(0, 0)
+    t = np.arange(r["n_steps"])
+    ax.plot(t, x[:, 0], color="0.6", lw=1, label="input (ready, set)")
+    ax.plot(t, y[:, 0], "k--", lw=1.2, label="target (go)")
+    for rule, m in shown:
+        ax.plot(t, r["examples"][rule, m][1], color=_SHADES[rule].get(m), lw=1.3,
+                label=f"{rule_label(rule)} (trained up to {m} tau)")
+    ax.set_xlabel("step")
+    ax.set_title(f"a. a test trial, delay {d / cfg.tau:g} tau (network seed {r['seeds'][0]})",
+                 fontsize=10)
+    ax.legend(fontsize=7)
+    # b, c: produced against delay
+    for ax, rule, letter in ((axes[0, 1], "rflo", "b"), (axes[1, 0], "bptt", "c")):
+        top = 0
+        for (rl, m), prod in sorted(r["produced"].items()):
+            if rl != rule:
+                continue
+            dl = np.asarray(r["delays"][rl, m]) / cfg.tau
+            med, p25, p75 = median_band(prod / cfg.tau)
+            color = _SHADES[rule].get(m)
+            ax.plot(dl, med, "o-", ms=3, color=color, label=f"trained up to {m} tau")
+            ax.fill_between(dl, p25, p75, color=color, alpha=0.2, lw=0)
+            top = max(top, dl.max())
+        ax.plot([0, top], [0, top], "k:", lw=1, label="perfect")
+        ax.set_xlabel("delay between input pulses (tau)")
+        ax.set_ylabel("produced interval (tau)")
+        ax.set_title(f"{letter}. {rule_label(rule)}: median and 25-75 % over "
+                     f"{cfg.n_networks} networks", fontsize=10)
+        ax.legend(fontsize=7)
+    # d: loss during training
+    ax = axes[1, 1]
+    for (rule, m), c in sorted(r["curves"].items()):
+        med, p25, p75 = median_band(c)
+        trials = (np.arange(c.shape[1]) + 1) * cfg.batch
+        color = _SHADES[rule].get(m)
+        ax.plot(trials, med, color=color, ls="-" if rule == "rflo" else "--",
+                label=f"{rule_label(rule)}, up to {m} tau")
+        ax.fill_between(trials, p25, p75, color=color, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("loss")
+    ax.set_title("d. loss during training", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Murray (2019) Figure 3, interval matching ({cfg.mode}): N = {cfg.n_rec}, "
+                 f"{cfg.updates * cfg.batch} trials in batches of {cfg.batch}, rates "
+                 + ", ".join(f"{rule_label(k)} {v:g}" for k, v in cfg.lr), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def add_arguments(p):
+    """The options of ``rflo figure3`` (shared with the main command line)."""
+    p.add_argument("--out", default="figure3", help="output folder (default: ./figure3)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"small run ({QUICK.n_networks} networks, conditions "
+                        f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "
+                        f"run uses {FULL.n_networks} networks and "
+                        f"{len(FULL.conditions)} conditions")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first network seed; network k uses seed + k (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="rflo figure3", description=DESCRIPTION))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if args.seed < 0:
+        print("rflo figure3: error: --seed must be >= 0", file=sys.stderr)
+        return 2
+    if check_out(args.out, args.overwrite, "rflo figure3"):
+        return 2
+    cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
+    r = run(cfg, log=lambda m: print(f"[figure3] {m}", file=sys.stderr, flush=True))
+    summary = write_outputs(r, Path(args.out))
+    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
+                                "seconds": round(summary["seconds"], 1),
+                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
