@@ -18,6 +18,7 @@ SMALL = {
     "periodic": dict(period=40),
     "ready_set_go": dict(min_interval=5, max_interval=15, max_ready=8),
     "interval_matching": dict(min_delay=8, max_delay=16, ready=6, pulse_sd=2.0),
+    "syllables": dict(slots=2, move=8, hold=4),
     "delayed_match": dict(fixation=2, sample=4, min_delay=0, max_delay=4, test=4, response=6),
     "flip_flop": dict(n_bits=2, n_steps=40, rate=0.08),
     "reach": dict(n_targets=4, cue=5, min_delay=2, max_delay=6, move=10, hold=5),
@@ -38,7 +39,8 @@ def test_shapes_masks_and_ranges(name):
     assert set(np.unique(m)) <= {0.0, 1.0}
     assert np.all(m[:, :t // 2] == 1)  # trials are scored from their start
     lo, hi = {"periodic": (-1.75, 1.75), "ready_set_go": (0, 1), "delayed_match": (-1, 1),
-              "flip_flop": (-1, 1), "reach": (-1, 1), "interval_matching": (0, 1)}[name]
+              "flip_flop": (-1, 1), "reach": (-1, 1), "interval_matching": (0, 1),
+              "syllables": (-1, 1)}[name]
     assert lo <= y.min() and y.max() <= hi
     assert -1 <= x.min() and x.max() <= 1
     import inspect
@@ -483,6 +485,22 @@ def test_interval_matching_puts_the_go_pulse_one_delay_after_set():
         assert gen.n_steps == 50 + 2 * d + 61 and np.all(m == 1)
     with pytest.raises(ValueError, match="too short"):
         make_task("interval_matching", n_steps=100)
+
+
+def test_syllables_cue_each_reach_and_move_the_cursor_by_one():
+    from rflo.tasks.builtin import cursor_path
+
+    gen = make_task("syllables", slots=3, move=40, hold=20)
+    x, y, m = gen.trial(0, 5)
+    assert x.shape == (180, 4) and y.shape == (180, 2) and np.all(m == 1)
+    cued = [int(np.argmax(x[s * 60])) for s in range(3)]
+    for s, k in enumerate(cued):
+        assert np.all(x[s * 60:(s + 1) * 60, k] == 1) and np.all(x[s * 60:(s + 1) * 60].sum(1) == 1)
+        np.testing.assert_allclose(y[s * 60 + 40:(s + 1) * 60], 0, atol=1e-6)  # the hold
+    path = cursor_path(y, 40)
+    step = path[59] - np.vstack([[0, 0], path])[0]
+    angle = 2 * np.pi * cued[0] / 4
+    np.testing.assert_allclose(step, [np.cos(angle), np.sin(angle)], atol=2e-2)
 
 
 def test_tasks_name_their_channels():

@@ -41,6 +41,8 @@ TUNED_LR = {"bptt": (0.0, 0.3, 0.3), "rtrl": (0.0, 0.3, 0.3), "rflo": (0.0, 0.03
 EXTERNAL = {
     "figure2": ("rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale supplement"),
     "figure3": ("rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval matching)"),
+    "figure4": ("rflo.paper.figure4", "reproduce Murray (2019) Figure 4 (a loop chains short "
+                                      "syllables into a long sequence)"),
     "gradients": ("rflo.gradients", "gradient quality of each rule against the exact gradient"),
     "task": ("rflo.tasks.cli", "show the built-in tasks"),
     "sweep": ("rflo.sweep.cli", "train many networks over a grid of settings into one table"),

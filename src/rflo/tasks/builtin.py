@@ -17,7 +17,8 @@ import numpy as np
 from rflo._checks import check_finite_array, check_int, check_positive
 from rflo.tasks.generator import TaskGenerator, sign_accuracy
 
-__all__ = ["periodic", "ready_set_go", "interval_matching", "delayed_match", "flip_flop", "reach",
+__all__ = ["periodic", "ready_set_go", "interval_matching", "syllables", "syllable_velocity",
+           "cursor_path", "delayed_match", "flip_flop", "reach",
            "TASKS", "task_names", "make_task"]
 
 
@@ -332,6 +333,59 @@ def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: i
 
 
 # --------------------------------------------------------------------------
+# sequences of movement syllables (Murray 2019, Figure 4)
+
+
+def syllable_velocity(k, local, n_syllables: int, move: int):
+    """The 2-D velocity of syllable ``k`` at step ``local`` of it: a reach in
+    direction ``2 pi k / n_syllables`` with speed ``sin(pi local / move)`` for
+    ``move`` steps, then 0 (the hold).  Broadcasts over ``k`` and ``local``."""
+    speed = jnp.where(local < move, jnp.sin(jnp.pi * local / move), 0.0)
+    angle = 2 * jnp.pi * k / n_syllables
+    return jnp.stack([jnp.cos(angle) * speed, jnp.sin(angle) * speed], axis=-1)
+
+
+def _syllables_sample(key, batch, *, n_syllables, slots, move, hold, n_steps):
+    choice = jax.random.randint(key, (batch, slots), 0, n_syllables)
+    t = jnp.arange(n_steps)
+    k = choice[:, t // (move + hold)]  # (batch, T)
+    x = jax.nn.one_hot(k, n_syllables)
+    y = syllable_velocity(k, (t % (move + hold))[None, :], n_syllables, move)
+    return x, y, jnp.ones((batch, n_steps))
+
+
+def syllables(n_syllables: int = 4, slots: int = 4, *, move: int = 200,
+              hold: int = 200) -> TaskGenerator:
+    """Movement syllables cued by tonic inputs (Murray 2019, Figure 4a).
+
+    A trial is ``slots`` syllables in a row, each drawn at random from
+    ``n_syllables``; while syllable ``k`` lasts (``move + hold`` steps) input
+    ``k`` is on (one-hot).  The two outputs are a cursor's velocity: a reach in
+    direction ``2 pi k / n_syllables`` with speed ``sin(pi t / move)`` for
+    ``move`` steps, then a hold (velocity 0) for ``hold`` steps; each reach
+    moves the cursor ``2 move / pi`` (1 after :func:`cursor_path`'s scaling).
+    The network's state runs on from one syllable to the next, so it learns to
+    start each one from wherever the last one left it.
+    """
+    n_syllables = check_int("n_syllables", n_syllables, minimum=2)
+    slots = check_int("slots", slots)
+    move = check_int("move", move)
+    hold = check_int("hold", hold, minimum=0)
+    return TaskGenerator(
+        "syllables", n_syllables, 2, slots * (move + hold), _syllables_sample,
+        dict(n_syllables=n_syllables, slots=slots, move=move, hold=hold,
+             n_steps=slots * (move + hold)),
+        inputs=tuple(f"syllable {k}" for k in range(n_syllables)),
+        outputs=("x velocity", "y velocity"))
+
+
+def cursor_path(velocity, move: int):
+    """(T, 2) cursor positions from (T, 2) velocities, scaled so that one
+    syllable's reach (``sin`` speed over ``move`` steps) moves it by 1."""
+    return np.cumsum(np.asarray(velocity, float), axis=0) * np.pi / (2 * move)
+
+
+# --------------------------------------------------------------------------
 # registry
 
 TASKS = {
@@ -341,6 +395,7 @@ TASKS = {
     "delayed_match": delayed_match,
     "flip_flop": flip_flop,
     "reach": reach,
+    "syllables": syllables,
 }
 
 

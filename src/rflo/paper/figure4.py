@@ -1,0 +1,370 @@
+"""Murray (2019) Figure 4: long sequences from short syllables, through a loop.
+
+An RNN is first trained with RFLO to make one short movement "syllable" for
+each of its four tonic inputs (:func:`rflo.tasks.builtin.syllables`: the two
+outputs are a cursor's velocity).  Then, with the RNN fixed, a selector loop
+(:mod:`rflo.selector`) learns which input to switch on at the end of each
+syllable, with a reward-modulated Hebbian rule, so that the syllables follow
+a target sequence.  The paper compares the result with RNNs without the loop
+trained with RFLO or BPTT to produce the whole sequence, for as many trials.
+
+Taken from the paper (Figure 4 caption, Results "Learning a sequence of
+actions", Methods): N = 100, tau = 10 steps; four tonic inputs, one direction
+each, a 2-D velocity readout; the whole sequence is four movements and four
+holds, 160 tau; 10,000 RFLO trials for the syllables, then 10,000 trials of
+selector learning with the RNN fixed, exploration probability 0.1, reward 1
+for a transition that matches the target and 0 otherwise; the baselines get
+20,000 trials.  The paper's Methods initial weights
+(:func:`rflo.paper.common.paper_network`).
+
+Chosen here (the paper does not say): each syllable is a 20 tau reach with
+speed ``sin(pi t / 20 tau)`` followed by a 20 tau hold (so four syllables make
+the 160 tau sequence); the directions are right, up, left, down and the target
+sequence plays them in that order (a square back to the start); the
+syllables are learned from trials of four random syllables in a row (the
+state runs on between syllables, as in the loop; no out-of-bounds rule); the
+learning rates (below); the selector's rows are kept at unit length; 5
+networks (full) and 2 (quick).
+
+Command line: ``rflo figure4 [--quick] [--out FOLDER] [--seed N] [--overwrite]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from rflo.paper.common import (
+    check_out, csv_text, json_safe, log_spaced, median_band, paper_network, write_file,
+    write_text,
+)
+
+__all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main"]
+
+DESCRIPTION = ("Reproduce Murray (2019) Figure 4 (a loop that chains RFLO-trained syllables "
+               "into a long sequence, against RNNs trained on the whole sequence with RFLO "
+               "and BPTT): PNG, CSVs and summary.json in an output folder.")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that sets the size of the reproduction."""
+
+    mode: str
+    n_rec: int = 100
+    tau: float = 10.0
+    move: int = 200
+    hold: int = 200
+    sequence: tuple = (0, 1, 2, 3)
+    n_networks: int = 5
+    syllable_trials: int = 10_000
+    selector_trials: int = 10_000
+    baseline_trials: int = 20_000
+    lr_syllables: float = 0.01
+    lr_baseline: tuple = (("rflo", 0.003), ("bptt", 0.003))
+    eta_selector: float = 0.1
+    explore: float = 0.1
+    seed: int = 0
+
+
+FULL = Config(mode="full")
+QUICK = Config(mode="quick", n_networks=2, syllable_trials=3000, selector_trials=1000,
+               baseline_trials=4000)
+
+
+def _target(cfg: Config) -> np.ndarray:
+    """(T, 2) the target velocity of the whole sequence."""
+    from rflo.tasks.builtin import syllable_velocity
+
+    steps = cfg.move + cfg.hold
+    t = np.arange(len(cfg.sequence) * steps)
+    k = np.asarray(cfg.sequence)[t // steps]
+    return np.asarray(syllable_velocity(k, t % steps, 4, cfg.move), float)
+
+
+def _path(y, cfg):
+    from rflo.tasks.builtin import cursor_path
+
+    return cursor_path(y, cfg.move)
+
+
+def _errors(ys, cfg):
+    """(K,) mean distance between the cursor and the target's, over the
+    sequence (in reach lengths), and (K,) velocity mean squared error."""
+    target = _target(cfg)
+    tp = _path(target, cfg)
+    pos = np.array([np.mean(np.linalg.norm(_path(y, cfg) - tp, axis=1)) for y in ys])
+    mse = np.array([0.5 * np.mean((np.asarray(y) - target) ** 2) for y in ys])
+    return pos, mse
+
+
+def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Train the syllables, the selector and the two baselines; returns the numbers."""
+    import jax
+    import jax.numpy as jnp
+
+    import rflo
+    from rflo import selector
+    from rflo.ensemble import stack_networks, train_ensemble
+    from rflo.tasks import make_task
+
+    t0 = time.perf_counter()
+    say = log or (lambda m: None)
+    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    steps = cfg.move + cfg.hold
+    task = make_task("syllables", slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold)
+    nets = stack_networks([paper_network(4, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
+    lr = cfg.lr_syllables
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        syl = train_ensemble(nets, task, "rflo", trials=cfg.syllable_trials, lr=(lr, lr, lr),
+                             seeds=seeds)
+    say(f"syllables (RFLO, lr {lr:g}, {cfg.syllable_trials} trials): final loss median "
+        f"{np.median(syl.loss[:, -50:]):.3g}, {syl.seconds:.0f}s")
+
+    jnets = jax.tree_util.tree_map(jnp.asarray, syl.networks)
+    seq = jnp.asarray(cfg.sequence)
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.n_networks)
+    w0 = jax.vmap(lambda k: selector.normalize_rows(jax.random.normal(k, (4, cfg.n_rec))))(keys)
+
+    @jax.jit
+    def learn(nets, w0, keys):
+        return jax.vmap(lambda n, w, k: selector.train_selector(
+            n, w, seq, steps, cfg.selector_trials, cfg.eta_selector, cfg.explore, k))(
+            nets, w0, keys)
+
+    @jax.jit
+    def play(nets, w_s):
+        return jax.vmap(lambda n, w: selector.run_loop(n, w, seq, steps)[1])(nets, w_s)
+
+    @jax.jit
+    def each_syllable(nets):  # every syllable from the initial state, for panel a
+        def one(net, k):
+            return selector.run_syllable(net, net.cell.initial_state(net), k, steps)[1]
+        return jax.vmap(lambda n: jax.vmap(lambda k: one(n, k))(jnp.arange(4)))(nets)
+
+    t1 = time.perf_counter()
+    w_s, rewards = learn(jnets, w0, keys)
+    loop = play(jnets, w_s)
+    loop_y = np.asarray(loop.y, float)
+    rewards = np.asarray(rewards, float)
+    say(f"selector ({cfg.selector_trials} trials): last 10 % of trials rewarded "
+        f"{rewards[:, -max(1, cfg.selector_trials // 10):].mean():.2f} of transitions; played "
+        f"{np.asarray(loop.choices).tolist()}, {time.perf_counter() - t1:.0f}s")
+
+    target = _target(cfg)
+    whole = rflo.Task(x=np.zeros((target.shape[0], 1)), y=target)
+    base_nets = stack_networks([paper_network(1, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
+    baselines, base_curves = {}, {}
+    for rule, eta in cfg.lr_baseline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = train_ensemble(base_nets, whole, rule, trials=cfg.baseline_trials,
+                                 lr=(eta, eta, eta), seeds=seeds)
+        baselines[rule] = np.stack([rflo.evaluate(res.network(k), whole).y
+                                    for k in range(cfg.n_networks)])
+        base_curves[rule] = np.asarray(res.loss, float)
+        say(f"no loop, {rule} (lr {eta:g}, {cfg.baseline_trials} trials): final loss median "
+            f"{np.median(res.loss[:, -50:]):.3g}, {res.seconds:.0f}s")
+    return {"config": cfg, "seeds": seeds, "syllable_loss": np.asarray(syl.loss, float),
+            "rewards": rewards, "loop_y": loop_y, "choices": np.asarray(loop.choices),
+            "syllables": np.asarray(each_syllable(jnets), float), "baselines": baselines,
+            "baseline_loss": base_curves, "target": target,
+            "seconds": time.perf_counter() - t0}
+
+
+def _st(a):
+    med, p25, p75 = median_band(a)
+    return {"median": float(med), "p25": float(p25), "p75": float(p75)}
+
+
+def summarize(r: dict) -> dict:
+    """The numbers behind every panel and the paper's claim, checked."""
+    cfg = r["config"]
+    outputs = {"loop (RFLO syllables + selector)": r["loop_y"],
+               **{f"no loop, {rule}": y for rule, y in r["baselines"].items()}}
+    rows = {}
+    for name, ys in outputs.items():
+        pos, mse = _errors(ys, cfg)
+        rows[name] = {"position_error": _st(pos), "velocity_mse": _st(mse),
+                      "per_network_position_error": [float(v) for v in pos]}
+    loop = rows["loop (RFLO syllables + selector)"]["position_error"]
+    claims = {}
+    for rule in r["baselines"]:
+        other = rows[f"no loop, {rule}"]["position_error"]
+        overlap = not (loop["p75"] < other["p25"] or other["p75"] < loop["p25"])
+        better = loop["median"] < other["median"]
+        claims[f"loop_beats_{rule}_without_loop"] = {
+            "paper": "with as many training trials, RFLO with the loop does better than an "
+                     f"RNN trained on the whole sequence with {rule.upper()}",
+            "loop_position_error": loop, "baseline_position_error": other,
+            "ranges_overlap": overlap,
+            "verdict": ("reproduced: the loop's cursor error is lower and the 25-75 % ranges "
+                        "do not overlap" if better and not overlap else
+                        "the loop's median is lower but the 25-75 % ranges overlap: not shown"
+                        if better else "not reproduced: the loop's median error is not lower")}
+    tail = max(1, cfg.selector_trials // 10)
+    return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"], "outputs": rows,
+            "selector_reward_last_10pct": _st(r["rewards"][:, -tail:].mean(axis=(1, 2))),
+            "played_sequences": np.asarray(r["choices"]).tolist(),
+            "syllable_final_loss": _st(r["syllable_loss"][:, -50:].mean(axis=1)),
+            "claims": claims, "seconds": r["seconds"]}
+
+
+def write_outputs(r: dict, out: Path) -> dict:
+    """figure4.png, paths.csv, loss_curves.csv and summary.json in ``out``."""
+    cfg = r["config"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(r)
+    write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    rows = []
+    n = r["loop_y"].shape[1]
+    series = {"target": r["target"][None], "loop": r["loop_y"],
+              **{f"no_loop_{k}": v[:, -n:] for k, v in r["baselines"].items()}}
+    for name, ys in series.items():
+        for k, y in enumerate(ys):
+            p = _path(y, cfg)
+            for t in range(0, n, 10):
+                rows.append([name, r["seeds"][k] if name != "target" else "", t, f"{p[t, 0]:.5g}",
+                             f"{p[t, 1]:.5g}"])
+    write_text(out / "paths.csv", csv_text(["output", "network_seed", "step", "x", "y"], rows))
+    rows = []
+    curves = {"syllables_rflo": r["syllable_loss"],
+              **{f"no_loop_{k}": v for k, v in r["baseline_loss"].items()}}
+    for name, c in curves.items():
+        med, p25, p75 = median_band(c)
+        for i in log_spaced(c.shape[1], 200):
+            rows.append([name, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"],
+                                                 rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_figure4(r, summary)
+    write_file(out / "figure4.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+               suffix=".png")
+    return summary
+
+
+_COLORS = {"target": "k", "loop": "#d62728", "rflo": "#ff7f0e", "bptt": "#1f4e9c"}
+
+
+def plot_figure4(r: dict, summary: dict):
+    import matplotlib.pyplot as plt
+
+    cfg = r["config"]
+    n = r["loop_y"].shape[1]
+    fig = plt.figure(figsize=(12, 7.5))
+    grid = fig.add_gridspec(2, 3)
+    ax = fig.add_subplot(grid[0, 0])
+    for k in range(4):
+        p = _path(r["syllables"][0, k], cfg)
+        ax.plot(p[:, 0], p[:, 1], lw=1.5, label=f"input {k}")
+    ax.plot(0, 0, "k+")
+    ax.set_aspect("equal")
+    ax.set_title("a. the four syllables (RFLO), network 0", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[0, 1])
+    rew = r["rewards"].mean(axis=2)  # (K, trials): fraction of transitions rewarded
+    window = max(1, cfg.selector_trials // 50)
+    smooth = np.array([np.convolve(v, np.ones(window) / window, mode="valid") for v in rew])
+    med, p25, p75 = median_band(smooth)
+    x = np.arange(smooth.shape[1]) + window
+    ax.plot(x, med, color=_COLORS["loop"])
+    ax.fill_between(x, p25, p75, color=_COLORS["loop"], alpha=0.2, lw=0)
+    ax.axhline(1 - cfg.explore * 3 / 4, color="0.5", ls=":", lw=1,
+               label=f"best with {cfg.explore:g} exploration")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("selector trial")
+    ax.set_ylabel("transitions rewarded")
+    ax.set_title("b. the selector learns the transitions", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[0, 2])
+    ax.plot(*_path(r["target"], cfg).T, color="k", ls="--", lw=1.2, label="target")
+    ax.plot(*_path(r["loop_y"][0], cfg).T, color=_COLORS["loop"], lw=1.5, label="loop (RFLO)")
+    for rule, y in r["baselines"].items():
+        ax.plot(*_path(y[0, -n:], cfg).T, color=_COLORS[rule], lw=1.2,
+                label=f"no loop, {rule.upper()}")
+    ax.set_aspect("equal")
+    ax.set_title(f"c. the {len(cfg.sequence) * (cfg.move + cfg.hold) / cfg.tau:g} tau "
+                 "sequence, network 0", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[1, :2])
+    t = np.arange(n) / cfg.tau
+    for d, name in enumerate(("x", "y")):
+        off = 2.5 * (1 - d)
+        ax.plot(t, r["target"][:, d] + off, "k--", lw=1)
+        ax.plot(t, r["loop_y"][0, :, d] + off, color=_COLORS["loop"], lw=1.2)
+        for rule, y in r["baselines"].items():
+            ax.plot(t, y[0, -n:, d] + off, color=_COLORS[rule], lw=1)
+        ax.text(-4, off, f"{name} velocity", fontsize=8, ha="right", va="center")
+    ax.set_yticks([])
+    ax.set_xlabel("time (tau)")
+    ax.set_title("d. outputs against the target (dashed); colours as in c", fontsize=10)
+    ax = fig.add_subplot(grid[1, 2])
+    rows = summary["outputs"]
+    names = list(rows)
+    colors = [_COLORS["loop"]] + [_COLORS[k] for k in r["baselines"]]
+    for i, (name, color) in enumerate(zip(names, colors)):
+        vals = rows[name]["per_network_position_error"]
+        ax.plot(np.full(len(vals), i), vals, "o", color=color, alpha=0.7)
+        ax.plot([i - 0.25, i + 0.25], [rows[name]["position_error"]["median"]] * 2, color=color)
+    ax.set_xticks(range(len(names)), ["loop\n(RFLO)"] + [f"no loop\n{k.upper()}"
+                                                          for k in r["baselines"]])
+    ax.set_ylabel("cursor error (reach lengths)")
+    ax.set_title(f"e. every network ({cfg.n_networks}), median bar", fontsize=10)
+    fig.suptitle(f"Murray (2019) Figure 4 ({cfg.mode}): N = {cfg.n_rec}; loop "
+                 f"{cfg.syllable_trials} + {cfg.selector_trials} trials, no loop "
+                 f"{cfg.baseline_trials} trials", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def add_arguments(p):
+    """The options of ``rflo figure4`` (shared with the main command line)."""
+    p.add_argument("--out", default="figure4", help="output folder (default: ./figure4)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
+                        f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
+                        f"the full run uses {FULL.n_networks} networks and the paper's "
+                        f"{FULL.syllable_trials} + {FULL.selector_trials} against "
+                        f"{FULL.baseline_trials}")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first network seed; network k uses seed + k (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="rflo figure4", description=DESCRIPTION))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if args.seed < 0:
+        print("rflo figure4: error: --seed must be >= 0", file=sys.stderr)
+        return 2
+    if check_out(args.out, args.overwrite, "rflo figure4"):
+        return 2
+    cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
+    r = run(cfg, log=lambda m: print(f"[figure4] {m}", file=sys.stderr, flush=True))
+    summary = write_outputs(r, Path(args.out))
+    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
+                                "seconds": round(summary["seconds"], 1),
+                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
