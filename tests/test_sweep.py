@@ -261,3 +261,13 @@ seed = [0, 1]
         spec_from_dict({"grid": [{"rule": "rflo"}, {"rule": ["rflo", "bptt"]}]})
     with pytest.raises(ValueError, match=r"\[\[grid\]\] #2: 'dale' must be the fraction"):
         spec_from_dict({"grid": [{"rule": "rflo"}, {"dale": 1.5}]})
+
+
+def test_the_compile_cache_is_the_sweeps_only_while_it_runs(small_run):
+    import jax
+
+    out, table = small_run
+    before = jax.config.jax_compilation_cache_dir
+    again = Sweep.from_folder(out).run(out, compile_cache=True)
+    assert again.equals(table)
+    assert jax.config.jax_compilation_cache_dir == before

@@ -18,7 +18,7 @@ SMALL = {
     "periodic": dict(period=40),
     "ready_set_go": dict(min_interval=5, max_interval=15, max_ready=8),
     "interval_matching": dict(min_delay=8, max_delay=16, ready=6, pulse_sd=2.0),
-    "syllables": dict(slots=2, move=8, hold=4),
+    "syllables": dict(slots=2, move=10, hold=2),
     "delayed_match": dict(fixation=2, sample=4, min_delay=0, max_delay=4, test=4, response=6),
     "flip_flop": dict(n_bits=2, n_steps=40, rate=0.08),
     "reach": dict(n_targets=4, cue=5, min_delay=2, max_delay=6, move=10, hold=5),

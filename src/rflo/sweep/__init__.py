@@ -17,6 +17,7 @@ table's columns in :mod:`rflo.sweep.table`.  Needs the ``sweep`` extra
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -70,14 +71,14 @@ class Sweep:
             (default: the spec's).
         overwrite : replace another sweep's results in ``out``.
         wait : for slurm backends, wait for the jobs (else return them).
-        compile_cache : keep JAX's compiled programs in ``out/jax-cache`` (sets
-            JAX's process-wide cache folder; the command line and jobs do).
+        compile_cache : keep JAX's compiled programs in ``out/jax-cache`` while
+            the sweep runs (JAX's settings are restored after; the command line
+            and jobs do this).
         log : ``fn(str)`` for progress lines (default: none).
         """
         from rflo.files import RunLock
-        from rflo.sweep.backends import (
-            resolve_devices, run_local, run_submitit, use_compile_cache,
-        )
+        from rflo.sweep.backends import compile_cache as cache_in
+        from rflo.sweep.backends import resolve_devices, run_local, run_submitit
         from rflo.sweep.chunk import chunk_done
         from rflo.sweep.spec import BACKENDS
 
@@ -107,14 +108,13 @@ class Sweep:
             todo = [c for c in plan if not chunk_done(out, c.id)]
             log(f"{len(plan) - len(todo)} of {len(plan)} chunks already done; "
                 f"running {len(todo)} ({backend}, devices: {devices})")
-            if compile_cache:
-                use_compile_cache(out)
-            if backend == "local":
-                failed = run_local(out, self.spec, todo, devices, log)
-            else:
-                failed = run_submitit(out, self.spec, todo, backend, devices, wait, log)
-                if not wait:
-                    return failed
+            with cache_in(out) if compile_cache else contextlib.nullcontext():
+                if backend == "local":
+                    failed = run_local(out, self.spec, todo, devices, log)
+                else:
+                    failed = run_submitit(out, self.spec, todo, backend, devices, wait, log)
+            if backend != "local" and not wait:
+                return failed
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(plan)} chunks failed (tracebacks in "
                                f"{out / 'failed'}); the others are written. Run again to retry "

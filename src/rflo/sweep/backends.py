@@ -15,11 +15,12 @@ pickle of those strings; every result is written as data: parquet and npz).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from pathlib import Path
 
-__all__ = ["run_local", "run_submitit", "run_chunk_job", "use_compile_cache",
+__all__ = ["run_local", "run_submitit", "run_chunk_job", "compile_cache",
            "configure_host_devices", "resolve_devices", "cpu_count"]
 
 
@@ -63,13 +64,34 @@ def resolve_devices(devices) -> int:
     return n
 
 
-def use_compile_cache(folder):
-    """Keep JAX's compiled programs in ``DIR/jax-cache`` (shared by every job of
-    the sweep: a chunk of a shape compiled before loads instead of compiling)."""
+@contextlib.contextmanager
+def compile_cache(folder):
+    """Within the block, JAX keeps its compiled programs in ``DIR/jax-cache``
+    (shared by every job of the sweep: a chunk of a shape compiled before loads
+    instead of compiling); JAX's own settings are restored afterwards, so a
+    sweep run from Python leaves the process as it found it."""
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(Path(folder) / "jax-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    old = (jax.config.jax_compilation_cache_dir,
+           jax.config.jax_persistent_cache_min_compile_time_secs)
+    _cache_settings(str(Path(folder).resolve() / "jax-cache"), 0.5)
+    try:
+        yield
+    finally:
+        _cache_settings(*old)
+
+
+def _cache_settings(folder, min_seconds):
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
+    try:  # JAX opens its cache once; let it open the new folder
+        from jax._src import compilation_cache
+
+        compilation_cache.reset_cache()
+    except Exception:  # noqa: BLE001 - a JAX without it: the first folder stays
+        pass
 
 
 def _failed(folder, chunk_id) -> Path:
@@ -120,13 +142,13 @@ def run_chunk_job(folder: str, chunk_id: str, devices="auto") -> str:
 
     configure_host_devices(devices)
     devices = resolve_devices(devices)
-    use_compile_cache(folder)
     spec = load_folder_spec(folder)
     chunk = {c.id: c for c in make_plan(spec)}.get(chunk_id)
     if chunk is None:
         raise ValueError(f"{folder}: no chunk {chunk_id} in this sweep's plan (spec or rflo "
                          "version changed?)")
-    error = run_one(folder, spec, chunk, devices)
+    with compile_cache(folder):
+        error = run_one(folder, spec, chunk, devices)
     if error:
         raise RuntimeError(f"chunk {chunk_id} failed:\n{error}")
     return chunk_id
