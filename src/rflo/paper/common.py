@@ -14,7 +14,8 @@ import numpy as np
 from rflo.files import atomic_write
 
 __all__ = ["paper_network", "csv_text", "json_safe", "write_file", "write_text", "log_spaced",
-           "check_out", "median_band"]
+           "check_out", "median_band", "quartiles", "ranges_overlap", "lower_verdict",
+           "add_figure_arguments", "figure_main"]
 
 
 def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32"):
@@ -72,6 +73,30 @@ def median_band(a, axis=0):
     return med, p25, p75
 
 
+def quartiles(a) -> dict:
+    """``{"median", "p25", "p75"}`` of ``a`` (floats, JSON-ready)."""
+    med, p25, p75 = median_band(a)
+    return {"median": float(med), "p25": float(p25), "p75": float(p75)}
+
+
+def ranges_overlap(a: dict, b: dict) -> bool:
+    """Whether two :func:`quartiles` 25-75 % ranges overlap."""
+    return not (a["p75"] < b["p25"] or b["p75"] < a["p25"])
+
+
+def lower_verdict(mine: dict, other: dict, who: str, what: str) -> dict:
+    """The verdict on a claim that ``who``'s ``what`` (:func:`quartiles`) is
+    lower than the other's: reproduced only where the median is lower and the
+    25-75 % ranges do not overlap."""
+    overlap = ranges_overlap(mine, other)
+    better = mine["median"] < other["median"]
+    verdict = (f"reproduced: {who}'s {what} is lower and the 25-75 % ranges do not overlap"
+               if better and not overlap else
+               f"{who}'s median is lower but the 25-75 % ranges overlap: not shown"
+               if better else f"not reproduced: {who}'s median {what} is not lower")
+    return {"ranges_overlap": overlap, "verdict": verdict}
+
+
 def check_out(out, overwrite, prog) -> int:
     """0 if ``out`` may be written (a new or empty folder, or ``overwrite``),
     else print the error and return 2."""
@@ -83,4 +108,44 @@ def check_out(out, overwrite, prog) -> int:
         print(f"{prog}: error: {out} is not empty; pass --overwrite to write into it "
               "or choose another --out", file=sys.stderr)
         return 2
+    return 0
+
+
+def add_figure_arguments(p, name: str, quick_help: str):
+    """The options every ``rflo figureN`` takes: --out, --quick, --seed, --overwrite."""
+    p.add_argument("--out", default=name, help=f"output folder (default: ./{name})")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--seed", type=int, default=0,
+                   help="first network seed; network k uses seed + k (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder")
+    return p
+
+
+def figure_main(argv, name: str, description: str, add_arguments, quick, full, run,
+                write_outputs) -> int:
+    """``rflo figureN``: parse, check the folder, run quick or full, write, and
+    print the verdicts as JSON; returns the exit status (2 on bad input)."""
+    import argparse
+    import json
+    from dataclasses import replace
+
+    prog = f"rflo {name}"
+    parser = add_arguments(argparse.ArgumentParser(prog=prog, description=description))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(e.code or 0)
+    if args.seed < 0:
+        print(f"{prog}: error: --seed must be >= 0", file=sys.stderr)
+        return 2
+    if check_out(args.out, args.overwrite, prog):
+        return 2
+    cfg = replace(quick if args.quick else full, seed=args.seed)
+    r = run(cfg, log=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
+    summary = write_outputs(r, Path(args.out))
+    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
+                                "seconds": round(summary["seconds"], 1),
+                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
+                     indent=2))
     return 0

@@ -30,20 +30,19 @@ Command line: ``rflo figure3 [--quick] [--out FOLDER] [--seed N] [--overwrite]``
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from rflo.paper.common import (
-    check_out, csv_text, json_safe, log_spaced, median_band, paper_network, write_file,
-    write_text,
+    add_figure_arguments, csv_text, figure_main, json_safe, log_spaced, lower_verdict,
+    median_band, paper_network, quartiles, ranges_overlap, write_file, write_text,
 )
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main",
@@ -164,20 +163,11 @@ def _errors(r, key):
     return np.mean(np.abs(r["produced"][key] - np.asarray(r["delays"][key])[None]), axis=1) / cfg.tau
 
 
-def _st(a):
-    med, p25, p75 = median_band(a)
-    return {"median": float(med), "p25": float(p25), "p75": float(p75)}
-
-
-def _overlap(a, b):
-    return not (a["p75"] < b["p25"] or b["p75"] < a["p25"])
-
-
 def summarize(r: dict) -> dict:
     """The numbers behind every panel and the paper's two claims, checked."""
     cfg = r["config"]
-    conds = {f"{rule}_{m}tau": {"interval_error_tau": _st(_errors(r, (rule, m))),
-                                "final_loss": _st(r["curves"][rule, m][:, -max(1, cfg.updates // 20):]
+    conds = {f"{rule}_{m}tau": {"interval_error_tau": quartiles(_errors(r, (rule, m))),
+                                "final_loss": quartiles(r["curves"][rule, m][:, -max(1, cfg.updates // 20):]
                                                   .mean(axis=1)),
                                 "learning_rate": dict(cfg.lr)[rule],
                                 "median_produced_tau": [float(v) / cfg.tau for v in
@@ -191,22 +181,18 @@ def summarize(r: dict) -> dict:
         claims[f"similar_at_{short}tau"] = {
             "paper": f"trained and tested with delays up to {short} tau, RFLO and BPTT do "
                      "similarly well",
-            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": _overlap(a, b),
+            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": ranges_overlap(a, b),
             "verdict": ("consistent: the 25-75 % ranges of the interval error overlap"
-                        if _overlap(a, b) else
+                        if ranges_overlap(a, b) else
                         "not reproduced: the 25-75 % ranges do not overlap "
                         f"({'BPTT' if b['median'] < a['median'] else 'RFLO'} is better)")}
     long_ = max(m for _, m in cfg.conditions)
     if f"rflo_{long_}tau" in conds and f"bptt_{long_}tau" in conds:
         a, b = (conds[f"{x}_{long_}tau"]["interval_error_tau"] for x in ("rflo", "bptt"))
-        better = b["median"] < a["median"]
         claims[f"bptt_better_at_{long_}tau"] = {
             "paper": f"with delays up to {long_} tau BPTT performs better than RFLO",
-            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": _overlap(a, b),
-            "verdict": ("reproduced: BPTT's interval error is lower and the 25-75 % ranges "
-                        "do not overlap" if better and not _overlap(a, b) else
-                        "BPTT's median is lower but the 25-75 % ranges overlap: not shown"
-                        if better else "not reproduced: RFLO's median error is not higher")}
+            "rflo_error_tau": a, "bptt_error_tau": b,
+            **lower_verdict(b, a, "BPTT", "interval error")}
     return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
             "conditions": conds, "claims": claims, "seconds": r["seconds"]}
 
@@ -312,38 +298,16 @@ def plot_figure3(r: dict, summary: dict):
 
 def add_arguments(p):
     """The options of ``rflo figure3`` (shared with the main command line)."""
-    p.add_argument("--out", default="figure3", help="output folder (default: ./figure3)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"small run ({QUICK.n_networks} networks, conditions "
-                        f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "
-                        f"run uses {FULL.n_networks} networks and "
-                        f"{len(FULL.conditions)} conditions")
-    p.add_argument("--seed", type=int, default=0,
-                   help="first network seed; network k uses seed + k (default 0)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into an existing non-empty folder")
-    return p
+    return add_figure_arguments(
+        p, "figure3", f"small run ({QUICK.n_networks} networks, conditions "
+                          f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "
+                          f"run uses {FULL.n_networks} networks and "
+                          f"{len(FULL.conditions)} conditions")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="rflo figure3", description=DESCRIPTION))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    if args.seed < 0:
-        print("rflo figure3: error: --seed must be >= 0", file=sys.stderr)
-        return 2
-    if check_out(args.out, args.overwrite, "rflo figure3"):
-        return 2
-    cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
-    r = run(cfg, log=lambda m: print(f"[figure3] {m}", file=sys.stderr, flush=True))
-    summary = write_outputs(r, Path(args.out))
-    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
-                                "seconds": round(summary["seconds"], 1),
-                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
-                     indent=2))
-    return 0
+    return figure_main(argv, "figure3", DESCRIPTION, add_arguments, QUICK, FULL, run,
+                       write_outputs)
 
 
 if __name__ == "__main__":

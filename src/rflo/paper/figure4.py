@@ -31,20 +31,19 @@ Command line: ``rflo figure4 [--quick] [--out FOLDER] [--seed N] [--overwrite]``
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from rflo.paper.common import (
-    check_out, csv_text, json_safe, log_spaced, median_band, paper_network, write_file,
-    write_text,
+    add_figure_arguments, csv_text, figure_main, json_safe, log_spaced, lower_verdict,
+    median_band, paper_network, quartiles, write_file, write_text,
 )
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main"]
@@ -181,11 +180,6 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
             "seconds": time.perf_counter() - t0}
 
 
-def _st(a):
-    med, p25, p75 = median_band(a)
-    return {"median": float(med), "p25": float(p25), "p75": float(p75)}
-
-
 def summarize(r: dict) -> dict:
     """The numbers behind every panel and the paper's claim, checked."""
     cfg = r["config"]
@@ -194,28 +188,22 @@ def summarize(r: dict) -> dict:
     rows = {}
     for name, ys in outputs.items():
         pos, mse = _errors(ys, cfg)
-        rows[name] = {"position_error": _st(pos), "velocity_mse": _st(mse),
+        rows[name] = {"position_error": quartiles(pos), "velocity_mse": quartiles(mse),
                       "per_network_position_error": [float(v) for v in pos]}
     loop = rows["loop (RFLO syllables + selector)"]["position_error"]
     claims = {}
     for rule in r["baselines"]:
         other = rows[f"no loop, {rule}"]["position_error"]
-        overlap = not (loop["p75"] < other["p25"] or other["p75"] < loop["p25"])
-        better = loop["median"] < other["median"]
         claims[f"loop_beats_{rule}_without_loop"] = {
             "paper": "with as many training trials, RFLO with the loop does better than an "
                      f"RNN trained on the whole sequence with {rule.upper()}",
             "loop_position_error": loop, "baseline_position_error": other,
-            "ranges_overlap": overlap,
-            "verdict": ("reproduced: the loop's cursor error is lower and the 25-75 % ranges "
-                        "do not overlap" if better and not overlap else
-                        "the loop's median is lower but the 25-75 % ranges overlap: not shown"
-                        if better else "not reproduced: the loop's median error is not lower")}
+            **lower_verdict(loop, other, "the loop", "cursor error")}
     tail = max(1, cfg.selector_trials // 10)
     return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"], "outputs": rows,
-            "selector_reward_last_10pct": _st(r["rewards"][:, -tail:].mean(axis=(1, 2))),
+            "selector_reward_last_10pct": quartiles(r["rewards"][:, -tail:].mean(axis=(1, 2))),
             "played_sequences": np.asarray(r["choices"]).tolist(),
-            "syllable_final_loss": _st(r["syllable_loss"][:, -50:].mean(axis=1)),
+            "syllable_final_loss": quartiles(r["syllable_loss"][:, -50:].mean(axis=1)),
             "claims": claims, "seconds": r["seconds"]}
 
 
@@ -331,39 +319,17 @@ def plot_figure4(r: dict, summary: dict):
 
 def add_arguments(p):
     """The options of ``rflo figure4`` (shared with the main command line)."""
-    p.add_argument("--out", default="figure4", help="output folder (default: ./figure4)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
-                        f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
-                        f"the full run uses {FULL.n_networks} networks and the paper's "
-                        f"{FULL.syllable_trials} + {FULL.selector_trials} against "
-                        f"{FULL.baseline_trials}")
-    p.add_argument("--seed", type=int, default=0,
-                   help="first network seed; network k uses seed + k (default 0)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into an existing non-empty folder")
-    return p
+    return add_figure_arguments(
+        p, "figure4", f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
+                          f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
+                          f"the full run uses {FULL.n_networks} networks and the paper's "
+                          f"{FULL.syllable_trials} + {FULL.selector_trials} against "
+                          f"{FULL.baseline_trials}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="rflo figure4", description=DESCRIPTION))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    if args.seed < 0:
-        print("rflo figure4: error: --seed must be >= 0", file=sys.stderr)
-        return 2
-    if check_out(args.out, args.overwrite, "rflo figure4"):
-        return 2
-    cfg = replace(QUICK if args.quick else FULL, seed=args.seed)
-    r = run(cfg, log=lambda m: print(f"[figure4] {m}", file=sys.stderr, flush=True))
-    summary = write_outputs(r, Path(args.out))
-    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
-                                "seconds": round(summary["seconds"], 1),
-                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
-                     indent=2))
-    return 0
+    return figure_main(argv, "figure4", DESCRIPTION, add_arguments, QUICK, FULL, run,
+                       write_outputs)
 
 
 if __name__ == "__main__":

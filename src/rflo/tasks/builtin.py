@@ -31,6 +31,14 @@ def _window(t, start, length):
     return (t >= start[:, None]) & (t < start[:, None] + length)
 
 
+def _trial_length(need: int, n_steps, what: str) -> int:
+    """``n_steps`` (default ``need``), refused when shorter than ``need``."""
+    n_steps = need if n_steps is None else check_int("n_steps", n_steps, minimum=2)
+    if n_steps < need:
+        raise ValueError(f"n_steps={n_steps} is too short: {what} needs {need} steps")
+    return n_steps
+
+
 def _check_range(name, lo, hi, minimum=0):
     lo = check_int(f"min_{name}", lo, minimum=minimum)
     hi = check_int(f"max_{name}", hi, minimum=minimum)
@@ -127,10 +135,8 @@ def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: i
     r_lo, r_hi = _check_range("ready", min_ready, max_ready, minimum=1)
     pulse_width = check_int("pulse_width", pulse_width)
     output_width = check_positive("output_width", output_width)
-    need = r_hi + 2 * hi + int(np.ceil(3 * output_width)) + 1
-    n_steps = need if n_steps is None else check_int("n_steps", n_steps, minimum=2)
-    if n_steps < need:
-        raise ValueError(f"n_steps={n_steps} is too short: the latest go bump needs {need} steps")
+    n_steps = _trial_length(r_hi + 2 * hi + int(np.ceil(3 * output_width)) + 1, n_steps,
+                            "the latest go bump")
     return TaskGenerator(
         "ready_set_go", 2, 1, n_steps, _rsg_sample,
         dict(n_steps=n_steps, min_ready=r_lo, max_ready=r_hi, min_interval=lo, max_interval=hi,
@@ -167,10 +173,8 @@ def interval_matching(min_delay: int = 50, max_delay: int = 150, *, ready: int =
     lo, hi = _check_range("delay", min_delay, max_delay, minimum=1)
     ready = check_int("ready", ready, minimum=0)
     pulse_sd = check_positive("pulse_sd", pulse_sd)
-    need = ready + 2 * hi + int(np.ceil(4 * pulse_sd)) + 1
-    n_steps = need if n_steps is None else check_int("n_steps", n_steps, minimum=2)
-    if n_steps < need:
-        raise ValueError(f"n_steps={n_steps} is too short: the latest go pulse needs {need} steps")
+    n_steps = _trial_length(ready + 2 * hi + int(np.ceil(4 * pulse_sd)) + 1, n_steps,
+                            "the latest go pulse")
     return TaskGenerator(
         "interval_matching", 1, 1, n_steps, _interval_sample,
         dict(n_steps=n_steps, ready=ready, min_delay=lo, max_delay=hi, pulse_sd=pulse_sd),
