@@ -46,6 +46,8 @@ def collect(folder, path=None):
     from rflo.sweep.plan import make_plan
 
     pa, pq = _pyarrow()
+    if path is not None and Path(path).suffix not in (".parquet", ".csv"):
+        raise ValueError(f"write the table as .parquet or .csv, got {Path(path).name!r}")
     folder = Path(folder)
     plan = make_plan(load_folder_spec(folder))
     parts, missing = [], 0
