@@ -99,6 +99,13 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     assert all(v["wrong_sign_weights"] == 0 for v in summary["dale"].values())
     assert med["rflo_dale", 20] * 5 <= med["untrained_dale", 20]
     assert summary["claims"]["rflo_learns_short_period_10x"]
+    # every comparison says whether the 25-75 % ranges overlap, from final_loss.csv's numbers
+    bl = summary["ranges"]["bptt_vs_rflo_T40tau"]
+    for rule in ("bptt", "rflo"):
+        assert np.isclose(bl[rule]["p75"], np.percentile(final[rule, 40], 75), rtol=1e-5)
+    assert bl["ranges_overlap"] == (not (bl["bptt"]["p75"] < bl["rflo"]["p25"]
+                                         or bl["rflo"]["p75"] < bl["bptt"]["p25"]))
+    assert set(summary["ranges"]) >= {"rflo_dale_vs_rflo_T20tau", "local_vs_rflo_T40tau"}
 
 
 def test_shipped_sweep_specs_are_the_figures():

@@ -56,7 +56,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo.ensemble import init_ensemble, train_ensemble
-from rflo.paper.common import check_out, csv_text, json_safe, log_spaced, write_file, write_text
+from rflo.paper.common import (
+    check_out, csv_text, json_safe, log_spaced, quartiles, ranges_overlap, write_file, write_text,
+)
 from rflo.rules.base import forward
 from rflo.tasks import periodic_task
 
@@ -460,8 +462,27 @@ def summarize(r: dict) -> dict:
         "lr_selection": LR_SELECTION, "lr_grid": r["grid"],
         "untrained": untrained, "untrained_dale": untrained_dale, "final_loss": final, "alignment": align,
         "dale": {str(p): v for p, v in r["dale_check"].items()},
-        "claims": claims, "seconds": float(r["seconds"]),
+        "claims": claims, "ranges": _ranges(r, cfg), "seconds": float(r["seconds"]),
     }
+
+
+def _ranges(r, cfg) -> dict:
+    """Each comparison the paper makes, as the two rules' final-loss quartiles
+    and whether their 25-75 % ranges overlap (a difference is shown only where
+    they do not)."""
+
+    def versus(a, b, p):
+        qa, qb = quartiles(_clean(r["final"][a, p])), quartiles(_clean(r["final"][b, p]))
+        return {a: qa, b: qb, "ranges_overlap": ranges_overlap(qa, qb),
+                "lower_median": a if qa["median"] < qb["median"] else b}
+
+    out = {f"bptt_vs_rflo_T{p}tau": versus("bptt", "rflo", p) for p in cfg.periods_tau}
+    out.update({f"rflo_dale_vs_rflo_T{p}tau": versus("rflo_dale", "rflo", p)
+                for p in cfg.dale_periods_tau})
+    d = cfg.panel_d_period_tau
+    out.update({f"{rule}_vs_rflo_T{d}tau": versus(rule, "rflo", d)
+                for rule in ("local", "random_feedback")})
+    return out
 
 
 # --------------------------------------------------------------------------
