@@ -128,7 +128,16 @@ def test_a_sweep_runs_on_a_real_single_node_slurm(tmp_path):
     local = Sweep.from_dict({**small, "backend": {"devices": 1}}).run(tmp_path / "local")
     on_slurm = Sweep.from_dict({**small, "backend": {"name": "slurm", "devices": 1,
                                                      "slurm": {"time": 10, "cpus_per_task": 1}}})
-    table = on_slurm.run(tmp_path / "slurm")
+    jobs = on_slurm.run(tmp_path / "slurm", wait=False)
+    deadline = time.time() + 300  # a job that never starts must not hang the test run
+    while time.time() < deadline and not all(job.done() for job in jobs):
+        time.sleep(1)
+    if not all(job.done() for job in jobs):
+        queue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
+        for job in jobs:
+            job.cancel()
+        pytest.fail(f"the Slurm jobs did not finish within 300 s; squeue:\n{queue}")
+    table = on_slurm.run(tmp_path / "slurm")  # nothing left to run: collects
     assert status(tmp_path / "slurm")["done"] == 2
     assert any(p.name.endswith("_log.out") for p in (tmp_path / "slurm" / "jobs").iterdir())
     assert table.equals(local)
