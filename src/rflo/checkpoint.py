@@ -28,7 +28,10 @@ import numpy as np
 
 from rflo import runconfig
 from rflo.files import atomic_write, read_npz
-from rflo.io import check_network_shapes, network_arrays, network_from_npz_arrays, network_keys
+from rflo.io import (
+    check_network_shapes, network_arrays, network_from_npz_arrays, network_keys,
+    networks_from_stacked_arrays,
+)
 from rflo.network import Network
 
 __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_progress",
@@ -236,7 +239,4 @@ def _network(arrays, source, k):
         return network_from_npz_arrays(arrays, source)
     from rflo.ensemble import stack_networks
 
-    shared = ("format", "cell")
-    return stack_networks([
-        network_from_npz_arrays({key: (v if key in shared else v[i]) for key, v in arrays.items()},
-                                f"{source} network {i}") for i in range(k)])
+    return stack_networks(networks_from_stacked_arrays(arrays, source))

@@ -23,7 +23,8 @@ from rflo.cells import LEAKY_TANH, get_cell
 from rflo.files import atomic_write, read_npz
 from rflo.network import Network, network_from_arrays
 
-__all__ = ["save_network", "load_network", "network_from_npz_arrays", "network_arrays",
+__all__ = ["save_network", "load_network", "network_from_npz_arrays",
+           "networks_from_stacked_arrays", "network_arrays",
            "network_keys", "check_network_shapes", "network_run_id", "network_info",
            "atomic_write",
            "FORMAT_VERSION"]
@@ -182,6 +183,17 @@ def network_info(path):
     if not isinstance(info, dict):
         raise ValueError(f"{path}: 'info' must be a JSON object")
     return info
+
+
+def networks_from_stacked_arrays(arrays: dict, source) -> list:
+    """The K networks in arrays with a leading K axis (a stacked ensemble's, as
+    :func:`network_arrays` writes it), each checked as a network; ``format``
+    and ``cell`` are shared by all."""
+    k = np.shape(arrays["w_rec"])[0]
+    shared = ("format", "cell")
+    return [network_from_npz_arrays({key: (v if key in shared else v[i])
+                                     for key, v in arrays.items()}, f"{source} network {i}")
+            for i in range(k)]
 
 
 def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=()) -> Network:

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rflo.results import MEASURE_COLUMNS
 from rflo.sweep.plan import Chunk
-from rflo.sweep.spec import SweepSpec
+from rflo.sweep.spec import RATE_KEYS, SweepSpec
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 
 #: the table's measured columns (after the grid's): the library's tidy format
 #: (:data:`rflo.results.MEASURE_COLUMNS`) and the chunk that wrote the row
-MEASURES = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss",
-            "chunk")
+MEASURES = MEASURE_COLUMNS + ("chunk",)
 
 
 def _build(point):
@@ -63,6 +63,7 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
 
     from rflo.ensemble import stack_networks, train_ensemble, unstack_networks
     from rflo.network import init_network
+    from rflo.sweep.backends import resolve_devices
 
     t0 = time.perf_counter()
     first = chunk.points[0]
@@ -72,16 +73,11 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     nets = [init_network(task.n_in, p["units"], task.n_out, seed=p["seed"], tau=p["tau"],
                          dtype=p["dtype"], cell=cell, dale=p["dale"]) for p in lanes]
     per = len(lanes) // n_dev
-    found = jax.devices()
-    if n_dev > len(found):
-        raise ValueError(f"devices={n_dev} but JAX sees {len(found)} device(s); on a CPU set "
-                         f"XLA_FLAGS=--xla_force_host_platform_device_count={n_dev} before JAX "
-                         "starts (rflo sweep run --devices does this)")
+    found = jax.devices()[:resolve_devices(n_dev)]
 
     def part(d):
         sub = lanes[d * per:(d + 1) * per]
-        lr = {name: np.array([p[key] for p in sub], float)
-              for name, key in (("w_in", "lr_in"), ("w_rec", "lr_rec"), ("w_out", "lr_out"))}
+        lr = {name: np.array([p[key] for p in sub], float) for name, key in RATE_KEYS}
         with jax.default_device(found[d]):
             return train_ensemble(
                 stack_networks(nets[d * per:(d + 1) * per]), task, first["rule"],
@@ -177,15 +173,11 @@ def write_chunk(folder, chunk: Chunk, spec: SweepSpec, columns: dict, networks, 
 def read_chunk_networks(folder, chunk_id) -> dict:
     """``{point index: Network}`` of a written chunk."""
     from rflo.files import read_npz
-    from rflo.io import network_from_npz_arrays, network_keys
+    from rflo.io import network_keys, networks_from_stacked_arrays
 
     _, path = _paths(folder, chunk_id)
     arrays = read_npz(path, names=lambda k: k == "point" or network_keys(k))
     points = arrays.pop("point")
     if points.ndim != 1 or points.dtype.kind not in "iu":
         raise ValueError(f"{path}: 'point' must be a list of integers")
-    out = {}
-    for i, p in enumerate(points):
-        one = {k: (v if k in ("cell", "format") else v[i]) for k, v in arrays.items()}
-        out[int(p)] = network_from_npz_arrays(one, path)
-    return out
+    return dict(zip(points.tolist(), networks_from_stacked_arrays(arrays, path)))
