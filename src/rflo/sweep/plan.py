@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import List, NamedTuple
 
-from rflo.sweep.spec import LANE_KEYS, SweepSpec
+from rflo.sweep.spec import LANE_KEYS, RATE_KEYS, SweepSpec
 
 __all__ = ["Chunk", "make_plan", "check_plan"]
 
@@ -48,12 +48,17 @@ def chunk_id(points, trials, record_every, lanes) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _group(point) -> str:
+    """What a point shares with the other lanes of its compiled call: every
+    setting but the lane settings (seed, rates)."""
+    return json.dumps({k: v for k, v in point.items() if k not in LANE_KEYS}, sort_keys=True)
+
+
 def make_plan(spec: SweepSpec) -> List[Chunk]:
     """The chunks of ``spec``, in grid order of their first point."""
     groups = {}
     for i, p in enumerate(spec.points()):
-        shape = json.dumps({k: v for k, v in p.items() if k not in LANE_KEYS}, sort_keys=True)
-        groups.setdefault(shape, []).append((i, p))
+        groups.setdefault(_group(p), []).append((i, p))
     chunks = []
     for members in groups.values():
         n_chunks = -(-len(members) // spec.max_networks)
@@ -79,10 +84,10 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     seen = set()
     for c in chunks:
         p = c.points[0]
-        shape = json.dumps({k: v for k, v in p.items() if k not in LANE_KEYS}, sort_keys=True)
-        if shape in seen:
+        group = _group(p)
+        if group in seen:
             continue
-        seen.add(shape)
+        seen.add(group)
         where = ", ".join(f"{k}={v}" for k, v in p.items()
                           if k not in LANE_KEYS and v is not None)
         try:
@@ -91,7 +96,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
                                dtype=p["dtype"], cell=cell, dale=p["dale"])
             check_fits(net, task)
             for q in c.points:
-                lr = {"w_in": q["lr_in"], "w_rec": q["lr_rec"], "w_out": q["lr_out"]}
+                lr = {name: q[key] for name, key in RATE_KEYS}
                 _, cfg, _, _ = prepare_session(net, p["rule"], lr, online=p["online"],
                                                optimizer=optimizer, loss=p["loss"], unroll=1,
                                                route="auto")

@@ -66,6 +66,8 @@ GRID_KEYS = tuple(GRID_DEFAULTS)
 #: settings that vary between the networks of one compiled call (vmap lanes);
 #: every other setting is shared by a chunk
 LANE_KEYS = ("lr_in", "lr_rec", "lr_out", "seed")
+#: (parameter, grid key) of each matrix's learning rate
+RATE_KEYS = (("w_in", "lr_in"), ("w_rec", "lr_rec"), ("w_out", "lr_out"))
 #: grid settings whose table column has another name
 COLUMN_NAMES = {"loss": "loss_function"}
 TOP_KEYS = ("name", "trials", "record_every", "max_networks", "grid", "backend")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rflo.results import MEASURE_COLUMNS
+
 __all__ = ["collect", "write_table", "summarize", "plot", "pooled_columns"]
 
 
@@ -46,8 +48,8 @@ def collect(folder, path=None):
     from rflo.sweep.plan import make_plan
 
     pa, pq = _pyarrow()
-    if path is not None and Path(path).suffix not in (".parquet", ".csv"):
-        raise ValueError(f"write the table as .parquet or .csv, got {Path(path).name!r}")
+    if path is not None:
+        _table_format(path)
     folder = Path(folder)
     plan = make_plan(load_folder_spec(folder))
     parts, missing = [], 0
@@ -74,15 +76,21 @@ def write_table(table, path):
 
     pa, pq = _pyarrow()
     path = Path(path)
-    if path.suffix == ".csv":
+    if _table_format(path) == ".csv":
         import pyarrow.csv as pcsv
 
         atomic_write(path, lambda tmp: pcsv.write_csv(table, tmp))
-    elif path.suffix == ".parquet":
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     else:
-        raise ValueError(f"write the table as .parquet or .csv, got {path.name!r}")
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return path
+
+
+def _table_format(path) -> str:
+    """``.parquet`` or ``.csv``, from ``path``'s suffix (anything else is refused)."""
+    suffix = Path(path).suffix
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"write the table as .parquet or .csv, got {Path(path).name!r}")
+    return suffix
 
 
 def _columns(table):
@@ -121,9 +129,8 @@ def summarize(table, x, y="final_loss", hue="rule"):
     return out
 
 
-#: columns that are not settings
-_MEASURED = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss",
-             "chunk", "seed")
+#: columns that are not settings (and the seed, which a summary always pools)
+_MEASURED = MEASURE_COLUMNS + ("chunk", "run_id", "seed")
 
 
 def pooled_columns(table, shown) -> list:
