@@ -573,13 +573,6 @@ def _seeds(args):
     return getattr(args, "seeds", None)
 
 
-def _member(net, k):
-    """Network ``k`` of a stacked ensemble."""
-    import jax
-
-    return jax.tree_util.tree_map(lambda a: np.asarray(a)[k], net)
-
-
 def _same_shape(a, b):
     return a.cell == b.cell and all(
         np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
@@ -713,6 +706,7 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
     """Train each rule from ``net``; write networks, curves and figures."""
     import rflo
     from rflo import results
+    from rflo.ensemble import unstack_networks
 
     task = plan.task
     seeds = _seeds(args)
@@ -732,11 +726,11 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
                                 seconds=float(prog.seconds)))
             continue
         diverged[name] = np.asarray(prog.frozen_at) + 1
-        for k, s in enumerate(seeds):
-            rflo.save_network(out / f"{name}.seed{s}.npz", _member(prog.network, k),
-                              run_id=run_id, info=_info(args, plan.task, name, prog.done, run_id,
-                                                        seed=s))
-        outputs[name] = rflo.evaluate(_member(prog.network, 0), task).y
+        members = unstack_networks(prog.network)
+        for s, member in zip(seeds, members):
+            rflo.save_network(out / f"{name}.seed{s}.npz", member, run_id=run_id,
+                              info=_info(args, plan.task, name, prog.done, run_id, seed=s))
+        outputs[name] = rflo.evaluate(members[0], task).y
         final = prog.loss[:, -1]
         bad = [(s, int(d)) for s, d in zip(seeds, diverged[name]) if d > 0]
         log.write(f"{name}: done, {prog.done} trials, {len(seeds)} networks, median final loss "
@@ -761,9 +755,6 @@ def _setting_columns(args, task, rule, net):
     a list, one per network, for an ensemble."""
     from rflo import runconfig
 
-    if _seeds(args) is not None:
-        one = _setting_columns(argparse.Namespace(**{**vars(args), "seeds": None}), task, rule, net)
-        return [{**one, "seed": s} for s in _seeds(args)]
     params = runconfig.task_record(task)["params"]
     lr = _rule_lr(args, rule)
     cols = {"rule": rule, "task": task.name,
@@ -773,7 +764,8 @@ def _setting_columns(args, task, rule, net):
             "lr_rec": float(lr[1]), "lr_out": float(lr[2]), "optimizer": args.optimizer,
             "optimizer_rate": args.optimizer_rate, "batch": args.batch, "online": args.online,
             "dtype": args.dtype, "seed": args.seed}
-    return cols
+    seeds = _seeds(args)
+    return cols if seeds is None else [{**cols, "seed": s} for s in seeds]
 
 
 def _info(args, task, rule, trials, run_id, seed=None):
@@ -948,7 +940,6 @@ def _initial_network(args, out, plan, run_id):
     """The run's initial network: drawn (new run) or read back (--resume, where
     it must carry the run's id)."""
     import rflo
-    from rflo.io import network_run_id
 
     task = plan.task
     if _seeds(args) is not None:
@@ -964,7 +955,13 @@ def _initial_network(args, out, plan, run_id):
                                      tau=args.tau, dtype=args.dtype, cell=plan.cell)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    path = out / "initial.npz"
+    return _read_back(out / "initial.npz", task, args, out, run_id)
+
+
+def _read_back(path, task, args, out, run_id):
+    """A network this run wrote, read back on --resume (it must carry the run's id)."""
+    from rflo.io import network_run_id
+
     net = _load_for_task(path, task, args.dtype)
     if network_run_id(path) != run_id:
         raise UserError(f"{path} does not belong to the run in {out} (run ids differ); "
@@ -977,7 +974,6 @@ def _initial_ensemble(args, out, plan, run_id):
     back from initial.seedS.npz on --resume."""
     import rflo
     from rflo.ensemble import stack_networks
-    from rflo.io import network_run_id
 
     task = plan.task
     if args.resume is None:
@@ -987,14 +983,8 @@ def _initial_ensemble(args, out, plan, run_id):
                                                      cell=plan.cell) for s in args.seeds])
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    nets = []
-    for s in args.seeds:
-        path = out / f"initial.seed{s}.npz"
-        nets.append(_load_for_task(path, task, args.dtype))
-        if network_run_id(path) != run_id:
-            raise UserError(f"{path} does not belong to the run in {out} (run ids differ); "
-                            "start it again with --overwrite")
-    return stack_networks(nets)
+    return stack_networks([_read_back(out / f"initial.seed{s}.npz", task, args, out, run_id)
+                           for s in args.seeds])
 
 
 def _save_start(args, kind, net, out, run_id, rules):
@@ -1012,8 +1002,10 @@ def _save_start(args, kind, net, out, run_id, rules):
         empty = np.zeros(0, net.dtype)
         start = checkpoint.Progress(net, empty, empty, 0.0)
     else:
-        for k, s in enumerate(seeds):
-            rflo.save_network(out / f"initial.seed{s}.npz", _member(net, k), run_id=run_id)
+        from rflo.ensemble import unstack_networks
+
+        for s, member in zip(seeds, unstack_networks(net)):
+            rflo.save_network(out / f"initial.seed{s}.npz", member, run_id=run_id)
         empty = np.zeros((len(seeds), 0), net.dtype)
         start = checkpoint.Progress(net, empty, empty, 0.0, np.full(len(seeds), np.inf),
                                     frozen_at=np.full(len(seeds), -1))
