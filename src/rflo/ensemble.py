@@ -22,7 +22,7 @@ from rflo.network import Network, init_network, param_names, params_of, to_numpy
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
-    GuardState, _as_dtype, _with_derivative, check_fits, check_network, check_session_memory,
+    GuardState, _as_dtype, check_guard_start, _with_derivative, check_fits, check_network, check_session_memory,
     prepare_session,
 )
 from rflo.trainer import (
@@ -216,11 +216,7 @@ def train_ensemble(
 
 
 def _check_guard(guard, nets, k, start_trial):
-    if not isinstance(guard, GuardState):
-        raise ValueError("guard must be the GuardState of an earlier session "
-                         f"(EnsembleResult.guard), got {type(guard).__name__}")
-    if start_trial < 1:
-        raise ValueError("guard continues an earlier session: give its start_trial (>= 1) too")
+    check_guard_start(guard, start_trial, "EnsembleResult.guard")
     best = np.asarray(guard.best_loss, float)
     if best.shape != (k,) or np.any(~(best > 0)):
         raise ValueError(f"guard.best_loss must hold {k} losses > 0 (or inf), one per network")

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.cells.base import current
+from rflo.cells.base import readout, step
 
 __all__ = ["select", "hebbian_update", "normalize_rows", "run_syllable", "run_loop",
            "train_selector", "LoopResult"]
@@ -69,12 +69,11 @@ def normalize_rows(w_s):
 def run_syllable(net, state, k, n_steps: int):
     """Run the fixed network for ``n_steps`` with tonic input ``k`` (one-hot)
     from cell state ``state``; returns ``(state, y)`` with ``y`` (n_steps, n_out)."""
-    cell = net.cell
     x = jax.nn.one_hot(k, net.w_in.shape[1], dtype=net.w_in.dtype)
 
     def body(state, _):
-        state = cell.neuron(net, state, current(net, cell.output(net, state), x))
-        return state, net.w_out @ cell.output(net, state)
+        state = step(net, state, x)
+        return state, readout(net, state)
 
     return jax.lax.scan(body, state, None, length=n_steps)
 

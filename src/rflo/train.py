@@ -355,12 +355,18 @@ def _session_key(seed):
     return jax.random.PRNGKey(check_seed(seed))
 
 
-def _check_guard(guard, net, start_trial):
+def check_guard_start(guard, start_trial, where="result.guard"):
+    """A ``guard`` continues an earlier session: it must be a :class:`GuardState`
+    (``where`` says where to find one) and come with that session's ``start_trial``."""
     if not isinstance(guard, GuardState):
-        raise ValueError("guard must be the GuardState of an earlier session (result.guard), "
+        raise ValueError(f"guard must be the GuardState of an earlier session ({where}), "
                          f"got {type(guard).__name__}")
     if start_trial < 1:
         raise ValueError("guard continues an earlier session: give its start_trial (>= 1) too")
+
+
+def _check_guard(guard, net, start_trial):
+    check_guard_start(guard, start_trial)
     best = float(guard.best_loss)
     if not (best > 0 or best == np.inf) or np.isnan(best):
         raise ValueError(f"guard.best_loss must be > 0 (or inf), got {guard.best_loss!r}")
