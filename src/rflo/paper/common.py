@@ -14,7 +14,7 @@ import numpy as np
 from rflo.files import atomic_write
 
 __all__ = ["paper_network", "csv_text", "json_safe", "write_file", "write_text", "log_spaced",
-           "check_out", "median_band", "quartiles", "ranges_overlap", "lower_verdict",
+           "check_out", "band_rows", "median_band", "quartiles", "ranges_overlap", "lower_verdict",
            "add_figure_arguments", "figure_main"]
 
 
@@ -65,6 +65,14 @@ def write_text(path, text):
 def log_spaced(n, points=300):
     """About ``points`` indices into ``n`` trials, spaced evenly on a log axis."""
     return np.unique(np.round(np.geomspace(1, n, points)).astype(int)) - 1
+
+
+def band_rows(curves, points=300, trials_per_step=1) -> list:
+    """Rows ``[trial, median, p25, p75]`` of (K, n) curves at about ``points``
+    log-spaced steps (step ``i`` is trial ``(i + 1) * trials_per_step``)."""
+    med, p25, p75 = median_band(curves)
+    return [[(i + 1) * trials_per_step, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"]
+            for i in log_spaced(np.shape(curves)[1], points)]
 
 
 def median_band(a, axis=0):

@@ -57,7 +57,8 @@ import numpy as np
 
 from rflo.ensemble import init_ensemble, train_ensemble
 from rflo.paper.common import (
-    check_out, csv_text, json_safe, log_spaced, quartiles, ranges_overlap, write_file, write_text,
+    band_rows, check_out, csv_text, json_safe, median_band, quartiles, ranges_overlap, write_file,
+    write_text,
 )
 from rflo.rules.base import forward
 from rflo.tasks import periodic_task
@@ -199,9 +200,8 @@ def _clean(a):
 
 
 def _stats(a, axis=0):
-    a = _clean(a)
-    p25, med, p75 = np.percentile(a, [25, 50, 75], axis=axis)
-    return med, p25, p75
+    """``(median, p25, p75)`` with diverged values counted as :data:`DIVERGED`."""
+    return median_band(_clean(a), axis)
 
 
 class _Log:
@@ -497,19 +497,14 @@ def write_outputs(r: dict, out: Path) -> dict:
     write_text(out / "summary.json",
                 json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
 
-    rows = []
-    for (rule, p), c in sorted(r["curves"].items()):
-        med, p25, p75 = _stats(c)
-        for i in log_spaced(c.shape[1]):
-            rows.append([rule, p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    rows = [[rule, p, *row] for (rule, p), c in sorted(r["curves"].items())
+            for row in band_rows(_clean(c))]
     write_text(out / "loss_curves.csv", csv_text(
         ["rule", "period_tau", "trial", "median", "p25", "p75"], rows))
 
-    rows = []
-    for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items() if rule == "rflo"):
-        med, p25, p75 = _stats(a)
-        for i in log_spaced(a.shape[1]):
-            rows.append([p, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    rows = [[p, *row] for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items()
+                                        if rule == "rflo")
+            for row in band_rows(_clean(a))]
     write_text(out / "alignment.csv", csv_text(
         ["period_tau", "trial", "median", "p25", "p75"], rows))
 

@@ -41,7 +41,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rflo.paper.common import (
-    add_figure_arguments, csv_text, figure_main, json_safe, log_spaced, lower_verdict,
+    add_figure_arguments, band_rows, csv_text, figure_main, json_safe, lower_verdict,
     median_band, paper_network, quartiles, ranges_overlap, write_file, write_text,
 )
 
@@ -212,12 +212,8 @@ def write_outputs(r: dict, out: Path) -> dict:
                              f"{r['peaks'][rule, m][k, j]:.4g}"])
     write_text(out / "intervals.csv", csv_text(
         ["rule", "max_delay_tau", "network_seed", "delay_tau", "produced_tau", "peak"], rows))
-    rows = []
-    for (rule, m), c in sorted(r["curves"].items()):
-        med, p25, p75 = median_band(c)
-        for i in log_spaced(c.shape[1], 200):
-            rows.append([rule, m, (i + 1) * cfg.batch, f"{med[i]:.6g}", f"{p25[i]:.6g}",
-                         f"{p75[i]:.6g}"])
+    rows = [[rule, m, *row] for (rule, m), c in sorted(r["curves"].items())
+            for row in band_rows(c, 200, cfg.batch)]
     write_text(out / "loss_curves.csv", csv_text(
         ["rule", "max_delay_tau", "trial", "median", "p25", "p75"], rows))
     import matplotlib

@@ -42,7 +42,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rflo.paper.common import (
-    add_figure_arguments, csv_text, figure_main, json_safe, log_spaced, lower_verdict,
+    add_figure_arguments, band_rows, csv_text, figure_main, json_safe, lower_verdict,
     median_band, paper_network, quartiles, write_file, write_text,
 )
 
@@ -225,13 +225,9 @@ def write_outputs(r: dict, out: Path) -> dict:
                 rows.append([name, r["seeds"][k] if name != "target" else "", t, f"{p[t, 0]:.5g}",
                              f"{p[t, 1]:.5g}"])
     write_text(out / "paths.csv", csv_text(["output", "network_seed", "step", "x", "y"], rows))
-    rows = []
     curves = {"syllables_rflo": r["syllable_loss"],
               **{f"no_loop_{k}": v for k, v in r["baseline_loss"].items()}}
-    for name, c in curves.items():
-        med, p25, p75 = median_band(c)
-        for i in log_spaced(c.shape[1], 200):
-            rows.append([name, i + 1, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"])
+    rows = [[name, *row] for name, c in curves.items() for row in band_rows(c, 200)]
     write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"],
                                                  rows))
     import matplotlib
