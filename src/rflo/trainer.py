@@ -297,6 +297,27 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
     return w, opt_state, total / norm, outs
 
 
+def _online_fused(fused, cfg, opt, net, w, opt_state, lr, x, y, m, keys, keep_outputs):
+    """One online trial through the rule's compiled route (``fused``, see
+    :meth:`rflo.rules.base.Rule.fused_online`) on the CPU backend, and through
+    the per-step loop on any other (plain SGD, one trial per update)."""
+    setup = cfg.setup
+    n_steps, n_out = y.shape[1:]
+    norm = n_steps * n_out if setup.loss.per_output else n_steps
+
+    def on_cpu():
+        new_w, total, out = fused(net, w, lr, x[0], y[0], m[0], keep_outputs)
+        return new_w, total / norm, (out[None] if keep_outputs else None)
+
+    def elsewhere():
+        new_w, _, loss, out = _online_update(cfg, opt, net, w, opt_state, x, y, m, keys,
+                                             keep_outputs)
+        return new_w, loss, out
+
+    new_w, loss, out = jax.lax.platform_dependent(cpu=on_cpu, default=elsewhere)
+    return new_w, opt_state, loss, out
+
+
 def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source: TrialSource,
                start, n, capacity):
     """Updates ``start .. start+n-1`` of a session (pure; jit and vmap friendly).
@@ -308,6 +329,10 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
     opt = make_optimizer(optimizer, lr)
     rule, online, setup = cfg
     metric = source.metric
+    fused = None
+    if online and optimizer is None and source.batch == 1:
+        fused_online = getattr(rule, "fused_online", None)
+        fused = fused_online(net, setup) if fused_online is not None else None
 
     def body(i, carry):
         w, opt_state, guard, losses, aligns, *accs = carry
@@ -319,7 +344,10 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
             k_sample, k_rule = jax.random.split(k)
             rule_keys = jax.random.split(k_rule, source.batch)
         x, y, m = source.draw(trial, k_sample)
-        if online:
+        if fused is not None:
+            new_w, new_opt, loss, out = _online_fused(fused, cfg, opt, net, w, opt_state, lr,
+                                                      x, y, m, rule_keys, metric is not None)
+        elif online:
             new_w, new_opt, loss, out = _online_update(cfg, opt, net, w, opt_state, x, y, m,
                                                        rule_keys, metric is not None)
         else:

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from rflo.cells.leaky_tanh import LeakyTanh
+from rflo.kernels import leaky_tanh
 from rflo.losses import SQUARED_ERROR, Loss
 from rflo.network import Network, f, params_of
 
@@ -138,13 +139,23 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
     """
     drive = x[1:] @ net.w_in.T  # (T-1, n_rec): feedforward input, all at once
 
-    def body(h, drive_t):
-        u = net.w_rec @ h + drive_t
-        h = h + (f(u) - h) / net.tau
-        return h, (u, h)
+    def reference(w_rec, drive, h0, tau):
+        def body(h, drive_t):
+            u = w_rec @ h + drive_t
+            h = h + (f(u) - h) / tau
+            return h, (u, h)
 
-    _, (u, h) = jax.lax.scan(body, net.h0, drive, unroll=unroll)
-    return u, h
+        return jax.lax.scan(body, h0, drive, unroll=unroll)[1]
+
+    if not kernels_for(drive.dtype):
+        return reference(net.w_rec, drive, net.h0, net.tau)
+    return leaky_tanh.forward(net.w_rec, drive, net.h0, net.tau, reference)
+
+
+def kernels_for(dtype) -> bool:
+    """Whether the compiled CPU kernels (:mod:`rflo.kernels.leaky_tanh`) run
+    the leaky tanh loops for arrays of ``dtype``."""
+    return leaky_tanh.available(dtype)
 
 
 def readout_error(net: Network, h, y_target, mask, loss: Loss = SQUARED_ERROR):
@@ -231,6 +242,18 @@ class Rule:
         uses it.
         """
         raise NotImplementedError(f"rule {self.name!r} has no per-step form")
+
+    def fused_online(self, net: Network, setup: Setup):
+        """An optional whole-trial route for online learning with plain SGD.
+
+        ``None`` (the default): the trainer runs :meth:`advance` step by step.
+        Otherwise ``fn(net, w, lr, x, y_target, mask, keep_outputs) -> (w,
+        summed step loss, outputs (T-1, n_out) or None)``: one trial from the
+        parameters ``w`` with an SGD update of rate ``lr[name] / T`` after every
+        step, exactly what the per-step loop computes (tested equal).  The
+        trainer uses it on the CPU backend only, for one trial per update.
+        """
+        return None
 
     # ---- per-trial form ------------------------------------------------
     def trial(self, net: Network, x, y_target, mask, key: jax.Array,

@@ -19,11 +19,13 @@ pass is ``jax.vjp`` of the trial (:func:`rflo.rules.generic.backward_trial`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
+from rflo.kernels import leaky_tanh
 from rflo.rules.base import (
     DEFAULT_SETUP, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
 )
@@ -36,20 +38,24 @@ def adjoint_backward(net, e, ad, unroll=1, keep=None):
     leaky tanh network, from the errors fed back to the units ``e`` (S, n_rec)
     and ``ad = a f'(u)`` (S, n_rec).  ``keep`` (S,), if given, is 0 where the
     adjoint of step ``t+1`` does not flow into step ``t`` (truncation)."""
-    a = 1.0 / net.tau
+    return _adjoint_scan(net.w_rec, e, ad, net.tau, keep, unroll)
+
+
+def _adjoint_scan(w_rec, e, ad, tau, keep=None, unroll=1):
+    a = 1.0 / tau
 
     def body(carry, inp):
         delta_next, v_next = carry
         if keep is None:
             e_t, ad_t = inp
-            delta = e_t + (1.0 - a) * delta_next + v_next @ net.w_rec  # = w_rec^T v, no transpose
+            delta = e_t + (1.0 - a) * delta_next + v_next @ w_rec  # = w_rec^T v, no transpose
         else:
             e_t, ad_t, keep_t = inp
-            delta = e_t + keep_t * ((1.0 - a) * delta_next + v_next @ net.w_rec)
+            delta = e_t + keep_t * ((1.0 - a) * delta_next + v_next @ w_rec)
         v = ad_t * delta
         return (delta, v), v
 
-    zero = jnp.zeros_like(net.h0)
+    zero = jnp.zeros_like(e[0])
     inputs = (e, ad) if keep is None else (e, ad, keep)
     _, v = jax.lax.scan(body, (zero, zero), inputs, reverse=True, unroll=unroll)
     return v
@@ -64,14 +70,26 @@ class BackpropThroughTime(Rule):
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
         if not closed_form(net, setup):
             return generic.backward_trial(net, x, y_target, mask, setup, self.feedback)
-        u, h = forward(net, x, setup.unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
-        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
-        ad = (1.0 / net.tau) * net.cell.fprime(u)  # (T-1, n_rec)
-        e = err @ feedback_matrix(net, self.feedback).T  # w_out^T err[t] (or b err[t]), per row
-        v = adjoint_backward(net, e, ad, setup.unroll)
-        d = {"w_in": v.T @ x[1:], "w_rec": v.T @ h_prev, "w_out": err.T @ h}
-        return select(d, setup), y
+        if leaky_tanh.offline_route(net, setup):
+            *d, y = leaky_tanh.offline_trial(
+                net, x, y_target, mask, backprop=True, feedback=self.feedback,
+                reference=partial(_closed_trial, net, self.feedback, setup))
+            return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
+        *d, y = _closed_trial(net, self.feedback, setup, net.w_in, net.w_rec, net.w_out, net.b,
+                              net.h0, net.tau, x, y_target, mask)
+        return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
+
+
+def _closed_trial(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y_target, mask):
+    """BPTT's closed form on the leaky tanh cell: ``(d_in, d_rec, d_out, y)``."""
+    net = net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau)
+    u, h = forward(net, x, setup.unroll)
+    y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
+    h_prev = jnp.concatenate([net.h0[None], h[:-1]])
+    ad = (1.0 / net.tau) * net.cell.fprime(u)  # (T-1, n_rec)
+    e = err @ feedback_matrix(net, feedback).T  # w_out^T err[t] (or b err[t]), per row
+    v = adjoint_backward(net, e, ad, setup.unroll)
+    return v.T @ x[1:], v.T @ h_prev, err.T @ h, y
 
 
 BPTT = register(BackpropThroughTime())

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
+from rflo.kernels import leaky_tanh
 from rflo.rules.base import (
     DEFAULT_SETUP,
     ClosedFormStepRule, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
@@ -146,6 +148,16 @@ class LocalTraceRule(ClosedFormStepRule):
         return {"w_in": g[:, None] * state.q, "w_rec": g[:, None] * state.p,
                 "w_out": jnp.outer(err, s.h)}
 
+    def fused_online(self, net, setup):
+        """The compiled online trial (:func:`rflo.kernels.leaky_tanh.online_trial`)
+        where it applies: the leaky tanh cell, squared error, this class's own traces."""
+        from rflo.kernels import leaky_tanh
+
+        if type(self) is not LocalTraceRule or not leaky_tanh.online_route(net, setup,
+                                                                           self.feedback):
+            return None
+        return partial(leaky_tanh.online_trial, setup=setup, feedback=self.feedback)
+
     def generic_init(self, net, key, setup):
         return generic.local_init(net, setup)
 
@@ -156,16 +168,28 @@ class LocalTraceRule(ClosedFormStepRule):
         setup = setup or DEFAULT_SETUP
         if not closed_form(net, setup):
             return Rule.trial(self, net, x, y_target, mask, key, setup)
-        u, h = forward(net, x, setup.unroll)
-        y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
-        h_prev = jnp.concatenate([net.h0[None], h[:-1]])
-        a = 1.0 / net.tau
-        g = err @ feedback_matrix(net, self.feedback).T  # (T-1, n_rec)
-        v = a * net.cell.fprime(u) * reverse_filter(g, 1.0 - a)
-        n_in = x.shape[1]
-        d_in_rec = v.T @ jnp.concatenate([x[1:], h_prev], axis=1)  # both in one product
-        d = {"w_in": d_in_rec[:, :n_in], "w_rec": d_in_rec[:, n_in:], "w_out": err.T @ h}
-        return select(d, setup), y
+        if leaky_tanh.offline_route(net, setup):
+            *d, y = leaky_tanh.offline_trial(
+                net, x, y_target, mask, backprop=False, feedback=self.feedback,
+                reference=partial(_closed_trial, net, self.feedback, setup))
+        else:
+            *d, y = _closed_trial(net, self.feedback, setup, net.w_in, net.w_rec, net.w_out,
+                                  net.b, net.h0, net.tau, x, y_target, mask)
+        return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
+
+
+def _closed_trial(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y_target, mask):
+    """The offline closed form on the leaky tanh cell: ``(d_in, d_rec, d_out, y)``."""
+    net = net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau)
+    u, h = forward(net, x, setup.unroll)
+    y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
+    h_prev = jnp.concatenate([net.h0[None], h[:-1]])
+    a = 1.0 / net.tau
+    g = err @ feedback_matrix(net, feedback).T  # (T-1, n_rec)
+    v = a * net.cell.fprime(u) * reverse_filter(g, 1.0 - a)
+    n_in = x.shape[1]
+    d_in_rec = v.T @ jnp.concatenate([x[1:], h_prev], axis=1)  # both in one product
+    return d_in_rec[:, :n_in], d_in_rec[:, n_in:], err.T @ h, y
 
 
 RFLO = register(LocalTraceRule(name="rflo", feedback="random"))

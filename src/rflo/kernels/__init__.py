@@ -1,0 +1,122 @@
+"""Compiled CPU kernels for loops that XLA runs one small operation at a time.
+
+A small network's online step is a dozen tiny XLA operations, each with its
+own launch cost; a kernel runs the whole trial in one custom call
+(``jax.ffi``).  Kernels are C++ files in this folder, compiled on first use
+with the machine's C++ compiler (``$CXX`` or ``g++``) against the XLA FFI
+headers that jaxlib ships, and cached in ``$RFLO_KERNEL_CACHE`` (default
+``~/.cache/rflo/kernels``), keyed by the source, jaxlib's version, the
+compiler and the processor.  Each kernel is tested equal to the XLA path it
+replaces, and is used only on the CPU backend
+(``jax.lax.platform_dependent``); elsewhere, without a compiler, or with
+``RFLO_KERNELS=0``, the XLA path runs as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["enabled", "load", "cache_dir", "ENV_DISABLE", "ENV_CACHE"]
+
+#: set to ``0`` to use the XLA path everywhere
+ENV_DISABLE = "RFLO_KERNELS"
+#: folder of the compiled kernels
+ENV_CACHE = "RFLO_KERNEL_CACHE"
+
+_HERE = Path(__file__).resolve().parent
+_LOCK = threading.Lock()
+_LOADED: dict = {}
+
+
+def enabled() -> bool:
+    """Whether kernels may be used (``RFLO_KERNELS`` is not ``0``)."""
+    return os.environ.get(ENV_DISABLE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rflo" / "kernels"
+
+
+def _compiler() -> Optional[str]:
+    return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _key(source: bytes, compiler: str) -> str:
+    import jaxlib
+
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        version = compiler
+    parts = [source, jaxlib.__version__.encode(), version.encode(), platform.machine().encode(),
+             _cpu_flags().encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def _build(name: str) -> Path:
+    """The compiled library of ``name.cc`` (built now if not cached); raises on failure."""
+    import jax.ffi
+
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
+    source = _HERE / f"{name}.cc"
+    target = cache_dir() / f"{name}-{_key(source.read_bytes(), compiler)}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-shared", "-fPIC",
+           f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}")
+        os.replace(tmp, target)  # atomic: another process sees the whole file or none
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def load(name: str) -> Optional[ctypes.CDLL]:
+    """The loaded kernel library ``name`` (``None`` when kernels are off or it
+    cannot be built; the reason is warned once)."""
+    if not enabled():
+        return None
+    with _LOCK:
+        if name not in _LOADED:
+            try:
+                _LOADED[name] = ctypes.CDLL(str(_build(name)))
+            except Exception as exc:  # noqa: BLE001 -- any failure means: use the XLA path
+                warnings.warn(f"rflo: the compiled kernel {name!r} is unavailable ({exc}); using "
+                              f"the XLA path (slower). Set {ENV_DISABLE}=0 to silence this.",
+                              RuntimeWarning, stacklevel=3)
+                _LOADED[name] = None
+        return _LOADED[name]

@@ -1,0 +1,572 @@
+// Kernels of the leaky tanh network (rflo.kernels.leaky_tanh), each one XLA
+// custom call that does what a compiled per-step loop of the library does, in
+// one pass per step instead of several small XLA operations.  Notation of the
+// rules: a = 1 / tau, c = 1 - a, d[t] = f'(u[t]).  Leading dimensions of every
+// operand are networks (jax.vmap with vmap_method="broadcast_all"), run in turn.
+//
+// Forward (rflo.rules.base.forward), for t = 1 .. T-1 from h = h0:
+//   u[t] = w_rec h[t-1] + drive[t]              h[t] = h[t-1] + (tanh(u[t]) - h[t-1]) / tau
+//
+// Adjoint (rflo.rules.bptt.adjoint_backward), for t = S-1 .. 0 from zero:
+//   delta[t] = e[t] + c delta[t+1] + w_rec^T v[t+1]      v[t] = ad[t] * delta[t]
+//
+// Online trial of a local-trace rule (RFLO, its "local" ablation, e-prop) with
+// the squared-error loss and plain SGD (rflo.trainer._online_update with
+// rflo.rules.rflo's step and direction), for t = 1 .. T-1:
+//   u     = w_rec h + w_in x[t]               h' = h + (tanh(u) - h) / tau
+//   y     = w_out h'                           err = m[t] (y*[t] - y)
+//   g     = F err     (F = b, or w_out^T before this step's update)
+//   p     = c p + a f'(u) h^T                  q = c q + a f'(u) x[t]^T
+//   w_rec += (lr_rec / T) g * p   (then the mask and Dale's signs)
+//   w_in  += (lr_in / T) g * q                 w_out += (lr_out / T) err h'^T
+// It keeps O(n_rec^2) state, and the outputs y only when asked (keep_outputs).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// tanh and exp in float32 without library calls, so that the compiler can
+// vectorise the loops that use them: tanh is the clamped rational
+// approximation that XLA's CPU backend (after Eigen) uses, exp the Cephes
+// polynomial with the exponent rebuilt from its bits.  float64 uses <cmath>.
+#define RFLO_INLINE inline __attribute__((always_inline))
+
+RFLO_INLINE float fast_tanh(float x) {
+  const float c = 7.90531110763549805f;
+  x = x < -c ? -c : (x > c ? c : x);
+  const float x2 = x * x;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * x;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return p / q;
+}
+
+RFLO_INLINE float fast_exp(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  // round x log2(e) to the nearest integer n with the 1.5 * 2^23 trick: the
+  // integer is then in the low bits of t, and 2^n is rebuilt from them
+  const float t = x * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const int32_t k = __builtin_bit_cast(int32_t, t) - 0x4B400000;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  return y * __builtin_bit_cast(float, (k + 127) << 23);
+}
+
+RFLO_INLINE float tanh_(float x) { return fast_tanh(x); }
+RFLO_INLINE double tanh_(double x) { return std::tanh(x); }
+RFLO_INLINE float exp_(float x) { return fast_exp(x); }
+RFLO_INLINE double exp_(double x) { return std::exp(x); }
+
+template <typename T>
+RFLO_INLINE T fprime(T u, bool exact) {
+  if (exact) {
+    T t = tanh_(u);
+    return T(1) - t * t;
+  }
+  // the seed notebook's 1 / cosh(10 tanh(u / 10))^2, as 4 e / (1 + e)^2
+  T z = T(10) * tanh_(u / T(10));
+  T e = exp_(T(-2) * std::fabs(z));
+  return T(4) * e / ((T(1) + e) * (T(1) + e));
+}
+
+constexpr int64_t kBlock = 64;  // units are padded to a multiple of this
+
+// 64-byte vectors (GCC/Clang vector extensions: 16 floats or 8 doubles, split
+// by the compiler into the registers the processor has), so that the
+// accumulators of the products below stay in registers.
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename T>
+RFLO_INLINE Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+RFLO_INLINE void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// out[0:np] (+)= sum_j cols[j * np : (j + 1) * np] * v[j]   (np a multiple of kBlock)
+template <typename T>
+void combine(const T* __restrict cols, int64_t np, const T* __restrict v, int64_t count,
+             T* __restrict out, bool accumulate) {
+  constexpr int64_t L = 64 / sizeof(T);
+  for (int64_t i0 = 0; i0 < np; i0 += 4 * L) {
+    Vec<T> a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    if (accumulate) {
+      a0 = load(out + i0), a1 = load(out + i0 + L), a2 = load(out + i0 + 2 * L);
+      a3 = load(out + i0 + 3 * L);
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      const T* c = cols + j * np + i0;
+      const T s = v[j];
+      a0 += load(c) * s, a1 += load(c + L) * s, a2 += load(c + 2 * L) * s;
+      a3 += load(c + 3 * L) * s;
+    }
+    store(out + i0, a0), store(out + i0 + L, a1), store(out + i0 + 2 * L, a2);
+    store(out + i0 + 3 * L, a3);
+  }
+}
+
+// out[j * np + i] = sum_s rows_a[s * np + j] rows_b[s * np + i] for j < count
+// (a sum of outer products over s; rows padded to np)
+template <typename T>
+void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t steps, int64_t np,
+               int64_t count, T* __restrict out) {
+  constexpr int64_t L = 64 / sizeof(T);
+  for (int64_t j = 0; j < count; j += 2) {
+    const bool two = j + 1 < count;
+    for (int64_t i0 = 0; i0 < np; i0 += 2 * L) {
+      Vec<T> a0 = {}, a1 = {}, b0 = {}, b1 = {};
+      for (int64_t s = 0; s < steps; ++s) {
+        const T* r = rows_b + s * np + i0;
+        const Vec<T> v0 = load(r), v1 = load(r + L);
+        const T x = rows_a[s * np + j], y = rows_a[s * np + j + 1];
+        a0 += v0 * x, a1 += v1 * x, b0 += v0 * y, b1 += v1 * y;
+      }
+      store(out + j * np + i0, a0), store(out + j * np + i0 + L, a1);
+      if (two) store(out + (j + 1) * np + i0, b0), store(out + (j + 1) * np + i0 + L, b1);
+    }
+  }
+}
+
+// One step of the recurrent traces and weights, column by column (presynaptic
+// unit j), kBlock postsynaptic units at a time held in registers:
+//   p[:, j] = c p[:, j] + d h[j],   w[:, j] += step g * p[:, j]   (then mask, Dale)
+// and, from the updated weights, u_next = w h_new (the next step's recurrent input).
+template <typename T>
+void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
+                const T* __restrict sign, const T* __restrict d, const T* __restrict g,
+                const T* __restrict h, const T* __restrict h_new, T c, T step, int64_t n,
+                int64_t np, T* __restrict u_next) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const Vec<T> zero = {};
+  for (int64_t i0 = 0; i0 < np; i0 += 4 * L) {
+    Vec<T> d_[4], gs[4], acc[4];
+    for (int k = 0; k < 4; ++k) {
+      d_[k] = load(d + i0 + k * L);
+      gs[k] = load(g + i0 + k * L) * step;
+      acc[k] = zero;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      T* pc = p + j * np + i0;
+      T* wc = w + j * np + i0;
+      const T hj = h[j], hn = h_new[j];
+      for (int k = 0; k < 4; ++k) {
+        const Vec<T> pk = load(pc + k * L) * c + d_[k] * hj;
+        Vec<T> wk = load(wc + k * L) + gs[k] * pk;
+        if (mask) wk *= load(mask + j * np + i0 + k * L);
+        if (sign) {
+          const Vec<T> v = wk * sign[j];
+          wk = (v > zero ? v : zero) * sign[j];
+        }
+        store(pc + k * L, pk);
+        store(wc + k * L, wk);
+        acc[k] += wk * hn;
+      }
+    }
+    for (int k = 0; k < 4; ++k) store(u_next + i0 + k * L, acc[k]);
+  }
+}
+
+template <ffi::DataType DT>
+ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
+                ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> mask,
+                ffi::Buffer<DT> sign, ffi::Buffer<DT> scalars, ffi::Buffer<DT> x,
+                ffi::Buffer<DT> y, ffi::Buffer<DT> m, ffi::ResultBuffer<DT> w_in_new,
+                ffi::ResultBuffer<DT> w_rec_new, ffi::ResultBuffer<DT> w_out_new,
+                ffi::ResultBuffer<DT> loss, ffi::ResultBuffer<DT> outputs, int64_t readout,
+                int64_t exact, int64_t dale, int64_t has_mask, int64_t trained,
+                int64_t keep_outputs) {
+  using T = ffi::NativeType<DT>;
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+    return ffi::Error::InvalidArgument("online_local: x, y need (T, n) and h0 (n_rec,)");
+  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
+  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
+  const int64_t nets = h0.element_count() / n;
+  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
+      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
+      m.element_count() != nets * steps || scalars.element_count() != nets * 4 ||
+      mask.element_count() != nets * n * n || sign.element_count() != nets * n)
+    return ffi::Error::InvalidArgument("online_local: operand shapes do not agree");
+  const bool train_in = trained & 1, train_rec = trained & 2, train_out = trained & 4;
+
+  // Working copies are presynaptic-major (w_rec^T, w_in^T, p^T, q^T), so that
+  // every inner loop runs over the postsynaptic units i without a reduction:
+  // u += w_rec[:, j] h[j], p[:, j] = c p[:, j] + a d h[j], ...
+  // columns are padded to a multiple of kBlock units (zeros that stay zero: the
+  // padded units get no input and no feedback)
+  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
+      d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
+  for (int64_t k = 0; k < nets; ++k) {
+    const T* s = scalars.typed_data() + 4 * k;
+    const T tau = s[0], a = T(1) / tau, c = T(1) - a;
+    const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
+    T* Wo = w_out_new->typed_data() + k * n_out * n;
+    const T* B = b.typed_data() + k * n * n_out;
+    const T* M = mask.typed_data() + k * n * n;
+    const T* sg = sign.typed_data() + k * n;
+    const T* X = x.typed_data() + k * steps * n_in;
+    const T* Y = y.typed_data() + k * steps * n_out;
+    const T* Ms = m.typed_data() + k * steps;
+    T* out = outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : 0);
+    const T* wr0 = w_rec.typed_data() + k * n * n;
+    const T* wi0 = w_in.typed_data() + k * n * n_in;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) wr[j * np + i] = wr0[i * n + j];
+      for (int64_t j = 0; j < n_in; ++j) wi[j * np + i] = wi0[i * n_in + j];
+    }
+    if (has_mask)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) mt_[j * np + i] = M[i * n + j];
+    std::copy(w_out.typed_data() + k * n_out * n, w_out.typed_data() + (k + 1) * n_out * n, Wo);
+    std::fill(h.begin(), h.end(), T(0));
+    std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, h.begin());
+    std::fill(p.begin(), p.end(), T(0));
+    std::fill(q.begin(), q.end(), T(0));
+    T total = T(0);
+    T* __restrict U = u.data();
+    T* __restrict H = h.data();
+    T* __restrict HN = hn.data();
+    T* __restrict D = d.data();
+    T* __restrict G = g.data();
+
+    for (int64_t t = 1; t < steps; ++t) {
+      const T* xt = X + t * n_in;
+      const T* yt = Y + t * n_out;
+      const T mt = Ms[t];
+      // u = w_rec h + w_in x[t]  (w_rec h comes from the previous step's update loop)
+      if (t == 1 || !train_rec) combine(wr.data(), np, H, n, U, false);
+      combine(wi.data(), np, xt, n_in, U, true);
+      if (exact) {
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) {
+          const T th = tanh_(U[i]);
+          HN[i] = H[i] + (th - H[i]) / tau;
+          D[i] = a * (T(1) - th * th);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) {
+          const T ui = U[i];
+          HN[i] = H[i] + (tanh_(ui) - H[i]) / tau;
+          const T z = T(10) * tanh_(ui / T(10));
+          const T e = exp_(T(-2) * std::fabs(z));
+          D[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
+        }
+      }
+      T step_loss = T(0);
+      for (int64_t o = 0; o < n_out; ++o) {
+        T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * HN[i];
+        if (keep_outputs) out[(t - 1) * n_out + o] = acc;
+        const T diff = yt[o] - acc;
+        err[o] = mt * diff;
+        step_loss += diff * diff;
+      }
+      total += T(0.5) * mt * step_loss;
+      // feedback g = F err, with w_out from before this step's update
+      std::fill(g.begin(), g.end(), T(0));
+      for (int64_t o = 0; o < n_out; ++o) {
+        const T e = err[o];
+        if (readout)
+          for (int64_t i = 0; i < n; ++i) G[i] += Wo[o * n + i] * e;
+        else
+          for (int64_t i = 0; i < n; ++i) G[i] += B[i * n_out + o] * e;
+      }
+      if (train_rec)
+        update_rec(p.data(), wr.data(), has_mask ? mt_.data() : nullptr, dale ? sg : nullptr, D, G,
+                   H, HN, c, step_rec, n, np, U);
+      if (train_in) {
+        for (int64_t j = 0; j < n_in; ++j) {
+          T* __restrict qc = q.data() + j * np;
+          T* __restrict wc = wi.data() + j * np;
+          const T xj = xt[j];
+#pragma omp simd
+          for (int64_t i = 0; i < np; ++i) {
+            qc[i] = c * qc[i] + D[i] * xj;
+            wc[i] += step_in * G[i] * qc[i];
+          }
+        }
+      }
+      if (train_out)
+        for (int64_t o = 0; o < n_out; ++o) {
+          const T e = step_out * err[o];
+          T* wo = Wo + o * n;
+          for (int64_t i = 0; i < n; ++i) wo[i] += e * HN[i];
+        }
+      std::copy(hn.begin(), hn.end(), h.begin());
+    }
+    T* wr1 = w_rec_new->typed_data() + k * n * n;
+    T* wi1 = w_in_new->typed_data() + k * n * n_in;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) wr1[i * n + j] = wr[j * np + i];
+      for (int64_t j = 0; j < n_in; ++j) wi1[i * n_in + j] = wi[j * np + i];
+    }
+    loss->typed_data()[k] = total;
+  }
+  return ffi::Error::Success();
+}
+
+
+template <ffi::DataType DT>
+ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer<DT> h0,
+                       ffi::Buffer<DT> tau_, ffi::ResultBuffer<DT> u_out,
+                       ffi::ResultBuffer<DT> h_out) {
+  using T = ffi::NativeType<DT>;
+  auto dd = drive.dimensions();
+  if (dd.size() < 2) return ffi::Error::InvalidArgument("forward: drive needs (S, n_rec)");
+  const int64_t steps = dd[dd.size() - 2], n = dd[dd.size() - 1];
+  const int64_t nets = h0.element_count() / n;
+  if (w_rec.element_count() != nets * n * n || drive.element_count() != nets * steps * n ||
+      tau_.element_count() != nets)
+    return ffi::Error::InvalidArgument("forward: operand shapes do not agree");
+  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  std::vector<T> wt(n * np), h(np), u(np);
+  for (int64_t k = 0; k < nets; ++k) {
+    const T tau = tau_.typed_data()[k];
+    const T* W = w_rec.typed_data() + k * n * n;
+    std::fill(wt.begin(), wt.end(), T(0));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
+    std::fill(h.begin(), h.end(), T(0));
+    std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, h.begin());
+    const T* Dr = drive.typed_data() + k * steps * n;
+    T* U = u_out->typed_data() + k * steps * n;
+    T* Hs = h_out->typed_data() + k * steps * n;
+    for (int64_t t = 0; t < steps; ++t) {
+      combine(wt.data(), np, h.data(), n, u.data(), false);
+      for (int64_t i = 0; i < n; ++i) U[t * n + i] = u[i] + Dr[t * n + i];
+      T* ut = U + t * n;
+      T* ht = Hs + t * n;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T hi = h[i] + (tanh_(ut[i]) - h[i]) / tau;
+        ht[i] = hi;
+      }
+      std::copy(ht, ht + n, h.begin());
+    }
+  }
+  return ffi::Error::Success();
+}
+
+template <ffi::DataType DT>
+ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
+                       ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> tau_,
+                       ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
+                       ffi::ResultBuffer<DT> d_in, ffi::ResultBuffer<DT> d_rec,
+                       ffi::ResultBuffer<DT> d_out, ffi::ResultBuffer<DT> outputs,
+                       int64_t backprop, int64_t readout, int64_t exact) {
+  using T = ffi::NativeType<DT>;
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+    return ffi::Error::InvalidArgument("offline trial: x, y need (T, n) and h0 (n_rec,)");
+  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
+  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
+  const int64_t nets = h0.element_count() / n, S = steps - 1;
+  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
+      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
+      m.element_count() != nets * steps || tau_.element_count() != nets)
+    return ffi::Error::InvalidArgument("offline trial: operand shapes do not agree");
+  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
+  std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
+      D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
+      dit(n_in * np), u(np);
+  for (int64_t k = 0; k < nets; ++k) {
+    const T tau = tau_.typed_data()[k], a = T(1) / tau, c = T(1) - a;
+    const T* W = w_rec.typed_data() + k * n * n;
+    const T* Wi = w_in.typed_data() + k * n * n_in;
+    const T* Wo = w_out.typed_data() + k * n_out * n;
+    const T* B = b.typed_data() + k * n * n_out;
+    const T* X = x.typed_data() + k * steps * n_in;
+    const T* Y = y.typed_data() + k * steps * n_out;
+    const T* M = m.typed_data() + k * steps;
+    T* out = outputs->typed_data() + k * S * n_out;
+    std::fill(wt.begin(), wt.end(), T(0));
+    std::fill(wit.begin(), wit.end(), T(0));
+    std::fill(fb.begin(), fb.end(), T(0));
+    std::fill(H.begin(), H.end(), T(0));
+    std::fill(wr.begin(), wr.end(), T(0));
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
+      if (backprop)
+        for (int64_t j = 0; j < n; ++j) wr[i * np + j] = W[i * n + j];
+      for (int64_t j = 0; j < n_in; ++j) wit[j * np + i] = Wi[i * n_in + j];
+      for (int64_t o = 0; o < n_out; ++o)  // feedback column o: F[:, o]
+        fb[o * np + i] = readout ? Wo[o * n + i] : B[i * n_out + o];
+    }
+    std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, H.begin());
+
+    // forward, with a f'(u) kept per step
+    for (int64_t s = 0; s < S; ++s) {
+      const T* hp = H.data() + s * np;
+      const T* xt = X + (s + 1) * n_in;
+      combine(wt.data(), np, hp, n, u.data(), false);
+      combine(wit.data(), np, xt, n_in, u.data(), true);
+      T* __restrict hn = H.data() + (s + 1) * np;
+      T* __restrict ds = D.data() + s * np;
+      if (exact) {
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) {
+          const T th = tanh_(u[i]);
+          hn[i] = hp[i] + (th - hp[i]) / tau;
+          ds[i] = a * (T(1) - th * th);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) {
+          const T ui = u[i];
+          hn[i] = hp[i] + (tanh_(ui) - hp[i]) / tau;
+          const T z = T(10) * tanh_(ui / T(10));
+          const T e = exp_(T(-2) * std::fabs(z));
+          ds[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
+        }
+      }
+      for (int64_t i = n; i < np; ++i) hn[i] = T(0);  // padded units stay silent
+    }
+    // readout and errors
+    for (int64_t s = 0; s < S; ++s) {
+      const T* hs = H.data() + (s + 1) * np;
+      for (int64_t o = 0; o < n_out; ++o) {
+        T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * hs[i];
+        out[s * n_out + o] = acc;
+        E[s * n_out + o] = M[s + 1] * (Y[(s + 1) * n_out + o] - acc);
+      }
+    }
+    // credit: v[s] = a f'(u[s]) * (G[s] or delta[s]), backward in time
+    std::fill(run.begin(), run.end(), T(0));
+    std::fill(back.begin(), back.end(), T(0));
+    for (int64_t s = S - 1; s >= 0; --s) {
+      T* __restrict r = run.data();
+      const T* bk = back.data();
+      for (int64_t i = 0; i < np; ++i) r[i] = c * r[i] + bk[i];
+      for (int64_t o = 0; o < n_out; ++o) {
+        const T e = E[s * n_out + o];
+        const T* f = fb.data() + o * np;
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) r[i] += f[i] * e;
+      }
+      T* __restrict vs = V.data() + s * np;
+      const T* ds = D.data() + s * np;
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) vs[i] = ds[i] * r[i];
+      if (backprop) {  // back = w_rec^T v[s] = sum_i v[s, i] w_rec[i, :]
+        combine(wr.data(), np, vs, n, back.data(), false);
+      }
+    }
+    // products: d_rec^T[j, :] = sum_s h[s, j] v[s, :],  d_in^T[k, :] = sum_s x[s+1, k] v[s, :]
+    outer_sum(H.data(), V.data(), S, np, n, dt.data());
+    std::fill(dit.begin(), dit.end(), T(0));
+    for (int64_t s = 0; s < S; ++s) {
+      const T* vs = V.data() + s * np;
+      for (int64_t j = 0; j < n_in; ++j) {
+        const T xj = X[(s + 1) * n_in + j];
+        T* col = dit.data() + j * np;
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) col[i] += vs[i] * xj;
+      }
+    }
+    T* DR = d_rec->typed_data() + k * n * n;
+    T* DI = d_in->typed_data() + k * n * n_in;
+    T* DO = d_out->typed_data() + k * n_out * n;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) DR[i * n + j] = dt[j * np + i];
+      for (int64_t j = 0; j < n_in; ++j) DI[i * n_in + j] = dit[j * np + i];
+    }
+    for (int64_t o = 0; o < n_out; ++o) {
+      T* row = DO + o * n;
+      std::fill(row, row + n, T(0));
+      for (int64_t s = 0; s < S; ++s) {
+        const T e = E[s * n_out + o];
+        const T* hs = H.data() + (s + 1) * np;
+        for (int64_t i = 0; i < n; ++i) row[i] += e * hs[i];
+      }
+    }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define RFLO_BIND(DT)                                                                     \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()                                      \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()                                      \
+      .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("dale")              \
+      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF32, Impl<ffi::F32>, RFLO_BIND(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF64, Impl<ffi::F64>, RFLO_BIND(ffi::F64));
+
+#define RFLO_BIND_FORWARD(DT)                                                             \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF32, ForwardImpl<ffi::F32>, RFLO_BIND_FORWARD(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_FORWARD(ffi::F64));
+
+#define RFLO_BIND_OFFLINE(DT)                                                             \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>()                                                             \
+      .Attr<int64_t>("backprop").Attr<int64_t>("readout").Attr<int64_t>("exact")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF32, OfflineImpl<ffi::F32>, RFLO_BIND_OFFLINE(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_OFFLINE(ffi::F64));

@@ -1,0 +1,170 @@
+"""Compiled CPU kernels of the leaky tanh network (``leaky_tanh.cc``).
+
+Three loops that XLA runs as several small operations per step:
+
+* :func:`forward`: the trial's activity with fixed weights (every offline
+  closed-form rule's forward pass, :func:`rflo.rules.base.forward`);
+* :func:`offline_trial`: a whole offline trial of the closed-form rules
+  (local traces: RFLO, "local", e-prop; the adjoint: BPTT and random feedback
+  without locality), direction and outputs, squared-error loss;
+* :func:`online_trial`: one online trial of the local-trace rules (RFLO, the
+  "local" ablation, e-prop) with the squared-error loss and plain SGD, one
+  update per step (:func:`rflo.trainer._online_update`).
+
+:func:`forward` and :func:`offline_trial` take the XLA path they replace
+as ``reference``, run the kernel on the CPU backend only
+(``jax.lax.platform_dependent``) and differentiate through the reference, so
+autodiff sees the same function; :func:`online_trial` is offered by the rule
+where :func:`online_route` says it applies, and the trainer runs it on the CPU
+only.  float32 and float64.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rflo import kernels
+
+__all__ = ["available", "forward", "offline_route", "offline_trial", "online_route",
+           "online_trial"]
+
+_NAME = "leaky_tanh"
+_HANDLERS = {"online": "RfloOnlineLocal", "forward": "RfloForward", "offline": "RfloOffline"}
+_SUFFIX = {"float32": "F32", "float64": "F64"}
+_STATE = {}
+_LOCK = threading.Lock()
+_BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
+
+
+def _target(kind, dtype):
+    return f"rflo_{kind}_{_SUFFIX[str(dtype)].lower()}"
+
+
+def available(dtype) -> bool:
+    """Whether the kernels are built and registered (and take ``dtype``)."""
+    if str(dtype) not in _SUFFIX:
+        return False
+    with _LOCK:
+        if "ok" not in _STATE:
+            lib = kernels.load(_NAME)
+            if lib is not None:
+                for kind, handler in _HANDLERS.items():
+                    for dt, suffix in _SUFFIX.items():
+                        jax.ffi.register_ffi_target(
+                            _target(kind, dt), jax.ffi.pycapsule(getattr(lib, handler + suffix)),
+                            platform="cpu")
+            _STATE["ok"] = lib is not None
+        return _STATE["ok"]
+
+
+def _on_cpu(kernel, reference, *args):
+    """``kernel(*args)`` on the CPU backend, ``reference(*args)`` elsewhere;
+    derivatives always through ``reference``."""
+
+    @jax.custom_jvp
+    def f(*args):
+        return jax.lax.platform_dependent(*args, cpu=kernel, default=reference)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        return jax.jvp(reference, primals, tangents)
+
+    return f(*args)
+
+
+def forward(w_rec, drive, h0, tau, reference):
+    """``u, h`` (S, n_rec) of ``u[t] = w_rec h[t-1] + drive[t]``,
+    ``h[t] = h[t-1] + (tanh(u[t]) - h[t-1]) / tau`` from ``h[-1] = h0``;
+    ``reference(w_rec, drive, h0, tau)`` is the XLA path."""
+    dtype = drive.dtype
+
+    def kernel(w_rec, drive, h0, tau):
+        out = jax.ShapeDtypeStruct(drive.shape, dtype)
+        call = jax.ffi.ffi_call(_target("forward", dtype), (out, out),
+                                vmap_method="broadcast_all")
+        return call(w_rec, drive, h0, jnp.asarray(tau, dtype))
+
+    return _on_cpu(kernel, reference, w_rec, drive, h0, jnp.asarray(tau, dtype))
+
+
+def offline_route(net, setup) -> bool:
+    """Whether :func:`offline_trial` can run ``net`` under ``setup``: the leaky
+    tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
+    ``w_rec``, ``w_out`` trained (and the kernels built)."""
+    from rflo.cells.leaky_tanh import LeakyTanh
+    from rflo.losses import SQUARED_ERROR
+
+    return (setup.route != "generic" and type(net.cell) is LeakyTanh and jnp.ndim(net.tau) == 0
+            and setup.loss == SQUARED_ERROR and set(setup.params) <= set(_BITS)
+            and available(net.w_rec.dtype))
+
+
+def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
+    """The summed direction ``(d_in, d_rec, d_out)`` of one trial with fixed
+    weights and its outputs ``y`` (T-1, n_out): local traces (RFLO, "local",
+    e-prop; ``backprop=False``) or the exact adjoint (BPTT, random feedback
+    without locality; ``backprop=True``), the error fed back through ``b``
+    (``feedback="random"``) or ``w_out^T``.  ``reference(w_in, w_rec, w_out,
+    b, h0, tau, x, y, m)`` is the XLA path.  Check :func:`offline_route` first."""
+    dtype = net.w_rec.dtype
+    n_steps, n_out = y.shape
+
+    def kernel(w_in, w_rec, w_out, b, h0, tau, x, y, m):
+        shapes = (jax.ShapeDtypeStruct(w_in.shape, dtype), jax.ShapeDtypeStruct(w_rec.shape, dtype),
+                  jax.ShapeDtypeStruct(w_out.shape, dtype),
+                  jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype))
+        call = jax.ffi.ffi_call(_target("offline", dtype), shapes, vmap_method="broadcast_all")
+        return call(w_in, w_rec, w_out, b, h0, tau, x, y, m, backprop=np.int64(backprop),
+                    readout=np.int64(feedback == "readout"),
+                    exact=np.int64(net.cell.derivative == "exact"))
+
+    return _on_cpu(kernel, reference, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
+                   jnp.asarray(net.tau, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype),
+                   jnp.asarray(m, dtype))
+
+
+def online_route(net, setup, feedback: str) -> bool:
+    """Whether :func:`online_trial` can run ``net`` under ``setup``: the leaky
+    tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
+    ``w_rec``, ``w_out`` trained (and the kernels built)."""
+    from rflo.cells.leaky_tanh import LeakyTanh
+    from rflo.losses import SQUARED_ERROR
+
+    return (setup.route != "generic" and type(net.cell) is LeakyTanh and jnp.ndim(net.tau) == 0
+            and setup.loss == SQUARED_ERROR and set(setup.params) <= set(_BITS)
+            and feedback in ("random", "readout") and available(net.w_rec.dtype))
+
+
+def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str):
+    """One online trial from the parameters ``w`` (dict) with SGD rates ``lr``
+    (dict by name): ``(w, summed step loss, outputs (T-1, n_out) or None)``, as
+    the trainer's per-step loop computes them; the outputs only with
+    ``keep_outputs`` (otherwise nothing T-long is kept).  Check
+    :func:`online_route` first."""
+    dtype = net.w_rec.dtype
+    if not available(dtype):
+        raise RuntimeError("the leaky_tanh kernels are unavailable (see the warning above); "
+                           "check online_route first")
+    n_rec = net.w_rec.shape[0]
+    n_steps, n_out = y.shape
+    params = {k: w.get(k, getattr(net, k)) for k in _BITS}
+    rates = [jnp.asarray(lr.get(k, 0.0) if k in w else 0.0, dtype) for k in _BITS]
+    scalars = jnp.stack([jnp.asarray(net.tau, dtype)] + rates)
+    mask = jnp.ones((n_rec, n_rec), dtype) if net.mask is None else jnp.asarray(net.mask, dtype)
+    sign = jnp.ones((n_rec,), dtype) if net.sign is None else jnp.asarray(net.sign, dtype)
+    shapes = tuple(jax.ShapeDtypeStruct(params[k].shape, dtype) for k in _BITS) + (
+        jax.ShapeDtypeStruct((), dtype),
+        jax.ShapeDtypeStruct((n_steps - 1 if keep_outputs else 1, n_out), dtype))
+    call = jax.ffi.ffi_call(_target("online", dtype), shapes, vmap_method="broadcast_all")
+    w_in, w_rec, w_out, total, outs = call(
+        params["w_in"], params["w_rec"], params["w_out"], net.b, net.h0, mask, sign, scalars,
+        jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(m, dtype),
+        readout=np.int64(feedback == "readout"), exact=np.int64(net.cell.derivative == "exact"),
+        dale=np.int64(net.sign is not None), has_mask=np.int64(net.mask is not None),
+        trained=np.int64(sum(_BITS[k] for k in w)), keep_outputs=np.int64(bool(keep_outputs)))
+    new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
+    return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)

@@ -1,0 +1,207 @@
+"""The compiled CPU kernels (rflo.kernels.leaky_tanh) equal the XLA paths they replace.
+
+Each kernel is compared with the library's own straightforward path, called
+directly: the trainer's per-step online loop, the closed-form offline trials,
+the forward scan.  float64 to 1e-10 (the same arithmetic in another order),
+float32 to float32 rounding.  Where no compiler is found the library falls
+back to the XLA path, which the last tests check.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rflo
+from rflo import kernels
+from rflo.kernels import leaky_tanh
+from rflo.network import params_of
+from rflo.rules import get_rule
+from rflo.rules.base import Setup, forward
+from rflo.trainer import Config, _online_update, per_param_sgd
+
+pytestmark = pytest.mark.skipif(not leaky_tanh.available("float64"),
+                                reason="no C++ compiler: the kernels are not built")
+
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    """float64 arrays need JAX's x64 mode (float32 tests name their dtype)."""
+    with jax.enable_x64(True):
+        yield
+
+
+TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6)}
+
+
+def _net(dtype, n_rec=12, n_in=2, n_out=2, dale=None, connectivity=None, derivative="seed",
+         seed=0):
+    net = rflo.init_network(n_in, n_rec, n_out, seed=seed, dtype=dtype, dale=dale,
+                            connectivity=connectivity)
+    if derivative != "seed":
+        from rflo.cells import get_cell
+
+        net = net._replace(cell=get_cell("leaky_tanh", derivative=derivative))
+    return jax.tree_util.tree_map(jnp.asarray, net)
+
+
+def _trial(dtype, n_in=2, n_out=2, steps=30, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(steps, n_in))
+    y = np.sin(np.arange(steps)[:, None] / 4.0 + np.arange(n_out))
+    m = (rng.random(steps) > 0.2).astype(float)
+    return tuple(jnp.asarray(a, dtype) for a in (x, y, m))
+
+
+def _xla_online(net, rule, setup, w, lr, x, y, m):
+    cfg = Config(rule, True, setup)
+    new_w, _, loss, out = _online_update(cfg, per_param_sgd(lr), net, w, None, x[None],
+                                         y[None], m[None], jax.random.PRNGKey(0)[None], True)
+    return new_w, loss, out[0]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule,derivative,dale,connectivity,params", [
+    ("rflo", "seed", None, None, ("w_in", "w_rec", "w_out")),
+    ("local", "exact", None, None, ("w_in", "w_rec", "w_out")),
+    ("rflo", "seed", 0.8, 0.5, ("w_rec", "w_out")),
+    ("eprop", "seed", None, None, ("w_rec",)),
+])
+def test_online_trial_equals_the_per_step_loop(dtype, rule, derivative, dale, connectivity,
+                                               params):
+    net = _net(dtype, dale=dale, connectivity=connectivity, derivative=derivative)
+    rule = get_rule(rule)
+    setup = Setup(params=params)
+    assert leaky_tanh.online_route(net, setup, rule.feedback)
+    w = params_of(net, params)
+    lr = {k: jnp.asarray(0.5, dtype) for k in params}  # large: the updates matter
+    x, y, m = _trial(dtype)
+    fused = rule.fused_online(net, setup)
+    w_k, w_x = w, w
+    for _ in range(3):  # three trials in a row: the weights carry over
+        w_k, total, out_k = jax.jit(fused, static_argnums=6)(net, w_k, lr, x, y, m, True)
+        w_x, loss_x, out_x = jax.jit(partial(_xla_online, net, rule, setup))(w_x, lr, x, y, m)
+        for k in params:
+            np.testing.assert_allclose(w_k[k], w_x[k], **TOL[dtype], err_msg=k)
+        np.testing.assert_allclose(out_k, out_x, **TOL[dtype])
+        np.testing.assert_allclose(total / (x.shape[0] * y.shape[1]), loss_x, **TOL[dtype])
+    assert set(w_k) == set(params)
+    assert not np.allclose(w_k["w_rec"], net.w_rec)  # it learned
+    if dale is not None:  # the signs hold, and absent connections stay absent
+        signs = np.sign(np.asarray(w_k["w_rec"])) * np.asarray(net.sign)[None, :]
+        assert np.all(signs >= 0)
+        assert np.all(np.asarray(w_k["w_rec"])[np.asarray(net.mask) == 0] == 0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", ["rflo", "local", "bptt", "random_feedback"])
+@pytest.mark.parametrize("derivative", ["seed", "exact"])
+def test_offline_trial_equals_the_closed_form(dtype, rule, derivative):
+    from rflo.rules import bptt
+    from rflo.rules import rflo as local
+
+    net = _net(dtype, derivative=derivative, n_rec=70)  # two blocks of units, padded
+    rule_ = get_rule(rule)
+    setup = Setup()
+    assert leaky_tanh.offline_route(net, setup)
+    x, y, m = _trial(dtype)
+    d, out = jax.jit(lambda n: rule_.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
+    closed = bptt._closed_trial if rule in ("bptt", "random_feedback") else local._closed_trial
+    ref = jax.jit(lambda n: closed(n, rule_.feedback, setup, n.w_in, n.w_rec, n.w_out, n.b,
+                                   n.h0, n.tau, x, y, m))(net)
+    for k, r in zip(("w_in", "w_rec", "w_out"), ref[:3]):
+        np.testing.assert_allclose(d[k], r, **TOL[dtype], err_msg=k)
+    np.testing.assert_allclose(out, ref[3], **TOL[dtype])
+
+
+def test_forward_equals_the_scan_and_differentiates_through_it():
+    net = _net("float64", n_rec=20)
+    x, _, _ = _trial("float64")
+    drive = x[1:] @ net.w_in.T
+
+    def scan(w_rec, drive, h0, tau):
+        def body(h, d):
+            u = w_rec @ h + d
+            h = h + (jnp.tanh(u) - h) / tau
+            return h, (u, h)
+        return jax.lax.scan(body, h0, drive)[1]
+
+    u, h = jax.jit(forward)(net, x)
+    u_ref, h_ref = scan(net.w_rec, drive, net.h0, net.tau)
+    np.testing.assert_allclose(u, u_ref, **TOL["float64"])
+    np.testing.assert_allclose(h, h_ref, **TOL["float64"])
+    # autodiff goes through the reference: the gradient is the scan's
+    g = jax.grad(lambda w: jnp.sum(forward(net._replace(w_rec=w), x)[1] ** 2))(net.w_rec)
+    g_ref = jax.grad(lambda w: jnp.sum(scan(w, drive, net.h0, net.tau)[1] ** 2))(net.w_rec)
+    np.testing.assert_allclose(g, g_ref, **TOL["float64"])
+
+
+def test_kernels_under_vmap_equal_one_network_at_a_time():
+    """An ensemble (vmap) passes every network to the kernel at once."""
+    nets = [_net("float64", seed=s) for s in range(3)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *nets)
+    x, y, m = _trial("float64")
+    rule, setup = get_rule("rflo"), Setup()
+    lr = {k: jnp.asarray(0.3, "float64") for k in ("w_in", "w_rec", "w_out")}
+    fused = rule.fused_online(nets[0], setup)
+    together = jax.vmap(lambda n: fused(n, params_of(n), lr, x, y, m, False))(stacked)
+    assert together[2] is None  # nothing T-long kept
+    d_all, _ = jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(stacked)
+    for i, net in enumerate(nets):
+        alone = fused(net, params_of(net), lr, x, y, m, False)
+        np.testing.assert_allclose(together[0]["w_rec"][i], alone[0]["w_rec"], rtol=1e-12)
+        d, _ = rule.trial(net, x, y, m, jax.random.PRNGKey(0), setup)
+        np.testing.assert_allclose(d_all["w_rec"][i], d["w_rec"], rtol=1e-12)
+
+
+def test_train_uses_the_kernel_and_matches_the_xla_path(monkeypatch):
+    """rflo.train, online RFLO: the kernel path and RFLO_KERNELS=0 give the same run
+    (another ``unroll``, which the XLA loop computes identically, makes the
+    second session compile anew, so that it sees the kernels off)."""
+    task = rflo.periodic_task(duration=40)
+
+    def run(unroll):
+        net = rflo.init_network(1, 16, 1, seed=3, dtype="float64")
+        return rflo.train(net, task, rule="rflo", trials=20, online=True, lr=0.05, unroll=unroll)
+
+    fast = run(1)
+    monkeypatch.setenv(kernels.ENV_DISABLE, "0")
+    monkeypatch.setattr(leaky_tanh, "_STATE", {})
+    monkeypatch.setattr(kernels, "_LOADED", {})
+    slow = run(2)
+    assert not leaky_tanh.available("float64")
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-9)
+    np.testing.assert_allclose(fast.network.w_rec, slow.network.w_rec, rtol=1e-9, atol=1e-12)
+
+
+def test_without_a_compiler_the_library_warns_once_and_uses_xla(monkeypatch, tmp_path):
+    monkeypatch.setenv(kernels.ENV_CACHE, str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kernels, "_LOADED", {})
+    monkeypatch.setattr(leaky_tanh, "_STATE", {})
+    with pytest.warns(RuntimeWarning, match="no C.. compiler"):
+        assert not leaky_tanh.available("float32")
+    assert not leaky_tanh.online_route(_net("float32"), Setup(), "random")
+    assert get_rule("rflo").fused_online(_net("float32"), Setup()) is None
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_the_build_is_cached_and_atomic():
+    """A built kernel is reused (not rebuilt), and no half-written file is left."""
+    first = kernels._build("leaky_tanh")
+    mtime = first.stat().st_mtime_ns
+    assert kernels._build("leaky_tanh") == first and first.stat().st_mtime_ns == mtime
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_routes_refuse_what_the_kernel_does_not_do():
+    net = _net("float32")
+    assert not leaky_tanh.online_route(net, Setup(loss=rflo.losses.CROSS_ENTROPY), "random")
+    assert not leaky_tanh.online_route(net, Setup(route="generic"), "random")
+    assert not leaky_tanh.offline_route(net, Setup(params=("w_rec", "h0")))
+    lif = rflo.init_network(1, 8, 1, cell="lif")
+    assert not leaky_tanh.offline_route(lif, Setup())
