@@ -205,3 +205,21 @@ def test_routes_refuse_what_the_kernel_does_not_do():
     assert not leaky_tanh.offline_route(net, Setup(params=("w_rec", "h0")))
     lif = rflo.init_network(1, 8, 1, cell="lif")
     assert not leaky_tanh.offline_route(lif, Setup())
+
+
+def test_threads_split_an_ensemble_without_changing_it(monkeypatch):
+    """One network is one thread's work: any thread count gives the same bits."""
+    nets = [_net("float32", seed=s) for s in range(5)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *nets)
+    x, y, m = _trial("float32")
+    rule, setup = get_rule("rflo"), Setup()
+    outs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv(kernels.ENV_THREADS, threads)
+        assert kernels.threads() == int(threads)
+        outs.append(jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(
+            stacked))  # a new function: traced anew with this thread count
+    np.testing.assert_array_equal(outs[0][0]["w_rec"], outs[1][0]["w_rec"])
+    monkeypatch.setenv(kernels.ENV_THREADS, "two")
+    with pytest.raises(ValueError, match="RFLO_KERNEL_THREADS must be a positive integer"):
+        kernels.threads()

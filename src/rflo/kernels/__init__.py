@@ -26,12 +26,14 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["enabled", "load", "cache_dir", "ENV_DISABLE", "ENV_CACHE"]
+__all__ = ["enabled", "load", "cache_dir", "threads", "ENV_DISABLE", "ENV_CACHE", "ENV_THREADS"]
 
 #: set to ``0`` to use the XLA path everywhere
 ENV_DISABLE = "RFLO_KERNELS"
 #: folder of the compiled kernels
 ENV_CACHE = "RFLO_KERNEL_CACHE"
+#: threads one kernel call may use for the networks of an ensemble
+ENV_THREADS = "RFLO_KERNEL_THREADS"
 
 _HERE = Path(__file__).resolve().parent
 _LOCK = threading.Lock()
@@ -41,6 +43,30 @@ _LOADED: dict = {}
 def enabled() -> bool:
     """Whether kernels may be used (``RFLO_KERNELS`` is not ``0``)."""
     return os.environ.get(ENV_DISABLE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def threads() -> int:
+    """Threads a kernel call may spread an ensemble's networks over:
+    ``$RFLO_KERNEL_THREADS``, or this process's usable cores shared among
+    JAX's CPU devices (a sweep over host devices already runs one device per
+    core).  One network is always one thread's work, so results do not depend
+    on it."""
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer, got {value!r}")
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    import jax
+
+    try:
+        devices = len(jax.devices("cpu"))
+    except RuntimeError:
+        devices = 1
+    return max(1, cores // max(1, devices))
 
 
 def cache_dir() -> Path:
@@ -92,12 +118,15 @@ def _build(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=target.parent)
     os.close(fd)
-    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-shared", "-fPIC",
+    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-pthread", "-shared",
+           "-fPIC",
            f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}")
+            errors = [line for line in done.stderr.splitlines() if "error" in line]
+            raise RuntimeError(f"{' '.join(cmd)} failed: "
+                               + ("; ".join(errors[:3]) or done.stderr.strip()[-500:]))
         os.replace(tmp, target)  # atomic: another process sees the whole file or none
     finally:
         if os.path.exists(tmp):

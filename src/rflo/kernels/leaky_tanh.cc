@@ -21,9 +21,11 @@
 //   w_in  += (lr_in / T) g * q                 w_out += (lr_out / T) err h'^T
 // It keeps O(n_rec^2) state, and the outputs y only when asked (keep_outputs).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -134,37 +136,83 @@ void combine(const T* __restrict cols, int64_t np, const T* __restrict v, int64_
       a0 = load(out + i0), a1 = load(out + i0 + L), a2 = load(out + i0 + 2 * L);
       a3 = load(out + i0 + 3 * L);
     }
-    for (int64_t j = 0; j < count; ++j) {
+    // two sets of accumulators (even and odd j): eight independent sums, so
+    // that the adds do not wait on each other
+    Vec<T> b0 = {}, b1 = {}, b2 = {}, b3 = {};
+    int64_t j = 0;
+    for (; j + 1 < count; j += 2) {
+      const T* c = cols + j * np + i0;
+      const T* d = c + np;
+      const T s = v[j], r = v[j + 1];
+      a0 += load(c) * s, a1 += load(c + L) * s, a2 += load(c + 2 * L) * s;
+      a3 += load(c + 3 * L) * s;
+      b0 += load(d) * r, b1 += load(d + L) * r, b2 += load(d + 2 * L) * r;
+      b3 += load(d + 3 * L) * r;
+    }
+    if (j < count) {
       const T* c = cols + j * np + i0;
       const T s = v[j];
       a0 += load(c) * s, a1 += load(c + L) * s, a2 += load(c + 2 * L) * s;
       a3 += load(c + 3 * L) * s;
     }
+    a0 += b0, a1 += b1, a2 += b2, a3 += b3;
     store(out + i0, a0), store(out + i0 + L, a1), store(out + i0 + 2 * L, a2);
     store(out + i0 + 3 * L, a3);
   }
 }
 
 // out[j * np + i] = sum_s rows_a[s * np + j] rows_b[s * np + i] for j < count
-// (a sum of outer products over s; rows padded to np)
+// (a sum of outer products over s; rows padded to np, rows_a by at least 3
+// entries past count).  kCols columns j by two vectors of i at a time, all
+// accumulators in registers (more columns where there are 32 vector registers).
+#if defined(__AVX512F__)
+constexpr int kCols = 4;
+#else
+constexpr int kCols = 2;
+#endif
+
 template <typename T>
 void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t steps, int64_t np,
                int64_t count, T* __restrict out) {
   constexpr int64_t L = 64 / sizeof(T);
-  for (int64_t j = 0; j < count; j += 2) {
-    const bool two = j + 1 < count;
+  for (int64_t j = 0; j < count; j += kCols) {
     for (int64_t i0 = 0; i0 < np; i0 += 2 * L) {
-      Vec<T> a0 = {}, a1 = {}, b0 = {}, b1 = {};
+      Vec<T> lo[kCols] = {}, hi[kCols] = {};
       for (int64_t s = 0; s < steps; ++s) {
         const T* r = rows_b + s * np + i0;
         const Vec<T> v0 = load(r), v1 = load(r + L);
-        const T x = rows_a[s * np + j], y = rows_a[s * np + j + 1];
-        a0 += v0 * x, a1 += v1 * x, b0 += v0 * y, b1 += v1 * y;
+        const T* col = rows_a + s * np + j;
+        for (int c = 0; c < kCols; ++c) {
+          lo[c] += v0 * col[c];
+          hi[c] += v1 * col[c];
+        }
       }
-      store(out + j * np + i0, a0), store(out + j * np + i0 + L, a1);
-      if (two) store(out + (j + 1) * np + i0, b0), store(out + (j + 1) * np + i0 + L, b1);
+      for (int c = 0; c < kCols && j + c < count; ++c) {
+        store(out + (j + c) * np + i0, lo[c]);
+        store(out + (j + c) * np + i0 + L, hi[c]);
+      }
     }
   }
+}
+
+// Runs fn(k) for the networks k = 0 .. nets-1 of one call on up to `threads`
+// threads (each network is computed by one thread, as it would be alone, so
+// the results do not depend on the thread count).
+template <typename F>
+void for_each_network(int64_t nets, int64_t threads, F&& fn) {
+  threads = std::max<int64_t>(1, std::min(threads, nets));
+  if (threads == 1) {
+    for (int64_t k = 0; k < nets; ++k) fn(k);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  auto work = [&]() {
+    for (int64_t k = next++; k < nets; k = next++) fn(k);
+  };
+  std::vector<std::thread> pool;
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
 }
 
 // One step of the recurrent traces and weights, column by column (presynaptic
@@ -214,7 +262,7 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
                 ffi::ResultBuffer<DT> w_rec_new, ffi::ResultBuffer<DT> w_out_new,
                 ffi::ResultBuffer<DT> loss, ffi::ResultBuffer<DT> outputs, int64_t readout,
                 int64_t exact, int64_t dale, int64_t has_mask, int64_t trained,
-                int64_t keep_outputs) {
+                int64_t keep_outputs, int64_t threads) {
   using T = ffi::NativeType<DT>;
   auto xd = x.dimensions();
   auto yd = y.dimensions();
@@ -238,9 +286,9 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
   // columns are padded to a multiple of kBlock units (zeros that stay zero: the
   // padded units get no input and no feedback)
   const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
-  std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
-      d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
-  for (int64_t k = 0; k < nets; ++k) {
+  for_each_network(nets, threads, [&](int64_t k) {
+    std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
+        d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
     const T* s = scalars.typed_data() + 4 * k;
     const T tau = s[0], a = T(1) / tau, c = T(1) - a;
     const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
@@ -347,7 +395,7 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
       for (int64_t j = 0; j < n_in; ++j) wi1[i * n_in + j] = wi[j * np + i];
     }
     loss->typed_data()[k] = total;
-  }
+  });
   return ffi::Error::Success();
 }
 
@@ -355,7 +403,7 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
 template <ffi::DataType DT>
 ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer<DT> h0,
                        ffi::Buffer<DT> tau_, ffi::ResultBuffer<DT> u_out,
-                       ffi::ResultBuffer<DT> h_out) {
+                       ffi::ResultBuffer<DT> h_out, int64_t threads) {
   using T = ffi::NativeType<DT>;
   auto dd = drive.dimensions();
   if (dd.size() < 2) return ffi::Error::InvalidArgument("forward: drive needs (S, n_rec)");
@@ -365,8 +413,8 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
       tau_.element_count() != nets)
     return ffi::Error::InvalidArgument("forward: operand shapes do not agree");
   const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
-  std::vector<T> wt(n * np), h(np), u(np);
-  for (int64_t k = 0; k < nets; ++k) {
+  for_each_network(nets, threads, [&](int64_t k) {
+    std::vector<T> wt(n * np), h(np), u(np);
     const T tau = tau_.typed_data()[k];
     const T* W = w_rec.typed_data() + k * n * n;
     std::fill(wt.begin(), wt.end(), T(0));
@@ -389,7 +437,7 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
       }
       std::copy(ht, ht + n, h.begin());
     }
-  }
+  });
   return ffi::Error::Success();
 }
 
@@ -399,7 +447,7 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
                        ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
                        ffi::ResultBuffer<DT> d_in, ffi::ResultBuffer<DT> d_rec,
                        ffi::ResultBuffer<DT> d_out, ffi::ResultBuffer<DT> outputs,
-                       int64_t backprop, int64_t readout, int64_t exact) {
+                       int64_t backprop, int64_t readout, int64_t exact, int64_t threads) {
   using T = ffi::NativeType<DT>;
   auto xd = x.dimensions();
   auto yd = y.dimensions();
@@ -416,10 +464,10 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
     return ffi::Error::InvalidArgument("offline trial: operand shapes do not agree");
   const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
   // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
-  std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
-      D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
-      dit(n_in * np), u(np);
-  for (int64_t k = 0; k < nets; ++k) {
+  for_each_network(nets, threads, [&](int64_t k) {
+    std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
+        D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
+        dit(n_in * np), u(np);
     const T tau = tau_.typed_data()[k], a = T(1) / tau, c = T(1) - a;
     const T* W = w_rec.typed_data() + k * n * n;
     const T* Wi = w_in.typed_data() + k * n * n_in;
@@ -531,7 +579,7 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
         for (int64_t i = 0; i < n; ++i) row[i] += e * hs[i];
       }
     }
-  }
+  });
   return ffi::Error::Success();
 }
 
@@ -546,7 +594,8 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()                                      \
       .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("dale")              \
-      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")
+      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")  \
+      .Attr<int64_t>("threads")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF32, Impl<ffi::F32>, RFLO_BIND(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF64, Impl<ffi::F64>, RFLO_BIND(ffi::F64));
@@ -554,7 +603,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF64, Impl<ffi::F64>, RFLO_BIND(ffi:
 #define RFLO_BIND_FORWARD(DT)                                                             \
   ffi::Ffi::Bind()                                                                        \
       .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()
+      .Arg<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Attr<int64_t>("threads")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF32, ForwardImpl<ffi::F32>, RFLO_BIND_FORWARD(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_FORWARD(ffi::F64));
@@ -566,7 +616,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_F
       .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
       .Ret<ffi::Buffer<DT>>()                                                             \
-      .Attr<int64_t>("backprop").Attr<int64_t>("readout").Attr<int64_t>("exact")
+      .Attr<int64_t>("backprop").Attr<int64_t>("readout").Attr<int64_t>("exact")         \
+      .Attr<int64_t>("threads")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF32, OfflineImpl<ffi::F32>, RFLO_BIND_OFFLINE(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_OFFLINE(ffi::F64));

@@ -86,7 +86,7 @@ def forward(w_rec, drive, h0, tau, reference):
         out = jax.ShapeDtypeStruct(drive.shape, dtype)
         call = jax.ffi.ffi_call(_target("forward", dtype), (out, out),
                                 vmap_method="broadcast_all")
-        return call(w_rec, drive, h0, jnp.asarray(tau, dtype))
+        return call(w_rec, drive, h0, jnp.asarray(tau, dtype), threads=np.int64(kernels.threads()))
 
     return _on_cpu(kernel, reference, w_rec, drive, h0, jnp.asarray(tau, dtype))
 
@@ -120,7 +120,8 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
         call = jax.ffi.ffi_call(_target("offline", dtype), shapes, vmap_method="broadcast_all")
         return call(w_in, w_rec, w_out, b, h0, tau, x, y, m, backprop=np.int64(backprop),
                     readout=np.int64(feedback == "readout"),
-                    exact=np.int64(net.cell.derivative == "exact"))
+                    exact=np.int64(net.cell.derivative == "exact"),
+                    threads=np.int64(kernels.threads()))
 
     return _on_cpu(kernel, reference, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
                    jnp.asarray(net.tau, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype),
@@ -165,6 +166,7 @@ def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str
         jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(m, dtype),
         readout=np.int64(feedback == "readout"), exact=np.int64(net.cell.derivative == "exact"),
         dale=np.int64(net.sign is not None), has_mask=np.int64(net.mask is not None),
-        trained=np.int64(sum(_BITS[k] for k in w)), keep_outputs=np.int64(bool(keep_outputs)))
+        trained=np.int64(sum(_BITS[k] for k in w)), keep_outputs=np.int64(bool(keep_outputs)),
+        threads=np.int64(kernels.threads()))
     new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
     return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)
