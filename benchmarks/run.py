@@ -77,6 +77,10 @@ EXPONENT = {"rtrl": 4, "random_feedback": 4}
 
 LR = (0.0, 0.03, 0.03)  # the seed's experiment: W_in frozen
 
+#: the ensemble size the library trains together by default on a CPU (a sweep's
+#: ``max_networks``)
+DEFAULT_ENSEMBLE = 64
+
 
 def cost_exponent(rule):
     return EXPONENT.get(rule, 2)
@@ -119,6 +123,15 @@ def blas_info():
     except ImportError:
         info["threadpools"] = "threadpoolctl not installed (pip install threadpoolctl)"
     return info
+
+
+def kernel_info():
+    """Whether rflo's compiled CPU kernels ran (rflo.kernels), and with how many threads."""
+    from rflo import kernels
+    from rflo.kernels import leaky_tanh
+
+    return {"enabled": kernels.enabled(), "built": leaky_tanh.available("float32"),
+            "threads": kernels.threads()}
 
 
 def machine_info():
@@ -314,6 +327,57 @@ def numpy_memory(rule, online, n_rec, steps):
 
 
 # --------------------------------------------------------------------------
+# peers: FranzKnut/jax_rtrl (benchmarks/peers/jax_rtrl_driver.py)
+
+#: (rule, online) of rflo and the peer driver's name for the same training
+PEER_CASES = [("rflo", True, "rflo_online"), ("rflo", False, "rflo_offline"),
+              ("bptt", False, "bptt_offline"), ("rtrl", False, "rtrl_offline")]
+
+
+def load_jax_rtrl(path):
+    """The peer driver module, or the reason it cannot be used here."""
+    if path is None:
+        return None, "not asked for (--jax-rtrl PATH)"
+    path = Path(path).expanduser().resolve()
+    if not (path / "jax_rtrl").is_dir():
+        return None, f"{path} is not a jax_rtrl checkout"
+    sys.path.insert(0, str(path))
+    sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+    try:
+        import jax_rtrl_driver
+    except ImportError as exc:
+        return None, (f"jax_rtrl does not import here ({exc}); make its environment with "
+                      "benchmarks/peers/install_jax_rtrl.sh")
+    return jax_rtrl_driver, None
+
+
+def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
+    """rflo and the peer on the same network size, trial and SGD, alternating
+    ``rounds`` times in this process; the best of every round counts."""
+    task = rflo.periodic_task(duration=steps)
+    x, y, _ = task.trial()
+    rows = []
+    for rule, online, peer_name in cases:
+        ours = LibraryRun(rule, online, n_rec, steps, capacity=512)
+        peer = driver.make(peer_name, n_rec, x, y, lr=LR[1])
+        ours(1), peer(1)  # compile and first run
+        t0 = time.perf_counter(); ours(1); n_ours = min(512, calls_for(time.perf_counter() - t0, 0.004))
+        t0 = time.perf_counter(); peer(1); n_peer = calls_for(time.perf_counter() - t0, 0.004)
+        best = {"library": [], "peer": []}
+        for _ in range(rounds):
+            best["library"].append(repeat_timing(lambda: ours(n_ours), n_ours, budget_s / rounds))
+            best["peer"].append(repeat_timing(lambda: peer(n_peer), n_peer, budget_s / rounds))
+        lib = min(t["best"] for t in best["library"])
+        other = min(t["best"] for t in best["peer"])
+        rows.append({"kind": "peer", "peer": "jax_rtrl", "rule": rule, "mode": mode_name(online),
+                     "n_rec": n_rec, "steps": steps, "dtype": "float32",
+                     "library": {"seconds_per_trial": lib},
+                     "jax_rtrl": {"seconds_per_trial": other, "driver": peer_name},
+                     "speedup": other / lib})
+    return rows
+
+
+# --------------------------------------------------------------------------
 # the benchmark
 
 
@@ -356,7 +420,7 @@ def run(args):
     log(f"numpy BLAS: {json.dumps(machine['numpy_blas'].get('threadpools'))}")
 
     wanted = args.rules
-    if wanted is None and args.quick:
+    if wanted is None and args.smoke:
         wanted = [r for r in ("rflo", "bptt", "rtrl") if r in rule_names()]
     rules = [r for r in rule_names() if wanted is None or r in wanted]
     unknown = sorted(set(args.rules or []) - set(rule_names()))
@@ -435,6 +499,49 @@ def run(args):
                 log(f"{rule:<16}{mode_name(online):<8}{n_rec:>6}" + "".join(f"{c:>12}" for c in cells)
                     + f"{(format(gain, '.1f') + 'x') if gain else '-':>16}", flush=True)
 
+    # ---- peers
+    if args.jax_rtrl is not None:
+        driver, why = load_jax_rtrl(args.jax_rtrl)
+        log(f"\n== rflo vs FranzKnut/jax_rtrl (same network, trial and SGD; alternating, "
+            f"n_rec {args.peer_size}, T {args.steps})")
+        if driver is None:
+            log(f"skipped: {why}")
+            results.append({"kind": "peer", "peer": "jax_rtrl", "skipped": why})
+        else:
+            for row in time_peers(driver, args.peer_size, args.steps, args.budget * 3):
+                results.append(row)
+                log(f"{row['rule']:<8}{row['mode']:<8} rflo {fmt_time(row['library']['seconds_per_trial']):>10}"
+                    f"   jax_rtrl {fmt_time(row['jax_rtrl']['seconds_per_trial']):>10}"
+                    f"   {row['speedup']:.2f}x", flush=True)
+
+    # ---- arithmetic: RTRL against this machine's one-core matmul peak
+    if not args.no_peak and "rtrl" in rules:
+        peak = matmul_peak()
+        for row in results:
+            if (row["kind"] == "speed" and row["rule"] == "rtrl" and row["mode"] == "offline"
+                    and row["n_rec"] == 50 and "seconds_per_trial" in row["library"]):
+                flops = rtrl_flops(row["n_rec"], 1, row["steps"])
+                row["gflops"] = flops / row["library"]["seconds_per_trial"] / 1e9
+                row["matmul_peak_gflops"] = peak
+                log(f"\nrtrl offline at n_rec 50: {row['gflops']:.1f} GFLOP/s; one core's "
+                    f"512x512 float32 matmul: {peak:.1f} GFLOP/s ({row['gflops'] / peak:.0%})")
+
+    # ---- a sweep over every core
+    if not args.no_sweep:
+        from sweep_devices import compare
+
+        cores = len(os.sched_getaffinity(0))
+        if cores < 2:
+            log("\n== sweep over every core: skipped (one usable core)")
+        else:
+            log(f"\n== sweep over every core ({cores} host devices vs one device pinned to one core; "
+                f"64 networks x {args.sweep_trials} trials, fresh processes)")
+            sweep = compare(devices=cores, trials=args.sweep_trials, rounds=args.sweep_rounds)
+            results.append({"kind": "sweep", **sweep})
+            for name, value in sweep["best_network_trials_per_s"].items():
+                log(f"  {name:>10}: {value:9.0f} network-trials/s")
+            log(f"  ratio: {sweep['ratio']:.2f}x", flush=True)
+
     # ---- memory against T
     log("\n== memory: library = XLA memory analysis of the compiled session (work = temporaries;"
         " total adds the weights and the task's T-long inputs/targets); numpy = tracemalloc peak")
@@ -470,7 +577,7 @@ def run(args):
 
     targets = check_targets(results, args)
     if targets:
-        log("\n== targets (seed experiment: n_rec 50, T 100, offline, float32, one process)")
+        log("\n== targets (n_rec 50, T 100, float32, one process unless said)")
         for t in targets:
             cpu = t.get("cpu_time_based")
             log(f"{t['name']:<46}{t['measured']:>8}  (target >= {t['target']}x)  "
@@ -485,7 +592,9 @@ def run(args):
             "ensemble_sizes": args.ensemble_sizes, "memory_steps": args.memory_steps,
             "memory_sizes": args.memory_sizes, "budget_s": args.budget,
             "max_trial_s": args.max_trial_s, "unroll": args.unroll or _default_unroll(),
-            "learning_rates": LR, "quick": args.quick,
+            "learning_rates": LR, "quick": args.quick, "smoke": args.smoke,
+            "jax_rtrl": str(args.jax_rtrl) if args.jax_rtrl else None,
+            "kernels": kernel_info(),
             "timing": "per-trial time = wall-clock minimum over repeated short calls (median and "
                       "process CPU time also given); compilation excluded and reported as compile_s",
             "memory_library": "XLA memory_analysis of the compiled executable: "
@@ -521,7 +630,61 @@ def check_targets(results, args):
             out.append({"name": f"{rule} ensemble K=64 vs K=1 (network-trials/s)", "target": 4,
                         "measured": f"{gain:.1f}x", "value": gain,
                         "cpu_time_based": ens[(rule, mode, 1)][1] / t[1], "met": gain >= 4})
+    # issue 16: against the peer, ensembles, every core
+    peer_want = {("rflo", "online"): 2.5, ("rflo", "offline"): 5, ("bptt", "offline"): 3,
+                 ("rtrl", "offline"): 1.5}
+    for row in results:
+        key = (row.get("rule"), row.get("mode"))
+        if row["kind"] == "peer" and "speedup" in row and key in peer_want:
+            out.append({"name": f"{key[0]} {key[1]} vs jax_rtrl", "target": peer_want[key],
+                        "measured": f"{row['speedup']:.2f}x", "value": row["speedup"],
+                        "met": row["speedup"] >= peer_want[key]})
+    for row in results:
+        if row["kind"] == "speed" and "gflops" in row:
+            share = row["gflops"] / row["matmul_peak_gflops"]
+            out.append({"name": "rtrl offline / one-core matmul peak", "target": 0.6,
+                        "measured": f"{share:.2f}x", "value": share, "met": share >= 0.6})
+    single = {(r["rule"], r["mode"]): r["library"]["seconds_per_trial"] for r in results
+              if r["kind"] == "speed" and r["n_rec"] == 50 and "seconds_per_trial" in r["library"]}
+    k_default = DEFAULT_ENSEMBLE
+    for (rule, mode, k), t in sorted(ens.items()):
+        if k == k_default and (rule, mode) in single:
+            gain = single[(rule, mode)] / t[0]
+            out.append({"name": f"{rule} {mode} ensemble K={k} vs one network (train)",
+                        "target": 1.5, "measured": f"{gain:.2f}x", "value": gain,
+                        "met": gain >= 1.5})
+    for row in results:
+        if row["kind"] == "sweep":
+            out.append({"name": f"sweep on {row['devices']} cores vs one core", "target": 1.8,
+                        "measured": f"{row['ratio']:.2f}x", "value": row["ratio"],
+                        "met": row["ratio"] >= 1.8})
     return out
+
+
+def matmul_peak(size=512, repeats=20):
+    """GFLOP/s of a ``size`` x ``size`` float32 matmul on one core (a process
+    pinned with taskset, so that XLA's threads cannot spread it)."""
+    code = ("import time, jax, jax.numpy as jnp\n"
+            f"a = jnp.ones(({size}, {size}), jnp.float32)\n"
+            "f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
+            "best = 1e9\n"
+            f"for _ in range({repeats}):\n"
+            "    t0 = time.perf_counter(); f(a).block_until_ready()\n"
+            "    best = min(best, time.perf_counter() - t0)\n"
+            f"print(2 * {size} ** 3 / best / 1e9)\n")
+    import subprocess
+
+    core = str(sorted(os.sched_getaffinity(0))[0])
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def rtrl_flops(n_rec, n_in, steps):
+    """Floating-point operations of RTRL's influence update over a trial: the
+    (n, n) Jacobian times the (n, n (n + n_in)) influence, each step."""
+    return 2.0 * n_rec * n_rec * n_rec * (n_rec + n_in) * (steps - 1)
 
 
 def plot_scaling(report, path, small_path=None):
@@ -582,8 +745,20 @@ def names(text):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke test (seconds): rflo, bptt, rtrl at n_rec 8, T 20, ensembles of 1 and 4, "
-                        "memory at T 20 and 200")
+                   help="the headline ratios in under 2 minutes: rflo (online and offline), bptt "
+                        "and rtrl at n_rec 50, T 100; ensembles of 1 and 64; the sweep over every "
+                        "core; jax_rtrl with --jax-rtrl; no memory rows")
+    p.add_argument("--smoke", action="store_true",
+                   help="a smoke test (seconds): rflo, bptt, rtrl at n_rec 8, T 20")
+    p.add_argument("--jax-rtrl", type=Path, default=None, metavar="PATH",
+                   help="a FranzKnut/jax_rtrl checkout: time it beside rflo (run in the environment "
+                        "benchmarks/peers/install_jax_rtrl.sh makes); skipped when absent")
+    p.add_argument("--peer-size", type=int, default=50, help="n_rec of the peer rows (default 50)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the sweep over every core")
+    p.add_argument("--sweep-trials", type=int, default=1000,
+                   help="trials per network in the sweep rows (default 1000)")
+    p.add_argument("--sweep-rounds", type=int, default=None, help="fresh processes per setup (3; quick 1)")
+    p.add_argument("--no-peak", action="store_true", help="skip the one-core matmul peak")
     p.add_argument("--rules", type=names, default=None,
                    help=f"comma-separated rule names (default: all registered: {','.join(rule_names())})")
     p.add_argument("--sizes", type=ints, default=None, help="n_rec values (default 20,50,100,200)")
@@ -604,25 +779,35 @@ def parse_args(argv=None):
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--json-only", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
-    quick = args.quick
+    smoke, quick = args.smoke, args.quick
+    if smoke and quick:
+        p.error("--smoke and --quick are two different runs: pick one")
     defaults = {
-        "sizes": [8] if quick else [20, 50, 100, 200],
-        "steps": 20 if quick else 100,
-        "ensemble": [1, 4] if quick else [1, 8, 64],
-        "ensemble_sizes": [8] if quick else [50],
-        "memory_steps": [20, 200] if quick else [100, 10000],
-        "memory_sizes": [8] if quick else [50, 100],
-        "budget": 0.05 if quick else 1.0,
+        "sizes": [8] if smoke else [50] if quick else [20, 50, 100, 200],
+        "steps": 20 if smoke else 100,
+        "ensemble": [1, 4] if smoke else [1, DEFAULT_ENSEMBLE] if quick else [1, 8, 64],
+        "ensemble_sizes": [8] if smoke else [50],
+        "memory_steps": [20, 200] if smoke else [100, 10000],
+        "memory_sizes": [8] if smoke else [50, 100],
+        "budget": 0.05 if smoke else 0.3 if quick else 1.0,
+        "sweep_rounds": 1 if quick or smoke else 3,
     }
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    if smoke:
+        args.no_sweep = args.no_peak = True
+    if quick:
+        args.no_memory = True
+        if args.rules is None:
+            args.rules = ["rflo", "bptt", "rtrl"]
     if args.steps < 2:
         p.error("--steps must be at least 2")
+    short = "quick" if quick else "smoke" if smoke else None
     if args.out is None:
-        args.out = ROOT / "benchmarks" / ("results-quick.json" if quick else "results.json")
+        args.out = ROOT / "benchmarks" / (f"results-{short}.json" if short else "results.json")
     if args.figure is None:
-        args.figure = ROOT / "benchmarks" / ("scaling-quick.png" if quick else "scaling.png")
+        args.figure = ROOT / "benchmarks" / (f"scaling-{short}.png" if short else "scaling.png")
     return args
 
 
@@ -636,7 +821,7 @@ def main(argv=None):
     if not args.json_only:
         print(f"\nwrote {args.out}")
     if not args.no_figure:
-        small = None if args.quick else ROOT / "docs" / "scaling.png"
+        small = None if (args.quick or args.smoke) else ROOT / "docs" / "scaling.png"
         if small is not None:
             small.parent.mkdir(exist_ok=True)
         plot_scaling(report, args.figure, small)

@@ -1,6 +1,6 @@
 """Sweep throughput on one device against several (every core through JAX host devices).
 
-    python benchmarks/sweep_devices.py [--devices 2] [--networks 64] [--trials 200] [--rounds 3]
+    python benchmarks/sweep_devices.py [--devices 2] [--networks 64] [--trials 1000] [--rounds 3]
 
 Each measurement is a fresh process that splits one chunk of ``--networks``
 networks (RFLO offline, n_rec 50, the periodic task, float32) over N host
@@ -10,6 +10,10 @@ the ratios hold on a noisy machine: one device pinned to one core (``taskset``:
 one core's throughput), one device free to use every core (XLA's own threads),
 and N devices.  Prints a table and
 writes ``benchmarks/sweep_devices.json``.
+
+A chunk carries about 0.1 s of host-side work (threads, transfers, results)
+that does not shrink with more cores, so short chunks understate the gain:
+the default 1,000 trials is a short sweep (Figure 2's runs are 10,000).
 """
 
 from __future__ import annotations
@@ -53,6 +57,25 @@ def measure(n_dev, networks, trials, repeats, cores=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare(devices=2, networks=64, trials=1000, rounds=3, repeats=3):
+    """The three setups, alternating ``rounds`` times: best network-trials/s of
+    each and the ratios ``devices`` / one core and / one unpinned device."""
+    first = sorted(os.sched_getaffinity(0))[0]
+    # "1 core": one device in a process pinned to one core; "1 device": one device
+    # free to use every core (XLA's and the kernels' own threads); then N devices
+    many = f"{devices} devices"
+    setups = {"1 core": (1, [first]), "1 device": (1, None), many: (devices, None)}
+    rows = {name: [] for name in setups}
+    for _ in range(rounds):
+        for name, (n, pin) in setups.items():
+            rows[name].append(measure(n, networks, trials, repeats, pin))
+    best = {n: max(r["network_trials_per_s"] for r in rs) for n, rs in rows.items()}
+    return {"cores": len(os.sched_getaffinity(0)), "devices": devices, "networks": networks,
+            "trials": trials, "rounds": rounds, "repeats": repeats,
+            "best_network_trials_per_s": best, "ratio": best[many] / best["1 core"],
+            "ratio_to_one_device": best[many] / best["1 device"], "rows": rows}
+
+
 def main(argv=None):
     sys.path.insert(0, str(HERE))
     from run import cpu_model
@@ -60,36 +83,23 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--devices", type=int, default=2)
     p.add_argument("--networks", type=int, default=64)
-    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--trials", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=HERE / "sweep_devices.json")
     args = p.parse_args(argv)
-    cores = len(os.sched_getaffinity(0))
-    first = sorted(os.sched_getaffinity(0))[0]
-    # "1 core": one device in a process pinned to one core; "1 device": one device
-    # free to use every core (XLA's own threads); then N devices on every core
-    setups = {"1 core": (1, [first]), "1 device": (1, None),
-              f"{args.devices} devices": (args.devices, None)}
-    rows = {name: [] for name in setups}
-    for _ in range(args.rounds):
-        for name, (n, pin) in setups.items():
-            rows[name].append(measure(n, args.networks, args.trials, args.repeats, pin))
-    best = {n: max(r["network_trials_per_s"] for r in rs) for n, rs in rows.items()}
-    many = f"{args.devices} devices"
-    ratio, ratio_device = best[many] / best["1 core"], best[many] / best["1 device"]
-    print(f"processor: {cpu_model()} ({cores} cores available)")
+    result = compare(args.devices, args.networks, args.trials, args.rounds, args.repeats)
+    best, many = result["best_network_trials_per_s"], f"{args.devices} devices"
+    print(f"processor: {cpu_model()} ({result['cores']} cores available)")
     print(f"one chunk of {args.networks} networks (rflo offline, n_rec 50, periodic task), "
           f"{args.trials} trials, best of {args.rounds} processes x {args.repeats} repeats")
-    for n in rows:
+    for n in best:
         print(f"  {n:>10}: {best[n]:9.0f} network-trials/s")
-    print(f"  ratio {many} / 1 core: {ratio:.2f}x   ({many} / 1 unpinned device: "
-          f"{ratio_device:.2f}x)")
-    args.out.write_text(json.dumps({
-        "processor": cpu_model(), "cores": cores, "networks": args.networks,
-        "trials": args.trials, "measured": time.strftime("%Y-%m-%d"),
-        "best_network_trials_per_s": best, "ratio": ratio, "ratio_to_one_device": ratio_device,
-        "rows": rows}, indent=1) + "\n")
+    print(f"  ratio {many} / 1 core: {result['ratio']:.2f}x   ({many} / 1 unpinned device: "
+          f"{result['ratio_to_one_device']:.2f}x)")
+    args.out.write_text(json.dumps({"processor": cpu_model(),
+                                    "measured": time.strftime("%Y-%m-%d"), **result},
+                                   indent=1) + "\n")
     return 0
 
 
