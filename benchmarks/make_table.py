@@ -54,8 +54,17 @@ def machine_line(report):
         blas = f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, {p.get('num_threads')} threads)"
     return (f"Machine: {m['cpu']}, {m['cores_usable']} cores usable ({m['cores']} present); "
             f"JAX {m['jax']} on device `{m['jax_device']}`; numpy {m['numpy']} with {blas}; "
-            f"Python {m['python']}. Run {report['date_utc']} UTC as "
+            f"Python {m['python']}{kernel_text(report)}. Run {report['date_utc']} UTC as "
             f"`python benchmarks/{report['command']}`.")
+
+
+def kernel_text(report):
+    k = report.get("settings", {}).get("kernels")
+    if not k:
+        return ""
+    if not (k.get("enabled") and k.get("built")):
+        return "; rflo's compiled kernels off (XLA paths)"
+    return f"; rflo's compiled CPU kernels on ({k.get('threads')} threads per call)"
 
 
 def cell(part, key="seconds_per_trial"):
@@ -122,9 +131,46 @@ def memory_table(report):
     return "\n".join(out)
 
 
-def targets_list(report):
+def peer_table(report):
+    """rflo beside FranzKnut/jax_rtrl (rows of kind "peer"), or why there are none."""
+    rows = [r for r in report["results"] if r["kind"] == "peer"]
+    if not rows:
+        return ("Not measured in this run (`--jax-rtrl PATH`, in the environment "
+                "`benchmarks/peers/install_jax_rtrl.sh` makes).")
+    if "skipped" in rows[0]:
+        return f"Skipped: {rows[0]['skipped']}"
+    n_rec, steps = rows[0]["n_rec"], rows[0]["steps"]
+    out = [f"n_rec = {n_rec}, T = {steps}, float32, plain SGD, the same trial; the two timed "
+           "alternately in one process (`benchmarks/peers/jax_rtrl_driver.py`).", "",
+           "| rule | mode | rflo / trial | jax_rtrl / trial | rflo faster by |",
+           "|---|---|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['rule']} | {r['mode']} | {fmt_time(r['library']['seconds_per_trial'])} | "
+                   f"{fmt_time(r['jax_rtrl']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |")
+    return "\n".join(out)
+
+
+def sweep_line(report):
+    rows = [r for r in report["results"] if r["kind"] == "sweep"]
+    if not rows:
+        return "Not measured in this run."
+    r = rows[-1]
+    best = r["best_network_trials_per_s"]
+    parts = ", ".join(f"{name}: {value:,.0f}" for name, value in best.items())
+    return (f"one chunk of {r['networks']} networks (RFLO offline, n_rec 50) x {r['trials']:,} "
+            f"trials, fresh processes (`benchmarks/sweep_devices.py`), network-trials/s: {parts}; "
+            f"**{r['ratio']:.2f}x** one core.")
+
+
+#: rules whose targets the README shows (docs/benchmarks.md shows every target)
+HEADLINE_RULES = ("rflo", "bptt", "rtrl")
+
+
+def targets_list(report, headline=False):
     lines = []
     for t in report.get("targets", []):
+        if headline and not (t["name"].split()[0] in HEADLINE_RULES or "sweep" in t["name"]):
+            continue
         med = t.get("median_based")
         cpu = t.get("cpu_time_based")
         extra = (f" (from medians: {med:.1f}x)" if med else "") + (f" (from CPU time: {cpu:.1f}x)" if cpu else "")
@@ -139,7 +185,9 @@ the library and the numpy loop (tests/seed_notebook.py, the notebook's algorithm
 float64 as the notebook runs it) are timed alternately in the same process. Library
 memory is XLA's account of the compiled session (`memory_analysis()`): *work* is its
 temporaries, *total* adds the weights and the task's inputs and targets; the numpy
-loop's is tracemalloc's peak over one trial."""
+loop's is tracemalloc's peak over one trial. On a CPU the leaky tanh rules run
+through rflo's compiled kernels (`rflo.kernels`, tested equal to the XLA paths);
+`RFLO_KERNELS=0` turns them off."""
 
 
 def readme_block(report):
@@ -151,7 +199,13 @@ def readme_block(report):
         "",
         speed_table(report, n_rec),
         "",
-        targets_list(report),
+        "Beside the fastest peer, FranzKnut/jax_rtrl: " + peer_table(report),
+        "",
+        "A sweep over every core: " + sweep_line(report),
+        "",
+        "Targets of RFLO, BPTT and RTRL (every rule's in docs/benchmarks.md):",
+        "",
+        targets_list(report, headline=True),
         "",
         machine_line(report),
     ]
@@ -169,13 +223,21 @@ def full_page(report):
         "",
         NOTES,
         "",
-        "## Targets (n_rec = 50, T = 100, offline)",
+        "## Targets (n_rec = 50, T = 100)",
         "",
         targets_list(report),
         "",
         f"## Seconds per trial (T = {report['settings']['steps']})",
         "",
         speed_table(report),
+        "",
+        "## Beside FranzKnut/jax_rtrl",
+        "",
+        peer_table(report),
+        "",
+        "## A sweep over every core",
+        "",
+        sweep_line(report),
         "",
         "## Ensembles (`train_ensemble`): seconds per network-trial",
         "",
