@@ -96,22 +96,35 @@ def test_online_trial_equals_the_per_step_loop(dtype, rule, derivative, dale, co
         assert np.all(np.asarray(w_k["w_rec"])[np.asarray(net.mask) == 0] == 0)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("rule", ["rflo", "local", "bptt", "random_feedback"])
-@pytest.mark.parametrize("derivative", ["seed", "exact"])
-def test_offline_trial_equals_the_closed_form(dtype, rule, derivative):
+def _xla_trial(rule, rule_, setup, x, y, m):
+    """The XLA path the rule's offline kernel replaces, as ``net -> (d_in, d_rec, d_out, y)``."""
     from rflo.rules import bptt
     from rflo.rules import rflo as local
+    from rflo.rules.base import Rule
 
-    net = _net(dtype, derivative=derivative, n_rec=70)  # two blocks of units, padded
+    if rule == "rtrl":  # the influence carried forward step by step
+        def ref(n):
+            d, out = Rule.trial(rule_, n, x, y, m, jax.random.PRNGKey(0), setup)
+            return d["w_in"], d["w_rec"], d["w_out"], out
+        return ref
+    closed = bptt._closed_trial if rule in ("bptt", "random_feedback") else local._closed_trial
+    return lambda n: closed(n, rule_.feedback, setup, n.w_in, n.w_rec, n.w_out, n.b, n.h0,
+                            n.tau, x, y, m)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule,derivative", [("rflo", "seed"), ("local", "exact"),
+                                             ("bptt", "exact"), ("random_feedback", "seed"),
+                                             ("rtrl", "seed")])
+def test_offline_trial_equals_the_closed_form(dtype, rule, derivative):
+    # 70 units: two blocks of units, padded (RTRL: 20, its columns split over threads)
+    net = _net(dtype, derivative=derivative, n_rec=20 if rule == "rtrl" else 70)
     rule_ = get_rule(rule)
     setup = Setup()
     assert leaky_tanh.offline_route(net, setup)
     x, y, m = _trial(dtype)
     d, out = jax.jit(lambda n: rule_.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
-    closed = bptt._closed_trial if rule in ("bptt", "random_feedback") else local._closed_trial
-    ref = jax.jit(lambda n: closed(n, rule_.feedback, setup, n.w_in, n.w_rec, n.w_out, n.b,
-                                   n.h0, n.tau, x, y, m))(net)
+    ref = jax.jit(_xla_trial(rule, rule_, setup, x, y, m))(net)
     for k, r in zip(("w_in", "w_rec", "w_out"), ref[:3]):
         np.testing.assert_allclose(d[k], r, **TOL[dtype], err_msg=k)
     np.testing.assert_allclose(out, ref[3], **TOL[dtype])
@@ -220,6 +233,16 @@ def test_threads_split_an_ensemble_without_changing_it(monkeypatch):
         outs.append(jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(
             stacked))  # a new function: traced anew with this thread count
     np.testing.assert_array_equal(outs[0][0]["w_rec"], outs[1][0]["w_rec"])
+    # RTRL splits one network's influence columns over the threads
+    rtrl, net = get_rule("rtrl"), nets[0]
+    split = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv(kernels.ENV_THREADS, threads)
+        split.append(jax.jit(lambda n: rtrl.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(
+            net)[0])
+    for other in split[1:]:
+        for k in split[0]:
+            np.testing.assert_array_equal(split[0][k], other[k], err_msg=k)
     monkeypatch.setenv(kernels.ENV_THREADS, "two")
     with pytest.raises(ValueError, match="RFLO_KERNEL_THREADS must be a positive integer"):
         kernels.threads()

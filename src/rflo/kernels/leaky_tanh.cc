@@ -10,6 +10,10 @@
 // Adjoint (rflo.rules.bptt.adjoint_backward), for t = S-1 .. 0 from zero:
 //   delta[t] = e[t] + c delta[t+1] + w_rec^T v[t+1]      v[t] = ad[t] * delta[t]
 //
+// RTRL over a trial with fixed weights (rflo.rules.rtrl, offline), t = 1 .. T-1:
+//   J = c I + a diag(d) w_rec    P <- J P + a delta_{ki} d_i pre_j    dW += g^T P
+// with P the influence of every w_rec and w_in entry, its columns split over threads.
+//
 // Online trial of a local-trace rule (RFLO, its "local" ablation, e-prop) with
 // the squared-error loss and plain SGD (rflo.trainer._online_update with
 // rflo.rules.rflo's step and direction), for t = 1 .. T-1:
@@ -583,6 +587,145 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
   return ffi::Error::Success();
 }
 
+
+#if defined(__AVX512F__)
+constexpr int kRows = 8;
+#else
+constexpr int kRows = 4;
+#endif
+
+// RTRL over one trial with fixed weights, for the influence columns
+// [c0, c1) of one network (columns: w_rec's (i, j) then w_in's (i, j), row
+// major).  Every thread runs the (cheap, O(n^2)) forward pass itself, so the
+// threads that share a network's columns never wait for each other.  Adds the
+// columns' summed direction sum_t g[t]^T P[t] into dir (c1 - c0), and, with
+// outputs, the readout direction and the outputs.
+template <typename T>
+void rtrl_columns(const T* Wi, const T* W, const T* Wo, const T* B, const T* h0, T tau,
+                  const T* X, const T* Y, const T* M, int64_t steps, int64_t n, int64_t n_in,
+                  int64_t n_out, bool readout, bool exact, int64_t c0, int64_t c1, T* dir,
+                  T* d_out, T* out) {
+  constexpr int64_t L = 64 / sizeof(T);
+  const T a = T(1) / tau, c = T(1) - a;
+  const int64_t width = (c1 - c0 + L - 1) / L * L, rows = (n + kRows - 1) / kRows * kRows;
+  std::vector<T> P(rows * width), Pn(rows * width), J(rows * n), acc_dir(width), h(n), hn(n),
+      u(n), ad(n), g(n), err(n_out), pre(width);
+  std::vector<int64_t> unit(width, -1);  // the postsynaptic unit of each column
+  for (int64_t col = c0; col < c1; ++col)
+    unit[col - c0] = col < n * n ? col / n : (col - n * n) / n_in;
+  std::copy(h0, h0 + n, h.begin());
+  for (int64_t t = 1; t < steps; ++t) {
+    const T* xt = X + t * n_in;
+    for (int64_t i = 0; i < n; ++i) {
+      T acc = T(0);
+      for (int64_t j = 0; j < n; ++j) acc += W[i * n + j] * h[j];
+      for (int64_t j = 0; j < n_in; ++j) acc += Wi[i * n_in + j] * xt[j];
+      u[i] = acc;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const T th = tanh_(u[i]);
+      hn[i] = h[i] + (th - h[i]) / tau;
+      ad[i] = a * (exact ? T(1) - th * th : fprime(u[i], false));
+    }
+    for (int64_t o = 0; o < n_out; ++o) {
+      T acc = T(0);
+      for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * hn[i];
+      if (out) out[(t - 1) * n_out + o] = acc;
+      err[o] = M[t] * (Y[t * n_out + o] - acc);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      T acc = T(0);
+      for (int64_t o = 0; o < n_out; ++o)
+        acc += (readout ? Wo[o * n + i] : B[i * n_out + o]) * err[o];
+      g[i] = acc;
+    }
+    if (d_out)
+      for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t i = 0; i < n; ++i) d_out[o * n + i] += err[o] * hn[i];
+    // J = c I + diag(a f'(u)) w_rec (rows padded with zeros)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t k = 0; k < n; ++k) J[r * n + k] = ad[r] * W[r * n + k] + (r == k ? c : T(0));
+    // P <- J P, and the direction g^T (J P), kRows rows by one vector of columns at a time
+    for (int64_t cb = 0; cb < width; cb += L) {
+      Vec<T> d = load(acc_dir.data() + cb);
+      for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+        Vec<T> acc[kRows] = {};
+        for (int64_t k = 0; k < n; ++k) {
+          const Vec<T> v = load(P.data() + k * width + cb);
+          for (int rr = 0; rr < kRows; ++rr) acc[rr] += v * J[(r0 + rr) * n + k];
+        }
+        for (int rr = 0; rr < kRows; ++rr) {
+          store(Pn.data() + (r0 + rr) * width + cb, acc[rr]);
+          if (r0 + rr < n) d += acc[rr] * g[r0 + rr];
+        }
+      }
+      store(acc_dir.data() + cb, d);
+    }
+    // the source a f'(u_i) pre_j of column (i, j), on row i
+    for (int64_t col = c0; col < c1; ++col) {
+      const int64_t q = col - c0, i = unit[q];
+      const T s = ad[i] * (col < n * n ? h[col % n] : xt[(col - n * n) % n_in]);
+      Pn[i * width + q] += s;
+      acc_dir[q] += g[i] * s;
+    }
+    std::swap(P, Pn);
+    std::swap(h, hn);
+  }
+  for (int64_t q = 0; q < c1 - c0; ++q) dir[q] += acc_dir[q];
+}
+
+template <ffi::DataType DT>
+ffi::Error RtrlImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
+                    ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> tau_,
+                    ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
+                    ffi::ResultBuffer<DT> d_in, ffi::ResultBuffer<DT> d_rec,
+                    ffi::ResultBuffer<DT> d_out, ffi::ResultBuffer<DT> outputs, int64_t readout,
+                    int64_t exact, int64_t threads) {
+  using T = ffi::NativeType<DT>;
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+    return ffi::Error::InvalidArgument("rtrl trial: x, y need (T, n) and h0 (n_rec,)");
+  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
+  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
+  const int64_t nets = h0.element_count() / n, S = steps - 1, cols = n * n + n * n_in;
+  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
+      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
+      m.element_count() != nets * steps || tau_.element_count() != nets)
+    return ffi::Error::InvalidArgument("rtrl trial: operand shapes do not agree");
+  auto one = [&](int64_t k, int64_t parts) {
+    // the network's columns in `parts` slices, one thread each (parts = 1: this thread)
+    std::vector<T> dir(cols, T(0));
+    T* DO = d_out->typed_data() + k * n_out * n;
+    std::fill(DO, DO + n_out * n, T(0));
+    auto slice = [&](int64_t part) {
+      const int64_t per = (cols + parts - 1) / parts;
+      const int64_t c0 = std::min(cols, part * per), c1 = std::min(cols, c0 + per);
+      if (c0 >= c1) return;
+      rtrl_columns<T>(w_in.typed_data() + k * n * n_in, w_rec.typed_data() + k * n * n,
+                      w_out.typed_data() + k * n_out * n, b.typed_data() + k * n * n_out,
+                      h0.typed_data() + k * n, tau_.typed_data()[k],
+                      x.typed_data() + k * steps * n_in, y.typed_data() + k * steps * n_out,
+                      m.typed_data() + k * steps, steps, n, n_in, n_out, readout != 0,
+                      exact != 0, c0, c1, dir.data() + c0, part == 0 ? DO : nullptr,
+                      part == 0 ? outputs->typed_data() + k * S * n_out : nullptr);
+    };
+    for_each_network(parts, parts, slice);
+    T* DR = d_rec->typed_data() + k * n * n;
+    T* DI = d_in->typed_data() + k * n * n_in;
+    std::copy(dir.begin(), dir.begin() + n * n, DR);
+    std::copy(dir.begin() + n * n, dir.end(), DI);
+  };
+  if (nets == 1) {
+    one(0, std::max<int64_t>(1, threads));
+  } else {
+    for_each_network(nets, threads, [&](int64_t k) { one(k, 1); });
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 #define RFLO_BIND(DT)                                                                     \
@@ -621,3 +764,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_F
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF32, OfflineImpl<ffi::F32>, RFLO_BIND_OFFLINE(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_OFFLINE(ffi::F64));
+
+#define RFLO_BIND_RTRL(DT)                                                                \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>()                                                             \
+      .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("threads")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloRtrlF32, RtrlImpl<ffi::F32>, RFLO_BIND_RTRL(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloRtrlF64, RtrlImpl<ffi::F64>, RFLO_BIND_RTRL(ffi::F64));

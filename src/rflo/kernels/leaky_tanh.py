@@ -7,6 +7,8 @@ Three loops that XLA runs as several small operations per step:
 * :func:`offline_trial`: a whole offline trial of the closed-form rules
   (local traces: RFLO, "local", e-prop; the adjoint: BPTT and random feedback
   without locality), direction and outputs, squared-error loss;
+* :func:`rtrl_trial`: a whole offline trial of RTRL (the influence carried
+  forward, its columns split over the cores);
 * :func:`online_trial`: one online trial of the local-trace rules (RFLO, the
   "local" ablation, e-prop) with the squared-error loss and plain SGD, one
   update per step (:func:`rflo.trainer._online_update`).
@@ -29,11 +31,12 @@ import numpy as np
 
 from rflo import kernels
 
-__all__ = ["available", "forward", "offline_route", "offline_trial", "online_route",
-           "online_trial"]
+__all__ = ["available", "forward", "offline_route", "offline_trial", "rtrl_trial",
+           "online_route", "online_trial"]
 
 _NAME = "leaky_tanh"
-_HANDLERS = {"online": "RfloOnlineLocal", "forward": "RfloForward", "offline": "RfloOffline"}
+_HANDLERS = {"online": "RfloOnlineLocal", "forward": "RfloForward", "offline": "RfloOffline",
+             "rtrl": "RfloRtrl"}
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
 _LOCK = threading.Lock()
@@ -103,13 +106,16 @@ def offline_route(net, setup) -> bool:
             and available(net.w_rec.dtype))
 
 
-def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
-    """The summed direction ``(d_in, d_rec, d_out)`` of one trial with fixed
-    weights and its outputs ``y`` (T-1, n_out): local traces (RFLO, "local",
-    e-prop; ``backprop=False``) or the exact adjoint (BPTT, random feedback
-    without locality; ``backprop=True``), the error fed back through ``b``
-    (``feedback="random"``) or ``w_out^T``.  ``reference(w_in, w_rec, w_out,
-    b, h0, tau, x, y, m)`` is the XLA path.  Check :func:`offline_route` first."""
+def rtrl_trial(net, x, y, m, *, feedback: str, reference):
+    """RTRL's summed direction ``(d_in, d_rec, d_out)`` over one trial with fixed
+    weights (the influence tensors carried forward, their columns split over
+    the threads) and the outputs ``y`` (T-1, n_out); ``reference`` as for
+    :func:`offline_trial`.  Check :func:`offline_route` first."""
+    return _trial_call("rtrl", net, x, y, m, {"readout": np.int64(feedback == "readout")},
+                       reference)
+
+
+def _trial_call(kind, net, x, y, m, attrs, reference):
     dtype = net.w_rec.dtype
     n_steps, n_out = y.shape
 
@@ -117,15 +123,26 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
         shapes = (jax.ShapeDtypeStruct(w_in.shape, dtype), jax.ShapeDtypeStruct(w_rec.shape, dtype),
                   jax.ShapeDtypeStruct(w_out.shape, dtype),
                   jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype))
-        call = jax.ffi.ffi_call(_target("offline", dtype), shapes, vmap_method="broadcast_all")
-        return call(w_in, w_rec, w_out, b, h0, tau, x, y, m, backprop=np.int64(backprop),
-                    readout=np.int64(feedback == "readout"),
+        call = jax.ffi.ffi_call(_target(kind, dtype), shapes, vmap_method="broadcast_all")
+        return call(w_in, w_rec, w_out, b, h0, tau, x, y, m,
                     exact=np.int64(net.cell.derivative == "exact"),
-                    threads=np.int64(kernels.threads()))
+                    threads=np.int64(kernels.threads()), **attrs)
 
     return _on_cpu(kernel, reference, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
                    jnp.asarray(net.tau, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype),
                    jnp.asarray(m, dtype))
+
+
+def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
+    """The summed direction ``(d_in, d_rec, d_out)`` of one trial with fixed
+    weights and its outputs ``y`` (T-1, n_out): local traces (RFLO, "local",
+    e-prop; ``backprop=False``) or the exact adjoint (BPTT, random feedback
+    without locality; ``backprop=True``), the error fed back through ``b``
+    (``feedback="random"``) or ``w_out^T``.  ``reference(w_in, w_rec, w_out,
+    b, h0, tau, x, y, m)`` is the XLA path.  Check :func:`offline_route` first."""
+    return _trial_call("offline", net, x, y, m, {"backprop": np.int64(backprop),
+                                                  "readout": np.int64(feedback == "readout")},
+                       reference)
 
 
 def online_route(net, setup, feedback: str) -> bool:

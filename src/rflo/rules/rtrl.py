@@ -22,7 +22,10 @@ import jax
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
-from rflo.rules.base import DEFAULT_SETUP, ClosedFormStepRule, feedback_matrix, register
+from rflo.kernels import leaky_tanh
+from rflo.rules.base import (
+    DEFAULT_SETUP, MATRICES, ClosedFormStepRule, feedback_matrix, register, select,
+)
 from rflo.rules.bptt import BackpropThroughTime
 
 __all__ = ["Influence", "InfluenceRule", "RTRL", "RANDOM_FEEDBACK", "influence_bytes"]
@@ -76,6 +79,17 @@ class InfluenceRule(ClosedFormStepRule):
         if self.offline_backward:
             return BackpropThroughTime(name=self.name, feedback=self.feedback).trial(
                 net, x, y_target, mask, key, setup)
+        if type(self) is InfluenceRule and leaky_tanh.offline_route(net, setup):
+            full = setup._replace(params=MATRICES)
+
+            def reference(w_in, w_rec, w_out, b, h0, tau, x, y, m):
+                n = net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau)
+                d, out = super(InfluenceRule, self).trial(n, x, y, m, key, full)
+                return d["w_in"], d["w_rec"], d["w_out"], out
+
+            *d, y = leaky_tanh.rtrl_trial(net, x, y_target, mask, feedback=self.feedback,
+                                          reference=reference)
+            return select(dict(zip(MATRICES, d)), setup), y
         return super().trial(net, x, y_target, mask, key, setup)
 
     def closed_init(self, net, key):
