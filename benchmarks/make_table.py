@@ -150,6 +150,21 @@ def peer_table(report):
     return "\n".join(out)
 
 
+def kernel_table(report):
+    """The XLA paths against rflo's kernels (rows of kind "kernels"): before and after."""
+    rows = [r for r in report["results"] if r["kind"] == "kernels"]
+    if not rows:
+        return "Not measured in this run."
+    out = [f"n_rec = {rows[0]['n_rec']}, T = {rows[0]['steps']}, float32; both compiled in one "
+           "process and timed alternately (the XLA paths with `RFLO_KERNELS=0`).", "",
+           "| rule | mode | XLA paths / trial | kernels / trial | faster by |",
+           "|---|---|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['rule']} | {r['mode']} | {fmt_time(r['xla']['seconds_per_trial'])} | "
+                   f"{fmt_time(r['kernels']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |")
+    return "\n".join(out)
+
+
 def sweep_line(report):
     rows = [r for r in report["results"] if r["kind"] == "sweep"]
     if not rows:
@@ -230,6 +245,10 @@ def full_page(report):
         f"## Seconds per trial (T = {report['settings']['steps']})",
         "",
         speed_table(report),
+        "",
+        "## Before and after: the XLA paths against the kernels",
+        "",
+        kernel_table(report),
         "",
         "## Beside FranzKnut/jax_rtrl",
         "",

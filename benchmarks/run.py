@@ -378,6 +378,64 @@ def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
 
 
 # --------------------------------------------------------------------------
+# before and after: the XLA paths against the compiled kernels, in one run
+
+
+class xla_paths:
+    """Inside: sessions compile without rflo's kernels (``RFLO_KERNELS=0``);
+    a session compiled inside keeps running the XLA paths after it."""
+
+    def __enter__(self):
+        from rflo import kernels
+        from rflo.kernels import leaky_tanh
+
+        self.old = os.environ.get(kernels.ENV_DISABLE)
+        os.environ[kernels.ENV_DISABLE] = "0"
+        leaky_tanh._STATE.clear()
+        kernels._LOADED.clear()
+        jax.clear_caches()  # trace anew: the kernels are decided while tracing
+        return self
+
+    def __exit__(self, *exc):
+        from rflo import kernels
+        from rflo.kernels import leaky_tanh
+
+        if self.old is None:
+            os.environ.pop(kernels.ENV_DISABLE, None)
+        else:
+            os.environ[kernels.ENV_DISABLE] = self.old
+        leaky_tanh._STATE.clear()
+        kernels._LOADED.clear()
+        jax.clear_caches()
+
+
+KERNEL_CASES = [("rflo", True), ("rflo", False), ("bptt", False), ("rtrl", False)]
+
+
+def time_kernels(n_rec, steps, budget_s, rounds=3, cases=KERNEL_CASES):
+    """Each case compiled twice (kernels, XLA paths), timed alternately."""
+    rows = []
+    for rule, online in cases:
+        fast = LibraryRun(rule, online, n_rec, steps, capacity=512)
+        with xla_paths():
+            slow = LibraryRun(rule, online, n_rec, steps, capacity=512)
+        timed = {}
+        for name, run_ in (("kernels", fast), ("xla", slow)):
+            run_(1)
+            t0 = time.perf_counter()
+            run_(1)
+            timed[name] = (run_, min(512, calls_for(time.perf_counter() - t0, 0.004)), [])
+        for _ in range(rounds):
+            for name, (run_, n, best) in timed.items():
+                best.append(repeat_timing(lambda: run_(n), n, budget_s / rounds)["best"])
+        k, x = min(timed["kernels"][2]), min(timed["xla"][2])
+        rows.append({"kind": "kernels", "rule": rule, "mode": mode_name(online), "n_rec": n_rec,
+                     "steps": steps, "kernels": {"seconds_per_trial": k},
+                     "xla": {"seconds_per_trial": x}, "speedup": x / k})
+    return rows
+
+
+# --------------------------------------------------------------------------
 # the benchmark
 
 
@@ -498,6 +556,15 @@ def run(args):
                 gain = per[lo] / per[hi] if lo in per and hi in per else None
                 log(f"{rule:<16}{mode_name(online):<8}{n_rec:>6}" + "".join(f"{c:>12}" for c in cells)
                     + f"{(format(gain, '.1f') + 'x') if gain else '-':>16}", flush=True)
+
+    # ---- before and after: the XLA paths against the kernels
+    if not args.no_kernel_compare and kernel_info()["built"]:
+        log(f"\n== the XLA paths against rflo's kernels (n_rec 50, T {args.steps}, alternating)")
+        for row in time_kernels(50, args.steps, args.budget * 3):
+            results.append(row)
+            log(f"{row['rule']:<8}{row['mode']:<8} XLA {fmt_time(row['xla']['seconds_per_trial']):>10}"
+                f"   kernels {fmt_time(row['kernels']['seconds_per_trial']):>10}"
+                f"   {row['speedup']:.2f}x", flush=True)
 
     # ---- peers
     if args.jax_rtrl is not None:
@@ -759,6 +826,8 @@ def parse_args(argv=None):
                    help="trials per network in the sweep rows (default 1000)")
     p.add_argument("--sweep-rounds", type=int, default=None, help="fresh processes per setup (3; quick 1)")
     p.add_argument("--no-peak", action="store_true", help="skip the one-core matmul peak")
+    p.add_argument("--no-kernel-compare", action="store_true",
+                   help="skip the XLA paths against the kernels (before/after)")
     p.add_argument("--rules", type=names, default=None,
                    help=f"comma-separated rule names (default: all registered: {','.join(rule_names())})")
     p.add_argument("--sizes", type=ints, default=None, help="n_rec values (default 20,50,100,200)")
@@ -796,7 +865,7 @@ def parse_args(argv=None):
         if getattr(args, k) is None:
             setattr(args, k, v)
     if smoke:
-        args.no_sweep = args.no_peak = True
+        args.no_sweep = args.no_peak = args.no_kernel_compare = True
     if quick:
         args.no_memory = True
         if args.rules is None:
