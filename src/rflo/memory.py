@@ -10,7 +10,8 @@ middle of a run with ``RESOURCE_EXHAUSTED``.  The estimate (bytes)::
     optimiser's state.  Rule state online: 3 x the state ``rule.init`` makes
     (``jax.eval_shape``; RTRL's influence tensors, traces) for the step's
     temporaries.  Offline: every value a traced trial makes (histories, final
-    carries), plus twice the largest.
+    carries), plus twice the largest, and at least the online figure (a
+    compiled kernel carries that state inside one call).
 
 It is an estimate with headroom, not XLA's exact figure; the point is to say
 "no" early, and with numbers, for runs that cannot fit.  The memory available
@@ -157,4 +158,11 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
         jaxpr = jax.make_jaxpr(lambda n, x, y, m, k: rule.trial(n, x, y, m, k, setup))(
             shapes, x, y, m, key)
         state = _outputs_bytes(jaxpr.jaxpr)
+        # a compiled kernel (rflo.kernels) keeps the rule's per-step state inside
+        # one call, out of the jaxpr's sight: count that state as online does
+        try:
+            carried = 3 * _nbytes(jax.eval_shape(lambda n, k: rule.init(n, k, setup), shapes, key))
+        except NotImplementedError:  # no per-step form (BPTT): the trial is all there is
+            carried = 0
+        state = max(state, carried)
     return int(networks * (4 * params + batch * state))
