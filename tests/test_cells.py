@@ -272,3 +272,20 @@ def test_train_spiking_eprop(name):
     for k in ("w_in", "w_rec", "w_out"):
         assert np.all(np.isfinite(getattr(res.network, k)))
         assert not np.array_equal(getattr(res.network, k), getattr(net, k)), k
+
+
+def test_readout_feedback_is_leaky_tanh_with_the_loop_folded_in():
+    """u = w_rec h + b (w_out h) + w_in x: the leaky tanh network with w_rec + b w_out;
+    training only its readout leaves w_rec as drawn."""
+    from rflo.cells import LEAKY_TANH
+
+    net = rflo.init_network(1, 8, 2, cell="readout_feedback", seed=1)
+    folded = net._replace(cell=LEAKY_TANH, w_rec=net.w_rec + net.b @ net.w_out)
+    x = np.sin(np.arange(30) / 3.0)[:, None]
+    np.testing.assert_allclose(rflo.simulate(net, x)[0], rflo.simulate(folded, x)[0], atol=1e-6)
+    task = rflo.periodic_task(duration=30)
+    net1 = rflo.init_network(1, 8, 1, cell="readout_feedback", seed=1)
+    res = rflo.train(net1, task, "rflo", trials=5, lr={"w_out": 0.3})
+    np.testing.assert_array_equal(res.network.w_rec, net1.w_rec)
+    assert not np.allclose(res.network.w_out, net1.w_out)
+    assert res.loss[-1] < res.loss[0]
