@@ -4,7 +4,7 @@ The periodic output task: N = 30 leaky units (tau = 10 steps), no input, one
 output that must produce ``sin(2 pi t/T) + 0.5 sin(4 pi t/T) + 0.25 sin(8 pi t/T)``
 over one period ``T`` per trial, starting every trial from ``h0 = 0.1``.  All
 rules learn offline (one plain-SGD update per trial, the seed notebook's
-``W += eta / T * sum_t ...``) with ``eta = (0, eta, eta)`` for
+``W += eta / T * sum_t ...``) with rates ``(0, lr_rec, lr_out)`` for
 ``(w_in, w_rec, w_out)``; the input weights do not matter (x = 0).
 
 Panels (one PNG, ``figure2.png``):
@@ -19,12 +19,16 @@ d. loss during training at T = 80 tau for BPTT, RFLO, "local" (locality
    without random feedback) and "random_feedback" (random feedback without
    locality).
 
-Supplement 1 (``figure2_supplement1.png``): RFLO with Dale's law (80 %
-excitatory units, signs kept through learning) against unconstrained RFLO.
+Supplement 1 (``figure2_supplement1.png``): RFLO with Dale's law (half the
+units excitatory, as the paper's Methods; signs kept through learning) against
+unconstrained RFLO:
+(a) loss during training at the short and the long period, (b) final loss
+against the period.
 
-Learning rates come from a small grid search per rule and period, on networks
-with other seeds than the ones that are reported (see :data:`LR_SELECTION`);
-both modes reuse the rates stored in :data:`CHOSEN_LR` unless ``--search``.
+Learning rates come from a grid search per rule and period, the recurrent and
+readout rates searched separately on a wide log grid, on networks with other
+seeds than the ones that are reported (see :data:`LR_SELECTION`); both modes
+reuse the rates stored in :data:`CHOSEN_LR` unless ``--search``.
 Quick mode (for CI) uses 20 and 40 tau as its short and long periods.
 
 "random feedback without locality" learns offline here, where its summed
@@ -67,17 +71,22 @@ __all__ = ["Config", "QUICK", "FULL", "run", "write_outputs", "sweep_spec", "run
            "plot_figure2", "plot_supplement", "main", "LR_SELECTION"]
 
 LR_SELECTION = (
-    "For every (rule, period) the figure shows, every learning rate of the grid "
-    "trains grid_networks networks whose seeds (seed + 1000, 1001, ...) are not "
-    "among the reported ones, for as many trials as the reported run, at that "
-    "period. The chosen rate has the lowest median final loss (learning off); a "
-    "network whose final loss is not finite or above 10x the untrained loss counts "
-    "as infinitely bad. Each rule thus gets its best rate at each period: one rate "
-    "for all periods is too fast at long periods (BPTT's gradient through 800-1600 "
-    "steps is large, RFLO's readout runs away when the activity saturates) or too "
-    "slow at short ones. The rates are searched once per mode with "
+    "For every (rule, period) the figure shows, the recurrent and readout rates "
+    "(lr_rec, lr_out; lr_in = 0) are searched on the log grid lr_grid in three "
+    "stages: (1) one rate for both, as the paper's search; (2) lr_rec over the grid "
+    "with lr_out at stage 1's rate; (3) lr_out over the grid with lr_rec at stage "
+    "2's. Every point trains grid_networks networks whose seeds (seed + 1000, "
+    "1001, ...) are not among the reported ones, for as many trials as the reported "
+    "run, at that period. A point counts only if none of its networks diverged "
+    "(the trainer's guard) and every final loss (learning off) is finite and below "
+    "10x the untrained loss; among those, the lowest median final loss wins, so each "
+    "stage can only improve on the one before. A rate chosen at the grid's edge is "
+    "flagged (at_edge). Separate "
+    "rates matter because |B| is about 100x |W_out| at initialisation (N = 30): "
+    "a rule that sends errors through B takes recurrent steps about 100x larger "
+    "than BPTT's at the same rate. The rates are searched once per mode with "
     "`python -m rflo.paper.figure2 --search` and stored in CHOSEN_LR; the "
-    "reproduction itself reuses them (rates: lr_in = 0, lr_rec = lr_out = eta)."
+    "reproduction itself reuses them."
 )
 
 RULE_LABELS = {
@@ -105,11 +114,16 @@ class Config:
     panel_a_periods_tau: tuple = (20, 160)
     panel_d_period_tau: int = 80
     ablation_networks: int = 9  # panel d's local / random_feedback
-    dale: float = 0.8
-    dale_periods_tau: tuple = (20, 160)
-    lr_grid: tuple = (0.003, 0.01, 0.03, 0.1)
+    dale: float = 0.5  # excitatory fraction: the paper's Methods ("half ... excitatory")
+    dale_periods_tau: tuple = (10, 20, 40, 80, 160)  # supplement 1b: every period
+    lr_grid: tuple = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
     grid_networks: int = 3
-    lr: Optional[tuple] = None  # ((rule, period_tau, eta), ...); None: search
+    #: trials of the extra run at the longest period (BPTT and RFLO at their
+    #: rates, ``figure2_long_period.png``); 0: none
+    long_trials: int = 0
+    #: ((rule, period_tau, lr_rec, lr_out), ...), or (rule, period_tau, eta) for
+    #: one rate for both; None: search
+    lr: Optional[tuple] = None
     seed: int = 0
 
     def check(self):
@@ -120,11 +134,18 @@ class Config:
         if not set(self.dale_periods_tau) <= set(self.periods_tau):
             raise ValueError("dale_periods_tau must be a subset of periods_tau")
         if self.lr is not None:
-            missing = set(self.rate_keys()) - {(r, int(p)) for r, p, _ in self.lr}
+            if any(len(e) not in (3, 4) for e in self.lr):
+                raise ValueError("each lr entry is (rule, period_tau, lr_rec, lr_out) or "
+                                 "(rule, period_tau, eta)")
+            missing = set(self.rate_keys()) - {(e[0], int(e[1])) for e in self.lr}
             if missing:
                 raise ValueError(f"lr has no rate for (rule, period_tau) {sorted(missing)}; "
                                  "give one for each, or lr=None to search")
         return self
+
+    def rates(self) -> dict:
+        """``{(rule, period_tau): (lr_rec, lr_out)}`` from :attr:`lr`."""
+        return {(e[0], int(e[1])): (float(e[2]), float(e[-1])) for e in self.lr}
 
     def rate_keys(self):
         """The (rule, period_tau) pairs that need a learning rate."""
@@ -137,15 +158,19 @@ class Config:
 #: learning rates chosen by ``python -m rflo.paper.figure2 --search`` (full
 #: mode) and ``--search --quick`` (quick mode), see :data:`LR_SELECTION`
 CHOSEN_LR = {
-    "full": (("bptt", 10, 0.1), ("rflo", 10, 0.1), ("bptt", 20, 0.1), ("rflo", 20, 0.01),
-             ("bptt", 40, 0.03), ("rflo", 40, 0.03), ("bptt", 80, 0.003), ("rflo", 80, 0.03),
-             ("bptt", 160, 0.01), ("rflo", 160, 0.01), ("local", 80, 0.01),
-             ("random_feedback", 80, 0.01), ("rflo_dale", 20, 0.03), ("rflo_dale", 160, 0.01)),
-    "quick": (("bptt", 20, 0.1), ("rflo", 20, 0.03), ("bptt", 40, 0.1), ("rflo", 40, 0.03),
-              ("local", 40, 0.03), ("random_feedback", 40, 0.003), ("rflo_dale", 20, 0.03),
-              ("rflo_dale", 40, 0.03)),
+    "full": (("bptt", 10, 1, 0.03), ("rflo", 10, 0.3, 0.1), ("bptt", 20, 0.3, 0.1),
+             ("rflo", 20, 0.01, 0.1), ("bptt", 40, 0.03, 0.03), ("rflo", 40, 0.03, 0.01),
+             ("bptt", 80, 0.001, 0.1), ("rflo", 80, 0.003, 0.03), ("bptt", 160, 0.0001, 0.1),
+             ("rflo", 160, 3e-05, 0.1), ("local", 80, 0.01, 0.01),
+             ("random_feedback", 80, 0.0001, 0.0001), ("rflo_dale", 10, 0.1, 0.03),
+             ("rflo_dale", 20, 0.1, 0.01), ("rflo_dale", 40, 0.03, 0.01),
+             ("rflo_dale", 80, 0.03, 0.03), ("rflo_dale", 160, 0.1, 0.03)),
+    "quick": (("bptt", 20, 0.1, 0.3), ("rflo", 20, 0.1, 0.03), ("bptt", 40, 0.03, 0.1),
+              ("rflo", 40, 0.03, 0.01), ("local", 40, 1.0, 0.03),
+              ("random_feedback", 40, 0.003, 0.003), ("rflo_dale", 20, 0.1, 0.01),
+              ("rflo_dale", 40, 0.1, 0.03)),
 }
-FULL = Config(mode="full", lr=CHOSEN_LR["full"])
+FULL = Config(mode="full", lr=CHOSEN_LR["full"], long_trials=100_000)
 #: quick mode's long period is 40 tau: at 80-160 tau BPTT needs about 10^4
 #: trials to overtake RFLO (docs/paper.md), far beyond a 2-minute budget
 QUICK = Config(mode="quick", n_networks=6, trials=2000, periods_tau=(20, 40),
@@ -176,12 +201,23 @@ def _outputs(nets, x):
     return jax.vmap(one)(nets)
 
 
+@jax.jit
+def _cell_outputs(nets, x):
+    """As :func:`_outputs`, for networks of any cell."""
+    from rflo.cells import forward as cell_forward
+
+    return jax.vmap(lambda net: cell_forward(net, x).y[:, 0])(nets)
+
+
 def final_losses(nets, task) -> np.ndarray:
     """(K,) loss of each stacked network over one trial with learning off,
     ``0.5 sum_{t>=1} (y*[t] - y[t])^2 / T`` (the trainer's per-trial loss)."""
+    from rflo.cells import LeakyTanh
+
     x, y, _ = task.stacked("float32")
     jnets = jax.tree_util.tree_map(jnp.asarray, nets)
-    out = np.asarray(_outputs(jnets, jnp.asarray(x[0])), float)
+    outputs = _outputs if type(nets.cell) is LeakyTanh else _cell_outputs
+    out = np.asarray(outputs(jnets, jnp.asarray(x[0])), float)
     target = y[0, 1:, 0].astype(float)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * np.sum((target[None] - out) ** 2, axis=1) / y.shape[1]
@@ -214,10 +250,11 @@ class _Log:
             self.log(f"[figure2 {time.perf_counter() - self.t0:6.1f}s] {msg}")
 
 
-def _train(nets, task, rule, trials, eta, seeds):
+def _train(nets, task, rule, trials, lr_rec, lr_out, seeds):
     k = np.shape(nets.w_rec)[0]
-    eta = np.broadcast_to(np.asarray(eta, float), (k,))
-    lr = np.stack([np.zeros(k), eta, eta], axis=1)
+    rec = np.broadcast_to(np.asarray(lr_rec, float), (k,))
+    out = np.broadcast_to(np.asarray(lr_out, float), (k,))
+    lr = np.stack([np.zeros(k), rec, out], axis=1)
     return train_ensemble(nets, task, RULES[rule], trials=trials, lr=lr,
                           seeds=[int(s) for s in seeds])
 
@@ -228,36 +265,60 @@ def _networks(cfg, rule, seeds):
 
 
 def grid_search(cfg: Config, rule: str, period_tau: int, log=None) -> dict:
-    """Pick ``rule``'s learning rate at one period from ``cfg.lr_grid``.
+    """Pick ``rule``'s recurrent and readout rates at one period on ``cfg.lr_grid``.
 
-    One compiled call trains ``grid_networks`` networks per rate (seeds
+    Three stages (joint rate, then ``lr_rec``, then ``lr_out``), each one
+    compiled call that trains ``grid_networks`` networks per point (seeds
     ``cfg.seed + 1000 + j``, not among the reported ones) for ``cfg.trials``
     trials; see :data:`LR_SELECTION`.
     """
     task = periodic_task(period=period_tau * cfg.tau)
     seeds = [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
-    all_seeds = [s for _ in cfg.lr_grid for s in seeds]
-    etas = np.repeat(np.asarray(cfg.lr_grid, float), len(seeds))
-    with warnings.catch_warnings():  # fast rates are meant to diverge here; counted below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = _train(_networks(cfg, rule, all_seeds), task, rule, cfg.trials, etas, all_seeds)
     untrained = float(np.median(final_losses(_networks(cfg, rule, seeds), task)))
-    final = final_losses(res.networks, task).reshape(len(cfg.lr_grid), len(seeds))
-    final = np.where(final > 10 * untrained, np.inf, final)
-    scores = np.median(final, axis=1)
-    best = int(np.argmin(scores)) if np.any(np.isfinite(scores)) else 0
+    grid = [float(e) for e in cfg.lr_grid]
+    seconds = 0.0
+
+    def score(points):
+        nonlocal seconds
+        all_seeds = [s for _ in points for s in seeds]
+        rec = np.repeat([p[0] for p in points], len(seeds))
+        out = np.repeat([p[1] for p in points], len(seeds))
+        with warnings.catch_warnings():  # fast rates are meant to diverge here; counted below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = _train(_networks(cfg, rule, all_seeds), task, rule, cfg.trials, rec, out,
+                         all_seeds)
+        seconds += res.seconds
+        final = final_losses(res.networks, task).reshape(len(points), len(seeds))
+        final = np.where(final > 10 * untrained, np.inf, final)
+        diverged = np.sum(np.asarray(res.diverged_at).reshape(final.shape) > 0, axis=1)
+        # a point is acceptable only if every one of its networks stayed stable
+        ok = (diverged == 0) & np.all(np.isfinite(final), axis=1)
+        scores = np.where(ok, np.median(final, axis=1), np.inf)
+        best = int(np.argmin(scores)) if np.any(np.isfinite(scores)) else 0
+        return best, {"points": [list(p) for p in points],
+                      "score": [float(v) for v in scores],
+                      "final_loss": [[float(v) for v in row] for row in final],
+                      "diverged": [int(v) for v in diverged]}
+
+    best, joint = score([(e, e) for e in grid])
+    eta = grid[best]
+    best, rec_stage = score([(e, eta) for e in grid])
+    lr_rec = grid[best]
+    best, out_stage = score([(lr_rec, e) for e in grid])
+    lr_out = grid[best]
+    at_edge = [name for name, v in (("lr_rec", lr_rec), ("lr_out", lr_out))
+               if v in (grid[0], grid[-1])]
+    learned = bool(np.isfinite(out_stage["score"][best])
+                   and out_stage["score"][best] < 0.5 * untrained)
     if log:
-        log(f"grid {rule} T={period_tau}tau: " + ", ".join(
-            f"eta={e:g}: {sc:.3g}" for e, sc in zip(cfg.lr_grid, scores))
-            + f" -> {cfg.lr_grid[best]:g} (untrained {untrained:.3g}; "
-            f"{int(np.sum(res.diverged_at > 0))} diverged; {res.seconds:.0f}s)")
-    return {"rule": rule, "period_tau": int(period_tau), "eta": [float(e) for e in cfg.lr_grid],
-            "score": [float(sc) for sc in scores],
-            "final_loss": [[float(v) for v in row] for row in final],
-            "untrained": untrained, "chosen": float(cfg.lr_grid[best]),
-            "diverged": [int(v) for v in np.sum(
-                np.asarray(res.diverged_at).reshape(final.shape) > 0, axis=1)],
-            "seconds": float(res.seconds)}
+        log(f"grid {rule} T={period_tau}tau: joint -> {eta:g}, lr_rec -> {lr_rec:g}, lr_out -> "
+            f"{lr_out:g}: median final loss {out_stage['score'][best]:.3g} (untrained "
+            f"{untrained:.3g})" + (f"; at the grid's edge: {', '.join(at_edge)}" if at_edge
+                                   else "") + f" ({seconds:.0f}s)")
+    return {"rule": rule, "period_tau": int(period_tau), "grid": grid, "untrained": untrained,
+            "joint": joint, "rec": rec_stage, "out": out_stage,
+            "chosen": {"lr_rec": lr_rec, "lr_out": lr_out}, "at_edge": at_edge,
+            "learned": learned, "seconds": float(seconds)}
 
 
 def search(cfg: Config, log=None) -> list:
@@ -280,11 +341,12 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     grids = []
     if cfg.lr is None:
         grids = search(cfg, log.log)
-        lrs = {(g["rule"], g["period_tau"]): g["chosen"] for g in grids}
+        lrs = {(g["rule"], g["period_tau"]): (g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
+               for g in grids}
     else:
-        lrs = {(rule, int(p)): float(eta) for rule, p, eta in cfg.lr}
-        log("learning rates given (no search): " + ", ".join(
-            f"{rule} {p}tau {eta:g}" for (rule, p), eta in sorted(lrs.items())))
+        lrs = cfg.rates()
+        log("learning rates given (no search; lr_rec/lr_out): " + ", ".join(
+            f"{rule} {p}tau {rec:g}/{out:g}" for (rule, p), (rec, out) in sorted(lrs.items())))
 
     nets = _networks(cfg, "rflo", seeds)
     dale_nets = _networks(cfg, "rflo_dale", seeds)
@@ -293,9 +355,29 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
         drawn = dale_nets if rule == "rflo_dale" else nets
         first_n = jax.tree_util.tree_map(lambda a: a[:n], drawn)
-        trained[rule, p] = _train(first_n, tasks[p], rule, cfg.trials, lrs[rule, p], seeds[:n])
+        trained[rule, p] = _train(first_n, tasks[p], rule, cfg.trials, *lrs[rule, p], seeds[:n])
         log(f"trained {rule} T={p}tau ({trained[rule, p].seconds:.1f}s)")
-    return _results(cfg, lrs, grids, trained, t0, log)
+    return _results(cfg, lrs, grids, trained, t0, log, run_long(cfg, lrs, log))
+
+
+def run_long(cfg: Config, lrs: dict, log=None) -> dict:
+    """BPTT and RFLO at the longest period for ``cfg.long_trials`` trials, each
+    at its stored rates (the same recipe for both): ``{rule: Trained}``."""
+    if not cfg.long_trials:
+        return {}
+    p = max(cfg.periods_tau)
+    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    task = periodic_task(period=p * cfg.tau)
+    out = {}
+    for rule in ("bptt", "rflo"):
+        res = _train(_networks(cfg, rule, seeds), task, rule, cfg.long_trials, *lrs[rule, p],
+                     seeds)
+        out[rule] = Trained(res.networks, _clean(res.loss), np.asarray(res.alignment, float),
+                            res.seconds)
+        if log:
+            log(f"long run {rule} T={p}tau, {cfg.long_trials} trials: final loss median "
+                f"{np.median(final_losses(res.networks, task)):.3g} ({res.seconds:.0f}s)")
+    return out
 
 
 class Trained(NamedTuple):
@@ -308,7 +390,7 @@ class Trained(NamedTuple):
     seconds: float
 
 
-def _results(cfg, lrs, grids, trained, t0, log) -> dict:
+def _results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:
     """The figure's numbers from its trained networks (``{(rule, period):
     Trained or EnsembleResult}``)."""
     seeds = [cfg.seed + k for k in range(cfg.n_networks)]
@@ -337,7 +419,7 @@ def _results(cfg, lrs, grids, trained, t0, log) -> dict:
                 "excitatory_fraction": float(np.mean(sign > 0)),
             }
             msg = f", wrong-sign weights {dale_check[p]['wrong_sign_weights']}"
-        log(f"{rule} T={p}tau eta={lrs[rule, p]:g}: final loss median "
+        log(f"{rule} T={p}tau lr_rec/lr_out={_rate_text(lrs[rule, p])}: final loss median "
             f"{np.median(final[rule, p]):.3g} (untrained {np.median(untrained[p]):.3g})"
             f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else ""))
 
@@ -348,7 +430,8 @@ def _results(cfg, lrs, grids, trained, t0, log) -> dict:
         "config": cfg, "seeds": seeds, "lr": lrs, "grid": grids, "tasks": tasks,
         "untrained": untrained, "untrained_dale": untrained_dale, "curves": curves,
         "alignment": aligns, "initial_alignment": initial_alignment, "final": final,
-        "outputs": outputs, "dale_check": dale_check, "seconds": time.perf_counter() - t0,
+        "outputs": outputs, "dale_check": dale_check, "long": _long_numbers(cfg, long_runs or {}),
+        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -365,12 +448,13 @@ def sweep_spec(cfg: Config) -> dict:
     if cfg.lr is None:
         raise ValueError("the figure's sweep needs its learning rates (cfg.lr); search them "
                          "first (rflo figure2 --search) or use the stored ones")
-    lrs = {(rule, int(p)): float(eta) for rule, p, eta in cfg.lr}
+    lrs = cfg.rates()
     grids = []
     for rule, p in cfg.rate_keys():
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
+        rec, out = lrs[rule, p]
         grid = {"rule": RULES[rule], "units": cfg.n_rec, "tau": float(cfg.tau), "lr_in": 0.0,
-                "lr": lrs[rule, p], "seed": [cfg.seed + k for k in range(n)],
+                "lr_rec": rec, "lr_out": out, "seed": [cfg.seed + k for k in range(n)],
                 "set": {"period": int(round(p * cfg.tau))}}
         if rule == "rflo_dale":
             grid["dale"] = cfg.dale
@@ -405,12 +489,27 @@ def run_sweep(cfg: Config, folder, backend=None, devices=None, log=None) -> dict
         trained[rule, p] = Trained(stack_networks([nets[i] for i in idx]), loss[idx],
                                    align[idx], 0.0)
         start += n
-    lrs = {(rule, int(p)): float(eta) for rule, p, eta in cfg.lr}
-    return _results(cfg, lrs, [], trained, t0, log)
+    return _results(cfg, cfg.rates(), [], trained, t0, log, run_long(cfg, cfg.rates(), log))
 
 
 # --------------------------------------------------------------------------
 # summary numbers
+
+
+def _long_numbers(cfg, long_runs):
+    """Curves, final losses and outputs of :func:`run_long`'s networks."""
+    if not long_runs:
+        return {}
+    task = periodic_task(period=max(cfg.periods_tau) * cfg.tau)
+    return {rule: {"curves": t.loss, "final": final_losses(t.networks, task),
+                   "outputs": trained_outputs(t.networks, task), "seconds": t.seconds}
+            for rule, t in long_runs.items()}
+
+
+def _rate_text(rates):
+    """``lr_rec/lr_out`` as text (one number when they are equal)."""
+    rec, out = rates
+    return f"{rec:g}" if rec == out else f"{rec:g}/{out:g}"
 
 
 def _tail_mean(curve, frac=0.05):
@@ -457,11 +556,17 @@ def summarize(r: dict) -> dict:
         "mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
         "loss": "0.5 * sum_{t=1}^{T-1} (y*[t] - y[t])^2 / T, one trial, learning off "
                 f"(losses not finite or above {DIVERGED:g} are stored as {DIVERGED:g})",
-        "learning_rates": [{"rule": rule, "period_tau": p, "lr_in": 0.0, "lr_rec": v, "lr_out": v}
-                           for (rule, p), v in sorted(r["lr"].items())],
+        "learning_rates": [{"rule": rule, "period_tau": p, "lr_in": 0.0, "lr_rec": rec,
+                            "lr_out": out, "at_grid_edge": [
+                                name for name, v in (("lr_rec", rec), ("lr_out", out))
+                                if v in (min(cfg.lr_grid), max(cfg.lr_grid))]}
+                           for (rule, p), (rec, out) in sorted(r["lr"].items())],
         "lr_selection": LR_SELECTION, "lr_grid": r["grid"],
         "untrained": untrained, "untrained_dale": untrained_dale, "final_loss": final, "alignment": align,
         "dale": {str(p): v for p, v in r["dale_check"].items()},
+        "long_period": {rule: {"trials": cfg.long_trials, "final_loss": st(v["final"]),
+                               "seconds": float(v["seconds"])}
+                        for rule, v in r.get("long", {}).items()},
         "claims": claims, "ranges": _ranges(r, cfg), "seconds": float(r["seconds"]),
     }
 
@@ -482,6 +587,13 @@ def _ranges(r, cfg) -> dict:
     d = cfg.panel_d_period_tau
     out.update({f"{rule}_vs_rflo_T{d}tau": versus(rule, "rflo", d)
                 for rule in ("local", "random_feedback")})
+    if r.get("long"):
+        p = max(cfg.periods_tau)
+        qa = quartiles(_clean(r["long"]["bptt"]["final"]))
+        qb = quartiles(_clean(r["long"]["rflo"]["final"]))
+        out[f"bptt_vs_rflo_T{p}tau_{cfg.long_trials}_trials"] = {
+            "bptt": qa, "rflo": qb, "ranges_overlap": ranges_overlap(qa, qb),
+            "lower_median": "bptt" if qa["median"] < qb["median"] else "rflo"}
     return out
 
 
@@ -511,13 +623,13 @@ def write_outputs(r: dict, out: Path) -> dict:
     rows = []
     seeds = r["seeds"]
     for p, v in sorted(r["untrained"].items()):
-        rows += [["untrained", p, seeds[k], "", f"{x:.6g}"] for k, x in enumerate(v)]
+        rows += [["untrained", p, seeds[k], "", "", f"{x:.6g}"] for k, x in enumerate(v)]
     for p, v in sorted(r["untrained_dale"].items()):
-        rows += [["untrained_dale", p, seeds[k], "", f"{x:.6g}"] for k, x in enumerate(v)]
+        rows += [["untrained_dale", p, seeds[k], "", "", f"{x:.6g}"] for k, x in enumerate(v)]
     for (rule, p), v in sorted(r["final"].items()):
-        rows += [[rule, p, seeds[k], r["lr"][rule, p], f"{x:.6g}"] for k, x in enumerate(v)]
+        rows += [[rule, p, seeds[k], *r["lr"][rule, p], f"{x:.6g}"] for k, x in enumerate(v)]
     write_text(out / "final_loss.csv", csv_text(
-        ["rule", "period_tau", "network_seed", "eta", "final_loss"], rows))
+        ["rule", "period_tau", "network_seed", "lr_rec", "lr_out", "final_loss"], rows))
 
     rows = []
     for (rule, p), y in sorted(r["outputs"].items()):
@@ -539,6 +651,14 @@ def write_outputs(r: dict, out: Path) -> dict:
     fig = plot_supplement(r, summary)
     write_file(out / "figure2_supplement1.png",
                  lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+    if r.get("long"):
+        rows = [[rule, *row] for rule, v in sorted(r["long"].items())
+                for row in band_rows(_clean(v["curves"]))]
+        write_text(out / "long_period.csv", csv_text(
+            ["rule", "trial", "median", "p25", "p75"], rows))
+        fig = plot_long(r)
+        write_file(out / "figure2_long_period.png",
+                   lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
     import matplotlib.pyplot as plt
     plt.close("all")
     return summary
@@ -576,7 +696,7 @@ def plot_figure2(r: dict, summary: dict):
     for ax, p in zip(axes[0, :2], (short, long_)):
         for rule in ("bptt", "rflo"):
             _band(ax, r["curves"][rule, p], COLORS[rule],
-                  f"{RULE_LABELS[rule]} (eta={r['lr'][rule, p]:g})")
+                  f"{RULE_LABELS[rule]} (lr {_rate_text(r['lr'][rule, p])})")
         ax.axhline(np.median(r["untrained"][p]), color=COLORS["untrained"], ls=":",
                    label="untrained")
         _loss_axes(ax, f"a  loss during training, T = {p} tau\n(median, 25-75 % band)")
@@ -639,11 +759,45 @@ def plot_figure2(r: dict, summary: dict):
     p = cfg.panel_d_period_tau
     for rule in ("bptt", "rflo", "local", "random_feedback"):
         c = r["curves"][rule, p]
-        _band(ax, c, COLORS[rule], f"{RULE_LABELS[rule]} (n={c.shape[0]}, eta={r['lr'][rule, p]:g})")
+        _band(ax, c, COLORS[rule],
+              f"{RULE_LABELS[rule]} (n={c.shape[0]}, lr {_rate_text(r['lr'][rule, p])})")
     ax.axhline(np.median(r["untrained"][p]), color=COLORS["untrained"], ls=":", label="untrained")
     _loss_axes(ax, f"d  loss during training, T = {p} tau")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def plot_long(r: dict):
+    """BPTT and RFLO at the longest period over :attr:`Config.long_trials` trials."""
+    import matplotlib.pyplot as plt
+
+    cfg = r["config"]
+    p = max(cfg.periods_tau)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig.suptitle(f"Fig. 2a at T = {p} tau with {cfg.long_trials:,} trials ({cfg.n_networks} "
+                 "networks, each rule at its searched rates)", fontsize=11)
+    ax = axes[0]
+    for rule in ("bptt", "rflo"):
+        _band(ax, r["long"][rule]["curves"], COLORS[rule],
+              f"{RULE_LABELS[rule]} (lr {_rate_text(r['lr'][rule, p])})")
+    ax.axhline(np.median(r["untrained"][p]), color=COLORS["untrained"], ls=":", label="untrained")
+    _loss_axes(ax, "loss during training (median, 25-75 % band)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax = axes[1]
+    target = r["tasks"][p].y[1:, 0]
+    t = np.arange(1, target.size + 1) / target.size
+    for i, rule in enumerate(("bptt", "rflo")):
+        f = r["long"][rule]["final"]
+        k = int(np.argsort(f)[len(f) // 2])  # the median network
+        ax.plot(t, r["long"][rule]["outputs"][k] - 4.0 * i, color=COLORS[rule],
+                label=RULE_LABELS[rule])
+        ax.plot(t, target - 4.0 * i, color="k", ls="--", lw=0.9)
+    ax.set_yticks([])
+    ax.set_xlabel("time / T")
+    ax.set_title("trained output (median network) vs target (dashed)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 
@@ -652,35 +806,39 @@ def plot_supplement(r: dict, summary: dict):
 
     cfg = r["config"]
     ps = cfg.dale_periods_tau
-    fig, axes = plt.subplots(1, len(ps) + 1, figsize=(5 * (len(ps) + 1), 4.3))
+    shown = (min(ps), max(ps))  # panel a: the short and the long period
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     fig.suptitle(f"Fig. 2 supplement 1: RFLO with Dale's law ({cfg.dale:.0%} excitatory units) "
                  f"vs unconstrained RFLO ({cfg.mode} mode, {cfg.n_networks} networks)", fontsize=11)
-    for ax, p in zip(axes, ps):
+    for ax, p in zip(axes, shown):
         _band(ax, r["curves"]["rflo", p], COLORS["rflo"], "RFLO, unconstrained")
         _band(ax, r["curves"]["rflo_dale", p], COLORS["rflo_dale"], RULE_LABELS["rflo_dale"])
         ax.axhline(np.median(r["untrained"][p]), color=COLORS["rflo"], ls=":",
                    label="untrained, unconstrained")
         ax.axhline(np.median(r["untrained_dale"][p]), color=COLORS["rflo_dale"], ls=":",
                    label="untrained, Dale")
-        _loss_axes(ax, f"loss during training, T = {p} tau")
+        _loss_axes(ax, f"a  loss during training, T = {p} tau")
         ax.legend(fontsize=8, loc="lower left")
+    from matplotlib.ticker import NullFormatter
+
     ax = axes[-1]
-    width = 0.35
-    x = np.arange(len(ps))
-    for j, rule in enumerate(("rflo", "rflo_dale")):
-        st = [_stats(r["final"][rule, p]) for p in ps]
-        med = np.array([s[0] for s in st])
-        ax.bar(x + (j - 0.5) * width, med, width, color=COLORS[rule],
-               yerr=[med - [s[1] for s in st], [s[2] for s in st] - med], capsize=3,
-               label=RULE_LABELS[rule] if rule != "rflo" else "RFLO, unconstrained")
-    for j, key in enumerate(("untrained", "untrained_dale")):
-        ax.scatter(x + (j - 0.5) * width, [np.median(r[key][p]) for p in ps], color="k",
-                   marker="_", s=500, label="untrained" if j == 0 else None, zorder=3)
-    ax.set_xticks(x)
-    ax.set_xticklabels([f"T = {p} tau" for p in ps])
+    periods = np.asarray(ps)
+    for rule in ("rflo", "rflo_dale"):
+        st = [_stats(r["final"][rule, p]) for p in periods]
+        med = np.array([v[0] for v in st])
+        ax.errorbar(periods, med, yerr=[med - [v[1] for v in st], [v[2] for v in st] - med],
+                    color=COLORS[rule], marker="o", capsize=3,
+                    label=RULE_LABELS[rule] if rule != "rflo" else "RFLO, unconstrained")
+    ax.plot(periods, [np.median(r["untrained"][p]) for p in periods], color=COLORS["untrained"],
+            marker="s", label="untrained")
+    ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(periods)
+    ax.set_xticklabels([str(p) for p in periods])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("period T / tau")
     ax.set_ylabel("final loss (learning off)")
-    ax.set_title("final loss (median, 25-75 %)", fontsize=10)
+    ax.set_title("b  final loss vs period (median, 25-75 %)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
