@@ -40,6 +40,8 @@ TUNED_LR = {"bptt": (0.0, 0.3, 0.3), "rtrl": (0.0, 0.3, 0.3), "rflo": (0.0, 0.03
 #: subcommands provided by other modules, each with ``main(argv) -> int``
 EXTERNAL = {
     "figure2": ("rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale supplement"),
+    "figure2-supplements": ("rflo.paper.figure2_supplements", "reproduce Murray (2019) Figure "
+                            "2's supplements 2 and 3 (which weights, network size, gain)"),
     "figure3": ("rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval matching)"),
     "figure4": ("rflo.paper.figure4", "reproduce Murray (2019) Figure 4 (a loop chains short "
                                       "syllables into a long sequence)"),
