@@ -40,6 +40,7 @@ loss's error).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Dict, NamedTuple, Protocol, Tuple, runtime_checkable
 
 import jax
@@ -150,6 +151,22 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
     if not kernels_for(drive.dtype):
         return reference(net.w_rec, drive, net.h0, net.tau)
     return leaky_tanh.forward(net.w_rec, drive, net.h0, net.tau, reference)
+
+
+def closed_trial(net, x, y_target, mask, setup, closed, *, backprop: bool, feedback: str):
+    """An offline closed-form trial on the leaky tanh cell: the compiled kernel
+    (:func:`rflo.kernels.leaky_tanh.offline_trial`) where it applies, else
+    ``closed(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y, m) ->
+    (d_in, d_rec, d_out, y)`` (which is also the kernel's XLA reference).
+    Returns ``(direction, y)``."""
+    if leaky_tanh.offline_route(net, setup):
+        *d, y = leaky_tanh.offline_trial(net, x, y_target, mask, backprop=backprop,
+                                         feedback=feedback,
+                                         reference=partial(closed, net, feedback, setup))
+    else:
+        *d, y = closed(net, feedback, setup, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
+                       net.tau, x, y_target, mask)
+    return select(dict(zip(MATRICES, d)), setup), y
 
 
 def kernels_for(dtype) -> bool:
@@ -350,4 +367,5 @@ def get_rule(rule) -> LearningRule:
     raise ValueError(f"unknown learning rule {rule!r}: use one of {rule_names()}")
 
 
-__all__ += ["LearningRule", "closed_form", "select", "ClosedFormStepRule", "check_feedback"]
+__all__ += ["LearningRule", "closed_form", "closed_trial", "select", "ClosedFormStepRule",
+            "check_feedback"]

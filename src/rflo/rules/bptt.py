@@ -19,15 +19,14 @@ pass is ``jax.vjp`` of the trial (:func:`rflo.rules.generic.backward_trial`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
-from rflo.kernels import leaky_tanh
 from rflo.rules.base import (
-    DEFAULT_SETUP, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
+    DEFAULT_SETUP, Rule, closed_form, closed_trial, feedback_matrix, forward, readout_error,
+    register,
 )
 
 __all__ = ["BPTT", "BackpropThroughTime", "adjoint_backward"]
@@ -70,14 +69,8 @@ class BackpropThroughTime(Rule):
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
         if not closed_form(net, setup):
             return generic.backward_trial(net, x, y_target, mask, setup, self.feedback)
-        if leaky_tanh.offline_route(net, setup):
-            *d, y = leaky_tanh.offline_trial(
-                net, x, y_target, mask, backprop=True, feedback=self.feedback,
-                reference=partial(_closed_trial, net, self.feedback, setup))
-            return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
-        *d, y = _closed_trial(net, self.feedback, setup, net.w_in, net.w_rec, net.w_out, net.b,
-                              net.h0, net.tau, x, y_target, mask)
-        return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
+        return closed_trial(net, x, y_target, mask, setup, _closed_trial, backprop=True,
+                            feedback=self.feedback)
 
 
 def _closed_trial(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y_target, mask):

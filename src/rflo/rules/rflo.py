@@ -34,10 +34,10 @@ import jax
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
-from rflo.kernels import leaky_tanh
 from rflo.rules.base import (
     DEFAULT_SETUP,
-    ClosedFormStepRule, Rule, closed_form, feedback_matrix, forward, readout_error, register, select,
+    ClosedFormStepRule, Rule, closed_form, closed_trial, feedback_matrix, forward, readout_error,
+    register,
 )
 
 __all__ = ["LocalTraces", "LocalTraceRule", "RFLO", "LOCAL", "reverse_filter"]
@@ -168,14 +168,8 @@ class LocalTraceRule(ClosedFormStepRule):
         setup = setup or DEFAULT_SETUP
         if not closed_form(net, setup):
             return Rule.trial(self, net, x, y_target, mask, key, setup)
-        if leaky_tanh.offline_route(net, setup):
-            *d, y = leaky_tanh.offline_trial(
-                net, x, y_target, mask, backprop=False, feedback=self.feedback,
-                reference=partial(_closed_trial, net, self.feedback, setup))
-        else:
-            *d, y = _closed_trial(net, self.feedback, setup, net.w_in, net.w_rec, net.w_out,
-                                  net.b, net.h0, net.tau, x, y_target, mask)
-        return select(dict(zip(("w_in", "w_rec", "w_out"), d)), setup), y
+        return closed_trial(net, x, y_target, mask, setup, _closed_trial, backprop=False,
+                            feedback=self.feedback)
 
 
 def _closed_trial(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y_target, mask):
