@@ -246,3 +246,4 @@ def test_threads_split_an_ensemble_without_changing_it(monkeypatch):
     monkeypatch.setenv(kernels.ENV_THREADS, "two")
     with pytest.raises(ValueError, match="RFLO_KERNEL_THREADS must be a positive integer"):
         kernels.threads()
+

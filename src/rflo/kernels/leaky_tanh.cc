@@ -272,7 +272,7 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
   auto yd = y.dimensions();
   auto hd = h0.dimensions();
   if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
-    return ffi::Error::InvalidArgument("online_local: x, y need (T, n) and h0 (n_rec,)");
+    return ffi::Error::InvalidArgument("online trial: x, y need (T, n) and h0 (n_rec,)");
   const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
   const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
   const int64_t nets = h0.element_count() / n;
@@ -281,7 +281,7 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
       x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
       m.element_count() != nets * steps || scalars.element_count() != nets * 4 ||
       mask.element_count() != nets * n * n || sign.element_count() != nets * n)
-    return ffi::Error::InvalidArgument("online_local: operand shapes do not agree");
+    return ffi::Error::InvalidArgument("online trial: operand shapes do not agree");
   const bool train_in = trained & 1, train_rec = trained & 2, train_out = trained & 4;
 
   // Working copies are presynaptic-major (w_rec^T, w_in^T, p^T, q^T), so that

@@ -1,6 +1,6 @@
 """Compiled CPU kernels of the leaky tanh network (``leaky_tanh.cc``).
 
-Three loops that XLA runs as several small operations per step:
+Four loops that XLA runs as several small operations per step:
 
 * :func:`forward`: the trial's activity with fixed weights (every offline
   closed-form rule's forward pass, :func:`rflo.rules.base.forward`);
@@ -13,7 +13,7 @@ Three loops that XLA runs as several small operations per step:
   "local" ablation, e-prop) with the squared-error loss and plain SGD, one
   update per step (:func:`rflo.trainer._online_update`).
 
-:func:`forward` and :func:`offline_trial` take the XLA path they replace
+:func:`forward`, :func:`offline_trial` and :func:`rtrl_trial` take the XLA path they replace
 as ``reference``, run the kernel on the CPU backend only
 (``jax.lax.platform_dependent``) and differentiate through the reference, so
 autodiff sees the same function; :func:`online_trial` is offered by the rule
@@ -39,6 +39,7 @@ _HANDLERS = {"online": "RfloOnlineLocal", "forward": "RfloForward", "offline": "
              "rtrl": "RfloRtrl"}
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
+_REGISTERED = set()  # targets registered with XLA in this process (never cleared)
 _LOCK = threading.Lock()
 _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 
@@ -57,9 +58,13 @@ def available(dtype) -> bool:
             if lib is not None:
                 for kind, handler in _HANDLERS.items():
                     for dt, suffix in _SUFFIX.items():
+                        name = _target(kind, dt)
+                        if name in _REGISTERED:  # XLA keeps a process's first registration
+                            continue
                         jax.ffi.register_ffi_target(
-                            _target(kind, dt), jax.ffi.pycapsule(getattr(lib, handler + suffix)),
+                            name, jax.ffi.pycapsule(getattr(lib, handler + suffix)),
                             platform="cpu")
+                        _REGISTERED.add(name)
             _STATE["ok"] = lib is not None
         return _STATE["ok"]
 
