@@ -108,8 +108,7 @@ def _xla_trial(rule, rule_, setup, x, y, m):
             return d["w_in"], d["w_rec"], d["w_out"], out
         return ref
     closed = bptt._closed_trial if rule in ("bptt", "random_feedback") else local._closed_trial
-    return lambda n: closed(n, rule_.feedback, setup, n.w_in, n.w_rec, n.w_out, n.b, n.h0,
-                            n.tau, x, y, m)
+    return lambda n: closed(n, x, y, m, rule_.feedback, setup)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -133,7 +133,11 @@ def _trial_call(kind, net, x, y, m, attrs, reference):
                     exact=np.int64(net.cell.derivative == "exact"),
                     threads=np.int64(kernels.threads()), **attrs)
 
-    return _on_cpu(kernel, reference, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
+    def on_arrays(w_in, w_rec, w_out, b, h0, tau, x, y, m):  # the reference on ``net``
+        return reference(net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau),
+                         x, y, m)
+
+    return _on_cpu(kernel, on_arrays, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
                    jnp.asarray(net.tau, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype),
                    jnp.asarray(m, dtype))
 
@@ -143,8 +147,8 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
     weights and its outputs ``y`` (T-1, n_out): local traces (RFLO, "local",
     e-prop; ``backprop=False``) or the exact adjoint (BPTT, random feedback
     without locality; ``backprop=True``), the error fed back through ``b``
-    (``feedback="random"``) or ``w_out^T``.  ``reference(w_in, w_rec, w_out,
-    b, h0, tau, x, y, m)`` is the XLA path.  Check :func:`offline_route` first."""
+    (``feedback="random"``) or ``w_out^T``.  ``reference(net, x, y, m) ->
+    (d_in, d_rec, d_out, y)`` is the XLA path.  Check :func:`offline_route` first."""
     return _trial_call("offline", net, x, y, m, {"backprop": np.int64(backprop),
                                                   "readout": np.int64(feedback == "readout")},
                        reference)

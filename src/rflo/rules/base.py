@@ -156,16 +156,16 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
 def closed_trial(net, x, y_target, mask, setup, closed, *, backprop: bool, feedback: str):
     """An offline closed-form trial on the leaky tanh cell: the compiled kernel
     (:func:`rflo.kernels.leaky_tanh.offline_trial`) where it applies, else
-    ``closed(net, feedback, setup, w_in, w_rec, w_out, b, h0, tau, x, y, m) ->
-    (d_in, d_rec, d_out, y)`` (which is also the kernel's XLA reference).
+    ``closed(net, x, y, m, feedback, setup) -> (d_in, d_rec, d_out, y)``
+    (which is also the kernel's XLA reference).
     Returns ``(direction, y)``."""
     if leaky_tanh.offline_route(net, setup):
         *d, y = leaky_tanh.offline_trial(net, x, y_target, mask, backprop=backprop,
                                          feedback=feedback,
-                                         reference=partial(closed, net, feedback, setup))
+                                         reference=partial(closed, feedback=feedback,
+                                                           setup=setup))
     else:
-        *d, y = closed(net, feedback, setup, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
-                       net.tau, x, y_target, mask)
+        *d, y = closed(net, x, y_target, mask, feedback=feedback, setup=setup)
     return select(dict(zip(MATRICES, d)), setup), y
 
 

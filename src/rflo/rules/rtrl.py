@@ -82,8 +82,7 @@ class InfluenceRule(ClosedFormStepRule):
         if type(self) is InfluenceRule and leaky_tanh.offline_route(net, setup):
             full = setup._replace(params=MATRICES)
 
-            def reference(w_in, w_rec, w_out, b, h0, tau, x, y, m):
-                n = net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau)
+            def reference(n, x, y, m):
                 d, out = super(InfluenceRule, self).trial(n, x, y, m, key, full)
                 return d["w_in"], d["w_rec"], d["w_out"], out
 
