@@ -610,12 +610,12 @@ def _opt_tree(net, lr, optimizer):
     """The treedef of the optimiser's state for ``net`` (None for plain SGD)."""
     import jax
 
-    from rflo.network import param_names, params_of
+    from rflo.network import param_names, params_of, trainable_names
     from rflo.optim import check_learning_rates
 
     if optimizer is None:
         return None
-    names = tuple(check_learning_rates(lr, param_names(net), net.cell.trainable))
+    names = tuple(check_learning_rates(lr, param_names(net), trainable_names(net)))
     if np.ndim(net.w_rec) == 3:  # an ensemble: the same tree, stacked leaves
         net = jax.tree_util.tree_map(lambda a: a[0], net)
     return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))

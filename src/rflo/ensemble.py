@@ -18,7 +18,9 @@ import numpy as np
 import optax
 
 from rflo._checks import check_dtype, check_int, check_positive, check_seed, check_trials, precision
-from rflo.network import Network, init_network, param_names, params_of, to_numpy, with_params
+from rflo.network import (
+    Network, init_network, param_names, params_of, to_numpy, trainable_names, with_params,
+)
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
@@ -250,4 +252,4 @@ def _ensemble_rates(lr, k, net):
         for row in lr_np:
             check_learning_rates(tuple(row))
         return {n: lr_np[:, i] for i, n in enumerate(("w_in", "w_rec", "w_out"))}, 0
-    return check_learning_rates(lr, param_names(net), net.cell.trainable), None
+    return check_learning_rates(lr, param_names(net), trainable_names(net)), None

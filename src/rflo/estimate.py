@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rflo.losses import get_loss
-from rflo.network import param_names
+from rflo.network import param_names, trainable_names
 from rflo.rules import get_rule
 from rflo.rules.base import ROUTES, Setup
 from rflo.trainer import gradients
@@ -54,7 +54,7 @@ def value_and_grad(rule="rflo", *, loss="squared_error", params: Optional[Sequen
 
     def fn(net, x, y, mask=None, key=None):
         names = fixed if fixed is not None else tuple(
-            n for n in net.cell.trainable if n in param_names(net))
+            n for n in trainable_names(net) if n in param_names(net))
         unknown = [n for n in names if n not in param_names(net)]
         if unknown:
             raise ValueError(f"params {unknown} are not parameters of this network "

@@ -38,6 +38,7 @@ import numpy as np
 from rflo._checks import check_dtype, check_int, precision
 from rflo.files import atomic_write
 from rflo.style import rule_label, rule_style
+from rflo.cells.base import initial_state
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
@@ -105,7 +106,7 @@ def _step_directions(rule, net, x, y, m, key):
         state, h_new, _, d = rule.advance(state, net, h, *inp)
         return (h_new, state), d
 
-    _, d = jax.lax.scan(body, (net.cell.initial_state(net), rule.init(net, key)),
+    _, d = jax.lax.scan(body, (initial_state(net), rule.init(net, key)),
                         (x[1:], y[1:], m[1:]))
     return d
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_finite_array, check_positive, check_seed, precision
 from rflo.cells import Cell, get_cell
-from rflo.cells.base import STANDARD_PARAMS
+from rflo.cells.base import STANDARD_PARAMS, initial_state, output, owns_synapses, standard_params
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "with_params",
     "get_param",
     "param_names",
+    "trainable_names",
     "apply_constraints",
     "to_numpy",
 ]
@@ -66,6 +67,12 @@ class Network(NamedTuple):
     cell : the unit model (:mod:`rflo.cells`; default the paper's leaky tanh
         unit).  Static: it has no array leaves.
     extra : dict of the cell's own parameters by name (e.g. ``"bias"``), or None.
+
+    A network whose cell owns its synapses (:class:`~rflo.cells.SynapticCell`:
+    GRU, LSTM, LRU, a stack, your own module) keeps all of the cell's
+    parameters in ``extra``; ``w_in``, ``w_rec``, ``h0``, ``tau``, ``sign`` and
+    ``mask`` are then None, ``w_out`` is (n_out, n_z) and ``b`` (n_z, n_out)
+    with ``n_z`` the size of the cell's output.
     """
 
     w_in: jax.Array
@@ -81,10 +88,14 @@ class Network(NamedTuple):
 
     @property
     def n_in(self) -> int:
+        if self.w_in is None:
+            return self.cell.sizes(self.extra)[0]
         return self.w_in.shape[-1]
 
     @property
     def n_rec(self) -> int:
+        if self.w_rec is None:
+            return self.cell.sizes(self.extra)[1]
         return self.w_rec.shape[-1]
 
     @property
@@ -93,7 +104,7 @@ class Network(NamedTuple):
 
     @property
     def dtype(self):
-        return self.w_rec.dtype
+        return self.w_out.dtype if self.w_rec is None else self.w_rec.dtype
 
 
 def f(u):
@@ -113,12 +124,19 @@ def derivative(name: str):
 
 def param_names(net: Network):
     """Every parameter of ``net`` by name: the standard ones and the cell's ``extra``."""
-    return STANDARD_PARAMS + tuple(sorted(net.extra or {}))
+    return standard_params(net) + tuple(sorted(net.extra or {}))
+
+
+def trainable_names(net: Network):
+    """The parameters trained by default (``lr`` given as one number)."""
+    if owns_synapses(net.cell):
+        return tuple(net.cell.trainable_names(net.extra))
+    return net.cell.trainable
 
 
 def get_param(net: Network, name: str):
     """The parameter ``name`` of ``net`` (a standard field or an ``extra`` entry)."""
-    if name in STANDARD_PARAMS:
+    if name in standard_params(net):
         return getattr(net, name)
     extra = net.extra or {}
     if name in extra:
@@ -134,8 +152,9 @@ def params_of(net: Network, names=("w_in", "w_rec", "w_out")) -> dict:
 
 def with_params(net: Network, params: dict) -> Network:
     """``net`` with the parameters in ``params`` (a dict by name) replaced."""
-    std = {k: v for k, v in params.items() if k in STANDARD_PARAMS}
-    more = {k: v for k, v in params.items() if k not in STANDARD_PARAMS}
+    standard = standard_params(net)
+    std = {k: v for k, v in params.items() if k in standard}
+    more = {k: v for k, v in params.items() if k not in standard}
     if more:
         std["extra"] = {**(net.extra or {}), **more}
     return net._replace(**std)
@@ -238,6 +257,9 @@ def init_network(
         raise ValueError(f"connectivity must be a fraction in (0, 1], got {connectivity!r}")
     seed = check_seed(seed)
     cell = get_cell(cell)
+    if owns_synapses(cell):
+        return _init_synaptic(cell, n_in, n_rec, n_out, int(seed), dtype, h0=h0, dale=dale,
+                              connectivity=connectivity)
     from rflo.memory import require_network_memory
 
     require_network_memory(n_in, n_rec, n_out, dtype, mask=connectivity is not None)
@@ -281,6 +303,73 @@ def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
     return w_in, w_rec, w_out, b, sign, mask
 
 
+def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectivity):
+    """A network of a cell that owns its synapses: the cell's ``init`` (key
+    ``fold_in(PRNGKey(seed), 7)``), and ``w_out``, ``b`` drawn as for every cell."""
+    for what, value in (("h0", h0), ("dale", dale), ("connectivity", connectivity)):
+        if value is not None:
+            raise ValueError(f"{what} applies to point-neuron cells (w_rec, h0 of the network); "
+                             f"cell {cell.name!r} owns its synapses and initial state: leave "
+                             f"{what} out, or constrain the cell's own parameters")
+    cell = cell.sized(n_in, n_rec)
+    key = jax.random.PRNGKey(seed)
+    with precision(dtype):
+        params = cell.init(jax.random.fold_in(key, 7), n_in, n_rec, dtype)
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"cell {cell.name!r}: init must return a non-empty dict of arrays "
+                             f"by name, got {type(params).__name__}")
+        params = {k: np.asarray(v, dtype) for k, v in params.items()}
+        n_z = _output_size(cell, params)
+        _, _, k_out, k_b, _ = jax.random.split(key, 5)
+        w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_z), dtype) - 1.0) / np.sqrt(n_z)
+        b = jax.random.normal(k_b, (n_z, n_out), dtype) / np.sqrt(n_out)
+    return network_from_arrays(w_in=None, w_rec=None, w_out=np.asarray(w_out), b=np.asarray(b),
+                               h0=None, tau=None, dtype=dtype, cell=cell, extra=params)
+
+
+def _output_size(cell, params) -> int:
+    z = jax.eval_shape(lambda p: cell.output(p, cell.initial_state(p)), params)
+    if len(z.shape) != 1:
+        raise ValueError(f"cell {cell.name!r}: output(params, state) must be a vector (n_z,), "
+                         f"got shape {z.shape}")
+    return z.shape[0]
+
+
+def _synaptic_from_arrays(cell, w_out, b, dtype, extra, **point):
+    """Check a network of a cell that owns its synapses (see :class:`Network`)."""
+    given = sorted(k for k, v in point.items() if v is not None)
+    if given:
+        raise ValueError(f"cell {cell.name!r} owns its synapses: {given} must be None (its "
+                         "parameters are the network's extra dict)")
+    if not isinstance(extra, dict) or not extra:
+        raise ValueError(f"cell {cell.name!r}: extra must be the cell's parameters, a dict "
+                         "of arrays by name")
+    clash = sorted(set(extra) & {"w_out", "b"})
+    if clash:
+        raise ValueError(f"cell {cell.name!r}: parameter names {clash} are the network's; "
+                         "rename the cell's")
+    params = {k: check_finite_array(k, v, dtype=dtype) for k, v in extra.items()}
+    n_in, n_rec = cell.sizes(params)
+    with precision(dtype):
+        want = jax.eval_shape(lambda k: cell.init(k, n_in, n_rec, dtype), jax.random.PRNGKey(0))
+    if set(want) != set(params):
+        raise ValueError(f"cell {cell.name!r} has the parameters {sorted(want)}, got "
+                         f"{sorted(params)}")
+    for k, v in params.items():
+        if v.shape != tuple(want[k].shape):
+            raise ValueError(f"{k} must have shape {tuple(want[k].shape)} for cell "
+                             f"{cell.name!r} (n_in={n_in}, n_rec={n_rec}), got {v.shape}")
+    n_z = _output_size(cell, params)
+    w_out = check_finite_array("w_out", w_out, ndim=2, dtype=dtype)
+    b = check_finite_array("b", b, ndim=2, dtype=dtype)
+    if w_out.shape[1] != n_z:
+        raise ValueError(f"w_out must have shape (n_out, n_z={n_z}), got {w_out.shape}")
+    if b.shape != (n_z, w_out.shape[0]):
+        raise ValueError(f"feedback b must have shape (n_z, n_out) = ({n_z}, {w_out.shape[0]}), "
+                         f"got {b.shape}")
+    return Network(None, None, w_out, b, None, None, None, None, cell, params)
+
+
 def network_from_arrays(
     *, w_in, w_rec, w_out, b, h0, tau, sign=None, mask=None, dtype=None, cell=None, extra=None
 ) -> Network:
@@ -291,6 +380,11 @@ def network_from_arrays(
     parameters by name) as in :class:`Network`.
     """
     cell = LEAKY_TANH if cell is None else get_cell(cell)
+    if owns_synapses(cell):
+        if dtype is None:
+            dtype = "float64" if np.asarray(w_out).dtype == np.float64 else "float32"
+        return _synaptic_from_arrays(cell, w_out, b, check_dtype(dtype), extra, w_in=w_in,
+                                     w_rec=w_rec, h0=h0, tau=tau, sign=sign, mask=mask)
     if dtype is None:
         dtype = "float64" if np.asarray(w_rec).dtype == np.float64 else "float32"
     dtype = check_dtype(dtype)

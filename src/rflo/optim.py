@@ -65,4 +65,8 @@ def check_learning_rates(lr, available=None, default=MATRICES) -> dict:
         raise ValueError(
             f"lr must have three entries (lr_in, lr_rec, lr_out), got {len(values)}: {lr!r}"
         )
+    missing = [k for k in MATRICES if available is not None and k not in available]
+    if missing:
+        raise ValueError(f"lr as three numbers names (w_in, w_rec, w_out), but the network has "
+                         f"no {missing}; give a dict by name from {list(available)}")
     return {k: _rate(_label(k), v) for k, v in zip(MATRICES, values)}

@@ -28,10 +28,14 @@ from rflo._checks import (
     check_dtype, check_finite_array, check_int, check_positive, check_seed, check_trials, precision,
 )
 from rflo.cells.base import forward as cell_forward
+from rflo.cells.base import initial_state
+from rflo.cells.base import output as cell_output
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.losses import check_outputs, get_loss, trial_loss
 from rflo.memory import require_memory, session_bytes
-from rflo.network import Network, network_from_arrays, param_names, params_of, to_numpy, with_params
+from rflo.network import (
+    Network, network_from_arrays, param_names, params_of, to_numpy, trainable_names, with_params,
+)
 from rflo.optim import check_learning_rates
 from rflo.rules import get_rule
 from rflo.rules.base import ROUTES, Setup, closed_form
@@ -182,7 +186,7 @@ def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, ch
         raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     loss = get_loss(loss)
     check_outputs(loss, net.n_out)
-    lr = check_learning_rates(lr, param_names(net), net.cell.trainable) if check_lr else lr
+    lr = check_learning_rates(lr, param_names(net), trainable_names(net)) if check_lr else lr
     names = tuple(lr)
     setup = Setup(loss, names, unroll, route)
     rule.check(net, setup)
@@ -410,7 +414,7 @@ def _why(losses, state, growth):
 
 def _simulate(net, x):
     act = cell_forward(net, x)
-    z0 = net.cell.output(net, net.cell.initial_state(net))
+    z0 = cell_output(net, initial_state(net))
     z_all = jnp.concatenate([z0[None], act.z])
     u_all = jnp.concatenate([jnp.zeros_like(act.current[:1]), act.current])
     return z_all @ net.w_out.T, z_all, u_all

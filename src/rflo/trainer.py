@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rflo.cells.base import initial_state
 from rflo.losses import trial_loss
 from rflo.network import apply_constraints, with_params
 from rflo.tasks import TaskGenerator
@@ -282,7 +283,7 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
         return (w, opt_state, states, h, total + lt, *outs)
 
     net0 = with_params(net, w)
-    h0 = net0.cell.initial_state(net0)
+    h0 = initial_state(net0)
     if single:
         states = rule.init(net0, keys[0], setup)
     else:

@@ -1,7 +1,14 @@
-"""The cell interface: what one recurrent unit does in one timestep.
+"""The cell interfaces: what the recurrent layer does in one timestep.
 
-Every network in rflo has the same synapses and readout, and a *cell* that
-says what each unit does with its input current::
+Two kinds of cell share the readout ``y = w_out @ z`` and the feedback ``b``:
+
+* a **point-neuron cell** (:class:`Cell`) sits behind the network's fixed
+  synapses (``w_in``, ``w_rec``) and says what each unit does with its current;
+* a **cell that owns its synapses** (:class:`SynapticCell`: GRU, LSTM, LRU, a
+  stack of layers, your own function, Equinox or Flax module) has its own
+  parameters (a dict by name) and its own step; see below.
+
+A point-neuron cell::
 
     z[t-1] = output(s[t-1])                        (n_rec,)  what the unit sends
     I[t]   = w_rec @ z[t-1] + w_in @ x[t]          (n_rec,)  synaptic current
@@ -25,13 +32,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Dict, NamedTuple, Tuple
+from typing import ClassVar, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Cell", "register_cell", "get_cell", "cell_names", "step", "readout",
-           "current", "forward", "Activity", "STANDARD_PARAMS"]
+__all__ = ["Cell", "SynapticCell", "register_cell", "get_cell", "cell_names", "step",
+           "readout", "current", "forward", "Activity", "STANDARD_PARAMS", "owns_synapses",
+           "initial_state", "output", "unit_axes", "standard_params"]
 
 #: parameters every network has (fields of :class:`~rflo.network.Network`)
 STANDARD_PARAMS = ("w_in", "w_rec", "w_out", "h0", "tau")
@@ -88,6 +96,88 @@ class Cell:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class SynapticCell:
+    """Base class of cells that own their synapses (their parameters and step).
+
+    ::
+
+        params = init(key, n_in, n_rec, dtype)    dict of arrays by name
+        s[0]   = initial_state(params)            a pytree (of (n_rec,) arrays for local rules)
+        s[t]   = step(params, s[t-1], x[t])
+        z[t]   = output(params, s[t])             (n_z,) what the readout and feedback see
+        y[t]   = w_out @ z[t]                     (the network's; b is (n_z, n_out))
+
+    ``unit_axes(params)`` names the per-unit parameters and the axis of each
+    that indexes its unit (entry ``r`` belongs to unit ``r % n_rec``: gates
+    stacked along one axis are fine); a local rule (e-prop, RFLO, SnAp-1)
+    trains only those, and refuses the others by name.  A cell whose step can
+    take the units' previous outputs as a separate argument defines
+    ``step_with(params, s, x, z)`` (``step(params, s, x) = step_with(params,
+    s, x, output(params, s))``): e-prop then holds that recurrent input fixed,
+    as Bellec et al. (2020) define it; without it e-prop keeps each unit's
+    whole diagonal Jacobian (SnAp-1's trace).
+
+    Class attributes: ``name`` (registry name); ``local`` (False where units
+    are not one index shared by every state leaf, e.g. a stack of layers: local
+    rules refuse the cell).  A cell is static (no array leaves); its settings
+    are dataclass fields.
+    """
+
+    name: ClassVar[str] = "synaptic"
+    local: ClassVar[bool] = True
+    vector_tau: ClassVar[bool] = False
+    min_tau: ClassVar[Tuple[float, str]] = (0.0, "")
+    step_with: ClassVar[object] = None  # a method where the cell defines it
+
+    # ---- what a subclass defines
+    def init(self, key, n_in: int, n_rec: int, dtype) -> dict:
+        """The cell's initial parameters, a dict of arrays by name."""
+        raise NotImplementedError
+
+    def step(self, params, state, x):
+        """The state after one step with input ``x`` (n_in,)."""
+        raise NotImplementedError
+
+    def sizes(self, params) -> Tuple[int, int]:
+        """``(n_in, n_rec)`` read from the parameters' shapes (leading axes allowed)."""
+        raise NotImplementedError
+
+    def initial_state(self, params):
+        """The state at step 0 (default: zeros, (n_rec,))."""
+        leaf = jax.tree_util.tree_leaves(params)[0]
+        return jnp.zeros((self.sizes(params)[1],), jnp.result_type(leaf))
+
+    def output(self, params, state):
+        """What the units send to the readout and the feedback (default: the state)."""
+        return state
+
+    def unit_axes(self, params) -> dict:
+        """``{name: axis}`` of the per-unit parameters (default: none)."""
+        return {}
+
+    def trainable_names(self, params) -> Tuple[str, ...]:
+        """The parameters trained by default (default: all of the cell's, and ``w_out``)."""
+        return tuple(sorted(params)) + ("w_out",)
+
+    def sized(self, n_in: int, n_rec: int):
+        """This cell for ``n_in`` inputs and ``n_rec`` units (default: itself)."""
+        return self
+
+    def constrain(self, params: dict) -> dict:
+        """Project trained parameters back onto their allowed range (default: none)."""
+        return params
+
+    def settings(self) -> dict:
+        """The cell's static settings, as plain data (written into network files)."""
+        return dataclasses.asdict(self)
+
+    def restorable(self) -> Optional[str]:
+        """``None`` if a network file can rebuild this cell by name and settings,
+        else why not (e.g. it wraps your own functions)."""
+        return None
+
+
 def register_cell(cls):
     """Class decorator: make ``cls`` a static pytree and add it to the registry."""
     if cls.name in _CELLS and _CELLS[cls.name] is not cls:
@@ -105,7 +195,7 @@ def cell_names():
 
 def get_cell(cell, **settings) -> Cell:
     """A :class:`Cell` from a registered name (with ``settings``) or a cell, returned as is."""
-    if isinstance(cell, Cell):
+    if isinstance(cell, (Cell, SynapticCell)):
         if settings:
             return dataclasses.replace(cell, **settings)
         return cell
@@ -123,34 +213,78 @@ def get_cell(cell, **settings) -> Cell:
 # one step and one trial, for any cell
 
 
+def owns_synapses(cell) -> bool:
+    """Whether ``cell`` owns its synapses (a :class:`SynapticCell`)."""
+    return isinstance(cell, SynapticCell)
+
+
+def standard_params(net):
+    """The parameters that are fields of the network (the rest are the cell's own)."""
+    return ("w_out",) if owns_synapses(net.cell) else STANDARD_PARAMS
+
+
 def current(net, z, x_t):
-    """Synaptic current ``w_rec @ z + w_in @ x_t`` (n_rec,)."""
+    """Synaptic current ``w_rec @ z + w_in @ x_t`` (n_rec,) of a point-neuron cell."""
     return net.w_rec @ z + net.w_in @ x_t
+
+
+def initial_state(net):
+    """The cell state at step 0."""
+    cell = net.cell
+    return cell.initial_state(net.extra) if owns_synapses(cell) else cell.initial_state(net)
+
+
+def output(net, state):
+    """What the units send to each other and to the readout, ``z`` (n_z,)."""
+    cell = net.cell
+    return cell.output(net.extra if owns_synapses(cell) else net, state)
 
 
 def step(net, state, x_t):
     """The state after one step from ``state`` with input ``x_t``."""
     cell = net.cell
+    if owns_synapses(cell):
+        return cell.step(net.extra, state, x_t)
     return cell.neuron(net, state, current(net, cell.output(net, state), x_t))
 
 
 def readout(net, state):
     """``y = w_out @ output(state)`` (n_out,)."""
-    return net.w_out @ net.cell.output(net, state)
+    return net.w_out @ output(net, state)
+
+
+def unit_axes(net) -> dict:
+    """``{parameter name: axis}``: the axis of each per-unit parameter that
+    indexes its unit (entry ``r`` along it belongs to unit ``r % n_rec``, so
+    gates stacked along one axis are allowed).  Local rules train only these."""
+    cell = net.cell
+    if owns_synapses(cell):
+        return dict(cell.unit_axes(net.extra))
+    axes = {name: 0 for name in cell.unit_params}
+    if cell.vector_tau:
+        axes["tau"] = 0
+    return axes
 
 
 class Activity(NamedTuple):
     """A trial's activity at steps ``t = 1 .. T-1`` (stacked along axis 0)."""
 
     state: object  # the cell states (a pytree of (T-1, n_rec) arrays)
-    z: jax.Array  # (T-1, n_rec) what the units send
-    current: jax.Array  # (T-1, n_rec) synaptic current I[t]
+    z: jax.Array  # (T-1, n_z) what the units send
+    current: jax.Array  # (T-1, n_rec) synaptic current I[t] (zeros for a SynapticCell)
     y: jax.Array  # (T-1, n_out) readout
 
 
 def forward(net, x, unroll: int = 1) -> Activity:
     """Run the network with fixed parameters over one trial ``x`` (T, n_in)."""
     cell = net.cell
+    if owns_synapses(cell):
+        def body(state, x_t):
+            state = cell.step(net.extra, state, x_t)
+            z = cell.output(net.extra, state)
+            return state, Activity(state, z, jnp.zeros_like(z), net.w_out @ z)
+
+        return jax.lax.scan(body, cell.initial_state(net.extra), x[1:], unroll=unroll)[1]
 
     def body(state, x_t):
         drive = current(net, cell.output(net, state), x_t)

@@ -46,6 +46,7 @@ from typing import Any, Dict, NamedTuple, Protocol, Tuple, runtime_checkable
 import jax
 import jax.numpy as jnp
 
+from rflo.cells.base import initial_state
 from rflo.cells.leaky_tanh import LeakyTanh
 from rflo.kernels import leaky_tanh
 from rflo.losses import SQUARED_ERROR, Loss
@@ -290,7 +291,7 @@ class Rule:
 
         zero = jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
         (_, _, acc), y = jax.lax.scan(
-            body, (net.cell.initial_state(net), self.init(net, key, setup), zero),
+            body, (initial_state(net), self.init(net, key, setup), zero),
             (x[1:], y_target[1:], mask[1:]), unroll=setup.unroll)
         return acc, y
 

@@ -39,7 +39,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from rflo.cells.base import current, readout, step
+from rflo.cells.base import (
+    current, initial_state, output, owns_synapses, readout, step, unit_axes,
+)
 from rflo.network import params_of, with_params
 from rflo.rules.base import learning_signal
 
@@ -71,7 +73,7 @@ def _readout_part(net, setup, err, z):
 
 def _output_cotangent(net, state, signal):
     """``(dz/ds)^T signal``: the learning signal carried onto the cell state."""
-    _, vjp = jax.vjp(lambda s: net.cell.output(net, s), state)
+    _, vjp = jax.vjp(lambda s: output(net, s), state)
     return vjp(signal)[0]
 
 
@@ -102,22 +104,30 @@ def influence_init(net, setup):
     theta, unravel_p = ravel_pytree(params_of(net, names))
 
     def s0(t):
-        n = with_params(net, unravel_p(t))
-        return ravel_pytree(n.cell.initial_state(n))[0]
+        return ravel_pytree(initial_state(with_params(net, unravel_p(t))))[0]
 
     return InfluenceState(jax.jacfwd(s0)(theta))
 
 
-def _unit_of_entries(net, tree, names_or_none):
-    """For each entry of the flattened ``tree``: the unit it belongs to (axis 0), or -1."""
+def _unit_index(shape, axis, n):
+    """(prod(shape),) the unit of each entry of an array: its index along ``axis`` mod ``n``."""
+    along = jnp.arange(shape[axis]) % n
+    index = along.reshape([-1 if i == axis else 1 for i in range(len(shape))])
+    return jnp.broadcast_to(index, shape).reshape(-1)
+
+
+def _unit_of_entries(net, tree, axes):
+    """For each entry of the flattened ``tree``: the unit it belongs to, or -1.
+
+    ``axes``: ``{name: axis}`` of a dict's per-unit entries; ``None``: every
+    leaf is a state leaf of shape (n_rec,)."""
     n = net.n_rec
     parts = []
-    items = tree.items() if isinstance(tree, dict) else enumerate(_leaves(tree))
-    for name, a in sorted(items) if isinstance(tree, dict) else items:
-        local = names_or_none is None or name in names_or_none
-        if local and jnp.ndim(a) >= 1 and a.shape[0] == n:
-            parts.append(jnp.broadcast_to(jnp.arange(n).reshape((n,) + (1,) * (a.ndim - 1)),
-                                          a.shape).reshape(-1))
+    items = sorted(tree.items()) if isinstance(tree, dict) else enumerate(_leaves(tree))
+    for name, a in items:
+        axis = 0 if axes is None else axes.get(name)
+        if axis is not None and jnp.ndim(a) >= 1 and a.shape[axis] % n == 0:
+            parts.append(_unit_index(a.shape, axis, n))
         else:
             parts.append(jnp.full((a.size,), -1))
     return jnp.concatenate(parts) if parts else jnp.zeros((0,), int)
@@ -127,9 +137,8 @@ def influence_pattern(net, setup, reach):
     """(S, P) 0/1: keep ``ds_k/dtheta_p`` where ``reach[unit(k), unit(p)]``
     (a parameter of no single unit is kept everywhere)."""
     names = recurrent_names(setup)
-    unit_params = _unit_params(net)
-    pu = _unit_of_entries(net, params_of(net, names), unit_params)
-    su = _unit_of_entries(net, net.cell.initial_state(net), None)
+    pu = _unit_of_entries(net, params_of(net, names), unit_axes(net))
+    su = _unit_of_entries(net, initial_state(net), None)
     kept = reach[su][:, jnp.maximum(pu, 0)]
     return jnp.where(pu[None, :] >= 0, kept, 1.0).astype(reach.dtype)
 
@@ -146,7 +155,7 @@ def influence_advance(state, net, h, x_t, y_t, m_t, setup, feedback, pattern=Non
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = ravel_pytree(_output_cotangent(net, h_new, signal))[0]
     direction = dict(unravel_p(cot @ m))
-    direction.update(_readout_part(net, setup, err, net.cell.output(net, h_new)))
+    direction.update(_readout_part(net, setup, err, output(net, h_new)))
     return InfluenceState(m), h_new, y, direction
 
 
@@ -154,35 +163,52 @@ def influence_advance(state, net, h, x_t, y_t, m_t, setup, feedback, pattern=Non
 # per-unit traces: e-prop / RFLO (eligibility), SnAp-1 (diagonal)
 
 
-def _unit_params(net):
-    names = set(net.cell.unit_params)
-    if net.cell.vector_tau:
-        names.add("tau")
-    return names
-
-
 def check_local(rule_name, net, setup):
     """Raise if a per-unit rule is asked to train a parameter shared by units."""
-    shared = [n for n in recurrent_names(setup) if n not in _unit_params(net)]
+    cell = net.cell
+    if owns_synapses(cell) and not cell.local:
+        raise ValueError(f"rule {rule_name!r} keeps one trace per unit, but the units of cell "
+                         f"{cell.name!r} are not one index shared by its state; use an exact or "
+                         "global rule ('bptt', 'rtrl', 'uoro')")
+    axes = unit_axes(net)
+    shared = [n for n in recurrent_names(setup) if n not in axes]
     if shared:
         raise ValueError(
             f"rule {rule_name!r} keeps one trace per unit, but {shared} of cell "
-            f"{net.cell.name!r} {'is' if len(shared) == 1 else 'are'} shared by all units; "
+            f"{cell.name!r} {'is' if len(shared) == 1 else 'are'} shared by all units; "
             "freeze it (leave it out of lr) or use an exact rule ('bptt', 'rtrl')")
+    if owns_synapses(cell):
+        n = net.n_rec
+        bad = [k for k in _leaves(initial_state(net)) if jnp.shape(k) != (n,)]
+        if bad:
+            raise ValueError(f"rule {rule_name!r} keeps one trace per unit, which needs every "
+                             f"state leaf of cell {cell.name!r} to have shape (n_rec,) = ({n},); "
+                             "use an exact or global rule ('bptt', 'rtrl', 'uoro')")
+        params = params_of(net, recurrent_names(setup))
+        for name, p in params.items():
+            axis = axes[name]
+            if not (-jnp.ndim(p) <= axis < jnp.ndim(p)) or jnp.shape(p)[axis] % n:
+                raise ValueError(f"cell {cell.name!r}: unit axis {axis} of {name!r} (shape "
+                                 f"{jnp.shape(p)}) must have a multiple of n_rec = {n} entries")
 
 
-def _bcast(v, a):
-    """Per-unit ``v`` (n,) shaped to multiply ``a`` (n, ...) along axis 0."""
-    return v.reshape(v.shape + (1,) * (a.ndim - 1))
+def _bcast(v, a, axis=0):
+    """Per-unit ``v`` (n,) shaped to multiply ``a`` along its unit ``axis``
+    (entry ``r`` takes ``v[r % n]``)."""
+    if axis == 0 and a.shape[0] == v.shape[0]:
+        return v.reshape(v.shape + (1,) * (a.ndim - 1))
+    axis = axis % a.ndim
+    v = jnp.tile(v, a.shape[axis] // v.shape[0])
+    return v.reshape([-1 if i == axis else 1 for i in range(a.ndim)])
 
 
 def local_init(net, setup):
     names = recurrent_names(setup)
-    state0 = net.cell.initial_state(net)
+    state0 = initial_state(net)
     k = len(_leaves(state0))
     traces = {n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
               for n, p in params_of(net, names).items()}
-    if "h0" in traces:  # ds_c[0] / dh0 on each unit's own state
+    if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
         def s0(h0):
             n = net._replace(h0=h0)
             return n.cell.initial_state(n)
@@ -192,9 +218,41 @@ def local_init(net, setup):
     return traces
 
 
-def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False):
+def _diagonal_blocks(lin, h):
+    """``D[c2][c]`` (n,): ``d s_c2,i[t] / d s_c,i[t-1]`` of the linear map ``lin``
+    (a state tangent to a state tangent), from ``n`` JVPs per state leaf."""
+    leaves, tree = jax.tree_util.tree_flatten(h)
+    k, n = len(leaves), leaves[0].shape[0]
+    eye = jnp.eye(n, dtype=leaves[0].dtype)
+    cols = []
+    for c in range(k):
+        def column(e, c=c):
+            tangent = [e if i == c else jnp.zeros_like(a) for i, a in enumerate(leaves)]
+            return _leaves(lin(jax.tree_util.tree_unflatten(tree, tangent)))
+
+        cols.append([jnp.diagonal(m) for m in jax.vmap(column)(eye)])
+    return [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+
+
+def _synaptic_dynamics(net, h, x_t, diagonal):
+    """``h[t]`` and the per-unit Jacobian blocks of a cell that owns its synapses:
+    with the recurrent input held fixed where the cell separates it
+    (``step_with``, e-prop's), else (and for SnAp-1) the whole diagonal."""
+    cell, params = net.cell, net.extra
+    k = len(_leaves(h))
+    if cell.step_with is not None and not diagonal:
+        z_prev = cell.output(params, h)
+        h_new, lin = jax.linearize(lambda s: cell.step_with(params, s, x_t, z_prev), h)
+        cols = [_leaves(lin(_ones_on(h, c))) for c in range(k)]
+        return h_new, [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+    h_new, lin = jax.linearize(lambda s: cell.step(params, s, x_t), h)
+    return h_new, _diagonal_blocks(lin, h)
+
+
+def _point_dynamics(net, h, x_t, diagonal):
+    """The same for a point-neuron cell: the neuron with its current held fixed
+    (plus the unit's own synapse ``w_rec[i, i]`` for SnAp-1)."""
     cell = net.cell
-    names = recurrent_names(setup)
     k = len(_leaves(h))
     drive = current(net, cell.output(net, h), x_t)
     h_new, neuron_jvp = jax.linearize(lambda s: cell.neuron(net, s, drive), h)
@@ -208,22 +266,33 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
         dz_ds = [out_jvp(_ones_on(h, c)) for c in range(k)]
         self_w = jnp.diagonal(net.w_rec)
         D = [[D[c2][c] + dn_di[c2] * self_w * dz_ds[c] for c in range(k)] for c2 in range(k)]
+    return h_new, D
+
+
+def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False):
+    names = recurrent_names(setup)
+    k = len(_leaves(h))
+    dynamics = _synaptic_dynamics if owns_synapses(net.cell) else _point_dynamics
+    h_new, D = dynamics(net, h, x_t, diagonal)
+    axes = unit_axes(net)
     # immediate term of each component, for every per-unit parameter at once
     _, vjp = jax.vjp(lambda p: step(with_params(net, p), h, x_t), params_of(net, names))
     imm = [vjp(_ones_on(h_new, c2))[0] for c2 in range(k)]
     new = {}
     for n, tr in traces.items():
+        ax = axes.get(n, 0)
         rows = []
         for c2 in range(k):
             acc = imm[c2][n]
             for c in range(k):
-                acc = acc + _bcast(D[c2][c], tr[c]) * tr[c]
+                acc = acc + _bcast(D[c2][c], tr[c], ax) * tr[c]
             rows.append(acc)
         new[n] = jnp.stack(rows)
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
-    direction = {n: sum(_bcast(cot[c], tr[c]) * tr[c] for c in range(k)) for n, tr in new.items()}
-    direction.update(_readout_part(net, setup, err, cell.output(net, h_new)))
+    direction = {n: sum(_bcast(cot[c], tr[c], axes.get(n, 0)) * tr[c] for c in range(k))
+                 for n, tr in new.items()}
+    direction.update(_readout_part(net, setup, err, output(net, h_new)))
     return new, h_new, y, direction
 
 
@@ -240,7 +309,7 @@ class UOROState(NamedTuple):
 def uoro_init(net, key, setup):
     names = recurrent_names(setup)
     theta, _ = ravel_pytree(params_of(net, names))
-    s, _ = ravel_pytree(net.cell.initial_state(net))
+    s, _ = ravel_pytree(initial_state(net))
     return UOROState(jnp.zeros_like(s), jnp.zeros_like(theta), key)
 
 
@@ -265,7 +334,7 @@ def uoro_advance(state, net, h, x_t, y_t, m_t, setup, feedback):
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = ravel_pytree(_output_cotangent(net, h_new, signal))[0]
     direction = dict(unravel_p((cot @ new.h_tilde) * new.theta))
-    direction.update(_readout_part(net, setup, err, net.cell.output(net, h_new)))
+    direction.update(_readout_part(net, setup, err, output(net, h_new)))
     return new, h_new, y, direction
 
 
@@ -279,7 +348,11 @@ class KFState(NamedTuple):
     key: jax.Array
 
 
-def check_kronecker(rule_name, setup):
+def check_kronecker(rule_name, setup, net=None):
+    if net is not None and owns_synapses(net.cell):
+        raise ValueError(f"rule {rule_name!r} factors the influence of a point-neuron cell's "
+                         f"w_rec and w_in; cell {net.cell.name!r} owns its synapses: use "
+                         "'rtrl', 'snap1', 'uoro' or 'bptt'")
     other = [n for n in recurrent_names(setup) if n not in ("w_rec", "w_in")]
     if other:
         raise ValueError(f"rule {rule_name!r} factors the influence of w_rec and w_in only, "
@@ -288,7 +361,7 @@ def check_kronecker(rule_name, setup):
 
 def kf_init(net, key, setup):
     n, m = net.w_in.shape
-    s, _ = ravel_pytree(net.cell.initial_state(net))
+    s, _ = ravel_pytree(initial_state(net))
     return KFState(jnp.zeros((n + m,), s.dtype), jnp.zeros((s.size, n), s.dtype), key)
 
 
@@ -329,7 +402,6 @@ def _outputs(net, names, x, unroll, cut=None):
 
     def run(p):
         n = with_params(net, p)
-        cell = n.cell
 
         def body(s, inp):
             x_t, cut_t = inp
@@ -337,10 +409,10 @@ def _outputs(net, names, x, unroll, cut=None):
                 s = jax.tree_util.tree_map(
                     lambda a: jnp.where(cut_t > 0, jax.lax.stop_gradient(a), a), s)
             s = step(n, s, x_t)
-            return s, cell.output(n, s)
+            return s, output(n, s)
 
         cuts = jnp.zeros(x.shape[0] - 1) if cut is None else cut
-        return jax.lax.scan(body, cell.initial_state(n), (x[1:], cuts), unroll=unroll)[1]
+        return jax.lax.scan(body, initial_state(n), (x[1:], cuts), unroll=unroll)[1]
 
     return run
 
@@ -374,9 +446,9 @@ class Window(NamedTuple):
 
 
 def window_init(net, window):
-    s0 = net.cell.initial_state(net)
-    return Window(s0, jnp.zeros((window, net.n_in), net.w_rec.dtype),
-                  jnp.zeros((window, net.n_out), net.w_rec.dtype), jnp.zeros((), jnp.int32),
+    s0 = initial_state(net)
+    return Window(s0, jnp.zeros((window, net.n_in), net.dtype),
+                  jnp.zeros((window, net.n_out), net.dtype), jnp.zeros((), jnp.int32),
                   jnp.ones((), bool))
 
 
@@ -393,11 +465,11 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
         def run(p):
             n = with_params(net, p)
             s0 = jax.tree_util.tree_map(lambda a, b: jnp.where(state.first, a, b),
-                                        n.cell.initial_state(n), start)
+                                        initial_state(n), start)
 
             def body(s, x_):
                 s = step(n, s, x_)
-                return s, n.cell.output(n, s)
+                return s, output(n, s)
 
             return jax.lax.scan(body, s0, xs)[1]
 

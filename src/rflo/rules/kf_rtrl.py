@@ -50,7 +50,7 @@ class KroneckerFactoredRTRL(ClosedFormStepRule):
     feedback: str = "readout"
 
     def check(self, net, setup):
-        generic.check_kronecker(self.name, setup)
+        generic.check_kronecker(self.name, setup, net)
 
     def generic_init(self, net, key, setup):
         return generic.kf_init(net, key, setup)

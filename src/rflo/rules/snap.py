@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
+from rflo.cells.base import owns_synapses
 from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 from rflo.rules.rflo import LocalTraces
 from rflo.rules.rtrl import Influence, _propagate
@@ -121,7 +122,9 @@ class SnAp(ClosedFormStepRule):
         if self.order == 1:
             return generic.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
                                          diagonal=True)
-        pattern = generic.influence_pattern(net, setup, snap_pattern(net, self.order))
+        pattern = None  # a cell that owns its synapses: every unit may reach every other
+        if not owns_synapses(net.cell):
+            pattern = generic.influence_pattern(net, setup, snap_pattern(net, self.order))
         return generic.influence_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
                                          pattern)
 
