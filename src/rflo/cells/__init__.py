@@ -12,6 +12,7 @@ name                 unit
 ``lstm``             long short-term memory unit (owns its synapses)
 ``lru``              linear recurrent unit, diagonal complex recurrence (owns its synapses)
 ``stack``            layers of cells that own their synapses, the top one read out
+``point_layer``      a point-neuron cell owning w_in, w_rec, h0, tau (e.g. a stack's layer)
 ===================  ==============================================================
 
 Your own model: :func:`from_function` (plain JAX functions),
@@ -31,12 +32,13 @@ from rflo.cells.leaky_tanh import LEAKY_TANH, LeakyTanh
 from rflo.cells.leaky_tau import LeakyTau
 from rflo.cells.lif import ALIF, LIF
 from rflo.cells.lru import LRU
+from rflo.cells.point_layer import PointLayer
 from rflo.cells.readout_feedback import ReadoutFeedback
 from rflo.cells.stack import Stack
 
 __all__ = ["Cell", "SynapticCell", "cell_names", "get_cell", "register_cell", "step", "readout",
            "forward", "owns_synapses", "LeakyTanh", "LEAKY_TANH", "LeakyTau", "LIF", "ALIF",
-           "ReadoutFeedback", "GRU", "LSTM", "LRU", "Stack", "FunctionCell", "from_function",
+           "ReadoutFeedback", "GRU", "LSTM", "LRU", "Stack", "PointLayer", "FunctionCell", "from_function",
            "from_equinox", "from_flax"]
 
 

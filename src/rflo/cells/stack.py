@@ -9,7 +9,8 @@
 Layer ``l``'s parameters are named ``"layer<l>.<name>"`` (from 0), so rates
 and freezing go by name as for any cell (``lr={"layer1.w_rec": 0.01, ...}``).
 Every layer has ``n_rec`` units unless ``widths`` says otherwise (the top one
-always has ``n_rec``).  The layers' units are separate populations, so the
+always has ``n_rec``).  A point-neuron cell given as a layer (``"leaky_tanh"``)
+is wrapped in a :class:`~rflo.cells.PointLayer`.  The layers' units are separate populations, so the
 per-unit (local) rules refuse a stack; BPTT, TBPTT, RTRL, UORO and SnAp-2
 train it.
 """
@@ -23,6 +24,7 @@ from typing import Tuple
 import jax
 
 from rflo.cells.base import SynapticCell, get_cell, register_cell
+from rflo.cells.point_layer import PointLayer
 
 __all__ = ["Stack"]
 
@@ -33,9 +35,8 @@ def _layer(spec):
     if isinstance(spec, str) and spec.startswith("{"):
         return _layer(json.loads(spec))
     cell = get_cell(spec)
-    if not isinstance(cell, SynapticCell):
-        raise ValueError(f"a stack's layers must be cells that own their synapses (e.g. 'gru', "
-                         f"'lstm', 'lru'), got {cell.name!r}")
+    if not isinstance(cell, SynapticCell):  # a point-neuron cell owns its synapses as a layer
+        return PointLayer(cell)
     return cell
 
 
