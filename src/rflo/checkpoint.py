@@ -10,7 +10,10 @@ A run folder gets a ``checkpoint/`` subfolder with
   when the run starts, so a missing one means the folder was tampered with.
   An ensemble's (``--seeds``) holds its K networks stacked (a leading axis),
   curves of shape (K, done), a best loss per network and ``frozen_at``: the
-  trial index at which each network diverged and was frozen, or -1.
+  trial index at which each network diverged and was frozen, or -1.  The
+  networks are stored as network files store them (:mod:`rflo.io`), so a cell
+  that owns its synapses (GRU, LSTM, LRU, a stack) keeps ``w_out``, ``b`` and
+  its parameters as ``extra.<name>``; K is the leading axis of ``w_out``.
 
 Every file is plain data (npz without pickle, JSON) written atomically, and each
 rule's progress is one file, so the network and its curves can never disagree.
@@ -152,9 +155,13 @@ def _leaves(arrays, prefix):
 
 
 def _networks_of(heads):
-    """K for a checkpoint of K stacked networks (a 3-d ``w_rec``), else None."""
-    w_rec = heads.get("w_rec", ((),))[0]
-    return w_rec[0] if len(w_rec) == 3 else None
+    """K for a checkpoint of K stacked networks (a 3-d ``w_rec``, or a 3-d
+    ``w_out`` for a cell that owns its synapses), else None."""
+    lead = heads.get("w_rec", heads.get("w_out", ((),)))[0]
+    return lead[0] if len(lead) == 3 else None
+
+
+_SHARED = ("format", "cell", "run_id", "info")
 
 
 def _unstacked(heads, k, path):
@@ -162,7 +169,7 @@ def _unstacked(heads, k, path):
     out = {}
     for key, (shape, dtype) in heads.items():
         if network_keys(key) or network_keys(key, PREVIOUS):
-            if key.endswith(("format", "cell", "run_id", "info")):
+            if key in _SHARED or (key.startswith(PREVIOUS) and key[len(PREVIOUS):] in _SHARED):
                 out[key] = (shape, dtype)
                 continue
             if not shape or shape[0] != k:

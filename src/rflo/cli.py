@@ -97,7 +97,9 @@ def _add_common(p, *, out_help):
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)")
     p.add_argument("--cell", default="leaky_tanh", metavar="NAME",
-                   help=f"the unit model (default leaky_tanh; any of {', '.join(cell_names())})")
+                   help=f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; "
+                        "a cell with other settings, e.g. a stack of other layers: build it in "
+                        "Python, save it, and start from it with --init)")
     p.add_argument("--derivative", choices=("seed", "exact"), default=None,
                    help="f' of the leaky_tanh cell: the notebook's 'seed' (default) or 'exact'")
     p.add_argument("--loss", default="squared_error", metavar="NAME",
@@ -122,7 +124,10 @@ def _add_common(p, *, out_help):
                    help=f"period of the periodic task's target = steps per trial "
                         f"(default {d['period']}; same as --set period=N)")
     p.add_argument("--lr", type=_rate, nargs=3, metavar=("IN", "REC", "OUT"), default=list(d["lr"]),
-                   help="learning rates of w_in, w_rec, w_out (train: default 0 0.03 0.03; "
+                   help="learning rates of w_in, w_rec, w_out (for gru, lstm: their w_in, w_rec; "
+                        "lru: IN its input matrix b_re, b_im, REC nu_log, theta_log, gamma_log; "
+                        "a stack: IN the first layer's input weights, REC the rest; biases "
+                        "stay fixed: rflo.runconfig.RATE_ROLES) (train: default 0 0.03 0.03; "
                         "compare: default each rule's rates tuned on the default experiment, "
                         "BPTT/RTRL 0 0.3 0.3, RFLO and the others 0 0.03 0.03)")
     p.add_argument("--online", action="store_true", help="update the weights at every step")
@@ -576,7 +581,8 @@ def _seeds(args):
 
 
 def _same_shape(a, b):
-    return a.cell == b.cell and all(
+    shapes = lambda n: {k: np.shape(v) for k, v in (n.extra or {}).items()}  # noqa: E731
+    return a.cell == b.cell and shapes(a) == shapes(b) and all(
         np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
 
 
@@ -616,7 +622,7 @@ def _opt_tree(net, lr, optimizer):
     if optimizer is None:
         return None
     names = tuple(check_learning_rates(lr, param_names(net), trainable_names(net)))
-    if np.ndim(net.w_rec) == 3:  # an ensemble: the same tree, stacked leaves
+    if np.ndim(net.w_out) == 3:  # an ensemble: the same tree, stacked leaves
         net = jax.tree_util.tree_map(lambda a: a[0], net)
     return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))
 
@@ -629,10 +635,10 @@ def _train_one(name, net, plan, args, out, run_id, stop, log):
     import jax
 
     import rflo
-    from rflo import checkpoint
+    from rflo import checkpoint, runconfig
 
     task, optimizer = plan.task, plan.optimizer
-    lr = _rule_lr(args, name)
+    lr = runconfig.cell_rates(net, _rule_lr(args, name))  # by name for a cell's own synapses
     tree = _opt_tree(net, lr, optimizer)
 
     def opt_state(leaves):
@@ -1022,18 +1028,25 @@ def _save_start(args, kind, net, out, run_id, rules):
     checkpoint.save_settings(out, {"command": kind, "run_id": run_id, **settings})
 
 
-def _check_memory(args, rules, task):
-    """Refuse, before any folder or array is made, a run that cannot fit."""
+def _check_memory(args, rules, task, cell=None):
+    """Refuse, before any folder or array is made, a run that cannot fit (and,
+    for a ``cell`` that owns its synapses, rates or rules that do not fit it)."""
+    from rflo import runconfig
+    from rflo.cells.base import owns_synapses
     from rflo.memory import require_network_memory, struct_network
     from rflo.rules import get_rule
     from rflo.rules.base import Setup
-    from rflo.train import check_session_memory
+    from rflo.train import check_session_memory, prepare_session
     from rflo.trainer import Config
 
     try:
-        require_network_memory(task.n_in, args.units, task.n_out, args.dtype)
-        net = struct_network(task.n_in, args.units, task.n_out, args.dtype)
+        require_network_memory(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
+        net = struct_network(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
         for name in rules:
+            if owns_synapses(net.cell):
+                prepare_session(net, name, runconfig.cell_rates(net, _rule_lr(args, name)),
+                                online=args.online, optimizer=None, loss=args.loss, unroll=1,
+                                route="auto")
             check_session_memory(net, Config(get_rule(name), args.online, Setup()), task,
                                  args.batch, networks=len(_seeds(args) or [0]))
     except ValueError as exc:
@@ -1089,7 +1102,7 @@ def cmd_compare(args):
     _check_rules(args.rules, args.online)
     plan = _plan(args)
     if args.resume is None:
-        _check_memory(args, args.rules, plan.task)
+        _check_memory(args, args.rules, plan.task, plan.cell)
     out, lock, run_id = _start_or_resume(args, "compare")  # on --resume, args hold the saved settings
     with lock:
         rules = _check_rules(args.rules, args.online)
@@ -1111,9 +1124,11 @@ def cmd_train(args):
     if args.save is not None and args.save.exists() and not args.overwrite:
         raise UserError(f"--save {args.save} exists; pass --overwrite to replace it")
     if args.resume is None:
+        cell = plan.cell
         if args.init is not None:  # check it before creating the folder
-            args.units = _load_for_task(args.init, plan.task, args.dtype).n_rec
-        _check_memory(args, [args.rule], plan.task)
+            init = _load_for_task(args.init, plan.task, args.dtype)
+            args.units, cell = init.n_rec, init.cell
+        _check_memory(args, [args.rule], plan.task, cell)
     out, lock, run_id = _start_or_resume(args, "train")  # on --resume, args hold the saved settings
     with lock:
         (rule,) = _check_rules([args.rule], args.online, "--rule")

@@ -79,11 +79,11 @@ def stack_networks(nets: Sequence[Network]) -> Network:
 
 def unstack_networks(nets: Network):
     """The list of networks in a stacked network."""
-    if not isinstance(nets, Network) or np.ndim(nets.w_rec) != 3:
+    if not isinstance(nets, Network) or np.ndim(nets.w_out) != 3:
         raise ValueError("expected a stacked network (a leading axis of K networks, from "
                          "rflo.init_ensemble or rflo.stack_networks); for one network use "
                          "rflo.train, or give a list of networks")
-    k = np.shape(nets.w_rec)[0]
+    k = np.shape(nets.w_out)[0]
     return [jax.tree_util.tree_map(lambda a: np.asarray(a)[i], nets) for i in range(k)]
 
 
@@ -138,7 +138,7 @@ def train_ensemble(
     batch = check_int("batch", batch)
     nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
                           else list(networks))
-    k = nets.w_rec.shape[0]
+    k = nets.w_out.shape[0]
     first = _with_derivative(unstack_networks(nets)[0], derivative)
     nets = _with_derivative(nets, derivative)
     tasks = [task] if isinstance(task, (Task, TaskGenerator)) else list(task)

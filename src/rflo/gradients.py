@@ -19,6 +19,11 @@ table (text, and CSV with ``--csv``) and a figure (``--figure``).
 
 The per-step comparison runs RTRL (O(n_rec^4) per step): keep ``n_rec`` to a
 few dozen.
+
+For a cell that owns its synapses (GRU, LSTM, LRU, a stack) the parameters
+compared are all of the cell's and ``w_out`` (keys by name, e.g. ``"nu_log"``),
+and ``"rec+in"`` covers all of the cell's; the table's ``w_in`` and ``w_rec``
+columns show the cell's parameters of those names (``-`` where it has none).
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ import numpy as np
 from rflo._checks import check_dtype, check_int, precision
 from rflo.files import atomic_write
 from rflo.style import rule_label, rule_style
-from rflo.cells.base import initial_state
+from rflo.cells.base import initial_state, owns_synapses
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
+from rflo.rules.base import Setup
 from rflo.rules.tbptt import TruncatedBPTT
 from rflo.tasks import Task
 from rflo.train import _with_derivative, train
@@ -70,8 +76,20 @@ def norm_ratio(a, b) -> float:
     return float(np.linalg.norm(np.ravel(a)) / nb) if nb > 0 else math.nan
 
 
+def _params(net) -> tuple:
+    """The parameters compared: ``w_in``, ``w_rec``, ``w_out``; for a cell that
+    owns its synapses, all of the cell's (sorted) and ``w_out``."""
+    return tuple(sorted(net.extra)) + ("w_out",) if owns_synapses(net.cell) else MATRICES
+
+
+def _inner(w) -> list:
+    """The names the ``"rec+in"`` summary covers (all but ``w_out``)."""
+    return ["w_rec", "w_in"] if "w_rec" in w and "w_in" in w and len(w) == 3 else \
+        [k for k in w if k != "w_out"]
+
+
 def _summary(w) -> np.ndarray:
-    return np.concatenate([np.ravel(w["w_rec"]), np.ravel(w["w_in"])])
+    return np.concatenate([np.ravel(w[k]) for k in _inner(w)])
 
 
 def _rules(rules) -> list:
@@ -92,21 +110,21 @@ def _check_inputs(net, task, trial):
     check_int("trial", trial, minimum=0)
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _trial_direction(rule, net, x, y, m, key):
-    return rule.trial(net, x, y, m, key)[0]
+@partial(jax.jit, static_argnums=(0, 6))
+def _trial_direction(rule, net, x, y, m, key, setup=Setup()):
+    return rule.trial(net, x, y, m, key, setup)[0]
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _step_directions(rule, net, x, y, m, key):
+@partial(jax.jit, static_argnums=(0, 6))
+def _step_directions(rule, net, x, y, m, key, setup=Setup()):
     """Each step's contribution (stacked over steps 1..T-1) of a per-step rule."""
 
     def body(carry, inp):
         h, state = carry
-        state, h_new, _, d = rule.advance(state, net, h, *inp)
+        state, h_new, _, d = rule.advance(state, net, h, *inp, setup)
         return (h_new, state), d
 
-    _, d = jax.lax.scan(body, (initial_state(net), rule.init(net, key)),
+    _, d = jax.lax.scan(body, (initial_state(net), rule.init(net, key, setup)),
                         (x[1:], y[1:], m[1:]))
     return d
 
@@ -119,7 +137,8 @@ def _one_trial(net, task, rules, trial, seed, derivative, dtype):
     rules = _rules(rules)
     lookup_derivative(derivative)
     dtype = check_dtype(dtype)
-    net = _with_derivative(net, derivative)
+    if not owns_synapses(net.cell):  # a cell that owns its synapses has its own derivatives
+        net = _with_derivative(net, derivative)
     with precision(dtype):
         jnet = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), net)
         x, y, m = (jnp.asarray(a, dtype) for a in task.trial(trial))
@@ -130,15 +149,20 @@ def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: in
                     derivative: str = "exact", dtype: str = "float64") -> Dict[str, Dict[str, np.ndarray]]:
     """Each rule's summed update direction for one trial (weights fixed).
 
-    Returns ``{rule name: {"w_in", "w_rec", "w_out": array}}``; rules that draw
+    Returns ``{rule name: {"w_in", "w_rec", "w_out": array}}`` (for a cell that
+    owns its synapses: its parameters by name and ``w_out``); rules that draw
     random numbers use ``PRNGKey(seed)``.
     """
     out = {}
+    names = _params(net)
     with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
             rules, jnet, x, y, m, key):
+        setup = Setup(params=names)
         for rule in rules:
-            d = _trial_direction(rule, jnet, x, y, m, key)
-            out[rule.name] = {k: np.asarray(d[k]) for k in MATRICES}
+            if names != MATRICES:
+                rule.check(jnet, setup)  # e.g. a local rule and a stack: say so by name
+            d = _trial_direction(rule, jnet, x, y, m, key, setup)
+            out[rule.name] = {k: np.asarray(d[k]) for k in names}
     return out
 
 
@@ -158,8 +182,8 @@ def gradient_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     out = {}
     for rule in rules:
         d = dirs[rule.name]
-        cos = {k: cosine(d[k], exact[k]) for k in MATRICES}
-        ratio = {k: norm_ratio(d[k], exact[k]) for k in MATRICES}
+        cos = {k: cosine(d[k], exact[k]) for k in d}
+        ratio = {k: norm_ratio(d[k], exact[k]) for k in d}
         cos[SUMMARY] = cosine(_summary(d), _summary(exact))
         ratio[SUMMARY] = norm_ratio(_summary(d), _summary(exact))
         out[rule.name] = {"cos": cos, "ratio": ratio}
@@ -185,19 +209,22 @@ def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     error is zero.
     """
     out = {}
+    names = _params(net)
     with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
             rules, jnet, x, y, m, key):
         rules = [r for r in rules if has_step_form(r)]
+        setup = Setup(params=names)
 
         def flat(d):
-            w_rec, w_in = np.asarray(d["w_rec"]), np.asarray(d["w_in"])
-            return np.concatenate([w_rec.reshape(w_rec.shape[0], -1),
-                                   w_in.reshape(w_in.shape[0], -1)], axis=1)
+            parts = [np.asarray(d[k]) for k in _inner(d)]
+            return np.concatenate([a.reshape(a.shape[0], -1) for a in parts], axis=1)
 
-        exact = flat(_step_directions(get_rule("rtrl"), jnet, x, y, m, key))
+        exact = flat(_step_directions(get_rule("rtrl"), jnet, x, y, m, key, setup))
         ne = np.linalg.norm(exact, axis=1)
         for rule in rules:
-            d = flat(_step_directions(rule, jnet, x, y, m, key))
+            if names != MATRICES:
+                rule.check(jnet, setup)
+            d = flat(_step_directions(rule, jnet, x, y, m, key, setup))
             nd = np.linalg.norm(d, axis=1)
             ok = (ne > 0) & (nd > 0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -266,7 +293,8 @@ def format_table(quality, stepwise=None, checkpoints=None, training=None) -> str
         head.append(f"cos @{int(checkpoints[-1])}")
     rows = []
     for name, q in quality.items():
-        row = [name, _fmt(q["cos"]["w_in"]), _fmt(q["cos"]["w_rec"]), _fmt(q["cos"][SUMMARY]),
+        row = [name, _fmt(q["cos"].get("w_in", math.nan)), _fmt(q["cos"].get("w_rec", math.nan)),
+               _fmt(q["cos"][SUMMARY]),
                _fmt(q["ratio"][SUMMARY])]
         if stepwise is not None:
             c = stepwise.get(name, {}).get("cos")

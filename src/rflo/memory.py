@@ -88,33 +88,61 @@ def require_memory(need: float, what: str, hint: str = "") -> None:
                          "available figure)")
 
 
-def require_network_memory(n_in, n_rec, n_out, dtype="float32", mask=False) -> None:
+def require_network_memory(n_in, n_rec, n_out, dtype="float32", mask=False, cell=None) -> None:
     """Refuse a network whose drawing (its arrays about three times over) cannot fit."""
-    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=mask),
+    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=mask, cell=cell),
                    f"a network of {n_rec} units")
 
 
-def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False) -> int:
-    """Bytes of one network's arrays."""
+def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False, cell=None) -> int:
+    """Bytes of one network's arrays (``cell``: a cell that owns its synapses
+    counts its own parameters; default a point-neuron network)."""
+    if cell is not None and _owns_synapses(cell):
+        return _nbytes(struct_network(n_in, n_rec, n_out, dtype, cell=cell))
     item = np.dtype(dtype).itemsize
     n = n_rec * (n_in + n_rec + 2 * n_out + 3) + (n_rec * n_rec if mask else 0)
     return int(n) * item
 
 
-def struct_network(n_in, n_rec, n_out, dtype="float32"):
-    """A leaky-tanh :class:`~rflo.network.Network` of ``jax.ShapeDtypeStruct``
-    leaves: its shapes without its memory, for :func:`session_bytes`."""
+def _owns_synapses(cell) -> bool:
+    from rflo.cells import get_cell
+    from rflo.cells.base import owns_synapses
+
+    return owns_synapses(get_cell(cell))
+
+
+def struct_network(n_in, n_rec, n_out, dtype="float32", cell=None):
+    """A :class:`~rflo.network.Network` of ``jax.ShapeDtypeStruct`` leaves: its
+    shapes without its memory, for :func:`session_bytes`.  Default a leaky-tanh
+    network; ``cell`` (a name or a cell) that owns its synapses gives that
+    cell's parameters (traced from its ``init``, nothing allocated)."""
     from rflo.network import Network
 
     def s(*shape):
         return jax.ShapeDtypeStruct(shape, np.dtype(dtype))
 
-    return Network(s(n_rec, n_in), s(n_rec, n_rec), s(n_out, n_rec), s(n_rec, n_out), s(n_rec), s())
+    if cell is None or not _owns_synapses(cell):
+        return Network(s(n_rec, n_in), s(n_rec, n_rec), s(n_out, n_rec), s(n_rec, n_out),
+                       s(n_rec), s())
+    from rflo._checks import precision
+    from rflo.cells import get_cell
+
+    cell = get_cell(cell).sized(n_in, n_rec)
+    with precision(dtype):
+        params = jax.eval_shape(lambda k: cell.init(k, n_in, n_rec, dtype), jax.random.PRNGKey(0))
+        params = {k: s(*v.shape) for k, v in params.items()}
+        n_z = jax.eval_shape(lambda p: cell.output(p, cell.initial_state(p)), params).shape[0]
+    return Network(None, None, s(n_out, n_z), s(n_z, n_out), None, None, None, None, cell, params)
 
 
 def _nbytes(tree) -> int:
     return int(sum(np.prod(a.shape, dtype=np.float64) * np.dtype(a.dtype).itemsize
                    for a in jax.tree_util.tree_leaves(tree)))
+
+
+def _size(tree) -> int:
+    """Numbers in a pytree of arrays (or shapes)."""
+    return int(sum(np.prod(a.shape, dtype=np.float64) for a in jax.tree_util.tree_leaves(tree)))
 
 
 def _outputs_bytes(jaxpr) -> int:
@@ -139,9 +167,17 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
     (``jax.eval_shape`` of ``rule.init`` online, the values a trial makes offline).
     """
     shapes = jax.tree_util.tree_map(_struct, net)
-    item = np.dtype(shapes.w_rec.dtype).itemsize
-    n_rec, n_in, n_out = shapes.w_rec.shape[-1], shapes.w_in.shape[-1], shapes.w_out.shape[0]
-    params = _nbytes([shapes.w_in, shapes.w_rec, shapes.w_out])
+    if shapes.w_rec is None:  # a cell that owns its synapses: its state, all its parameters
+        dtype = shapes.w_out.dtype
+        n_in, n_out = shapes.n_in, shapes.w_out.shape[0]
+        state = jax.eval_shape(lambda p: shapes.cell.initial_state(p), shapes.extra)
+        n_rec = max(shapes.n_rec, shapes.w_out.shape[1], _size(state))
+        params = _nbytes([shapes.extra, shapes.w_out])
+    else:
+        dtype = shapes.w_rec.dtype
+        n_rec, n_in, n_out = shapes.w_rec.shape[-1], shapes.w_in.shape[-1], shapes.w_out.shape[0]
+        params = _nbytes([shapes.w_in, shapes.w_rec, shapes.w_out])
+    item = np.dtype(dtype).itemsize
     # the largest state any rule keeps is a full influence matrix (n_rec x params)
     # plus the trial's history: below a hundredth of the memory, no need to look closer
     worst = networks * batch * (3 * n_rec * params + 6 * n_steps * (n_rec + n_in + n_out) * item)
@@ -152,9 +188,9 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
     if online:
         state = 3 * _nbytes(jax.eval_shape(lambda n, k: rule.init(n, k, setup), shapes, key))
     else:
-        x = jax.ShapeDtypeStruct((n_steps, n_in), shapes.w_rec.dtype)
-        y = jax.ShapeDtypeStruct((n_steps, n_out), shapes.w_rec.dtype)
-        m = jax.ShapeDtypeStruct((n_steps,), shapes.w_rec.dtype)
+        x = jax.ShapeDtypeStruct((n_steps, n_in), dtype)
+        y = jax.ShapeDtypeStruct((n_steps, n_out), dtype)
+        m = jax.ShapeDtypeStruct((n_steps,), dtype)
         jaxpr = jax.make_jaxpr(lambda n, x, y, m, k: rule.trial(n, x, y, m, k, setup))(
             shapes, x, y, m, key)
         state = _outputs_bytes(jaxpr.jaxpr)

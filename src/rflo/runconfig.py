@@ -35,7 +35,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["DEFAULTS", "KEYS", "check_settings", "read_toml", "read_config", "write_config", "parse_set",
-           "make_run_task", "task_record", "make_optimizer", "make_cell"]
+           "make_run_task", "task_record", "make_optimizer", "make_cell", "RATE_ROLES",
+           "rate_roles", "cell_rates"]
 
 #: the settings of a training run and their defaults (None: not set)
 DEFAULTS = dict(
@@ -244,3 +245,61 @@ def make_cell(name: str, derivative=None):
     if name != "leaky_tanh":
         raise ValueError(f"--derivative applies to the leaky_tanh cell, not {name!r}")
     return get_cell(name, derivative=derivative)
+
+
+#: What the three rates ``IN REC OUT`` of the command line (``--lr``) and of
+#: sweeps (``lr_in``, ``lr_rec``, ``lr_out``) train in a cell that owns its
+#: synapses, by parameter name: ``OUT`` is ``w_out``'s, ``IN`` that of the
+#: weights from the network's input, ``REC`` that of the recurrence.
+#:
+#: * GRU, LSTM: ``w_in`` (IN), ``w_rec`` (REC), as for the point-neuron cells;
+#: * LRU: the input matrix ``B`` = ``b_re``, ``b_im`` (IN); the recurrence
+#:   ``lambda`` = ``nu_log``, ``theta_log`` and its normalisation ``gamma_log``
+#:   (REC: ``gamma`` starts at ``sqrt(1 - |lambda|^2)``);
+#: * a stack: each layer's by these names, where the input weights of every
+#:   layer above the first (``layer1.w_in``, ...) take REC: they connect
+#:   units of the network, not the network's input.
+#:
+#: Other parameters (the gated cells' ``bias``) keep their initial values, as
+#: ``tau`` and ``bias`` of the point-neuron cells do under three rates; train
+#: them from Python with ``lr={name: rate}``.
+RATE_ROLES = {"w_in": "in", "w_rec": "rec", "b_re": "in", "b_im": "in",
+              "nu_log": "rec", "theta_log": "rec", "gamma_log": "rec"}
+
+
+def rate_roles(names) -> dict:
+    """``{parameter name: 0 (IN) or 1 (REC)}`` for the names of a cell's
+    parameters (:data:`RATE_ROLES`; ``layer<i>.`` prefixes of stacks
+    understood); names without a role are left out."""
+    roles = {}
+    for name in sorted(names):
+        layers, _, own = str(name).rpartition(".")
+        role = RATE_ROLES.get(own)
+        if role is None:
+            continue
+        first = all(part == "layer0" for part in layers.split(".")) if layers else True
+        roles[name] = 0 if role == "in" and first else 1
+    return roles
+
+
+def cell_rates(net, lr):
+    """The three rates ``lr = (IN, REC, OUT)`` (numbers, or arrays of one per
+    network) as :func:`rflo.train` takes them for ``net``: unchanged for a
+    point-neuron cell (``w_in``, ``w_rec``, ``w_out``); for a cell that owns its
+    synapses, a dict by parameter name (:data:`RATE_ROLES`)."""
+    from rflo.cells.base import owns_synapses
+
+    if not owns_synapses(net.cell):
+        return lr
+    lr = tuple(lr)
+    if len(lr) != 3:
+        raise ValueError(f"expected three learning rates (IN REC OUT), got {len(lr)}")
+    roles = rate_roles(net.extra or {})
+    if not roles:
+        raise ValueError(f"cell {net.cell.name!r}: the rates IN REC OUT train the input and "
+                         f"recurrent weights, but none of its parameters {sorted(net.extra)} is "
+                         f"one of {sorted(RATE_ROLES)}; train it from Python with "
+                         "lr={name: rate}")
+    out = {name: lr[role] for name, role in roles.items()}
+    out["w_out"] = lr[2]
+    return out

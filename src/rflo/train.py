@@ -101,6 +101,10 @@ class Evaluation(NamedTuple):
     ``h`` is what the units send (the rate ``h`` of the leaky tanh cell, the
     spikes of a spiking cell) and ``u`` the synaptic current.  Row 0 is the
     initial state: ``h[0] = output(h0)``, ``y[0] = w_out h[0]``, ``u[0] = 0``.
+    For a cell that owns its synapses (GRU, LSTM, LRU, a stack) ``h`` is the
+    cell's output ``z`` (T, n_z) (the LRU's ``(Re h, Im h)``, a stack's top
+    layer) and ``u`` is zeros of that shape: such a cell has no separate
+    synaptic current.
     """
 
     y: np.ndarray
@@ -379,6 +383,10 @@ def _check_guard(guard, net, start_trial):
         if np.shape(getattr(prev, k)) != np.shape(getattr(net, k)):
             raise ValueError(f"guard.previous is not a network of this session's shape "
                              f"({k} {np.shape(getattr(prev, k))} vs {np.shape(getattr(net, k))})")
+    mine, theirs = ({k: np.shape(v) for k, v in (n.extra or {}).items()} for n in (net, prev))
+    if mine != theirs:  # the cell's own parameters (all of them, for a cell that owns its synapses)
+        raise ValueError(f"guard.previous is not a network of this session's shape (the cell's "
+                         f"parameters {theirs} vs {mine})")
     return guard._replace(previous=prev._replace(cell=net.cell))
 
 
@@ -428,7 +436,8 @@ def simulate(net: Network, x, *, dtype: Optional[str] = None):
 
     Returns ``y`` (T, n_out), ``h`` (T, n_rec; what the units send) and ``u``
     (T, n_rec; the synaptic current) as numpy arrays; row 0 is the initial
-    state (``u[0] = 0``).
+    state (``u[0] = 0``).  For a cell that owns its synapses ``h`` is its
+    output (T, n_z) and ``u`` zeros of that shape (see :class:`Evaluation`).
     """
     net = check_network(net)
     dtype = check_dtype(dtype or net.dtype)

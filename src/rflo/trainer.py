@@ -365,7 +365,7 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
         aligns = aligns.at[i].set(alignment(with_params(net, w)))
         return (w, opt_state, guard, losses, aligns, *accs)
 
-    buf = jnp.zeros((capacity,), net.w_rec.dtype)
+    buf = jnp.zeros((capacity,), net.w_out.dtype)
     accs = [buf] if metric is not None else []
     w, opt_state, guard, losses, aligns, *accs = jax.lax.fori_loop(
         0, n, body, (state.w, state.opt_state, state.guard, buf, buf, *accs))

@@ -76,8 +76,13 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     found = jax.devices()[:resolve_devices(n_dev)]
 
     def part(d):
+        from rflo import runconfig
+
         sub = lanes[d * per:(d + 1) * per]
         lr = {name: np.array([p[key] for p in sub], float) for name, key in RATE_KEYS}
+        # a cell that owns its synapses: lr_in, lr_rec, lr_out by its parameters' names
+        lr = runconfig.cell_rates(nets[0], tuple(lr[name] for name, _ in RATE_KEYS)) \
+            if nets[0].w_rec is None else lr
         with jax.default_device(found[d]):
             return train_ensemble(
                 stack_networks(nets[d * per:(d + 1) * per]), task, first["rule"],

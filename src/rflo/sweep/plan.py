@@ -77,6 +77,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     """Check every chunk's settings before anything runs (task, cell, loss,
     rule, optimiser, rates, memory for its networks); raise ValueError naming
     the chunk's settings and the problem."""
+    from rflo import runconfig
     from rflo.network import init_network
     from rflo.sweep.chunk import _build
     from rflo.train import check_fits, check_session_memory, prepare_session
@@ -97,6 +98,8 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
             check_fits(net, task)
             for q in c.points:
                 lr = {name: q[key] for name, key in RATE_KEYS}
+                if net.w_rec is None:  # a cell that owns its synapses: its rates by name
+                    lr = runconfig.cell_rates(net, tuple(lr[name] for name, _ in RATE_KEYS))
                 _, cfg, _, _ = prepare_session(net, p["rule"], lr, online=p["online"],
                                                optimizer=optimizer, loss=p["loss"], unroll=1,
                                                route="auto")

@@ -31,6 +31,10 @@ values to sweep; the grid is every combination::
 A list in ``[grid.set]`` is swept; a task parameter that is itself a list is
 written as a list of one list (``intervals = [[10, 20]]``).  ``dale = 0.8``
 draws networks with Dale's law (that fraction of excitatory units).
+``cell = "gru"`` (or ``"lstm"``, ``"lru"``, ``"stack"``: cells that own their
+synapses) takes ``lr_in``, ``lr_rec``, ``lr_out`` as ``rflo train --lr`` does
+(:data:`rflo.runconfig.RATE_ROLES`: the LRU's ``lr_in`` trains its input
+matrix, ``lr_rec`` its recurrence).
 
 Several grids (``[[grid]]`` tables instead of one ``[grid]``) join their points,
 for sweeps that are not one product (each rule at its own learning rates)::
