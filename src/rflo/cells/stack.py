@@ -77,6 +77,22 @@ class Stack(SynapticCell):
             size = z.shape[0]
         return params
 
+    def sized(self, n_in, n_rec):
+        """The stack with each layer sized for its input (a cell made of your
+        functions needs its sizes before it can draw its parameters)."""
+        from dataclasses import replace
+
+        widths = self.widths or (n_rec,) * (len(self.layers) - 1)
+        layers, size = [], n_in
+        for layer, width in zip(self.layers, widths + (n_rec,)):
+            layer = layer.sized(size, width)
+            p = jax.eval_shape(lambda k, layer=layer, size=size, width=width:
+                               layer.init(k, size, width, "float32"), jax.random.PRNGKey(0))
+            size = jax.eval_shape(lambda p, layer=layer: layer.output(p, layer.initial_state(p)),
+                                  p).shape[0]
+            layers.append(layer)
+        return replace(self, layers=tuple(layers))
+
     def sizes(self, params):
         parts = self._split(params)
         return self.layers[0].sizes(parts[0])[0], self.layers[-1].sizes(parts[-1])[1]

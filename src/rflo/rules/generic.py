@@ -147,8 +147,12 @@ def influence_advance(state, net, h, x_t, y_t, m_t, setup, feedback, pattern=Non
     names = recurrent_names(setup)
     theta, unravel_p = ravel_pytree(params_of(net, names))
     s, unravel_s = ravel_pytree(h)
-    s_new, lin = jax.linearize(_flat_step(net, names, x_t, unravel_s, unravel_p), s, theta)
-    m = jax.vmap(lin, in_axes=(1, 0), out_axes=1)(state.m, jnp.eye(theta.size, dtype=s.dtype))
+    f = _flat_step(net, names, x_t, unravel_s, unravel_p)
+    s_new, lin = jax.linearize(lambda v: f(v, theta), s)
+    # dF/dtheta (S, P) from one VJP per state entry: S << P, and no (P, P) identity
+    _, vjp = jax.vjp(lambda t: f(s, t), theta)
+    immediate = jax.vmap(vjp)(jnp.eye(s.size, dtype=s.dtype))[0]
+    m = jax.vmap(lin, in_axes=1, out_axes=1)(state.m) + immediate
     if pattern is not None:
         m = pattern * m
     h_new = unravel_s(s_new)
