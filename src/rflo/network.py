@@ -24,7 +24,7 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_finite_array, check_positive, check_seed, precision
 from rflo.cells import Cell, get_cell
-from rflo.cells.base import STANDARD_PARAMS, initial_state, output, owns_synapses, standard_params
+from rflo.cells.base import owns_synapses, standard_params
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
 
 __all__ = [

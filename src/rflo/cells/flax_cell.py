@@ -76,7 +76,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rflo.cells.equinox_cell import (
+from rflo.cells.module import (
     _check_axes, _first_line, _Held, _ModuleCell, _path_name, _spec, _zeros_like_spec,
 )
 
