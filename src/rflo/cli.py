@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rflo.cells.leaky_tanh import LEAKY_MIN_TAU
 
 __all__ = ["main"]
 
@@ -59,91 +58,27 @@ class UserError(Exception):
 # argument parsing
 
 
-def _checked(convert, ok, need):
-    """An argparse type: ``convert`` the text, then require ``ok(value)``."""
+def _positive_int(text):
+    from rflo.spec import _converters
 
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {need}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {need}, got {text}")
-        return value
-
-    return parse
+    return _converters()["positive_int"](text)
 
 
-_positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
-_trials = _checked(int, lambda v: 1 <= v <= 2**31 - 1,
-                   "a positive integer up to 2147483647 (trials are counted with 32-bit integers)")
-_seed = _checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295")
-_nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-_tau = _checked(float, lambda v: np.isfinite(v) and v >= LEAKY_MIN_TAU[0],
-                f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})")
-_positive_float = _checked(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
-_rate = _checked(float, lambda v: np.isfinite(v) and v >= 0,
-                 "a learning rate (learning rates must be finite and >= 0)")
+def _add_common(p, *, out_help, command="train"):
+    """The run's settings (one option per field of :class:`rflo.spec.RunSpec`)
+    and the command's own options (folder, config, output)."""
+    from rflo.spec import cli_options
 
-
-def _add_common(p, *, out_help):
-    from rflo.cells import cell_names
-    from rflo.losses import loss_names
-    from rflo.tasks import task_names
-
-    d = SEED_DEFAULTS
-    p.add_argument("--task", default="periodic", metavar="NAME",
-                   help=f"the task (default periodic, the paper's; any of {', '.join(task_names())})")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)")
-    p.add_argument("--cell", default="leaky_tanh", metavar="NAME",
-                   help=f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; "
-                        "a cell with other settings, e.g. a stack of other layers: build it in "
-                        "Python, save it, and start from it with --init)")
-    p.add_argument("--derivative", choices=("seed", "exact"), default=None,
-                   help="f' of the leaky_tanh cell: the notebook's 'seed' (default) or 'exact'")
-    p.add_argument("--loss", default="squared_error", metavar="NAME",
-                   help=f"the loss (default squared_error; any of {', '.join(loss_names())})")
-    p.add_argument("--optimizer", default=None, metavar="NAME",
-                   help="an optax optimiser by name (adam, rmsprop, sgd, ...) instead of plain SGD; "
-                        "--lr then only says which matrices learn (a rate of 0 freezes one)")
-    p.add_argument("--optimizer-rate", type=_positive_float, default=None, metavar="X",
-                   help="the optimiser's learning rate (with --optimizer)")
-    p.add_argument("--batch", type=_positive_int, default=1,
-                   help="trials per update (default 1)")
+    for option, (dest, kw) in cli_options(command).items():
+        p.add_argument(option, dest=dest, **kw)
     p.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
                    help="settings from a TOML file (flags override it; every run writes its own "
                         "as RUN/config.toml)")
-    p.add_argument("--trials", type=_trials, default=d["trials"],
-                   help=f"number of training trials (default {d['trials']})")
-    p.add_argument("--units", type=_positive_int, default=d["units"],
-                   help=f"recurrent units n_rec (default {d['units']})")
-    p.add_argument("--tau", type=_tau, default=d["tau"],
-                   help=f"membrane time constant in steps (default {d['tau']:g})")
-    p.add_argument("--period", type=_positive_int, default=None,
-                   help=f"period of the periodic task's target = steps per trial "
-                        f"(default {d['period']}; same as --set period=N)")
-    p.add_argument("--lr", type=_rate, nargs=3, metavar=("IN", "REC", "OUT"), default=list(d["lr"]),
-                   help="learning rates of w_in, w_rec, w_out (for gru, lstm: their w_in, w_rec; "
-                        "lru: IN its input matrix b_re, b_im, REC nu_log, theta_log, gamma_log; "
-                        "a stack: IN the first layer's input weights, REC the rest; biases "
-                        "stay fixed: rflo.runconfig.RATE_ROLES) (train: default 0 0.03 0.03; "
-                        "compare: default each rule's rates tuned on the default experiment, "
-                        "BPTT/RTRL 0 0.3 0.3, RFLO and the others 0 0.03 0.03)")
-    p.add_argument("--online", action="store_true", help="update the weights at every step")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    p.add_argument("--seeds", type=_seed, nargs="+", default=None, metavar="SEED",
-                   help="train one network per seed, all in one compiled call (an ensemble); "
-                        "curves and figures show the median and 25-75 %% over them")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point precision (default float32)")
     p.add_argument("--out", type=Path, default=None, help=out_help)
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")
-    p.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="N",
-                   help="write a checkpoint every N trials (default: every 30 s)")
     p.add_argument("--resume", type=Path, default=None, metavar="FOLDER",
                    help="continue a killed run in FOLDER with its saved settings")
 
@@ -166,15 +101,13 @@ def build_parser():
                                    "task).")
     p.add_argument("--rules", nargs="+", default=["bptt", "rflo"], metavar="RULE",
                    help=f"rules to compare (default bptt rflo; any of {', '.join(rule_names())})")
-    _add_common(p, out_help="results folder (default: a new folder under ./runs)")
+    _add_common(p, out_help="results folder (default: a new folder under ./runs)",
+                command="compare")
     p.set_defaults(lr=None)  # each rule its own tuned rates (TUNED_LR) unless --lr says
 
     p = sub.add_parser("train", help="train one network with one rule",
                        description="Train one network with one learning rule on a task "
                                    "(default: RFLO on the paper's periodic task).")
-    p.add_argument("--rule", default="rflo", help=f"learning rule (default rflo; any of {', '.join(rule_names())})")
-    p.add_argument("--init", type=Path, default=None, metavar="FILE.npz",
-                   help="start from a saved network instead of a random one")
     p.add_argument("--save", type=Path, default=None, metavar="FILE.npz",
                    help="also write the trained network here")
     _add_common(p, out_help="results folder (default: a new folder under ./runs)")
@@ -474,14 +407,20 @@ def _plan(args) -> Plan:
     return Plan(task, cell, optimizer)
 
 
-SETTING_KEYS = ("task", "set", "period", "cell", "derivative", "loss", "optimizer",
-                "optimizer_rate", "batch", "trials", "units", "tau", "lr", "online", "seed", "seeds",
-                "dtype", "checkpoint_every")
+def _setting_keys():
+    from rflo.spec import config_keys
+
+    return tuple(k for k in config_keys() if k not in ("rule", "init"))
+
+
+#: the run settings every training command takes (the fields of rflo.spec.RunSpec
+#: but the rule and the initial network)
+SETTING_KEYS = _setting_keys()
 
 
 def _settings(args, **extra):
     s = {k: getattr(args, k) for k in SETTING_KEYS if hasattr(args, k)}
-    s["lr"] = None if s.get("lr") is None else list(s["lr"])
+    s["lr"] = None if s.get("lr") is None else _plain_rates(s["lr"])
     if getattr(args, "rule_lr", None) is not None:
         s["rule_lr"] = dict(args.rule_lr)
     s.update(extra)
@@ -605,11 +544,26 @@ def _load_checkpoint(out, name, net, run_id):
 
 
 def _rule_lr(args, name):
-    """The (in, rec, out) rates of rule ``name`` in this run."""
-    if getattr(args, "lr", None) is not None:
-        return tuple(args.lr)
-    saved = getattr(args, "rule_lr", None) or {}
-    return tuple(saved.get(name, TUNED_LR.get(name, SEED_DEFAULTS["lr"])))
+    """The rates of rule ``name`` in this run: (in, rec, out), or a dict by
+    parameter name."""
+    lr = getattr(args, "lr", None)
+    if lr is None:
+        saved = getattr(args, "rule_lr", None) or {}
+        lr = saved.get(name, TUNED_LR.get(name, SEED_DEFAULTS["lr"]))
+    return dict(lr) if isinstance(lr, dict) else tuple(lr)
+
+
+def _three(lr):
+    """``(lr_in, lr_rec, lr_out)`` of rates: the three, or those of w_in,
+    w_rec, w_out among rates by name (0 where not named)."""
+    if isinstance(lr, dict):
+        return tuple(float(lr.get(n, 0.0)) for n in ("w_in", "w_rec", "w_out"))
+    return tuple(float(x) for x in lr)
+
+
+def _plain_rates(lr):
+    """Rates as plain data (a list of three, or a dict by name)."""
+    return dict(lr) if isinstance(lr, dict) else list(lr)
 
 
 def _opt_tree(net, lr, optimizer):
@@ -677,12 +631,14 @@ def _train_one(name, net, plan, args, out, run_id, stop, log):
                     res = train_ensemble(prog.network, task, name, trials=n, lr=lr,
                                          online=args.online, dtype=args.dtype,
                                          seeds=_seeds(args), start_trial=prog.done,
+                                         max_loss_growth=args.max_loss_growth,
                                          chunk=MAX_SEGMENT, guard=guard, loss=args.loss,
                                          optimizer=optimizer, batch=args.batch,
                                          opt_state=opt_state(prog.opt_state))
                 else:
                     res = rflo.train(prog.network, task, name, trials=n, lr=lr,
                                      online=args.online, dtype=args.dtype, seed=args.seed,
+                                     max_loss_growth=args.max_loss_growth,
                                      start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard,
                                      loss=args.loss, optimizer=optimizer, batch=args.batch,
                                      opt_state=opt_state(prog.opt_state))
@@ -728,7 +684,7 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
             rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
                               info=_info(args, plan.task, name, prog.done, run_id))
             outputs[name] = rflo.evaluate(prog.network, task).y
-            summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1],
+            summary.append(dict(rule=name, lr_rec=_three(_rule_lr(args, name))[1],
                                 final_loss=float(prog.loss[-1]), best_loss=float(prog.loss.min()),
                                 final_alignment=float(prog.alignment[-1]),
                                 seconds=float(prog.seconds)))
@@ -744,7 +700,7 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
         log.write(f"{name}: done, {prog.done} trials, {len(seeds)} networks, median final loss "
                   f"{float(np.nanmedian(final)):.4g}"
                   + (f"; diverged and frozen (seed, trial): {bad}" if bad else ""))
-        summary.append(dict(rule=name, lr_rec=_rule_lr(args, name)[1],
+        summary.append(dict(rule=name, lr_rec=_three(_rule_lr(args, name))[1],
                             final_loss=float(np.nanmedian(final)),
                             best_loss=float(np.nanmedian(np.nanmin(prog.loss, axis=1))),
                             final_alignment=float(np.nanmedian(prog.alignment[:, -1])),
@@ -765,13 +721,18 @@ def _setting_columns(args, task, rule, net):
 
     params = runconfig.task_record(task)["params"]
     lr = _rule_lr(args, rule)
+    named = {f"lr.{k}": float(v) for k, v in lr.items()
+             if k not in ("w_in", "w_rec", "w_out")} if isinstance(lr, dict) else {}
+    optional = {k: getattr(args, k) for k in ("connectivity", "max_loss_growth")
+                if getattr(args, k, None) != _default(k)}  # columns only where set, as in sweeps
+    lr = _three(lr)
     cols = {"rule": rule, "task": task.name,
             **{f"set.{k}": v for k, v in params.items() if k != "n_steps"},
             "cell": net.cell.name, "derivative": args.derivative, "loss_function": args.loss,
-            "units": net.n_rec, "tau": args.tau, "dale": None, "lr_in": float(lr[0]),
+            "units": net.n_rec, "tau": args.tau, "dale": args.dale, "lr_in": float(lr[0]),
             "lr_rec": float(lr[1]), "lr_out": float(lr[2]), "optimizer": args.optimizer,
             "optimizer_rate": args.optimizer_rate, "batch": args.batch, "online": args.online,
-            "dtype": args.dtype, "seed": args.seed}
+            "dtype": args.dtype, "seed": args.seed, **optional, **named}
     seeds = _seeds(args)
     return cols if seeds is None else [{**cols, "seed": s} for s in seeds]
 
@@ -781,7 +742,7 @@ def _info(args, task, rule, trials, run_id, seed=None):
     from rflo import runconfig
 
     return {"task": runconfig.task_record(task), "rule": rule, "trials": trials,
-            "lr": list(_rule_lr(args, rule)), "online": args.online, "loss": args.loss,
+            "lr": _plain_rates(_rule_lr(args, rule)), "online": args.online, "loss": args.loss,
             "optimizer": args.optimizer, "optimizer_rate": args.optimizer_rate,
             "batch": args.batch, "seed": args.seed if seed is None else seed, "dtype": args.dtype,
             "run_id": run_id}
@@ -815,7 +776,8 @@ def _title(task, settings):
     from rflo.style import mode_title
 
     if settings.get("lr") is None:  # compare's rates per rule
-        rates = ", ".join(f"{r} {v[1]:g}" for r, v in (settings.get("rule_lr") or {}).items())
+        rates = ", ".join(f"{r} {_three(v)[1]:g}"
+                          for r, v in (settings.get("rule_lr") or {}).items())
         title = (f"{task.name}, {'online' if settings.get('online') else 'offline'}, "
                  f"lr_rec = lr_out per rule (tuned): {rates}")
     else:
@@ -960,7 +922,8 @@ def _initial_network(args, out, plan, run_id):
             return net
         try:
             return rflo.init_network(task.n_in, args.units, task.n_out, seed=args.seed,
-                                     tau=args.tau, dtype=args.dtype, cell=plan.cell)
+                                     tau=args.tau, dtype=args.dtype, cell=plan.cell,
+                                     dale=args.dale, connectivity=args.connectivity)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     return _read_back(out / "initial.npz", task, args, out, run_id)
@@ -988,7 +951,9 @@ def _initial_ensemble(args, out, plan, run_id):
         try:
             return stack_networks([rflo.init_network(task.n_in, args.units, task.n_out, seed=s,
                                                      tau=args.tau, dtype=args.dtype,
-                                                     cell=plan.cell) for s in args.seeds])
+                                                     cell=plan.cell, dale=args.dale,
+                                                     connectivity=args.connectivity)
+                                  for s in args.seeds])
         except ValueError as exc:
             raise UserError(str(exc)) from None
     return stack_networks([_read_back(out / f"initial.seed{s}.npz", task, args, out, run_id)
@@ -1021,7 +986,7 @@ def _save_start(args, kind, net, out, run_id, rules):
         checkpoint.save_progress(out, name, start, run_id)
     settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
-    settings["lr"] = None if settings["lr"] is None else list(settings["lr"])
+    settings["lr"] = None if settings["lr"] is None else _plain_rates(settings["lr"])
     from rflo import runconfig
 
     runconfig.write_config(out / "config.toml", settings)
@@ -1043,7 +1008,7 @@ def _check_memory(args, rules, task, cell=None):
         require_network_memory(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
         net = struct_network(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
         for name in rules:
-            if owns_synapses(net.cell):
+            if owns_synapses(net.cell) or isinstance(_rule_lr(args, name), dict):
                 prepare_session(net, name, runconfig.cell_rates(net, _rule_lr(args, name)),
                                 online=args.online, optimizer=None, loss=args.loss, unroll=1,
                                 route="auto")
@@ -1077,6 +1042,23 @@ def _finish(args, kind, rules, net, plan, out, run_id, **extra_settings):
     return 0
 
 
+def _default(key):
+    from rflo import runconfig
+
+    return runconfig.DEFAULTS.get(key)
+
+
+def _check_init(args):
+    """--init starts from a saved network: refuse the settings that draw one."""
+    if getattr(args, "init", None) is None:
+        return
+    given = getattr(args, "given", set())
+    for key in ("dale", "connectivity"):
+        if key in given and getattr(args, key) is not None:
+            raise UserError(f"--{key} draws a new network; --init starts from a saved one "
+                            f"(drop one of them)")
+
+
 def _check_seeds(args):
     """--seeds trains an ensemble: refuse what only makes sense for one network."""
     seeds = _seeds(args)
@@ -1108,7 +1090,7 @@ def cmd_compare(args):
         rules = _check_rules(args.rules, args.online)
         plan = _plan(args)
         if args.resume is None:
-            args.rule_lr = {r: list(_rule_lr(args, r)) for r in rules}
+            args.rule_lr = {r: _plain_rates(_rule_lr(args, r)) for r in rules}
         net = _initial_network(args, out, plan, run_id)
         _save_start(args, "compare", net, out, run_id, rules)
         return _finish(args, "compare", rules, net, plan, out, run_id)
@@ -1119,6 +1101,7 @@ def cmd_train(args):
 
     _apply_config(args)
     _check_seeds(args)
+    _check_init(args)
     _check_rules([args.rule], args.online, "--rule")
     plan = _plan(args)
     if args.save is not None and args.save.exists() and not args.overwrite:

@@ -38,13 +38,19 @@ __all__ = ["DEFAULTS", "KEYS", "check_settings", "read_toml", "read_config", "wr
            "make_run_task", "task_record", "make_optimizer", "make_cell", "RATE_ROLES",
            "rate_roles", "cell_rates"]
 
-#: the settings of a training run and their defaults (None: not set)
-DEFAULTS = dict(
-    task="periodic", set={}, period=None, cell="leaky_tanh", derivative=None,
-    loss="squared_error", optimizer=None, optimizer_rate=None, batch=1,
-    trials=10_000, units=50, tau=10.0, lr=[0.0, 0.03, 0.03], online=False, seed=0,
-    seeds=None, dtype="float32", checkpoint_every=0,
-)
+def _spec_defaults():
+    import dataclasses
+
+    from rflo.spec import spec_fields
+
+    return {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+            for f in spec_fields() if f.name not in ("rule", "init")}
+
+
+#: the settings of a training run and their defaults (None: not set): the
+#: fields of :class:`rflo.spec.RunSpec`, whose metadata holds their checks
+DEFAULTS = _spec_defaults()
+DEFAULTS["lr"] = list(DEFAULTS["lr"])
 #: every name a config file may hold
 KEYS = tuple(DEFAULTS) + ("rule", "rules", "init")
 
@@ -57,46 +63,28 @@ def _num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _spec_checks():
+    from rflo.spec import spec_fields
+
+    return {f.name: (f.metadata["check"], f.metadata["need"]) for f in spec_fields()}
+
+
 def _rates(v):
-    return isinstance(v, list) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
+    from rflo.spec import check_rates
 
-
-def _name(v):
-    return isinstance(v, str) and 0 < len(v) <= 100
+    return check_rates(v)
 
 
 #: what each setting must be: (check, what it should be)
 CHECKS = {
+    **_spec_checks(),
     "command": (lambda v: v in ("train", "compare"), "'train' or 'compare'"),
     "run_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a run id"),
-    "task": (_name, "a task name"),
-    "set": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
-            "a table of task parameters"),
-    "period": (lambda v: v is None or (_int(v) and v >= 1), "a positive integer"),
-    "cell": (_name, "a cell name"),
-    "derivative": (lambda v: v in (None, "seed", "exact"), "'seed' or 'exact'"),
-    "loss": (_name, "a loss name"),
-    "optimizer": (lambda v: v is None or _name(v), "an optax optimiser's name"),
-    "optimizer_rate": (lambda v: v is None or (_num(v) and v > 0), "a number > 0"),
-    "batch": (lambda v: _int(v) and v >= 1, "a positive integer"),
-    "trials": (lambda v: _int(v) and 1 <= v < 2**31, "a positive integer"),
-    "units": (lambda v: _int(v) and v >= 1, "a positive integer"),
-    "tau": (lambda v: _num(v) and v >= 1, "a number >= 1"),
-    "lr": (lambda v: v is None or _rates(v), "three learning rates >= 0"),
     "rule_lr": (lambda v: isinstance(v, dict) and all(_rates(r) for r in v.values()),
-                "three learning rates >= 0 per rule"),
-    "online": (lambda v: isinstance(v, bool), "true or false"),
-    "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1"),
-    "seeds": (lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 4096
-                                      and all(_int(x) and 0 <= x < 2**32 for x in v)
-                                      and len(set(v)) == len(v)),
-              "a list of distinct seeds in 0 .. 2**32 - 1"),
-    "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
-    "checkpoint_every": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+                "three learning rates >= 0 (or a table by parameter name) per rule"),
     "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
               "a list of rule names"),
     "rule": (lambda v: isinstance(v, str), "a rule name"),
-    "init": (lambda v: v is None or isinstance(v, str), "a path"),
 }
 
 
@@ -132,8 +120,11 @@ def read_config(path) -> dict:
             raise ValueError(f"{path}: unknown setting {key!r}{hint}")
     if isinstance(data.get("lr"), list):
         data["lr"] = [float(x) if _num(x) else x for x in data["lr"]]
-    if _int(data.get("tau")):
-        data["tau"] = float(data["tau"])
+    if isinstance(data.get("lr"), dict):
+        data["lr"] = {k: float(x) if _num(x) else x for k, x in data["lr"].items()}
+    for key in ("tau", "dale", "connectivity", "max_loss_growth"):
+        if _int(data.get(key)):
+            data[key] = float(data[key])
     return check_settings(data, path)
 
 
@@ -145,6 +136,8 @@ def write_config(path, settings: dict):
 
     flat = {k: v for k, v in settings.items() if k in KEYS and k != "set" and v is not None}
     flat["set"] = dict(settings.get("set") or {})
+    if isinstance(flat.get("lr"), dict):  # rates by name: a table after the set
+        flat["lr"] = flat.pop("lr")
     text = ("# the effective settings of this run: `rflo train --config THIS` repeats it\n"
             + tomli_w.dumps(flat))
 
@@ -289,8 +282,8 @@ def cell_rates(net, lr):
     synapses, a dict by parameter name (:data:`RATE_ROLES`)."""
     from rflo.cells.base import owns_synapses
 
-    if not owns_synapses(net.cell):
-        return lr
+    if not owns_synapses(net.cell) or isinstance(lr, dict):
+        return lr  # the three of a point-neuron cell, or rates by name already
     lr = tuple(lr)
     if len(lr) != 3:
         raise ValueError(f"expected three learning rates (IN REC OUT), got {len(lr)}")

@@ -46,5 +46,8 @@ def rule_label(rule: str) -> str:
 
 def mode_title(online: bool, lr) -> str:
     """``"offline, lr in/rec/out = 0/0.03/0.03"``: what a figure's runs did."""
+    if isinstance(lr, dict):  # rates by parameter name
+        rates = ", ".join(f"{k} {float(v):g}" for k, v in lr.items())
+        return f"{'online' if online else 'offline'}, lr {rates}"
     rates = "/".join(f"{float(v):g}" for v in lr)
     return f"{'online' if online else 'offline'}, lr in/rec/out = {rates}"

@@ -27,7 +27,7 @@ import numpy as np
 
 from rflo.results import MEASURE_COLUMNS
 from rflo.sweep.plan import Chunk
-from rflo.sweep.spec import RATE_KEYS, SweepSpec
+from rflo.sweep.spec import SweepSpec, point_rates, setting
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 
@@ -71,24 +71,20 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     n_dev = max(1, min(int(devices), chunk.lanes))
     lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
     nets = [init_network(task.n_in, p["units"], task.n_out, seed=p["seed"], tau=p["tau"],
-                         dtype=p["dtype"], cell=cell, dale=p["dale"]) for p in lanes]
+                         dtype=p["dtype"], cell=cell, dale=p["dale"],
+                         connectivity=setting(p, "connectivity")) for p in lanes]
     per = len(lanes) // n_dev
     found = jax.devices()[:resolve_devices(n_dev)]
 
     def part(d):
-        from rflo import runconfig
-
         sub = lanes[d * per:(d + 1) * per]
-        lr = {name: np.array([p[key] for p in sub], float) for name, key in RATE_KEYS}
-        # a cell that owns its synapses: lr_in, lr_rec, lr_out by its parameters' names
-        lr = runconfig.cell_rates(nets[0], tuple(lr[name] for name, _ in RATE_KEYS)) \
-            if nets[0].w_rec is None else lr
+        lr = point_rates(sub, nets[0])  # by name (a cell's own synapses by role)
         with jax.default_device(found[d]):
             return train_ensemble(
                 stack_networks(nets[d * per:(d + 1) * per]), task, first["rule"],
                 trials=spec.trials, lr=lr, online=first["online"], optimizer=optimizer,
                 dtype=first["dtype"], seeds=[p["seed"] for p in sub], batch=first["batch"],
-                loss=first["loss"])
+                loss=first["loss"], max_loss_growth=setting(first, "max_loss_growth"))
 
     with warnings.catch_warnings():  # divergence is data here (the diverged_at column)
         warnings.simplefilter("ignore", RuntimeWarning)

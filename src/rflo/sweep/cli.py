@@ -92,9 +92,9 @@ def _plan(args):
     print(f"{spec!r}")
     print(f"{len(spec.points())} networks x {spec.trials} trials in {len(chunks)} chunks "
           f"(at most {spec.max_networks} networks each); a row per {spec.record_every} trials")
-    from rflo.sweep.spec import LANE_KEYS
+    from rflo.sweep.spec import is_lane
 
-    swept = [k for k in spec.columns() if k not in LANE_KEYS and len(_values(spec, k)) > 1]
+    swept = [k for k in spec.columns() if not is_lane(k) and len(_values(spec, k)) > 1]
     for c in chunks:
         pad = f" (+{c.lanes - len(c.points)} padding)" if c.lanes > len(c.points) else ""
         print(f"  {c.id}  {len(c.points):4d} networks{pad}  "

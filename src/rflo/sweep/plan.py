@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import List, NamedTuple
 
-from rflo.sweep.spec import LANE_KEYS, RATE_KEYS, SweepSpec
+from rflo.sweep.spec import SweepSpec, is_lane, point_rates, setting
 
 __all__ = ["Chunk", "make_plan", "check_plan"]
 
@@ -51,7 +51,11 @@ def chunk_id(points, trials, record_every, lanes) -> str:
 def _group(point) -> str:
     """What a point shares with the other lanes of its compiled call: every
     setting but the lane settings (seed, rates)."""
-    return json.dumps({k: v for k, v in point.items() if k not in LANE_KEYS}, sort_keys=True)
+    shared = {k: v for k, v in point.items() if not is_lane(k)}
+    named = sorted(k for k, v in point.items() if k.startswith("lr.") and v is not None)
+    if named:  # which parameters have rates by name is shared; their values are lanes
+        shared["lr by name"] = named
+    return json.dumps(shared, sort_keys=True)
 
 
 def make_plan(spec: SweepSpec) -> List[Chunk]:
@@ -77,7 +81,6 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     """Check every chunk's settings before anything runs (task, cell, loss,
     rule, optimiser, rates, memory for its networks); raise ValueError naming
     the chunk's settings and the problem."""
-    from rflo import runconfig
     from rflo.network import init_network
     from rflo.sweep.chunk import _build
     from rflo.train import check_fits, check_session_memory, prepare_session
@@ -90,16 +93,15 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
             continue
         seen.add(group)
         where = ", ".join(f"{k}={v}" for k, v in p.items()
-                          if k not in LANE_KEYS and v is not None)
+                          if not is_lane(k) and v is not None)
         try:
             task, cell, optimizer = _build(p)
             net = init_network(task.n_in, p["units"], task.n_out, seed=0, tau=p["tau"],
-                               dtype=p["dtype"], cell=cell, dale=p["dale"])
+                               dtype=p["dtype"], cell=cell, dale=p["dale"],
+                               connectivity=setting(p, "connectivity"))
             check_fits(net, task)
             for q in c.points:
-                lr = {name: q[key] for name, key in RATE_KEYS}
-                if net.w_rec is None:  # a cell that owns its synapses: its rates by name
-                    lr = runconfig.cell_rates(net, tuple(lr[name] for name, _ in RATE_KEYS))
+                lr = {name: float(v[0]) for name, v in point_rates([q], net).items()}
                 _, cfg, _, _ = prepare_session(net, p["rule"], lr, online=p["online"],
                                                optimizer=optimizer, loss=p["loss"], unroll=1,
                                                route="auto")

@@ -28,6 +28,13 @@ values to sweep; the grid is every combination::
     cpus_per_task = 2
     array_parallelism = 32
 
+The grid's keys are the fields of :class:`rflo.spec.RunSpec` (one list of
+settings for ``rflo train``, config files and sweeps), the rates as
+``lr_in``/``lr_rec``/``lr_out`` or by parameter name in a ``[grid.lr]`` table
+(``tau = [0.0, 0.1]``: columns ``lr.tau``; a rate by name takes the place of a
+role's rate for the same parameter).  ``connectivity`` and
+``max_loss_growth`` are columns of the table only where a grid sets them.
+
 A list in ``[grid.set]`` is swept; a task parameter that is itself a list is
 written as a list of one list (``intervals = [[10, 20]]``).  ``dale = 0.8``
 draws networks with Dale's law (that fraction of excitatory units).
@@ -56,22 +63,73 @@ import json
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from rflo import runconfig
 
-__all__ = ["GRID_KEYS", "LANE_KEYS", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
+__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "is_lane", "point_rates", "setting", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
 
-#: the settings of one training run (grid columns, in table order) and defaults
-GRID_DEFAULTS = dict(
-    rule="rflo", task=runconfig.DEFAULTS["task"], cell="leaky_tanh", derivative=None,
-    loss="squared_error", units=50, tau=10.0, dale=None, lr_in=0.0, lr_rec=0.03, lr_out=0.03,
-    optimizer=None, optimizer_rate=None, batch=1, online=False, dtype="float32", seed=0,
-)
+def _grid_defaults(column):
+    """The grid keys of :class:`rflo.spec.RunSpec`'s fields (``lr`` as its
+    three roles) and their defaults: those that are always table columns
+    (``column``), or those that are columns only where a grid sets them."""
+    import dataclasses
+
+    from rflo.spec import grid_keys, spec_fields
+
+    out = {}
+    for f in spec_fields():
+        if f.name not in grid_keys() or f.metadata["column"] is not column:
+            continue
+        if f.name == "lr":
+            out.update(zip(("lr_in", "lr_rec", "lr_out"), f.default))
+        else:
+            out[f.name] = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    return out
+
+
+#: the settings of one training run (grid columns, in table order) and
+#: defaults: the fields of :class:`rflo.spec.RunSpec` a grid sweeps
+GRID_DEFAULTS = _grid_defaults(True)
 GRID_KEYS = tuple(GRID_DEFAULTS)
+#: grid settings that are columns of the table only where a grid sets them
+#: (so that tables of sweeps without them keep their columns), and rates by
+#: parameter name (``[grid.lr]``, columns ``lr.NAME``)
+OPTIONAL_DEFAULTS = _grid_defaults(False)
+OPTIONAL_KEYS = tuple(OPTIONAL_DEFAULTS)
 #: settings that vary between the networks of one compiled call (vmap lanes);
-#: every other setting is shared by a chunk
+#: every other setting is shared by a chunk (and every ``lr.NAME``)
 LANE_KEYS = ("lr_in", "lr_rec", "lr_out", "seed")
 #: (parameter, grid key) of each matrix's learning rate
 RATE_KEYS = (("w_in", "lr_in"), ("w_rec", "lr_rec"), ("w_out", "lr_out"))
+
+
+def is_lane(key) -> bool:
+    """Whether a grid setting may differ between the lanes of one compiled call."""
+    return key in LANE_KEYS or str(key).startswith("lr.")
+
+
+def setting(point, key):
+    """A point's setting ``key`` (an optional one's default where no grid sets it)."""
+    return point.get(key, OPTIONAL_DEFAULTS.get(key))
+
+
+def point_rates(points, net) -> dict:
+    """The rates by parameter name of a chunk's ``points`` for ``net`` (one
+    array over the points each): ``lr_in``, ``lr_rec``, ``lr_out`` (mapped by
+    role for a cell that owns its synapses), then the ``lr.NAME`` rates by
+    name, which take the place of a role's rate for the same parameter."""
+    from rflo import runconfig
+
+    lr = {name: np.array([p[key] for p in points], float) for name, key in RATE_KEYS}
+    if net.w_rec is None:  # a cell that owns its synapses: the three rates by its names
+        lr = dict(runconfig.cell_rates(net, tuple(lr[name] for name, _ in RATE_KEYS)))
+    named = [k for k in points[0] if k.startswith("lr.") and points[0][k] is not None]
+    for key in named:
+        lr[key[3:]] = np.array([p[key] for p in points], float)
+    return lr
+
+
 #: grid settings whose table column has another name
 COLUMN_NAMES = {"loss": "loss_function"}
 TOP_KEYS = ("name", "trials", "record_every", "max_networks", "grid", "backend")
@@ -84,6 +142,7 @@ def _rate(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
+_DEFAULTS = {**GRID_DEFAULTS, **OPTIONAL_DEFAULTS}
 _CHECKS = {**runconfig.CHECKS,
            "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
            "lr_in": (_rate, "a learning rate >= 0"), "lr_rec": (_rate, "a learning rate >= 0"),
@@ -105,7 +164,10 @@ class Grid(NamedTuple):
     def as_dict(self) -> dict:
         one = lambda v: v if len(v) > 1 else v[0]  # noqa: E731
         grid = {k: one(v) for k, v in self.values.items()
-                if v != [None] and v != [GRID_DEFAULTS[k]]}
+                if not k.startswith("lr.") and v != [None] and v != [_DEFAULTS[k]]}
+        named = {k[3:]: one(v) for k, v in self.values.items() if k.startswith("lr.")}
+        if named:
+            grid["lr"] = named
         if self.lr_paired:
             grid["lr"] = one(self.values["lr_rec"])
             grid.pop("lr_rec", None)
@@ -151,7 +213,9 @@ class SweepSpec:
     def columns(self) -> list:
         """The grid's columns in table order (task parameters as ``set.NAME``;
         the loss function as ``loss_function``, beside the measured ``loss``)."""
-        return [*GRID_KEYS[:2], *(f"set.{p}" for p in self.task_grid), *GRID_KEYS[2:]]
+        grid = self.grid
+        extra = [k for k in OPTIONAL_KEYS if k in grid] + [k for k in grid if k.startswith("lr.")]
+        return [*GRID_KEYS[:2], *(f"set.{p}" for p in self.task_grid), *GRID_KEYS[2:], *extra]
 
     def table_columns(self) -> list:
         """:meth:`columns` as the table names them."""
@@ -165,7 +229,7 @@ class SweepSpec:
         points = []
         for g in self.grids:
             values = [g.values[n] if n in g.values else g.task.get(n[4:], [None])
-                      for n in names]
+                      if n.startswith("set.") else [OPTIONAL_DEFAULTS.get(n)] for n in names]
             if g.lr_paired:
                 values[names.index("lr_out")] = [None]
             part = [dict(zip(names, combo)) for combo in itertools.product(*values)]
@@ -264,6 +328,7 @@ def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
 
 def _grid(raw, where) -> Grid:
     raw = dict(raw)
+    named = raw.pop("lr") if isinstance(raw.get("lr"), dict) else {}
     paired = "lr" in raw
     if paired:  # lr_rec and lr_out swept together
         if "lr_rec" in raw or "lr_out" in raw:
@@ -273,10 +338,16 @@ def _grid(raw, where) -> Grid:
     if not isinstance(task_raw, dict):
         raise ValueError(f"{where}: 'set' must be a table of task parameters")
     for key in raw:
-        if key not in GRID_KEYS:
-            raise _unknown(key, GRID_KEYS + ("lr", "set"), where)
+        if key not in GRID_KEYS + OPTIONAL_KEYS:
+            raise _unknown(key, GRID_KEYS + OPTIONAL_KEYS + ("lr", "set"), where)
     values = {key: [default] if raw.get(key) is None else _values(key, raw[key], where)
               for key, default in GRID_DEFAULTS.items()}
+    values.update({key: _values(key, raw[key], where) for key in OPTIONAL_KEYS
+                   if raw.get(key) is not None})
+    for name, rates in named.items():  # [grid.lr]: rates by parameter name
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}: [grid.lr] names parameters, got {name!r}")
+        values[f"lr.{name}"] = _values("lr_in", rates, f"{where} lr.{name}")
     task = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v])
             for k, v in task_raw.items()}
     for k, v in task.items():

@@ -1,0 +1,423 @@
+"""One description of a training run: :class:`RunSpec`.
+
+Every setting of a run is one field of :class:`RunSpec`, with its default, its
+check and its help text as the field's metadata.  The command line's options
+(:func:`cli_options`), the names a config file may hold (:func:`config_keys`)
+and a sweep grid's keys (:func:`grid_keys`) are all derived from these fields,
+so a new field appears in all three without other edits::
+
+    from rflo.spec import RunSpec
+
+    spec = RunSpec(rule="rflo", units=64, lr={"w_rec": 0.03, "w_out": 0.03, "tau": 0.1})
+    text = spec.to_toml()            # what `rflo train --config FILE` reads
+    assert RunSpec.from_toml(text) == spec
+
+Learning rates are three numbers ``(IN, REC, OUT)`` (the command line's
+``--lr IN REC OUT``; mapped by role for cells that own their synapses,
+:data:`rflo.runconfig.RATE_ROLES`) or a dict by parameter name (``--lr
+w_rec=0.03 tau=0.1``; in TOML a table ``[lr]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+__all__ = ["RunSpec", "cli_options", "config_keys", "grid_keys", "spec_fields", "check_rates",
+           "parse_rates"]
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _name(v):
+    return isinstance(v, str) and 0 < len(v) <= 100
+
+
+def _fraction(low_open=True):
+    return lambda v: v is None or (_num(v) and (0 < v if low_open else 0 <= v) and v < 1)
+
+
+def check_rates(v) -> bool:
+    """Three rates ``[IN, REC, OUT]`` >= 0, or ``{parameter name: rate >= 0}``."""
+    if isinstance(v, dict):
+        return bool(v) and all(isinstance(k, str) and k and _num(x) and x >= 0
+                               for k, x in v.items())
+    return isinstance(v, (list, tuple)) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
+
+
+def parse_rates(items):
+    """Command-line rates: three numbers ``IN REC OUT`` -> a list of three
+    floats; ``NAME=RATE`` pairs -> a dict by parameter name.  A ValueError
+    says what is wrong."""
+    items = [str(x) for x in items]
+    named = ["=" in x for x in items]
+    if any(named) and not all(named):
+        raise ValueError("--lr takes three rates IN REC OUT or NAME=RATE pairs "
+                         "(e.g. --lr w_rec=0.03 tau=0.1), not a mix")
+    out = {} if all(named) else []
+    for item in items:
+        key, _, text = item.rpartition("=")
+        try:
+            rate = float(text)
+        except ValueError:
+            raise ValueError(f"--lr: expected a learning rate, got {text!r}") from None
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"--lr: expected a learning rate (learning rates must be finite "
+                             f"and >= 0), got {text}")
+        if isinstance(out, dict):
+            if not key or key in out:
+                raise ValueError(f"--lr: {item!r} needs a parameter name given once "
+                                 "(e.g. w_rec=0.03)")
+            out[key] = rate
+        else:
+            out.append(rate)
+    if isinstance(out, list) and len(out) != 3:
+        raise ValueError(f"--lr takes three rates IN REC OUT (or NAME=RATE pairs), got {len(out)}")
+    return out
+
+
+def _setting(default, check, need, help, *, flag=None, grid=True, column=True, only=None,
+             factory=False):
+    """A field of :class:`RunSpec`.
+
+    check, need : the value's check and what it must be (for the error).
+    help : the option's help text (a callable for texts that list names).
+    flag : argparse keywords of its command-line option (default: the type
+        of the default); None default for booleans -> ``store_true``.
+    grid : True (a sweep grid key of this name) or text saying where a sweep
+        takes it instead.  column : False when a sweep's table shows the
+        setting only if a grid sets it (keeps older tables' columns).
+    only : the commands that take the option (None: train and compare).
+    """
+    meta = dict(check=check, need=need, help=help, flag=flag or {}, grid=grid, column=column,
+                only=only)
+    if factory:
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _help_task():
+    from rflo.tasks import task_names
+
+    return f"the task (default periodic, the paper's; any of {', '.join(task_names())})"
+
+
+def _help_cell():
+    from rflo.cells import cell_names
+
+    return (f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; a cell with "
+            "other settings, e.g. a stack of other layers: build it in Python, save it, and "
+            "start from it with --init)")
+
+
+def _help_loss():
+    from rflo.losses import loss_names
+
+    return f"the loss (default squared_error; any of {', '.join(loss_names())})"
+
+
+def _help_rule():
+    from rflo.rules import rule_names
+
+    return f"learning rule (default rflo; any of {', '.join(rule_names())})"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The settings of one training run (frozen; checked when made).
+
+    Fields in the order of a sweep's table; each field's metadata holds its
+    check and help text (:func:`spec_fields`).  ``set`` holds the task's
+    parameters, ``lr`` three rates ``(IN, REC, OUT)`` or a dict by parameter
+    name, ``seeds`` a list (an ensemble, one network per seed) or None.
+    """
+
+    rule: str = _setting("rflo", _name, "a rule name", _help_rule, only=("train",))
+    task: str = _setting("periodic", _name, "a task name", _help_task, flag=dict(metavar="NAME"))
+    cell: str = _setting("leaky_tanh", _name, "a cell name", _help_cell,
+                         flag=dict(metavar="NAME"))
+    derivative: Optional[str] = _setting(
+        None, lambda v: v in (None, "seed", "exact"), "'seed' or 'exact'",
+        "f' of the leaky_tanh cell: the notebook's 'seed' (default) or 'exact'",
+        flag=dict(choices=("seed", "exact")))
+    loss: str = _setting("squared_error", _name, "a loss name", _help_loss,
+                         flag=dict(metavar="NAME"))
+    units: int = _setting(50, lambda v: _int(v) and v >= 1, "a positive integer",
+                          "recurrent units n_rec (default 50)", flag=dict(kind="positive_int"))
+    tau: float = _setting(10.0, lambda v: _num(v) and v >= 1, "a number >= 1",
+                          "membrane time constant in steps (default 10)", flag=dict(kind="tau"))
+    dale: Optional[float] = _setting(
+        None, _fraction(), "the fraction of excitatory units (0 < dale < 1), for Dale's law",
+        "draw the network under Dale's law with this fraction of excitatory units (e.g. 0.8); "
+        "its signs stay fixed while it trains", flag=dict(kind="fraction", metavar="FRACTION"))
+    lr: object = _setting(
+        (0.0, 0.03, 0.03), lambda v: v is None or check_rates(v),
+        "three learning rates >= 0, or a table of rates >= 0 by parameter name",
+        "learning rates: three, IN REC OUT, of w_in, w_rec, w_out (for gru, lstm: their w_in, "
+        "w_rec; lru: IN its input matrix b_re, b_im, REC nu_log, theta_log, gamma_log; a stack: "
+        "IN the first layer's input weights, REC the rest; biases stay fixed: "
+        "rflo.runconfig.RATE_ROLES), or NAME=RATE pairs for any parameter by name, e.g. "
+        "w_rec=0.03 w_out=0.03 tau=0.1 (the others frozen) (train: default 0 0.03 0.03; "
+        "compare: default each rule's rates tuned on the default experiment, BPTT/RTRL "
+        "0 0.3 0.3, RFLO and the others 0 0.03 0.03)",
+        flag=dict(kind="rates"), grid="lr_in, lr_rec, lr_out, lr (lr_rec = lr_out) or a "
+                                      "[grid.lr] table by parameter name")
+    optimizer: Optional[str] = _setting(
+        None, lambda v: v is None or _name(v), "an optax optimiser's name",
+        "an optax optimiser by name (adam, rmsprop, sgd, ...) instead of plain SGD; --lr then "
+        "only says which matrices learn (a rate of 0 freezes one)", flag=dict(metavar="NAME"))
+    optimizer_rate: Optional[float] = _setting(
+        None, lambda v: v is None or (_num(v) and v > 0), "a number > 0",
+        "the optimiser's learning rate (with --optimizer)",
+        flag=dict(kind="positive_float", metavar="X"))
+    batch: int = _setting(1, lambda v: _int(v) and v >= 1, "a positive integer",
+                          "trials per update (default 1)", flag=dict(kind="positive_int"))
+    online: bool = _setting(False, lambda v: isinstance(v, bool), "true or false",
+                            "update the weights at every step")
+    dtype: str = _setting("float32", lambda v: v in ("float32", "float64"),
+                          "'float32' or 'float64'", "floating-point precision (default float32)",
+                          flag=dict(choices=("float32", "float64")))
+    seed: int = _setting(0, lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1",
+                         "random seed (default 0)", flag=dict(kind="seed"))
+    # settings that are not columns of a sweep's table (or only when a grid sets them)
+    connectivity: Optional[float] = _setting(
+        None, lambda v: v is None or (_num(v) and 0 < v <= 1), "a fraction in (0, 1]",
+        "draw a sparse network: this fraction of the recurrent connections exists (a fixed "
+        "random mask; the absent ones stay zero while it trains)",
+        flag=dict(kind="fraction1", metavar="FRACTION"), column=False)
+    max_loss_growth: Optional[float] = _setting(
+        1e4, lambda v: v is None or (_num(v) and v > 0), "a number > 0",
+        "the divergence guard: stop (one network) or freeze a network (--seeds) when a trial's "
+        "loss exceeds this factor times its best (default 10000; NaN/inf always stop)",
+        flag=dict(kind="positive_float", metavar="X"), column=False)
+    set: dict = _setting(dict, lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+                         "a table of task parameters",
+                         "task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)",
+                         flag=dict(kind="set"), grid="[grid.set] table", factory=True)
+    period: Optional[int] = _setting(
+        None, lambda v: v is None or (_int(v) and v >= 1), "a positive integer",
+        "period of the periodic task's target = steps per trial (default 100; same as --set "
+        "period=N)", flag=dict(kind="positive_int"), grid="[grid.set] period")
+    trials: int = _setting(10_000, lambda v: _int(v) and 1 <= v < 2**31, "a positive integer",
+                           "number of training trials (default 10000)", flag=dict(kind="trials"),
+                           grid="the spec's top-level 'trials'")
+    seeds: Optional[list] = _setting(
+        None, lambda v: v is None or (isinstance(v, (list, tuple)) and 0 < len(v) <= 4096
+                                      and all(_int(x) and 0 <= x < 2**32 for x in v)
+                                      and len(set(v)) == len(v)),
+        "a list of distinct seeds in 0 .. 2**32 - 1",
+        "train one network per seed, all in one compiled call (an ensemble); curves and "
+        "figures show the median and 25-75 %% over them",
+        flag=dict(kind="seeds"), grid="a list of seeds in the grid (its networks are lanes)")
+    checkpoint_every: int = _setting(
+        0, lambda v: _int(v) and v >= 0, "an integer >= 0",
+        "write a checkpoint every N trials (default: every 30 s)",
+        flag=dict(kind="nonneg_int", metavar="N"), grid="chunks are a sweep's checkpoints")
+    init: Optional[str] = _setting(
+        None, lambda v: v is None or isinstance(v, str), "a path",
+        "start from a saved network instead of a random one", flag=dict(kind="path",
+                                                                        metavar="FILE.npz"),
+        grid="sweeps draw their networks", only=("train",))
+
+    def __post_init__(self):
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (normalise, frozen)
+        if _int(self.tau):
+            put("tau", float(self.tau))
+        if isinstance(self.lr, (list, tuple)):
+            put("lr", tuple(float(x) if _num(x) else x for x in self.lr))
+        elif isinstance(self.lr, dict):
+            put("lr", {str(k): float(x) if _num(x) else x for k, x in self.lr.items()})
+        if isinstance(self.seeds, tuple):
+            put("seeds", list(self.seeds))
+        for name in ("dale", "connectivity", "max_loss_growth", "optimizer_rate"):
+            if _int(getattr(self, name)):
+                put(name, float(getattr(self, name)))
+        put("set", dict(self.set or {}))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["check"](value):
+                raise ValueError(f"RunSpec: {f.name!r} must be {f.metadata['need']}, "
+                                 f"got {value!r}")
+
+    def replace(self, **changes) -> "RunSpec":
+        """A copy with ``changes`` (checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """The settings as plain data (lists, dicts, numbers, text; None kept)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["lr"] = list(out["lr"]) if isinstance(out["lr"], tuple) else out["lr"]
+        out["set"] = dict(out["set"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, source="settings") -> "RunSpec":
+        """A spec from plain settings (names as in a config file, ``-`` or ``_``);
+        names it does not know are refused, naming the closest."""
+        import difflib
+
+        names = [f.name for f in dataclasses.fields(cls)]
+        data = {str(k).replace("-", "_"): v for k, v in dict(data).items()}
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                raise ValueError(f"{source}: unknown setting {key!r}"
+                                 + (f" (did you mean {close[0]!r}?)" if close else ""))
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {str(exc).removeprefix('RunSpec: ')}") from None
+
+    def to_toml(self) -> str:
+        """The spec as a config file's TOML (None values left out; ``[set]``
+        and, for rates by name, ``[lr]`` tables)."""
+        import tomli_w
+
+        flat = {k: v for k, v in self.as_dict().items() if v is not None}
+        return tomli_w.dumps(flat)
+
+    @classmethod
+    def from_toml(cls, text: str, source="TOML") -> "RunSpec":
+        """The spec in a config file's TOML text (what :meth:`to_toml` writes)."""
+        import sys
+
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{source}: not readable TOML ({exc})") from None
+        return cls.from_dict(data, source)
+
+
+def spec_fields():
+    """The fields of :class:`RunSpec` (``dataclasses.Field``, metadata included)."""
+    return dataclasses.fields(RunSpec)
+
+
+def config_keys() -> tuple:
+    """The names a config file (``--config``, ``RUN/config.toml``) may hold for a run."""
+    return tuple(f.name for f in spec_fields())
+
+
+def cli_options(command="train") -> dict:
+    """``{option: (dest, argparse keywords)}`` of ``rflo COMMAND``'s run settings,
+    one per field of :class:`RunSpec` that the command takes (help included,
+    the default the field's)."""
+    out = {}
+    for f in spec_fields():
+        meta = f.metadata
+        if meta["only"] is not None and command not in meta["only"]:
+            continue
+        kw = dict(meta["flag"])
+        kind = kw.pop("kind", None)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        help_text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        kw.update(_KINDS.get(kind, {}) if kind else {})
+        if isinstance(default, bool):
+            kw["action"] = "store_true"
+        elif kind not in ("set", "rates"):
+            kw.setdefault("default", default)
+        if kind == "rates":
+            kw["default"] = list(default)
+        if kind == "set":
+            kw["default"] = []
+        kw["help"] = help_text
+        if "type" in kw and isinstance(kw["type"], str):
+            kw["type"] = _converters()[kw["type"]]
+        if kw.get("action") == "rates":
+            kw["action"] = _rates_action()
+        out["--" + f.name.replace("_", "-")] = (f.name, kw)
+    return out
+
+
+#: argparse keywords by the kind of value (converters named, built on use)
+_KINDS = {
+    "positive_int": dict(type="positive_int"),
+    "nonneg_int": dict(type="nonneg_int"),
+    "trials": dict(type="trials"),
+    "seed": dict(type="seed"),
+    "seeds": dict(type="seed", nargs="+", metavar="SEED"),
+    "tau": dict(type="tau"),
+    "positive_float": dict(type="positive_float"),
+    "fraction": dict(type="fraction"),
+    "fraction1": dict(type="fraction1"),
+    "path": dict(type="path"),
+    "set": dict(nargs="+", action="extend", metavar="KEY=VALUE"),
+    "rates": dict(nargs="+", action="rates", metavar="RATE"),
+}
+
+
+def _converters():
+    import argparse
+    from pathlib import Path
+
+    from rflo.cells.leaky_tanh import LEAKY_MIN_TAU
+
+    def checked(convert, ok, need):
+        def parse(text):
+            try:
+                value = convert(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected {need}, got {text!r}") from None
+            if not ok(value):
+                raise argparse.ArgumentTypeError(f"expected {need}, got {text}")
+            return value
+
+        return parse
+
+    finite = math.isfinite
+    return {
+        "positive_int": checked(int, lambda v: v >= 1, "a positive integer"),
+        "nonneg_int": checked(int, lambda v: v >= 0, "an integer >= 0"),
+        "trials": checked(int, lambda v: 1 <= v <= 2**31 - 1, "a positive integer up to "
+                          "2147483647 (trials are counted with 32-bit integers)"),
+        "seed": checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295"),
+        "tau": checked(float, lambda v: finite(v) and v >= LEAKY_MIN_TAU[0],
+                       f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})"),
+        "positive_float": checked(float, lambda v: finite(v) and v > 0, "a finite number > 0"),
+        "fraction": checked(float, lambda v: finite(v) and 0 < v < 1,
+                            "a fraction 0 < x < 1 (e.g. 0.8)"),
+        "fraction1": checked(float, lambda v: finite(v) and 0 < v <= 1,
+                             "a fraction 0 < x <= 1 (e.g. 0.5)"),
+        "path": Path,
+    }
+
+
+def _rates_action():
+    import argparse
+
+    class Rates(argparse.Action):
+        """``--lr IN REC OUT`` or ``--lr NAME=RATE ...`` (:func:`parse_rates`)."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            try:
+                setattr(namespace, self.dest, parse_rates(values))
+            except ValueError as exc:
+                text = str(exc)
+                parser.error(text if text.startswith("--lr") else f"argument --lr: {text}")
+
+    return Rates
+
+
+def grid_keys() -> tuple:
+    """The names of a sweep grid's settings, one per field of :class:`RunSpec`
+    a grid sweeps (``lr`` as ``lr_in``/``lr_rec``/``lr_out``, ``lr`` or a
+    ``[grid.lr]`` table; the fields a sweep sets elsewhere are left out)."""
+    return tuple(f.name for f in spec_fields() if f.metadata["grid"] is True or f.name == "lr")
+
+
+def grid_elsewhere() -> dict:
+    """``{field: where a sweep takes it}`` for the fields that are no grid keys."""
+    return {f.name: f.metadata["grid"] for f in spec_fields() if f.metadata["grid"] is not True
+            and f.name != "lr"}
