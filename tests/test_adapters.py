@@ -123,7 +123,8 @@ def summed_loss(p, step, s0, x, y, m):
     return jnp.sum(jax.vmap(SQUARED_ERROR.step)(out, y[1:], m[1:]))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c == "linen_gru" else c
+                                  for c in sorted(CASES)])  # Linen's: in the slow step
 def test_exact_rules_are_the_gradient_of_the_original_module(case):
     with jax.enable_x64(True):
         cell, step, s0 = CASES[case]()
@@ -172,6 +173,7 @@ class Elman(eqx.Module):
 def flip_flop():
     return rflo.make_task("flip_flop", n_bits=2, n_steps=20)
 
+@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 
 def test_local_rules_train_the_builtin_cells():
     task = flip_flop()
@@ -202,6 +204,7 @@ def test_a_generic_module_needs_unit_axes_for_local_rules():
     with pytest.raises(ValueError, match="'v', which the module does not have"):
         from_equinox(Elman, unit_axes={"v": 0})
 
+@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 
 def test_flax_cells_train_and_find_their_output():
     task = flip_flop()

@@ -216,6 +216,7 @@ def test_snap2_is_rtrl_and_one_window_tbptt_is_bptt(cell):
             assert rel_err(got[k], want[k]) < 1e-12, (rule, k)
 
 
+@pytest.mark.slow  # the default run keeps the exactness tests; these train and compile more
 @pytest.mark.parametrize("cell", ["gru", "stack"])
 def test_online_tbptt_with_one_window_is_the_gradient(cell):
     """The per-step form (a window of T-1 steps, flushed at the last step)."""
@@ -369,6 +370,7 @@ def _periodic_task():
     return rflo.Task(x=np.cos(2 * np.pi * np.arange(20) / 20)[:, None], y=task.y)
 
 
+@pytest.mark.slow  # the default run keeps the exactness tests; these train and compile more
 @pytest.mark.parametrize("rule", ["rtrl", "eprop"])
 @pytest.mark.parametrize("cell", ["gru", "lstm", "lru"])
 def test_training_lowers_the_loss(cell, rule):

@@ -137,6 +137,7 @@ SWEEP = {"name": "gru", "trials": 6, "record_every": 3, "max_networks": 2,
                   "lr_out": 0.1, "set": {"n_bits": 1, "n_steps": 20}, "task": "flip_flop"},
          "backend": {"devices": 1}}
 
+@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 
 def test_an_ensemble_and_a_sweep_of_gru_networks(tmp_path):
     """train_ensemble stacks GRU networks (2 seeds); its networks save, and a
@@ -198,6 +199,7 @@ def test_cli_train_eval_and_resume_a_gru_run(tmp_path):
                       "cell 'stack'")
     assert not (tmp_path / "s").exists()
 
+@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 
 def test_cli_lru_ensemble_rates_and_a_stack_from_init(tmp_path):
     """--cell lru: IN trains B, REC the recurrence; --seeds and --resume as for
@@ -227,6 +229,7 @@ def test_cli_lru_ensemble_rates_and_a_stack_from_init(tmp_path):
     assert back.cell == stacked.cell and back.extra["layer0.w_rec"].shape == (8, 2)
     assert run("plot", tmp_path / "s").returncode == 0
 
+@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 
 def test_gradient_quality_compares_every_parameter_of_such_a_cell():
     """rflo.gradients compares the cell's own parameters; on the LRU (a

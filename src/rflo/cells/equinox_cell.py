@@ -96,13 +96,7 @@ class EquinoxCell(_ModuleCell):
             (jax.tree_util.tree_structure(arrays), static)
 
     def init(self, key, n_in, n_rec, dtype):
-        module = self.source.value(key) if self.factory else self.source.value
-        values, names, structure = self._split(module)
-        if tuple(names) != self.names or structure != self.structure:
-            raise ValueError(f"from_equinox: the function returned a module of another structure "
-                             f"(parameters {names}) than at first ({list(self.names)}); it must "
-                             "build the same module for every key")
-        return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
+        return self.module_params(key, dtype, "from_equinox")
 
     def module(self, params):
         eqx = _import_equinox()

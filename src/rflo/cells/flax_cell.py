@@ -164,13 +164,7 @@ class FlaxCell(_ModuleCell):
                                  f"{other} besides 'params'; only 'params' can be trained here")
             values, names = _names(variables.get("params", {}))
             return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
-        module = self.source.value(key) if self.factory else self.source.value
-        values, names, structure = self._split(module)
-        if tuple(names) != self.names or structure != self.structure:
-            raise ValueError(f"from_flax: the function returned a module of another structure "
-                             f"(parameters {names}) than at first ({list(self.names)}); it must "
-                             "build the same module for every key")
-        return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
+        return self.module_params(key, dtype, "from_flax")
 
     def module(self, params):
         tree = self.structure[1]

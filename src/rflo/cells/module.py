@@ -134,6 +134,17 @@ class _ModuleCell(SynapticCell):
     adapter: str = field(default="module", repr=False)
 
     # ---- what an adapter defines
+    def module_params(self, key, dtype, who):
+        """The parameters of the module the source gives for ``key`` (a dict by name),
+        checked to have the structure the cell was built with."""
+        module = self.source.value(key) if self.factory else self.source.value
+        values, names, structure = self._split(module)
+        if tuple(names) != self.names or structure != self.structure:
+            raise ValueError(f"{who}: the function returned a module of another structure "
+                             f"(parameters {names}) than at first ({list(self.names)}); it must "
+                             "build the same module for every key")
+        return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
+
     def module(self, params):
         """The module rebuilt from ``params`` (the flat dict)."""
         raise NotImplementedError
