@@ -127,3 +127,46 @@ def test_a_sweep_over_a_tau_rate_trains_tau(tmp_path):
     assert set(table["lr.tau"]) == {0.0, 0.5}
     # written back and read again, the spec is the same (rates by name as a table)
     assert Sweep.from_dict(sweep.spec.as_dict()).spec.points() == points
+
+
+@pytest.mark.parametrize("seeds", [None, [0, 3]], ids=["one", "ensemble"])
+def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, seeds):
+    import rflo
+    from rflo.session import Interrupted, Session
+    from rflo.spec import RunSpec
+
+    spec = RunSpec(rule="bptt", trials=40, units=8, set={"period": 20}, seeds=seeds,
+                   lr={"w_rec": 0.03, "w_out": 0.03, "tau": 0.1}, optimizer="adam",
+                   optimizer_rate=1e-3)
+    with Session.start(spec, tmp_path / "whole") as s:
+        whole = s.run()["bptt"]
+
+    class Stop:  # what SIGINT does: stop after the current segment
+        signum = None
+
+    stop = Stop()
+
+    def progress(rule, total, done):
+        def report(done, total, loss):
+            if done >= 15:
+                stop.signum = 2
+        return report
+
+    with Session.start(spec, tmp_path / "cut") as s:
+        with pytest.raises(Interrupted, match="the checkpoint is saved"):
+            s.run(progress=progress, stop=stop)
+    with Session.resume(tmp_path / "cut") as s:
+        assert s.spec == spec and s.rules == ["bptt"]
+        again = s.run()["bptt"]
+    np.testing.assert_array_equal(again.loss, whole.loss)
+    for k in ("w_rec", "w_out", "tau"):
+        np.testing.assert_array_equal(getattr(again.network, k), getattr(whole.network, k))
+    assert not np.all(np.asarray(whole.network.tau) == 10.0)  # tau trained by name
+    name = "bptt.npz" if seeds is None else "bptt.seed3.npz"
+    np.testing.assert_array_equal(rflo.load_network(tmp_path / "cut" / name).w_rec,
+                                  rflo.load_network(tmp_path / "whole" / name).w_rec)
+    # the folder is locked while a session holds it; a finished run resumes to no work
+    with Session.resume(tmp_path / "cut") as s:
+        with pytest.raises(ValueError, match="choose another"):
+            Session.resume(tmp_path / "cut")
+        assert s.run()["bptt"].done == 40

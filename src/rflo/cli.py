@@ -204,50 +204,8 @@ def _version():
 # helpers
 
 
-#: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
-RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
-             "alignment.png", "run.log")
-
-
-def _lock(out):
-    """Hold ``out`` for this run (released when the process ends)."""
-    from rflo.files import FolderBusy, RunLock
-
-    try:
-        return RunLock(out)
-    except FolderBusy as exc:
-        raise UserError(f"{exc}; wait for it to finish or choose another --out") from None
-
-
-def _leftovers(out):
-    from rflo.files import RunLock, TMP_MARK
-
-    return [p for p in out.iterdir()
-            if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)]
-
-
-def _clear_run(out):
-    """Remove what an earlier run wrote into ``out`` (its files only)."""
-    import shutil
-
-    from rflo.files import remove_temporaries
-    from rflo.rules import rule_names
-
-    rules = set(rule_names())
-    try:
-        saved = json.loads((out / "checkpoint" / "run.json").read_text(encoding="utf-8"))
-        named = saved.get("rules") or [saved.get("rule")]
-        rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    for name in RUN_FILES + tuple(f"{r}.npz" for r in sorted(rules)):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
-    remove_temporaries(out)
-
-
-def _prepare_out(out, overwrite, kind):
-    """A run folder that belongs to this run: locked, and empty of earlier runs."""
+def _default_out(out, kind):
+    """``--out``, or a new folder under ./runs named by the time and the command."""
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{stamp}-{kind}"
@@ -255,20 +213,7 @@ def _prepare_out(out, overwrite, kind):
         while out.exists():
             i += 1
             out = Path("runs") / f"{stamp}-{kind}-{i}"
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and _leftovers(out) and not overwrite:
-        raise UserError(f"output folder {out} already exists and is not empty; "
-                        "choose another --out or pass --overwrite")
-    lock = _lock(out)
-    if _leftovers(out):  # checked again under the lock: another run may just have finished
-        if not overwrite:
-            lock.release()
-            raise UserError(f"output folder {out} already exists and is not empty; "
-                            "choose another --out or pass --overwrite")
-        _clear_run(out)
-    return out, lock
+    return Path(out)
 
 
 def _show_progress(args):
@@ -393,18 +338,28 @@ def _apply_config(args):
 def _plan(args) -> Plan:
     """Build (and so check) the run's task, cell and optimiser from its settings."""
     from rflo import runconfig
-    from rflo.losses import check_outputs, get_loss
+    from rflo.session import build
 
     try:
         params = runconfig.parse_set(args.set) if isinstance(args.set, list) else dict(args.set)
-        task = runconfig.make_run_task(args.task, params, args.period)
-        cell = runconfig.make_cell(args.cell, args.derivative)
-        check_outputs(get_loss(args.loss), task.n_out)
-        optimizer = runconfig.make_optimizer(args.optimizer, args.optimizer_rate)
+        args.set = params
+        return Plan(*build(_spec(args)))
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    args.set = params
-    return Plan(task, cell, optimizer)
+
+
+def _spec(args):
+    """The :class:`rflo.spec.RunSpec` of the command's settings."""
+    from rflo.spec import RunSpec, config_keys
+
+    data = {k: getattr(args, k) for k in config_keys() if hasattr(args, k)}
+    if data.get("init") is not None:
+        data["init"] = str(data["init"])
+    if isinstance(data.get("set"), list):
+        from rflo import runconfig
+
+        data["set"] = runconfig.parse_set(data["set"])
+    return RunSpec.from_dict(data, "settings")
 
 
 def _setting_keys():
@@ -427,84 +382,10 @@ def _settings(args, **extra):
     return s
 
 
-#: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
-#: take effect within about this long
-SEGMENT_SECONDS = 2.0
-#: most trials in one segment, and the compiled buffer length of every segment
-#: (one length for all runs: runs of any length share their compilations)
-MAX_SEGMENT = 1 << 16
-
-
-class Segments:
-    """Sizes of a run's compiled segments: at most 1 % of the run and about
-    :data:`SEGMENT_SECONDS` of wall time each (starting from one trial and
-    growing at most 8x a segment), and ending exactly at every
-    ``--checkpoint-every`` trial.  The result does not depend on them: every
-    segment runs the same compiled code from where the last one stopped."""
-
-    def __init__(self, trials, every):
-        self.cap = max(1, min(-(-trials // 100), MAX_SEGMENT))
-        self.every = every
-        self.size = 1
-
-    def next(self, done, trials):
-        n = min(self.size, self.cap, trials - done)
-        if self.every:
-            n = min(n, self.every - done % self.every)
-        return n
-
-    def observe(self, n, seconds):
-        per_trial = max(seconds, 1e-6) / n
-        self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, self.cap)))
-
-
-class Diverged(Exception):
-    """Training stopped because a rule diverged (exit status 3)."""
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM: the run stopped after saving a checkpoint."""
-
-
-class StopRequest:
-    """SIGINT/SIGTERM handler: the first signal asks the run to stop after the
-    current segment (it saves a checkpoint and exits 130 or 143); a second one
-    exits at once (the last checkpoint stays valid: writes are atomic)."""
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self):
-        self.signum = None
-        self.previous = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            print("\nstopping now", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.signum = signum
-        print("\nstopping after the current segment (press again to stop at once)",
-              file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                sig = getattr(signal, name)
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup: stay deaf
-                    self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    @property
-    def status(self):
-        return 128 + self.signum
+# the session's parts, where they were (rflo.session has them)
+from rflo.segments import (  # noqa: E402,F401
+    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest,
+)
 
 
 def _network_files(settings) -> list:
@@ -517,30 +398,6 @@ def _network_files(settings) -> list:
 def _seeds(args):
     """The seeds of an ensemble run (``--seeds``), or None for one network."""
     return getattr(args, "seeds", None)
-
-
-def _same_shape(a, b):
-    shapes = lambda n: {k: np.shape(v) for k, v in (n.extra or {}).items()}  # noqa: E731
-    return a.cell == b.cell and shapes(a) == shapes(b) and all(
-        np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
-
-
-def _load_checkpoint(out, name, net, run_id):
-    from rflo import checkpoint
-
-    path = out / checkpoint.CHECKPOINT_DIR / f"{name}.npz"
-    try:
-        prog = checkpoint.load_progress(out, name, run_id)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if prog is None:
-        raise UserError(f"{path} is missing, so the run cannot resume; start it again "
-                        "with --overwrite")
-    for which, other in (("network", prog.network), ("previous network", prog.previous)):
-        if other is not None and not _same_shape(other, net):
-            raise UserError(f"{path}: its {which} (n_rec={other.n_rec}) does not match the "
-                            f"run's initial network (n_rec={net.n_rec}, {net.cell.name})")
-    return prog
 
 
 def _rule_lr(args, name):
@@ -566,123 +423,29 @@ def _plain_rates(lr):
     return dict(lr) if isinstance(lr, dict) else list(lr)
 
 
-def _opt_tree(net, lr, optimizer):
-    """The treedef of the optimiser's state for ``net`` (None for plain SGD)."""
-    import jax
-
-    from rflo.network import param_names, params_of, trainable_names
-    from rflo.optim import check_learning_rates
-
-    if optimizer is None:
-        return None
-    names = tuple(check_learning_rates(lr, param_names(net), trainable_names(net)))
-    if np.ndim(net.w_out) == 3:  # an ensemble: the same tree, stacked leaves
-        net = jax.tree_util.tree_map(lambda a: a[0], net)
-    return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))
-
-
-def _train_one(name, net, plan, args, out, run_id, stop, log):
-    """Train one rule from its checkpoint (trial 0 at a new run's start),
-    checkpointing as it goes."""
-    import warnings
-
-    import jax
-
-    import rflo
-    from rflo import checkpoint, runconfig
-
-    task, optimizer = plan.task, plan.optimizer
-    lr = runconfig.cell_rates(net, _rule_lr(args, name))  # by name for a cell's own synapses
-    tree = _opt_tree(net, lr, optimizer)
-
-    def opt_state(leaves):
-        if tree is None or not leaves:
-            return None
-        return jax.tree_util.tree_unflatten(tree, [np.asarray(a) for a in leaves])
-
-    def leaves(state):
-        return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
-
-    ensemble = _seeds(args) is not None
-    prog = _load_checkpoint(out, name, net, run_id)
-    if prog.done > args.trials:
-        raise UserError(f"checkpoint of {name!r} has {prog.done} trials, more than --trials {args.trials}")
-    segments = Segments(args.trials, args.checkpoint_every)
-    last_save = time.monotonic()
-    bar = ProgressBar(name, args.trials, _show_progress(args), log)
-    bar.done = prog.done
-    try:
-        while prog.done < args.trials:
-            if stop.signum is not None:
-                checkpoint.save_progress(out, name, prog, run_id)
-                raise Interrupted(f"interrupted after {prog.done} of {args.trials} trials of "
-                                  f"rule {name!r}; the checkpoint is saved. Resume with: "
-                                  f"rflo {args.command} --resume {out}")
-            n = segments.next(prog.done, args.trials)
-            guard = (None if prog.previous is None
-                     else rflo.GuardState(prog.best_loss, prog.previous,
-                                          opt_state(prog.previous_opt_state), prog.frozen_at))
-            t0 = time.monotonic()
-            with warnings.catch_warnings():  # the message is the command's error, said once
-                warnings.simplefilter("ignore", RuntimeWarning)
-                if ensemble:
-                    from rflo.ensemble import train_ensemble
-
-                    res = train_ensemble(prog.network, task, name, trials=n, lr=lr,
-                                         online=args.online, dtype=args.dtype,
-                                         seeds=_seeds(args), start_trial=prog.done,
-                                         max_loss_growth=args.max_loss_growth,
-                                         chunk=MAX_SEGMENT, guard=guard, loss=args.loss,
-                                         optimizer=optimizer, batch=args.batch,
-                                         opt_state=opt_state(prog.opt_state))
-                else:
-                    res = rflo.train(prog.network, task, name, trials=n, lr=lr,
-                                     online=args.online, dtype=args.dtype, seed=args.seed,
-                                     max_loss_growth=args.max_loss_growth,
-                                     start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard,
-                                     loss=args.loss, optimizer=optimizer, batch=args.batch,
-                                     opt_state=opt_state(prog.opt_state))
-            segments.observe(n, time.monotonic() - t0)
-            if not ensemble and res.diverged is not None:
-                rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
-                raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
-            prog = checkpoint.Progress(res.networks if ensemble else res.network,
-                                       np.concatenate([prog.loss, res.loss], axis=-1),
-                                       np.concatenate([prog.alignment, res.alignment], axis=-1),
-                                       prog.seconds + res.seconds, res.guard.best_loss,
-                                       res.guard.previous, leaves(res.opt_state),
-                                       leaves(res.guard.previous_opt_state),
-                                       res.guard.frozen_at if ensemble else None)
-            last = res.loss[..., -1]
-            bar(prog.done, args.trials, float(np.nanmedian(last)) if np.any(np.isfinite(last))
-                else float("nan"))
-            every = args.checkpoint_every
-            if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
-                checkpoint.save_progress(out, name, prog, run_id)
-                last_save = time.monotonic()
-    finally:
-        bar.close()
-    checkpoint.save_progress(out, name, prog, run_id)
-    return prog
-
-
-def _train_rules(rules, net, plan, args, out, run_id, stop, log):
-    """Train each rule from ``net``; write networks, curves and figures."""
+def _train_rules(session, args, stop, log):
+    """Train each rule of the session; write networks, curves and figures."""
     import rflo
     from rflo import results
-    from rflo.ensemble import unstack_networks
 
-    task = plan.task
+    task, net, out, run_id, rules = (session.task, session.network, session.folder,
+                                     session.run_id, session.rules)
     seeds = _seeds(args)
+    mode = _show_progress(args)
+
+    def progress(rule, total, done):
+        bar = ProgressBar(rule, total, mode, log)
+        bar.done = done
+        return bar
+
     losses, aligns, outputs, summary, seconds, diverged = {}, {}, {}, [], {}, {}
     for name in rules:
-        prog = _train_one(name, net, plan, args, out, run_id, stop, log)
+        prog = session.train_rule(name, stop, progress)
         seconds[name] = prog.seconds
         losses[name], aligns[name] = prog.loss, prog.alignment
         if seeds is None:
             log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
-            rflo.save_network(out / f"{name}.npz", prog.network, run_id=run_id,
-                              info=_info(args, plan.task, name, prog.done, run_id))
+            session.save_networks(name, prog)
             outputs[name] = rflo.evaluate(prog.network, task).y
             summary.append(dict(rule=name, lr_rec=_three(_rule_lr(args, name))[1],
                                 final_loss=float(prog.loss[-1]), best_loss=float(prog.loss.min()),
@@ -690,10 +453,7 @@ def _train_rules(rules, net, plan, args, out, run_id, stop, log):
                                 seconds=float(prog.seconds)))
             continue
         diverged[name] = np.asarray(prog.frozen_at) + 1
-        members = unstack_networks(prog.network)
-        for s, member in zip(seeds, members):
-            rflo.save_network(out / f"{name}.seed{s}.npz", member, run_id=run_id,
-                              info=_info(args, plan.task, name, prog.done, run_id, seed=s))
+        members = session.save_networks(name, prog)
         outputs[name] = rflo.evaluate(members[0], task).y
         final = prog.loss[:, -1]
         bad = [(s, int(d)) for s, d in zip(seeds, diverged[name]) if d > 0]
@@ -735,17 +495,6 @@ def _setting_columns(args, task, rule, net):
             "dtype": args.dtype, "seed": args.seed, **optional, **named}
     seeds = _seeds(args)
     return cols if seeds is None else [{**cols, "seed": s} for s in seeds]
-
-
-def _info(args, task, rule, trials, run_id, seed=None):
-    """What a saved network records of its training (``rflo eval`` reads the task)."""
-    from rflo import runconfig
-
-    return {"task": runconfig.task_record(task), "rule": rule, "trials": trials,
-            "lr": _plain_rates(_rule_lr(args, rule)), "online": args.online, "loss": args.loss,
-            "optimizer": args.optimizer, "optimizer_rate": args.optimizer_rate,
-            "batch": args.batch, "seed": args.seed if seed is None else seed, "dtype": args.dtype,
-            "run_id": run_id}
 
 
 def _task_params(task):
@@ -837,32 +586,31 @@ def _known(name):
 RESUMABLE = SETTING_KEYS + ("rules", "rule", "init", "rule_lr")
 
 
-def _start_or_resume(args, kind):
-    """``(folder, lock, run_id)`` of the run; on --resume, ``args`` take the
-    run's saved settings."""
-    import uuid
-
-    from rflo import checkpoint
-    from rflo.files import remove_temporaries
+def _open_session(args, kind, rules, network=None):
+    """The run's :class:`rflo.session.Session`: a new one (its folder locked and
+    cleared, its initial network drawn and saved), or on --resume the saved
+    run's, whose settings ``args`` then take."""
+    from rflo.session import Session, open_saved
 
     if args.resume is None:
-        out, lock = _prepare_out(args.out, args.overwrite, kind)
-        return out, lock, uuid.uuid4().hex
-    out = Path(args.resume)
-    if not (out / checkpoint.CHECKPOINT_DIR / "run.json").is_file():
-        raise UserError(f"{out} has no {checkpoint.CHECKPOINT_DIR}/run.json: not a run that can "
-                        "be resumed")
-    lock = _lock(out)
+        try:
+            return Session.start(_spec(args), _default_out(args.out, kind), rules=rules,
+                                 command=kind, rule_lr=getattr(args, "rule_lr", None),
+                                 network=network, overwrite=args.overwrite)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     try:
-        saved = checkpoint.load_settings(out)
+        out, lock, saved = open_saved(args.resume)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
         if saved.get("command") != kind:
             raise UserError(f"{out} is a '{saved.get('command')}' run; resume it with that command")
         _check_resume_flags(args, saved, out)
         for k in RESUMABLE:
             if k in saved:
                 setattr(args, k, saved[k] if k != "init" or saved[k] is None else Path(saved[k]))
-        for folder in (out, out / checkpoint.CHECKPOINT_DIR):
-            remove_temporaries(folder)  # what killed writes left; we hold the lock
+        session = Session.reopen(_spec(args), out, lock, saved)
     except ValueError as exc:
         lock.release()
         raise UserError(str(exc)) from None
@@ -871,7 +619,7 @@ def _start_or_resume(args, kind):
         raise
     if not args.quiet:
         print(f"resuming {out}", file=sys.stderr)
-    return out, lock, saved["run_id"]
+    return session
 
 
 def _check_resume_flags(args, saved, out):
@@ -906,93 +654,6 @@ def _check_resume_flags(args, saved, out):
                             "another --out to change them)")
 
 
-def _initial_network(args, out, plan, run_id):
-    """The run's initial network: drawn (new run) or read back (--resume, where
-    it must carry the run's id)."""
-    import rflo
-
-    task = plan.task
-    if _seeds(args) is not None:
-        return _initial_ensemble(args, out, plan, run_id)
-    if args.resume is None:
-        if getattr(args, "init", None) is not None:
-            net = _load_for_task(args.init, task, args.dtype)
-            if args.derivative is not None:
-                net = net._replace(cell=plan.cell)
-            return net
-        try:
-            return rflo.init_network(task.n_in, args.units, task.n_out, seed=args.seed,
-                                     tau=args.tau, dtype=args.dtype, cell=plan.cell,
-                                     dale=args.dale, connectivity=args.connectivity)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    return _read_back(out / "initial.npz", task, args, out, run_id)
-
-
-def _read_back(path, task, args, out, run_id):
-    """A network this run wrote, read back on --resume (it must carry the run's id)."""
-    from rflo.io import network_run_id
-
-    net = _load_for_task(path, task, args.dtype)
-    if network_run_id(path) != run_id:
-        raise UserError(f"{path} does not belong to the run in {out} (run ids differ); "
-                        "start it again with --overwrite")
-    return net
-
-
-def _initial_ensemble(args, out, plan, run_id):
-    """An ensemble run's initial networks (stacked): drawn from --seeds, or read
-    back from initial.seedS.npz on --resume."""
-    import rflo
-    from rflo.ensemble import stack_networks
-
-    task = plan.task
-    if args.resume is None:
-        try:
-            return stack_networks([rflo.init_network(task.n_in, args.units, task.n_out, seed=s,
-                                                     tau=args.tau, dtype=args.dtype,
-                                                     cell=plan.cell, dale=args.dale,
-                                                     connectivity=args.connectivity)
-                                  for s in args.seeds])
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    return stack_networks([_read_back(out / f"initial.seed{s}.npz", task, args, out, run_id)
-                           for s in args.seeds])
-
-
-def _save_start(args, kind, net, out, run_id, rules):
-    """Write the initial network and every rule's checkpoint at trial 0, then
-    the settings that make the run resumable (last: a folder without them is
-    not a run to resume)."""
-    import rflo
-    from rflo import checkpoint
-
-    if args.resume is not None:
-        return
-    seeds = _seeds(args)
-    if seeds is None:
-        rflo.save_network(out / "initial.npz", net, run_id=run_id)
-        empty = np.zeros(0, net.dtype)
-        start = checkpoint.Progress(net, empty, empty, 0.0)
-    else:
-        from rflo.ensemble import unstack_networks
-
-        for s, member in zip(seeds, unstack_networks(net)):
-            rflo.save_network(out / f"initial.seed{s}.npz", member, run_id=run_id)
-        empty = np.zeros((len(seeds), 0), net.dtype)
-        start = checkpoint.Progress(net, empty, empty, 0.0, np.full(len(seeds), np.inf),
-                                    frozen_at=np.full(len(seeds), -1))
-    for name in rules:
-        checkpoint.save_progress(out, name, start, run_id)
-    settings = {k: getattr(args, k) for k in RESUMABLE if hasattr(args, k)}
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
-    settings["lr"] = None if settings["lr"] is None else _plain_rates(settings["lr"])
-    from rflo import runconfig
-
-    runconfig.write_config(out / "config.toml", settings)
-    checkpoint.save_settings(out, {"command": kind, "run_id": run_id, **settings})
-
-
 def _check_memory(args, rules, task, cell=None):
     """Refuse, before any folder or array is made, a run that cannot fit (and,
     for a ``cell`` that owns its synapses, rates or rules that do not fit it)."""
@@ -1018,15 +679,15 @@ def _check_memory(args, rules, task, cell=None):
         raise UserError(str(exc)) from None
 
 
-def _finish(args, kind, rules, net, plan, out, run_id, **extra_settings):
+def _finish(args, kind, session, **extra_settings):
     from rflo import results, runconfig
 
     t0 = time.perf_counter()
-    task = plan.task
+    task, rules, out, run_id = session.task, session.rules, session.folder, session.run_id
     log = RunLog(out, run_id)
     with StopRequest() as stop:
         try:
-            summary, seconds = _train_rules(rules, net, plan, args, out, run_id, stop, log)
+            summary, seconds = _train_rules(session, args, stop, log)
         except (Diverged, Interrupted) as exc:
             print(f"rflo {kind}: {exc}", file=sys.stderr)
             log.write(str(exc))
@@ -1081,19 +742,15 @@ def _check_seeds(args):
 def cmd_compare(args):
     _apply_config(args)
     _check_seeds(args)
-    _check_rules(args.rules, args.online)
+    rules = _check_rules(args.rules, args.online)
     plan = _plan(args)
     if args.resume is None:
-        _check_memory(args, args.rules, plan.task, plan.cell)
-    out, lock, run_id = _start_or_resume(args, "compare")  # on --resume, args hold the saved settings
-    with lock:
-        rules = _check_rules(args.rules, args.online)
-        plan = _plan(args)
-        if args.resume is None:
-            args.rule_lr = {r: _plain_rates(_rule_lr(args, r)) for r in rules}
-        net = _initial_network(args, out, plan, run_id)
-        _save_start(args, "compare", net, out, run_id, rules)
-        return _finish(args, "compare", rules, net, plan, out, run_id)
+        _check_memory(args, rules, plan.task, plan.cell)
+        args.rule_lr = {r: _plain_rates(_rule_lr(args, r)) for r in rules}
+    session = _open_session(args, "compare", rules)  # on --resume, args hold the saved settings
+    with session:
+        _check_rules(session.rules, args.online)
+        return _finish(args, "compare", session)
 
 
 def cmd_train(args):
@@ -1112,34 +769,29 @@ def cmd_train(args):
             init = _load_for_task(args.init, plan.task, args.dtype)
             args.units, cell = init.n_rec, init.cell
         _check_memory(args, [args.rule], plan.task, cell)
-    out, lock, run_id = _start_or_resume(args, "train")  # on --resume, args hold the saved settings
-    with lock:
-        (rule,) = _check_rules([args.rule], args.online, "--rule")
-        plan = _plan(args)
-        net = _initial_network(args, out, plan, run_id)
-        _save_start(args, "train", net, out, run_id, [rule])
-        status = _finish(args, "train", [rule], net, plan, out, run_id,
+    (rule,) = _check_rules([args.rule], args.online, "--rule")
+    session = _open_session(args, "train", [rule])  # on --resume, args hold the saved settings
+    with session:
+        (rule,) = _check_rules(session.rules, args.online, "--rule")
+        net = session.network
+        status = _finish(args, "train", session,
                          init=None if args.init is None else str(args.init),
                          units=int(net.n_rec))
     if status == 0 and args.save is not None:
         from rflo.io import network_info
 
-        rflo.save_network(args.save, rflo.load_network(out / f"{rule}.npz"),
-                          info=network_info(out / f"{rule}.npz"))
+        trained = session.folder / f"{rule}.npz"
+        rflo.save_network(args.save, rflo.load_network(trained), info=network_info(trained))
     return status
 
 
 def _load_for_task(path, task, dtype):
-    import rflo
+    from rflo.session import load_for_task
 
     try:
-        net = rflo.load_network(path, dtype=dtype)
+        return load_for_task(path, task, dtype)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if net.n_in != task.n_in or net.n_out != task.n_out:
-        raise UserError(f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
-                        f"{task.name} task needs n_in={task.n_in}, n_out={task.n_out}")
-    return net
 
 
 def cmd_eval(args):

@@ -1,0 +1,191 @@
+"""The parts of a :class:`rflo.session.Session`'s training loop: segments
+sized by wall time, the stop request (SIGINT/SIGTERM), and one rule's loop
+from its checkpoint to the end of the run (checkpoints, divergence)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
+           "MAX_SEGMENT", "same_shape", "opt_tree", "train_segments"]
+
+#: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
+#: take effect within about this long
+SEGMENT_SECONDS = 2.0
+#: most trials in one segment, and the compiled buffer length of every segment
+#: (one length for all runs: runs of any length share their compilations)
+MAX_SEGMENT = 1 << 16
+class Segments:
+    """Sizes of a run's compiled segments: at most 1 % of the run and about
+    :data:`SEGMENT_SECONDS` of wall time each (starting from one trial and
+    growing at most 8x a segment), and ending exactly at every
+    ``checkpoint_every`` trial.  The result does not depend on them: every
+    segment runs the same compiled code from where the last one stopped."""
+
+    def __init__(self, trials, every):
+        self.cap = max(1, min(-(-trials // 100), MAX_SEGMENT))
+        self.every = every
+        self.size = 1
+
+    def next(self, done, trials):
+        n = min(self.size, self.cap, trials - done)
+        if self.every:
+            n = min(n, self.every - done % self.every)
+        return n
+
+    def observe(self, n, seconds):
+        per_trial = max(seconds, 1e-6) / n
+        self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, self.cap)))
+
+
+class Diverged(Exception):
+    """Training stopped because a rule diverged (exit status 3)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: the run stopped after saving a checkpoint."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler: the first signal asks the run to stop after the
+    current segment (it saves a checkpoint and exits 130 or 143); a second one
+    exits at once (the last checkpoint stays valid: writes are atomic)."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.signum = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            print("\nstopping now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.signum = signum
+        print("\nstopping after the current segment (press again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup: stay deaf
+                    self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def status(self):
+        return 128 + self.signum
+
+
+def same_shape(a, b) -> bool:
+    """Whether two networks have the same cell and array shapes."""
+    shapes = lambda n: {k: np.shape(v) for k, v in (n.extra or {}).items()}  # noqa: E731
+    return a.cell == b.cell and shapes(a) == shapes(b) and all(
+        np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
+
+
+def opt_tree(net, lr, optimizer):
+    """The treedef of the optimiser's state for ``net`` (None for plain SGD)."""
+    import jax
+
+    from rflo.network import param_names, params_of, trainable_names
+    from rflo.optim import check_learning_rates
+
+    if optimizer is None:
+        return None
+    names = tuple(check_learning_rates(lr, param_names(net), trainable_names(net)))
+    if np.ndim(net.w_out) == 3:  # an ensemble: the same tree, stacked leaves
+        net = jax.tree_util.tree_map(lambda a: a[0], net)
+    return jax.tree_util.tree_structure(optimizer.init(params_of(net, names)))
+
+
+def train_segments(session, name, prog, stop, progress=None):
+    """Train rule ``name`` of ``session`` (a :class:`rflo.session.Session`)
+    from its checkpoint ``prog`` to the run's end, in segments, writing
+    checkpoints as asked; the final :class:`rflo.checkpoint.Progress`."""
+    import warnings
+
+    import jax
+
+    import rflo
+    from rflo import checkpoint, runconfig
+
+    spec, out, run_id = session.spec, session.folder, session.run_id
+    task, optimizer, ensemble = session.task, session.optimizer, session.ensemble
+    lr = runconfig.cell_rates(prog.network, session.rates(name))  # by name: a cell's synapses
+    tree = opt_tree(prog.network, lr, optimizer)
+
+    def opt_state(leaves):
+        if tree is None or not leaves:
+            return None
+        return jax.tree_util.tree_unflatten(tree, [np.asarray(a) for a in leaves])
+
+    def leaves(state):
+        return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
+
+    segments = Segments(spec.trials, spec.checkpoint_every)
+    last_save = time.monotonic()
+    bar = None if progress is None else progress(name, spec.trials, prog.done)
+    try:
+        while prog.done < spec.trials:
+            if stop.signum is not None:
+                checkpoint.save_progress(out, name, prog, run_id)
+                raise Interrupted(f"interrupted after {prog.done} of {spec.trials} trials of "
+                                  f"rule {name!r}; the checkpoint is saved. Resume with: "
+                                  f"rflo {session.command} --resume {out}")
+            n = segments.next(prog.done, spec.trials)
+            guard = (None if prog.previous is None
+                     else rflo.GuardState(prog.best_loss, prog.previous,
+                                          opt_state(prog.previous_opt_state), prog.frozen_at))
+            common = dict(trials=n, lr=lr, online=spec.online, dtype=spec.dtype,
+                          start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard, loss=spec.loss,
+                          optimizer=optimizer, batch=spec.batch,
+                          max_loss_growth=spec.max_loss_growth,
+                          opt_state=opt_state(prog.opt_state))
+            t0 = time.monotonic()
+            with warnings.catch_warnings():  # the message is the run's error, said once
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if ensemble:
+                    from rflo.ensemble import train_ensemble
+
+                    res = train_ensemble(prog.network, task, name, seeds=spec.seeds, **common)
+                else:
+                    res = rflo.train(prog.network, task, name, seed=spec.seed, **common)
+            segments.observe(n, time.monotonic() - t0)
+            if not ensemble and res.diverged is not None:
+                rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
+                raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
+            prog = checkpoint.Progress(res.networks if ensemble else res.network,
+                                       np.concatenate([prog.loss, res.loss], axis=-1),
+                                       np.concatenate([prog.alignment, res.alignment], axis=-1),
+                                       prog.seconds + res.seconds, res.guard.best_loss,
+                                       res.guard.previous, leaves(res.opt_state),
+                                       leaves(res.guard.previous_opt_state),
+                                       res.guard.frozen_at if ensemble else None)
+            if bar is not None:
+                last = res.loss[..., -1]
+                bar(prog.done, spec.trials, float(np.nanmedian(last))
+                    if np.any(np.isfinite(last)) else float("nan"))
+            every = spec.checkpoint_every
+            if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
+                checkpoint.save_progress(out, name, prog, run_id)
+                last_save = time.monotonic()
+    finally:
+        if bar is not None and hasattr(bar, "close"):
+            bar.close()
+    checkpoint.save_progress(out, name, prog, run_id)
+    return prog
