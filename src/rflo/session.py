@@ -38,7 +38,7 @@ from rflo.segments import (  # noqa: F401  (the session's parts, importable from
 from rflo.spec import RunSpec
 
 __all__ = ["Session", "Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "build", "prepare_folder", "open_saved", "load_for_task"]
+           "MAX_SEGMENT", "build", "draw_network", "prepare_folder", "open_saved", "load_for_task"]
 
 #: rates of a rule whose run names none (the seed notebook's)
 DEFAULT_LR = (0.0, 0.03, 0.03)
@@ -152,6 +152,17 @@ def spec_of(saved: dict) -> RunSpec:
     return RunSpec.from_dict(data, "saved settings")
 
 
+def draw_network(spec: RunSpec, task, cell, seed=None):
+    """A network drawn as ``spec`` says (units, tau, dtype, Dale's law,
+    connectivity) for ``task``, from ``seed`` (default ``spec.seed``)."""
+    import rflo
+
+    return rflo.init_network(task.n_in, spec.units, task.n_out,
+                             seed=spec.seed if seed is None else seed, tau=spec.tau,
+                             dtype=spec.dtype, cell=cell, dale=spec.dale,
+                             connectivity=spec.connectivity)
+
+
 def load_for_task(path, task, dtype):
     """A saved network that fits ``task`` (ValueError naming the mismatch)."""
     import rflo
@@ -245,13 +256,10 @@ class Session:
         self.close()
 
     def _draw(self):
-        import rflo
         from rflo.ensemble import stack_networks
 
         s, task = self.spec, self.task
-        draw = lambda seed: rflo.init_network(  # noqa: E731
-            task.n_in, s.units, task.n_out, seed=seed, tau=s.tau, dtype=s.dtype, cell=self.cell,
-            dale=s.dale, connectivity=s.connectivity)
+        draw = lambda seed: draw_network(s, task, self.cell, seed)  # noqa: E731
         if s.init is not None:
             if s.seeds is not None:
                 raise ValueError("init starts one network; with seeds each network is drawn "

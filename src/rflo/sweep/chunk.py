@@ -27,7 +27,7 @@ import numpy as np
 
 from rflo.results import MEASURE_COLUMNS
 from rflo.sweep.plan import Chunk
-from rflo.sweep.spec import SweepSpec, point_rates, setting
+from rflo.sweep.spec import SweepSpec, point_rates, point_spec
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 
@@ -37,14 +37,11 @@ MEASURES = MEASURE_COLUMNS + ("chunk",)
 
 
 def _build(point):
-    """The task, cell and optimiser shared by a chunk's networks."""
-    from rflo import runconfig
+    """The task, cell and optimiser shared by a chunk's networks (built from
+    the point's :class:`rflo.spec.RunSpec`, as a run's session builds them)."""
+    from rflo.session import build
 
-    params = {k[4:]: v for k, v in point.items() if k.startswith("set.") and v is not None}
-    task = runconfig.make_run_task(point["task"], params)
-    cell = runconfig.make_cell(point["cell"], point["derivative"])
-    optimizer = runconfig.make_optimizer(point["optimizer"], point["optimizer_rate"])
-    return task, cell, optimizer
+    return build(point_spec(point))
 
 
 def _lanes(points, n):
@@ -62,7 +59,7 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     import jax
 
     from rflo.ensemble import stack_networks, train_ensemble, unstack_networks
-    from rflo.network import init_network
+    from rflo.session import draw_network
     from rflo.sweep.backends import resolve_devices
 
     t0 = time.perf_counter()
@@ -70,9 +67,8 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     task, cell, optimizer = _build(first)
     n_dev = max(1, min(int(devices), chunk.lanes))
     lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
-    nets = [init_network(task.n_in, p["units"], task.n_out, seed=p["seed"], tau=p["tau"],
-                         dtype=p["dtype"], cell=cell, dale=p["dale"],
-                         connectivity=setting(p, "connectivity")) for p in lanes]
+    run = point_spec(first, spec.trials)  # the settings the chunk's lanes share
+    nets = [draw_network(run, task, cell, p["seed"]) for p in lanes]
     per = len(lanes) // n_dev
     found = jax.devices()[:resolve_devices(n_dev)]
 
@@ -81,10 +77,10 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
         lr = point_rates(sub, nets[0])  # by name (a cell's own synapses by role)
         with jax.default_device(found[d]):
             return train_ensemble(
-                stack_networks(nets[d * per:(d + 1) * per]), task, first["rule"],
-                trials=spec.trials, lr=lr, online=first["online"], optimizer=optimizer,
-                dtype=first["dtype"], seeds=[p["seed"] for p in sub], batch=first["batch"],
-                loss=first["loss"], max_loss_growth=setting(first, "max_loss_growth"))
+                stack_networks(nets[d * per:(d + 1) * per]), task, run.rule,
+                trials=run.trials, lr=lr, online=run.online, optimizer=optimizer,
+                dtype=run.dtype, seeds=[p["seed"] for p in sub], batch=run.batch,
+                loss=run.loss, max_loss_growth=run.max_loss_growth)
 
     with warnings.catch_warnings():  # divergence is data here (the diverged_at column)
         warnings.simplefilter("ignore", RuntimeWarning)

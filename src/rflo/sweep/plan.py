@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import List, NamedTuple
 
-from rflo.sweep.spec import SweepSpec, is_lane, point_rates, setting
+from rflo.sweep.spec import SweepSpec, is_lane, point_rates, point_spec
 
 __all__ = ["Chunk", "make_plan", "check_plan"]
 
@@ -81,7 +81,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     """Check every chunk's settings before anything runs (task, cell, loss,
     rule, optimiser, rates, memory for its networks); raise ValueError naming
     the chunk's settings and the problem."""
-    from rflo.network import init_network
+    from rflo.session import draw_network
     from rflo.sweep.chunk import _build
     from rflo.train import check_fits, check_session_memory, prepare_session
 
@@ -96,9 +96,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
                           if not is_lane(k) and v is not None)
         try:
             task, cell, optimizer = _build(p)
-            net = init_network(task.n_in, p["units"], task.n_out, seed=0, tau=p["tau"],
-                               dtype=p["dtype"], cell=cell, dale=p["dale"],
-                               connectivity=setting(p, "connectivity"))
+            net = draw_network(point_spec(p), task, cell, seed=0)
             check_fits(net, task)
             for q in c.points:
                 lr = {name: float(v[0]) for name, v in point_rates([q], net).items()}

@@ -67,7 +67,7 @@ import numpy as np
 
 from rflo import runconfig
 
-__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "is_lane", "point_rates", "setting", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
+__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "is_lane", "point_rates", "point_spec", "setting", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
 
 def _grid_defaults(column):
     """The grid keys of :class:`rflo.spec.RunSpec`'s fields (``lr`` as its
@@ -128,6 +128,22 @@ def point_rates(points, net) -> dict:
     for key in named:
         lr[key[3:]] = np.array([p[key] for p in points], float)
     return lr
+
+
+def point_spec(point, trials=None):
+    """The :class:`rflo.spec.RunSpec` of a grid point (its three rates, and
+    its rates by name where it has them), checked as every run's settings are."""
+    from rflo.spec import RunSpec, config_keys
+
+    data = {k: v for k, v in point.items() if k in config_keys() and k != "lr"}
+    data["set"] = {k[4:]: v for k, v in point.items() if k.startswith("set.") and v is not None}
+    named = {k[3:]: v for k, v in point.items() if k.startswith("lr.") and v is not None}
+    three = [point[key] for _, key in RATE_KEYS]
+    data["lr"] = ({**dict(zip(("w_in", "w_rec", "w_out"), three)), **named} if named
+                  else three)
+    if trials is not None:
+        data["trials"] = trials
+    return RunSpec.from_dict(data, "sweep point")
 
 
 #: grid settings whose table column has another name
