@@ -170,3 +170,19 @@ def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, see
         with pytest.raises(ValueError, match="choose another"):
             Session.resume(tmp_path / "cut")
         assert s.run()["bptt"].done == 40
+
+
+@pytest.mark.parametrize("bad", [dict(max_loss_growth=-1.0), dict(batch=0), dict(trials=0),
+                                 dict(rule="bptt", online=True), dict(lr={"w_recc": 0.1})])
+def test_train_and_train_ensemble_refuse_alike(bad):
+    import rflo
+    from rflo.ensemble import train_ensemble
+
+    task = rflo.periodic_task(period=10)
+    net = rflo.init_network(task.n_in, 4, task.n_out)
+    kw = {"trials": 2, **bad}
+    with pytest.raises(ValueError) as one:
+        rflo.train(net, task, **kw)
+    with pytest.raises(ValueError) as many:
+        train_ensemble([net, net], task, **kw)
+    assert str(one.value) == str(many.value)

@@ -17,15 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import check_dtype, check_int, check_positive, check_seed, check_trials, precision
+from rflo._checks import check_int, check_seed, precision
 from rflo.network import (
     Network, init_network, param_names, params_of, to_numpy, trainable_names, with_params,
 )
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
-    GuardState, _as_dtype, check_guard_start, _with_derivative, check_fits, check_network, check_session_memory,
-    prepare_session,
+    GuardState, _as_dtype, check_guard_start, _with_derivative, check_fits, check_network,
+    check_session,
 )
 from rflo.trainer import (
     SessionState, buffer_size, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
@@ -133,9 +133,6 @@ def train_ensemble(
         networks (its ``opt_state``, the trials it ran, its ``guard``), exactly
         as in one long session.
     """
-    trials, start_trial = check_trials(trials, start_trial)
-    unroll = check_int("unroll", unroll)
-    batch = check_int("batch", batch)
     nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
                           else list(networks))
     k = nets.w_out.shape[0]
@@ -144,23 +141,22 @@ def train_ensemble(
     tasks = [task] if isinstance(task, (Task, TaskGenerator)) else list(task)
     if len(tasks) not in (1, k):
         raise ValueError(f"give one task or one per network ({k}), got {len(tasks)}")
-    for t in tasks:
-        check_fits(first, t)
     if len({(getattr(t, "n_variants", None), t.n_steps, t.n_in, t.n_out) for t in tasks}) != 1:
         raise ValueError("the tasks of an ensemble must all have the same shapes")
+    for t in tasks:
+        check_fits(first, t)  # before the rates: a task that does not fit says so first
     lr, lr_axis = _ensemble_rates(lr, k, first)
-    rule, cfg, names, _ = prepare_session(first, rule, lr, online=online, optimizer=optimizer,
-                                          loss=loss, unroll=unroll, route=route, check_lr=False)
+    checked = check_session(first, tasks, rule, lr, trials=trials, start_trial=start_trial,
+                            unroll=unroll, batch=batch, max_loss_growth=max_loss_growth,
+                            online=online, optimizer=optimizer, loss=loss, route=route,
+                            dtype=dtype, networks=k, check_lr=False)
+    trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names, _, dtype = checked
     if seeds is None:
         seeds = list(range(k))
     seeds = [check_seed(s) for s in seeds]
-    if max_loss_growth is not None:
-        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
     if len(seeds) != k:
         raise ValueError(f"need one seed per network ({k}), got {len(seeds)}")
-    dtype = check_dtype(dtype or first.dtype)
     nets = _as_dtype(nets, dtype)
-    check_session_memory(_as_dtype(first, dtype), cfg, tasks[0], batch, networks=k)
     if guard is not None:
         guard = _check_guard(guard, nets, k, start_trial)
     if chunk is None:

@@ -198,6 +198,43 @@ def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, ch
     return rule, Config(rule, bool(online), setup), names, lr
 
 
+class CheckedSession(NamedTuple):
+    """A session's checked settings (:func:`check_session`)."""
+
+    trials: int
+    start_trial: int
+    unroll: int
+    batch: int
+    max_loss_growth: Optional[float]
+    rule: object
+    cfg: Config
+    names: tuple
+    lr: object
+    dtype: str
+
+
+def check_session(net, tasks, rule, lr, *, trials, start_trial, unroll, batch, max_loss_growth,
+                  online, optimizer, loss, route, dtype, networks=1, check_lr=True):
+    """Check everything a training session takes before anything is computed:
+    the one validation path of :func:`train` and
+    :func:`rflo.ensemble.train_ensemble` (``net``: one network, an ensemble's
+    first; ``tasks``: its tasks; ``networks``: how many train together)."""
+    trials, start_trial = check_trials(trials, start_trial)
+    if max_loss_growth is not None:
+        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
+    unroll = check_int("unroll", unroll)
+    batch = check_int("batch", batch)
+    for task in tasks:
+        check_fits(net, task)
+    rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
+                                           loss=loss, unroll=unroll, route=route,
+                                           check_lr=check_lr)
+    dtype = check_dtype(dtype or net.dtype)
+    check_session_memory(_as_dtype(net, dtype), cfg, tasks[0], batch, networks=networks)
+    return CheckedSession(trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names,
+                          lr, dtype)
+
+
 # --------------------------------------------------------------------------
 # public entry points
 
@@ -277,22 +314,17 @@ def train(
     -------
     :class:`TrainResult`
     """
-    # ---- validate everything before computing anything
-    trials, start_trial = check_trials(trials, start_trial)
+    # ---- validate everything before computing anything (as train_ensemble does)
     key = _session_key(seed)
-    if max_loss_growth is not None:
-        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
-    unroll = check_int("unroll", unroll)
-    batch = check_int("batch", batch)
     net = _with_derivative(check_network(net), derivative)
-    check_fits(net, task)
+    checked = check_session(net, [task], rule, lr, trials=trials, start_trial=start_trial,
+                            unroll=unroll, batch=batch, max_loss_growth=max_loss_growth,
+                            online=online, optimizer=optimizer, loss=loss, route=route,
+                            dtype=dtype)
+    trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names, lr, dtype = checked
     if guard is not None:
         guard = _check_guard(guard, net, start_trial)
-    rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
-                                           loss=loss, unroll=unroll, route=route)
-    dtype = check_dtype(dtype or net.dtype)
     net = _as_dtype(net, dtype)
-    check_session_memory(net, cfg, task, batch)
     if chunk is None:
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     # the compiled chunk length: a given ``chunk`` (up to 65536) is kept even when
