@@ -186,3 +186,14 @@ def test_train_and_train_ensemble_refuse_alike(bad):
     with pytest.raises(ValueError) as many:
         train_ensemble([net, net], task, **kw)
     assert str(one.value) == str(many.value)
+
+
+def test_a_session_refuses_what_cannot_run_before_making_its_folder(tmp_path):
+    from rflo.session import Session
+    from rflo.spec import RunSpec
+
+    with pytest.raises(ValueError, match="w_recc"):
+        Session.start(RunSpec(units=4, lr={"w_recc": 0.1}), tmp_path / "a")
+    with pytest.raises(ValueError, match="unknown task"):
+        Session.start(RunSpec(task="flipflop"), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

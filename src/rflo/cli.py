@@ -657,24 +657,10 @@ def _check_resume_flags(args, saved, out):
 def _check_memory(args, rules, task, cell=None):
     """Refuse, before any folder or array is made, a run that cannot fit (and,
     for a ``cell`` that owns its synapses, rates or rules that do not fit it)."""
-    from rflo import runconfig
-    from rflo.cells.base import owns_synapses
-    from rflo.memory import require_network_memory, struct_network
-    from rflo.rules import get_rule
-    from rflo.rules.base import Setup
-    from rflo.train import check_session_memory, prepare_session
-    from rflo.trainer import Config
+    from rflo.segments import check_run
 
     try:
-        require_network_memory(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
-        net = struct_network(task.n_in, args.units, task.n_out, args.dtype, cell=cell)
-        for name in rules:
-            if owns_synapses(net.cell) or isinstance(_rule_lr(args, name), dict):
-                prepare_session(net, name, runconfig.cell_rates(net, _rule_lr(args, name)),
-                                online=args.online, optimizer=None, loss=args.loss, unroll=1,
-                                route="auto")
-            check_session_memory(net, Config(get_rule(name), args.online, Setup()), task,
-                                 args.batch, networks=len(_seeds(args) or [0]))
+        check_run(_spec(args), task, cell, rules, lambda name: _rule_lr(args, name))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 __all__ = ["Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "same_shape", "opt_tree", "train_segments"]
+           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments"]
 
 #: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
 #: take effect within about this long
@@ -89,6 +89,30 @@ class StopRequest:
     @property
     def status(self):
         return 128 + self.signum
+
+
+def check_run(spec, task, cell, rules, rates):
+    """Refuse, before any folder or array is made, a run of ``spec`` that
+    cannot fit in memory (and, for a cell that owns its synapses or rates by
+    name, rates or rules that do not fit the network); ``rates(rule)`` gives
+    each rule's rates.  ValueError naming the fix."""
+    from rflo import runconfig
+    from rflo.cells.base import owns_synapses
+    from rflo.memory import require_network_memory, struct_network
+    from rflo.rules import get_rule
+    from rflo.rules.base import Setup
+    from rflo.train import check_session_memory, prepare_session
+    from rflo.trainer import Config
+
+    require_network_memory(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
+    net = struct_network(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
+    for name in rules:
+        if owns_synapses(net.cell) or isinstance(rates(name), dict):
+            prepare_session(net, name, runconfig.cell_rates(net, rates(name)),
+                            online=spec.online, optimizer=None, loss=spec.loss, unroll=1,
+                            route="auto")
+        check_session_memory(net, Config(get_rule(name), spec.online, Setup()), task,
+                             spec.batch, networks=len(spec.seeds or [0]))
 
 
 def same_shape(a, b) -> bool:

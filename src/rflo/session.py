@@ -4,8 +4,8 @@ What a long run does, for ``rflo train``, ``rflo compare`` and Python alike::
 
     from rflo.session import Session
     from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, same_shape,
-    train_segments,
+    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, check_run,
+    same_shape, train_segments,
 )
 from rflo.spec import RunSpec
 
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, same_shape,
-    train_segments,
+    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, check_run,
+    same_shape, train_segments,
 )
 from rflo.spec import RunSpec
 
@@ -210,8 +210,12 @@ class Session:
               network=None, overwrite=False) -> "Session":
         """A new run: the folder locked and cleared, the initial network drawn
         from the spec (or ``network``), and everything a resume needs written."""
-        build(spec)  # checked before anything is made
+        task, cell, _ = build(spec)  # checked before anything is made
         rules = list(rules or [spec.rule])
+        if network is None and spec.init is None:  # memory, rates: refused before the folder
+            lrs = dict(rule_lr or {})
+            check_run(spec, task, cell, rules, lambda r: spec.lr if spec.lr is not None
+                      else lrs.get(r, DEFAULT_LR))
         out, lock = prepare_folder(folder, overwrite)
         try:
             session = cls(spec, out, rules=rules, run_id=uuid.uuid4().hex, lock=lock,
