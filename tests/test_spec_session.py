@@ -197,3 +197,32 @@ def test_a_session_refuses_what_cannot_run_before_making_its_folder(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         Session.start(RunSpec(task="flipflop"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_command_line_resumes_a_python_session_and_back(tmp_path):
+    import rflo
+    from rflo.session import Interrupted, Session
+    from rflo.spec import RunSpec
+
+    spec = RunSpec(trials=30, units=6, set={"period": 20}, dale=0.5)
+
+    class Stop:
+        signum = None
+
+    stop = Stop()
+
+    def progress(rule, total, done):
+        return lambda done, total, loss: setattr(stop, "signum", 15) if done >= 10 else None
+
+    with Session.start(spec, tmp_path / "py") as s:
+        with pytest.raises(Interrupted):
+            s.run(progress=progress, stop=stop)
+    code, err = _cli("train", "--resume", tmp_path / "py", "--quiet")
+    assert code == 0, err
+    code, err = _cli("train", "--trials", 30, "--units", 6, "--period", 20, "--dale", 0.5,
+                     "--quiet", "--out", tmp_path / "cli")
+    assert code == 0, err
+    a, b = (rflo.load_network(tmp_path / f / "rflo.npz") for f in ("py", "cli"))
+    np.testing.assert_array_equal(a.w_rec, b.w_rec)
+    with Session.resume(tmp_path / "cli") as s:  # a command-line run, from Python
+        assert s.spec.dale == 0.5 and s.run()["rflo"].done == 30
