@@ -70,7 +70,7 @@ def check_leaky_tanh(rule_name, net, setup):
         raise ValueError(
             f"rule {rule_name!r} is written for the leaky tanh cell with one tau, training "
             f"w_in, w_rec, w_out (got cell {net.cell.name!r}, params {list(setup.params)}, "
-            f"route {setup.route!r}); use 'rtrl', 'uoro', 'kf_rtrl' or 'bptt'")
+            f"route {setup.route!r}); use 'rtrl', 'uoro' or 'bptt'")
 
 
 class KeRNLState(NamedTuple):
