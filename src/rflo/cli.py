@@ -27,7 +27,8 @@ import numpy as np
 
 __all__ = ["main"]
 
-SEED_DEFAULTS = dict(trials=10_000, units=50, tau=10.0, period=100, lr=(0.0, 0.03, 0.03))
+#: the periodic task's default period (its steps per trial), for ``rflo eval``
+EVAL_PERIOD = 100
 
 #: learning rates (in, rec, out) of ``rflo compare`` without ``--lr``: each rule's
 #: best on the default experiment (periodic task, 50 units, 10,000 offline trials,
@@ -116,7 +117,7 @@ def build_parser():
                        description="Run a saved network on its task with learning off; print "
                                    "the loss and draw its output against the target.")
     p.add_argument("network", type=Path, help="a network .npz file")
-    p.add_argument("--period", type=_positive_int, default=SEED_DEFAULTS["period"],
+    p.add_argument("--period", type=_positive_int, default=EVAL_PERIOD,
                    help="period of the target (default: the one the network was trained on, "
                         "else 100)")
     p.add_argument("--png", type=Path, default=None,
@@ -406,7 +407,7 @@ def _rule_lr(args, name):
     lr = getattr(args, "lr", None)
     if lr is None:
         saved = getattr(args, "rule_lr", None) or {}
-        lr = saved.get(name, TUNED_LR.get(name, SEED_DEFAULTS["lr"]))
+        lr = saved.get(name, TUNED_LR.get(name, _default("lr")))
     return dict(lr) if isinstance(lr, dict) else tuple(lr)
 
 

@@ -40,8 +40,8 @@ from rflo.spec import RunSpec
 __all__ = ["Session", "Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
            "MAX_SEGMENT", "build", "draw_network", "prepare_folder", "open_saved", "load_for_task"]
 
-#: rates of a rule whose run names none (the seed notebook's)
-DEFAULT_LR = (0.0, 0.03, 0.03)
+#: rates of a rule whose run names none (the spec's default, the seed notebook's)
+DEFAULT_LR = tuple(RunSpec.lr)
 
 
 def build(spec: RunSpec):
