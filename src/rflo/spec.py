@@ -151,9 +151,9 @@ class RunSpec:
     loss: str = _setting("squared_error", _name, "a loss name", _help_loss,
                          flag=dict(metavar="NAME"))
     units: int = _setting(50, lambda v: _int(v) and v >= 1, "a positive integer",
-                          "recurrent units n_rec (default 50)", flag=dict(kind="positive_int"))
+                          "recurrent units n_rec (default {default})", flag=dict(kind="positive_int"))
     tau: float = _setting(10.0, lambda v: _num(v) and v >= 1, "a number >= 1",
-                          "membrane time constant in steps (default 10)", flag=dict(kind="tau"))
+                          "membrane time constant in steps (default {default})", flag=dict(kind="tau"))
     dale: Optional[float] = _setting(
         None, _fraction(), "the fraction of excitatory units (0 < dale < 1), for Dale's law",
         "draw the network under Dale's law with this fraction of excitatory units (e.g. 0.8); "
@@ -179,14 +179,14 @@ class RunSpec:
         "the optimiser's learning rate (with --optimizer)",
         flag=dict(kind="positive_float", metavar="X"))
     batch: int = _setting(1, lambda v: _int(v) and v >= 1, "a positive integer",
-                          "trials per update (default 1)", flag=dict(kind="positive_int"))
+                          "trials per update (default {default})", flag=dict(kind="positive_int"))
     online: bool = _setting(False, lambda v: isinstance(v, bool), "true or false",
                             "update the weights at every step")
     dtype: str = _setting("float32", lambda v: v in ("float32", "float64"),
-                          "'float32' or 'float64'", "floating-point precision (default float32)",
+                          "'float32' or 'float64'", "floating-point precision (default {default})",
                           flag=dict(choices=("float32", "float64")))
     seed: int = _setting(0, lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1",
-                         "random seed (default 0)", flag=dict(kind="seed"))
+                         "random seed (default {default})", flag=dict(kind="seed"))
     # settings that are not columns of a sweep's table (or only when a grid sets them)
     connectivity: Optional[float] = _setting(
         None, lambda v: v is None or (_num(v) and 0 < v <= 1), "a fraction in (0, 1]",
@@ -196,7 +196,7 @@ class RunSpec:
     max_loss_growth: Optional[float] = _setting(
         1e4, lambda v: v is None or (_num(v) and v > 0), "a number > 0",
         "the divergence guard: stop (one network) or freeze a network (--seeds) when a trial's "
-        "loss exceeds this factor times its best (default 10000; NaN/inf always stop)",
+        "loss exceeds this factor times its best (default {default}; NaN/inf always stop)",
         flag=dict(kind="positive_float", metavar="X"), column=False)
     set: dict = _setting(dict, lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
                          "a table of task parameters",
@@ -207,7 +207,7 @@ class RunSpec:
         "period of the periodic task's target = steps per trial (default 100; same as --set "
         "period=N)", flag=dict(kind="positive_int"), grid="[grid.set] period")
     trials: int = _setting(10_000, lambda v: _int(v) and 1 <= v < 2**31, "a positive integer",
-                           "number of training trials (default 10000)", flag=dict(kind="trials"),
+                           "number of training trials (default {default})", flag=dict(kind="trials"),
                            grid="the spec's top-level 'trials'")
     seeds: Optional[list] = _setting(
         None, lambda v: v is None or (isinstance(v, (list, tuple)) and 0 < len(v) <= 4096
@@ -323,6 +323,8 @@ def cli_options(command="train") -> dict:
         kind = kw.pop("kind", None)
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         help_text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        help_text = help_text.replace("{default}", shown)  # the field's own default
         kw.update(_KINDS.get(kind, {}) if kind else {})
         if isinstance(default, bool):
             kw["action"] = "store_true"
