@@ -22,6 +22,8 @@ SMALL = {
     "delayed_match": dict(fixation=2, sample=4, min_delay=0, max_delay=4, test=4, response=6),
     "flip_flop": dict(n_bits=2, n_steps=40, rate=0.08),
     "reach": dict(n_targets=4, cue=5, min_delay=2, max_delay=6, move=10, hold=5),
+    "add": dict(n_steps=30),
+    "mimic": dict(n_steps=40, n_rec=8),
 }
 
 
@@ -40,7 +42,7 @@ def test_shapes_masks_and_ranges(name):
     assert np.all(m[:, :t // 2] == 1)  # trials are scored from their start
     lo, hi = {"periodic": (-1.75, 1.75), "ready_set_go": (0, 1), "delayed_match": (-1, 1),
               "flip_flop": (-1, 1), "reach": (-1, 1), "interval_matching": (0, 1),
-              "syllables": (-1, 1)}[name]
+              "syllables": (-1, 1), "add": (0, 1), "mimic": (-1, 1)}[name]
     assert lo <= y.min() and y.max() <= hi
     assert -1 <= x.min() and x.max() <= 1
     import inspect

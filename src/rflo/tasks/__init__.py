@@ -19,11 +19,12 @@ from rflo.tasks.builtin import (
     TASKS, delayed_match, flip_flop, make_task, periodic, reach, ready_set_go, task_names,
 )
 from rflo.tasks.generator import TaskGenerator, argmax_accuracy, sign_accuracy
+from rflo.tasks.marschall import add, mimic
 from rflo.tasks.neurogym import neurogym_task
 
 __all__ = [
     "Task", "periodic_task", "TaskGenerator", "sign_accuracy", "argmax_accuracy",
-    "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach",
+    "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach", "add", "mimic",
     "TASKS", "task_names", "make_task",
     "neurogym_task",
 ]

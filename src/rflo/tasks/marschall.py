@@ -5,9 +5,8 @@
 * :func:`mimic` ("Mimic"): reproduce the outputs of a fixed random RNN that
   receives the same Bernoulli inputs, scored by squared error.
 
-``MARSCHALL_TASKS`` maps their names to the factories; they are not yet in
-:data:`rflo.tasks.TASKS` (``make_task``'s table), whose test asks for a small
-version of every entry.
+Both are in :data:`rflo.tasks.TASKS` (``make_task("add")``, ``rflo task show
+mimic``); ``MARSCHALL_TASKS`` maps their names to the factories.
 Row 0 of a trial is the initial state and its input is never fed to the
 network, so it is 0 and the tasks' formulas take the inputs before step 1 as 0.
 """
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo._checks import check_int, check_positive
+from rflo.tasks.builtin import TASKS
 from rflo.tasks.generator import TaskGenerator
 
 __all__ = ["add", "mimic", "add_target", "mimic_teacher", "MARSCHALL_TASKS"]
@@ -150,3 +150,4 @@ def mimic(n_in: int = 2, n_out: int = 2, n_steps: int = 100, *, n_rec: int = 32,
 
 #: the factories by name (as in :data:`rflo.tasks.TASKS`)
 MARSCHALL_TASKS = {"add": add, "mimic": mimic}
+TASKS.update(MARSCHALL_TASKS)
