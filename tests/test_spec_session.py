@@ -94,6 +94,8 @@ def test_cli_trains_under_dale_and_connectivity_and_rates_by_name(tmp_path):
     assert float(net.tau) != 10.0  # tau trained, by name
     text = (tmp_path / "t" / "config.toml").read_text()
     assert "[lr]" in text and "max_loss_growth" in text
+    header = (tmp_path / "t" / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"max_loss_growth", "lr.tau"} <= set(header)  # as a sweep's table has them
     # the run's config file repeats it
     code, err = _cli("train", "--config", tmp_path / "t" / "config.toml", "--out", tmp_path / "t2",
                      "--quiet")

@@ -476,24 +476,29 @@ def _train_rules(session, args, stop, log):
 
 
 def _setting_columns(args, task, rule, net):
-    """A rule's settings as the tidy table's columns (those of a sweep's table);
-    a list, one per network, for an ensemble."""
+    """A rule's settings as the tidy table's columns (those of a sweep's table:
+    the spec's table fields, then those of its optional fields that differ
+    from their defaults, then rates by name); a list, one per network, for an
+    ensemble."""
     from rflo import runconfig
+    from rflo.spec import grid_keys, table_keys
 
+    values = _spec(args).as_dict()
     params = runconfig.task_record(task)["params"]
     lr = _rule_lr(args, rule)
-    named = {f"lr.{k}": float(v) for k, v in lr.items()
-             if k not in ("w_in", "w_rec", "w_out")} if isinstance(lr, dict) else {}
-    optional = {k: getattr(args, k) for k in ("connectivity", "max_loss_growth")
-                if getattr(args, k, None) != _default(k)}  # columns only where set, as in sweeps
-    lr = _three(lr)
-    cols = {"rule": rule, "task": task.name,
-            **{f"set.{k}": v for k, v in params.items() if k != "n_steps"},
-            "cell": net.cell.name, "derivative": args.derivative, "loss_function": args.loss,
-            "units": net.n_rec, "tau": args.tau, "dale": args.dale, "lr_in": float(lr[0]),
-            "lr_rec": float(lr[1]), "lr_out": float(lr[2]), "optimizer": args.optimizer,
-            "optimizer_rate": args.optimizer_rate, "batch": args.batch, "online": args.online,
-            "dtype": args.dtype, "seed": args.seed, **optional, **named}
+    three = dict(zip(("lr_in", "lr_rec", "lr_out"), _three(lr)))
+    mine = {"rule": rule, "task": task.name, "cell": net.cell.name, "units": net.n_rec}
+    cols = {}
+    for key in table_keys():
+        cols["loss_function" if key == "loss" else key] = (
+            three[key] if key in three else mine.get(key, values.get(key)))
+        if key == "task":  # its parameters follow it
+            cols.update({f"set.{k}": v for k, v in params.items() if k != "n_steps"})
+    cols.update({k: values[k] for k in grid_keys() if k not in table_keys() and k != "lr"
+                 and values[k] != _default(k)})  # columns only where set, as in sweeps
+    if isinstance(lr, dict):
+        cols.update({f"lr.{k}": float(v) for k, v in lr.items()
+                     if k not in ("w_in", "w_rec", "w_out")})
     seeds = _seeds(args)
     return cols if seeds is None else [{**cols, "seed": s} for s in seeds]
 

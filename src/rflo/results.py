@@ -30,10 +30,16 @@ from rflo.files import atomic_write
 __all__ = ["write_curves", "read_curves", "read_run_id", "write_metadata", "read_metadata", "versions",
            "METADATA_FORMAT", "SETTING_COLUMNS", "MEASURE_COLUMNS", "tidy_columns", "block_means"]
 
-#: a network's settings, in table order (task parameters ``set.<name>`` go after ``task``)
-SETTING_COLUMNS = ("rule", "task", "cell", "derivative", "loss_function", "units", "tau", "dale",
-                   "lr_in", "lr_rec", "lr_out", "optimizer", "optimizer_rate", "batch", "online",
-                   "dtype", "seed")
+def _setting_columns():
+    from rflo.spec import table_keys
+
+    return tuple("loss_function" if k == "loss" else k for k in table_keys())
+
+
+#: a network's settings, in table order (task parameters ``set.<name>`` go after
+#: ``task``): the fields of :class:`rflo.spec.RunSpec` that are a table's columns
+#: (the spec's ``loss`` as ``loss_function``)
+SETTING_COLUMNS = _setting_columns()
 #: what is measured, per network and block of trials
 MEASURE_COLUMNS = ("point", "trial", "loss", "alignment", "accuracy", "diverged_at", "final_loss")
 

@@ -419,6 +419,16 @@ def grid_keys() -> tuple:
     return tuple(f.name for f in spec_fields() if f.metadata["grid"] is True or f.name == "lr")
 
 
+def table_keys() -> tuple:
+    """The grid keys that are always columns of a run's or a sweep's table, in
+    order (``lr`` as ``lr_in``, ``lr_rec``, ``lr_out``)."""
+    out = []
+    for f in spec_fields():
+        if f.name in grid_keys() and f.metadata["column"]:
+            out += ["lr_in", "lr_rec", "lr_out"] if f.name == "lr" else [f.name]
+    return tuple(out)
+
+
 def grid_elsewhere() -> dict:
     """``{field: where a sweep takes it}`` for the fields that are no grid keys."""
     return {f.name: f.metadata["grid"] for f in spec_fields() if f.metadata["grid"] is not True
