@@ -24,7 +24,11 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_finite_array, check_positive, check_seed, precision
 from rflo.cells import Cell, get_cell
-from rflo.cells.base import owns_synapses, standard_params
+from rflo.cells.base import owns_synapses
+from rflo.params import (  # noqa: F401  (the network's parameters by name, re-exported)
+    apply_constraints, get_param, param_names, params_of, trainable_names, weights_of,
+    with_params, with_weights,
+)
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
 
 __all__ = [
@@ -120,67 +124,6 @@ def derivative(name: str):
         raise ValueError(
             f"unknown derivative {name!r}: use one of {sorted(DERIVATIVES)}"
         ) from None
-
-
-def param_names(net: Network):
-    """Every parameter of ``net`` by name: the standard ones and the cell's ``extra``."""
-    return standard_params(net) + tuple(sorted(net.extra or {}))
-
-
-def trainable_names(net: Network):
-    """The parameters trained by default (``lr`` given as one number)."""
-    if owns_synapses(net.cell):
-        return tuple(net.cell.trainable_names(net.extra))
-    return net.cell.trainable
-
-
-def get_param(net: Network, name: str):
-    """The parameter ``name`` of ``net`` (a standard field or an ``extra`` entry)."""
-    if name in standard_params(net):
-        return getattr(net, name)
-    extra = net.extra or {}
-    if name in extra:
-        return extra[name]
-    raise ValueError(f"the network (cell {net.cell.name!r}) has no parameter {name!r}; "
-                     f"it has {list(param_names(net))}")
-
-
-def params_of(net: Network, names=("w_in", "w_rec", "w_out")) -> dict:
-    """The parameters ``names`` of ``net`` as a dict (what rules and optimisers see)."""
-    return {k: get_param(net, k) for k in names}
-
-
-def with_params(net: Network, params: dict) -> Network:
-    """``net`` with the parameters in ``params`` (a dict by name) replaced."""
-    standard = standard_params(net)
-    std = {k: v for k, v in params.items() if k in standard}
-    more = {k: v for k, v in params.items() if k not in standard}
-    if more:
-        std["extra"] = {**(net.extra or {}), **more}
-    return net._replace(**std)
-
-
-def weights_of(net: Network) -> dict:
-    """The three matrices ``w_in, w_rec, w_out`` as a dict."""
-    return params_of(net)
-
-
-def with_weights(net: Network, w: dict) -> Network:
-    """``net`` with the parameters in ``w`` (a dict by name) replaced."""
-    return with_params(net, w)
-
-
-def apply_constraints(net: Network, w_rec):
-    """Project ``w_rec`` onto the network's constraints (mask, then Dale's law).
-
-    Absent connections stay at zero; a weight whose sign would cross that of its
-    presynaptic unit is clipped at zero.
-    """
-    if net.mask is not None:
-        w_rec = w_rec * net.mask
-    if net.sign is not None:
-        w_rec = net.sign * jnp.maximum(net.sign * w_rec, 0.0)
-    return w_rec
 
 
 def init_network(

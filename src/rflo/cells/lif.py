@@ -37,7 +37,7 @@ are then ``dv[t]/dv[t-1] = alpha`` (LIF), and for ALIF::
     e[t]     = psi[t] (eps_v[t] - beta eps_a[t])
 
 (Bellec et al. 2020, eq. 25-27), which the generic local rules
-(:func:`rflo.rules.generic.local_advance`) derive from the cell on their own.
+(:func:`rflo.rules.traces.local_advance`) derive from the cell on their own.
 
 **Scale.**  :func:`rflo.init_network` draws small input weights (uniform on
 ``[-0.1, 0)``) and ``h0 = 0.1``; with the default ``thr = 1`` a unit of such

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-import rflo.rules.generic as generic
+import rflo.rules.traces as traces
 from rflo.rules.base import (
     DEFAULT_SETUP,
     ClosedFormStepRule, Rule, closed_form, closed_trial, feedback_matrix, forward, readout_error,
@@ -130,7 +130,7 @@ class LocalTraceRule(ClosedFormStepRule):
     feedback: str = "random"
 
     def check(self, net, setup):
-        generic.check_local(self.name, net, setup)
+        traces.check_local(self.name, net, setup)
 
     def closed_init(self, net, key):
         return LocalTraces(jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in))
@@ -159,10 +159,10 @@ class LocalTraceRule(ClosedFormStepRule):
         return partial(leaky_tanh.online_trial, setup=setup, feedback=self.feedback)
 
     def generic_init(self, net, key, setup):
-        return generic.local_init(net, setup)
+        return traces.local_init(net, setup)
 
     def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
-        return generic.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
+        return traces.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback)
 
     def trial(self, net, x, y_target, mask, key, setup=None):
         setup = setup or DEFAULT_SETUP

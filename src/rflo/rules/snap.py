@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 
 import rflo.rules.generic as generic
+import rflo.rules.traces as traces
 from rflo.cells.base import owns_synapses
 from rflo.rules.base import ClosedFormStepRule, feedback_matrix, register
 from rflo.rules.rflo import LocalTraces
@@ -62,7 +63,7 @@ class SnAp(ClosedFormStepRule):
     """SnAp-``order`` (``order`` >= 1); feedback through ``w_out^T`` (or ``b``).
 
     On any cell SnAp-1 keeps per-unit traces with the full diagonal Jacobian
-    (:func:`rflo.rules.generic.local_advance` with ``diagonal=True``) and
+    (:func:`rflo.rules.traces.local_advance` with ``diagonal=True``) and
     SnAp-n the influence projected on the pattern ``S_n``.
     """
 
@@ -78,7 +79,7 @@ class SnAp(ClosedFormStepRule):
 
     def check(self, net, setup):
         if self.order == 1:
-            generic.check_local(self.name, net, setup)
+            traces.check_local(self.name, net, setup)
 
     def closed_init(self, net, key):
         if self.order == 1:
@@ -115,12 +116,12 @@ class SnAp(ClosedFormStepRule):
 
     def generic_init(self, net, key, setup):
         if self.order == 1:
-            return generic.local_init(net, setup)
+            return traces.local_init(net, setup)
         return generic.influence_init(net, setup)
 
     def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
         if self.order == 1:
-            return generic.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
+            return traces.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
                                          diagonal=True)
         pattern = None  # a cell that owns its synapses: every unit may reach every other
         if not owns_synapses(net.cell):

@@ -1,0 +1,162 @@
+"""Per-unit eligibility traces for any cell: e-prop / RFLO / local (the unit's
+own dynamics with its recurrent input held fixed) and SnAp-1 (the unit's whole
+diagonal Jacobian).
+
+Each trained parameter of unit ``i`` (along its unit axis, see
+:func:`rflo.cells.base.unit_axes`) keeps one trace per state leaf of its unit::
+
+    eps_c2[t] = sum_c D[c2][c] eps_c[t-1] + dF_c2 / dtheta      (immediate term)
+    direction += sum_c (L[t] dz/ds_c) eps_c[t]
+
+with ``D[c2][c] = d s_c2,i[t] / d s_c,i[t-1]`` of the unit's own state.  The
+rules that call it are :mod:`rflo.rules.rflo` (RFLO, local, e-prop) and
+:mod:`rflo.rules.snap` (SnAp-1).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rflo.cells.base import current, initial_state, output, owns_synapses, step, unit_axes
+from rflo.network import params_of, with_params
+from rflo.rules.generic import (
+    _emit, _leaves, _ones_on, _output_cotangent, _readout_part, recurrent_names,
+)
+
+__all__ = ["check_local", "local_init", "local_advance"]
+
+
+
+
+def check_local(rule_name, net, setup):
+    """Raise if a per-unit rule is asked to train a parameter shared by units."""
+    cell = net.cell
+    if owns_synapses(cell) and not cell.local:
+        raise ValueError(f"rule {rule_name!r} keeps one trace per unit, but the units of cell "
+                         f"{cell.name!r} are not one index shared by its state; use an exact or "
+                         "global rule ('bptt', 'rtrl', 'uoro')")
+    axes = unit_axes(net)
+    shared = [n for n in recurrent_names(setup) if n not in axes]
+    if shared:
+        raise ValueError(
+            f"rule {rule_name!r} keeps one trace per unit, but {shared} of cell "
+            f"{cell.name!r} {'is' if len(shared) == 1 else 'are'} shared by all units; "
+            "freeze it (leave it out of lr) or use an exact rule ('bptt', 'rtrl')")
+    if owns_synapses(cell):
+        n = net.n_rec
+        bad = [k for k in _leaves(initial_state(net)) if jnp.shape(k) != (n,)]
+        if bad:
+            raise ValueError(f"rule {rule_name!r} keeps one trace per unit, which needs every "
+                             f"state leaf of cell {cell.name!r} to have shape (n_rec,) = ({n},); "
+                             "use an exact or global rule ('bptt', 'rtrl', 'uoro')")
+        params = params_of(net, recurrent_names(setup))
+        for name, p in params.items():
+            axis = axes[name]
+            if not (-jnp.ndim(p) <= axis < jnp.ndim(p)) or jnp.shape(p)[axis] % n:
+                raise ValueError(f"cell {cell.name!r}: unit axis {axis} of {name!r} (shape "
+                                 f"{jnp.shape(p)}) must have a multiple of n_rec = {n} entries")
+
+
+def _bcast(v, a, axis=0):
+    """Per-unit ``v`` (n,) shaped to multiply ``a`` along its unit ``axis``
+    (entry ``r`` takes ``v[r % n]``)."""
+    if axis == 0 and a.shape[0] == v.shape[0]:
+        return v.reshape(v.shape + (1,) * (a.ndim - 1))
+    axis = axis % a.ndim
+    v = jnp.tile(v, a.shape[axis] // v.shape[0])
+    return v.reshape([-1 if i == axis else 1 for i in range(a.ndim)])
+
+
+def local_init(net, setup):
+    names = recurrent_names(setup)
+    state0 = initial_state(net)
+    k = len(_leaves(state0))
+    traces = {n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
+              for n, p in params_of(net, names).items()}
+    if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
+        def s0(h0):
+            n = net._replace(h0=h0)
+            return n.cell.initial_state(n)
+
+        _, tangent = jax.jvp(s0, (net.h0,), (jnp.ones_like(net.h0),))
+        traces["h0"] = jnp.stack(_leaves(tangent))
+    return traces
+
+
+def _diagonal_blocks(lin, h):
+    """``D[c2][c]`` (n,): ``d s_c2,i[t] / d s_c,i[t-1]`` of the linear map ``lin``
+    (a state tangent to a state tangent), from ``n`` JVPs per state leaf."""
+    leaves, tree = jax.tree_util.tree_flatten(h)
+    k, n = len(leaves), leaves[0].shape[0]
+    eye = jnp.eye(n, dtype=leaves[0].dtype)
+    cols = []
+    for c in range(k):
+        def column(e, c=c):
+            tangent = [e if i == c else jnp.zeros_like(a) for i, a in enumerate(leaves)]
+            return _leaves(lin(jax.tree_util.tree_unflatten(tree, tangent)))
+
+        cols.append([jnp.diagonal(m) for m in jax.vmap(column)(eye)])
+    return [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+
+
+def _synaptic_dynamics(net, h, x_t, diagonal):
+    """``h[t]`` and the per-unit Jacobian blocks of a cell that owns its synapses:
+    with the recurrent input held fixed where the cell separates it
+    (``step_with``, e-prop's), else (and for SnAp-1) the whole diagonal."""
+    cell, params = net.cell, net.extra
+    k = len(_leaves(h))
+    if cell.step_with is not None and not diagonal:
+        z_prev = cell.output(params, h)
+        h_new, lin = jax.linearize(lambda s: cell.step_with(params, s, x_t, z_prev), h)
+        cols = [_leaves(lin(_ones_on(h, c))) for c in range(k)]
+        return h_new, [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+    h_new, lin = jax.linearize(lambda s: cell.step(params, s, x_t), h)
+    return h_new, _diagonal_blocks(lin, h)
+
+
+def _point_dynamics(net, h, x_t, diagonal):
+    """The same for a point-neuron cell: the neuron with its current held fixed
+    (plus the unit's own synapse ``w_rec[i, i]`` for SnAp-1)."""
+    cell = net.cell
+    k = len(_leaves(h))
+    drive = current(net, cell.output(net, h), x_t)
+    h_new, neuron_jvp = jax.linearize(lambda s: cell.neuron(net, s, drive), h)
+    # D[c2][c]: d s_c2[t] / d s_c[t-1] of each unit, with the recurrent input held fixed
+    cols = [_leaves(neuron_jvp(_ones_on(h, c))) for c in range(k)]
+    D = [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+    if diagonal:  # add the unit's own synapse w_rec[i, i]
+        _, dn_di = jax.jvp(lambda i: cell.neuron(net, h, i), (drive,), (jnp.ones_like(drive),))
+        dn_di = _leaves(dn_di)
+        _, out_jvp = jax.linearize(lambda s: cell.output(net, s), h)
+        dz_ds = [out_jvp(_ones_on(h, c)) for c in range(k)]
+        self_w = jnp.diagonal(net.w_rec)
+        D = [[D[c2][c] + dn_di[c2] * self_w * dz_ds[c] for c in range(k)] for c2 in range(k)]
+    return h_new, D
+
+
+def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False):
+    names = recurrent_names(setup)
+    k = len(_leaves(h))
+    dynamics = _synaptic_dynamics if owns_synapses(net.cell) else _point_dynamics
+    h_new, D = dynamics(net, h, x_t, diagonal)
+    axes = unit_axes(net)
+    # immediate term of each component, for every per-unit parameter at once
+    _, vjp = jax.vjp(lambda p: step(with_params(net, p), h, x_t), params_of(net, names))
+    imm = [vjp(_ones_on(h_new, c2))[0] for c2 in range(k)]
+    new = {}
+    for n, tr in traces.items():
+        ax = axes.get(n, 0)
+        rows = []
+        for c2 in range(k):
+            acc = imm[c2][n]
+            for c in range(k):
+                acc = acc + _bcast(D[c2][c], tr[c], ax) * tr[c]
+            rows.append(acc)
+        new[n] = jnp.stack(rows)
+    y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
+    cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
+    direction = {n: sum(_bcast(cot[c], tr[c], axes.get(n, 0)) * tr[c] for c in range(k))
+                 for n, tr in new.items()}
+    direction.update(_readout_part(net, setup, err, output(net, h_new)))
+    return new, h_new, y, direction
