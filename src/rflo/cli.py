@@ -60,7 +60,7 @@ class UserError(Exception):
 
 
 def _positive_int(text):
-    from rflo.spec import _converters
+    from rflo.spec_flags import converters as _converters
 
     return _converters()["positive_int"](text)
 

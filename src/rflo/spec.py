@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from rflo.spec_flags import KINDS, converters, parse_rates, rates_action
+
 __all__ = ["RunSpec", "cli_options", "config_keys", "grid_keys", "spec_fields", "check_rates",
            "parse_rates"]
 
@@ -51,37 +53,6 @@ def check_rates(v) -> bool:
         return bool(v) and all(isinstance(k, str) and k and _num(x) and x >= 0
                                for k, x in v.items())
     return isinstance(v, (list, tuple)) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
-
-
-def parse_rates(items):
-    """Command-line rates: three numbers ``IN REC OUT`` -> a list of three
-    floats; ``NAME=RATE`` pairs -> a dict by parameter name.  A ValueError
-    says what is wrong."""
-    items = [str(x) for x in items]
-    named = ["=" in x for x in items]
-    if any(named) and not all(named):
-        raise ValueError("--lr takes three rates IN REC OUT or NAME=RATE pairs "
-                         "(e.g. --lr w_rec=0.03 tau=0.1), not a mix")
-    out = {} if all(named) else []
-    for item in items:
-        key, _, text = item.rpartition("=")
-        try:
-            rate = float(text)
-        except ValueError:
-            raise ValueError(f"--lr: expected a learning rate, got {text!r}") from None
-        if not (math.isfinite(rate) and rate >= 0):
-            raise ValueError(f"--lr: expected a learning rate (learning rates must be finite "
-                             f"and >= 0), got {text}")
-        if isinstance(out, dict):
-            if not key or key in out:
-                raise ValueError(f"--lr: {item!r} needs a parameter name given once "
-                                 "(e.g. w_rec=0.03)")
-            out[key] = rate
-        else:
-            out.append(rate)
-    if isinstance(out, list) and len(out) != 3:
-        raise ValueError(f"--lr takes three rates IN REC OUT (or NAME=RATE pairs), got {len(out)}")
-    return out
 
 
 def _setting(default, check, need, help, *, flag=None, grid=True, column=True, only=None,
@@ -325,7 +296,7 @@ def cli_options(command="train") -> dict:
         help_text = meta["help"]() if callable(meta["help"]) else meta["help"]
         shown = f"{default:g}" if isinstance(default, float) else str(default)
         help_text = help_text.replace("{default}", shown)  # the field's own default
-        kw.update(_KINDS.get(kind, {}) if kind else {})
+        kw.update(KINDS.get(kind, {}) if kind else {})
         if isinstance(default, bool):
             kw["action"] = "store_true"
         elif kind not in ("set", "rates"):
@@ -336,80 +307,11 @@ def cli_options(command="train") -> dict:
             kw["default"] = []
         kw["help"] = help_text
         if "type" in kw and isinstance(kw["type"], str):
-            kw["type"] = _converters()[kw["type"]]
+            kw["type"] = converters()[kw["type"]]
         if kw.get("action") == "rates":
-            kw["action"] = _rates_action()
+            kw["action"] = rates_action()
         out["--" + f.name.replace("_", "-")] = (f.name, kw)
     return out
-
-
-#: argparse keywords by the kind of value (converters named, built on use)
-_KINDS = {
-    "positive_int": dict(type="positive_int"),
-    "nonneg_int": dict(type="nonneg_int"),
-    "trials": dict(type="trials"),
-    "seed": dict(type="seed"),
-    "seeds": dict(type="seed", nargs="+", metavar="SEED"),
-    "tau": dict(type="tau"),
-    "positive_float": dict(type="positive_float"),
-    "fraction": dict(type="fraction"),
-    "fraction1": dict(type="fraction1"),
-    "path": dict(type="path"),
-    "set": dict(nargs="+", action="extend", metavar="KEY=VALUE"),
-    "rates": dict(nargs="+", action="rates", metavar="RATE"),
-}
-
-
-def _converters():
-    import argparse
-    from pathlib import Path
-
-    from rflo.cells.leaky_tanh import LEAKY_MIN_TAU
-
-    def checked(convert, ok, need):
-        def parse(text):
-            try:
-                value = convert(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected {need}, got {text!r}") from None
-            if not ok(value):
-                raise argparse.ArgumentTypeError(f"expected {need}, got {text}")
-            return value
-
-        return parse
-
-    finite = math.isfinite
-    return {
-        "positive_int": checked(int, lambda v: v >= 1, "a positive integer"),
-        "nonneg_int": checked(int, lambda v: v >= 0, "an integer >= 0"),
-        "trials": checked(int, lambda v: 1 <= v <= 2**31 - 1, "a positive integer up to "
-                          "2147483647 (trials are counted with 32-bit integers)"),
-        "seed": checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295"),
-        "tau": checked(float, lambda v: finite(v) and v >= LEAKY_MIN_TAU[0],
-                       f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})"),
-        "positive_float": checked(float, lambda v: finite(v) and v > 0, "a finite number > 0"),
-        "fraction": checked(float, lambda v: finite(v) and 0 < v < 1,
-                            "a fraction 0 < x < 1 (e.g. 0.8)"),
-        "fraction1": checked(float, lambda v: finite(v) and 0 < v <= 1,
-                             "a fraction 0 < x <= 1 (e.g. 0.5)"),
-        "path": Path,
-    }
-
-
-def _rates_action():
-    import argparse
-
-    class Rates(argparse.Action):
-        """``--lr IN REC OUT`` or ``--lr NAME=RATE ...`` (:func:`parse_rates`)."""
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            try:
-                setattr(namespace, self.dest, parse_rates(values))
-            except ValueError as exc:
-                text = str(exc)
-                parser.error(text if text.startswith("--lr") else f"argument --lr: {text}")
-
-    return Rates
 
 
 def grid_keys() -> tuple:
