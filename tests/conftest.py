@@ -22,6 +22,28 @@ def pytest_configure(config):
         flags = os.environ.get("XLA_FLAGS", "")
         if flag not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+        _share_compilations(config)
+
+
+def _share_compilations(config):
+    """The default run also keeps JAX's compilation cache in a folder of its
+    own for the session, so that a program that several tests compile alike
+    (the same rule on the same small network, an eager op at a shape seen
+    before) is compiled once: about a tenth less CPU time.  Nothing is shared
+    with other runs (the folder is new and removed at the end), and what runs
+    is the same compiled program."""
+    import shutil
+    import tempfile
+
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # the user's own cache: leave it
+        return
+    folder = tempfile.mkdtemp(prefix="rflo-test-xla-")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def random_network(n_in=3, n_rec=8, n_out=2, seed=0, dtype="float64", tau=10.0):

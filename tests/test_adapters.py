@@ -123,7 +123,7 @@ def summed_loss(p, step, s0, x, y, m):
     return jnp.sum(jax.vmap(SQUARED_ERROR.step)(out, y[1:], m[1:]))
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c == "linen_gru" else c
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in ("linen_gru", "eqx_lstm") else c
                                   for c in sorted(CASES)])  # Linen's: in the slow step
 def test_exact_rules_are_the_gradient_of_the_original_module(case):
     with jax.enable_x64(True):

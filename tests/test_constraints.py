@@ -49,7 +49,12 @@ def modes():
 TASK = random_task(steps=12, n_in=2, n_out=1, seed=3)
 
 
-@pytest.mark.parametrize("rule,online", list(modes()))
+#: rules whose constraint cases run in the slow step (each has a relative in the default run)
+SLOW_RULES = ("rkf_rtrl", "kernl", "dni")
+
+
+@pytest.mark.parametrize("rule,online", [
+    pytest.param(r, o, marks=pytest.mark.slow) if r in SLOW_RULES else (r, o) for r, o in modes()])
 def test_dale_and_mask_hold_after_training(rule, online):
     net = constrained_net()
     assert np.any(np.asarray(net.sign) < 0) and np.any(np.asarray(net.sign) > 0)

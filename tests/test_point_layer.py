@@ -31,13 +31,13 @@ def trial(n_in=2, n_out=2, steps=12, seed=0):
 
 
 @pytest.mark.parametrize("cell_name,rule,names", [
-    ("leaky_tanh", "bptt", ("w_in", "w_rec", "w_out")),
+    pytest.param("leaky_tanh", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
     ("leaky_tanh", "rtrl", ("w_in", "w_rec", "h0", "w_out")),
     ("leaky_tanh", "rflo", ("w_in", "w_rec", "w_out")),
-    ("leaky_tanh", "snap1", ("w_in", "w_rec", "w_out")),
+    pytest.param("leaky_tanh", "snap1", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
     ("leaky_tau", "eprop", ("w_rec", "tau", "bias", "w_out")),
     ("alif", "eprop", ("w_in", "w_rec", "w_out")),
-    ("lif", "bptt", ("w_in", "w_rec", "w_out")),
+    pytest.param("lif", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
 ])
 def test_point_layer_equals_the_point_network(cell_name, rule, names):
     point, layer = pair(cell_name)

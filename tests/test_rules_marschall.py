@@ -303,6 +303,7 @@ def test_dni_module_follows_its_update():
 
 # ----------------------------------------------------------------- training
 
+@pytest.mark.slow  # test_each_rule_learns_the_periodic_task covers it more fully in the slow step
 @pytest.mark.parametrize("rule", ["rkf_rtrl", "kernl", "dni"])
 def test_each_rule_trains_a_tiny_network(rule):
     net = rflo.init_network(1, 8, 1, seed=3)
@@ -355,6 +356,7 @@ def test_add_targets_follow_the_formula():
     with pytest.raises(ValueError, match="must exceed the longer lag"):
         add(n_steps=9)
 
+@pytest.mark.slow  # a training run; the Add targets' formula is checked in the default run
 
 def test_add_trains_with_the_cross_entropy_loss():
     gen = add(n_steps=40)

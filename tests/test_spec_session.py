@@ -131,7 +131,8 @@ def test_a_sweep_over_a_tau_rate_trains_tau(tmp_path):
     assert Sweep.from_dict(sweep.spec.as_dict()).spec.points() == points
 
 
-@pytest.mark.parametrize("seeds", [None, [0, 3]], ids=["one", "ensemble"])
+@pytest.mark.parametrize("seeds", [None, pytest.param([0, 3], marks=pytest.mark.slow)],
+                         ids=["one", "ensemble"])
 def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, seeds):
     import rflo
     from rflo.session import Interrupted, Session
@@ -200,6 +201,7 @@ def test_a_session_refuses_what_cannot_run_before_making_its_folder(tmp_path):
         Session.start(RunSpec(task="flipflop"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
+@pytest.mark.slow  # two runs and two resumes; the default run resumes from Python
 
 def test_the_command_line_resumes_a_python_session_and_back(tmp_path):
     import rflo

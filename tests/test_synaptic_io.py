@@ -175,6 +175,7 @@ def test_an_ensemble_and_a_sweep_of_gru_networks(tmp_path):
     for k in (0, 1):
         assert_same_network(swept[k], (first, second)[k])
 
+@pytest.mark.slow  # three command-line runs; round trips stay in the default run
 
 def test_cli_train_eval_and_resume_a_gru_run(tmp_path):
     common = ("--cell", "gru", "--rule", "rtrl", "--task", "flip_flop", "--set", "n_bits=1",
