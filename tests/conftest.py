@@ -28,8 +28,8 @@ def pytest_configure(config):
 def _share_compilations(config):
     """The default run also keeps JAX's compilation cache in a folder of its
     own for the session, so that a program that several tests compile alike
-    (the same rule on the same small network, an eager op at a shape seen
-    before) is compiled once: about a tenth less CPU time.  Nothing is shared
+    (the same rule on the same small network) is compiled once: about a tenth
+    less CPU time.  Nothing is shared
     with other runs (the folder is new and removed at the end), and what runs
     is the same compiled program."""
     import shutil
@@ -41,7 +41,7 @@ def _share_compilations(config):
         return
     folder = tempfile.mkdtemp(prefix="rflo-test-xla-")
     jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 

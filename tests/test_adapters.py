@@ -185,6 +185,7 @@ def test_local_rules_train_the_builtin_cells():
         moved = {k: float(np.max(np.abs(res.network.extra[k] - net.extra[k]))) for k in net.extra}
         assert all(v > 0 for v in moved.values()), (rule, moved)
 
+@pytest.mark.slow  # trains a module; the refusal of a cell without unit axes is in test_synaptic_cells
 
 def test_a_generic_module_needs_unit_axes_for_local_rules():
     task = flip_flop()

@@ -131,8 +131,8 @@ def test_surrogate_derivative():
         np.testing.assert_allclose(dz, 0.3 * np.maximum(0, 1 - np.abs(v - 0.5) / 0.5) / 0.5)
 
 
-@pytest.mark.parametrize("name", ["lif", "alif", "leaky_tau"])
-def test_exact_rules_equal_autodiff(name):
+@pytest.mark.parametrize("name", [pytest.param("lif", marks=pytest.mark.slow), "alif", "leaky_tau"])
+def test_exact_rules_equal_autodiff(name):  # LIF (ALIF without adaptation): slow step
     """bptt, rtrl and snap2 (= RTRL on a fully connected net) give -grad of the
     summed loss of an independent forward loop, for both losses."""
     net, x, mask, targets = exact_case(name)

@@ -146,6 +146,7 @@ def test_train_save_and_eval(tmp_path):
     assert "loss" in ev.stdout
     assert_png(tmp_path / "trained.eval.png")
 
+@pytest.mark.slow  # a display option; the default run keeps the runs it draws over
 
 def test_progress_bar_on_request(tmp_path):
     proc = run("train", "--trials", 50, "--units", 8, "--period", 20, "--out", tmp_path / "p",
@@ -338,6 +339,7 @@ def test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_confi
     np.testing.assert_array_equal(rflo.load_network(a / "rflo.npz").w_rec,
                                   rflo.load_network(b / "rflo.npz").w_rec)
 
+@pytest.mark.slow  # --cell is covered by test_train_takes_any_task_cell_loss_and_optimizer_and_repeats_from_its_config
 
 def test_compare_takes_a_cell_by_name(tmp_path):
     c = tmp_path / "c"

@@ -51,7 +51,7 @@ SHORTER = {"paper.md": [("trials=30_000", "trials=20")]}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md",
-                                  "sweeps.md"])
+                                  "sweeps.md", "own-model.md"])
 def test_every_docs_example_runs_and_shows_what_it_says(page, tmp_path, monkeypatch):
     """Each page's python blocks run in order in one namespace (NeuroGym's only
     where it is installed), in a fresh folder holding examples/; pages with a

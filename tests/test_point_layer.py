@@ -32,7 +32,7 @@ def trial(n_in=2, n_out=2, steps=12, seed=0):
 
 @pytest.mark.parametrize("cell_name,rule,names", [
     pytest.param("leaky_tanh", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
-    ("leaky_tanh", "rtrl", ("w_in", "w_rec", "h0", "w_out")),
+    pytest.param("leaky_tanh", "rtrl", ("w_in", "w_rec", "h0", "w_out"), marks=pytest.mark.slow),
     ("leaky_tanh", "rflo", ("w_in", "w_rec", "w_out")),
     pytest.param("leaky_tanh", "snap1", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
     ("leaky_tau", "eprop", ("w_rec", "tau", "bias", "w_out")),
@@ -52,6 +52,7 @@ def test_point_layer_equals_the_point_network(cell_name, rule, names):
     for k in names:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
+@pytest.mark.slow  # a training run; the wrapped cells' equality stays in the default run
 
 def test_a_stack_wraps_point_cells_and_trains():
     net = rflo.init_network(1, 6, 1, cell=Stack(layers=("leaky_tanh", "gru")), seed=1)

@@ -366,6 +366,7 @@ def test_add_trains_with_the_cross_entropy_loss():
     # about log 2 per scored step at the start (39 of 40 steps scored)
     assert np.all(np.isfinite(loss)) and abs(loss[0] - np.log(2) * 39 / 40) < 0.1
 
+@pytest.mark.slow  # a teacher network per trial; the Add targets stay in the default run
 
 def test_mimic_targets_are_the_teacher_outputs():
     gen = mimic(n_in=3, n_out=2, n_steps=30, n_rec=6, tau=4.0, teacher_seed=5)

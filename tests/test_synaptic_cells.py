@@ -195,7 +195,8 @@ EXACT = {"bptt": "bptt", "rtrl": "rtrl", "snap2": "snap2",
 
 @pytest.mark.parametrize("cell,rule", [
     pytest.param(c, r, marks=pytest.mark.slow)
-    if c in ("stack", "tanh_rnn") and r not in ("bptt", "rtrl") else (c, r)
+    if (c == "stack" and r != "rtrl") or (c == "tanh_rnn" and r not in ("bptt", "rtrl"))
+    else (c, r)
     for r in sorted(EXACT) for c in sorted(CELLS)])  # a stack's and a function cell's SnAp-2/TBPTT: slow step
 def test_exact_rules_are_the_gradient_of_the_independent_model(cell, rule):
     *_, names, want = problem(cell)
@@ -210,7 +211,8 @@ def test_exact_rules_are_the_gradient_of_the_independent_model(cell, rule):
 # 2. SnAp-2 is RTRL; on the LRU the local rules are RTRL too
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", [pytest.param(c, marks=pytest.mark.slow) if c == "stack" else c
+                                  for c in sorted(CELLS)])
 def test_snap2_is_rtrl_and_one_window_tbptt_is_bptt(cell):
     for rule, exact in (("snap2", "rtrl"), (EXACT["tbptt_one_window"], "bptt")):
         got, want = direction(cell, rule), direction(cell, exact)
@@ -383,6 +385,7 @@ def test_training_lowers_the_loss(cell, rule):
     assert res.diverged is None and np.all(np.isfinite(res.loss))
     assert np.mean(res.loss[-3:]) < 0.7 * res.loss[0], res.loss
 
+@pytest.mark.slow  # an ensemble run; the default run keeps the exactness of every cell
 
 def test_train_ensemble_on_the_gru():
     nets = [rflo.init_network(1, 4, 1, cell="gru", seed=s) for s in (0, 1)]
@@ -408,7 +411,7 @@ def test_value_and_grad_is_the_gradient_of_the_mean_loss():
         assert rel_err(grads[k], -rtrl[k] / STEPS) < 1e-12, k
 
 
-@pytest.mark.parametrize("cell", ["gru", "lru"])
+@pytest.mark.parametrize("cell", ["gru", pytest.param("lru", marks=pytest.mark.slow)])
 def test_simulate_and_evaluate(cell):
     """Shapes (T, n_z) (n_z = 2 n_rec for the LRU), row 0 the initial state,
     and the values of the independent model."""
