@@ -337,6 +337,24 @@ class ClosedFormStepRule(Rule):
         raise NotImplementedError
 
 
+class ClosedFormOnlyRule(ClosedFormStepRule):
+    """A rule written for the leaky tanh closed form only (KeRNL, DNI): every
+    other cell, parameter or route is refused in one line, before compiling."""
+
+    def check(self, net, setup):
+        if setup.route == "generic" or not closed_form(net, setup._replace(route="auto")):
+            raise ValueError(
+                f"rule {self.name!r} is written for the leaky tanh cell with one tau, training "
+                f"w_in, w_rec, w_out (got cell {net.cell.name!r}, params {list(setup.params)}, "
+                f"route {setup.route!r}); use 'rtrl', 'uoro' or 'bptt'")
+
+    def generic_init(self, net, key, setup):
+        self.check(net, setup)
+
+    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
+        self.check(net, setup)
+
+
 _REGISTRY: Dict[str, Rule] = {}
 
 
@@ -369,4 +387,5 @@ def get_rule(rule) -> LearningRule:
 
 
 __all__ += ["LearningRule", "closed_form", "closed_trial", "select", "ClosedFormStepRule",
+            "ClosedFormOnlyRule",
             "check_feedback"]

@@ -52,9 +52,8 @@ import jax
 import jax.numpy as jnp
 
 from rflo.rules.base import (
-    DEFAULT_SETUP, ClosedFormStepRule, cell, feedback_matrix, register, select,
+    DEFAULT_SETUP, ClosedFormOnlyRule, cell, feedback_matrix, register, select,
 )
-from rflo.rules.kernl import check_leaky_tanh
 
 __all__ = ["DNIState", "SyntheticGradients", "DNI"]
 
@@ -67,7 +66,7 @@ class DNIState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class SyntheticGradients(ClosedFormStepRule):
+class SyntheticGradients(ClosedFormOnlyRule):
     """DNI (see the module docstring)."""
 
     name: str = "dni"
@@ -80,15 +79,6 @@ class SyntheticGradients(ClosedFormStepRule):
         v = self.lr_sg
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < float("inf"):
             raise ValueError(f"lr_sg must be a finite number >= 0, got {v!r}")
-
-    def check(self, net, setup):
-        check_leaky_tanh(self.name, net, setup)
-
-    def generic_init(self, net, key, setup):
-        check_leaky_tanh(self.name, net, setup)
-
-    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
-        check_leaky_tanh(self.name, net, setup)
 
     def initial_module(self, net):
         """``A`` at the start: ``[-F w_out, F, 0]`` (the step's own squared-error signal)."""

@@ -54,23 +54,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rflo.cells.leaky_tanh import LeakyTanh
-from rflo.rules.base import MATRICES, ClosedFormStepRule, feedback_matrix, register
+from rflo.rules.base import ClosedFormOnlyRule, feedback_matrix, register
 from rflo.network import f
 
-__all__ = ["KeRNLState", "KeRNL", "KERNL", "check_leaky_tanh"]
-
-
-def check_leaky_tanh(rule_name, net, setup):
-    """Refuse (in one line) all but the leaky tanh closed form: its cell with
-    one ``tau``, training ``w_in``, ``w_rec``, ``w_out``, route not generic."""
-    ok = (isinstance(net.cell, LeakyTanh) and jnp.ndim(net.tau) == 0
-          and set(setup.params) <= set(MATRICES) and setup.route != "generic")
-    if not ok:
-        raise ValueError(
-            f"rule {rule_name!r} is written for the leaky tanh cell with one tau, training "
-            f"w_in, w_rec, w_out (got cell {net.cell.name!r}, params {list(setup.params)}, "
-            f"route {setup.route!r}); use 'rtrl', 'uoro' or 'bptt'")
+__all__ = ["KeRNLState", "KeRNL", "KERNL"]
 
 
 class KeRNLState(NamedTuple):
@@ -84,7 +71,7 @@ class KeRNLState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class KeRNL(ClosedFormStepRule):
+class KeRNL(ClosedFormOnlyRule):
     """KeRNL (see the module docstring)."""
 
     name: str = "kernl"
@@ -102,15 +89,6 @@ class KeRNL(ClosedFormStepRule):
                     or (field == "noise" and not v > 0) or v == float("inf"):
                 raise ValueError(f"{field} must be a finite number "
                                  f"{'> 0' if field == 'noise' else '>= 0'}, got {v!r}")
-
-    def check(self, net, setup):
-        check_leaky_tanh(self.name, net, setup)
-
-    def generic_init(self, net, key, setup):
-        check_leaky_tanh(self.name, net, setup)
-
-    def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
-        check_leaky_tanh(self.name, net, setup)
 
     def closed_init(self, net, key):
         n, m = net.w_in.shape
