@@ -262,20 +262,12 @@ def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectiv
             raise ValueError(f"cell {cell.name!r}: init must return a non-empty dict of arrays "
                              f"by name, got {type(params).__name__}")
         params = {k: np.asarray(v, dtype) for k, v in params.items()}
-        n_z = _output_size(cell, params)
+        n_z = cell.output_size(params)
         _, _, k_out, k_b, _ = jax.random.split(key, 5)
         w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_z), dtype) - 1.0) / np.sqrt(n_z)
         b = jax.random.normal(k_b, (n_z, n_out), dtype) / np.sqrt(n_out)
     return network_from_arrays(w_in=None, w_rec=None, w_out=np.asarray(w_out), b=np.asarray(b),
                                h0=None, tau=None, dtype=dtype, cell=cell, extra=params)
-
-
-def _output_size(cell, params) -> int:
-    z = jax.eval_shape(lambda p: cell.output(p, cell.initial_state(p)), params)
-    if len(z.shape) != 1:
-        raise ValueError(f"cell {cell.name!r}: output(params, state) must be a vector (n_z,), "
-                         f"got shape {z.shape}")
-    return z.shape[0]
 
 
 def _synaptic_from_arrays(cell, w_out, b, dtype, extra, **point):
@@ -302,7 +294,7 @@ def _synaptic_from_arrays(cell, w_out, b, dtype, extra, **point):
         if v.shape != tuple(want[k].shape):
             raise ValueError(f"{k} must have shape {tuple(want[k].shape)} for cell "
                              f"{cell.name!r} (n_in={n_in}, n_rec={n_rec}), got {v.shape}")
-    n_z = _output_size(cell, params)
+    n_z = cell.output_size(params)
     w_out = check_finite_array("w_out", w_out, ndim=2, dtype=dtype)
     b = check_finite_array("b", b, ndim=2, dtype=dtype)
     if w_out.shape[1] != n_z:

@@ -156,6 +156,14 @@ class SynapticCell:
         """``{name: axis}`` of the per-unit parameters (default: none)."""
         return {}
 
+    def output_size(self, params) -> int:
+        """``n_z``, the size of the output, from the parameters' shapes (nothing is computed)."""
+        z = jax.eval_shape(lambda p: self.output(p, self.initial_state(p)), params)
+        if len(z.shape) != 1:
+            raise ValueError(f"cell {self.name!r}: output(params, state) must be a vector (n_z,), "
+                             f"got shape {z.shape}")
+        return z.shape[0]
+
     def trainable_names(self, params) -> Tuple[str, ...]:
         """The parameters trained by default (default: all of the cell's, and ``w_out``)."""
         return tuple(sorted(params)) + ("w_out",)

@@ -73,8 +73,7 @@ class Stack(SynapticCell):
         for i, (layer, width) in enumerate(zip(self.layers, widths + (n_rec,))):
             p = layer.init(jax.random.fold_in(key, i), size, width, dtype)
             params.update({f"layer{i}.{k}": v for k, v in p.items()})
-            z = jax.eval_shape(lambda p, layer=layer: layer.output(p, layer.initial_state(p)), p)
-            size = z.shape[0]
+            size = layer.output_size(p)
         return params
 
     def sized(self, n_in, n_rec):
@@ -88,8 +87,7 @@ class Stack(SynapticCell):
             layer = layer.sized(size, width)
             p = jax.eval_shape(lambda k, layer=layer, size=size, width=width:
                                layer.init(k, size, width, "float32"), jax.random.PRNGKey(0))
-            size = jax.eval_shape(lambda p, layer=layer: layer.output(p, layer.initial_state(p)),
-                                  p).shape[0]
+            size = layer.output_size(p)
             layers.append(layer)
         return replace(self, layers=tuple(layers))
 

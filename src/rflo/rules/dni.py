@@ -51,6 +51,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rflo._checks import check_positive
 from rflo.rules.base import (
     DEFAULT_SETUP, ClosedFormOnlyRule, cell, feedback_matrix, register, select,
 )
@@ -76,9 +77,7 @@ class SyntheticGradients(ClosedFormOnlyRule):
 
     def __post_init__(self):
         super().__post_init__()
-        v = self.lr_sg
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < float("inf"):
-            raise ValueError(f"lr_sg must be a finite number >= 0, got {v!r}")
+        check_positive("lr_sg", self.lr_sg, allow_zero=True)
 
     def initial_module(self, net):
         """``A`` at the start: ``[-F w_out, F, 0]`` (the step's own squared-error signal)."""

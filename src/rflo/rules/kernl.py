@@ -54,6 +54,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rflo._checks import check_positive
 from rflo.rules.base import ClosedFormOnlyRule, feedback_matrix, register
 from rflo.network import f
 
@@ -83,12 +84,9 @@ class KeRNL(ClosedFormOnlyRule):
 
     def __post_init__(self):
         super().__post_init__()
-        for field in ("noise", "lr_beta", "lr_gamma"):
-            v = getattr(self, field)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 \
-                    or (field == "noise" and not v > 0) or v == float("inf"):
-                raise ValueError(f"{field} must be a finite number "
-                                 f"{'> 0' if field == 'noise' else '>= 0'}, got {v!r}")
+        check_positive("noise", self.noise)
+        for field in ("lr_beta", "lr_gamma"):
+            check_positive(field, getattr(self, field), allow_zero=True)
 
     def closed_init(self, net, key):
         n, m = net.w_in.shape
