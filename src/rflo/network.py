@@ -223,12 +223,17 @@ def init_network(
     )
 
 
+def _draw_readout(k_out, k_b, n_out, n_z, dtype):
+    """``w_out`` (n_out, n_z) ``0.1 U(-1, 1) / sqrt(n_z)`` and ``b`` (n_z, n_out) ``N(0, 1) / sqrt(n_out)``."""
+    w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_z), dtype) - 1.0) / np.sqrt(n_z)
+    return w_out, jax.random.normal(k_b, (n_z, n_out), dtype) / np.sqrt(n_out)
+
+
 def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
     k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
     w_in = 0.1 * (jax.random.uniform(k_in, (n_rec, n_in), dtype) - 1.0)
     w_rec = g * jax.random.normal(k_rec, (n_rec, n_rec), dtype) / np.sqrt(n_rec)
-    w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_rec), dtype) - 1.0) / np.sqrt(n_rec)
-    b = jax.random.normal(k_b, (n_rec, n_out), dtype) / np.sqrt(n_out)
+    w_out, b = _draw_readout(k_out, k_b, n_out, n_rec, dtype)
     sign = mask = None
     if connectivity is not None:
         mask = (jax.random.uniform(k_mask, (n_rec, n_rec)) < connectivity).astype(dtype)
@@ -264,8 +269,7 @@ def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectiv
         params = {k: np.asarray(v, dtype) for k, v in params.items()}
         n_z = cell.output_size(params)
         _, _, k_out, k_b, _ = jax.random.split(key, 5)
-        w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_z), dtype) - 1.0) / np.sqrt(n_z)
-        b = jax.random.normal(k_b, (n_z, n_out), dtype) / np.sqrt(n_out)
+        w_out, b = _draw_readout(k_out, k_b, n_out, n_z, dtype)
     return network_from_arrays(w_in=None, w_rec=None, w_out=np.asarray(w_out), b=np.asarray(b),
                                h0=None, tau=None, dtype=dtype, cell=cell, extra=params)
 
