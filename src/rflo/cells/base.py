@@ -302,9 +302,3 @@ def forward(net, x, unroll: int = 1) -> Activity:
 
     return jax.lax.scan(body, cell.initial_state(net), x[1:], unroll=unroll)[1]
 
-
-def per_unit_ones(state, leaf: int):
-    """A tangent for ``state`` with ones on leaf ``leaf`` and zeros elsewhere."""
-    leaves, tree = jax.tree_util.tree_flatten(state)
-    return jax.tree_util.tree_unflatten(
-        tree, [jnp.ones_like(a) if i == leaf else jnp.zeros_like(a) for i, a in enumerate(leaves)])
