@@ -116,7 +116,7 @@ def struct_network(n_in, n_rec, n_out, dtype="float32", cell=None):
     shapes without its memory, for :func:`session_bytes`.  Default a leaky-tanh
     network; ``cell`` (a name or a cell) that owns its synapses gives that
     cell's parameters (traced from its ``init``, nothing allocated)."""
-    from rflo.network import Network
+    from rflo.params import Network
 
     def s(*shape):
         return jax.ShapeDtypeStruct(shape, np.dtype(dtype))
