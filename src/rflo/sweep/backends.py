@@ -16,52 +16,17 @@ pickle of those strings; every result is written as data: parquet and npz).
 from __future__ import annotations
 
 import contextlib
-import os
 import traceback
 from pathlib import Path
 
+from rflo.sweep.devices import (  # noqa: F401  (importable from here, as before)
+    configure_host_devices,
+    cpu_count,
+    resolve_devices,
+)
+
 __all__ = ["run_local", "run_submitit", "run_chunk_job", "compile_cache",
            "configure_host_devices", "resolve_devices", "cpu_count"]
-
-
-def cpu_count() -> int:
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def configure_host_devices(devices) -> bool:
-    """Before JAX starts computing: ask for one host (CPU) device per core
-    (``"auto"``) or ``devices`` of them, so that a chunk's networks can be
-    split over every core.  Returns False where JAX has already started (its
-    device count is then what it is)."""
-    import jax
-
-    n = cpu_count() if devices == "auto" else int(devices)
-    if n <= 1:
-        return True
-    try:
-        jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:
-        return False
-    return True
-
-
-def resolve_devices(devices) -> int:
-    """The number of devices to split chunks over: ``"auto"`` is every device
-    of JAX's default backend (the GPUs, or the host devices)."""
-    import jax
-
-    if devices == "auto":
-        return len(jax.devices())
-    n = int(devices)
-    if n > len(jax.devices()):
-        raise ValueError(f"devices={n} but JAX sees {len(jax.devices())} device(s); on a CPU "
-                         f"start the process with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
-                         "(rflo sweep run --devices N does this)")
-    return n
 
 
 @contextlib.contextmanager

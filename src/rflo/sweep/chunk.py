@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rflo.results import MEASURE_COLUMNS
-from rflo.sweep.plan import Chunk
+from rflo.sweep.plan import Chunk, build_point
 from rflo.sweep.spec import SweepSpec, point_rates, point_spec
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
@@ -34,14 +34,6 @@ __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_n
 #: the table's measured columns (after the grid's): the library's tidy format
 #: (:data:`rflo.results.MEASURE_COLUMNS`) and the chunk that wrote the row
 MEASURES = MEASURE_COLUMNS + ("chunk",)
-
-
-def _build(point):
-    """The task, cell and optimiser shared by a chunk's networks (built from
-    the point's :class:`rflo.spec.RunSpec`, as a run's session builds them)."""
-    from rflo.session import build
-
-    return build(point_spec(point))
 
 
 def _lanes(points, n):
@@ -60,11 +52,11 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
 
     from rflo.ensemble import stack_networks, train_ensemble, unstack_networks
     from rflo.session import draw_network
-    from rflo.sweep.backends import resolve_devices
+    from rflo.sweep.devices import resolve_devices
 
     t0 = time.perf_counter()
     first = chunk.points[0]
-    task, cell, optimizer = _build(first)
+    task, cell, optimizer = build_point(first)
     n_dev = max(1, min(int(devices), chunk.lanes))
     lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
     run = point_spec(first, spec.trials)  # the settings the chunk's lanes share

@@ -19,7 +19,7 @@ from typing import List, NamedTuple
 
 from rflo.sweep.spec import SweepSpec, is_lane, point_rates, point_spec
 
-__all__ = ["Chunk", "make_plan", "check_plan"]
+__all__ = ["Chunk", "make_plan", "check_plan", "build_point"]
 
 
 class Chunk(NamedTuple):
@@ -40,6 +40,15 @@ def _version():
     from rflo import __version__
 
     return __version__
+
+
+def build_point(point):
+    """The task, cell and optimiser of a grid point, shared by its chunk's
+    networks (built from the point's :class:`rflo.spec.RunSpec`, as a run's
+    session builds them; ValueError when they do not build)."""
+    from rflo.session import build
+
+    return build(point_spec(point))
 
 
 def chunk_id(points, trials, record_every, lanes) -> str:
@@ -82,7 +91,6 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     rule, optimiser, rates, memory for its networks); raise ValueError naming
     the chunk's settings and the problem."""
     from rflo.session import draw_network
-    from rflo.sweep.chunk import _build
     from rflo.train import check_fits, check_session_memory, prepare_session
 
     seen = set()
@@ -95,7 +103,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
         where = ", ".join(f"{k}={v}" for k, v in p.items()
                           if not is_lane(k) and v is not None)
         try:
-            task, cell, optimizer = _build(p)
+            task, cell, optimizer = build_point(p)
             net = draw_network(point_spec(p), task, cell, seed=0)
             check_fits(net, task)
             for q in c.points:
