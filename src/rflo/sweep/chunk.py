@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from rflo.results import MEASURE_COLUMNS
-from rflo.sweep.plan import Chunk, build_point
-from rflo.sweep.spec import SweepSpec, point_rates, point_spec
+from rflo.sweep.plan import Chunk
+from rflo.sweep.points import build_point, point_rates, point_spec
+from rflo.sweep.spec import SweepSpec
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 

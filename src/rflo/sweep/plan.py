@@ -17,9 +17,10 @@ import hashlib
 import json
 from typing import List, NamedTuple
 
-from rflo.sweep.spec import SweepSpec, is_lane, point_rates, point_spec
+from rflo.sweep.points import build_point, point_rates, point_spec
+from rflo.sweep.spec import SweepSpec, is_lane
 
-__all__ = ["Chunk", "make_plan", "check_plan", "build_point"]
+__all__ = ["Chunk", "make_plan", "check_plan"]
 
 
 class Chunk(NamedTuple):
@@ -40,15 +41,6 @@ def _version():
     from rflo import __version__
 
     return __version__
-
-
-def build_point(point):
-    """The task, cell and optimiser of a grid point, shared by its chunk's
-    networks (built from the point's :class:`rflo.spec.RunSpec`, as a run's
-    session builds them; ValueError when they do not build)."""
-    from rflo.session import build
-
-    return build(point_spec(point))
 
 
 def chunk_id(points, trials, record_every, lanes) -> str:

@@ -63,11 +63,10 @@ import json
 import math
 from typing import NamedTuple
 
-import numpy as np
-
 from rflo import runconfig
 
-__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "is_lane", "point_rates", "point_spec", "setting", "Grid", "SweepSpec", "read_spec", "spec_from_dict", "spec_toml"]
+__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "MAX_POINTS", "is_lane", "setting", "Grid",
+           "SweepSpec", "grid_size", "read_spec", "spec_from_dict", "spec_toml"]
 
 def _grid_defaults(column):
     """The grid keys of :class:`rflo.spec.RunSpec`'s fields (``lr`` as its
@@ -114,41 +113,14 @@ def setting(point, key):
     return point.get(key, OPTIONAL_DEFAULTS.get(key))
 
 
-def point_rates(points, net) -> dict:
-    """The rates by parameter name of a chunk's ``points`` for ``net`` (one
-    array over the points each): ``lr_in``, ``lr_rec``, ``lr_out`` (mapped by
-    role for a cell that owns its synapses), then the ``lr.NAME`` rates by
-    name, which take the place of a role's rate for the same parameter."""
-    from rflo import runconfig
-
-    lr = {name: np.array([p[key] for p in points], float) for name, key in RATE_KEYS}
-    if net.w_rec is None:  # a cell that owns its synapses: the three rates by its names
-        lr = dict(runconfig.cell_rates(net, tuple(lr[name] for name, _ in RATE_KEYS)))
-    named = [k for k in points[0] if k.startswith("lr.") and points[0][k] is not None]
-    for key in named:
-        lr[key[3:]] = np.array([p[key] for p in points], float)
-    return lr
-
-
-def point_spec(point, trials=None):
-    """The :class:`rflo.spec.RunSpec` of a grid point (its three rates, and
-    its rates by name where it has them), checked as every run's settings are."""
-    from rflo.spec import RunSpec, config_keys
-
-    data = {k: v for k, v in point.items() if k in config_keys() and k != "lr"}
-    data["set"] = {k[4:]: v for k, v in point.items() if k.startswith("set.") and v is not None}
-    named = {k[3:]: v for k, v in point.items() if k.startswith("lr.") and v is not None}
-    three = [point[key] for _, key in RATE_KEYS]
-    data["lr"] = ({**dict(zip(("w_in", "w_rec", "w_out"), three)), **named} if named
-                  else three)
-    if trials is not None:
-        data["trials"] = trials
-    return RunSpec.from_dict(data, "sweep point")
-
-
 #: grid settings whose table column has another name
 COLUMN_NAMES = {"loss": "loss_function"}
-TOP_KEYS = ("name", "trials", "record_every", "max_networks", "grid", "backend")
+TOP_KEYS = ("name", "trials", "record_every", "max_networks", "max_points", "grid", "backend")
+#: most grid points a spec may have (``max_points`` in the spec sets another):
+#: every command plans the whole grid in memory, at about 1 KB and 20 us per
+#: point (a point's settings, its chunk, its id), so 10^6 points are about a
+#: GB and 20 s; the grid's size is counted from its lists before any point is made
+MAX_POINTS = 10**6
 BACKENDS = ("local", "slurm", "submitit_local")
 SLURM_KEYS = ("partition", "time", "cpus_per_task", "array_parallelism", "mem_gb",
               "account", "qos", "constraint", "gpus_per_node")
@@ -200,14 +172,17 @@ class SweepSpec:
     name : the sweep's name (text).
     trials : trials per network.  record_every : trials per table row.
     max_networks : most networks in one chunk.
+    max_points : most grid points (:data:`MAX_POINTS` unless the spec says).
     grids : the :class:`Grid` s whose points make the sweep (one ``[grid]``
         table, or several ``[[grid]]`` tables whose points are joined).
     backend : ``{"name": ..., "devices": ..., "slurm": {...}}``.
     """
 
-    def __init__(self, name, trials, record_every, max_networks, grids, backend):
+    def __init__(self, name, trials, record_every, max_networks, grids, backend,
+                 max_points=MAX_POINTS):
         self.name, self.trials, self.record_every = name, trials, record_every
         self.max_networks, self.grids, self.backend = max_networks, list(grids), backend
+        self.max_points = max_points
 
     @property
     def grid(self) -> dict:
@@ -222,8 +197,9 @@ class SweepSpec:
     def as_dict(self) -> dict:
         """The spec as plain data (what :func:`spec_from_dict` reads back)."""
         grids = [g.as_dict() for g in self.grids]
+        limit = {} if self.max_points == MAX_POINTS else {"max_points": self.max_points}
         return {"name": self.name, "trials": self.trials, "record_every": self.record_every,
-                "max_networks": self.max_networks,
+                "max_networks": self.max_networks, **limit,
                 "grid": grids[0] if len(grids) == 1 else grids, "backend": dict(self.backend)}
 
     def columns(self) -> list:
@@ -305,9 +281,9 @@ def _values(key, value, where):
     return out
 
 
-def _int_at_least(data, key, default, low, where):
+def _int_at_least(data, key, default, low, where, high=2**31):
     v = data.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < low or v >= 2**31:
+    if not isinstance(v, int) or isinstance(v, bool) or v < low or v >= high:
         raise ValueError(f"{where}: {key!r} must be an integer >= {low}, got {v!r}")
     return v
 
@@ -325,21 +301,36 @@ def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
     name = data.get("name", "sweep")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{source}: 'name' must be text, got {name!r}")
+    max_points = _int_at_least(data, "max_points", MAX_POINTS, 1, source, high=2**63)
     raw = data.get("grid") or {}
-    if isinstance(raw, dict):
-        grids = [_grid(raw, f"{source} [grid]")]
-    elif isinstance(raw, list) and raw and all(isinstance(g, dict) for g in raw):
-        grids = [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)]
-    else:
+    if not (isinstance(raw, dict) or (isinstance(raw, list) and raw
+                                      and all(isinstance(g, dict) for g in raw))):
         raise ValueError(f"{source}: 'grid' must be a table of settings ([grid]) or a list of "
                          "them ([[grid]])")
+    raws = [raw] if isinstance(raw, dict) else raw
+    size = sum(grid_size(g) for g in raws)  # before a single point is made
+    if size > max_points:
+        raise ValueError(f"{source}: the grid has {size:,} points, more than max_points = "
+                         f"{max_points:,} (planning takes about 1 KB per point); sweep fewer "
+                         "values, split it into several specs, or set max_points higher in "
+                         "the spec if the memory is there")
+    grids = ([_grid(raw, f"{source} [grid]")] if isinstance(raw, dict) else
+             [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)])
     backend = _backend(data.get("backend") or {}, source)
-    spec = SweepSpec(name, trials, record_every, max_networks, grids, backend)
+    spec = SweepSpec(name, trials, record_every, max_networks, grids, backend, max_points)
     points = [json.dumps(p, sort_keys=True) for p in spec.points()]
     if len(set(points)) != len(points):
         raise ValueError(f"{source}: the grids share points (a network would be trained twice); "
                          "make them disjoint")
     return spec
+
+
+def grid_size(raw: dict) -> int:
+    """Points of one grid table (a dict), from the lengths of its lists alone:
+    the product over its settings, task parameters and rates by name."""
+    values = [v for k, value in raw.items() for v in (
+        value.values() if k in ("set", "lr") and isinstance(value, dict) else [value])]
+    return math.prod(len(v) if isinstance(v, (list, tuple, range)) else 1 for v in values)
 
 
 def _grid(raw, where) -> Grid:
