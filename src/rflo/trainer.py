@@ -193,6 +193,7 @@ class SessionState(NamedTuple):
     w: dict
     opt_state: object
     guard: Guard
+    rule_state: object = None  # what the rule learned across trials (rflo.rules.learned), or None
 
 
 # --------------------------------------------------------------------------
@@ -241,24 +242,37 @@ def _mean0(tree):
     return jax.tree_util.tree_map(lambda d: jnp.mean(d, axis=0), tree)
 
 
-def _offline_update(cfg, opt, net, w, opt_state, x, y, m, keys):
+def _offline_update(cfg, opt, net, w, opt_state, x, y, m, keys, learned=None):
     rule, _, setup = cfg
     net_w = with_params(net, w)
+
+    def trial(x, y, m, k):
+        if learned is None:
+            return (*rule.trial(net_w, x, y, m, k, setup), None)
+        return rule.trial_from(learned, net_w, x, y, m, k, setup)
+
     if x.shape[0] == 1:
-        direction, out = rule.trial(net_w, x[0], y[0], m[0], keys[0], setup)
+        direction, out, learned = trial(x[0], y[0], m[0], keys[0])
         out = out[None]
     else:
-        dirs, out = jax.vmap(lambda x, y, m, k: rule.trial(net_w, x, y, m, k, setup))(x, y, m, keys)
-        direction = _mean0(dirs)
+        dirs, out, learned = jax.vmap(trial)(x, y, m, keys)
+        direction, learned = _mean0(dirs), _mean0(learned)
     w, opt_state = _apply(opt, net, w, opt_state, direction, x.shape[1])
     loss = jnp.mean(jax.vmap(partial(trial_loss, setup.loss))(out, y, m))
-    return w, opt_state, loss, out
+    return w, opt_state, loss, out, learned
 
 
 def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
+    """:func:`_online_learned` for a rule without learned state: ``(w,
+    opt_state, loss, outputs)``."""
+    return _online_learned(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs)[:4]
+
+
+def _online_learned(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs, learned=None):
     """A batch of trials with an update at every step.  Carries O(1)-in-T state
     (parameters, traces, cell states, the running loss); the outputs only when
-    the task's accuracy needs them."""
+    the task's accuracy needs them.  ``learned``: the rule's learned state
+    (:mod:`rflo.rules.learned`) that each trial starts from, or None."""
     rule, _, setup = cfg
     n_batch, n_steps, n_out = y.shape
     single = n_batch == 1
@@ -284,18 +298,25 @@ def _online_update(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs):
 
     net0 = with_params(net, w)
     h0 = initial_state(net0)
+
+    def init(k):
+        s = rule.init(net0, k, setup)
+        return s if learned is None else rule.resume(s, learned)
+
     if single:
-        states = rule.init(net0, keys[0], setup)
+        states = init(keys[0])
     else:
-        states = jax.vmap(lambda k: rule.init(net0, k, setup))(keys)
+        states = jax.vmap(init)(keys)
         h0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_batch,) + a.shape), h0)
     outs = [jnp.zeros((n_batch, n_steps - 1, n_out), y.dtype)] if keep_outputs else []
     zero = jnp.zeros((), y.dtype)
-    w, opt_state, _, _, total, *outs = jax.lax.fori_loop(
+    w, opt_state, states, _, total, *outs = jax.lax.fori_loop(
         1, n_steps, body, (w, opt_state, states, h0, zero, *outs), unroll=setup.unroll)
     outs = outs[0] if keep_outputs else None
     norm = n_steps * n_out if setup.loss.per_output else n_steps
-    return w, opt_state, total / norm, outs
+    if learned is not None:
+        learned = rule.carried(_mean0(states) if not single else states)
+    return w, opt_state, total / norm, outs, learned
 
 
 def _online_fused(fused, cfg, opt, net, w, opt_state, lr, x, y, m, keys, keep_outputs):
@@ -334,9 +355,12 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
     if online and optimizer is None and source.batch == 1:
         fused_online = getattr(rule, "fused_online", None)
         fused = fused_online(net, setup) if fused_online is not None else None
+    learned = state.rule_state  # a rule's learned state lasts across trials (rflo.rules.learned)
+    if learned is None and getattr(rule, "carried", None) is not None:
+        learned = rule.carried(rule.init(with_params(net, state.w), key, setup))
 
     def body(i, carry):
-        w, opt_state, guard, losses, aligns, *accs = carry
+        w, opt_state, guard, learned, losses, aligns, *accs = carry
         trial = start + i
         k = jax.random.fold_in(key, trial)
         if source.generator is None and source.batch == 1:
@@ -349,11 +373,11 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
             new_w, new_opt, loss, out = _online_fused(fused, cfg, opt, net, w, opt_state, lr,
                                                       x, y, m, rule_keys, metric is not None)
         elif online:
-            new_w, new_opt, loss, out = _online_update(cfg, opt, net, w, opt_state, x, y, m,
-                                                       rule_keys, metric is not None)
+            new_w, new_opt, loss, out, learned = _online_learned(
+                cfg, opt, net, w, opt_state, x, y, m, rule_keys, metric is not None, learned)
         else:
-            new_w, new_opt, loss, out = _offline_update(cfg, opt, net, w, opt_state, x, y, m,
-                                                        rule_keys)
+            new_w, new_opt, loss, out, learned = _offline_update(
+                cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned)
         (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
                                                  (new_w, new_opt), loss)
         if metric is not None:  # no buffer work for tasks without a metric
@@ -363,14 +387,14 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
             accs = [accs[0].at[i].set(acc)]
         losses = losses.at[i].set(loss)
         aligns = aligns.at[i].set(alignment(with_params(net, w)))
-        return (w, opt_state, guard, losses, aligns, *accs)
+        return (w, opt_state, guard, learned, losses, aligns, *accs)
 
     buf = jnp.zeros((capacity,), net.w_out.dtype)
     accs = [buf] if metric is not None else []
-    w, opt_state, guard, losses, aligns, *accs = jax.lax.fori_loop(
-        0, n, body, (state.w, state.opt_state, state.guard, buf, buf, *accs))
+    w, opt_state, guard, learned, losses, aligns, *accs = jax.lax.fori_loop(
+        0, n, body, (state.w, state.opt_state, state.guard, learned, buf, buf, *accs))
     accs = accs[0] if metric is not None else jnp.full((capacity,), jnp.nan, buf.dtype)
-    return SessionState(w, opt_state, guard), losses, aligns, accs
+    return SessionState(w, opt_state, guard, learned), losses, aligns, accs
 
 
 @partial(jax.jit, static_argnums=(0, 1, 9))

@@ -27,14 +27,14 @@ the prediction (``e = 0``) and the summed update is BPTT's (tested).
 ``feedback="random"``): the synthetic gradient is then exactly the step's own
 squared-error signal ``q[t] = F (y*[t] - w_out h[t])`` (unmasked), the
 credit of a network with no future, and it learns the future part from the
-bootstrapped targets.  (Marschall et al. start it at random; a random module
-that restarts every trial would only add noise.)  The trainer starts every
-trial from :meth:`SyntheticGradients.init`, so ``A`` is learned within a
-trial (Marschall et al. train it continuously over one long stream, with a
-target copy of ``A`` refreshed every few steps; here the target uses the
-current ``A``).  Code
-that drives :meth:`~rflo.rules.base.Rule.advance` itself can carry ``A``
-across trials with :meth:`SyntheticGradients.next_trial`.
+bootstrapped targets.  (Marschall et al. start it at random; this start
+gives the immediate part of the credit from the first step.)  ``A`` is learned state
+(:class:`rflo.rules.learned.LearnedState`): the trainer carries it from
+trial to trial through a session, as Marschall et al. train it continuously
+over one long stream (they bootstrap from a target copy of ``A`` refreshed
+every few steps; here the target uses the current ``A``).  Code that drives
+:meth:`~rflo.rules.base.Rule.advance` itself carries it with
+:meth:`SyntheticGradients.next_trial`.
 
 Settings (field): ``lr_sg`` (1e-2), the module's learning rate.  Only the
 leaky tanh cell with one ``tau``, training ``w_in``, ``w_rec``, ``w_out``.
@@ -55,6 +55,7 @@ from rflo._checks import check_positive
 from rflo.rules.base import (
     DEFAULT_SETUP, ClosedFormOnlyRule, cell, feedback_matrix, register, select,
 )
+from rflo.rules.learned import LearnedState
 
 __all__ = ["DNIState", "SyntheticGradients", "DNI"]
 
@@ -67,7 +68,7 @@ class DNIState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class SyntheticGradients(ClosedFormOnlyRule):
+class SyntheticGradients(LearnedState, ClosedFormOnlyRule):
     """DNI (see the module docstring)."""
 
     name: str = "dni"
@@ -91,9 +92,12 @@ class SyntheticGradients(ClosedFormOnlyRule):
         return DNIState(self.initial_module(net).astype(dt), jnp.zeros((n + o + 1,), dt),
                         jnp.zeros((n,), dt), jnp.zeros((), jnp.int32))
 
-    def next_trial(self, state, net, key=None):
-        """The state for a new trial that keeps the learned module ``A``."""
-        return self.closed_init(net, key)._replace(A=state.A)
+    def carried(self, state):
+        """What lasts across trials: the module ``A``."""
+        return state.A
+
+    def resume(self, state, carried):
+        return state._replace(A=carried)
 
     def credit(self, A, module_in, t):
         """The synthetic gradient ``A h~`` for the module input ``h~`` of step

@@ -32,11 +32,12 @@ Initial values: ``beta = I`` and ``k = c = 1 - 1/tau``: the trace is then
 RFLO's, and until ``beta`` and ``gamma`` move KeRNL is the ``local`` rule (RFLO
 with ``w_out^T`` feedback); tested equal with the learning rates at 0.
 
-The trainer starts every trial from :meth:`KeRNL.init`, so ``beta`` and
-``gamma`` are learned within a trial and start again from these values at the
-next (Marschall et al. train them continuously over one long stream).  Code that
-drives :meth:`~rflo.rules.base.Rule.advance` itself can carry them across
-trials with :meth:`KeRNL.next_trial`.
+``beta`` and ``gamma`` are learned state (:class:`rflo.rules.learned.LearnedState`):
+the trainer carries them from trial to trial through a session (Marschall et
+al. train them continuously over one long stream); the traces ``B``,
+``omega``, ``Gamma`` and the perturbed state start afresh at every trial.  Code
+that drives :meth:`~rflo.rules.base.Rule.advance` itself carries them with
+:meth:`KeRNL.next_trial`.
 
 Settings (fields): ``noise`` (sigma, 1e-3), ``lr_beta`` (1e-3), ``lr_gamma``
 (1e-4).  Only the leaky tanh cell with one ``tau``, training ``w_in``,
@@ -56,6 +57,7 @@ import jax.numpy as jnp
 
 from rflo._checks import check_positive
 from rflo.rules.base import ClosedFormOnlyRule, feedback_matrix, register
+from rflo.rules.learned import LearnedState
 from rflo.network import f
 
 __all__ = ["KeRNLState", "KeRNL", "KERNL"]
@@ -72,7 +74,7 @@ class KeRNLState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class KeRNL(ClosedFormOnlyRule):
+class KeRNL(LearnedState, ClosedFormOnlyRule):
     """KeRNL (see the module docstring)."""
 
     name: str = "kernl"
@@ -96,10 +98,13 @@ class KeRNL(ClosedFormOnlyRule):
         return KeRNLState(jnp.zeros((n, n + m), dt), jnp.eye(n, dtype=dt), gamma,
                           jnp.asarray(net.h0, dt), zero, zero, key)
 
-    def next_trial(self, state, net, key):
-        """The state for a new trial that keeps the learned ``beta`` and ``gamma``."""
-        fresh = self.closed_init(net, key)
-        return fresh._replace(beta=state.beta, gamma=state.gamma)
+    def carried(self, state):
+        """What lasts across trials: ``(beta, gamma)``."""
+        return state.beta, state.gamma
+
+    def resume(self, state, carried):
+        beta, gamma = carried
+        return state._replace(beta=beta, gamma=gamma)
 
     def step(self, state, net, s):
         a = 1.0 / net.tau
