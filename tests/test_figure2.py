@@ -10,6 +10,7 @@ import pytest
 
 import rflo
 from rflo.paper import figure2
+from rflo.paper.common import network_seeds, paper_network
 from rflo.rules.rtrl import InfluenceRule
 
 from conftest import random_network, random_task, rel_err
@@ -53,6 +54,61 @@ def test_config_checks():
     with pytest.raises(ValueError, match=r"no rate for .*'rflo_dale', 160"):
         figure2.Config(mode="x", lr=tuple(r for r in figure2.FULL.lr if r[0] != "rflo_dale")
                        ).check()
+
+
+def test_paper_network_draws_the_methods_distributions():
+    """The Methods ("Simulation details"): w_in ~ U[-1, 1], w_out ~ U[-1/sqrt(N),
+    1/sqrt(N)], W ~ N(0, 1.5^2/N), B ~ N(0, 1); Dale's law as w_ij <- xi_j |w_ij|."""
+    n = 400
+    net = paper_network(50, n, 20, seed=7)
+    w_in, w_rec, w_out, b = (np.asarray(getattr(net, k), float)
+                             for k in ("w_in", "w_rec", "w_out", "b"))
+    # uniform on [-a, a]: mean 0, variance a^2 / 3, the bounds reached but not passed
+    for w, a in ((w_in, 1.0), (w_out, 1 / np.sqrt(n))):
+        assert abs(w.mean()) < 0.02 * a and np.var(w) == pytest.approx(a * a / 3, rel=0.03)
+        assert a * 0.99 < np.abs(w).max() <= a
+    assert abs(w_rec.mean()) < 0.003 and np.std(w_rec) == pytest.approx(1.5 / np.sqrt(n), rel=0.01)
+    assert abs(b.mean()) < 0.03 and np.std(b) == pytest.approx(1.0, rel=0.02)
+    dale = paper_network(50, n, 20, seed=7, dale=0.5)
+    sign = np.asarray(dale.sign)
+    assert np.sum(sign > 0) == n // 2
+    np.testing.assert_allclose(np.asarray(dale.w_rec), np.abs(w_rec) * sign[None, :], rtol=1e-6)
+    # the notebook's draw stays available: 10x smaller readout, inputs on [-0.1, 0)
+    note = paper_network(1, n, 1, seed=7, init="notebook")
+    assert np.abs(np.asarray(note.w_out)).max() <= 0.1 / np.sqrt(n)
+    with pytest.raises(ValueError, match="init"):
+        paper_network(1, 4, 1, seed=0, init="other")
+
+
+def test_figure2_draws_the_methods_networks_by_default():
+    for cfg in (figure2.FULL, figure2.QUICK):
+        assert cfg.init == "methods" and cfg.derivative == "seed"
+    nets = figure2.networks(figure2.FULL, "rflo", [3, 4])
+    for k, seed in enumerate((3, 4)):
+        ref = paper_network(1, 30, 1, seed, 10.0)
+        for name in ("w_in", "w_rec", "w_out", "b", "h0"):
+            np.testing.assert_array_equal(np.asarray(getattr(nets, name))[k],
+                                          np.asarray(getattr(ref, name)))
+    dale = figure2.networks(figure2.FULL, "rflo_dale", [3])
+    assert np.sum(np.asarray(dale.sign) > 0) == 15
+    spec = figure2.run_spec(figure2.FULL, "rflo_dale", 80, seeds=[0, 1])
+    assert (spec.rule, spec.units, spec.period, spec.dale, spec.derivative) == (
+        "rflo", 30, 800, 0.5, "seed")
+    assert figure2.config("full", "notebook").init == "notebook"
+
+
+def test_seeds_option_names_the_reported_networks():
+    import argparse
+
+    from rflo.paper.common import apply_arguments
+
+    p = figure2.add_arguments(argparse.ArgumentParser())
+    cfg = apply_arguments(figure2.QUICK, p.parse_args(["--seeds", "10,12,15", "--init",
+                                                       "notebook"]))
+    assert cfg.seeds == (10, 12, 15) and cfg.n_networks == 3 and cfg.init == "notebook"
+    assert network_seeds(cfg) == [10, 12, 15]
+    assert network_seeds(figure2.QUICK) == list(range(6))
+    assert figure2.main(["--seeds", "1,1", "--out", "unused"]) == 2
 
 
 def test_stored_rates_cover_every_panel():
@@ -131,7 +187,9 @@ def test_shipped_sweep_specs_are_the_figures():
     from rflo.sweep.spec import read_spec, spec_from_dict
 
     root = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
-    for cfg, name in ((figure2.FULL, "figure2_full.toml"), (figure2.QUICK, "figure2_quick.toml")):
+    # a sweep draws the notebook's networks, so the shipped specs are the notebook's figure
+    for cfg, name in ((figure2.config("full", "notebook"), "figure2_full.toml"),
+                      (figure2.config("quick", "notebook"), "figure2_quick.toml")):
         shipped = read_spec(root / name)
         assert shipped.points() == spec_from_dict(figure2.sweep_spec(cfg)).points()
         assert shipped.trials == cfg.trials and shipped.record_every == 1
@@ -143,7 +201,8 @@ def test_shipped_sweep_specs_are_the_figures():
 @pytest.mark.slow
 def test_the_figure_through_a_sweep_equals_the_direct_run(tmp_path):
     pytest.importorskip("pyarrow")
-    cfg = figure2.Config(mode="tiny", n_rec=8, n_networks=2, trials=30, periods_tau=(2, 4),
+    cfg = figure2.Config(mode="tiny", init="notebook", n_rec=8, n_networks=2, trials=30,
+                         periods_tau=(2, 4),
                          panel_a_periods_tau=(2, 4), panel_d_period_tau=4,
                          dale_periods_tau=(2,), ablation_networks=2,
                          lr=(("bptt", 2, 0.1, 0.1), ("rflo", 2, 0.003, 0.03), ("bptt", 4, 0.1),

@@ -13,24 +13,83 @@ import numpy as np
 
 from rflo.files import atomic_write
 
-__all__ = ["paper_network", "csv_text", "json_safe", "write_file", "write_text", "log_spaced",
+__all__ = ["paper_network", "INITS", "network_seeds", "spec_train", "csv_text", "json_safe", "write_file", "write_text", "log_spaced",
            "check_out", "band_rows", "median_band", "quartiles", "ranges_overlap", "lower_verdict",
-           "add_figure_arguments", "figure_main"]
+           "add_figure_arguments", "apply_arguments", "figure_main"]
 
 
-def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32"):
-    """A network drawn as the paper's Methods say: ``w_in ~ U[-1, 1]``,
-    ``w_rec ~ N(0, 1.5^2 / N)``, ``w_out ~ U[-1/sqrt(N), 1/sqrt(N)]``,
-    ``b ~ N(0, 1)``; ``h0 = 0.1`` (the notebook's; the paper gives none).
-    (:func:`rflo.init_network` follows the notebook's code instead.)"""
+#: the initial weights a figure can start from (``--init``): the paper's
+#: Methods ("Simulation details": input weights uniform over [-1, 1], readout
+#: weights uniform over [-1/sqrt(N), 1/sqrt(N)], W ~ N(0, g^2/N) with g = 1.5,
+#: B ~ N(0, 1)) or the seed notebook's (:func:`rflo.init_network`)
+INITS = ("methods", "notebook")
+
+
+def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32", *, init="methods",
+                  dale=None, g=1.5):
+    """The paper's network for every figure, drawn from ``seed``.
+
+    ``init="methods"`` (the default) follows the Methods ("Simulation
+    details"): ``w_in ~ U[-1, 1]``, ``w_rec ~ N(0, g^2 / N)`` with ``g = 1.5``,
+    ``w_out ~ U[-1/sqrt(N), 1/sqrt(N)]``, ``b ~ N(0, 1)``; ``h0 = 0.1`` (the
+    notebook's; the paper gives none).  With ``dale`` (the fraction of
+    excitatory units; the Methods' Figure 2 supplement 1 uses one half) the
+    first ``round(dale N)`` units are excitatory and ``w_ij <- xi_j |w_ij|``,
+    as the Methods write.  ``init="notebook"`` draws the seed notebook's
+    weights instead (:func:`rflo.init_network`: ``w_in`` on [-0.1, 0),
+    ``w_out`` 0.1 U(-1, 1) / sqrt(N), ``b ~ N(0, 1)``), Dale's law included.
+    """
+    import rflo
     from rflo import network_from_arrays
 
+    if init == "notebook":
+        return rflo.init_network(n_in, n_rec, n_out, seed=int(seed), tau=tau, dtype=dtype,
+                                 dale=dale, g=g)
+    if init != "methods":
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     rng = np.random.default_rng(seed)
-    return network_from_arrays(
-        w_in=rng.uniform(-1, 1, (n_rec, n_in)),
-        w_rec=1.5 * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec),
-        w_out=rng.uniform(-1, 1, (n_out, n_rec)) / np.sqrt(n_rec),
-        b=rng.normal(size=(n_rec, n_out)), h0=np.full(n_rec, 0.1), tau=tau, dtype=dtype)
+    w_in = rng.uniform(-1, 1, (n_rec, n_in))
+    w_rec = g * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec)
+    w_out = rng.uniform(-1, 1, (n_out, n_rec)) / np.sqrt(n_rec)
+    b = rng.normal(size=(n_rec, n_out))
+    sign = None
+    if dale is not None:
+        sign = np.where(np.arange(n_rec) < int(round(float(dale) * n_rec)), 1.0, -1.0)
+        w_rec = sign[None, :] * np.abs(w_rec)
+    return network_from_arrays(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b,
+                               h0=np.full(n_rec, 0.1), tau=tau, sign=sign, dtype=dtype)
+
+
+def network_seeds(cfg) -> list:
+    """The seeds of the networks a figure reports: ``cfg.seeds`` when given,
+    else ``cfg.seed, cfg.seed + 1, ...`` (``cfg.n_networks`` of them)."""
+    if getattr(cfg, "seeds", None):
+        return [int(s) for s in cfg.seeds]
+    return [cfg.seed + k for k in range(cfg.n_networks)]
+
+
+def spec_train(spec, networks, *, lr=None, seeds=None, warn=False):
+    """Train stacked ``networks`` as the run description ``spec``
+    (:class:`rflo.spec.RunSpec`) says, through the library's shared
+    :func:`rflo.ensemble.train_ensemble`: task, cell (f'), loss, optimiser
+    from :func:`rflo.session.build`; rule, trials, batch, online, dtype and the
+    divergence guard from the spec.  ``lr`` overrides ``spec.lr`` (a (K, 3)
+    array gives each network its own rates, as a rate search needs); ``seeds``
+    overrides ``spec.seeds`` (a search repeats a seed across its rates)."""
+    import warnings
+
+    from rflo.ensemble import train_ensemble
+    from rflo.session import build
+
+    task, _, optimizer = build(spec)
+    with warnings.catch_warnings():
+        if not warn:  # fast rates are meant to diverge in searches; the guard counts them
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return train_ensemble(
+            networks, task, spec.rule, trials=spec.trials,
+            lr=spec.lr if lr is None else lr, seeds=spec.seeds if seeds is None else seeds,
+            derivative=spec.derivative, online=spec.online, batch=spec.batch, loss=spec.loss,
+            optimizer=optimizer, dtype=spec.dtype, max_loss_growth=spec.max_loss_growth)
 
 
 def csv_text(header, rows) -> str:
@@ -119,15 +178,56 @@ def check_out(out, overwrite, prog) -> int:
     return 0
 
 
-def add_figure_arguments(p, name: str, quick_help: str):
-    """The options every ``rflo figureN`` takes: --out, --quick, --seed, --overwrite."""
+def _seed_list(text):
+    import argparse
+
+    try:
+        seeds = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError("--seeds takes distinct integers >= 0")
+    return tuple(seeds)
+
+
+def add_figure_arguments(p, name: str, quick_help: str, *, derivative="exact", init=False):
+    """The options every ``rflo figureN`` takes: --out, --quick, --seed, --seeds,
+    --derivative, --overwrite (and --init where the figure draws Figure 2's
+    networks)."""
     p.add_argument("--out", default=name, help=f"output folder (default: ./{name})")
     p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--seed", type=int, default=0,
                    help="first network seed; network k uses seed + k (default 0)")
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
+                   help="the networks the figure reports, by seed (e.g. 10,11,12: rerun "
+                        "the verdicts on other networks); overrides --seed and the mode's "
+                        "number of networks")
+    p.add_argument("--derivative", choices=("exact", "seed"), default=derivative,
+                   help="f' of the units: 'exact' (1 - tanh^2) or 'seed', the notebook's "
+                        f"approximation 1/cosh^2(10 tanh(u/10)) (default {derivative})")
+    if init:
+        p.add_argument("--init", choices=INITS, default="methods",
+                       help="initial weights: the paper's Methods (default) or the seed "
+                            "notebook's (w_in on [-0.1, 0), w_out 10x smaller)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an existing non-empty folder")
     return p
+
+
+def apply_arguments(cfg, args):
+    """``cfg`` with the common options applied (--seed, --seeds, --derivative, --init)."""
+    from dataclasses import fields, replace
+
+    names = {f.name for f in fields(cfg)}
+    changes = {"seed": args.seed}
+    if getattr(args, "seeds", None):
+        changes["seeds"] = tuple(args.seeds)
+        if "n_networks" in names:
+            changes["n_networks"] = len(args.seeds)
+    for key in ("derivative", "init"):
+        if key in names and getattr(args, key, None) is not None:
+            changes[key] = getattr(args, key)
+    return replace(cfg, **changes)
 
 
 def figure_main(argv, name: str, description: str, add_arguments, quick, full, run,
@@ -136,8 +236,6 @@ def figure_main(argv, name: str, description: str, add_arguments, quick, full, r
     print the verdicts as JSON; returns the exit status (2 on bad input)."""
     import argparse
     import json
-    from dataclasses import replace
-
     prog = f"rflo {name}"
     parser = add_arguments(argparse.ArgumentParser(prog=prog, description=description))
     try:
@@ -149,7 +247,7 @@ def figure_main(argv, name: str, description: str, add_arguments, quick, full, r
         return 2
     if check_out(args.out, args.overwrite, prog):
         return 2
-    cfg = replace(quick if args.quick else full, seed=args.seed)
+    cfg = apply_arguments(quick if args.quick else full, args)
     r = run(cfg, log=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
     summary = write_outputs(r, Path(args.out))
     print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,

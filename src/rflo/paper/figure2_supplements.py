@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -43,13 +42,22 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rflo.cells import ReadoutFeedback
-from rflo.ensemble import stack_networks, train_ensemble
+from rflo.ensemble import stack_networks
 from rflo.paper import figure2
 from rflo.paper.common import (
-    add_figure_arguments, band_rows, csv_text, figure_main, json_safe, lower_verdict,
-    median_band, quartiles, write_file, write_text,
+    add_figure_arguments,
+    band_rows,
+    csv_text,
+    figure_main,
+    json_safe,
+    lower_verdict,
+    median_band,
+    network_seeds,
+    quartiles,
+    spec_train,
+    write_file,
+    write_text,
 )
-from rflo.tasks import periodic_task
 
 __all__ = ["Config", "QUICK", "FULL", "run", "summarize", "write_outputs", "main",
            "gain_network"]
@@ -77,6 +85,12 @@ class Config:
     lr_grid: tuple = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
     grid_networks: int = 2
     seed: int = 0
+    #: the networks reported, by seed (None: seed, seed + 1, ...)
+    seeds: Optional[tuple] = None
+    #: supplement 2's initial weights (Figure 2's): "methods" or "notebook"
+    init: str = "methods"
+    #: f' (Figure 2's): "seed", the notebook's, or "exact"
+    derivative: str = "seed"
 
     def rflo_rates(self):
         """Figure 2's stored RFLO ``(lr_rec, lr_out)`` at :attr:`period_tau`."""
@@ -102,20 +116,31 @@ def gain_network(n_rec, seed, gain, tau=10.0):
         b=rng.normal(size=(n_rec, 1)), h0=np.full(n_rec, 0.1), tau=tau, dtype="float32")
 
 
-def _train(nets, task, lr, seeds, trials):
-    return train_ensemble(nets, task, "rflo", trials=trials, lr=lr, seeds=list(seeds))
+def _train(cfg, nets, lr, seeds, trials):
+    """RFLO on the periodic task as a :class:`rflo.spec.RunSpec` says, through
+    the shared ensemble trainer (``lr`` by name, or a (K, 3) array per network)."""
+    from rflo.spec import RunSpec
+
+    distinct = len(set(seeds)) == len(seeds)
+    spec = RunSpec(rule="rflo", units=int(np.shape(nets.w_rec)[-1]), tau=cfg.tau,
+                   period=int(round(cfg.period_tau * cfg.tau)), trials=int(trials),
+                   seeds=list(seeds) if distinct else None,
+                   # the readout-fed-back cell carries its own f' (the notebook's, as its default)
+                   derivative=None if nets.cell.name != "leaky_tanh" else cfg.derivative)
+    return spec_train(spec, nets, lr=lr, seeds=[int(s) for s in seeds])
 
 
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
     """Train every condition; returns the numbers (numpy arrays)."""
     log = log or (lambda m: None)
     t0 = time.perf_counter()
-    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
-    task = periodic_task(period=cfg.period_tau * cfg.tau)
+    seeds = network_seeds(cfg)
     lr_rec, lr_out = cfg.rflo_rates()
-    fig2 = figure2.Config(mode=cfg.mode, n_rec=cfg.n_rec, tau=cfg.tau)
-    nets = figure2._networks(fig2, "rflo", seeds)
-    fed_back = nets._replace(cell=ReadoutFeedback())
+    fig2 = figure2.Config(mode=cfg.mode, n_rec=cfg.n_rec, tau=cfg.tau, init=cfg.init,
+                          derivative=cfg.derivative)
+    task = figure2.task_of(fig2, cfg.period_tau)
+    nets = figure2.networks(fig2, "rflo", seeds)
+    fed_back = nets._replace(cell=ReadoutFeedback(derivative=cfg.derivative))
 
     # supplement 2
     rates = {"both": {"w_rec": lr_rec, "w_out": lr_out},
@@ -123,7 +148,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
              "recurrent_only": {"w_rec": lr_rec}}
     s2 = {}
     for cond in CONDITIONS:
-        res = _train(fed_back if cond == "readout_only" else nets, task, rates[cond], seeds,
+        res = _train(cfg, fed_back if cond == "readout_only" else nets, rates[cond], seeds,
                      cfg.trials)
         s2[cond] = {"loss": figure2._clean(res.loss),
                     "final": figure2.final_losses(res.networks, task)}
@@ -139,10 +164,8 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         lanes = [s for _ in cfg.lr_grid for s in grid_seeds]
         group = stack_networks([gain_network(n, s, g, cfg.tau) for s in lanes])
         etas = np.repeat(np.asarray(cfg.lr_grid, float), len(grid_seeds))
-        with warnings.catch_warnings():  # fast rates are meant to diverge here
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = _train(group, task, np.stack([np.zeros_like(etas), etas, etas], 1), lanes,
-                         cfg.trials)
+        res = _train(cfg, group, np.stack([np.zeros_like(etas), etas, etas], 1), lanes,
+                     cfg.trials)  # fast rates are meant to diverge here (the guard counts them)
         final = figure2.final_losses(res.networks, task).reshape(len(cfg.lr_grid), -1)
         ok = (np.asarray(res.diverged_at).reshape(final.shape) == 0).all(axis=1)
         scores = np.where(ok, np.median(final, axis=1), np.inf)
@@ -153,7 +176,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         for value, (n, g) in pairs:
             eta = best_rate(n, g)
             group = stack_networks([gain_network(n, s, g, cfg.tau) for s in seeds])
-            res = _train(group, task, {"w_rec": eta, "w_out": eta}, seeds, cfg.trials)
+            res = _train(cfg, group, {"w_rec": eta, "w_out": eta}, seeds, cfg.trials)
             out[value] = {"final": figure2.final_losses(res.networks, task),
                           "untrained": figure2.final_losses(group, task), "eta": eta}
             log(f"supplement 3, {what} = {value}: eta {eta:g}, final loss median "
@@ -312,7 +335,7 @@ def add_arguments(p):
         p, "figure2-supplements",
         f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, sizes "
         f"{list(QUICK.sizes)}, gains {list(QUICK.gains)}); the full run uses "
-        f"{FULL.n_networks} networks, {FULL.trials} trials")
+        f"{FULL.n_networks} networks, {FULL.trials} trials", derivative="seed", init=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

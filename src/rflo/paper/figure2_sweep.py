@@ -1,0 +1,73 @@
+"""Figure 2 as a sweep (:mod:`rflo.sweep`): on every core, or on a Slurm cluster."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rflo.paper.figure2_train import RULES, Log
+
+__all__ = ["sweep_spec", "run_sweep"]
+
+
+def sweep_spec(cfg) -> dict:
+    """The figure's training runs as a sweep spec (:mod:`rflo.sweep`): one
+    ``[[grid]]`` per (rule, period) at its chosen rate, every trial recorded.
+    ``rflo figure2 --sweep DIR`` runs it (on any backend) and draws the figure
+    from the sweep's table and networks, which equal :func:`run`'s."""
+    cfg.check()
+    if cfg.init != "notebook":
+        raise ValueError("a sweep draws its networks as rflo.init_network does (the seed "
+                         "notebook's weights); run the figure's sweep with --init notebook")
+    if cfg.seeds:
+        raise ValueError("the figure's sweep reports seed, seed + 1, ...; give --seed, "
+                         "not --seeds")
+    if cfg.lr is None:
+        raise ValueError("the figure's sweep needs its learning rates (cfg.lr); search them "
+                         "first (rflo figure2 --search) or use the stored ones")
+    lrs = cfg.rates()
+    grids = []
+    for rule, p in cfg.rate_keys():
+        n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
+        rec, out = lrs[rule, p]
+        grid = {"rule": RULES[rule], "units": cfg.n_rec, "tau": float(cfg.tau), "lr_in": 0.0,
+                "lr_rec": rec, "lr_out": out, "seed": [cfg.seed + k for k in range(n)],
+                "set": {"period": int(round(p * cfg.tau))}}
+        if rule == "rflo_dale":
+            grid["dale"] = cfg.dale
+        if cfg.derivative != "seed":  # the cell's default is the notebook's f'
+            grid["derivative"] = cfg.derivative
+        grids.append(grid)
+    return {"name": f"figure2-{cfg.mode}", "trials": cfg.trials, "record_every": 1,
+            "max_networks": max(64, cfg.n_networks, cfg.ablation_networks), "grid": grids}
+
+
+def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
+    """Run (or resume) the figure's sweep in ``folder`` and return :func:`run`'s
+    numbers, read from the sweep's table and networks."""
+    from rflo.ensemble import stack_networks
+    from rflo.paper.figure2 import Trained, results, run_long
+    from rflo.sweep import Sweep, load_networks
+
+    log = Log(log)
+    t0 = time.perf_counter()
+    sweep = Sweep.from_dict(sweep_spec(cfg))
+    table = sweep.run(folder, backend=backend, devices=devices, compile_cache=True,
+                      log=log)
+    points = np.asarray(table.column("point").to_numpy())
+    loss = np.asarray(table.column("loss").to_numpy(zero_copy_only=False), float)
+    align = np.asarray(table.column("alignment").to_numpy(zero_copy_only=False), float)
+    if points.size != len(sweep.spec.points()) * cfg.trials:
+        raise ValueError(f"{folder}: the sweep's table does not hold every trial of the figure")
+    loss = loss.reshape(-1, cfg.trials)
+    align = align.reshape(-1, cfg.trials)
+    nets = load_networks(folder)
+    trained, start = {}, 0
+    for (rule, p), grid in zip(cfg.rate_keys(), sweep.spec.grids):
+        n = len(grid.values["seed"])
+        idx = list(range(start, start + n))
+        trained[rule, p] = Trained(stack_networks([nets[i] for i in idx]), loss[idx],
+                                   align[idx], 0.0)
+        start += n
+    return results(cfg, cfg.rates(), [], trained, t0, log, run_long(cfg, cfg.rates(), log))
