@@ -271,3 +271,48 @@ def test_the_compile_cache_is_the_sweeps_only_while_it_runs(small_run):
     again = Sweep.from_folder(out).run(out, compile_cache=True)
     assert again.equals(table)
     assert jax.config.jax_compilation_cache_dir == before
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:  # garbage of the same length
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, len(data), np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("part, how", [("chunks", "truncated"), ("chunks", "garbage"),
+                                       ("networks", "truncated"), ("networks", "garbage")])
+def test_a_damaged_chunk_is_reported_named_and_run_again(small_run, tmp_path, capsys, part, how):
+    import shutil
+
+    from rflo.cli import main
+
+    out, table = small_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    bad = make_plan(spec_from_dict(SMALL))[1].id
+    suffix = ".parquet" if part == "chunks" else ".npz"
+    path = copy / part / f"{bad}{suffix}"
+    _damage(path, how)
+    st = status(copy)
+    assert (st["done"], st["damaged"], st["missing"]) == (1, 1, 0)
+    row = next(r for r in st["chunks"] if r["id"] == bad)
+    assert row["state"] == "damaged" and f"{bad}{suffix} does not read back" in row["why"]
+    assert main(["sweep", "status", str(copy)]) == 1
+    text = capsys.readouterr().out
+    assert "1 of 2 chunks done, 0 failed, 0 missing, 1 damaged" in text
+    assert f"damaged {bad}:" in text and f"rflo sweep run {copy}" in text
+    with pytest.warns(UserWarning, match=f"{bad}{suffix} does not read back .*rflo sweep run"):
+        assert collect(copy).num_rows == table.num_rows // 2
+    if part == "networks":
+        with pytest.raises(ValueError, match=f"{bad}.npz does not read back"):
+            load_networks(copy)
+    kept = (copy / "chunks" / f"{make_plan(spec_from_dict(SMALL))[0].id}.parquet").stat()
+    assert main(["sweep", "run", str(copy)]) == 0
+    assert "is damaged, so it runs again" in capsys.readouterr().err
+    assert Sweep.from_folder(copy).run(copy).equals(table)  # nothing left to run
+    assert (copy / "chunks" / f"{make_plan(spec_from_dict(SMALL))[0].id}.parquet").stat(
+        ).st_mtime_ns == kept.st_mtime_ns  # the intact chunk was not run again
+    assert status(copy)["done"] == 2
+    np.testing.assert_array_equal(load_networks(copy)[5].w_rec, load_networks(out)[5].w_rec)

@@ -79,8 +79,8 @@ class Sweep:
         from rflo.files import RunLock
         from rflo.sweep.backends import compile_cache as cache_in
         from rflo.sweep.backends import resolve_devices, run_local, run_submitit
-        from rflo.sweep.chunk import chunk_done
         from rflo.sweep.spec import BACKENDS
+        from rflo.sweep.store import DAMAGED, DONE, chunk_state
 
         backend = backend or self.spec.backend["name"]
         if backend not in BACKENDS:
@@ -105,7 +105,11 @@ class Sweep:
         out = Path(out)
         with RunLock(out):
             prepare_folder(out, self.spec, overwrite=overwrite)
-            todo = [c for c in plan if not chunk_done(out, c.id)]
+            states = {c.id: chunk_state(out, c.id) for c in plan}
+            todo = [c for c in plan if states[c.id][0] != DONE]
+            for c in todo:
+                if states[c.id][0] == DAMAGED:
+                    log(f"chunk {c.id} is damaged, so it runs again: {states[c.id][1]}")
             log(f"{len(plan) - len(todo)} of {len(plan)} chunks already done; "
                 f"running {len(todo)} ({backend}, devices: {devices})")
             with cache_in(out) if compile_cache else contextlib.nullcontext():
@@ -123,11 +127,13 @@ class Sweep:
 
 
 def load_networks(folder) -> dict:
-    """``{point index: Network}``: every trained network of a sweep folder."""
-    from rflo.sweep.chunk import chunk_done, read_chunk_networks
+    """``{point index: Network}``: every trained network of a sweep folder
+    (of its written chunks; ValueError naming a chunk whose networks do not
+    read back, and the fix)."""
+    from rflo.sweep.store import chunk_paths, read_chunk_networks
 
     out = {}
     for c in make_plan(load_folder_spec(folder)):
-        if chunk_done(folder, c.id):
+        if chunk_paths(folder, c.id)[0].exists():  # its table is written last
             out.update(read_chunk_networks(folder, c.id))
     return dict(sorted(out.items()))

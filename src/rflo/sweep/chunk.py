@@ -8,12 +8,8 @@ from its own thread so that the devices compute at once.  Each lane's
 arithmetic is the same wherever it runs, so the weights do not depend on the
 device count.
 
-Files, written atomically (networks first, then the table, whose presence
-marks the chunk done)::
-
-    DIR/networks/<id>.npz    the trained networks, stacked (leading axis: the
-                             chunk's points; ``point`` holds their indices)
-    DIR/chunks/<id>.parquet  the chunk's rows of the sweep table
+Its files (the table and the networks) are written and read back by
+:mod:`rflo.sweep.store`.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +24,11 @@ from rflo.results import MEASURE_COLUMNS
 from rflo.sweep.plan import Chunk
 from rflo.sweep.points import build_point, point_rates, point_spec
 from rflo.sweep.spec import SweepSpec
+from rflo.sweep.store import (  # noqa: F401  (importable from here, as before)
+    chunk_done,
+    read_chunk_networks,
+    write_chunk,
+)
 
 __all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
 
@@ -101,73 +101,3 @@ def _rows(chunk, spec, loss, align, acc, diverged):
     cols = tidy_columns(settings, chunk.index, loss, align, acc, diverged, spec.record_every)
     cols["chunk"] = [chunk.id] * len(cols["trial"])
     return cols
-
-
-_FLOATS = ("loss", "alignment", "accuracy", "final_loss")
-
-
-def _paths(folder, chunk_id):
-    folder = Path(folder)
-    return folder / "chunks" / f"{chunk_id}.parquet", folder / "networks" / f"{chunk_id}.npz"
-
-
-def chunk_done(folder, chunk_id) -> bool:
-    """Whether the chunk's table is written (its networks are written first)."""
-    return _paths(folder, chunk_id)[0].exists()
-
-
-def column_types(spec: SweepSpec) -> dict:
-    """The arrow type of each grid column, from every value the spec gives it
-    (so that every chunk's table has the same schema)."""
-    import pyarrow as pa
-
-    types = {}
-    for name, column in zip(spec.columns(), spec.table_columns()):
-        values = (spec.task_grid[name[4:]] if name.startswith("set.") else spec.grid[name])
-        values = [v for v in values if v is not None]
-        types[column] = pa.array(values).type if values else pa.null()
-    for k in _FLOATS:
-        types[k] = pa.float64()
-    return types
-
-
-def write_chunk(folder, chunk: Chunk, spec: SweepSpec, columns: dict, networks, seconds: float):
-    """Write a chunk's networks, then its rows (each atomically)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from rflo.files import atomic_write
-    from rflo.io import network_arrays
-
-    table_path, nets_path = _paths(folder, chunk.id)
-    arrays = network_arrays(networks)
-    arrays["point"] = np.asarray(chunk.index, np.int64)
-    arrays["format"] = np.asarray(1)
-
-    def write_nets(tmp):
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    atomic_write(nets_path, write_nets)
-    types = column_types(spec)
-    columns = {k: pa.array(v, type=types.get(k), from_pandas=k in _FLOATS)
-               for k, v in columns.items()}  # NaN (no value) is stored as null
-    table = pa.table(columns).replace_schema_metadata({"seconds": f"{seconds:.3f}"})
-
-    def write_table(tmp):
-        pq.write_table(table, tmp, compression="zstd")
-
-    atomic_write(table_path, write_table)
-
-
-def read_chunk_networks(folder, chunk_id) -> dict:
-    """``{point index: Network}`` of a written chunk."""
-    from rflo.files import read_npz
-    from rflo.io import network_keys, networks_from_stacked_arrays
-
-    _, path = _paths(folder, chunk_id)
-    arrays = read_npz(path, names=lambda k: k == "point" or network_keys(k))
-    points = arrays.pop("point")
-    if points.ndim != 1 or points.dtype.kind not in "iu":
-        raise ValueError(f"{path}: 'point' must be a list of integers")
-    return dict(zip(points.tolist(), networks_from_stacked_arrays(arrays, path)))

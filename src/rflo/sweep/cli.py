@@ -139,12 +139,14 @@ def _status(args):
 
     st = status(args.folder)
     print(f"{args.folder}: {st['done']} of {st['total']} chunks done, {st['failed']} failed, "
-          f"{st['missing']} missing ({st['networks']} networks)")
+          f"{st['missing']} missing, {st['damaged']} damaged ({st['networks']} networks)")
     for row in st["chunks"]:
         if row["state"] == "failed":
             last = (args.folder / "failed" / f"{row['id']}.txt").read_text().strip()
             print(f"  failed {row['id']}: {last.splitlines()[-1] if last else '?'}")
-    return 0 if st["failed"] == 0 else 1
+        elif row["state"] == "damaged":
+            print(f"  damaged {row['id']}: {row['why']}")
+    return 0 if st["failed"] == 0 and st["damaged"] == 0 else 1
 
 
 def _collect(args):

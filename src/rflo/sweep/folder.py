@@ -4,7 +4,7 @@
 
     DIR/sweep.toml          the spec (``rflo sweep run DIR`` resumes from it)
     DIR/chunks/<id>.parquet one per finished chunk (rows of the table)
-    DIR/networks/<id>.npz   the chunk's trained networks
+    DIR/networks/<id>.npz   the chunk's trained networks (both: rflo.sweep.store)
     DIR/failed/<id>.txt     the traceback of a chunk's last failure
     DIR/jobs/               submitit's job files and logs (slurm backends)
     DIR/jax-cache/          JAX's persistent compilation cache
@@ -75,18 +75,19 @@ def prepare_folder(folder, spec: SweepSpec, overwrite=False) -> Path:
 
 
 def status(folder) -> dict:
-    """``{"total", "done", "failed", "missing", "networks", "chunks": [...]}``
-    where each chunk is ``{"id", "networks", "state": done|failed|missing}``."""
-    from rflo.sweep.chunk import chunk_done
+    """``{"total", "done", "failed", "missing", "damaged", "networks", "chunks": [...]}``
+    where each chunk is ``{"id", "networks", "state", "why"}``, its state
+    done, failed, missing or damaged (written but does not read back; ``why``
+    says what, else None): :func:`rflo.sweep.store.chunk_state`."""
     from rflo.sweep.plan import make_plan
+    from rflo.sweep.store import STATES, chunk_state
 
     folder = Path(folder)
     plan = make_plan(load_folder_spec(folder))
     rows = []
     for c in plan:
-        state = ("done" if chunk_done(folder, c.id)
-                 else "failed" if (folder / "failed" / f"{c.id}.txt").exists() else "missing")
-        rows.append({"id": c.id, "networks": len(c.points), "state": state})
-    count = {s: sum(r["state"] == s for r in rows) for s in ("done", "failed", "missing")}
+        state, why = chunk_state(folder, c.id)
+        rows.append({"id": c.id, "networks": len(c.points), "state": state, "why": why})
+    count = {s: sum(r["state"] == s for r in rows) for s in STATES}
     return {"total": len(rows), **count, "networks": sum(r["networks"] for r in rows),
             "chunks": rows}

@@ -43,25 +43,31 @@ def _pyarrow():
 def collect(folder, path=None):
     """The table of every finished chunk in ``folder`` (a ``pyarrow.Table``,
     rows in grid order), written to ``path`` (``.parquet`` or ``.csv``) if given.
-    Warns when chunks are still missing."""
+    Warns when chunks are still missing, and names each damaged one (written
+    but not readable back) with the fix."""
     from rflo.sweep.folder import load_folder_spec
     from rflo.sweep.plan import make_plan
+    from rflo.sweep.store import chunk_paths, read_chunk
 
     pa, pq = _pyarrow()
     if path is not None:
         _table_format(path)
     folder = Path(folder)
     plan = make_plan(load_folder_spec(folder))
-    parts, missing = [], 0
+    parts, missing, damaged = [], 0, []
     for c in plan:
-        f = folder / "chunks" / f"{c.id}.parquet"
-        if f.is_file():
-            parts.append(pq.read_table(f).replace_schema_metadata(None))
-        else:
+        if not chunk_paths(folder, c.id)[0].exists():
             missing += 1
+            continue
+        try:
+            parts.append(read_chunk(folder, c.id))
+        except ValueError as exc:
+            damaged.append(str(exc))
     if missing:
         warnings.warn(f"{missing} of {len(plan)} chunks are not finished; the table holds the "
                       "others (rflo sweep run DIR runs the rest)", UserWarning, stacklevel=2)
+    for why in damaged:
+        warnings.warn(f"left out of the table: {why}", UserWarning, stacklevel=2)
     if not parts:
         raise ValueError(f"{folder}: no finished chunks yet; run it with rflo sweep run {folder}")
     table = pa.concat_tables(parts).sort_by([("point", "ascending"), ("trial", "ascending")])
@@ -169,7 +175,7 @@ def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
     fig, ax = plt.subplots(figsize=(6, 4))
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
                   for s in stats.values() for v in s[0])
-    for h, (xs, med, lo, hi, n) in stats.items():
+    for h, (xs, med, lo, hi, _n) in stats.items():
         style = rule_style(h) if hue == "rule" else {}
         pos = np.asarray(xs, float) if numeric else np.arange(len(xs))
         line, = ax.plot(pos, med, marker="o" if len(xs) < 30 else None,
