@@ -6,7 +6,9 @@ own launch cost; a kernel runs the whole trial in one custom call
 with the machine's C++ compiler (``$CXX`` or ``g++``) against the XLA FFI
 headers that jaxlib ships, and cached in ``$RFLO_KERNEL_CACHE`` (default
 ``~/.cache/rflo/kernels``), keyed by the source, jaxlib's version, the
-compiler and the processor.  Each kernel is tested equal to the XLA path it
+compiler and the processor, each with its sha256 beside it (``.so.sha256``),
+checked before the library is loaded: a damaged one is rebuilt, and where
+that fails the XLA path runs, with one warning.  Each kernel is tested equal to the XLA path it
 replaces, and is used only on the CPU backend
 (``jax.lax.platform_dependent``); elsewhere, without a compiler, or with
 ``RFLO_KERNELS=0``, the XLA path runs as before.
@@ -26,7 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["enabled", "load", "cache_dir", "threads", "ENV_DISABLE", "ENV_CACHE", "ENV_THREADS"]
+__all__ = ["enabled", "load", "cache_dir", "threads", "intact", "checksum_path", "ENV_DISABLE",
+           "ENV_CACHE", "ENV_THREADS"]
 
 #: set to ``0`` to use the XLA path everywhere
 ENV_DISABLE = "RFLO_KERNELS"
@@ -104,30 +107,73 @@ def _key(source: bytes, compiler: str) -> str:
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
-def _build(name: str) -> Path:
-    """The compiled library of ``name.cc`` (built now if not cached); raises on failure."""
+def _digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksum_path(library: Path) -> Path:
+    """The file beside a built library that holds its sha256 (``sha256sum``'s format)."""
+    return library.with_name(library.name + ".sha256")
+
+
+def intact(library: Path) -> bool:
+    """Whether ``library`` is the file its build wrote: its sha256 equals the
+    one written beside it (a library without one, truncated, or overwritten is
+    not).  Checked before loading: ``dlopen`` of a damaged file can kill the
+    process (SIGBUS) instead of raising."""
+    try:
+        recorded = checksum_path(library).read_text(encoding="ascii").split()
+        return bool(recorded) and recorded[0] == _digest(library)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _compile(compiler: str, source: Path, out: str) -> None:
+    """Compile ``source`` into the shared library ``out``; raises on failure."""
     import jax.ffi
+
+    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-pthread", "-shared",
+           "-fPIC", f"-I{jax.ffi.include_dir()}", str(source), "-o", out]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if "error" in line]
+        raise RuntimeError(f"{' '.join(cmd)} failed: "
+                           + ("; ".join(errors[:3]) or done.stderr.strip()[-500:]))
+
+
+def _build(name: str) -> Path:
+    """The compiled library of ``name.cc``: the cached one when it is intact
+    (:func:`intact`), else built now, its sha256 written beside it; raises on
+    failure."""
+    from rflo.files import atomic_write
 
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
     source = _HERE / f"{name}.cc"
     target = cache_dir() / f"{name}-{_key(source.read_bytes(), compiler)}.so"
-    if target.exists():
+    if target.exists() and intact(target):
         return target
+    damaged = target.exists()  # truncated, overwritten, or from before checksums: rebuilt
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=target.parent)
     os.close(fd)
-    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-pthread", "-shared",
-           "-fPIC",
-           f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            errors = [line for line in done.stderr.splitlines() if "error" in line]
-            raise RuntimeError(f"{' '.join(cmd)} failed: "
-                               + ("; ".join(errors[:3]) or done.stderr.strip()[-500:]))
+        try:
+            _compile(compiler, source, tmp)
+        except Exception as exc:
+            if damaged:
+                raise RuntimeError(f"the cached {target} does not match its checksum (damaged) "
+                                   f"and rebuilding it failed: {exc}") from None
+            raise
+        digest = _digest(tmp)
         os.replace(tmp, target)  # atomic: another process sees the whole file or none
+        atomic_write(checksum_path(target), lambda t: Path(t).write_text(
+            f"{digest}  {target.name}\n", encoding="ascii"))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
