@@ -51,10 +51,38 @@ def test_a_loop_learns_the_order_of_syllables_from_a_fixed_network():
     seq = jnp.asarray([2, 0, 1])
     w0 = selector.normalize_rows(jax.random.normal(jax.random.PRNGKey(3), (3, n)))
     before = selector.run_loop(jnet, w0, seq, 10)[1]
-    w, rewards = selector.train_selector(jnet, w0, seq, 10, 300, 0.1, 0.2, jax.random.PRNGKey(4))
+    # the one-hot variant of the rule (update="choice") with unit rows learns this order
+    w, rewards = selector.train_selector(jnet, w0, seq, 10, 300, 0.1, 0.2, jax.random.PRNGKey(4),
+                                         update="choice")
     after = selector.run_loop(jnet, w, seq, 10)[1]
     assert after.choices.tolist() == [2, 0, 1] and before.choices.tolist() != [2, 0, 1]
     assert np.asarray(after.rewards).tolist() == [1.0, 1.0]
     # with 0.2 exploration the best is 0.8 + 0.2 / 3 of the transitions rewarded
     assert np.asarray(rewards)[-100:].mean() > 0.75
     assert after.y.shape == (30, 2)
+
+
+def test_the_papers_update_uses_z_before_the_winner_take_all():
+    """Delta W^s_ij = eta R z_i h_j with z_i = sum_j W^s_ij h_j (the paper's),
+    not the one-hot of the choice; and bounds keep the cursor in its box."""
+    rng = np.random.default_rng(2)
+    n = 6
+    net = rflo.network_from_arrays(
+        w_in=rng.normal(size=(n, 4)), w_rec=0.5 * rng.normal(size=(n, n)) / np.sqrt(n),
+        w_out=rng.normal(size=(2, n)), b=rng.normal(size=(n, 2)), h0=np.zeros(n), tau=2.0,
+        dtype="float32")
+    jnet = jax.tree_util.tree_map(jnp.asarray, net)
+    w0 = jnp.asarray(rng.normal(size=(4, n)), jnp.float32)
+    state, _ = selector.run_syllable(jnet, jnet.cell.initial_state(jnet), 1, 5)
+    h = np.asarray(jnet.cell.output(jnet, state))
+    drive = np.asarray(w0) @ h
+    first = int(np.argmax(drive))
+    for update, z in (("drive", drive), ("choice", np.eye(4)[first])):
+        w, res = selector.run_loop(jnet, w0, jnp.asarray([1, first]), 5, eta=0.5,
+                                   normalize=False, update=update)
+        assert np.asarray(res.rewards).tolist() == [1.0]
+        np.testing.assert_allclose(w, np.asarray(w0) + 0.5 * np.outer(z, h), rtol=1e-5, atol=1e-6)
+    # from (1, 0) after reach 0, a box of 1.5 forbids another step right (choice 0)
+    bias = jnp.zeros((4, n)).at[0].set(jnp.asarray(h) * 10)
+    _, res = selector.run_loop(jnet, bias, jnp.asarray([0, 0]), 5, bounds=1.5)
+    assert int(res.choices[1]) != 0

@@ -68,20 +68,22 @@ def network_seeds(cfg) -> list:
     return [cfg.seed + k for k in range(cfg.n_networks)]
 
 
-def spec_train(spec, networks, *, lr=None, seeds=None, warn=False):
+def spec_train(spec, networks, *, lr=None, seeds=None, warn=False, task=None):
     """Train stacked ``networks`` as the run description ``spec``
     (:class:`rflo.spec.RunSpec`) says, through the library's shared
     :func:`rflo.ensemble.train_ensemble`: task, cell (f'), loss, optimiser
     from :func:`rflo.session.build`; rule, trials, batch, online, dtype and the
     divergence guard from the spec.  ``lr`` overrides ``spec.lr`` (a (K, 3)
     array gives each network its own rates, as a rate search needs); ``seeds``
-    overrides ``spec.seeds`` (a search repeats a seed across its rates)."""
+    overrides ``spec.seeds`` (a search repeats a seed across its rates);
+    ``task`` one that no task name describes (a figure's variant)."""
     import warnings
 
     from rflo.ensemble import train_ensemble
     from rflo.session import build
 
-    task, _, optimizer = build(spec)
+    built, _, optimizer = build(spec)
+    task = built if task is None else task
     with warnings.catch_warnings():
         if not warn:  # fast rates are meant to diverge in searches; the guard counts them
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -215,7 +217,8 @@ def add_figure_arguments(p, name: str, quick_help: str, *, derivative="exact", i
 
 
 def apply_arguments(cfg, args):
-    """``cfg`` with the common options applied (--seed, --seeds, --derivative, --init)."""
+    """``cfg`` with the options applied: --seed, --seeds, and every option named
+    as a field of ``cfg`` (--derivative, --init, a figure's own)."""
     from dataclasses import fields, replace
 
     names = {f.name for f in fields(cfg)}
@@ -224,8 +227,8 @@ def apply_arguments(cfg, args):
         changes["seeds"] = tuple(args.seeds)
         if "n_networks" in names:
             changes["n_networks"] = len(args.seeds)
-    for key in ("derivative", "init"):
-        if key in names and getattr(args, key, None) is not None:
+    for key in names - {"mode", "seed", "seeds", "n_networks"}:  # a figure's own options
+        if getattr(args, key, None) is not None:
             changes[key] = getattr(args, key)
     return replace(cfg, **changes)
 

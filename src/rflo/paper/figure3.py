@@ -22,10 +22,19 @@ Settings this module had to choose (the paper does not give them):
 * besides the paper's three conditions, RFLO at 25 tau and BPTT at 15 tau, so
   that both claims are tested on equal terms;
 * the produced interval: the step of the output's maximum from 2 SD after the
-  second pulse to the trial's end, minus the second pulse's step; tests at
-  every tau from 5 tau to the condition's longest delay.
+  second pulse to the end of the trial the condition was trained on (the test
+  window equals the trained trial length), minus the second pulse's step;
+  tests at every tau from 5 tau to the condition's longest delay;
+* f' is the exact ``1 - tanh^2`` (the paper's phi = tanh; ``--derivative seed``
+  for the notebook's approximation);
+* ``--channels 2``: "ready" and "set" on separate input channels (a variant;
+  the paper's caption says only "two input pulses").
 
-Command line: ``rflo figure3 [--quick] [--out FOLDER] [--seed N] [--overwrite]``.
+Every condition is a :class:`rflo.spec.RunSpec` trained through the shared
+ensemble trainer (:func:`rflo.paper.common.spec_train`).
+
+Command line: ``rflo figure3 [--quick] [--out FOLDER] [--seed N] [--seeds S,S,...]
+[--derivative exact|seed] [--channels 1|2] [--overwrite]``.
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -41,8 +49,20 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rflo.paper.common import (
-    add_figure_arguments, band_rows, csv_text, figure_main, json_safe, lower_verdict,
-    median_band, paper_network, quartiles, ranges_overlap, write_file, write_text,
+    add_figure_arguments,
+    band_rows,
+    csv_text,
+    figure_main,
+    json_safe,
+    lower_verdict,
+    median_band,
+    network_seeds,
+    paper_network,
+    quartiles,
+    ranges_overlap,
+    spec_train,
+    write_file,
+    write_text,
 )
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main",
@@ -70,6 +90,12 @@ class Config:
     #: batch-averaged rates (10x the paper's summed 0.001 and 0.003)
     lr: tuple = (("rflo", 0.01), ("bptt", 0.03))
     seed: int = 0
+    #: the networks reported, by seed (None: seed, seed + 1, ...)
+    seeds: Optional[tuple] = None
+    #: f': "exact" (1 - tanh^2) or "seed" (the notebook's approximation)
+    derivative: str = "exact"
+    #: 1: ready and set pulses on one input; 2: on two (a variant)
+    channels: int = 1
 
 
 FULL = Config(mode="full")
@@ -77,13 +103,54 @@ QUICK = Config(mode="quick", n_networks=3,
                conditions=(("rflo", 15), ("rflo", 25), ("bptt", 15), ("bptt", 25)))
 
 
+def _task_params(cfg: Config, max_tau: int, delay: Optional[int] = None, n_steps=None):
+    lo = cfg.min_delay_tau * int(cfg.tau) if delay is None else delay
+    hi = max_tau * int(cfg.tau) if delay is None else delay
+    params = dict(min_delay=lo, max_delay=hi, ready=cfg.ready, pulse_sd=cfg.pulse_sd)
+    return params if n_steps is None else {**params, "n_steps": int(n_steps)}
+
+
 def _task(cfg: Config, max_tau: int, delay: Optional[int] = None, n_steps=None):
     from rflo.tasks import make_task
 
-    lo = cfg.min_delay_tau * int(cfg.tau) if delay is None else delay
-    hi = max_tau * int(cfg.tau) if delay is None else delay
-    return make_task("interval_matching", min_delay=lo, max_delay=hi, ready=cfg.ready,
-                     pulse_sd=cfg.pulse_sd, n_steps=n_steps)
+    task = make_task("interval_matching", **_task_params(cfg, max_tau, delay, n_steps))
+    return task if cfg.channels == 1 else two_channels(task)
+
+
+def _two_channel_sample(key, batch, *, n_steps, ready, min_delay, max_delay, pulse_sd):
+    import jax
+    import jax.numpy as jnp
+
+    delay = jax.random.randint(key, (batch,), min_delay, max_delay + 1)  # as the one-channel task
+    t = jnp.arange(n_steps)[None, :]
+
+    def pulse(at):
+        return jnp.exp(-0.5 * ((t - at[:, None]) / pulse_sd) ** 2)
+
+    x = jnp.stack([pulse(jnp.full((batch,), ready)), pulse(ready + delay)], axis=-1)
+    return x, pulse(ready + 2 * delay)[..., None], jnp.ones((batch, n_steps))
+
+
+def two_channels(task):
+    """The interval-matching ``task`` with "ready" and "set" on two input
+    channels (the same delays, target and trial length)."""
+    from rflo.tasks.generator import TaskGenerator
+
+    return TaskGenerator("interval_matching_2ch", 2, 1, task.n_steps, _two_channel_sample,
+                         dict(task.params), inputs=("ready pulse", "set pulse"),
+                         outputs=("go pulse",))
+
+
+def run_spec(cfg: Config, rule: str, max_tau: int):
+    """The run description of one condition (the paper's rates for every matrix,
+    updates averaged over batches of ``cfg.batch`` trials)."""
+    from rflo.spec import RunSpec
+
+    eta = dict(cfg.lr)[rule]
+    return RunSpec(rule=rule, task="interval_matching", set=_task_params(cfg, max_tau),
+                   units=cfg.n_rec, tau=cfg.tau, derivative=cfg.derivative,
+                   lr=(eta, eta, eta), batch=cfg.batch, trials=cfg.updates,
+                   seeds=network_seeds(cfg))
 
 
 def produced_intervals(outputs, cfg: Config, delays):
@@ -108,7 +175,7 @@ def _test_outputs(nets, cfg, delays, n_steps):
 
     from rflo.cells.base import forward
 
-    xs = np.stack([_task(cfg, 0, d, n_steps).trial(0, 0)[0] for d in delays])  # (D, T, 1)
+    xs = np.stack([_task(cfg, 0, d, n_steps).trial(0, 0)[0] for d in delays])  # (D, T, n_in)
 
     @jax.jit
     def run_all(nets, xs):
@@ -125,25 +192,22 @@ def _test_outputs(nets, cfg, delays, n_steps):
 
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
     """Train every condition and test it; returns the numbers (numpy arrays)."""
-    from rflo.ensemble import stack_networks, train_ensemble
+    from rflo.ensemble import stack_networks
 
     t0 = time.perf_counter()
     say = log or (lambda m: None)
-    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    seeds = network_seeds(cfg)
     rates = dict(cfg.lr)
-    longest = max(m for _, m in cfg.conditions)
-    n_steps = _task(cfg, longest).n_steps  # one trial length for every test
-    nets = stack_networks([paper_network(1, cfg.n_rec, 1, s, cfg.tau) for s in seeds])
-    curves, produced, peaks, delays, examples = {}, {}, {}, {}, {}
+    nets = stack_networks([paper_network(cfg.channels, cfg.n_rec, 1, s, cfg.tau) for s in seeds])
+    curves, produced, peaks, delays, examples, n_steps = {}, {}, {}, {}, {}, {}
     for rule, max_tau in cfg.conditions:
         task = _task(cfg, max_tau)
         eta = rates[rule]
-        with warnings.catch_warnings():  # divergence is reported in the summary
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = train_ensemble(nets, task, rule, trials=cfg.updates, lr=(eta, eta, eta),
-                                 batch=cfg.batch, seeds=seeds)
+        res = spec_train(run_spec(cfg, rule, max_tau), nets, task=task)  # divergence: summary
         d = [int(t * cfg.tau) for t in range(cfg.min_delay_tau, max_tau + 1)]
-        out = _test_outputs(res.networks, cfg, d, n_steps)
+        # tested on trials as long as the ones it trained on
+        n_steps[rule, max_tau] = task.n_steps
+        out = _test_outputs(res.networks, cfg, d, task.n_steps)
         produced[rule, max_tau], peaks[rule, max_tau] = produced_intervals(out, cfg, d)
         curves[rule, max_tau], delays[rule, max_tau] = np.asarray(res.loss, float), d
         example = int(np.argmin(np.abs(np.asarray(d) - 10 * cfg.tau)))
@@ -236,14 +300,19 @@ def plot_figure3(r: dict, summary: dict):
 
     cfg = r["config"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    # panel a: the shortest condition's test trial
     # a: one test trial, input, target and the outputs
     ax = axes[0, 0]
     short = min(m for _, m in cfg.conditions)
     shown = [(rule, m) for rule, m in cfg.conditions if m == short]
     d = r["examples"][shown[0]][0]
-    x, y, _ = _task(cfg, 0, d, r["n_steps"]).trial(0, 0)
-    t = np.arange(r["n_steps"])
-    ax.plot(t, x[:, 0], color="0.6", lw=1, label="input (ready, set)")
+    n = r["n_steps"][shown[0]]
+    x, y, _ = _task(cfg, 0, d, n).trial(0, 0)
+    t = np.arange(n)
+    for c in range(x.shape[1]):
+        ax.plot(t, x[:, c], color="0.6", lw=1, ls="-" if c == 0 else "-.",
+                label=("input (ready, set)" if x.shape[1] == 1 else
+                       ("input 1 (ready)", "input 2 (set)")[c]))
     ax.plot(t, y[:, 0], "k--", lw=1.2, label="target (go)")
     for rule, m in shown:
         ax.plot(t, r["examples"][rule, m][1], color=_SHADES[rule].get(m), lw=1.3,
@@ -294,6 +363,8 @@ def plot_figure3(r: dict, summary: dict):
 
 def add_arguments(p):
     """The options of ``rflo figure3`` (shared with the main command line)."""
+    p.add_argument("--channels", type=int, choices=(1, 2), default=1,
+                   help="1 (default): ready and set pulses on one input; 2: on two inputs")
     return add_figure_arguments(
         p, "figure3", f"small run ({QUICK.n_networks} networks, conditions "
                           f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "

@@ -26,7 +26,8 @@ state runs on between syllables, as in the loop; no out-of-bounds rule); the
 learning rates (below); the selector's rows are kept at unit length; 5
 networks (full) and 2 (quick).
 
-Command line: ``rflo figure4 [--quick] [--out FOLDER] [--seed N] [--overwrite]``.
+Command line: ``rflo figure4 [--quick] [--out FOLDER] [--seed N] [--seeds S,S,...]
+[--derivative exact|seed] [--update drive|choice] [--no-normalize] [--overwrite]``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -42,8 +42,19 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rflo.paper.common import (
-    add_figure_arguments, band_rows, csv_text, figure_main, json_safe, lower_verdict,
-    median_band, paper_network, quartiles, write_file, write_text,
+    add_figure_arguments,
+    band_rows,
+    csv_text,
+    figure_main,
+    json_safe,
+    lower_verdict,
+    median_band,
+    network_seeds,
+    paper_network,
+    quartiles,
+    spec_train,
+    write_file,
+    write_text,
 )
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main"]
@@ -72,6 +83,18 @@ class Config:
     eta_selector: float = 0.1
     explore: float = 0.1
     seed: int = 0
+    #: the networks reported, by seed (None: seed, seed + 1, ...)
+    seeds: Optional[tuple] = None
+    #: f': "exact" (1 - tanh^2, the paper's phi = tanh) or "seed" (the notebook's)
+    derivative: str = "exact"
+    #: z in the selector's update: "drive" (the paper's z_i = sum_j W^s_ij h_j,
+    #: before the winner-take-all) or "choice" (the one-hot after it, a variant)
+    update: str = "drive"
+    #: keep the selector's rows at unit length (an addition of this library)
+    normalize: bool = True
+    #: the selector never moves the cursor beyond this many reach lengths in x or y
+    #: (the Methods' out-of-bounds constraint; the box's size is ours)
+    bounds: float = 1.5
 
 
 FULL = Config(mode="full")
@@ -112,20 +135,19 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
 
     import rflo
     from rflo import selector
-    from rflo.ensemble import stack_networks, train_ensemble
-    from rflo.tasks import make_task
+    from rflo.ensemble import stack_networks
+    from rflo.spec import RunSpec
 
     t0 = time.perf_counter()
     say = log or (lambda m: None)
-    seeds = [cfg.seed + k for k in range(cfg.n_networks)]
+    seeds = network_seeds(cfg)
     steps = cfg.move + cfg.hold
-    task = make_task("syllables", slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold)
     nets = stack_networks([paper_network(4, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
     lr = cfg.lr_syllables
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        syl = train_ensemble(nets, task, "rflo", trials=cfg.syllable_trials, lr=(lr, lr, lr),
-                             seeds=seeds)
+    syl = spec_train(RunSpec(rule="rflo", task="syllables", units=cfg.n_rec, tau=cfg.tau,
+                             set=dict(slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold),
+                             derivative=cfg.derivative, lr=(lr, lr, lr),
+                             trials=cfg.syllable_trials, seeds=seeds), nets)
     say(f"syllables (RFLO, lr {lr:g}, {cfg.syllable_trials} trials): final loss median "
         f"{np.median(syl.loss[:, -50:]):.3g}, {syl.seconds:.0f}s")
 
@@ -137,7 +159,8 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     @jax.jit
     def learn(nets, w0, keys):
         return jax.vmap(lambda n, w, k: selector.train_selector(
-            n, w, seq, steps, cfg.selector_trials, cfg.eta_selector, cfg.explore, k))(
+            n, w, seq, steps, cfg.selector_trials, cfg.eta_selector, cfg.explore, k,
+            cfg.normalize, cfg.update, cfg.bounds))(
             nets, w0, keys)
 
     @jax.jit
@@ -164,10 +187,9 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     base_nets = stack_networks([paper_network(1, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
     baselines, base_curves = {}, {}
     for rule, eta in cfg.lr_baseline:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = train_ensemble(base_nets, whole, rule, trials=cfg.baseline_trials,
-                                 lr=(eta, eta, eta), seeds=seeds)
+        spec = RunSpec(rule=rule, units=cfg.n_rec, tau=cfg.tau, derivative=cfg.derivative,
+                       lr=(eta, eta, eta), trials=cfg.baseline_trials, seeds=seeds)
+        res = spec_train(spec, base_nets, task=whole)  # the whole sequence: no task name
         baselines[rule] = np.stack([rflo.evaluate(res.network(k), whole).y
                                     for k in range(cfg.n_networks)])
         base_curves[rule] = np.asarray(res.loss, float)
@@ -315,6 +337,12 @@ def plot_figure4(r: dict, summary: dict):
 
 def add_arguments(p):
     """The options of ``rflo figure4`` (shared with the main command line)."""
+    p.add_argument("--update", choices=("drive", "choice"), default=None,
+                   help="z in the selector's update: 'drive', the paper's sum_j W^s_ij h_j "
+                        "before the winner-take-all (default), or 'choice', its one-hot")
+    p.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
+                   help="do not keep the selector's rows at unit length (an addition of "
+                        "this library, on by default)")
     return add_figure_arguments(
         p, "figure4", f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
                           f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
