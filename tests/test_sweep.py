@@ -316,3 +316,33 @@ def test_a_damaged_chunk_is_reported_named_and_run_again(small_run, tmp_path, ca
         ).st_mtime_ns == kept.st_mtime_ns  # the intact chunk was not run again
     assert status(copy)["done"] == 2
     np.testing.assert_array_equal(load_networks(copy)[5].w_rec, load_networks(out)[5].w_rec)
+
+
+def test_plot_chooses_agg_only_where_nothing_was_chosen_and_no_display_exists():
+    from rflo.sweep.table import backend_needed
+
+    assert backend_needed(None, {}, "linux") == "Agg"  # a headless server
+    assert backend_needed(None, {"DISPLAY": ":0"}, "linux") is None
+    assert backend_needed(None, {"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert backend_needed(None, {}, "darwin") is None
+    assert backend_needed(None, {"MPLBACKEND": "svg"}, "linux") is None
+    inline = "module://matplotlib_inline.backend_inline"  # what Jupyter sets
+    assert backend_needed(inline, {}, "linux") is None
+
+
+def test_plot_keeps_the_backend_someone_chose():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from rflo.sweep import plot
+
+    rows = {"rule": ["rflo"] * 2, "lr_rec": [0.1, 0.2], "point": [0, 1], "trial": [10, 10],
+            "final_loss": [1.0, 2.0]}
+    old = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    try:
+        fig = plot(rows, "lr_rec")
+        assert matplotlib.get_backend() == "svg"
+        plt.close(fig)
+    finally:
+        plt.switch_backend(old)
