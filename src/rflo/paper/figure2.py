@@ -192,8 +192,14 @@ CHOSEN_LR = {
 }
 #: the stored rates for the Methods' weights, and the weights each set was
 #: searched on (summary.json reports it): see docs/paper.md
-CHOSEN_LR_METHODS = {"full": CHOSEN_LR["full"], "quick": CHOSEN_LR["quick"]}
-SEARCHED_ON = {"full": "notebook", "quick": "notebook"}
+CHOSEN_LR_METHODS = {
+    "full": CHOSEN_LR["full"],  # the notebook weights' until a full search is stored
+    "quick": (("bptt", 20, 0.3, 0.1), ("rflo", 20, 0.03, 0.03), ("bptt", 40, 0.01, 0.03),
+              ("rflo", 40, 0.03, 0.03), ("local", 40, 0.1, 0.03),
+              ("random_feedback", 40, 0.001, 0.003), ("rflo_dale", 20, 0.1, 0.003),
+              ("rflo_dale", 40, 0.0003, 0.3)),  # rflo figure2 --quick --search (Methods' weights)
+}
+SEARCHED_ON = {"full": "notebook", "quick": "methods"}
 FULL = Config(mode="full", lr=CHOSEN_LR_METHODS["full"], long_trials=100_000,
               lr_searched_on=SEARCHED_ON["full"])
 #: quick mode's long period is 40 tau: at 80-160 tau BPTT needs about 10^4
