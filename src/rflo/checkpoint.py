@@ -6,7 +6,9 @@ A run folder gets a ``checkpoint/`` subfolder with
 * ``<rule>.npz``: for each rule, the network after ``done`` trials together
   with the loss and alignment curves of those trials, the wall time spent,
   the divergence guard's state (the best loss, and the network from before the
-  last trial as ``previous.*``) and the run id.  Each rule gets one at trial 0
+  last trial as ``previous.*``; the network of the lowest loss seen as
+  ``best.*``, with ``best_network_loss`` and ``best_at``: the trials it holds)
+  and the run id.  Each rule gets one at trial 0
   when the run starts, so a missing one means the folder was tampered with.
   An ensemble's (``--seeds``) holds its K networks stacked (a leading axis),
   curves of shape (K, done), a best loss per network and ``frozen_at``: the
@@ -43,6 +45,7 @@ __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
 PREVIOUS = "previous."
+BEST = "best."
 OPT, PREVIOUS_OPT = "opt.", "previous_opt."
 
 
@@ -53,7 +56,10 @@ class Progress(NamedTuple):
     optimiser's state after and before the last trial as lists of arrays (the
     leaves of its pytree; empty for plain SGD).  For an ensemble, ``network``
     and ``previous`` are stacked, the curves (K, done), ``best_loss`` (K,) and
-    ``frozen_at`` (K,) (-1: not frozen)."""
+    ``frozen_at`` (K,) (-1: not frozen).  ``best``, ``best_network_loss``,
+    ``best_at``: the network of the lowest loss seen, that loss and the trials
+    it holds (None in a checkpoint of an rflo before them: the run then tracks
+    its best network from where it resumes)."""
 
     network: Network
     loss: np.ndarray
@@ -64,6 +70,9 @@ class Progress(NamedTuple):
     opt_state: tuple = ()
     previous_opt_state: tuple = ()
     frozen_at: Optional[np.ndarray] = None
+    best: Optional[Network] = None
+    best_network_loss: object = None
+    best_at: object = None
 
     @property
     def done(self) -> int:
@@ -119,6 +128,10 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
     arrays = network_arrays(progress.network)
     if progress.previous is not None:
         arrays.update({PREVIOUS + k: v for k, v in network_arrays(progress.previous).items()})
+    if progress.best is not None:
+        arrays.update({BEST + k: v for k, v in network_arrays(progress.best).items()})
+        arrays.update(best_network_loss=np.asarray(progress.best_network_loss, float),
+                      best_at=np.asarray(progress.best_at, np.int64))
     arrays.update(loss=np.asarray(progress.loss), alignment=np.asarray(progress.alignment),
                   seconds=np.asarray(float(progress.seconds)),
                   best_loss=np.asarray(progress.best_loss, float),
@@ -136,7 +149,7 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
 
 
 _CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
-_OPTIONAL = ("frozen_at",)
+_OPTIONAL = ("frozen_at", "best_network_loss", "best_at")
 
 
 _OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
@@ -144,7 +157,7 @@ _OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
 
 def _names(key):
     return (key in _CURVES or key in _OPTIONAL or network_keys(key) or network_keys(key, PREVIOUS)
-            or bool(_OPT_KEY.fullmatch(key)))
+            or network_keys(key, BEST) or bool(_OPT_KEY.fullmatch(key)))
 
 
 def _leaves(arrays, prefix):
@@ -168,8 +181,9 @@ def _unstacked(heads, k, path):
     """The network arrays' headers without their leading K axis."""
     out = {}
     for key, (shape, dtype) in heads.items():
-        if network_keys(key) or network_keys(key, PREVIOUS):
-            if key in _SHARED or (key.startswith(PREVIOUS) and key[len(PREVIOUS):] in _SHARED):
+        if network_keys(key) or network_keys(key, PREVIOUS) or network_keys(key, BEST):
+            if key in _SHARED or any(key.startswith(p) and key[len(p):] in _SHARED
+                                     for p in (PREVIOUS, BEST)):
                 out[key] = (shape, dtype)
                 continue
             if not shape or shape[0] != k:
@@ -183,8 +197,9 @@ def _check_heads(heads, path):
     k = _networks_of(heads)
     net_heads = heads if k is None else _unstacked(heads, k, path)
     check_network_shapes(net_heads, path)
-    if any(key.startswith(PREVIOUS) for key in heads):
-        check_network_shapes(net_heads, path, prefix=PREVIOUS)
+    for prefix in (PREVIOUS, BEST):
+        if any(key.startswith(prefix) for key in heads):
+            check_network_shapes(net_heads, path, prefix=prefix)
     for key in _CURVES:
         if key not in heads:
             raise ValueError(f"{path}: checkpoint lacks {key!r}")
@@ -202,6 +217,16 @@ def _check_heads(heads, path):
     if "frozen_at" in heads and (k is None or heads["frozen_at"][0] != lead
                                  or heads["frozen_at"][1].kind not in "iu"):
         raise ValueError(f"{path}: 'frozen_at' must hold one trial index per network")
+    has_best = any(key.startswith(BEST) for key in heads)
+    for key in ("best_network_loss", "best_at"):
+        if has_best != (key in heads):
+            raise ValueError(f"{path}: a checkpoint's best network comes with 'best_network_loss' "
+                             "and 'best_at'; this one has only some of them")
+    if has_best and (heads["best_network_loss"][0] != lead
+                     or heads["best_network_loss"][1].kind != "f"
+                     or heads["best_at"][0] != lead or heads["best_at"][1].kind not in "iu"):
+        raise ValueError(f"{path}: 'best_network_loss' and 'best_at' must be "
+                         f"{'one number' if k is None else f'{k} numbers'} each")
     if heads["run_id"][0] != () or heads["run_id"][1].kind != "U":
         raise ValueError(f"{path}: 'run_id' must be one string")
 
@@ -233,11 +258,22 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
         opt, previous_opt = _leaves(arrays, OPT), _leaves(arrays, PREVIOUS_OPT)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    previous = {key[len(PREVIOUS):]: v for key, v in arrays.items() if key.startswith(PREVIOUS)}
-    current = {key: v for key, v in arrays.items() if not key.startswith(PREVIOUS)}
+    best_loss, best_at = arrays.pop("best_network_loss", None), arrays.pop("best_at", None)
+    if best_loss is not None and (not np.all(best_loss > 0) or np.any(best_at < 0)
+                                  or np.any(best_at >= max(loss.shape[-1], 1))):
+        raise ValueError(f"{path}: 'best_network_loss' or 'best_at' out of range "
+                         f"({best_loss}, {best_at})")
+    if best_loss is not None and k is None:
+        best_loss, best_at = float(best_loss), int(best_at)
+    parts = {prefix: {key[len(prefix):]: v for key, v in arrays.items() if key.startswith(prefix)}
+             for prefix in (PREVIOUS, BEST)}
+    current = {key: v for key, v in arrays.items()
+               if not key.startswith(PREVIOUS) and not key.startswith(BEST)}
     net = _network(current, path, k)
-    prev = _network(previous, f"{path} (previous)", k) if previous else None
-    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt, frozen)
+    prev, best_net = (_network(parts[p], f"{path} ({p[:-1]})", k) if parts[p] else None
+                      for p in (PREVIOUS, BEST))
+    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt, frozen,
+                    best_net, best_loss, best_at)
 
 
 def _network(arrays, source, k):

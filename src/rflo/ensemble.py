@@ -48,6 +48,10 @@ class EnsembleResult(NamedTuple):
     guard : the divergence test's state at the end (a stacked
         :class:`~rflo.train.GuardState`: best losses (K,), the networks from
         before the last trial); pass it to the call that continues the session.
+    best_networks, best_loss, best_trials : for each network (stacked, (K,),
+        (K,)) the one with the lowest positive loss it saw (a diverged one's
+        too), that loss and the trials its updates hold (as
+        :attr:`rflo.train.TrainResult.best_network`).
     """
 
     networks: Network
@@ -59,6 +63,9 @@ class EnsembleResult(NamedTuple):
     accuracy: Optional[np.ndarray] = None
     diverged_at: Optional[np.ndarray] = None
     guard: Optional[GuardState] = None
+    best_networks: Optional[Network] = None
+    best_loss: Optional[np.ndarray] = None
+    best_trials: Optional[np.ndarray] = None
 
     def network(self, k: int) -> Network:
         """Network ``k`` of the ensemble."""
@@ -188,18 +195,28 @@ def train_ensemble(
             prev_opt = (opt_state if guard.previous_opt_state is None
                         else jax.tree_util.tree_map(jnp.asarray, guard.previous_opt_state))
             frozen = np.full(k, -1) if guard.frozen_at is None else guard.frozen_at
-            guard0 = jax.vmap(lambda w, o, b, p, f: new_guard(
+            if guard.best_network is None:  # tracked from this session's start
+                best_of = (w, np.full(k, np.inf), np.full(k, start_trial))
+            else:
+                best_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.best_network, dtype))
+                best_of = (params_of(best_net, names), guard.best_network_loss, guard.best_at)
+            guard0 = jax.vmap(lambda w, o, b, p, f, bw, bl, ba: new_guard(
                 w, o, max_loss_growth, dtype, start=start_trial, best=b, previous=p,
-                frozen_at=f))(w, opt_state, jnp.asarray(guard.best_loss, dtype),
-                              (params_of(prev, names), prev_opt), jnp.asarray(frozen, jnp.int32))
+                frozen_at=f, best_w=bw, best_w_loss=bl, best_at=ba))(
+                    w, opt_state, jnp.asarray(guard.best_loss, dtype),
+                    (params_of(prev, names), prev_opt), jnp.asarray(frozen, jnp.int32),
+                    best_of[0], jnp.asarray(best_of[1], dtype), jnp.asarray(best_of[2], jnp.int32))
         state, losses, aligns, accs = drive_chunks(
             run, SessionState(w, opt_state, guard0), trials, capacity, callback)
         trained = to_numpy(with_params(jnets, state.w))
         good_w, good_opt = state.guard.good
+        best_nets = to_numpy(with_params(jnets, state.guard.best_w))
+        best_loss = np.asarray(state.guard.best_w_loss, float)
+        best_at = np.asarray(state.guard.best_at, np.int64)
         end_guard = GuardState(np.asarray(state.guard.best, float),
                                to_numpy(with_params(jnets, good_w)),
                                jax.tree_util.tree_map(np.asarray, good_opt),
-                               np.asarray(state.guard.frozen_at))
+                               np.asarray(state.guard.frozen_at), best_nets, best_loss, best_at)
     diverged_at = np.asarray(state.guard.frozen_at) + 1
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
@@ -210,7 +227,8 @@ def train_ensemble(
             RuntimeWarning, stacklevel=2)
     return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
                           jax.tree_util.tree_map(np.asarray, state.opt_state),
-                          accs if tasks[0].metric is not None else None, diverged_at, end_guard)
+                          accs if tasks[0].metric is not None else None, diverged_at, end_guard,
+                          best_nets, best_loss, best_at)
 
 
 def _check_guard(guard, nets, k, start_trial):
@@ -220,10 +238,27 @@ def _check_guard(guard, nets, k, start_trial):
         raise ValueError(f"guard.best_loss must hold {k} losses > 0 (or inf), one per network")
     if guard.frozen_at is not None and np.shape(guard.frozen_at) != (k,):
         raise ValueError(f"guard.frozen_at must hold {k} trial indices (-1: not frozen)")
-    prev = stack_networks(unstack_networks(guard.previous))
-    if str(jax.tree_util.tree_map(np.shape, prev)) != str(jax.tree_util.tree_map(np.shape, nets)):
-        raise ValueError("guard.previous is not a stack of networks of this ensemble's shape")
-    return guard._replace(previous=prev._replace(cell=nets.cell))
+    prev = _same_stack(guard.previous, nets, "guard.previous")
+    if guard.best_network is None:
+        return guard._replace(previous=prev, best_network_loss=None, best_at=None)
+    loss = np.asarray(guard.best_network_loss if guard.best_network_loss is not None else np.nan,
+                      float)
+    at = np.asarray(guard.best_at if guard.best_at is not None else -1)
+    if loss.shape != (k,) or np.any(~(loss > 0)):
+        raise ValueError(f"guard.best_network_loss must hold {k} losses > 0 (or inf)")
+    if at.shape != (k,) or at.dtype.kind not in "iu" or np.any(at < 0) or np.any(at >= start_trial):
+        raise ValueError(f"guard.best_at must hold {k} trial counts from 0 to start_trial - 1")
+    return guard._replace(previous=prev, best_network=_same_stack(guard.best_network, nets,
+                                                                  "guard.best_network"),
+                          best_network_loss=loss, best_at=at)
+
+
+def _same_stack(other, nets, name):
+    """``other`` checked to be a stack of networks of ``nets``' shapes (with its cell)."""
+    other = stack_networks(unstack_networks(other))
+    if str(jax.tree_util.tree_map(np.shape, other)) != str(jax.tree_util.tree_map(np.shape, nets)):
+        raise ValueError(f"{name} is not a stack of networks of this ensemble's shape")
+    return other._replace(cell=nets.cell)
 
 
 def _ensemble_rates(lr, k, net):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 __all__ = ["Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments"]
+           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments", "save_diverged"]
 
 #: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
 #: take effect within about this long
@@ -174,7 +174,8 @@ def train_segments(session, name, prog, stop, progress=None):
             n = segments.next(prog.done, spec.trials)
             guard = (None if prog.previous is None
                      else rflo.GuardState(prog.best_loss, prog.previous,
-                                          opt_state(prog.previous_opt_state), prog.frozen_at))
+                                          opt_state(prog.previous_opt_state), prog.frozen_at,
+                                          prog.best, prog.best_network_loss, prog.best_at))
             common = dict(trials=n, lr=lr, online=spec.online, dtype=spec.dtype,
                           start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard, loss=spec.loss,
                           optimizer=optimizer, batch=spec.batch,
@@ -191,15 +192,16 @@ def train_segments(session, name, prog, stop, progress=None):
                     res = rflo.train(prog.network, task, name, seed=spec.seed, **common)
             segments.observe(n, time.monotonic() - t0)
             if not ensemble and res.diverged is not None:
-                rflo.save_network(out / f"{name}.npz", res.network, run_id=run_id)
-                raise Diverged(f"{res.diverged} Saved it to {out / (name + '.npz')}.")
+                raise Diverged(save_diverged(session, name, res))
             prog = checkpoint.Progress(res.networks if ensemble else res.network,
                                        np.concatenate([prog.loss, res.loss], axis=-1),
                                        np.concatenate([prog.alignment, res.alignment], axis=-1),
                                        prog.seconds + res.seconds, res.guard.best_loss,
                                        res.guard.previous, leaves(res.opt_state),
                                        leaves(res.guard.previous_opt_state),
-                                       res.guard.frozen_at if ensemble else None)
+                                       res.guard.frozen_at if ensemble else None,
+                                       res.guard.best_network, res.guard.best_network_loss,
+                                       res.guard.best_at)
             if bar is not None:
                 last = res.loss[..., -1]
                 bar(prog.done, spec.trials, float(np.nanmedian(last))
@@ -213,3 +215,19 @@ def train_segments(session, name, prog, stop, progress=None):
             bar.close()
     checkpoint.save_progress(out, name, prog, run_id)
     return prog
+
+
+def save_diverged(session, name, res) -> str:
+    """Write a diverged run's two networks: ``RULE.npz`` (the last whose loss
+    was within the limit) and ``RULE.best.npz`` (the one of the lowest loss
+    seen); the message that names both, and their trials."""
+    import rflo
+    out, run_id = session.folder, session.run_id
+    last, best = out / f"{name}.npz", out / f"{name}.best.npz"
+    rflo.save_network(last, res.network, run_id=run_id,
+                      info=session.info(name, res.trials_done))
+    rflo.save_network(best, res.best_network, run_id=run_id,
+                      info=session.info(name, res.best_trials))
+    return (f"{res.diverged} Saved the last network within the limit (after trial "
+            f"{res.trials_done}) to {last} and the best (after trial {res.best_trials}: the "
+            f"lowest loss seen, {res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}.")

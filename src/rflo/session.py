@@ -3,11 +3,7 @@
 What a long run does, for ``rflo train``, ``rflo compare`` and Python alike::
 
     from rflo.session import Session
-    from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, check_run,
-    same_shape, train_segments,
-)
-from rflo.spec import RunSpec
+    from rflo.spec import RunSpec
 
     with Session.start(RunSpec(trials=20_000, units=64), "runs/A") as s:
         done = s.run()                  # {rule: checkpoint.Progress}
@@ -20,8 +16,10 @@ segments of about :data:`SEGMENT_SECONDS` each, writes a checkpoint every
 ``checkpoint_every`` trials (else every 30 s) and at the end, holds the
 folder's lock, tags every file with the run's id, stops cleanly after the
 current segment on SIGINT/SIGTERM (:class:`Interrupted`), and on divergence of
-one network saves the last network within the loss limit as ``RULE.npz``
-(:class:`Diverged`).  An ensemble's diverged networks are frozen instead.
+one network saves the last network within the loss limit as ``RULE.npz`` and
+the one of the lowest loss seen as ``RULE.best.npz`` (:class:`Diverged`).  An
+ensemble's diverged networks are frozen instead (their best networks:
+``RULE.seedS.best.npz``).
 """
 
 from __future__ import annotations
@@ -96,7 +94,7 @@ def _clear_run(out):
         rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
     except (OSError, ValueError, AttributeError, TypeError):
         pass
-    for name in RUN_FILES + tuple(f"{r}.npz" for r in sorted(rules)):
+    for name in RUN_FILES + tuple(f"{r}{tail}.npz" for r in sorted(rules) for tail in ("", ".best")):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     remove_temporaries(out)
@@ -335,7 +333,7 @@ class Session:
             current segment (default: a :class:`StopRequest` on SIGINT/SIGTERM).
         Each rule's trained network is written as ``RULE.npz`` (an ensemble's as
         ``RULE.seedS.npz``).  Returns ``{rule: checkpoint.Progress}``; raises :class:`Interrupted`
-        (checkpoint saved) or :class:`Diverged` (``RULE.npz`` saved).
+        (checkpoint saved) or :class:`Diverged` (``RULE.npz`` and ``RULE.best.npz`` saved).
         """
         if stop is None:
             with StopRequest() as request:
@@ -373,6 +371,13 @@ class Session:
         for s, member in zip(self.spec.seeds, members):
             rflo.save_network(self.folder / f"{rule}.seed{s}.npz", member, run_id=self.run_id,
                               info=self.info(rule, prog.done, seed=s))
+        frozen = np.asarray(prog.frozen_at if prog.frozen_at is not None else [])
+        if prog.best is not None and np.any(frozen >= 0):  # a diverged network's best too
+            for i, (s, best) in enumerate(zip(self.spec.seeds, unstack_networks(prog.best))):
+                if frozen[i] >= 0:
+                    rflo.save_network(self.folder / f"{rule}.seed{s}.best.npz", best,
+                                      run_id=self.run_id,
+                                      info=self.info(rule, int(prog.best_at[i]), seed=s))
         return members
 
     def _checkpoint(self, name):

@@ -1,9 +1,12 @@
-"""Training, simulating and scoring a network: the public entry points.
+"""Training a network: :func:`train` and what it returns.
 
 :func:`train` runs a session of many trials through the compiled core
 (:mod:`rflo.trainer`; ensembles: :mod:`rflo.ensemble`), in chunks of trials
 (for progress reports); the chunking does not change the result, because
-every chunk runs the same compiled code.
+every chunk runs the same compiled code.  Its settings are checked first
+(:mod:`rflo.session_checks`); a network with learning off is
+:mod:`rflo.simulation`'s (:func:`simulate`, :func:`evaluate`, :func:`score`,
+importable from here too).
 
 Per trial the seed's bookkeeping is kept::
 
@@ -14,7 +17,6 @@ Per trial the seed's bookkeeping is kept::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from typing import Callable, NamedTuple, Optional
@@ -24,28 +26,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rflo._checks import (
-    check_dtype, check_finite_array, check_int, check_positive, check_seed, check_trials, precision,
+from rflo._checks import check_int, check_seed, precision
+from rflo.network import Network, params_of, to_numpy, with_params
+from rflo.session_checks import (  # noqa: F401  (importable from here, as they were)
+    CheckedSession, as_dtype, check_fits, check_network, check_session, check_session_memory,
+    prepare_session, with_derivative,
 )
-from rflo.cells.base import forward as cell_forward
-from rflo.cells.base import initial_state
-from rflo.cells.base import output as cell_output
-from rflo.cells.leaky_tanh import LeakyTanh
-from rflo.losses import check_outputs, get_loss, trial_loss
-from rflo.memory import require_memory, session_bytes
-from rflo.network import (
-    Network, network_from_arrays, param_names, params_of, to_numpy, trainable_names, with_params,
-)
-from rflo.optim import check_learning_rates
-from rflo.rules import get_rule
-from rflo.rules.base import ROUTES, Setup, closed_form
-from rflo.tasks import Task, TaskGenerator
+from rflo.simulation import Evaluation, evaluate, score, simulate  # noqa: F401
+from rflo.tasks import Task
 from rflo.trainer import (
-    Config, SessionState, buffer_size, drive_chunks, init_opt_state, new_guard, run_chunk,
-    trial_data,
+    SessionState, buffer_size, drive_chunks, init_opt_state, new_guard, run_chunk, trial_data,
 )
 
 __all__ = ["train", "TrainResult", "GuardState", "simulate", "evaluate", "Evaluation", "score"]
+
+#: the names they had here (rflo.ensemble and rflo.gradients import them)
+_as_dtype, _with_derivative = as_dtype, with_derivative
 
 
 class TrainResult(NamedTuple):
@@ -66,6 +62,12 @@ class TrainResult(NamedTuple):
         metric (NaN for a trial without a response window), else None.
     guard : the divergence test's state at the end (:class:`GuardState`);
         pass it to the next :func:`train` call that continues this session.
+    best_network : the network with the lowest positive loss seen (the loss of
+        a trial is measured on the network from before its update), also
+        when training diverged: ``best_loss`` is that loss and ``best_trials``
+        the trials whose updates it holds (its loss is that of trial
+        ``best_trials + 1``, counted from 1).  A session that continues one
+        whose guard holds no best network tracks it from its own start.
     """
 
     network: Network
@@ -78,6 +80,9 @@ class TrainResult(NamedTuple):
     trials_done: int = 0
     accuracy: Optional[np.ndarray] = None
     guard: Optional["GuardState"] = None
+    best_network: Optional[Network] = None
+    best_loss: Optional[float] = None
+    best_trials: Optional[int] = None
 
 
 class GuardState(NamedTuple):
@@ -86,153 +91,18 @@ class GuardState(NamedTuple):
     optimiser state) from before the session's last trial, which is the one
     kept if the next trial's loss is already past the limit.  ``frozen_at``
     (ensembles, (K,)): the trial index at which each network diverged and was
-    frozen, or -1; a frozen network stays frozen in the next session."""
+    frozen, or -1; a frozen network stays frozen in the next session.
+    ``best_network``, ``best_network_loss``, ``best_at``: the network with the
+    lowest loss seen, that loss and the trials it holds (None: the next
+    session tracks its best from its own start)."""
 
     best_loss: float
     previous: Network
     previous_opt_state: object = None
     frozen_at: object = None
-
-
-class Evaluation(NamedTuple):
-    """One trial with learning off: ``y`` (T, n_out), ``h`` and ``u`` (T, n_rec),
-    the ``target`` (T, n_out) and the trial's ``loss``.
-
-    ``h`` is what the units send (the rate ``h`` of the leaky tanh cell, the
-    spikes of a spiking cell) and ``u`` the synaptic current.  Row 0 is the
-    initial state: ``h[0] = output(h0)``, ``y[0] = w_out h[0]``, ``u[0] = 0``.
-    For a cell that owns its synapses (GRU, LSTM, LRU, a stack) ``h`` is the
-    cell's output ``z`` (T, n_z) (the LRU's ``(Re h, Im h)``, a stack's top
-    layer) and ``u`` is zeros of that shape: such a cell has no separate
-    synaptic current.
-    """
-
-    y: np.ndarray
-    h: np.ndarray
-    u: np.ndarray
-    target: np.ndarray
-    loss: float
-
-
-# --------------------------------------------------------------------------
-# checks
-
-
-def check_network(net) -> Network:
-    """Validate a network (shapes, finiteness, constraints); returns a numpy copy."""
-    if not isinstance(net, Network):
-        raise ValueError(
-            f"expected an rflo Network (see rflo.init_network / rflo.load_network), got {type(net).__name__}"
-        )
-    arrays = {k: (None if v is None else (v if k == "cell" else
-                                           jax.tree_util.tree_map(np.asarray, v)))
-              for k, v in net._asdict().items()}
-    return network_from_arrays(**arrays)
-
-
-def check_fits(net: Network, task):
-    """Raise if the task's input/output sizes do not match the network."""
-    if not isinstance(task, (Task, TaskGenerator)):
-        raise ValueError(
-            "expected an rflo Task or TaskGenerator (e.g. rflo.periodic_task(), "
-            f"rflo.tasks.make_task('flip_flop')), got {type(task).__name__}")
-    if task.n_in != net.n_in:
-        raise ValueError(
-            f"the task has {task.n_in} inputs but the network has n_in={net.n_in}; "
-            "build the network with the task's input size"
-        )
-    if task.n_out != net.n_out:
-        raise ValueError(
-            f"the task has {task.n_out} outputs but the network has n_out={net.n_out}; "
-            "build the network with the task's output size"
-        )
-
-
-def _as_dtype(net: Network, dtype) -> Network:
-    return jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), net)
-
-
-def _with_derivative(net: Network, derivative):
-    """``net`` whose leaky tanh cell uses f' ``derivative`` (None: the cell's own)."""
-    if derivative is None:
-        return net
-    if not isinstance(net.cell, LeakyTanh):
-        raise ValueError(f"derivative={derivative!r} applies to the leaky_tanh cell only; the "
-                         f"network's cell is {net.cell.name!r} (its settings say its derivative)")
-    return net._replace(cell=dataclasses.replace(net.cell, derivative=derivative))
-
-
-def check_session_memory(net, cfg, task, batch, networks=1):
-    """Refuse a session whose estimated memory exceeds what is available."""
-    need = session_bytes(net, cfg.rule, cfg.setup, online=cfg.online, n_steps=task.n_steps,
-                         batch=batch, networks=networks)
-    sizes = [f"n_rec={net.n_rec}", f"{task.n_steps} steps"]
-    sizes += [f"batch {batch}"] if batch > 1 else []
-    sizes += [f"{networks} networks"] if networks > 1 else []
-    require_memory(need, f"training with rule {cfg.rule.name!r} ({', '.join(sizes)})",
-                   "use fewer units" + (" or networks" if networks > 1 else "")
-                   + ", a smaller batch, or a rule with a smaller state (e.g. rflo or bptt)")
-
-
-def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, check_lr=True):
-    """Check a session's settings (shared by :func:`train` and
-    :func:`rflo.ensemble.train_ensemble`); returns ``(rule, cfg, names, lr)``
-    with ``lr`` the checked rates as a dict (or None for a stacked table)."""
-    rule = get_rule(rule)
-    if online and not rule.online:
-        raise ValueError(
-            f"rule {rule.name!r} cannot learn online (it needs the whole trial); "
-            "use online=False, or an online rule such as 'rflo' or 'rtrl'"
-        )
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError("optimizer must be an optax.GradientTransformation, e.g. optax.adam(1e-3)")
-    if route not in ROUTES:
-        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
-    loss = get_loss(loss)
-    check_outputs(loss, net.n_out)
-    lr = check_learning_rates(lr, param_names(net), trainable_names(net)) if check_lr else lr
-    names = tuple(lr)
-    setup = Setup(loss, names, unroll, route)
-    rule.check(net, setup)
-    closed_form(net, setup)  # route="closed_form" where it does not apply: say so now
-    return rule, Config(rule, bool(online), setup), names, lr
-
-
-class CheckedSession(NamedTuple):
-    """A session's checked settings (:func:`check_session`)."""
-
-    trials: int
-    start_trial: int
-    unroll: int
-    batch: int
-    max_loss_growth: Optional[float]
-    rule: object
-    cfg: Config
-    names: tuple
-    lr: object
-    dtype: str
-
-
-def check_session(net, tasks, rule, lr, *, trials, start_trial, unroll, batch, max_loss_growth,
-                  online, optimizer, loss, route, dtype, networks=1, check_lr=True):
-    """Check everything a training session takes before anything is computed:
-    the one validation path of :func:`train` and
-    :func:`rflo.ensemble.train_ensemble` (``net``: one network, an ensemble's
-    first; ``tasks``: its tasks; ``networks``: how many train together)."""
-    trials, start_trial = check_trials(trials, start_trial)
-    if max_loss_growth is not None:
-        max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
-    unroll = check_int("unroll", unroll)
-    batch = check_int("batch", batch)
-    for task in tasks:
-        check_fits(net, task)
-    rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
-                                           loss=loss, unroll=unroll, route=route,
-                                           check_lr=check_lr)
-    dtype = check_dtype(dtype or net.dtype)
-    check_session_memory(_as_dtype(net, dtype), cfg, tasks[0], batch, networks=networks)
-    return CheckedSession(trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names,
-                          lr, dtype)
+    best_network: Optional[Network] = None
+    best_network_loss: object = None
+    best_at: object = None
 
 
 # --------------------------------------------------------------------------
@@ -341,11 +211,15 @@ def train(
         w = params_of(jnet, names)
         if opt_state is None:
             opt_state = init_opt_state(optimizer, lr_arr, w)
-        previous = None
+        previous, best_of = None, {}
         if guard is not None:
             prev_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
             previous = (params_of(prev_net, names),
                         opt_state if guard.previous_opt_state is None else guard.previous_opt_state)
+            if guard.best_network is not None:
+                best_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.best_network, dtype))
+                best_of = dict(best_w=params_of(best_net, names),
+                               best_w_loss=guard.best_network_loss, best_at=guard.best_at)
 
         def run(state, done, n):
             return run_chunk(cfg, optimizer, jnet, state, lr_arr, key, source,
@@ -354,13 +228,17 @@ def train(
         best = np.inf if guard is None else guard.best_loss
         state0 = SessionState(w, opt_state, new_guard(w, opt_state, max_loss_growth, dtype,
                                                       start=start_trial, best=best,
-                                                      previous=previous))
+                                                      previous=previous, **best_of))
         state, losses, aligns, accs = drive_chunks(run, state0, trials, capacity, callback,
                                                    stop_when_frozen=True)
         trained = to_numpy(with_params(jnet, state.w))
         good_w, good_opt = state.guard.good
+        best_net = to_numpy(with_params(jnet, state.guard.best_w))
+        best_loss, best_at = float(state.guard.best_w_loss), int(state.guard.best_at)
         end_guard = GuardState(float(state.guard.best), to_numpy(with_params(jnet, good_w)),
-                               jax.tree_util.tree_map(np.asarray, good_opt))
+                               jax.tree_util.tree_map(np.asarray, good_opt),
+                               best_network=best_net, best_network_loss=best_loss,
+                               best_at=best_at)
     diverged = None
     done = start_trial + len(losses)
     frozen_at = int(state.guard.frozen_at)
@@ -371,7 +249,8 @@ def train(
         diverged = (f"rule {rule.name!r} diverged at trial {frozen_at + 1}: "
                     f"{_why(losses, state, max_loss_growth)} (learning rates {_rates(lr)}); "
                     f"the network kept is the one after trial {done}, the last whose loss "
-                    f"was within the limit. {_advice(net, rule, frozen_at, optimizer)}")
+                    f"was within the limit; {_best_said(best_loss, best_at)} (best_network). "
+                    f"{_advice(net, rule, frozen_at, optimizer)}")
         warnings.warn(diverged, RuntimeWarning, stacklevel=2)
     return TrainResult(
         network=trained,
@@ -384,7 +263,21 @@ def train(
         trials_done=done,
         accuracy=accs if task.metric is not None else None,
         guard=end_guard,
+        best_network=best_net,
+        best_loss=best_loss,
+        best_trials=best_at,
     )
+
+
+def best_said(loss, trials):
+    """The best network, in words (for the messages of a diverged run)."""
+    if not np.isfinite(loss):
+        return "no loss was seen to be the lowest yet"
+    return (f"the best, with the lowest loss seen ({loss:.4g}, on trial {trials + 1}), is the one "
+            f"after trial {trials}")
+
+
+_best_said = best_said
 
 
 def _session_key(seed):
@@ -410,16 +303,33 @@ def _check_guard(guard, net, start_trial):
     best = float(guard.best_loss)
     if not (best > 0 or best == np.inf) or np.isnan(best):
         raise ValueError(f"guard.best_loss must be > 0 (or inf), got {guard.best_loss!r}")
-    prev = check_network(guard.previous)
+    prev = _same_shape(guard.previous, net, "guard.previous")
+    guard = guard._replace(previous=prev)
+    if guard.best_network is None:
+        return guard._replace(best_network_loss=None, best_at=None)
+    loss = float(guard.best_network_loss if guard.best_network_loss is not None else np.nan)
+    if not (loss > 0):
+        raise ValueError(f"guard.best_network_loss must be > 0 (or inf), got "
+                         f"{guard.best_network_loss!r}")
+    at = check_int("guard.best_at", guard.best_at, minimum=0)
+    if at >= start_trial:
+        raise ValueError(f"guard.best_at ({at}) must be below start_trial ({start_trial})")
+    return guard._replace(best_network=_same_shape(guard.best_network, net, "guard.best_network"),
+                          best_network_loss=loss, best_at=at)
+
+
+def _same_shape(other, net, name):
+    """``other`` checked to be a network of ``net``'s shapes (with its cell)."""
+    other = check_network(other)
     for k in ("w_in", "w_rec", "w_out"):
-        if np.shape(getattr(prev, k)) != np.shape(getattr(net, k)):
-            raise ValueError(f"guard.previous is not a network of this session's shape "
-                             f"({k} {np.shape(getattr(prev, k))} vs {np.shape(getattr(net, k))})")
-    mine, theirs = ({k: np.shape(v) for k, v in (n.extra or {}).items()} for n in (net, prev))
+        if np.shape(getattr(other, k)) != np.shape(getattr(net, k)):
+            raise ValueError(f"{name} is not a network of this session's shape "
+                             f"({k} {np.shape(getattr(other, k))} vs {np.shape(getattr(net, k))})")
+    mine, theirs = ({k: np.shape(v) for k, v in (n.extra or {}).items()} for n in (net, other))
     if mine != theirs:  # the cell's own parameters (all of them, for a cell that owns its synapses)
-        raise ValueError(f"guard.previous is not a network of this session's shape (the cell's "
+        raise ValueError(f"{name} is not a network of this session's shape (the cell's "
                          f"parameters {theirs} vs {mine})")
-    return guard._replace(previous=prev._replace(cell=net.cell))
+    return other._replace(cell=net.cell)
 
 
 def _advice(net, rule, frozen_at, optimizer):
@@ -450,95 +360,3 @@ def _why(losses, state, growth):
     if growth is not None and bad > growth * best:
         return f"the loss {bad:.3g} grew past {growth:g} times its best {best:.3g}"
     return "a parameter became NaN or inf"
-
-
-def _simulate(net, x):
-    act = cell_forward(net, x)
-    z0 = cell_output(net, initial_state(net))
-    z_all = jnp.concatenate([z0[None], act.z])
-    u_all = jnp.concatenate([jnp.zeros_like(act.current[:1]), act.current])
-    return z_all @ net.w_out.T, z_all, u_all
-
-
-_simulate_jit = jax.jit(_simulate)
-
-
-def simulate(net: Network, x, *, dtype: Optional[str] = None):
-    """Run ``net`` on inputs ``x`` (T, n_in) with learning off.
-
-    Returns ``y`` (T, n_out), ``h`` (T, n_rec; what the units send) and ``u``
-    (T, n_rec; the synaptic current) as numpy arrays; row 0 is the initial
-    state (``u[0] = 0``).  For a cell that owns its synapses ``h`` is its
-    output (T, n_z) and ``u`` zeros of that shape (see :class:`Evaluation`).
-    """
-    net = check_network(net)
-    dtype = check_dtype(dtype or net.dtype)
-    x = _checks_x(x, net, dtype)
-    net = _as_dtype(net, dtype)
-    with precision(dtype):
-        y, h, u = _simulate_jit(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x))
-        return np.asarray(y), np.asarray(h), np.asarray(u)
-
-
-def _checks_x(x, net, dtype):
-    x = check_finite_array("x", x, ndim=2, dtype=dtype)
-    if x.shape[1] != net.n_in:
-        raise ValueError(f"x must have shape (T, n_in={net.n_in}), got {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"x needs at least 2 timesteps, got {x.shape[0]}")
-    return x
-
-
-def evaluate(net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] = None,
-             loss="squared_error") -> Evaluation:
-    """Run one trial of ``task`` with learning off and score it with ``loss``."""
-    net = check_network(net)
-    check_fits(net, task)
-    loss = get_loss(loss)
-    x, y_target, mask = task.trial(trial)
-    y, h, u = simulate(net, x, dtype=dtype)
-    with precision(y.dtype):
-        value = float(trial_loss(loss, jnp.asarray(y[1:]), jnp.asarray(y_target, y.dtype),
-                                 jnp.asarray(mask, y.dtype)))
-    return Evaluation(y, h, u, np.asarray(y_target), value)
-
-
-def _score(net, x, y, m, metric, loss):
-    def one(x, y, m):
-        out = cell_forward(net, x).y
-        value = trial_loss(loss, out, y, m)
-        if metric is None:
-            return value, jnp.zeros(()), jnp.zeros(())
-        correct, counted = metric(out, y[1:], m[1:])
-        return value, correct, counted
-
-    value, correct, counted = jax.vmap(one)(x, y, m)
-    return jnp.mean(value), jnp.sum(correct), jnp.sum(counted)
-
-
-_score_jit = jax.jit(_score, static_argnums=(4, 5))
-
-
-def score(net, task, n_trials: int = 256, *, seed: int = 0, loss="squared_error"):
-    """Loss and accuracy of ``net`` on a set of trials, with learning off.
-
-    A :class:`TaskGenerator` draws ``n_trials`` fresh trials from ``seed``;
-    a :class:`Task` uses all its trials (``n_trials`` is ignored).  Returns
-    ``(mean loss, accuracy)``; accuracy is the pooled fraction correct of the
-    task's metric (None without a metric; NaN if no step was counted).
-    """
-    net = check_network(net)
-    check_fits(net, task)
-    loss = get_loss(loss)
-    if isinstance(task, TaskGenerator):
-        x, y, m = task.batch(check_int("seed", seed, minimum=0), check_int("n_trials", n_trials))
-    else:
-        x, y, m = task.stacked(net.dtype)
-    with precision(net.dtype):
-        jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        value, correct, counted = _score_jit(jnet, *(jnp.asarray(a, net.dtype) for a in (x, y, m)),
-                                             task.metric, loss)
-    if task.metric is None:
-        return float(value), None
-    counted = float(counted)
-    return float(value), (float(correct) / counted if counted > 0 else float("nan"))
