@@ -40,27 +40,46 @@ are then ``dv[t]/dv[t-1] = alpha`` (LIF), and for ALIF::
 (:func:`rflo.rules.traces.local_advance`) derive from the cell on their own.
 
 **Scale.**  :func:`rflo.init_network` draws small input weights (uniform on
-``[-0.1, 0)``) and ``h0 = 0.1``; with the default ``thr = 1`` a unit of such
-a network spikes only when its current reaches about 1 (e.g. a constant
-input ``x = -20`` on one input line gives ``w_in x`` between 0 and 2, so
-about half the units fire), while the recurrent current of one spike is
-``w_rec[i, j] ~ 1.5 / sqrt(n_rec)``.  For tasks with inputs of order one,
-scale the input weights (``network_from_arrays``) or lower ``thr``
-(``LIF(thr=0.05)``); the surrogate, normalised by ``thr``, scales with it.
+``[-0.1, 0)``), ``w_rec ~ N(0, 1.5^2 / n_rec)`` and ``h0 = 0.1``: with the
+default settings such a network never reaches ``thr`` and is silent on every
+built-in task (no error reaches the weights through the pseudo-derivative, and
+the loss stays where it starts); the periodic task has no input at all, so no
+input scaling helps there, and a stronger ``w_rec`` with ``h0`` above
+threshold only gives a burst that dies out.  The ``drive`` setting adds a
+constant background current ``drive * thr`` to every unit (in units of
+``thr``, so that lowering ``thr`` keeps the rates)::
+
+    v[t] = alpha v[t-1] + (1 - alpha) (I[t] + drive thr) - sg(z[t-1]) thr
+
+Alone it makes a unit fire every ``tau ln(drive / (drive - 1))`` steps (about
+18 at ``tau = 10``, ``drive = 1.2``); the recurrent current of the first
+spikes makes the rates differ from unit to unit.  At ``drive =``
+:data:`FIRING_DRIVE` (1.2) every unit of ``rflo.init_network(n_in, 50, 1,
+seed=0, cell=get_cell("lif", drive=1.2))`` fires on every built-in task, at
+3.5-5 % of the steps (ALIF 3.5-4 %; ``tests/test_spiking_defaults.py``).  The
+default is ``drive = 0``, Bellec et al.'s cells.  :func:`check_firing` warns
+when a network is silent or saturated and names the fix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rflo.cells.base import Cell, register_cell
 
-__all__ = ["LIF", "ALIF", "ALIFState", "spike", "pseudo_derivative"]
+__all__ = ["LIF", "ALIF", "ALIFState", "spike", "pseudo_derivative", "FIRING_DRIVE",
+           "FIRING_BAND", "firing_rate", "check_firing"]
+
+#: a background current (in units of ``thr``) that makes the networks of
+#: :func:`rflo.init_network` fire on every built-in task (see "Scale" above)
+FIRING_DRIVE = 1.2
 
 
 def pseudo_derivative(v_scaled, gamma):
@@ -87,9 +106,21 @@ def _check(cell):
         value = getattr(cell, name, 1.0)
         if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
             raise ValueError(f"{cell.name} setting {name} must be a positive number, got {value!r}")
+    drive = getattr(cell, "drive", 0.0)
+    if not (isinstance(drive, (int, float)) and not isinstance(drive, bool) and np.isfinite(drive)):
+        raise ValueError(f"{cell.name} setting drive must be a finite number, got {drive!r}")
     beta = getattr(cell, "beta", 0.0)
     if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
         raise ValueError(f"{cell.name} setting beta must be a number >= 0, got {beta!r}")
+
+
+def _settings(cell):
+    """The cell's settings, without ``drive`` where it is 0 (files written
+    before it existed read the same)."""
+    out = dataclasses.asdict(cell)
+    if out.get("drive") == 0.0:
+        del out["drive"]
+    return out
 
 
 @register_cell
@@ -104,9 +135,13 @@ class LIF(Cell):
     name = "lif"
     thr: float = 1.0
     gamma: float = 0.3
+    drive: float = 0.0
 
     def __post_init__(self):
         _check(self)
+
+    def settings(self):
+        return _settings(self)
 
     def threshold(self, net, state):
         """The firing threshold ``A`` of each unit."""
@@ -118,7 +153,7 @@ class LIF(Cell):
     def neuron(self, net, state, current):
         z = jax.lax.stop_gradient(self.output(net, state))
         alpha = jnp.exp(-1.0 / net.tau)
-        return alpha * state + (1.0 - alpha) * current - z * self.thr
+        return alpha * state + (1.0 - alpha) * (current + self.drive * self.thr) - z * self.thr
 
 
 class ALIFState(NamedTuple):
@@ -145,9 +180,13 @@ class ALIF(Cell):
     gamma: float = 0.3
     beta: float = 0.2
     tau_a: float = 20.0
+    drive: float = 0.0
 
     def __post_init__(self):
         _check(self)
+
+    def settings(self):
+        return _settings(self)
 
     def initial_state(self, net):
         return ALIFState(net.h0, jnp.zeros_like(net.h0))
@@ -163,5 +202,53 @@ class ALIF(Cell):
         z = self.output(net, state)
         alpha = jnp.exp(-1.0 / net.tau)
         rho = jnp.exp(-1.0 / jnp.asarray(self.tau_a, state.v.dtype))
-        v = alpha * state.v + (1.0 - alpha) * current - jax.lax.stop_gradient(z) * self.thr
+        v = (alpha * state.v + (1.0 - alpha) * (current + self.drive * self.thr)
+             - jax.lax.stop_gradient(z) * self.thr)
         return ALIFState(v, rho * state.a + z)
+
+
+#: the band of spikes per unit and step outside which :func:`check_firing` warns
+FIRING_BAND = (0.002, 0.5)
+
+
+def firing_rate(net, x) -> float:
+    """The mean number of spikes per unit and step of the spiking network
+    ``net`` (LIF or ALIF) over the inputs ``x`` (T, n_in) or (B, T, n_in)."""
+    from rflo.cells.base import initial_state, output, step
+
+    x = jnp.asarray(x, jnp.asarray(net.w_rec).dtype)
+    x = x[None] if x.ndim == 2 else x
+
+    def run(xs):
+        def body(s, x_t):
+            s = step(net, s, x_t)
+            return s, output(net, s)
+
+        return jax.lax.scan(body, initial_state(net), xs[1:])[1]
+
+    return float(jnp.mean(jax.vmap(run)(x)))
+
+
+def check_firing(net, x, where: str = "the spiking network") -> float:
+    """Warn (``RuntimeWarning``) when the spiking network ``net`` is silent or
+    saturated on the inputs ``x``, naming the fix; returns the rate.  Silent:
+    below ``FIRING_BAND[0]`` spikes per unit and step (no error reaches the
+    weights, the loss stays where it starts); saturated: above
+    ``FIRING_BAND[1]`` (the units carry no signal)."""
+    import warnings
+
+    rate = firing_rate(net, x)
+    lo, hi = FIRING_BAND
+    cell, drive = net.cell, getattr(net.cell, "drive", 0.0)
+    if rate < lo:
+        warnings.warn(
+            f"{where} is silent: {rate:.4f} spikes per unit and step (a sensible band is {lo} "
+            f"to {hi}); give its units a background current, e.g. cell=rflo.cells.get_cell("
+            f"{cell.name!r}, drive={FIRING_DRIVE}) (now drive={drive}), or lower thr, or scale "
+            "w_in up", RuntimeWarning, stacklevel=2)
+    elif rate > hi:
+        warnings.warn(
+            f"{where} is saturated: {rate:.4f} spikes per unit and step (a sensible band is "
+            f"{lo} to {hi}); lower the cell's drive (now {drive}), raise thr, or scale w_in "
+            "and w_rec down", RuntimeWarning, stacklevel=2)
+    return rate

@@ -1,0 +1,62 @@
+"""Spiking networks that fire (issue #24): with the cells' background current
+``drive = FIRING_DRIVE`` the networks of rflo.init_network fire at a sensible
+rate on every built-in task; with Bellec et al.'s cells (drive 0) they are
+silent, and check_firing says so and names the fix."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import rflo
+from rflo.cells import get_cell
+from rflo.cells.lif import FIRING_DRIVE, LIF, check_firing, firing_rate
+from rflo.tasks import TASKS, make_task
+
+
+def inputs(name):
+    task = make_task(name)
+    x = task.batch(seed=0, batch=2)[0] if hasattr(task, "batch") else task.stacked("float32")[0]
+    return np.asarray(x)[:, :200]  # 200 steps are enough for a rate
+
+
+@pytest.mark.slow  # a compilation per task; the periodic task in the default run below
+@pytest.mark.parametrize("cell", ["lif", "alif"])
+def test_default_spiking_networks_fire_on_every_builtin_task(cell):
+    """3.5-5 % of the steps measured (LIF), every unit firing; the band asserted
+    is 1-20 %, and at least 90 % of the units fire."""
+    for name in sorted(TASKS):
+        x = inputs(name)
+        net = rflo.init_network(x.shape[-1], 50, 1, seed=0,
+                                cell=get_cell(cell, drive=FIRING_DRIVE))
+        rate = firing_rate(net, x)
+        assert 0.01 < rate < 0.2, (cell, name, rate)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_firing(net, x)  # no warning in the band
+        silent = rflo.init_network(x.shape[-1], 50, 1, seed=0, cell=cell)
+        assert firing_rate(silent, x) < 1e-3, (cell, name)
+
+
+def test_alif_fires_on_the_periodic_task_which_has_no_input():
+    x = inputs("periodic")
+    assert np.all(x == 0)
+    rate = firing_rate(rflo.init_network(1, 50, 1, seed=0,
+                                         cell=get_cell("alif", drive=FIRING_DRIVE)), x)
+    assert 0.01 < rate < 0.2, rate
+
+
+def test_check_firing_warns_and_names_the_fix():
+    x = inputs("periodic")
+    with pytest.warns(RuntimeWarning, match=r"silent.*drive=1.2"):
+        check_firing(rflo.init_network(1, 20, 1, seed=0, cell="lif"), x)
+    hot = rflo.init_network(1, 20, 1, seed=0, cell=get_cell("lif", drive=50.0))
+    with pytest.warns(RuntimeWarning, match="saturated"):
+        check_firing(hot, x)
+
+
+def test_drive_zero_keeps_the_cells_settings_and_refuses_nonsense():
+    assert LIF().settings() == {"thr": 1.0, "gamma": 0.3}
+    assert LIF(drive=1.2).settings()["drive"] == 1.2
+    with pytest.raises(ValueError, match="drive"):
+        LIF(drive=float("nan"))
