@@ -62,7 +62,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -70,7 +70,6 @@ import jax
 import numpy as np
 
 from rflo.paper.common import (
-    INITS,
     add_figure_arguments,
     apply_arguments,
     check_out,
@@ -78,9 +77,18 @@ from rflo.paper.common import (
     network_seeds,
     write_text,
 )
+from rflo.paper.figure2_config import (  # noqa: F401  (the figure's settings, importable from here)
+    CHOSEN_LR,
+    CHOSEN_LR_METHODS,
+    FULL,
+    QUICK,
+    SEARCHED_ON,
+    Config,
+    config,
+)
 from rflo.paper.figure2_plots import plot_figure2, plot_long, plot_supplement
 from rflo.paper.figure2_summary import long_numbers, rate_text, summarize, write_outputs
-from rflo.paper.figure2_sweep import run_sweep, sweep_spec
+from rflo.paper.figure2_sweep import read_sweep, sweep_spec
 from rflo.paper.figure2_train import (  # noqa: F401  (the figure's parts, importable from here)
     COLORS,
     DIVERGED,
@@ -107,116 +115,6 @@ __all__ = ["Config", "QUICK", "FULL", "CHOSEN_LR", "config", "run", "write_outpu
 
 # older names, kept for callers
 _clean, _networks = clean, networks
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything that sets the size of the reproduction."""
-
-    mode: str
-    n_rec: int = 30
-    tau: float = 10.0
-    n_networks: int = 9
-    trials: int = 10000
-    periods_tau: tuple = (10, 20, 40, 80, 160)  # panel b
-    panel_a_periods_tau: tuple = (20, 160)
-    panel_d_period_tau: int = 80
-    ablation_networks: int = 9  # panel d's local / random_feedback
-    dale: float = 0.5  # excitatory fraction: the paper's Methods ("half ... excitatory")
-    dale_periods_tau: tuple = (10, 20, 40, 80, 160)  # supplement 1b: every period
-    lr_grid: tuple = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
-    grid_networks: int = 3
-    #: trials of the extra run at the longest period (BPTT and RFLO at their
-    #: rates, ``figure2_long_period.png``); 0: none
-    long_trials: int = 0
-    #: ((rule, period_tau, lr_rec, lr_out), ...), or (rule, period_tau, eta) for
-    #: one rate for both; None: search
-    lr: Optional[tuple] = None
-    seed: int = 0
-    #: the networks reported, by seed (None: seed, seed + 1, ..., n_networks of them)
-    seeds: Optional[tuple] = None
-    #: initial weights: "methods" (the paper's Methods) or "notebook" (the seed notebook's)
-    init: str = "methods"
-    #: f': "seed" (the notebook's, the paper's own code for this figure) or "exact"
-    derivative: str = "seed"
-    #: the weights the stored rates were searched on (reported in summary.json)
-    lr_searched_on: str = "notebook"
-
-    def check(self):
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.seeds is not None and len(self.seeds) != self.n_networks:
-            raise ValueError("seeds must name n_networks networks")
-        needed = set(self.panel_a_periods_tau) | {self.panel_d_period_tau}
-        if not needed <= set(self.periods_tau):
-            raise ValueError(f"periods_tau {self.periods_tau} must contain the periods of "
-                             f"panels a and d: {sorted(needed)}")
-        if not set(self.dale_periods_tau) <= set(self.periods_tau):
-            raise ValueError("dale_periods_tau must be a subset of periods_tau")
-        if self.lr is not None:
-            if any(len(e) not in (3, 4) for e in self.lr):
-                raise ValueError("each lr entry is (rule, period_tau, lr_rec, lr_out) or "
-                                 "(rule, period_tau, eta)")
-            missing = set(self.rate_keys()) - {(e[0], int(e[1])) for e in self.lr}
-            if missing:
-                raise ValueError(f"lr has no rate for (rule, period_tau) {sorted(missing)}; "
-                                 "give one for each, or lr=None to search")
-        return self
-
-    def rates(self) -> dict:
-        """``{(rule, period_tau): (lr_rec, lr_out)}`` from :attr:`lr`."""
-        return {(e[0], int(e[1])): (float(e[2]), float(e[-1])) for e in self.lr}
-
-    def rate_keys(self):
-        """The (rule, period_tau) pairs that need a learning rate."""
-        keys = [(rule, p) for p in self.periods_tau for rule in ("bptt", "rflo")]
-        keys += [(rule, self.panel_d_period_tau) for rule in ("local", "random_feedback")]
-        keys += [("rflo_dale", p) for p in self.dale_periods_tau]
-        return keys
-
-
-#: learning rates chosen by ``python -m rflo.paper.figure2 --search`` (full
-#: mode) and ``--search --quick`` (quick mode), see :data:`LR_SELECTION`
-CHOSEN_LR = {
-    "full": (("bptt", 10, 1, 0.03), ("rflo", 10, 0.3, 0.1), ("bptt", 20, 0.3, 0.1),
-             ("rflo", 20, 0.01, 0.1), ("bptt", 40, 0.03, 0.03), ("rflo", 40, 0.03, 0.01),
-             ("bptt", 80, 0.001, 0.1), ("rflo", 80, 0.003, 0.03), ("bptt", 160, 0.0001, 0.1),
-             ("rflo", 160, 3e-05, 0.1), ("local", 80, 0.01, 0.01),
-             ("random_feedback", 80, 0.0001, 0.0001), ("rflo_dale", 10, 0.1, 0.03),
-             ("rflo_dale", 20, 0.1, 0.01), ("rflo_dale", 40, 0.03, 0.01),
-             ("rflo_dale", 80, 0.03, 0.03), ("rflo_dale", 160, 0.1, 0.03)),
-    "quick": (("bptt", 20, 0.1, 0.3), ("rflo", 20, 0.1, 0.03), ("bptt", 40, 0.03, 0.1),
-              ("rflo", 40, 0.03, 0.01), ("local", 40, 1.0, 0.03),
-              ("random_feedback", 40, 0.003, 0.003), ("rflo_dale", 20, 0.1, 0.01),
-              ("rflo_dale", 40, 0.1, 0.03)),
-}
-#: the stored rates for the Methods' weights, and the weights each set was
-#: searched on (summary.json reports it): see docs/paper.md
-CHOSEN_LR_METHODS = {
-    "full": CHOSEN_LR["full"],  # the notebook weights' until a full search is stored
-    "quick": (("bptt", 20, 0.3, 0.1), ("rflo", 20, 0.03, 0.03), ("bptt", 40, 0.01, 0.03),
-              ("rflo", 40, 0.03, 0.03), ("local", 40, 0.1, 0.03),
-              ("random_feedback", 40, 0.001, 0.003), ("rflo_dale", 20, 0.1, 0.003),
-              ("rflo_dale", 40, 0.0003, 0.3)),  # rflo figure2 --quick --search (Methods' weights)
-}
-SEARCHED_ON = {"full": "notebook", "quick": "methods"}
-FULL = Config(mode="full", lr=CHOSEN_LR_METHODS["full"], long_trials=100_000,
-              lr_searched_on=SEARCHED_ON["full"])
-#: quick mode's long period is 40 tau: at 80-160 tau BPTT needs about 10^4
-#: trials to overtake RFLO (docs/paper.md), far beyond a 2-minute budget
-QUICK = Config(mode="quick", n_networks=6, trials=2000, periods_tau=(20, 40),
-               panel_a_periods_tau=(20, 40), panel_d_period_tau=40, dale_periods_tau=(20, 40),
-               ablation_networks=6, lr=CHOSEN_LR_METHODS["quick"],
-               lr_searched_on=SEARCHED_ON["quick"])
-
-
-def config(mode="full", init="methods") -> "Config":
-    """The figure's configuration of ``mode`` with the stored rates for ``init``."""
-    base = FULL if mode == "full" else QUICK
-    if init == "methods":
-        return replace(base, init=init)
-    return replace(base, init=init, lr=CHOSEN_LR[base.mode], lr_searched_on="notebook")
-
 
 
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -280,6 +178,15 @@ class Trained(NamedTuple):
     loss: np.ndarray
     alignment: np.ndarray
     seconds: float
+
+
+def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
+    """Run (or resume) the figure's sweep in ``folder`` and return :func:`run`'s
+    numbers, read from the sweep's table and networks."""
+    t0 = time.perf_counter()
+    log = Log(log)
+    trained = read_sweep(cfg, folder, Trained, backend=backend, devices=devices, log=log)
+    return results(cfg, cfg.rates(), [], trained, t0, log, run_long(cfg, cfg.rates(), log))
 
 
 def results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:

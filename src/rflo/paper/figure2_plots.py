@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rflo.paper.figure2_summary import rate_text
-from rflo.paper.figure2_train import COLORS, RULE_LABELS, stats
+from rflo.paper.figure2_train import COLORS, RULE_LABELS, rate_text, stats
 
 __all__ = ["plot_figure2", "plot_long", "plot_supplement"]
 

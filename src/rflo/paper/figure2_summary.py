@@ -23,6 +23,7 @@ from rflo.paper.figure2_train import (
     LR_SELECTION,
     clean,
     final_losses,
+    rate_text,
     stats,
     task_of,
     trained_outputs,
@@ -39,12 +40,6 @@ def long_numbers(cfg, long_runs):
     return {rule: {"curves": t.loss, "final": final_losses(t.networks, task),
                    "outputs": trained_outputs(t.networks, task), "seconds": t.seconds}
             for rule, t in long_runs.items()}
-
-
-def rate_text(rates):
-    """``lr_rec/lr_out`` as text (one number when they are equal)."""
-    rec, out = rates
-    return f"{rec:g}" if rec == out else f"{rec:g}/{out:g}"
 
 
 def tail_mean(curve, frac=0.05):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from rflo.paper.figure2_train import RULES, Log
+from rflo.paper.figure2_train import RULES
 
-__all__ = ["sweep_spec", "run_sweep"]
+__all__ = ["sweep_spec", "read_sweep"]
 
 
 def sweep_spec(cfg) -> dict:
@@ -43,15 +41,14 @@ def sweep_spec(cfg) -> dict:
             "max_networks": max(64, cfg.n_networks, cfg.ablation_networks), "grid": grids}
 
 
-def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
-    """Run (or resume) the figure's sweep in ``folder`` and return :func:`run`'s
-    numbers, read from the sweep's table and networks."""
+def read_sweep(cfg, folder, trained_type, backend=None, devices=None, log=None) -> dict:
+    """Run (or resume) the figure's sweep in ``folder`` and return its trained
+    networks ``{(rule, period): trained_type(networks, losses, alignments, 0.0)}``,
+    read from the sweep's table and networks (``figure2.run_sweep`` turns them
+    into :func:`~rflo.paper.figure2.run`'s numbers)."""
     from rflo.ensemble import stack_networks
-    from rflo.paper.figure2 import Trained, results, run_long
     from rflo.sweep import Sweep, load_networks
 
-    log = Log(log)
-    t0 = time.perf_counter()
     sweep = Sweep.from_dict(sweep_spec(cfg))
     table = sweep.run(folder, backend=backend, devices=devices, compile_cache=True,
                       log=log)
@@ -67,7 +64,7 @@ def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
     for (rule, p), grid in zip(cfg.rate_keys(), sweep.spec.grids):
         n = len(grid.values["seed"])
         idx = list(range(start, start + n))
-        trained[rule, p] = Trained(stack_networks([nets[i] for i in idx]), loss[idx],
+        trained[rule, p] = trained_type(stack_networks([nets[i] for i in idx]), loss[idx],
                                    align[idx], 0.0)
         start += n
-    return results(cfg, cfg.rates(), [], trained, t0, log, run_long(cfg, cfg.rates(), log))
+    return trained

@@ -15,7 +15,7 @@ from rflo.rules.base import forward
 from rflo.spec import RunSpec
 
 __all__ = ["RULES", "RULE_LABELS", "COLORS", "DIVERGED", "LR_SELECTION", "networks",
-           "run_spec", "train", "final_losses", "trained_outputs", "grid_search", "search"]
+           "run_spec", "train", "final_losses", "trained_outputs", "grid_search", "search", "rate_text"]
 
 LR_SELECTION = (
     "For every (rule, period) the figure shows, the recurrent and readout rates "
@@ -210,3 +210,9 @@ def search(cfg, log=None) -> list:
     """Run :func:`grid_search` for every (rule, period) of the figure."""
     log = Log(log)
     return [grid_search(cfg, rule, p, log) for rule, p in cfg.rate_keys()]
+
+
+def rate_text(rates):
+    """``lr_rec/lr_out`` as text (one number when they are equal)."""
+    rec, out = rates
+    return f"{rec:g}" if rec == out else f"{rec:g}/{out:g}"
