@@ -1,7 +1,8 @@
-"""Spiking networks that fire (issue #24): with the cells' background current
-``drive = FIRING_DRIVE`` the networks of rflo.init_network fire at a sensible
-rate on every built-in task; with Bellec et al.'s cells (drive 0) they are
-silent, and check_firing says so and names the fix."""
+"""Spiking networks that fire (issue #24): a spiking cell built by name has the
+background current ``drive = FIRING_DRIVE``, so the default networks of
+rflo.init_network fire at a sensible rate on every built-in task; with Bellec
+et al.'s cells (``LIF()``, ``drive=0``) they are silent, check_firing says so
+and names the fix, and a file written without a drive reads back without one."""
 
 import warnings
 
@@ -27,29 +28,29 @@ def test_default_spiking_networks_fire_on_every_builtin_task(cell):
     is 1-20 %, and at least 90 % of the units fire."""
     for name in sorted(TASKS):
         x = inputs(name)
-        net = rflo.init_network(x.shape[-1], 50, 1, seed=0,
-                                cell=get_cell(cell, drive=FIRING_DRIVE))
+        net = rflo.init_network(x.shape[-1], 50, 1, seed=0, cell=cell)  # the default
         rate = firing_rate(net, x)
         assert 0.01 < rate < 0.2, (cell, name, rate)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             check_firing(net, x)  # no warning in the band
-        silent = rflo.init_network(x.shape[-1], 50, 1, seed=0, cell=cell)
+        silent = rflo.init_network(x.shape[-1], 50, 1, seed=0, cell=get_cell(cell, drive=0.0))
         assert firing_rate(silent, x) < 1e-3, (cell, name)
 
 
 def test_alif_fires_on_the_periodic_task_which_has_no_input():
     x = inputs("periodic")
     assert np.all(x == 0)
-    rate = firing_rate(rflo.init_network(1, 50, 1, seed=0,
-                                         cell=get_cell("alif", drive=FIRING_DRIVE)), x)
+    net = rflo.init_network(1, 50, 1, seed=0, cell="alif")
+    assert net.cell.drive == FIRING_DRIVE  # a cell built by name fires by default
+    rate = firing_rate(net, x)
     assert 0.01 < rate < 0.2, rate
 
 
 def test_check_firing_warns_and_names_the_fix():
     x = inputs("periodic")
     with pytest.warns(RuntimeWarning, match=r"silent.*drive=1.2"):
-        check_firing(rflo.init_network(1, 20, 1, seed=0, cell="lif"), x)
+        check_firing(rflo.init_network(1, 20, 1, seed=0, cell=LIF()), x)
     hot = rflo.init_network(1, 20, 1, seed=0, cell=get_cell("lif", drive=50.0))
     with pytest.warns(RuntimeWarning, match="saturated"):
         check_firing(hot, x)
@@ -60,3 +61,12 @@ def test_drive_zero_keeps_the_cells_settings_and_refuses_nonsense():
     assert LIF(drive=1.2).settings()["drive"] == 1.2
     with pytest.raises(ValueError, match="drive"):
         LIF(drive=float("nan"))
+
+
+def test_a_file_keeps_its_cells_drive(tmp_path):
+    """Bellec et al.'s cell (drive 0, not written to the file) reads back with
+    drive 0, not the by-name default; a driven cell keeps its drive."""
+    for drive in (0.0, FIRING_DRIVE):
+        net = rflo.init_network(1, 6, 1, seed=0, cell=get_cell("lif", drive=drive))
+        rflo.save_network(tmp_path / f"n{drive}.npz", net)
+        assert rflo.load_network(tmp_path / f"n{drive}.npz").cell.drive == drive

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from rflo.cells import LEAKY_TANH, SynapticCell, cell_names, get_cell
+from rflo.cells import LEAKY_TANH, SynapticCell, cell_names, get_cell, rebuild_cell
 
 __all__ = ["cannot_rebuild", "cell_json", "cell_of"]
 
@@ -84,7 +84,7 @@ def cell_of(arrays, source, cell=None):
                          f"{', '.join(cell_names())}); import the module that registers it, or "
                          "pass the cell: rflo.load_network(path, cell=...)")
     try:
-        return get_cell(name, **settings)
+        return rebuild_cell(name, settings)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{source}: unreadable cell description ({exc})") from None
 

@@ -202,19 +202,33 @@ def cell_names():
 
 
 def get_cell(cell, **settings) -> Cell:
-    """A :class:`Cell` from a registered name (with ``settings``) or a cell, returned as is."""
+    """A :class:`Cell` from a registered name (with ``settings``) or a cell, returned as is.
+
+    A cell built by name starts from its class's ``name_defaults`` (a dict, if
+    the class has one: the spiking cells' background ``drive``, so that a
+    network built with defaults fires), then ``settings``.  Files are read back
+    with :func:`rebuild_cell`, which uses exactly the settings written."""
     if isinstance(cell, (Cell, SynapticCell)):
         if settings:
             return dataclasses.replace(cell, **settings)
         return cell
     if isinstance(cell, str) and cell.lower() in _CELLS:
         cls = _CELLS[cell.lower()]
-        try:
-            return cls(**settings)
-        except TypeError as exc:
-            fields = [f.name for f in dataclasses.fields(cls)]
-            raise ValueError(f"cell {cell!r} takes the settings {fields}: {exc}") from None
+        return rebuild_cell(cell, {**getattr(cls, "name_defaults", {}), **settings})
     raise ValueError(f"unknown cell {cell!r}: use one of {cell_names()}")
+
+
+def rebuild_cell(name: str, settings: dict) -> Cell:
+    """The registered cell ``name`` with exactly ``settings`` (its class's
+    defaults for the rest, not ``name_defaults``): a cell read back from a file."""
+    if not (isinstance(name, str) and name.lower() in _CELLS):
+        raise ValueError(f"unknown cell {name!r}: use one of {cell_names()}")
+    cls = _CELLS[name.lower()]
+    try:
+        return cls(**settings)
+    except TypeError as exc:
+        fields = [f.name for f in dataclasses.fields(cls)]
+        raise ValueError(f"cell {name!r} takes the settings {fields}: {exc}") from None
 
 
 # --------------------------------------------------------------------------

@@ -55,10 +55,13 @@ Alone it makes a unit fire every ``tau ln(drive / (drive - 1))`` steps (about
 18 at ``tau = 10``, ``drive = 1.2``); the recurrent current of the first
 spikes makes the rates differ from unit to unit.  At ``drive =``
 :data:`FIRING_DRIVE` (1.2) every unit of ``rflo.init_network(n_in, 50, 1,
-seed=0, cell=get_cell("lif", drive=1.2))`` fires on every built-in task, at
-3.5-5 % of the steps (ALIF 3.5-4 %; ``tests/test_spiking_defaults.py``).  The
-default is ``drive = 0``, Bellec et al.'s cells.  :func:`check_firing` warns
-when a network is silent or saturated and names the fix.
+seed=0, cell="lif")`` fires on every built-in task, at 3.5-5 % of the steps
+(ALIF 3.5-4 %; ``tests/test_spiking_defaults.py``).  A cell built by name
+(``cell="lif"``, ``--cell alif``, ``get_cell("alif")``) has this drive by
+default (the classes' ``name_defaults``); the classes themselves, ``LIF()``
+and ``ALIF()``, and ``drive=0`` are Bellec et al.'s cells without it, and
+files written without a drive read back without one.  :func:`check_firing`
+warns when a network is silent or saturated and names the fix.
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ class LIF(Cell):
     """
 
     name = "lif"
+    #: the settings of a cell built by name (:func:`rflo.cells.get_cell`): a
+    #: background current that makes a default network fire
+    name_defaults = {"drive": FIRING_DRIVE}
     thr: float = 1.0
     gamma: float = 0.3
     drive: float = 0.0
@@ -176,6 +182,7 @@ class ALIF(Cell):
     """
 
     name = "alif"
+    name_defaults = {"drive": FIRING_DRIVE}
     thr: float = 1.0
     gamma: float = 0.3
     beta: float = 0.2

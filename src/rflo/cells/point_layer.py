@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rflo.cells.base import Cell, SynapticCell, get_cell, register_cell
+from rflo.cells.base import Cell, SynapticCell, get_cell, rebuild_cell, register_cell
 
 __all__ = ["PointLayer", "PointView"]
 
@@ -46,7 +46,7 @@ class PointView(NamedTuple):
 
 def _point_cell(spec) -> Cell:
     if isinstance(spec, dict):
-        spec = get_cell(spec["name"], **spec.get("settings", {}))
+        spec = rebuild_cell(spec["name"], spec.get("settings", {}))
     elif isinstance(spec, str) and spec.startswith("{"):
         return _point_cell(json.loads(spec))
     cell = get_cell(spec)

@@ -23,7 +23,7 @@ from typing import Tuple
 
 import jax
 
-from rflo.cells.base import SynapticCell, get_cell, register_cell
+from rflo.cells.base import SynapticCell, get_cell, rebuild_cell, register_cell
 from rflo.cells.point_layer import PointLayer
 
 __all__ = ["Stack"]
@@ -31,7 +31,7 @@ __all__ = ["Stack"]
 
 def _layer(spec):
     if isinstance(spec, dict):
-        return get_cell(spec["name"], **spec.get("settings", {}))
+        return rebuild_cell(spec["name"], spec.get("settings", {}))
     if isinstance(spec, str) and spec.startswith("{"):
         return _layer(json.loads(spec))
     cell = get_cell(spec)
