@@ -41,14 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo._checks import check_dtype, check_int, precision
-from rflo.files import atomic_write
-from rflo.style import rule_label, rule_style
 from rflo.cells.base import initial_state, owns_synapses
+from rflo.files import atomic_write
 from rflo.network import Network
 from rflo.network import derivative as lookup_derivative
 from rflo.rules import get_rule
 from rflo.rules.base import Setup
 from rflo.rules.tbptt import TruncatedBPTT
+from rflo.style import rule_label, rule_style
 from rflo.tasks import Task
 from rflo.train import _with_derivative, train
 
@@ -311,9 +311,9 @@ def format_table(quality, stepwise=None, checkpoints=None, training=None) -> str
 def plot_quality(path, stepwise, checkpoints, training, title: str = ""):
     """Figure (written atomically to ``path``): per-step cosine along a trial,
     and cosine and norm ratio over training, one line per rule."""
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))

@@ -169,8 +169,9 @@ def write_outputs(r: dict, out: Path) -> dict:
     arrays.update({f"alignment_{rule}_T{p}": a for (rule, p), a in r["alignment"].items()})
     write_file(out / "curves.npz", lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
-    import matplotlib
-    matplotlib.use("Agg")
+    from rflo.mpl_backend import use_headless_backend
+
+    use_headless_backend()
     from rflo.paper.figure2_plots import plot_figure2, plot_long, plot_supplement
 
     fig = plot_figure2(r, summary)

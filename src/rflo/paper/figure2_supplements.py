@@ -251,9 +251,9 @@ def write_outputs(r: dict, out: Path) -> dict:
              for s, v in zip(r["seeds"], d["final"])]
     write_text(out / "final_loss.csv",
                csv_text(["panel", "condition", "value", "network_seed", "final_loss"], rows))
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     for name, fig in (("supplement2.png", plot_supplement2(r)),

@@ -280,9 +280,9 @@ def write_outputs(r: dict, out: Path) -> dict:
             for row in band_rows(c, 200, cfg.batch)]
     write_text(out / "loss_curves.csv", csv_text(
         ["rule", "max_delay_tau", "trial", "median", "p25", "p75"], rows))
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     fig = plot_figure3(r, summary)
     write_file(out / "figure3.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
                suffix=".png")

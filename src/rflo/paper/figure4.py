@@ -252,9 +252,9 @@ def write_outputs(r: dict, out: Path) -> dict:
     rows = [[name, *row] for name, c in curves.items() for row in band_rows(c, 200)]
     write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"],
                                                  rows))
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     fig = plot_figure4(r, summary)
     write_file(out / "figure4.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
                suffix=".png")

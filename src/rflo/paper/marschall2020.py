@@ -234,9 +234,9 @@ def write_outputs(r: dict, out: Path) -> dict:
 
 
 def _plot(r, path):
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     steps = r["config"].n_steps

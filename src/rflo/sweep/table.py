@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rflo.mpl_backend import backend_needed, use_headless_backend  # noqa: F401  (backend_needed: here before)
 from rflo.results import MEASURE_COLUMNS
 
 __all__ = ["collect", "write_table", "summarize", "plot", "pooled_columns"]
@@ -161,40 +162,10 @@ def _sort_key(v):
         else (1, 0.0, str(v))
 
 
-def backend_needed(chosen, environ, platform) -> str | None:
-    """The backend matplotlib needs set here: ``"Agg"`` where no backend was
-    chosen (``chosen`` None: not by ``matplotlib.use``, a matplotlibrc, pyplot
-    already imported as Jupyter's inline backend does, nor ``MPLBACKEND``) and
-    no display is possible (Linux without ``DISPLAY``/``WAYLAND_DISPLAY``);
-    else None: whatever the user or matplotlib chooses stands."""
-    if chosen is not None or environ.get("MPLBACKEND"):
-        return None
-    if platform.startswith("linux") and not (environ.get("DISPLAY")
-                                             or environ.get("WAYLAND_DISPLAY")):
-        return "Agg"
-    return None
-
-
-def _headless_backend():
-    import os
-    import sys
-
-    import matplotlib
-
-    if "matplotlib.pyplot" in sys.modules:
-        chosen = "pyplot"
-    else:  # read without resolving it (rcParams["backend"] would pick one)
-        raw = dict.__getitem__(matplotlib.rcParams, "backend")
-        chosen = None if raw is getattr(matplotlib.rcsetup, "_auto_backend_sentinel", None) else raw
-    backend = backend_needed(chosen, os.environ, sys.platform)
-    if backend is not None:
-        matplotlib.use(backend)
-
-
 def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
     """Median of ``y`` against ``x`` with 25-75 % bands, a line per ``hue``
     value; saved to ``path`` if given.  Returns the matplotlib figure."""
-    _headless_backend()
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     from rflo.style import rule_label, rule_style

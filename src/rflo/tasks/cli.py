@@ -26,9 +26,9 @@ def plot_trial(task, path, seed: int = 0, title=None, xy=None) -> Path:
     inputs, targets with the unscored steps shaded, and (``xy``; default for
     the ``reach`` task) the target path in the plane of outputs 0 and 1.
     Returns the path."""
-    import matplotlib
+    from rflo.mpl_backend import use_headless_backend
 
-    matplotlib.use("Agg")
+    use_headless_backend()
     import matplotlib.pyplot as plt
 
     from rflo.files import atomic_write
