@@ -120,11 +120,33 @@ def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict
     w = csv.writer(buf, lineterminator="\n")
     names = list(cols)
     w.writerow(names)
-    for row in zip(*(cols[c] for c in names)):
-        w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                    repr(float(v)) if isinstance(v, (float, np.floating)) else
-                    json.dumps(v) if isinstance(v, (list, dict)) else v for v in row])
+    w.writerows(zip(*(_column_text(cols[c]) for c in names)))
     return _write_text(path, buf.getvalue())
+
+
+def _cell(v):
+    """One value as the table writes it (a float exactly, NaN and None empty)."""
+    return ("" if v is None or (isinstance(v, float) and np.isnan(v)) else
+            repr(float(v)) if isinstance(v, (float, np.floating)) else
+            json.dumps(v) if isinstance(v, (list, dict)) else v)
+
+
+def _column_text(values):
+    """A column's cells as :func:`_cell` writes them, formatted once per
+    distinct value (a setting repeats on every row) or per array."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return ["" if x != x else repr(x) for x in values.tolist()]
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.tolist()
+    memo, out = {}, []
+    for v in values:
+        try:
+            key = (type(v), v)
+            text = memo[key] if key in memo else memo.setdefault(key, _cell(v))
+        except TypeError:  # unhashable: a list or a dict
+            text = _cell(v)
+        out.append(text)
+    return out
 
 
 def read_curves(path):

@@ -19,8 +19,15 @@ SEGMENT_SECONDS = 2.0
 #: most trials in one segment, and the compiled buffer length of every segment
 #: (one length for all runs: runs of any length share their compilations)
 MAX_SEGMENT = 1 << 16
+#: a segment may hold more than 1 % of the run where that takes less than this
+#: long (progress still moves smoothly, and a short run pays the fixed cost of
+#: a segment, a few milliseconds, a few times instead of a hundred)
+MIN_SEGMENT_SECONDS = 0.25
+
+
 class Segments:
-    """Sizes of a run's compiled segments: at most 1 % of the run and about
+    """Sizes of a run's compiled segments: at most 1 % of the run (or
+    :data:`MIN_SEGMENT_SECONDS` of wall time, if more) and about
     :data:`SEGMENT_SECONDS` of wall time each (starting from one trial and
     growing at most 8x a segment), and ending exactly at every
     ``checkpoint_every`` trial.  The result does not depend on them: every
@@ -32,14 +39,15 @@ class Segments:
         self.size = 1
 
     def next(self, done, trials):
-        n = min(self.size, self.cap, trials - done)
+        n = min(self.size, trials - done)  # observe() keeps the size within its cap
         if self.every:
             n = min(n, self.every - done % self.every)
         return n
 
     def observe(self, n, seconds):
         per_trial = max(seconds, 1e-6) / n
-        self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, self.cap)))
+        cap = min(max(self.cap, int(MIN_SEGMENT_SECONDS / per_trial)), MAX_SEGMENT)
+        self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, cap)))
 
 
 class Diverged(Exception):
