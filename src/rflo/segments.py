@@ -236,6 +236,8 @@ def save_diverged(session, name, res) -> str:
                       info=session.info(name, res.trials_done))
     rflo.save_network(best, res.best_network, run_id=run_id,
                       info=session.info(name, res.best_trials))
+    which = ("the initial network" if res.best_trials == 0
+             else f"after trial {res.best_trials}")
     return (f"{res.diverged} Saved the last network within the limit (after trial "
-            f"{res.trials_done}) to {last} and the best (after trial {res.best_trials}: the "
-            f"lowest loss seen, {res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}.")
+            f"{res.trials_done}) to {last} and the best ({which}: the lowest loss seen, "
+            f"{res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}.")

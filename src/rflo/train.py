@@ -273,8 +273,8 @@ def best_said(loss, trials):
     """The best network, in words (for the messages of a diverged run)."""
     if not np.isfinite(loss):
         return "no loss was seen to be the lowest yet"
-    return (f"the best, with the lowest loss seen ({loss:.4g}, on trial {trials + 1}), is the one "
-            f"after trial {trials}")
+    which = "the initial network" if trials == 0 else f"the one after trial {trials}"
+    return f"the best, with the lowest loss seen ({loss:.4g}, on trial {trials + 1}), is {which}"
 
 
 _best_said = best_said
