@@ -20,11 +20,13 @@ from rflo.tasks.builtin import (
 )
 from rflo.tasks.generator import TaskGenerator, argmax_accuracy, sign_accuracy
 from rflo.tasks.marschall import add, mimic
+from rflo.tasks.evidence import evidence_accumulation, recall_accuracy
 from rflo.tasks.neurogym import neurogym_task
 
 __all__ = [
     "Task", "periodic_task", "TaskGenerator", "sign_accuracy", "argmax_accuracy",
     "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach", "add", "mimic",
+    "evidence_accumulation", "recall_accuracy",
     "TASKS", "task_names", "make_task",
     "neurogym_task",
 ]
