@@ -50,7 +50,7 @@ def test_layout_rates_and_answer(trials):
     # p_group 0.3: 70 % of the cues on the trial's majority side (binomial, 1400 cues)
     n_right = sides.sum(1)
     majority_share = np.mean(np.maximum(n_right, 7 - n_right)) / 7
-    assert 0.7 < majority_share < 0.8  # E = 0.74 at p_group 0.3 (0.65 at 0.5, 0.9 at 0.1)
+    assert 0.7 < majority_share < 0.8  # E = 0.73 at p_group 0.3 (0.65 at 0.5, 0.9 at 0.1)
     # the answer: right when more than 3 cues were right; one-hot on the recall only
     answer = (n_right > 3).astype(int)
     assert np.all(m[:, -150:] == 1) and np.all(m[:, :-150] == 0)

@@ -39,6 +39,23 @@ are then ``dv[t]/dv[t-1] = alpha`` (LIF), and for ALIF::
 (Bellec et al. 2020, eq. 25-27), which the generic local rules
 (:func:`rflo.rules.traces.local_advance`) derive from the cell on their own.
 
+**Refractory period.**  ``n_refractory = n > 0`` (Bellec et al.'s
+``n_ref``, 5 steps in their evidence-accumulation code) keeps a unit silent for
+the ``n - 1`` steps after each of its spikes (a spike at most every ``n``
+steps).  The state gains a counter ``r`` (``r[0] = 0``), the authors' ``r``
+one step late so that the spike is a function of the state::
+
+    z[t]   = H(v[t] - A[t]) if r[t] == 0 else 0
+    r[t+1] = clip(r[t] + n z[t] - 1, 0, n)                      (no gradient)
+
+The membrane keeps integrating while the unit is refractory, and ``dz/dv``
+is 0 then (their ``psi = 0`` during refractoriness), in every rule.
+
+**Mixed populations.**  ALIF's ``n_regular = m`` makes units ``0 .. m-1``
+plain LIF units (``beta = 0``), the rest adaptive, as Bellec et al.'s 50 LIF +
+50 ALIF network (``beta = concat(zeros(n_regular), beta_a ones(n_adaptive))``
+in their code).
+
 **Scale.**  :func:`rflo.init_network` draws small input weights (uniform on
 ``[-0.1, 0)``), ``w_rec ~ N(0, 1.5^2 / n_rec)`` and ``h0 = 0.1``: with the
 default settings such a network never reaches ``thr`` and is silent on every
@@ -77,7 +94,7 @@ import numpy as np
 
 from rflo.cells.base import Cell, register_cell
 
-__all__ = ["LIF", "ALIF", "ALIFState", "spike", "pseudo_derivative", "FIRING_DRIVE",
+__all__ = ["LIF", "ALIF", "ALIFState", "ALIFRefState", "LIFState", "spike", "pseudo_derivative", "FIRING_DRIVE",
            "FIRING_BAND", "firing_rate", "check_firing"]
 
 #: a background current (in units of ``thr``) that makes the networks of
@@ -115,15 +132,40 @@ def _check(cell):
     beta = getattr(cell, "beta", 0.0)
     if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
         raise ValueError(f"{cell.name} setting beta must be a number >= 0, got {beta!r}")
+    for name in ("n_refractory", "n_regular"):
+        value = getattr(cell, name, 0)
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                and value >= 0):
+            raise ValueError(f"{cell.name} setting {name} must be an integer >= 0, got {value!r}")
 
 
 def _settings(cell):
-    """The cell's settings, without ``drive`` where it is 0 (files written
-    before it existed read the same)."""
+    """The cell's settings, without ``drive``, ``n_refractory`` and
+    ``n_regular`` where they are 0 (files written before they existed read
+    the same)."""
     out = dataclasses.asdict(cell)
-    if out.get("drive") == 0.0:
-        del out["drive"]
+    for name in ("drive", "n_refractory", "n_regular"):
+        if out.get(name) == 0:
+            del out[name]
     return out
+
+
+def _refractory(cell, r, z):
+    """The counter after the spike ``z``: ``clip(r + n z - 1, 0, n)``, no gradient."""
+    n = float(cell.n_refractory)
+    return jax.lax.stop_gradient(jnp.clip(r + n * z - 1.0, 0.0, n))
+
+
+def _silence(r, z):
+    """``z`` where the counter ``r`` is 0, else 0 (and no gradient)."""
+    return jnp.where(r > 0, jnp.zeros_like(z), z)
+
+
+class LIFState(NamedTuple):
+    """State of a LIF unit with a refractory period: ``v`` and the counter ``r`` (n_rec,)."""
+
+    v: jax.Array
+    r: jax.Array
 
 
 @register_cell
@@ -132,7 +174,9 @@ class LIF(Cell):
     """Leaky integrate-and-fire unit (state ``v``, output the spike ``H(v - thr)``).
 
     Settings: ``thr`` (firing threshold, in units of current), ``gamma``
-    (dampening factor of the pseudo-derivative).
+    (dampening factor of the pseudo-derivative), ``drive`` (background
+    current in units of ``thr``), ``n_refractory`` (steps of the refractory
+    period, 0: none; with it the state is :class:`LIFState`).
     """
 
     name = "lif"
@@ -142,6 +186,7 @@ class LIF(Cell):
     thr: float = 1.0
     gamma: float = 0.3
     drive: float = 0.0
+    n_refractory: int = 0
 
     def __post_init__(self):
         _check(self)
@@ -149,17 +194,26 @@ class LIF(Cell):
     def settings(self):
         return _settings(self)
 
+    def initial_state(self, net):
+        if self.n_refractory:
+            return LIFState(net.h0, jnp.zeros_like(net.h0))
+        return net.h0
+
     def threshold(self, net, state):
         """The firing threshold ``A`` of each unit."""
         return self.thr
 
     def output(self, net, state):
-        return spike((state - self.threshold(net, state)) / self.thr, self.gamma)
+        v = state.v if self.n_refractory else state
+        z = spike((v - self.threshold(net, state)) / self.thr, self.gamma)
+        return _silence(state.r, z) if self.n_refractory else z
 
     def neuron(self, net, state, current):
         z = jax.lax.stop_gradient(self.output(net, state))
         alpha = jnp.exp(-1.0 / net.tau)
-        return alpha * state + (1.0 - alpha) * (current + self.drive * self.thr) - z * self.thr
+        v = state.v if self.n_refractory else state
+        v = alpha * v + (1.0 - alpha) * (current + self.drive * self.thr) - z * self.thr
+        return LIFState(v, _refractory(self, state.r, z)) if self.n_refractory else v
 
 
 class ALIFState(NamedTuple):
@@ -167,6 +221,14 @@ class ALIFState(NamedTuple):
 
     v: jax.Array
     a: jax.Array
+
+
+class ALIFRefState(NamedTuple):
+    """State of an ALIF unit with a refractory period: ``v``, ``a`` and the counter ``r``."""
+
+    v: jax.Array
+    a: jax.Array
+    r: jax.Array
 
 
 @register_cell
@@ -178,7 +240,10 @@ class ALIF(Cell):
     per unit of ``a``, i.e. per recent spike; 0.2 here, smaller than Bellec et
     al.'s 1.8, so that a unit driven just above threshold keeps firing at a
     lower rate instead of falling silent after one spike), ``tau_a`` (time
-    constant of the adaptation in timesteps; 20).
+    constant of the adaptation in timesteps; 20), ``drive`` as :class:`LIF`,
+    ``n_refractory`` as :class:`LIF` (with it the state is
+    :class:`ALIFRefState`), ``n_regular`` (units ``0 .. n_regular-1`` have
+    ``beta = 0``: plain LIF units in the same population).
     """
 
     name = "alif"
@@ -188,6 +253,8 @@ class ALIF(Cell):
     beta: float = 0.2
     tau_a: float = 20.0
     drive: float = 0.0
+    n_refractory: int = 0
+    n_regular: int = 0
 
     def __post_init__(self):
         _check(self)
@@ -196,14 +263,25 @@ class ALIF(Cell):
         return _settings(self)
 
     def initial_state(self, net):
-        return ALIFState(net.h0, jnp.zeros_like(net.h0))
+        zeros = jnp.zeros_like(net.h0)
+        if self.n_refractory:
+            return ALIFRefState(net.h0, zeros, zeros)
+        return ALIFState(net.h0, zeros)
+
+    def betas(self, n_rec: int, dtype=None):
+        """Each unit's ``beta`` (n_rec,): 0 for the first ``n_regular``."""
+        return jnp.where(jnp.arange(n_rec) < self.n_regular, 0.0, self.beta).astype(
+            dtype or jnp.float32)
 
     def threshold(self, net, state):
         """The adaptive threshold ``A = thr + beta a`` of each unit."""
+        if self.n_regular:
+            return self.thr + self.betas(state.a.shape[-1], state.a.dtype) * state.a
         return self.thr + self.beta * state.a
 
     def output(self, net, state):
-        return spike((state.v - self.threshold(net, state)) / self.thr, self.gamma)
+        z = spike((state.v - self.threshold(net, state)) / self.thr, self.gamma)
+        return _silence(state.r, z) if self.n_refractory else z
 
     def neuron(self, net, state, current):
         z = self.output(net, state)
@@ -211,6 +289,8 @@ class ALIF(Cell):
         rho = jnp.exp(-1.0 / jnp.asarray(self.tau_a, state.v.dtype))
         v = (alpha * state.v + (1.0 - alpha) * (current + self.drive * self.thr)
              - jax.lax.stop_gradient(z) * self.thr)
+        if self.n_refractory:
+            return ALIFRefState(v, rho * state.a + z, _refractory(self, state.r, z))
         return ALIFState(v, rho * state.a + z)
 
 
