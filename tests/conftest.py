@@ -23,6 +23,8 @@ def pytest_configure(config):
         if flag not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
         _share_compilations(config)
+    else:  # the slow step: command-line runs in subprocesses write no cache into ~/.cache
+        os.environ.setdefault("RFLO_NO_COMPILE_CACHE", "1")
 
 
 def _share_compilations(config):
@@ -31,7 +33,8 @@ def _share_compilations(config):
     (the same rule on the same small network) is compiled once: about a tenth
     less CPU time.  Nothing is shared
     with other runs (the folder is new and removed at the end), and what runs
-    is the same compiled program."""
+    is the same compiled program; the command-line runs the tests start in
+    subprocesses use the same folder instead of the user's ~/.cache/rflo."""
     import shutil
     import tempfile
 
@@ -41,6 +44,8 @@ def _share_compilations(config):
         return
     folder = tempfile.mkdtemp(prefix="rflo-test-xla-")
     jax.config.update("jax_compilation_cache_dir", folder)
+    # command-line runs in subprocesses share it (and leave ~/.cache alone)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))

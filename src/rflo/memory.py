@@ -4,10 +4,10 @@ A session that cannot fit is refused up front with the estimate and the memory
 available, instead of aborting the process (``SIGABRT``) or dying in the
 middle of a run with ``RESOURCE_EXHAUSTED``.  The estimate (bytes)::
 
-    session = networks x (4 x parameters + batch x rule state)
+    session = networks x (5 x parameters + batch x rule state)
 
-    parameters: w, the update, the network the divergence guard keeps, the
-    optimiser's state.  Rule state online: 3 x the state ``rule.init`` makes
+    parameters: w, the update, the two networks the divergence guard keeps
+    (the last within the loss limit and the best), the optimiser's state.  Rule state online: 3 x the state ``rule.init`` makes
     (``jax.eval_shape``; RTRL's influence tensors, traces) for the step's
     temporaries.  Offline: every value a traced trial makes (histories, final
     carries), plus twice the largest, and at least the online figure (a
@@ -28,6 +28,9 @@ from typing import Optional
 
 import jax
 import numpy as np
+
+#: copies of the parameters a session holds (see the module's docstring)
+PARAM_COPIES = 5
 
 __all__ = ["available_bytes", "require_memory", "require_network_memory", "network_bytes",
            "session_bytes",
@@ -182,8 +185,8 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
     # plus the trial's history: below a hundredth of the memory, no need to look closer
     worst = networks * batch * (3 * n_rec * params + 6 * n_steps * (n_rec + n_in + n_out) * item)
     have = available_bytes()
-    if have is not None and worst + 4 * networks * params < have / 100:
-        return int(worst + 4 * networks * params)
+    if have is not None and worst + PARAM_COPIES * networks * params < have / 100:
+        return int(worst + PARAM_COPIES * networks * params)
     key = jax.ShapeDtypeStruct((2,), np.uint32)
     if online:
         state = 3 * _nbytes(jax.eval_shape(lambda n, k: rule.init(n, k, setup), shapes, key))
@@ -201,4 +204,4 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
         except NotImplementedError:  # no per-step form (BPTT): the trial is all there is
             carried = 0
         state = max(state, carried)
-    return int(networks * (4 * params + batch * state))
+    return int(networks * (PARAM_COPIES * params + batch * state))
