@@ -78,7 +78,7 @@ def compare(devices=2, networks=64, trials=1000, rounds=3, repeats=3):
 
 def main(argv=None):
     sys.path.insert(0, str(HERE))
-    from run import cpu_model
+    from machine import cpu_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--devices", type=int, default=2)

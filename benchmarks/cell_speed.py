@@ -1,0 +1,99 @@
+"""Every cell's time per trial beside the leaky tanh's, for the same rule (issue
+#25's targets (c) and (d)), and which path each one runs.
+
+At n_rec 50, T 100, float32, one network: for each registered cell that
+``rflo.init_network`` builds with defaults and each of RFLO (offline, online),
+e-prop (offline) and BPTT (offline) that accepts it, the compiled session's
+time per trial (``timing.time_library``).  Each row names its path:
+
+* ``closed form + kernel``: the leaky tanh's closed-form rule run by rflo's
+  compiled CPU kernel (rflo.kernels);
+* ``closed form (XLA)``: the closed form without a kernel;
+* ``generic (XLA)``: Jacobian-vector products through the cell's step, as XLA
+  compiles them (every other cell).
+
+The profile row ``leaky_tanh`` on ``route="generic"`` is the leaky tanh cell
+forced onto the generic path: the gap between it and the closed form is what
+the route costs, the gap between it and another cell what that cell's own
+step costs.
+"""
+
+from __future__ import annotations
+
+from timing import fmt_time, mode_name, time_library
+
+from rflo.cells import cell_names
+from rflo.rules import Setup
+from rflo.rules.base import closed_form
+
+#: (rule, online) timed for every cell
+CELL_CASES = [("rflo", False), ("rflo", True), ("eprop", False), ("bptt", False)]
+#: the cell every other is measured against
+REFERENCE = "leaky_tanh"
+
+
+def _applies(rule, cell, n_rec):
+    """The network, or None when the rule does not train this cell."""
+    import rflo
+    from rflo.rules import get_rule
+
+    try:
+        net = rflo.init_network(1, n_rec, 1, seed=0, cell=cell)
+        get_rule(rule).check(net, Setup())
+    except (ValueError, TypeError, NotImplementedError):
+        return None
+    return net
+
+
+def path_of(net, cell, route="auto"):
+    """Which path a session on ``net`` runs on this machine."""
+    from machine import kernel_info
+
+    if route == "generic" or not closed_form(net, Setup(route=route)):
+        return "generic (XLA)"
+    k = kernel_info()
+    return "closed form + kernel" if (k["enabled"] and k["built"] and cell == REFERENCE) \
+        else "closed form (XLA)"
+
+
+def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, log=print):
+    """Rows of kind "cell": one per (cell, rule, mode), plus the leaky tanh on
+    the generic route (``route: "generic"``) as the profile's yardstick."""
+    rows = []
+    cells = [c for c in cell_names() if cells is None or c in cells]
+    if REFERENCE in cells:  # the reference first, so that every ratio can be printed
+        cells.remove(REFERENCE)
+        cells.insert(0, REFERENCE)
+    log(f"{'cell':<22}{'rule':<8}{'mode':<8}{'path':<22}{'per trial':>12}{'vs leaky_tanh':>15}")
+    ref = {}
+    for cell in cells:
+        routes = ["auto", "generic"] if cell == REFERENCE else ["auto"]
+        for route in routes:
+            for rule, online in cases:
+                net = _applies(rule, cell, n_rec)
+                row = {"kind": "cell", "cell": cell, "rule": rule, "mode": mode_name(online),
+                       "n_rec": n_rec, "steps": steps, "route": route, "dtype": "float32"}
+                if net is None:
+                    row["library"] = {"skipped": f"{rule} does not train the {cell} cell"}
+                    rows.append(row)
+                    continue
+                row["path"] = path_of(net, cell, route)
+                try:
+                    row["library"] = time_library(rule, online, n_rec, steps, budget_s, cell=cell,
+                                                  route=route)
+                except Exception as exc:  # a cell the session cannot run: say so, go on
+                    row["library"] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+                    rows.append(row)
+                    log(f"{cell:<22}{rule:<8}{mode_name(online):<8}failed: {row['library']['skipped']}")
+                    continue
+                t = row["library"]["seconds_per_trial"]
+                if cell == REFERENCE and route == "auto":
+                    ref[(rule, online)] = t
+                if (rule, online) in ref:
+                    row["vs_reference"] = t / ref[(rule, online)]
+                rows.append(row)
+                ratio = f"{row['vs_reference']:.2f}x" if "vs_reference" in row else "-"
+                name = cell if route == "auto" else f"{cell} (generic)"
+                log(f"{name:<22}{rule:<8}{mode_name(online):<8}{row['path']:<22}"
+                    f"{fmt_time(t):>12}{ratio:>15}", flush=True)
+    return rows

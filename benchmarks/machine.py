@@ -1,0 +1,100 @@
+"""The machine a benchmark ran on: processor, BLAS, rflo's kernels, JAX's device,
+and one core's float32 matmul peak (the yardstick of the arithmetic targets)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info():
+    """numpy's BLAS as built and as running (threadpoolctl, when installed)."""
+    info = {
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+    }
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        info["build"] = {k: blas.get(k) for k in ("name", "version", "openblas configuration")}
+    except Exception as exc:  # older numpy
+        info["build"] = f"unavailable: {exc}"
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
+                                   "threading_layer")}
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        info["threadpools"] = "threadpoolctl not installed (pip install threadpoolctl)"
+    return info
+
+
+def kernel_info():
+    """Whether rflo's compiled CPU kernels ran (rflo.kernels), and with how many threads."""
+    from rflo import kernels
+    from rflo.kernels import leaky_tanh
+
+    return {"enabled": kernels.enabled(), "built": leaky_tanh.available("float32"),
+            "threads": kernels.threads()}
+
+
+def machine_info():
+    import jax
+
+    dev = jax.devices()[0]
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": affinity,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":"),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "numpy_blas": blas_info(),
+    }
+
+
+
+def matmul_peak(size=512, repeats=20):
+    """GFLOP/s of a ``size`` x ``size`` float32 matmul on one core (a process
+    pinned with taskset, so that XLA's threads cannot spread it)."""
+    code = ("import time, jax, jax.numpy as jnp\n"
+            f"a = jnp.ones(({size}, {size}), jnp.float32)\n"
+            "f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
+            "best = 1e9\n"
+            f"for _ in range({repeats}):\n"
+            "    t0 = time.perf_counter(); f(a).block_until_ready()\n"
+            "    best = min(best, time.perf_counter() - t0)\n"
+            f"print(2 * {size} ** 3 / best / 1e9)\n")
+    core = str(sorted(os.sched_getaffinity(0))[0])
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
