@@ -105,7 +105,7 @@ def test_exact_rules_on_every_parameter_are_the_gradient(loss):
         want = jax.grad(_summed_loss)(params, net, x, y, m, loss)
         setup = Setup(loss=loss, params=names)
         for rule in rules:
-            got, _ = jax.jit(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
+            got, _ = jax.jit(lambda n, rule=rule: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
             assert set(got) == set(names)
             for k in names:
                 assert np.max(np.abs(want[k])) > 1e-8

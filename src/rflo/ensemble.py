@@ -91,7 +91,7 @@ def unstack_networks(nets: Network):
                          "rflo.init_ensemble or rflo.stack_networks); for one network use "
                          "rflo.train, or give a list of networks")
     k = np.shape(nets.w_out)[0]
-    return [jax.tree_util.tree_map(lambda a: np.asarray(a)[i], nets) for i in range(k)]
+    return [jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i], nets) for i in range(k)]
 
 
 def init_ensemble(n_in, n_rec, n_out, seeds: Sequence[int], **kwargs) -> Network:

@@ -437,7 +437,7 @@ def init_opt_state(optimizer, lr, w):
 
 @partial(jax.jit, static_argnums=(0, 3))
 def init_ensemble_opt_state(optimizer, lr, w, lr_axis):
-    return jax.vmap(lambda l, w: make_optimizer(optimizer, l).init(w), in_axes=(lr_axis, 0))(lr, w)
+    return jax.vmap(lambda rate, w: make_optimizer(optimizer, rate).init(w), in_axes=(lr_axis, 0))(lr, w)
 
 
 def buffer_size(chunk: int) -> int:
