@@ -129,6 +129,8 @@ def eprop_by_hand(net, x, target, mask):
     ev = {"w_rec": np.zeros((N_REC, N_REC)), "w_in": np.zeros_like(w_in)}
     ea = {k: np.zeros_like(e) for k, e in ev.items()}
     d = {k: np.zeros_like(e) for k, e in ev.items()}
+    esum = {k: np.zeros_like(e) for k, e in ev.items()}  # sum_t e[t]
+    zs = []
     for t in range(1, x.shape[0]):
         pre = {"w_rec": np.broadcast_to(z, (N_REC, N_REC)), "w_in": np.broadcast_to(x[t], w_in.shape)}
         for k in ev:
@@ -141,14 +143,17 @@ def eprop_by_hand(net, x, target, mask):
         y = w_out @ z
         err = mask[t] * (target[t] - np.exp(y) / np.exp(y).sum() * target[t].sum())
         signal = w_out.T @ err
+        zs.append(z)
         for k in ev:
-            d[k] += signal[:, None] * psi[:, None] * (ev[k] - beta[:, None] * ea[k])
-    return d
+            e = psi[:, None] * (ev[k] - beta[:, None] * ea[k])
+            d[k] += signal[:, None] * e
+            esum[k] += e
+    return d, esum, np.array(zs)
 
 
 def test_eprop_is_bellec_eligibility_with_refractory_and_mixed_units():
     net, x, mask, target = case(CELLS["alif"])
-    expected = eprop_by_hand(net, x, target, mask)
+    expected = eprop_by_hand(net, x, target, mask)[0]
     with jax.enable_x64(True):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
         d, _ = rflo.get_rule("eprop").trial(jnet, *map(jnp.asarray, (x, target, mask)),
@@ -157,3 +162,45 @@ def test_eprop_is_bellec_eligibility_with_refractory_and_mixed_units():
     for k in ("w_in", "w_rec"):
         assert float(np.max(np.abs(expected[k]))) > 1e-6
         assert rel_err(d[k], expected[k]) < 1e-10, k
+
+
+# --------------------------------------------------------------------------
+# the firing-rate regulariser
+
+
+@pytest.mark.slow
+def test_rate_regulariser_eprop_form_and_exact_form():
+    from rflo.cells.base import forward
+    from rflo.losses_rate import RateRegularized, rate_penalty
+
+    net, x, mask, target = case(CELLS["alif"])
+    _, esum, z = eprop_by_hand(net, x, target, mask)
+    f0, strength = 0.05, 2.0
+    steps, scale = x.shape[0] - 1, mask[1:].sum()
+    # e-prop's form: the learning signal dE/dz_j[t] = 2 s (f_j - f0) / T at every step
+    signal = 2 * strength * (z.mean(0) - f0) / steps
+    names = ("w_in", "w_rec", "w_out")
+    with jax.enable_x64(True):
+        jnet = jax.tree_util.tree_map(jnp.asarray, net)
+        args = (*map(jnp.asarray, (x, target, mask)), jax.random.PRNGKey(0),
+                Setup(loss=CROSS_ENTROPY, params=names))
+        diffs = {}
+        for base, exact in (("eprop", False), ("bptt", True)):
+            plain, _ = rflo.get_rule(base).trial(jnet, *args)
+            reg = RateRegularized(base=base, target=f0, strength=strength)
+            assert reg.name == f"{base}+rate" and reg.local == (not exact)
+            d, _ = reg.trial(jnet, *args)
+            assert np.all(np.asarray(d["w_out"]) == np.asarray(plain["w_out"]))
+            for k in ("w_in", "w_rec"):
+                got = diffs[base, k] = np.asarray(d[k] - plain[k])
+                if exact:  # the gradient of the penalty through the library's forward
+                    g = jax.grad(lambda p: rate_penalty(
+                        forward(jnet._replace(**p), args[0]).z, f0, strength))(
+                        params_of(jnet, ("w_in", "w_rec")))[k]
+                    want = -scale * np.asarray(g)
+                else:
+                    want = -scale * signal[:, None] * esum[k]
+                assert float(np.max(np.abs(want))) > 1e-8, (base, k)
+                assert rel_err(got, want) < 1e-9, (base, k)
+        # e-prop's form is not the gradient here (the recurrent path is dropped)
+        assert rel_err(diffs["eprop", "w_rec"], diffs["bptt", "w_rec"]) > 1e-3
