@@ -204,3 +204,39 @@ def test_rate_regulariser_eprop_form_and_exact_form():
                 assert rel_err(got, want) < 1e-9, (base, k)
         # e-prop's form is not the gradient here (the recurrent path is dropped)
         assert rel_err(diffs["eprop", "w_rec"], diffs["bptt", "w_rec"]) > 1e-3
+
+
+# --------------------------------------------------------------------------
+# rflo reproduce bellec2020
+
+
+def test_full_mode_has_the_papers_settings():
+    from rflo.paper import bellec2020 as b
+
+    cell, full = b.bellec_cell(), b.FULL
+    assert (cell.thr, cell.gamma, cell.tau_a, cell.n_refractory, cell.n_regular) == \
+        (0.6, 0.3, 2000.0, 5, 50)
+    assert abs(cell.beta - 1.7 * (1 - np.exp(-1 / 2000)) / (1 - np.exp(-1 / 20))) < 1e-12
+    assert (full.iterations, full.batch, full.delay, full.lr, full.reg_rate,
+            full.reg_strength) == (2000, 64, 1050, 0.005, 0.01, 1.0)
+    assert set(full.rules) == {"eprop", "eprop_random", "bptt"} and b.CRITERION == 0.07
+    curves = np.array([[0.5] * 20 + [0.05] * 12, [0.5] * 32])
+    assert b.criterion_met_at(curves) == [30, None]
+
+
+@pytest.mark.slow
+def test_bellec2020_quick_eprop_below_chance(tmp_path):
+    """The quick mode (2 networks, 40 iterations of batch 8, 150 ms delay; 170 s on
+    2 shared cores):
+    e-prop with symmetric and with random feedback ends below chance."""
+    import csv
+
+    from rflo.paper.reproduce import main
+
+    assert main(["bellec2020", "--quick", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "bellec2020.csv") as f:
+        rows = {r["rule"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"eprop", "eprop_random", "bptt"}
+    for rule in ("eprop", "eprop_random"):
+        assert float(rows[rule]["median"]) < 0.5, rows[rule]
+    assert (tmp_path / "bellec2020.png").stat().st_size > 10000

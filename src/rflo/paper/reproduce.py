@@ -3,7 +3,9 @@
 Each paper is a module of :mod:`rflo.paper` with ``main(argv) -> int``:
 
 * ``marschall2020``: Marschall, Cho & Savin (2020), every online rule on
-  their Add task (:mod:`rflo.paper.marschall2020`).
+  their Add task (:mod:`rflo.paper.marschall2020`);
+* ``bellec2020``: Bellec et al. (2020), e-prop against BPTT on evidence
+  accumulation with LIF and ALIF neurons (:mod:`rflo.paper.bellec2020`).
 
 ``main(argv)`` takes the paper's name first and hands the rest of the
 command line to that module; it returns the exit status (2 on bad input).
@@ -18,7 +20,7 @@ from typing import Optional, Sequence
 __all__ = ["PAPERS", "main"]
 
 #: paper name -> module under rflo.paper
-PAPERS = {"marschall2020": "rflo.paper.marschall2020"}
+PAPERS = {"marschall2020": "rflo.paper.marschall2020", "bellec2020": "rflo.paper.bellec2020"}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
