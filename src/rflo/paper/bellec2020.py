@@ -64,7 +64,12 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from rflo.paper.common import (
-    add_figure_arguments, csv_text, figure_main, network_seeds, quartiles, write_text,
+    add_figure_arguments,
+    csv_text,
+    figure_main,
+    network_seeds,
+    quartiles,
+    write_text,
 )
 
 __all__ = ["Config", "QUICK", "FULL", "RULES", "CRITERION", "bellec_cell", "bellec_network",
