@@ -12,7 +12,9 @@ time per trial (``timing.time_library``).  Each row names its path:
 * ``generic (XLA)``: Jacobian-vector products through the cell's step, as XLA
   compiles them (every other cell).
 
-The profile row ``leaky_tanh`` on ``route="generic"`` is the leaky tanh cell
+The leaky tanh is timed first and again last (the faster run counts: on a
+busy machine a slow reference would flatter every other cell).  The profile
+row ``leaky_tanh`` on ``route="generic"`` is the leaky tanh cell
 forced onto the generic path: the gap between it and the closed form is what
 the route costs, the gap between it and another cell what that cell's own
 step costs.
@@ -61,39 +63,52 @@ def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, l
     the generic route (``route: "generic"``) as the profile's yardstick."""
     rows = []
     cells = [c for c in cell_names() if cells is None or c in cells]
-    if REFERENCE in cells:  # the reference first, so that every ratio can be printed
+    if REFERENCE in cells:  # the reference first (and last)
         cells.remove(REFERENCE)
         cells.insert(0, REFERENCE)
-    log(f"{'cell':<22}{'rule':<8}{'mode':<8}{'path':<22}{'per trial':>12}{'vs leaky_tanh':>15}")
-    ref = {}
-    for cell in cells:
-        routes = ["auto", "generic"] if cell == REFERENCE else ["auto"]
-        for route in routes:
-            for rule, online in cases:
-                net = _applies(rule, cell, n_rec)
-                row = {"kind": "cell", "cell": cell, "rule": rule, "mode": mode_name(online),
-                       "n_rec": n_rec, "steps": steps, "route": route, "dtype": "float32"}
-                if net is None:
+    log(f"{'cell':<22}{'rule':<8}{'mode':<8}{'path':<22}{'per trial':>12}")
+    plan = [(c, r) for c in cells for r in (["auto", "generic"] if c == REFERENCE else ["auto"])]
+    if REFERENCE in cells:  # the reference again at the end: the best of both counts
+        plan.append((REFERENCE, "again"))
+    for cell, route in plan:
+        for rule, online in cases:
+            net = _applies(rule, cell, n_rec)
+            row = {"kind": "cell", "cell": cell, "rule": rule, "mode": mode_name(online),
+                   "n_rec": n_rec, "steps": steps, "route": route, "dtype": "float32"}
+            if net is None:
+                if route != "again":
                     row["library"] = {"skipped": f"{rule} does not train the {cell} cell"}
                     rows.append(row)
-                    continue
-                row["path"] = path_of(net, cell, route)
-                try:
-                    row["library"] = time_library(rule, online, n_rec, steps, budget_s, cell=cell,
-                                                  route=route)
-                except Exception as exc:  # a cell the session cannot run: say so, go on
-                    row["library"] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+                continue
+            row["path"] = path_of(net, cell, "auto" if route == "again" else route)
+            try:
+                row["library"] = time_library(rule, online, n_rec, steps, budget_s, cell=cell,
+                                              route="auto" if route == "again" else route)
+            except Exception as exc:  # a cell the session cannot run: say so, go on
+                row["library"] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+                log(f"{cell:<22}{rule:<8}{mode_name(online):<8}failed: {row['library']['skipped']}")
+                if route != "again":
                     rows.append(row)
-                    log(f"{cell:<22}{rule:<8}{mode_name(online):<8}failed: {row['library']['skipped']}")
-                    continue
-                t = row["library"]["seconds_per_trial"]
-                if cell == REFERENCE and route == "auto":
-                    ref[(rule, online)] = t
-                if (rule, online) in ref:
-                    row["vs_reference"] = t / ref[(rule, online)]
-                rows.append(row)
-                ratio = f"{row['vs_reference']:.2f}x" if "vs_reference" in row else "-"
-                name = cell if route == "auto" else f"{cell} (generic)"
-                log(f"{name:<22}{rule:<8}{mode_name(online):<8}{row['path']:<22}"
-                    f"{fmt_time(t):>12}{ratio:>15}", flush=True)
+                continue
+            t = row["library"]["seconds_per_trial"]
+            name = cell if route == "auto" else f"{cell} ({route})"
+            log(f"{name:<22}{rule:<8}{mode_name(online):<8}{row['path']:<22}{fmt_time(t):>12}",
+                flush=True)
+            if route == "again":  # keep the faster of the two runs of the reference
+                first = next(r for r in rows if r["cell"] == cell and r["route"] == "auto"
+                             and r["rule"] == rule and r["mode"] == row["mode"])
+                if "seconds_per_trial" not in first["library"] or \
+                        t < first["library"]["seconds_per_trial"]:
+                    first["library"] = row["library"]
+                continue
+            rows.append(row)
+    ref = {(r["rule"], r["mode"]): r["library"]["seconds_per_trial"] for r in rows
+           if r["cell"] == REFERENCE and r["route"] == "auto"
+           and "seconds_per_trial" in r["library"]}
+    for r in rows:
+        if (r["rule"], r["mode"]) in ref and "seconds_per_trial" in r["library"]:
+            r["vs_reference"] = r["library"]["seconds_per_trial"] / ref[(r["rule"], r["mode"])]
+    log("against the leaky tanh (best of its two runs), same rule: " + ", ".join(
+        f"{r['cell']}{'' if r['route'] == 'auto' else ' (generic)'} {r['rule']} {r['mode']} "
+        f"{r['vs_reference']:.2f}x" for r in rows if "vs_reference" in r and r["cell"] != REFERENCE))
     return rows

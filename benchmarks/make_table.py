@@ -4,7 +4,12 @@
 
 Writes docs/benchmarks.md (every table) and, if README.md exists and has the
 markers ``<!-- bench:start -->`` and ``<!-- bench:end -->``, replaces what is
-between them with the seed experiment's table (n_rec = 50) and the targets.
+between them with the seed experiment's table (n_rec = 50) and the targets
+(``--no-readme``: leave README.md alone).  Issue #25's sections (targets met /
+not met, every cell, large networks, the commands, the GPU route) come from
+``--targets FILE``: by default the results file itself where it has them, else
+benchmarks/results-targets.json (``python benchmarks/run.py --quick --out
+benchmarks/results-targets.json``), each section naming its own run.
 """
 
 from __future__ import annotations
@@ -170,6 +175,8 @@ def sweep_line(report):
     if not rows:
         return "Not measured in this run."
     r = rows[-1]
+    if "failed" in r:
+        return f"Failed in this run: {r['failed']}"
     best = r["best_network_trials_per_s"]
     parts = ", ".join(f"{name}: {value:,.0f}" for name, value in best.items())
     return (f"one chunk of {r['networks']} networks (RFLO offline, n_rec 50) x {r['trials']:,} "
@@ -184,6 +191,8 @@ HEADLINE_RULES = ("rflo", "bptt", "rtrl")
 def targets_list(report, headline=False):
     lines = []
     for t in report.get("targets", []):
+        if t.get("issue") == 25:  # their own section (target_tables.py)
+            continue
         if headline and not (t["name"].split()[0] in HEADLINE_RULES or "sweep" in t["name"]):
             continue
         med = t.get("median_based")
@@ -227,7 +236,9 @@ def readme_block(report):
     return "\n".join(parts)
 
 
-def full_page(report):
+def full_page(report, targets_report=None):
+    from target_tables import issue25_page
+
     parts = [
         "# Benchmarks",
         "",
@@ -238,7 +249,8 @@ def full_page(report):
         "",
         NOTES,
         "",
-        "## Targets (n_rec = 50, T = 100)",
+        issue25_page(targets_report or report),
+        "## Targets of earlier issues (n_rec = 50, T = 100)",
         "",
         targets_list(report),
         "",
@@ -298,15 +310,26 @@ def main(argv=None):
     p.add_argument("results", nargs="?", type=Path, default=ROOT / "benchmarks" / "results.json")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    p.add_argument("--targets", type=Path, default=None,
+                   help="results with issue #25's rows (default: the results file where it has "
+                        "them, else benchmarks/results-targets.json)")
     args = p.parse_args(argv)
     if not args.results.exists():
         print(f"error: {args.results} not found; run python benchmarks/run.py first", file=sys.stderr)
         return 2
     report = json.loads(args.results.read_text())
+    targets_report = None
+    path = args.targets
+    if path is None and not any(t.get("issue") == 25 for t in report.get("targets", [])):
+        path = ROOT / "benchmarks" / "results-targets.json"
+        path = path if path.exists() else None
+    if path is not None:
+        targets_report = json.loads(path.read_text())
     args.docs.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.docs, full_page(report))
-    print(f"wrote {args.docs}")
-    if args.readme.exists():
+    atomic_write(args.docs, full_page(report, targets_report))
+    print(f"wrote {args.docs}" + (f" (issue #25's sections from {path})" if path else ""))
+    if args.readme.exists() and not args.no_readme:
         if update_readme(args.readme, readme_block(report)):
             print(f"updated {args.readme} between {START} and {END}")
         else:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -165,11 +166,17 @@ def run(args):
         else:
             log(f"\n== sweep over every core ({cores} host devices vs one device pinned to one core; "
                 f"64 networks x {args.sweep_trials} trials, fresh processes)")
-            sweep = compare(devices=cores, trials=args.sweep_trials, rounds=args.sweep_rounds)
-            results.append({"kind": "sweep", **sweep})
-            for name, value in sweep["best_network_trials_per_s"].items():
-                log(f"  {name:>10}: {value:9.0f} network-trials/s")
-            log(f"  ratio: {sweep['ratio']:.2f}x", flush=True)
+            try:
+                sweep = compare(devices=cores, trials=args.sweep_trials, rounds=args.sweep_rounds)
+            except subprocess.CalledProcessError as exc:  # say why, and go on with the rest
+                why = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
+                log(f"  failed: {why[0]}")
+                results.append({"kind": "sweep", "failed": why[0]})
+            else:
+                results.append({"kind": "sweep", **sweep})
+                for name, value in sweep["best_network_trials_per_s"].items():
+                    log(f"  {name:>10}: {value:9.0f} network-trials/s")
+                log(f"  ratio: {sweep['ratio']:.2f}x", flush=True)
 
     # ---- memory against T
     results += memory_rows(args, rules, log)

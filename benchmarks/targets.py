@@ -186,8 +186,9 @@ def ensemble_targets(results, k=64, n_rec=50):
 
 def sweep_targets(results):
     rows = [r for r in results if r["kind"] == "sweep"]
-    if not rows:
-        return [target("g", "sweep on every core against one core", "not measured",
+    if not rows or "ratio" not in rows[-1]:
+        why = f"failed: {rows[-1]['failed']}" if rows else "not measured"
+        return [target("g", "sweep on every core against one core", why,
                        f">= {SWEEP_RATIO:g}x", None, None)]
     r = rows[-1]
     best = r["best_network_trials_per_s"]

@@ -22,7 +22,7 @@ from seed_notebook import seed_run_trial  # noqa: E402
 
 import rflo  # noqa: E402
 from rflo.ensemble import init_ensemble  # noqa: E402
-from rflo.network import params_of  # noqa: E402
+from rflo.network import param_names, params_of, trainable_names  # noqa: E402
 from rflo.rules import Setup, get_rule  # noqa: E402
 from rflo.trainer import (  # noqa: E402
     Config,
@@ -122,15 +122,22 @@ class LibraryRun:
         than the timing)."""
         kw = {} if cell is None else {"cell": cell}
         unroll = unroll if unroll is not None else _default_unroll()
-        cfg = Config(get_rule(rule), bool(online), Setup(unroll=unroll, route=route))
+        rates = dict(zip(("w_in", "w_rec", "w_out"), LR))
+        setup = Setup(unroll=unroll, route=route)
+        if cell is not None:  # a cell without the three matrices trains what it has
+            probe = rflo.init_network(1, 2, 1, seed=0, **kw)
+            if not set(rates) <= set(param_names(probe)):
+                rates = {n: LR[1] for n in trainable_names(probe)}
+                setup = setup._replace(params=tuple(rates))
+        cfg = Config(get_rule(rule), bool(online), setup)
         task = rflo.periodic_task(duration=steps)
         self.data = trial_data(task, 1, "float32")
-        self.lr = {n: jnp.asarray(v, jnp.float32) for n, v in zip(("w_in", "w_rec", "w_out"), LR)}
+        self.lr = {n: jnp.asarray(v, jnp.float32) for n, v in rates.items()}
         t0 = time.perf_counter()
         if k is None:
             net = rflo.init_network(1, n_rec, 1, seed=0, **kw)
             self.net = jax.tree_util.tree_map(jnp.asarray, net)
-            w = params_of(self.net)
+            w = params_of(self.net, tuple(rates))
             opt_state = init_opt_state(None, self.lr, w)
             self.state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
             self.key = jax.random.PRNGKey(0)
@@ -144,7 +151,7 @@ class LibraryRun:
                 nets = jax.tree_util.tree_map(
                     lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))[:k], nets)
             self.net = nets
-            w = params_of(self.net)
+            w = params_of(self.net, tuple(rates))
             opt_state = init_ensemble_opt_state(None, self.lr, w, None)
             guard = jax.vmap(lambda w, o: new_guard(w, o, 1e4, "float32"))(w, opt_state)
             self.state = SessionState(w, opt_state, guard)
