@@ -19,6 +19,10 @@ A run folder gets a ``checkpoint/`` subfolder with
 
 Every file is plain data (npz without pickle, JSON) written atomically, and each
 rule's progress is one file, so the network and its curves can never disagree.
+The run folder itself (its lock, clearing it for a new run, opening a saved
+run) is here too: :func:`prepare_folder`, :func:`open_saved`.  A session of
+given networks (:meth:`rflo.session.Session.for_networks`, a sweep's chunk)
+keeps only ``checkpoint/<rule>.npz`` in its work folder.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from rflo.io import (
 from rflo.network import Network
 
 __all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_progress",
-           "CHECKPOINT_DIR", "check_settings"]
+           "CHECKPOINT_DIR", "check_settings", "prepare_folder", "open_saved", "RUN_FILES"]
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
@@ -59,7 +63,9 @@ class Progress(NamedTuple):
     ``frozen_at`` (K,) (-1: not frozen).  ``best``, ``best_network_loss``,
     ``best_at``: the network of the lowest loss seen, that loss and the trials
     it holds (None in a checkpoint of an rflo before them: the run then tracks
-    its best network from where it resumes)."""
+    its best network from where it resumes).  ``accuracy``: the fraction
+    correct of each trial, shaped as the loss, for a task with a metric (None
+    otherwise, and in a checkpoint written before it)."""
 
     network: Network
     loss: np.ndarray
@@ -73,6 +79,7 @@ class Progress(NamedTuple):
     best: Optional[Network] = None
     best_network_loss: object = None
     best_at: object = None
+    accuracy: Optional[np.ndarray] = None
 
     @property
     def done(self) -> int:
@@ -136,6 +143,8 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
                   seconds=np.asarray(float(progress.seconds)),
                   best_loss=np.asarray(progress.best_loss, float),
                   run_id=np.asarray(run_id), format=np.asarray(FORMAT))
+    if progress.accuracy is not None:
+        arrays["accuracy"] = np.asarray(progress.accuracy)
     if progress.frozen_at is not None:
         arrays["frozen_at"] = np.asarray(progress.frozen_at, np.int64)
     for prefix, leaves in ((OPT, progress.opt_state), (PREVIOUS_OPT, progress.previous_opt_state)):
@@ -149,7 +158,7 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
 
 
 _CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
-_OPTIONAL = ("frozen_at", "best_network_loss", "best_at")
+_OPTIONAL = ("frozen_at", "best_network_loss", "best_at", "accuracy")
 
 
 _OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
@@ -211,6 +220,9 @@ def _check_heads(heads, path):
                              f" of floats, got {dtype} {shape}")
     if heads["loss"][0] != heads["alignment"][0]:
         raise ValueError(f"{path}: loss and alignment curves do not match")
+    if "accuracy" in heads and (heads["accuracy"][0] != heads["loss"][0]
+                                or heads["accuracy"][1].kind != "f"):
+        raise ValueError(f"{path}: 'accuracy' must be shaped as the loss curve, in floats")
     for key, want in (("seconds", ()), ("best_loss", lead)):
         if heads[key][0] != want or heads[key][1].kind != "f":
             raise ValueError(f"{path}: {key!r} must be {'one number' if not want else f'{k} numbers'}")
@@ -242,6 +254,7 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     if run_id is not None and saved_id != run_id:
         raise ValueError(f"{path} belongs to run {saved_id}, not to this folder's run {run_id}")
     loss, alignment = arrays.pop("loss"), arrays.pop("alignment")
+    accuracy = arrays.pop("accuracy", None)
     k = loss.shape[0] if loss.ndim == 2 else None
     frozen = arrays.pop("frozen_at", None if k is None else np.full(k, -1))
     healthy = (np.ones_like(loss, bool) if k is None
@@ -273,7 +286,7 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     prev, best_net = (_network(parts[p], f"{path} ({p[:-1]})", k) if parts[p] else None
                       for p in (PREVIOUS, BEST))
     return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt, frozen,
-                    best_net, best_loss, best_at)
+                    best_net, best_loss, best_at, accuracy)
 
 
 def _network(arrays, source, k):
@@ -283,3 +296,89 @@ def _network(arrays, source, k):
     from rflo.ensemble import stack_networks
 
     return stack_networks(networks_from_stacked_arrays(arrays, source))
+
+
+# --------------------------------------------------------------------------
+# the run folder: lock, clearing, opening a saved run
+
+
+#: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
+RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
+             "alignment.png", "run.log")
+
+
+def _lock(out):
+    """Hold ``out`` for this run (released when the process ends)."""
+    from rflo.files import FolderBusy, RunLock
+
+    try:
+        return RunLock(out)
+    except FolderBusy as exc:
+        raise ValueError(f"{exc}; wait for it to finish or choose another --out") from None
+
+
+def _leftovers(out):
+    from rflo.files import TMP_MARK, RunLock
+
+    return [p for p in out.iterdir()
+            if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)]
+
+
+def _clear_run(out):
+    """Remove what an earlier run wrote into ``out`` (its files only)."""
+    import json
+    import shutil
+
+    from rflo.files import remove_temporaries
+    from rflo.rules import rule_names
+
+    rules = set(rule_names())
+    try:
+        saved = json.loads((out / "checkpoint" / "run.json").read_text(encoding="utf-8"))
+        named = saved.get("rules") or [saved.get("rule")]
+        rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    for name in RUN_FILES + tuple(f"{r}{tail}.npz" for r in sorted(rules) for tail in ("", ".best")):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    remove_temporaries(out)
+
+
+def prepare_folder(out, overwrite=False):
+    """``(folder, lock)``: a run folder that belongs to this run, locked and
+    empty of earlier runs (``overwrite`` clears them, else ValueError)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    busy = (f"output folder {out} already exists and is not empty; choose another --out or "
+            "pass --overwrite")
+    if out.is_dir() and _leftovers(out) and not overwrite:
+        raise ValueError(busy)
+    lock = _lock(out)
+    if _leftovers(out):  # checked again under the lock: another run may just have finished
+        if not overwrite:
+            lock.release()
+            raise ValueError(busy)
+        _clear_run(out)
+    return out, lock
+
+
+def open_saved(folder):
+    """``(folder, lock, saved settings)`` of a run to resume: locked, its
+    temporaries removed (ValueError when it is no resumable run)."""
+    from rflo.files import remove_temporaries
+
+    out = Path(folder)
+    if not (out / CHECKPOINT_DIR / "run.json").is_file():
+        raise ValueError(f"{out} has no {CHECKPOINT_DIR}/run.json: not a run that can "
+                         "be resumed")
+    lock = _lock(out)
+    try:
+        saved = load_settings(out)
+        for where in (out, out / CHECKPOINT_DIR):
+            remove_temporaries(where)  # what killed writes left; we hold the lock
+    except BaseException:
+        lock.release()
+        raise
+    return out, lock, saved

@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 
-__all__ = ["Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments", "save_diverged"]
+__all__ = ["Segments", "StopRequest", "NoStop", "Diverged", "Interrupted", "SEGMENT_SECONDS",
+           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments", "save_diverged",
+           "ensemble_result", "save_trained"]
 
 #: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
 #: take effect within about this long
@@ -33,10 +34,10 @@ class Segments:
     ``checkpoint_every`` trial.  The result does not depend on them: every
     segment runs the same compiled code from where the last one stopped."""
 
-    def __init__(self, trials, every):
+    def __init__(self, trials, every, whole=False):
         self.cap = max(1, min(-(-trials // 100), MAX_SEGMENT))
-        self.every = every
-        self.size = 1
+        self.every, self.whole = every, whole
+        self.size = trials if whole else 1  # whole: one segment (nothing to save between)
 
     def next(self, done, trials):
         n = min(self.size, trials - done)  # observe() keeps the size within its cap
@@ -45,6 +46,8 @@ class Segments:
         return n
 
     def observe(self, n, seconds):
+        if self.whole:
+            return
         per_trial = max(seconds, 1e-6) / n
         cap = min(max(self.cap, int(MIN_SEGMENT_SECONDS / per_trial)), MAX_SEGMENT)
         self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, cap)))
@@ -99,6 +102,13 @@ class StopRequest:
         return 128 + self.signum
 
 
+class NoStop:
+    """A stop request that never comes (a session with nothing to save
+    stops as any Python call does: KeyboardInterrupt at once)."""
+
+    signum = None
+
+
 def check_run(spec, task, cell, rules, rates):
     """Refuse, before any folder or array is made, a run of ``spec`` that
     cannot fit in memory (and, for a cell that owns its synapses or rates by
@@ -139,6 +149,8 @@ def opt_tree(net, lr, optimizer):
 
     if optimizer is None:
         return None
+    if isinstance(lr, dict):  # rates per network (arrays): the names are what counts
+        lr = {k: 0.0 for k in lr}
     names = tuple(check_learning_rates(lr, param_names(net), trainable_names(net)))
     if np.ndim(net.w_out) == 3:  # an ensemble: the same tree, stacked leaves
         net = jax.tree_util.tree_map(lambda a: a[0], net)
@@ -158,6 +170,8 @@ def train_segments(session, name, prog, stop, progress=None):
 
     spec, out, run_id = session.spec, session.folder, session.run_id
     task, optimizer, ensemble = session.task, session.optimizer, session.ensemble
+    save = ((lambda p: checkpoint.save_progress(out, name, p, run_id)) if out is not None
+            else (lambda p: None))
     lr = runconfig.cell_rates(prog.network, session.rates(name))  # by name: a cell's synapses
     tree = opt_tree(prog.network, lr, optimizer)
 
@@ -169,16 +183,16 @@ def train_segments(session, name, prog, stop, progress=None):
     def leaves(state):
         return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
 
-    segments = Segments(spec.trials, spec.checkpoint_every)
+    segments = Segments(spec.trials, spec.checkpoint_every, whole=out is None)
     last_save = time.monotonic()
     bar = None if progress is None else progress(name, spec.trials, prog.done)
     try:
         while prog.done < spec.trials:
             if stop.signum is not None:
-                checkpoint.save_progress(out, name, prog, run_id)
+                save(prog)
                 raise Interrupted(f"interrupted after {prog.done} of {spec.trials} trials of "
-                                  f"rule {name!r}; the checkpoint is saved. Resume with: "
-                                  f"rflo {session.command} --resume {out}")
+                                  f"rule {name!r}; the checkpoint is saved. "
+                                  + session.resume_hint)
             n = segments.next(prog.done, spec.trials)
             guard = (None if prog.previous is None
                      else rflo.GuardState(prog.best_loss, prog.previous,
@@ -190,17 +204,24 @@ def train_segments(session, name, prog, stop, progress=None):
                           max_loss_growth=spec.max_loss_growth,
                           opt_state=opt_state(prog.opt_state))
             t0 = time.monotonic()
-            with warnings.catch_warnings():  # the message is the run's error, said once
-                warnings.simplefilter("ignore", RuntimeWarning)
+            with warnings.catch_warnings():  # a run's: the message is its error, said once
+                if session.files:
+                    warnings.simplefilter("ignore", RuntimeWarning)
                 if ensemble:
                     from rflo.ensemble import train_ensemble
 
-                    res = train_ensemble(prog.network, task, name, seeds=spec.seeds, **common)
+                    res = train_ensemble(prog.network, task, name, seeds=session.seeds, **common)
                 else:
                     res = rflo.train(prog.network, task, name, seed=spec.seed, **common)
             segments.observe(n, time.monotonic() - t0)
             if not ensemble and res.diverged is not None:
                 raise Diverged(save_diverged(session, name, res))
+            acc = getattr(res, "accuracy", None)
+            if acc is not None and (prog.accuracy is not None or prog.done == 0):
+                acc = np.concatenate([np.zeros(prog.loss.shape, acc.dtype)
+                                      if prog.accuracy is None else prog.accuracy, acc], axis=-1)
+            else:  # no metric, or a checkpoint from before accuracy was kept
+                acc = None
             prog = checkpoint.Progress(res.networks if ensemble else res.network,
                                        np.concatenate([prog.loss, res.loss], axis=-1),
                                        np.concatenate([prog.alignment, res.alignment], axis=-1),
@@ -209,19 +230,19 @@ def train_segments(session, name, prog, stop, progress=None):
                                        leaves(res.guard.previous_opt_state),
                                        res.guard.frozen_at if ensemble else None,
                                        res.guard.best_network, res.guard.best_network_loss,
-                                       res.guard.best_at)
+                                       res.guard.best_at, acc)
             if bar is not None:
                 last = res.loss[..., -1]
                 bar(prog.done, spec.trials, float(np.nanmedian(last))
                     if np.any(np.isfinite(last)) else float("nan"))
             every = spec.checkpoint_every
             if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
-                checkpoint.save_progress(out, name, prog, run_id)
+                save(prog)
                 last_save = time.monotonic()
     finally:
         if bar is not None and hasattr(bar, "close"):
             bar.close()
-    checkpoint.save_progress(out, name, prog, run_id)
+    save(prog)
     return prog
 
 
@@ -241,3 +262,50 @@ def save_diverged(session, name, res) -> str:
     return (f"{res.diverged} Saved the last network within the limit (after trial "
             f"{res.trials_done}) to {last} and the best ({which}: the lowest loss seen, "
             f"{res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}.")
+
+
+def ensemble_result(session, prog, rule):
+    """An ensemble session's :class:`~rflo.checkpoint.Progress` of ``rule`` as
+    the :class:`~rflo.ensemble.EnsembleResult` one call of the whole run returns."""
+    import jax
+
+    from rflo import runconfig
+    from rflo.ensemble import EnsembleResult
+    from rflo.train import GuardState
+
+    tree = opt_tree(prog.network, runconfig.cell_rates(prog.network, session.rates(rule)),
+                    session.optimizer)
+    state = lambda leaves: (None if tree is None or not leaves  # noqa: E731
+                            else jax.tree_util.tree_unflatten(tree, list(leaves)))
+    guard = GuardState(prog.best_loss, prog.previous, state(prog.previous_opt_state),
+                       prog.frozen_at, prog.best, prog.best_network_loss, prog.best_at)
+    return EnsembleResult(prog.network, prog.loss, prog.alignment, rule, prog.seconds,
+                          state(prog.opt_state), prog.accuracy,
+                          np.asarray(prog.frozen_at) + 1, guard, prog.best,
+                          prog.best_network_loss, prog.best_at)
+
+
+def save_trained(session, rule, prog) -> list:
+    """Write rule ``rule``'s trained network into the session's folder
+    (``RULE.npz``; an ensemble's ``RULE.seedS.npz``, and a diverged member's
+    best ``RULE.seedS.best.npz``), each with its record and the run's id;
+    returns the networks (an ensemble's unstacked)."""
+    import rflo
+    from rflo.ensemble import unstack_networks
+
+    if not session.ensemble:
+        rflo.save_network(session.folder / f"{rule}.npz", prog.network, run_id=session.run_id,
+                          info=session.info(rule, prog.done))
+        return [prog.network]
+    members = unstack_networks(prog.network)
+    for s, member in zip(session.seeds, members):
+        rflo.save_network(session.folder / f"{rule}.seed{s}.npz", member, run_id=session.run_id,
+                          info=session.info(rule, prog.done, seed=s))
+    frozen = np.asarray(prog.frozen_at if prog.frozen_at is not None else [])
+    if prog.best is not None and np.any(frozen >= 0):  # a diverged network's best too
+        for i, (s, best) in enumerate(zip(session.seeds, unstack_networks(prog.best))):
+            if frozen[i] >= 0:
+                rflo.save_network(session.folder / f"{rule}.seed{s}.best.npz", best,
+                                  run_id=session.run_id,
+                                  info=session.info(rule, int(prog.best_at[i]), seed=s))
+    return members

@@ -20,6 +20,15 @@ one network saves the last network within the loss limit as ``RULE.npz`` and
 the one of the lowest loss seen as ``RULE.best.npz`` (:class:`Diverged`).  An
 ensemble's diverged networks are frozen instead (their best networks:
 ``RULE.seedS.best.npz``).
+
+The same loop trains networks a caller already has, as a sweep's chunk and
+the paper's figures do (:meth:`Session.for_networks`): K networks, each with
+its own seed (seeds may repeat) and rates, in memory (one compiled call, no
+files, Ctrl-C as in any Python call) or with a work folder that keeps only
+``checkpoint/<rule>.npz``, so that a killed run goes on from there::
+
+    s = Session.for_networks(spec, nets, seeds=[0, 0, 1], lr=rates, work="w")
+    res = s.result(s.run()[spec.rule])   # an rflo.ensemble.EnsembleResult
 """
 
 from __future__ import annotations
@@ -29,13 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rflo.checkpoint import open_saved, prepare_folder  # noqa: F401  (importable from here)
 from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest, check_run,
-    same_shape, train_segments,
+    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, NoStop, Segments, StopRequest,
+    check_run, ensemble_result, same_shape, save_trained, train_segments,
 )
 from rflo.spec import RunSpec
 
-__all__ = ["Session", "Segments", "StopRequest", "Diverged", "Interrupted", "SEGMENT_SECONDS",
+__all__ = ["Session", "Segments", "StopRequest", "NoStop", "Diverged", "Interrupted", "SEGMENT_SECONDS",
            "MAX_SEGMENT", "build", "draw_network", "prepare_folder", "open_saved", "load_for_task"]
 
 #: rates of a rule whose run names none (the spec's default, the seed notebook's)
@@ -51,93 +61,6 @@ def build(spec: RunSpec):
     cell = runconfig.make_cell(spec.cell, spec.derivative)
     check_outputs(get_loss(spec.loss), task.n_out)
     return task, cell, runconfig.make_optimizer(spec.optimizer, spec.optimizer_rate)
-
-
-# --------------------------------------------------------------------------
-# the run folder: lock, clearing, saved settings
-
-
-#: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
-RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
-             "alignment.png", "run.log")
-
-
-def _lock(out):
-    """Hold ``out`` for this run (released when the process ends)."""
-    from rflo.files import FolderBusy, RunLock
-
-    try:
-        return RunLock(out)
-    except FolderBusy as exc:
-        raise ValueError(f"{exc}; wait for it to finish or choose another --out") from None
-
-
-def _leftovers(out):
-    from rflo.files import TMP_MARK, RunLock
-
-    return [p for p in out.iterdir()
-            if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)]
-
-
-def _clear_run(out):
-    """Remove what an earlier run wrote into ``out`` (its files only)."""
-    import json
-    import shutil
-
-    from rflo.files import remove_temporaries
-    from rflo.rules import rule_names
-
-    rules = set(rule_names())
-    try:
-        saved = json.loads((out / "checkpoint" / "run.json").read_text(encoding="utf-8"))
-        named = saved.get("rules") or [saved.get("rule")]
-        rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    for name in RUN_FILES + tuple(f"{r}{tail}.npz" for r in sorted(rules) for tail in ("", ".best")):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
-    remove_temporaries(out)
-
-
-def prepare_folder(out, overwrite=False):
-    """``(folder, lock)``: a run folder that belongs to this run, locked and
-    empty of earlier runs (``overwrite`` clears them, else ValueError)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
-    busy = (f"output folder {out} already exists and is not empty; choose another --out or "
-            "pass --overwrite")
-    if out.is_dir() and _leftovers(out) and not overwrite:
-        raise ValueError(busy)
-    lock = _lock(out)
-    if _leftovers(out):  # checked again under the lock: another run may just have finished
-        if not overwrite:
-            lock.release()
-            raise ValueError(busy)
-        _clear_run(out)
-    return out, lock
-
-
-def open_saved(folder):
-    """``(folder, lock, saved settings)`` of a run to resume: locked, its
-    temporaries removed (ValueError when it is no resumable run)."""
-    from rflo import checkpoint
-    from rflo.files import remove_temporaries
-
-    out = Path(folder)
-    if not (out / checkpoint.CHECKPOINT_DIR / "run.json").is_file():
-        raise ValueError(f"{out} has no {checkpoint.CHECKPOINT_DIR}/run.json: not a run that can "
-                         "be resumed")
-    lock = _lock(out)
-    try:
-        saved = checkpoint.load_settings(out)
-        for where in (out, out / checkpoint.CHECKPOINT_DIR):
-            remove_temporaries(where)  # what killed writes left; we hold the lock
-    except BaseException:
-        lock.release()
-        raise
-    return out, lock, saved
 
 
 def spec_of(saved: dict) -> RunSpec:
@@ -179,25 +102,44 @@ def load_for_task(path, task, dtype):
 class Session:
     """One run of ``spec`` in ``folder``: one network (or ensemble) per rule.
 
-    Make one with :meth:`start` (a new run) or :meth:`resume` (a killed one);
+    Make one with :meth:`start` (a new run), :meth:`resume` (a killed one) or
+    :meth:`for_networks` (networks the caller has: no run folder);
     :meth:`run` trains, :meth:`close` (or leaving a ``with`` block) releases
     the folder's lock.  ``rules`` default to ``[spec.rule]``; ``rule_lr``
-    gives each rule its own rates where ``spec.lr`` is None.
+    gives each rule its own rates where ``spec.lr`` is None; ``seeds``
+    (default ``spec.seeds``), ``lr`` (rates for every rule, e.g. one per
+    network), ``built`` (``(task, cell, optimizer)``) and ``files`` (whether
+    the run's networks and settings are written) serve :meth:`for_networks`.
+    ``folder`` None: nothing is written, not even checkpoints.
     """
 
     def __init__(self, spec, folder, *, rules, run_id, lock, network, command="train",
-                 rule_lr=None):
-        self.spec, self.folder, self.rules = spec, Path(folder), list(rules)
+                 rule_lr=None, seeds=None, lr=None, built=None, files=True):
+        self.spec, self.rules = spec, list(rules)
+        self.folder = None if folder is None else Path(folder)
         self.run_id, self.lock, self.network, self.command = run_id, lock, network, command
-        self.rule_lr = dict(rule_lr or {})
-        self.task, self.cell, self.optimizer = build(spec)
+        self.rule_lr, self.lr, self.files = dict(rule_lr or {}), lr, files
+        chosen = spec.seeds if seeds is None else seeds
+        self.seeds = None if chosen is None else [int(x) for x in chosen]
+        self.task, self.cell, self.optimizer = build(spec) if built is None else built
 
     @property
     def ensemble(self) -> bool:
-        return self.spec.seeds is not None
+        return self.seeds is not None
+
+    @property
+    def resume_hint(self) -> str:
+        """How the run goes on after a stop."""
+        if self.files:
+            return f"Resume with: rflo {self.command} --resume {self.folder}"
+        return ("Run it again with the same work folder to go on." if self.folder is not None
+                else "Nothing was saved (no work folder).")
 
     def rates(self, rule):
-        """The rates of ``rule``: three, or a dict by name."""
+        """The rates of ``rule``: three, or a dict by name (values may be
+        arrays of one per network: :meth:`for_networks`)."""
+        if self.lr is not None:
+            return self.lr
         lr = self.spec.lr if self.spec.lr is not None else self.rule_lr.get(rule, DEFAULT_LR)
         return dict(lr) if isinstance(lr, dict) else tuple(lr)
 
@@ -246,6 +188,56 @@ class Session:
         session.network = session._read_initial()
         return session
 
+    @classmethod
+    def for_networks(cls, spec: RunSpec, networks, *, seeds=None, lr=None, task=None,
+                     work=None, run_id=None, built=None) -> "Session":
+        """A session that trains the K given ``networks`` (stacked, or a list)
+        as ``spec`` says (its rule, trials, loss, optimiser, batch, guard, f'),
+        without a run folder: no lock, no initial or trained network files.
+
+        seeds : K session seeds; they may repeat (lanes that differ only in
+            their rates).  Default ``spec.seeds``, else ``0 .. K-1``.
+        lr : rates for this session instead of ``spec.lr``: three numbers, a
+            (K, 3) table (a row per network) or a dict by name whose values are
+            numbers or (K,) arrays.
+        task : a task no task name describes (default: the spec's).
+        work : a folder for checkpoints (only ``work/checkpoint/RULE.npz``):
+            a session made again with the same ``work`` and ``run_id`` goes on
+            from the last one, bit-identically; one that does not belong to
+            ``run_id``, or does not read back, is ignored (the run starts
+            over).  None: in memory, in one compiled call.
+        built : ``(task, cell, optimizer)`` built from ``spec`` already
+            (sessions run side by side in threads share one optimiser).
+        """
+        import jax
+
+        from rflo import runconfig
+        from rflo.ensemble import stack_networks, unstack_networks
+        from rflo.network import Network
+        from rflo.session_checks import with_derivative
+
+        nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
+                              else list(networks))
+        nets = with_derivative(nets, spec.derivative)
+        k = int(np.shape(nets.w_out)[0])
+        seeds = list(seeds if seeds is not None else spec.seeds or range(k))
+        if len(seeds) != k:
+            raise ValueError(f"need one seed per network ({k}), got {len(seeds)}")
+        if lr is not None and not isinstance(lr, dict) and np.ndim(lr) == 2:  # (K, 3)
+            table = np.asarray(lr, float)
+            if table.shape != (k, 3):
+                raise ValueError(f"per-network learning rates must have shape ({k}, 3), got "
+                                 f"{table.shape}")
+            first = jax.tree_util.tree_map(lambda a: a[0], nets)
+            lr = runconfig.cell_rates(first, tuple(table[:, i] for i in range(3)))
+            if not isinstance(lr, dict):
+                lr = dict(zip(("w_in", "w_rec", "w_out"), lr))
+        built = build(spec) if built is None else built
+        if task is not None:
+            built = (task, *built[1:])
+        return cls(spec, work, rules=[spec.rule], run_id=run_id or uuid.uuid4().hex, lock=None,
+                   network=nets, command=None, seeds=seeds, lr=lr, built=built, files=False)
+
     def close(self):
         if self.lock is not None:
             self.lock.release()
@@ -283,7 +275,7 @@ class Session:
 
         if not self.ensemble:
             return back(self.folder / "initial.npz")
-        return stack_networks([back(self.folder / f"initial.seed{s}.npz") for s in self.spec.seeds])
+        return stack_networks([back(self.folder / f"initial.seed{s}.npz") for s in self.seeds])
 
     def settings(self) -> dict:
         """The run's settings as saved (``run.json``, ``config.toml``)."""
@@ -296,6 +288,19 @@ class Session:
                             for r, v in self.rule_lr.items()}
         return s
 
+    def fresh(self):
+        """The progress of a rule at trial 0: the initial network(s)."""
+        from rflo import checkpoint
+
+        net = self.network
+        if not self.ensemble:
+            empty = np.zeros(0, net.dtype)
+            return checkpoint.Progress(net, empty, empty, 0.0)
+        k = len(self.seeds)
+        empty = np.zeros((k, 0), net.dtype)
+        return checkpoint.Progress(net, empty, empty, 0.0, np.full(k, np.inf),
+                                   frozen_at=np.full(k, -1))
+
     def _save_start(self):
         """The initial network and every rule's checkpoint at trial 0, then
         the settings that make the run resumable (last: a folder without them
@@ -307,15 +312,10 @@ class Session:
         net, out, run_id = self.network, self.folder, self.run_id
         if not self.ensemble:
             rflo.save_network(out / "initial.npz", net, run_id=run_id)
-            empty = np.zeros(0, net.dtype)
-            start = checkpoint.Progress(net, empty, empty, 0.0)
         else:
-            seeds = self.spec.seeds
-            for s, member in zip(seeds, unstack_networks(net)):
+            for s, member in zip(self.seeds, unstack_networks(net)):
                 rflo.save_network(out / f"initial.seed{s}.npz", member, run_id=run_id)
-            empty = np.zeros((len(seeds), 0), net.dtype)
-            start = checkpoint.Progress(net, empty, empty, 0.0, np.full(len(seeds), np.inf),
-                                        frozen_at=np.full(len(seeds), -1))
+        start = self.fresh()
         for name in self.rules:
             checkpoint.save_progress(out, name, start, run_id)
         settings = self.settings()
@@ -335,14 +335,23 @@ class Session:
         ``RULE.seedS.npz``).  Returns ``{rule: checkpoint.Progress}``; raises :class:`Interrupted`
         (checkpoint saved) or :class:`Diverged` (``RULE.npz`` and ``RULE.best.npz`` saved).
         """
+        if stop is None and self.folder is None:  # nothing to save: Ctrl-C stops at once
+            stop = NoStop()
         if stop is None:
             with StopRequest() as request:
                 return self.run(progress=progress, stop=request)
         done = {}
         for name in self.rules:
             done[name] = self.train_rule(name, stop, progress)
-            self.save_networks(name, done[name])
+            if self.files:
+                self.save_networks(name, done[name])
         return done
+
+    def result(self, prog, rule=None):
+        """A rule's :class:`~rflo.checkpoint.Progress` as the
+        :class:`~rflo.ensemble.EnsembleResult` a :func:`~rflo.ensemble.train_ensemble`
+        call of the whole run returns (an ensemble's session)."""
+        return ensemble_result(self, prog, rule or self.rules[0])
 
     def info(self, rule, trials, seed=None) -> dict:
         """What a trained network's file records of its training (``rflo eval``
@@ -360,28 +369,19 @@ class Session:
         """Write rule ``rule``'s trained network (``RULE.npz``; an ensemble's
         ``RULE.seedS.npz``), each with its record (:meth:`info`) and the run's
         id; returns the networks (an ensemble's unstacked)."""
-        import rflo
-        from rflo.ensemble import unstack_networks
-
-        if not self.ensemble:
-            rflo.save_network(self.folder / f"{rule}.npz", prog.network, run_id=self.run_id,
-                              info=self.info(rule, prog.done))
-            return [prog.network]
-        members = unstack_networks(prog.network)
-        for s, member in zip(self.spec.seeds, members):
-            rflo.save_network(self.folder / f"{rule}.seed{s}.npz", member, run_id=self.run_id,
-                              info=self.info(rule, prog.done, seed=s))
-        frozen = np.asarray(prog.frozen_at if prog.frozen_at is not None else [])
-        if prog.best is not None and np.any(frozen >= 0):  # a diverged network's best too
-            for i, (s, best) in enumerate(zip(self.spec.seeds, unstack_networks(prog.best))):
-                if frozen[i] >= 0:
-                    rflo.save_network(self.folder / f"{rule}.seed{s}.best.npz", best,
-                                      run_id=self.run_id,
-                                      info=self.info(rule, int(prog.best_at[i]), seed=s))
-        return members
+        return save_trained(self, rule, prog)
 
     def _checkpoint(self, name):
         from rflo import checkpoint
+        if not self.files:  # given networks: a work folder's checkpoint is a cache
+            try:
+                prog = None if self.folder is None else checkpoint.load_progress(
+                    self.folder, name, self.run_id)
+            except ValueError:
+                prog = None
+            ok = (prog is not None and prog.done <= self.spec.trials
+                  and prog.frozen_at is not None and same_shape(prog.network, self.network))
+            return prog if ok else self.fresh()
         path = self.folder / checkpoint.CHECKPOINT_DIR / f"{name}.npz"
         prog = checkpoint.load_progress(self.folder, name, self.run_id)
         if prog is None:
