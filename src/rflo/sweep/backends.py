@@ -8,7 +8,10 @@
                     executor): the Slurm path on a laptop.
 
 A chunk that fails leaves its traceback in ``DIR/failed/<id>.txt`` and is run
-again by the next ``run``; a chunk that was written is never run again.  Jobs
+again by the next ``run``; a chunk that was written is never run again.  A
+chunk trains through a :class:`rflo.session.Session` with its checkpoints in
+``DIR/work/<id>``: one killed (a node lost, a job's time limit, Ctrl-C) goes
+on from its last checkpoint when run again.  Jobs
 receive only the sweep folder and a chunk id (submitit sends them as a small
 pickle of those strings; every result is written as data: parquet and npz).
 """
@@ -72,17 +75,26 @@ def _record_failure(folder, chunk_id, text):
 
 def run_one(folder, spec, chunk, devices=1):
     """Train and write one chunk; on an error, write its traceback to
-    ``DIR/failed/<id>.txt`` and return it (None when the chunk is written)."""
-    from rflo.sweep.chunk import train_chunk, write_chunk
+    ``DIR/failed/<id>.txt`` and return it (None when the chunk is written).
+    While it trains, the chunk keeps its checkpoints in ``DIR/work/<id>``
+    (a killed chunk goes on from there), removed once its files are written."""
+    import shutil
 
+    from rflo.sweep import chunk as chunks
+
+    work = chunks.work_folder(folder, chunk.id)
     try:
-        columns, nets, seconds = train_chunk(chunk, spec, devices)
-        write_chunk(folder, chunk, spec, columns, nets, seconds)
+        with chunks.chunk_work(work):
+            columns, nets, seconds = chunks.train_chunk(chunk, spec, devices)
+        chunks.write_chunk(folder, chunk, spec, columns, nets, seconds)
     except Exception:  # noqa: BLE001 - any failure of one chunk is recorded, the sweep goes on
         text = traceback.format_exc()
         _record_failure(folder, chunk.id, text)
         return text
     _failed(folder, chunk.id).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the last chunk's: DIR/work goes too
+        work.parent.rmdir()
     return None
 
 

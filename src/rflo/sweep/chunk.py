@@ -1,22 +1,30 @@
 """Training one chunk of a sweep and writing its results (a table and its networks).
 
-A chunk is one :func:`rflo.train_ensemble` call: its lanes are networks that
-differ in seed and learning rates only.  With ``devices > 1`` the lanes are
-split evenly over that many JAX devices (host devices on a CPU, from
-``XLA_FLAGS=--xla_force_host_platform_device_count=N``; GPUs), each part run
-from its own thread so that the devices compute at once.  Each lane's
-arithmetic is the same wherever it runs, so the weights do not depend on the
-device count.
+A chunk is one ensemble of networks trained through a
+:meth:`rflo.session.Session.for_networks` session: its lanes are networks
+that differ in seed and learning rates only.  With ``devices > 1`` the lanes
+are split evenly over that many JAX devices (host devices on a CPU, from
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``; GPUs), each part a
+session of its own run from its own thread so that the devices compute at
+once, all stopped by one SIGINT/SIGTERM.  Each lane's arithmetic is the same
+wherever it runs, so the weights do not depend on the device count.
 
-Its files (the table and the networks) are written and read back by
-:mod:`rflo.sweep.store`.
+Given a work folder (``run`` gives each chunk ``DIR/work/<id>``), each part
+keeps its checkpoint there (``partD-of-N/checkpoint/RULE.npz``, about every
+30 s and on SIGINT/SIGTERM), so a killed chunk goes on from it when run again
+with the same device count; the folder is removed once the chunk's files are
+written (:mod:`rflo.sweep.store`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import signal
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -30,11 +38,32 @@ from rflo.sweep.store import (  # noqa: F401  (importable from here, as before)
     write_chunk,
 )
 
-__all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks"]
+__all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks",
+           "work_folder", "chunk_work"]
 
 #: the table's measured columns (after the grid's): the library's tidy format
 #: (:data:`rflo.results.MEASURE_COLUMNS`) and the chunk that wrote the row
 MEASURES = MEASURE_COLUMNS + ("chunk",)
+
+#: the work folder of the chunk trained in this context (:func:`chunk_work`)
+_WORK = contextvars.ContextVar("rflo_sweep_chunk_work", default=None)
+
+
+def work_folder(folder, chunk_id) -> Path:
+    """Where a sweep's chunk keeps its checkpoints while it trains."""
+    return Path(folder) / "work" / chunk_id
+
+
+@contextlib.contextmanager
+def chunk_work(work):
+    """Within the block, :func:`train_chunk` keeps its checkpoints in ``work``
+    (as its ``work`` argument says; how :func:`rflo.sweep.backends.run_one`
+    gives it one without changing its call)."""
+    token = _WORK.set(work)
+    try:
+        yield
+    finally:
+        _WORK.reset(token)
 
 
 def _lanes(points, n):
@@ -42,22 +71,26 @@ def _lanes(points, n):
     return list(points) + [points[-1]] * (n - len(points))
 
 
-def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
-    """Train a chunk's networks.
+def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
+    """Train a chunk's networks (checkpointed in ``work`` when given, else in
+    the folder :func:`chunk_work` set, else in memory).
 
     Returns ``(columns, networks, seconds)``: the chunk's table rows as a dict
     of numpy columns, the trained networks stacked (one per point, in order)
-    and the wall time.
+    and the wall time.  SIGINT raises KeyboardInterrupt and SIGTERM SystemExit
+    once every part has saved its checkpoint.
     """
     import jax
 
-    from rflo.ensemble import stack_networks, train_ensemble, unstack_networks
-    from rflo.session import draw_network
+    from rflo.ensemble import stack_networks, unstack_networks
+    from rflo.session import Interrupted, NoStop, Session, StopRequest, draw_network
     from rflo.sweep.devices import resolve_devices
 
     t0 = time.perf_counter()
+    work = _WORK.get() if work is None else work
     first = chunk.points[0]
-    task, cell, optimizer = build_point(first)
+    built = build_point(first)
+    task, cell, _ = built
     n_dev = max(1, min(int(devices), chunk.lanes))
     lanes = _lanes(chunk.points, -(-chunk.lanes // n_dev) * n_dev)
     run = point_spec(first, spec.trials)  # the settings the chunk's lanes share
@@ -65,23 +98,29 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1):
     per = len(lanes) // n_dev
     found = jax.devices()[:resolve_devices(n_dev)]
 
-    def part(d):
+    def part(d, stop):
         sub = lanes[d * per:(d + 1) * per]
-        lr = point_rates(sub, nets[0])  # by name (a cell's own synapses by role)
+        where = None if work is None else Path(work) / f"part{d}-of-{n_dev}"
+        session = Session.for_networks(
+            run, nets[d * per:(d + 1) * per], seeds=[p["seed"] for p in sub],
+            lr=point_rates(sub, nets[0]),  # by name (a cell's own synapses by role)
+            work=where, run_id=f"{chunk.id}.{d}-of-{n_dev}", built=built)
         with jax.default_device(found[d]):
-            return train_ensemble(
-                stack_networks(nets[d * per:(d + 1) * per]), task, run.rule,
-                trials=run.trials, lr=lr, online=run.online, optimizer=optimizer,
-                dtype=run.dtype, seeds=[p["seed"] for p in sub], batch=run.batch,
-                loss=run.loss, max_loss_growth=run.max_loss_growth)
+            return session.result(session.run(stop=stop)[run.rule])
 
-    with warnings.catch_warnings():  # divergence is data here (the diverged_at column)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if n_dev == 1:
-            results = [part(0)]
-        else:
-            with ThreadPoolExecutor(n_dev) as pool:
-                results = list(pool.map(part, range(n_dev)))
+    stopper = StopRequest() if work is not None else contextlib.nullcontext(NoStop())
+    with warnings.catch_warnings(), stopper as stop:
+        warnings.simplefilter("ignore", RuntimeWarning)  # divergence is data (diverged_at)
+        try:
+            if n_dev == 1:
+                results = [part(0, stop)]
+            else:
+                with ThreadPoolExecutor(n_dev) as pool:
+                    results = list(pool.map(part, range(n_dev), [stop] * n_dev))
+        except Interrupted as exc:
+            if stop.signum == signal.SIGINT:
+                raise KeyboardInterrupt(str(exc)) from None
+            raise SystemExit(stop.status) from None
     k = len(chunk.points)
     loss = np.concatenate([r.loss for r in results])[:k]
     align = np.concatenate([r.alignment for r in results])[:k]
