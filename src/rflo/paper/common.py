@@ -70,28 +70,24 @@ def network_seeds(cfg) -> list:
 
 def spec_train(spec, networks, *, lr=None, seeds=None, warn=False, task=None):
     """Train stacked ``networks`` as the run description ``spec``
-    (:class:`rflo.spec.RunSpec`) says, through the library's shared
-    :func:`rflo.ensemble.train_ensemble`: task, cell (f'), loss, optimiser
-    from :func:`rflo.session.build`; rule, trials, batch, online, dtype and the
-    divergence guard from the spec.  ``lr`` overrides ``spec.lr`` (a (K, 3)
-    array gives each network its own rates, as a rate search needs); ``seeds``
-    overrides ``spec.seeds`` (a search repeats a seed across its rates);
-    ``task`` one that no task name describes (a figure's variant)."""
+    (:class:`rflo.spec.RunSpec`) says, through the library's
+    :class:`rflo.session.Session` (:meth:`~rflo.session.Session.for_networks`,
+    in memory): task, cell (f'), loss, optimiser, rule, trials, batch, online,
+    dtype and the divergence guard from the spec.  ``lr`` overrides ``spec.lr``
+    (a (K, 3) array gives each network its own rates, as a rate search needs);
+    ``seeds`` overrides ``spec.seeds`` (a search repeats a seed across its
+    rates); ``task`` one that no task name describes (a figure's variant).
+    Returns the :class:`rflo.ensemble.EnsembleResult` of the run."""
     import warnings
 
-    from rflo.ensemble import train_ensemble
-    from rflo.session import build
+    from rflo.session import Session
 
-    built, _, optimizer = build(spec)
-    task = built if task is None else task
     with warnings.catch_warnings():
         if not warn:  # fast rates are meant to diverge in searches; the guard counts them
             warnings.simplefilter("ignore", RuntimeWarning)
-        return train_ensemble(
-            networks, task, spec.rule, trials=spec.trials,
-            lr=spec.lr if lr is None else lr, seeds=spec.seeds if seeds is None else seeds,
-            derivative=spec.derivative, online=spec.online, batch=spec.batch, loss=spec.loss,
-            optimizer=optimizer, dtype=spec.dtype, max_loss_growth=spec.max_loss_growth)
+        session = Session.for_networks(spec, networks, seeds=seeds, task=task,
+                                       lr=lr)
+        return session.result(session.run()[spec.rule])
 
 
 def csv_text(header, rows) -> str:
