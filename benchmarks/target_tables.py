@@ -141,12 +141,27 @@ def gpu_section():
     return "\n\n".join(p.read_text().strip() for p in found) + "\n\n" + GPU_HOWTO
 
 
+def load_line(report):
+    m = report.get("machine", {})
+    start, end = m.get("load_average"), m.get("load_average_end")
+    if not start:
+        return ""
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    return (f"Load average (1, 5, 15 min) at the start {fmt(start)}"
+            + (f", at the end {fmt(end)}" if end else "")
+            + f", on {m.get('cores_usable')} cores: times are best-of-repeats and hold under "
+              "load; ratios that need every core free (the sweep's devices against one core, "
+              "an ensemble's second thread) read low when other work holds a core.")
+
+
 def issue25_page(report):
     """The issue #25 sections of docs/benchmarks.md, from ``report``."""
     return "\n".join([
         "## Issue #25 targets: speed where users wait",
         "",
         machine_line(report),
+        "",
+        load_line(report),
         "",
         targets_table(report),
         "",
