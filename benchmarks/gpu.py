@@ -9,7 +9,8 @@ case, as ``rflo.train`` / ``train_ensemble`` run it; K = 1 is a single network),
 and writes ``--out`` (JSON) and the same name with ``.md`` (a Markdown table
 naming the device), with the CPU kernels' figures beside them where a CPU run of
 ``benchmarks/run.py`` stored them (``--cpu-results``, default the first of
-benchmarks/results.json, results-quick.json that exists).
+benchmarks/results-targets.json (n_rec 50-1000), results.json, results-quick.json
+that exists; one file, so that one processor's figures stand beside the GPU's).
 
 It stays under ``--limit-s`` (default 420 s, so the whole script is under 8
 minutes on one GPU): the cases run from the most telling (n_rec 50 over every
@@ -88,7 +89,7 @@ def cpu_figures(path):
     """{(rule, mode, n_rec, K, T): seconds per network-trial} and the processor,
     from a benchmarks/run.py results file (single networks count as K = 1)."""
     if path is None:
-        for name in ("results.json", "results-quick.json"):
+        for name in ("results-targets.json", "results.json", "results-quick.json"):
             if (HERE / name).exists():
                 path = HERE / name
                 break
@@ -149,7 +150,7 @@ def markdown(report):
             if cpu_name:
                 cpu = {key[3]: t for key, t in report["cpu"].items()
                        if key[:3] == (rule, mode, n) and key[4] == s["steps"]}
-                best = max((k / t for k, t in cpu.items()), default=None)
+                best = max((1 / t for t in cpu.values()), default=None)  # t: per network-trial
                 line += f" {fmt(cpu.get(1))} | {f'{best:,.0f}' if best else '-'} |"
             lines.append(line)
     if cpu_name:

@@ -130,7 +130,7 @@ float32 at full matmul precision, T 100) for ensembles K = 1, 8, 64, 512, 4096
 and n_rec 50, 100, 200, 500, 1000, the most telling cases first, under its own
 time guard (`--limit-s`, 420 s); it writes JSON and a Markdown table naming the
 device (`jax.devices()[0].device_kind`) with the CPU kernels' figures beside it
-(from `benchmarks/results.json`). Without a GPU it says so and exits;
+(from `benchmarks/results-targets.json` or `results.json`). Without a GPU it says so and exits;
 `--allow-cpu --smoke` runs a tiny grid on the CPU (the tests do)."""
 
 
