@@ -44,10 +44,11 @@ def fingerprints() -> dict:
                 rule.check(net, setup)
             except ValueError:
                 continue
-            trial = digest(jax.jit(lambda n, *a: rule.trial(n, *a, setup)).lower(net, x, y, m, key))
+            trial = digest(jax.jit(lambda n, *a, rule=rule: rule.trial(n, *a, setup))
+                           .lower(net, x, y, m, key))
             try:
                 state = rule.init(net, key, setup)
-                step = digest(jax.jit(lambda n, st, s, *a: rule.advance(st, n, s, *a, setup))
+                step = digest(jax.jit(lambda n, st, s, *a, rule=rule: rule.advance(st, n, s, *a, setup))
                               .lower(net, state, s0, x[1], y[1], m[1]))
             except NotImplementedError:  # no per-step form (BPTT)
                 step = None

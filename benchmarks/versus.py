@@ -49,12 +49,18 @@ def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
         ours = LibraryRun(rule, online, n_rec, steps, capacity=512)
         peer = driver.make(peer_name, n_rec, x, y, lr=LR[1])
         ours(1), peer(1)  # compile and first run
-        t0 = time.perf_counter(); ours(1); n_ours = min(512, calls_for(time.perf_counter() - t0, 0.004))
-        t0 = time.perf_counter(); peer(1); n_peer = calls_for(time.perf_counter() - t0, 0.004)
+        t0 = time.perf_counter()
+        ours(1)
+        n_ours = min(512, calls_for(time.perf_counter() - t0, 0.004))
+        t0 = time.perf_counter()
+        peer(1)
+        n_peer = calls_for(time.perf_counter() - t0, 0.004)
         best = {"library": [], "peer": []}
         for _ in range(rounds):
-            best["library"].append(repeat_timing(lambda: ours(n_ours), n_ours, budget_s / rounds))
-            best["peer"].append(repeat_timing(lambda: peer(n_peer), n_peer, budget_s / rounds))
+            best["library"].append(repeat_timing(lambda o=ours, n=n_ours: o(n), n_ours,
+                                                 budget_s / rounds))
+            best["peer"].append(repeat_timing(lambda p=peer, n=n_peer: p(n), n_peer,
+                                              budget_s / rounds))
         lib = min(t["best"] for t in best["library"])
         other = min(t["best"] for t in best["peer"])
         rows.append({"kind": "peer", "peer": "jax_rtrl", "rule": rule, "mode": mode_name(online),
@@ -114,8 +120,8 @@ def time_kernels(n_rec, steps, budget_s, rounds=3, cases=KERNEL_CASES):
             run_(1)
             timed[name] = (run_, min(512, calls_for(time.perf_counter() - t0, 0.004)), [])
         for _ in range(rounds):
-            for name, (run_, n, best) in timed.items():
-                best.append(repeat_timing(lambda: run_(n), n, budget_s / rounds)["best"])
+            for run_, n, best in timed.values():
+                best.append(repeat_timing(lambda r=run_, k=n: r(k), n, budget_s / rounds)["best"])
         k, x = min(timed["kernels"][2]), min(timed["xla"][2])
         rows.append({"kind": "kernels", "rule": rule, "mode": mode_name(online), "n_rec": n_rec,
                      "steps": steps, "kernels": {"seconds_per_trial": k},
