@@ -28,7 +28,9 @@ MIN_SEGMENT_SECONDS = 0.25
 
 class Segments:
     """Sizes of a run's compiled segments: at most 1 % of the run (or
-    :data:`MIN_SEGMENT_SECONDS` of wall time, if more) and about
+    :data:`MIN_SEGMENT_SECONDS` of wall time, if more, but never more than half
+    the run, so that a stop asked for early in a short run still comes before
+    its end) and about
     :data:`SEGMENT_SECONDS` of wall time each (starting from one trial and
     growing at most 8x a segment), and ending exactly at every
     ``checkpoint_every`` trial.  The result does not depend on them: every
@@ -36,6 +38,7 @@ class Segments:
 
     def __init__(self, trials, every, whole=False):
         self.cap = max(1, min(-(-trials // 100), MAX_SEGMENT))
+        self.half = max(1, trials // 2)
         self.every, self.whole = every, whole
         self.size = trials if whole else 1  # whole: one segment (nothing to save between)
 
@@ -49,7 +52,8 @@ class Segments:
         if self.whole:
             return
         per_trial = max(seconds, 1e-6) / n
-        cap = min(max(self.cap, int(MIN_SEGMENT_SECONDS / per_trial)), MAX_SEGMENT)
+        cap = min(max(self.cap, min(int(MIN_SEGMENT_SECONDS / per_trial), self.half)),
+                  MAX_SEGMENT)
         self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, cap)))
 
 

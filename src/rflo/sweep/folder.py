@@ -5,6 +5,7 @@
     DIR/sweep.toml          the spec (``rflo sweep run DIR`` resumes from it)
     DIR/chunks/<id>.parquet one per finished chunk (rows of the table)
     DIR/networks/<id>.npz   the chunk's trained networks (both: rflo.sweep.store)
+    DIR/work/<id>/          a chunk's checkpoints while it trains (removed once it is written)
     DIR/failed/<id>.txt     the traceback of a chunk's last failure
     DIR/jobs/               submitit's job files and logs (slurm backends)
     DIR/jax-cache/          JAX's persistent compilation cache
@@ -24,7 +25,7 @@ from rflo.sweep.spec import SweepSpec, read_spec, spec_toml
 __all__ = ["SPEC_FILE", "load_folder_spec", "prepare_folder", "status"]
 
 SPEC_FILE = "sweep.toml"
-_PARTS = ("chunks", "networks", "failed", "jobs")
+_PARTS = ("chunks", "networks", "failed", "jobs", "work")
 
 
 def load_folder_spec(folder) -> SweepSpec:
