@@ -6,12 +6,17 @@ import pytest
 from conftest import random_network
 
 import rflo
-from rflo.rotation import rotate_readout, train_with_rotation
-from rflo.trainer import TrialSource, trial_data
 from rflo.ensemble import init_ensemble, train_ensemble, unstack_networks
+from rflo.rotation import rotate_readout, train_with_rotation
 from rflo.tasks import (
-    Task, TaskGenerator, argmax_accuracy, make_task, sign_accuracy, task_names,
+    Task,
+    TaskGenerator,
+    argmax_accuracy,
+    make_task,
+    sign_accuracy,
+    task_names,
 )
+from rflo.trainer import TrialSource, trial_data
 
 # small versions of every task (short trials compile and run fast)
 SMALL = {
@@ -24,7 +29,12 @@ SMALL = {
     "reach": dict(n_targets=4, cue=5, min_delay=2, max_delay=6, move=10, hold=5),
     "add": dict(n_steps=30),
     "mimic": dict(n_steps=40, n_rec=8),
+    "evidence_accumulation": dict(
+        n_cues=3, t_cue=4, t_interval=6, delay=4, recall=6, rate=0.4, p_group=0.1, n_in=8
+    ),
 }
+#: tasks scored only at their end (a decision after a delay), not from the start
+SCORED_AT_THE_END = {"evidence_accumulation": 150}  # its default recall
 
 
 def test_every_builtin_task_has_a_small_version():
@@ -39,14 +49,26 @@ def test_shapes_masks_and_ranges(name):
     assert x.shape == (6, t, gen.n_in) and y.shape == (6, t, gen.n_out) and m.shape == (6, t)
     assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
     assert set(np.unique(m)) <= {0.0, 1.0}
-    assert np.all(m[:, :t // 2] == 1)  # trials are scored from their start
-    lo, hi = {"periodic": (-1.75, 1.75), "ready_set_go": (0, 1), "delayed_match": (-1, 1),
-              "flip_flop": (-1, 1), "reach": (-1, 1), "interval_matching": (0, 1),
-              "syllables": (-1, 1), "add": (0, 1), "mimic": (-1, 1)}[name]
+    if name in SCORED_AT_THE_END:  # exactly the last steps (the recall) are scored
+        end = SCORED_AT_THE_END[name]
+        assert np.all(m[:, -end:] == 1) and np.all(m[:, :-end] == 0)
+    else:
+        assert np.all(m[:, : t // 2] == 1)  # trials are scored from their start
+    lo, hi = {
+        "periodic": (-1.75, 1.75),
+        "ready_set_go": (0, 1),
+        "delayed_match": (-1, 1),
+        "flip_flop": (-1, 1),
+        "reach": (-1, 1),
+        "interval_matching": (0, 1),
+        "syllables": (-1, 1),
+        "add": (0, 1),
+        "mimic": (-1, 1),
+        "evidence_accumulation": (0, 1),
+    }[name]
     assert lo <= y.min() and y.max() <= hi
     assert -1 <= x.min() and x.max() <= 1
     import inspect
-
     import re
 
     make = rflo.tasks.TASKS[name]  # every parameter is documented in the docstring
@@ -94,8 +116,14 @@ def test_periodic_generator_trains_like_the_seed_task():
 
 
 def test_periodic_several_outputs():
-    gen = make_task("periodic", period=20, amplitudes=[[1.0, 0.0], [0.0, 2.0]], harmonics=[1, 2],
-                    phases=[[0, 0], [np.pi / 2, np.pi / 2]], duration=40)
+    gen = make_task(
+        "periodic",
+        period=20,
+        amplitudes=[[1.0, 0.0], [0.0, 2.0]],
+        harmonics=[1, 2],
+        phases=[[0, 0], [np.pi / 2, np.pi / 2]],
+        duration=40,
+    )
     assert gen.n_out == 2 and gen.n_steps == 40
     _, y, _ = gen.trial()
     t = np.arange(40)
@@ -132,7 +160,7 @@ def test_delayed_match_answers_match_or_not():
         assert len(response) == 10 and response[0] == on[-1] + 1
         want = 1.0 if np.array_equal(first, second) else -1.0
         assert np.all(y[b, response, 0] == want)
-        assert np.all(m[b, : response[-1] + 1] == 1) and np.all(m[b, response[-1] + 1:] == 0)
+        assert np.all(m[b, : response[-1] + 1] == 1) and np.all(m[b, response[-1] + 1 :] == 0)
         answers.add(want)
     assert answers == {1.0, -1.0}
 
@@ -160,7 +188,7 @@ def test_reach_ends_at_the_cued_target(rotation):
         angle = np.pi / 2 * cued + np.deg2rad(rotation)
         np.testing.assert_allclose(y[b, last], [np.cos(angle), np.sin(angle)], atol=1e-5)
         go = _onsets(x[b, :, 4])[0]
-        np.testing.assert_array_equal(y[b, :go + 1], 0)
+        np.testing.assert_array_equal(y[b, : go + 1], 0)
 
 
 def test_a_stacked_task_at_batch_1_keeps_the_seed_order():
@@ -190,8 +218,9 @@ def test_offline_minibatch_averages_the_trials_updates(rule):
     single = [rflo.train(net, Task(*bank.trial(j)), rule, trials=1, lr=lr) for j in range(2)]
     for name in ("w_in", "w_rec", "w_out"):
         mean_step = np.mean([getattr(s.network, name) - getattr(net, name) for s in single], axis=0)
-        np.testing.assert_allclose(getattr(both.network, name) - getattr(net, name), mean_step,
-                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            getattr(both.network, name) - getattr(net, name), mean_step, rtol=1e-9, atol=1e-12
+        )
     np.testing.assert_allclose(both.loss[0], np.mean([s.loss[0] for s in single]), rtol=1e-12)
 
 
@@ -201,12 +230,15 @@ def test_online_minibatch_averages_each_steps_updates():
     bank = _bank(k=2, steps=2)
     lr = (0.1, 0.2, 0.3)
     both = rflo.train(net, bank, "rflo", trials=1, lr=lr, batch=2, online=True)
-    single = [rflo.train(net, Task(*bank.trial(j)), "rflo", trials=1, lr=lr, online=True)
-              for j in range(2)]
+    single = [
+        rflo.train(net, Task(*bank.trial(j)), "rflo", trials=1, lr=lr, online=True)
+        for j in range(2)
+    ]
     for name in ("w_in", "w_rec", "w_out"):
         mean_step = np.mean([getattr(s.network, name) - getattr(net, name) for s in single], axis=0)
-        np.testing.assert_allclose(getattr(both.network, name) - getattr(net, name), mean_step,
-                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            getattr(both.network, name) - getattr(net, name), mean_step, rtol=1e-9, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("online", [pytest.param(False, marks=pytest.mark.slow), True])
@@ -226,8 +258,9 @@ def test_batches_walk_through_a_bank():
     bank = _bank(k=3)
     res = rflo.train(net, bank, "bptt", trials=3, lr=0.0, batch=2)
     ev = [rflo.evaluate(net, bank, j).loss for j in range(3)]
-    np.testing.assert_allclose(res.loss, [(ev[0] + ev[1]) / 2, (ev[2] + ev[0]) / 2,
-                                          (ev[1] + ev[2]) / 2], rtol=1e-10)
+    np.testing.assert_allclose(
+        res.loss, [(ev[0] + ev[1]) / 2, (ev[2] + ev[0]) / 2, (ev[1] + ev[2]) / 2], rtol=1e-10
+    )
 
 
 def test_accuracy_metrics_on_known_outputs():
@@ -291,8 +324,12 @@ def test_ensemble_with_a_generator_equals_separate_runs():
         np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(ens.accuracy[k], single.accuracy, rtol=1e-5)
     with pytest.raises(ValueError, match="one TaskGenerator"):
-        train_ensemble(nets, [gen, make_task("flip_flop", **{**SMALL["flip_flop"], "rate": 0.2})],
-                       "rflo", trials=2)
+        train_ensemble(
+            nets,
+            [gen, make_task("flip_flop", **{**SMALL["flip_flop"], "rate": 0.2})],
+            "rflo",
+            trials=2,
+        )
 
 
 def test_bad_task_arguments_are_rejected():
@@ -330,8 +367,9 @@ def test_rotate_readout_rotates_the_output():
 def test_visuomotor_rotation_raises_the_error_then_adapts():
     gen = make_task("reach", **SMALL["reach"])
     net = rflo.init_network(gen.n_in, 24, 2, seed=1)
-    res = train_with_rotation(net, gen, "rflo", trials=1200, rotate_at=600, degrees=90,
-                              lr=(0.1, 0.1, 0.1), batch=4)
+    res = train_with_rotation(
+        net, gen, "rflo", trials=1200, rotate_at=600, degrees=90, lr=(0.1, 0.1, 0.1), batch=4
+    )
     assert res.loss.shape == (1200,)
     before, jump, late = res.loss[580:600].mean(), res.loss[600:605].mean(), res.loss[-20:].mean()
     assert jump > 1.5 * before  # the rotation hurts ...
@@ -340,8 +378,13 @@ def test_visuomotor_rotation_raises_the_error_then_adapts():
         train_with_rotation(net, gen, trials=10, rotate_at=10)
 
 
-@pytest.mark.parametrize("names", [("reach", "delayed_match"), pytest.param(
-    ("periodic", "ready_set_go", "flip_flop"), marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("reach", "delayed_match"),
+        pytest.param(("periodic", "ready_set_go", "flip_flop"), marks=pytest.mark.slow),
+    ],
+)
 def test_task_show_cli_writes_pngs(tmp_path, capsys, names):
     from rflo.tasks.cli import main
 
@@ -408,8 +451,8 @@ def test_neurogym_adapter_on_a_fake_environment():
     lengths = (m > 0).sum(axis=1)
     assert set(lengths) <= set(range(4, 9)) and len(set(lengths)) > 1
     for i, t in enumerate(lengths):
-        np.testing.assert_array_equal(y[i, 1:t + 1].sum(axis=1), 1)  # one-hot where scored
-        np.testing.assert_array_equal(y[i, t + 1:], 0)  # padding
+        np.testing.assert_array_equal(y[i, 1 : t + 1].sum(axis=1), 1)  # one-hot where scored
+        np.testing.assert_array_equal(y[i, t + 1 :], 0)  # padding
         np.testing.assert_array_equal(m[i, 1:t], 1)
         assert m[i, t] == 5.0  # the decision step is weighted
         assert y[i, t, 1 if x[i, 1, 1] > 0 else 2] == 1
@@ -427,8 +470,9 @@ def test_cross_entropy_learns_a_decision(rule):
     from rflo.train import score
 
     bank = neurogym_task(FakeTrialEnv(), n_trials=64, seed=0, response_weight=5.0)
-    test = neurogym_task(FakeTrialEnv(), n_trials=64, seed=1, n_steps=bank.n_steps,
-                         response_weight=5.0)
+    test = neurogym_task(
+        FakeTrialEnv(), n_trials=64, seed=1, n_steps=bank.n_steps, response_weight=5.0
+    )
     net = rflo.init_network(2, 16, 3, seed=0)
     loss0, acc0 = score(net, test, loss="cross_entropy")
     res = rflo.train(net, bank, rule, trials=150, batch=8, lr=1.0, loss="cross_entropy")
@@ -440,15 +484,18 @@ def test_cross_entropy_learns_a_decision(rule):
 @pytest.mark.parametrize("loss,lr", [("squared_error", 0.1), ("cross_entropy", 0.3)])
 def test_neurogym_perceptual_decision_is_learned(loss, lr):
     ngym = pytest.importorskip(
-        "neurogym", reason="neurogym is not installed (optional extra: pip install 'rflo[neurogym]')")
-    from rflo.train import score
+        "neurogym",
+        reason="neurogym is not installed (optional extra: pip install 'rflo[neurogym]')",
+    )
     from rflo.tasks import neurogym_task
+    from rflo.train import score
 
     assert ngym is not None
     env = "PerceptualDecisionMaking-v0"
     bank = neurogym_task(env, 400, seed=0, env_kwargs=dict(dt=100), response_weight=10.0)
-    test = neurogym_task(env, 200, seed=1, n_steps=bank.n_steps, env_kwargs=dict(dt=100),
-                         response_weight=10.0)
+    test = neurogym_task(
+        env, 200, seed=1, n_steps=bank.n_steps, env_kwargs=dict(dt=100), response_weight=10.0
+    )
     assert bank.n_in == 3 and bank.n_out == 3 and bank.metric is argmax_accuracy
     net = rflo.init_network(3, 40, 3, seed=0)
     _, acc0 = score(net, test, loss=loss)
@@ -479,8 +526,11 @@ def test_interval_matching_puts_the_go_pulse_one_delay_after_set():
     for d in (50, 120):
         gen = make_task("interval_matching", min_delay=d, max_delay=d)
         x, y, m = gen.trial(0, 3)
-        peaks = [t for t in range(1, gen.n_steps - 1) if x[t, 0] > x[t - 1, 0] and
-                 x[t, 0] >= x[t + 1, 0] and x[t, 0] > 0.5]
+        peaks = [
+            t
+            for t in range(1, gen.n_steps - 1)
+            if x[t, 0] > x[t - 1, 0] and x[t, 0] >= x[t + 1, 0] and x[t, 0] > 0.5
+        ]
         assert peaks == [50, 50 + d]
         assert int(np.argmax(y[:, 0])) == 50 + 2 * d and y.max() == 1.0
         assert np.isclose(y[50 + 2 * d + 15, 0], np.exp(-0.5))  # one SD away
@@ -497,8 +547,10 @@ def test_syllables_cue_each_reach_and_move_the_cursor_by_one():
     assert x.shape == (180, 4) and y.shape == (180, 2) and np.all(m == 1)
     cued = [int(np.argmax(x[s * 60])) for s in range(3)]
     for s, k in enumerate(cued):
-        assert np.all(x[s * 60:(s + 1) * 60, k] == 1) and np.all(x[s * 60:(s + 1) * 60].sum(1) == 1)
-        np.testing.assert_allclose(y[s * 60 + 40:(s + 1) * 60], 0, atol=1e-6)  # the hold
+        assert np.all(x[s * 60 : (s + 1) * 60, k] == 1) and np.all(
+            x[s * 60 : (s + 1) * 60].sum(1) == 1
+        )
+        np.testing.assert_allclose(y[s * 60 + 40 : (s + 1) * 60], 0, atol=1e-6)  # the hold
     path = cursor_path(y, 40)
     step = path[59] - np.vstack([[0, 0], path])[0]
     angle = 2 * np.pi * cued[0] / 4

@@ -55,8 +55,9 @@ def recall_accuracy(y, y_target, mask):
     return correct.astype(jnp.int32), counted.astype(jnp.int32)
 
 
-def _evidence_sample(key, batch, *, n_in, n_cues, t_cue, t_interval, delay, recall, rate,
-                     p_group, n_steps):
+def _evidence_sample(
+    key, batch, *, n_in, n_cues, t_cue, t_interval, delay, recall, rate, p_group, n_steps
+):
     k_side, k_cues, k_spikes = jax.random.split(key, 3)
     g = n_in // 4
     # the majority side of each trial, then each cue: on it with probability 1 - p_group
@@ -66,17 +67,21 @@ def _evidence_sample(key, batch, *, n_in, n_cues, t_cue, t_interval, delay, reca
     t = jnp.arange(n_steps) - 1  # row 0 is the initial state: ms 0 is row 1
     slot = t // t_interval  # (T,) the cue slot of each ms
     shown = (t >= 0) & (slot < n_cues) & (t - slot * t_interval >= t_interval - t_cue)
-    cue_right = jnp.take_along_axis(right, jnp.clip(slot, 0, n_cues - 1)[None, :].repeat(batch, 0),
-                                    axis=1)  # (batch, T)
+    cue_right = jnp.take_along_axis(
+        right, jnp.clip(slot, 0, n_cues - 1)[None, :].repeat(batch, 0), axis=1
+    )  # (batch, T)
     left_on = shown[None] & ~cue_right
     right_on = shown[None] & cue_right
     recall_on = t >= n_steps - 1 - recall  # the last ``recall`` rows
-    p = jnp.concatenate([
-        jnp.repeat(left_on[..., None], g, axis=2) * rate,
-        jnp.repeat(right_on[..., None], g, axis=2) * rate,
-        jnp.broadcast_to(recall_on[None, :, None], (batch, n_steps, g)) * rate,
-        jnp.broadcast_to((t >= 0)[None, :, None], (batch, n_steps, n_in - 3 * g)) * rate / 4,
-    ], axis=2)
+    p = jnp.concatenate(
+        [
+            jnp.repeat(left_on[..., None], g, axis=2) * rate,
+            jnp.repeat(right_on[..., None], g, axis=2) * rate,
+            jnp.broadcast_to(recall_on[None, :, None], (batch, n_steps, g)) * rate,
+            jnp.broadcast_to((t >= 0)[None, :, None], (batch, n_steps, n_in - 3 * g)) * rate / 4,
+        ],
+        axis=2,
+    )
     x = jax.random.bernoulli(k_spikes, p).astype(jnp.float32)
     answer = (jnp.sum(right, axis=1) > n_cues // 2).astype(jnp.int32)  # (batch,)
     m = jnp.broadcast_to(recall_on[None, :], (batch, n_steps)).astype(jnp.float32)
@@ -84,15 +89,34 @@ def _evidence_sample(key, batch, *, n_in, n_cues, t_cue, t_interval, delay, reca
     return x, y, m
 
 
-def evidence_accumulation(n_cues: int = 7, *, t_cue: int = 100, t_interval: int = 150,
-                          delay: int = 1050, recall: int = 150, rate: float = 0.04,
-                          p_group: float = 0.3, n_in: int = 40) -> TaskGenerator:
+def evidence_accumulation(
+    n_cues: int = 7,
+    *,
+    t_cue: int = 100,
+    t_interval: int = 150,
+    delay: int = 1050,
+    recall: int = 150,
+    rate: float = 0.04,
+    p_group: float = 0.3,
+    n_in: int = 40,
+) -> TaskGenerator:
     """The evidence-accumulation task of Bellec et al. (2020), Fig. 3 (module
-    docstring).  Times in ms = steps; ``rate`` is the cue channels' spike
-    probability per ms (0.04: 40 Hz; noise channels ``rate / 4``); ``n_in`` a
-    multiple of 4.  Use with ``loss="cross_entropy"``; the task's metric is
+    docstring).  Use with ``loss="cross_entropy"``; the task's metric is
     :func:`recall_accuracy` (chance 0.5).  Values: ``x`` in {0, 1}, ``y``
-    one-hot on the recall, 0 before it."""
+    one-hot on the recall, 0 before it.
+
+    Parameters (times in ms = steps)
+    ----------
+    n_cues : number of cues (odd, so that one side wins; 7).
+    t_cue : length of a cue (100).
+    t_interval : from one cue's start to the next's (150).
+    delay : from the last cue's end to the recall (1050).
+    recall : length of the recall, the only scored period (150).
+    rate : the cue and recall channels' spike probability per ms (0.04: 40 Hz;
+        the noise channels fire at ``rate / 4``).
+    p_group : the chance that a cue is on the trial's minority side (0.3).
+    n_in : input channels, a multiple of 4 (left, right, recall, noise; 40).
+    """
     n_cues = check_int("n_cues", n_cues)
     if n_cues % 2 == 0:
         raise ValueError(f"n_cues must be odd (no ties), got {n_cues}")
@@ -107,22 +131,40 @@ def evidence_accumulation(n_cues: int = 7, *, t_cue: int = 100, t_interval: int 
         raise ValueError(f"rate is a spike probability per step and must be <= 1, got {rate}")
     p_group = check_positive("p_group", p_group)
     if p_group >= 0.5:
-        raise ValueError(f"p_group (the chance of a cue on the minority side) must be < 0.5, "
-                         f"got {p_group}")
+        raise ValueError(
+            f"p_group (the chance of a cue on the minority side) must be < 0.5, got {p_group}"
+        )
     n_in = check_int("n_in", n_in, minimum=4)
     if n_in % 4:
         raise ValueError(f"n_in must be a multiple of 4 (left, right, recall, noise), got {n_in}")
     n_steps = 1 + n_cues * t_interval + delay + recall
     g = n_in // 4
     return TaskGenerator(
-        "evidence_accumulation", n_in, 2, n_steps, _evidence_sample,
-        dict(n_in=n_in, n_cues=n_cues, t_cue=t_cue, t_interval=t_interval, delay=delay,
-             recall=recall, rate=rate, p_group=p_group, n_steps=n_steps),
+        "evidence_accumulation",
+        n_in,
+        2,
+        n_steps,
+        _evidence_sample,
+        dict(
+            n_in=n_in,
+            n_cues=n_cues,
+            t_cue=t_cue,
+            t_interval=t_interval,
+            delay=delay,
+            recall=recall,
+            rate=rate,
+            p_group=p_group,
+            n_steps=n_steps,
+        ),
         metric=recall_accuracy,
-        inputs=tuple([f"left {k}" for k in range(g)] + [f"right {k}" for k in range(g)]
-                     + [f"recall {k}" for k in range(g)]
-                     + [f"noise {k}" for k in range(n_in - 3 * g)]),
-        outputs=("left", "right"))
+        inputs=tuple(
+            [f"left {k}" for k in range(g)]
+            + [f"right {k}" for k in range(g)]
+            + [f"recall {k}" for k in range(g)]
+            + [f"noise {k}" for k in range(n_in - 3 * g)]
+        ),
+        outputs=("left", "right"),
+    )
 
 
 #: the factories by name (as in :data:`rflo.tasks.TASKS`)
