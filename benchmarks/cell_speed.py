@@ -54,8 +54,11 @@ def path_of(net, cell, route="auto"):
     if route == "generic" or not closed_form(net, Setup(route=route)):
         return "generic (XLA)"
     k = kernel_info()
-    return "closed form + kernel" if (k["enabled"] and k["built"] and cell == REFERENCE) \
+    return (
+        "closed form + kernel"
+        if (k["enabled"] and k["built"] and cell == REFERENCE)
         else "closed form (XLA)"
+    )
 
 
 def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, log=print):
@@ -73,8 +76,16 @@ def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, l
     for cell, route in plan:
         for rule, online in cases:
             net = _applies(rule, cell, n_rec)
-            row = {"kind": "cell", "cell": cell, "rule": rule, "mode": mode_name(online),
-                   "n_rec": n_rec, "steps": steps, "route": route, "dtype": "float32"}
+            row = {
+                "kind": "cell",
+                "cell": cell,
+                "rule": rule,
+                "mode": mode_name(online),
+                "n_rec": n_rec,
+                "steps": steps,
+                "route": route,
+                "dtype": "float32",
+            }
             if net is None:
                 if route != "again":
                     row["library"] = {"skipped": f"{rule} does not train the {cell} cell"}
@@ -82,8 +93,15 @@ def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, l
                 continue
             row["path"] = path_of(net, cell, "auto" if route == "again" else route)
             try:
-                row["library"] = time_library(rule, online, n_rec, steps, budget_s, cell=cell,
-                                              route="auto" if route == "again" else route)
+                row["library"] = time_library(
+                    rule,
+                    online,
+                    n_rec,
+                    steps,
+                    budget_s,
+                    cell=cell,
+                    route="auto" if route == "again" else route,
+                )
             except Exception as exc:  # a cell the session cannot run: say so, go on
                 row["library"] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
                 log(f"{cell:<22}{rule:<8}{mode_name(online):<8}failed: {row['library']['skipped']}")
@@ -92,23 +110,41 @@ def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, l
                 continue
             t = row["library"]["seconds_per_trial"]
             name = cell if route == "auto" else f"{cell} ({route})"
-            log(f"{name:<22}{rule:<8}{mode_name(online):<8}{row['path']:<22}{fmt_time(t):>12}",
-                flush=True)
+            log(
+                f"{name:<22}{rule:<8}{mode_name(online):<8}{row['path']:<22}{fmt_time(t):>12}",
+                flush=True,
+            )
             if route == "again":  # keep the faster of the two runs of the reference
-                first = next(r for r in rows if r["cell"] == cell and r["route"] == "auto"
-                             and r["rule"] == rule and r["mode"] == row["mode"])
-                if "seconds_per_trial" not in first["library"] or \
-                        t < first["library"]["seconds_per_trial"]:
+                first = next(
+                    r
+                    for r in rows
+                    if r["cell"] == cell
+                    and r["route"] == "auto"
+                    and r["rule"] == rule
+                    and r["mode"] == row["mode"]
+                )
+                if (
+                    "seconds_per_trial" not in first["library"]
+                    or t < first["library"]["seconds_per_trial"]
+                ):
                     first["library"] = row["library"]
                 continue
             rows.append(row)
-    ref = {(r["rule"], r["mode"]): r["library"]["seconds_per_trial"] for r in rows
-           if r["cell"] == REFERENCE and r["route"] == "auto"
-           and "seconds_per_trial" in r["library"]}
+    ref = {
+        (r["rule"], r["mode"]): r["library"]["seconds_per_trial"]
+        for r in rows
+        if r["cell"] == REFERENCE and r["route"] == "auto" and "seconds_per_trial" in r["library"]
+    }
     for r in rows:
         if (r["rule"], r["mode"]) in ref and "seconds_per_trial" in r["library"]:
             r["vs_reference"] = r["library"]["seconds_per_trial"] / ref[(r["rule"], r["mode"])]
-    log("against the leaky tanh (best of its two runs), same rule: " + ", ".join(
-        f"{r['cell']}{'' if r['route'] == 'auto' else ' (generic)'} {r['rule']} {r['mode']} "
-        f"{r['vs_reference']:.2f}x" for r in rows if "vs_reference" in r and r["cell"] != REFERENCE))
+    log(
+        "against the leaky tanh (best of its two runs), same rule: "
+        + ", ".join(
+            f"{r['cell']}{'' if r['route'] == 'auto' else ' (generic)'} {r['rule']} {r['mode']} "
+            f"{r['vs_reference']:.2f}x"
+            for r in rows
+            if "vs_reference" in r and r["cell"] != REFERENCE
+        )
+    )
     return rows

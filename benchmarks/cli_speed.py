@@ -36,11 +36,11 @@ def commands(folder):
     out = Path(folder)
     return {
         "import": [sys.executable, "-c", "import rflo"],
-        "train": _rflo() + ["train", "--trials", "1", "--out", str(out / "train"), "--overwrite",
-                            "--quiet"],
+        "train": _rflo()
+        + ["train", "--trials", "1", "--out", str(out / "train"), "--overwrite", "--quiet"],
         "compare": _rflo() + ["compare", "--out", str(out / "compare"), "--overwrite", "--quiet"],
-        "compare_1": _rflo() + ["compare", "--trials", "1", "--out", str(out / "compare_1"),
-                                "--overwrite", "--quiet"],
+        "compare_1": _rflo()
+        + ["compare", "--trials", "1", "--out", str(out / "compare_1"), "--overwrite", "--quiet"],
     }
 
 
@@ -48,8 +48,14 @@ def run_once(argv, cwd, timeout=300):
     """(wall seconds, children's CPU seconds, return code, stderr's last line)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")})
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")},
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -64,11 +70,19 @@ def cli_rows(repeats=2, names=("import", "train", "compare", "compare_1"), log=p
         cmds = commands(folder)
         for name in names:
             argv = cmds[name]
-            row = {"kind": "cli", "name": name,
-                   "command": " ".join("python" if a == sys.executable else
-                                       Path(a).name if a.endswith("/rflo") else
-                                       a.replace(folder, "TMP") for a in argv),
-                   "load_average": list(os.getloadavg())}
+            row = {
+                "kind": "cli",
+                "name": name,
+                "command": " ".join(
+                    "python"
+                    if a == sys.executable
+                    else Path(a).name
+                    if a.endswith("/rflo")
+                    else a.replace(folder, "TMP")
+                    for a in argv
+                ),
+                "load_average": list(os.getloadavg()),
+            }
             first = run_once(argv, folder)
             if first[2] != 0:
                 row["failed"] = f"exit {first[2]}: {first[3]}"
@@ -77,9 +91,18 @@ def cli_rows(repeats=2, names=("import", "train", "compare", "compare_1"), log=p
                 continue
             runs = [run_once(argv, folder) for _ in range(repeats)]
             best = min(runs)
-            row.update({"first_s": first[0], "wall_s": best[0], "cpu_s": best[1],
-                        "walls_s": [r[0] for r in runs]})
+            row.update(
+                {
+                    "first_s": first[0],
+                    "wall_s": best[0],
+                    "cpu_s": best[1],
+                    "walls_s": [r[0] for r in runs],
+                }
+            )
             rows.append(row)
-            log(f"{name:<10}{best[0]:>8.2f} s warm (cold-ish first {first[0]:.2f} s; CPU {best[1]:.2f} s)"
-                f"   {row['command']}", flush=True)
+            log(
+                f"{name:<10}{best[0]:>8.2f} s warm (cold-ish first {first[0]:.2f} s; CPU {best[1]:.2f} s)"
+                f"   {row['command']}",
+                flush=True,
+            )
     return rows

@@ -44,12 +44,16 @@ def fingerprints() -> dict:
                 rule.check(net, setup)
             except ValueError:
                 continue
-            trial = digest(jax.jit(lambda n, *a, rule=rule: rule.trial(n, *a, setup))
-                           .lower(net, x, y, m, key))
+            trial = digest(
+                jax.jit(lambda n, *a, rule=rule: rule.trial(n, *a, setup)).lower(net, x, y, m, key)
+            )
             try:
                 state = rule.init(net, key, setup)
-                step = digest(jax.jit(lambda n, st, s, *a, rule=rule: rule.advance(st, n, s, *a, setup))
-                              .lower(net, state, s0, x[1], y[1], m[1]))
+                step = digest(
+                    jax.jit(
+                        lambda n, st, s, *a, rule=rule: rule.advance(st, n, s, *a, setup)
+                    ).lower(net, state, s0, x[1], y[1], m[1])
+                )
             except NotImplementedError:  # no per-step form (BPTT)
                 step = None
             out[f"{cell} {name}"] = [trial, step]
@@ -63,8 +67,10 @@ def main(argv=None):
     new = args[1] if len(args) > 1 else str(Path(__file__).resolve().parents[1] / "src")
     runs = []
     for src in (args[0], new):
-        code = (f"import sys, json; sys.path.insert(0, {src!r}); sys.path.insert(1, {str(Path(__file__).parent)!r}); "
-                "import compare_programs as c; print(json.dumps(c.fingerprints()))")
+        code = (
+            f"import sys, json; sys.path.insert(0, {src!r}); sys.path.insert(1, {str(Path(__file__).parent)!r}); "
+            "import compare_programs as c; print(json.dumps(c.fingerprints()))"
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"{src}: {proc.stderr.strip().splitlines()[-1]}")

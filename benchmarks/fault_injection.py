@@ -31,8 +31,21 @@ from pathlib import Path
 
 import numpy as np
 
-ARGS = ["train", "--rule", "rflo", "--online", "--trials", "20000", "--units", "16",
-        "--period", "40", "--checkpoint-every", "10", "--quiet"]
+ARGS = [
+    "train",
+    "--rule",
+    "rflo",
+    "--online",
+    "--trials",
+    "20000",
+    "--units",
+    "16",
+    "--period",
+    "40",
+    "--checkpoint-every",
+    "10",
+    "--quiet",
+]
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 WEIGHTS = (2, 1, 1)  # SIGKILL most often: it is the one that can land mid-write
 
@@ -76,8 +89,9 @@ def wait_for_a_write(folder, proc, timeout=5.0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--kills", type=int, default=20, help="kills to deliver (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill times and signals")
     p.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
@@ -103,8 +117,13 @@ def main(argv=None):
         shutil.rmtree(out, ignore_errors=True)
         cmd = rflo(*ARGS, "--out", out)
         while True:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True, preexec_fn=default_signals)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=default_signals,
+            )
             if tally["kills"] < args.kills:
                 # from start-up to well into training, so that most attempts are killed
                 time.sleep(rng.uniform(0.2, 0.6 * full_seconds))
@@ -132,22 +151,28 @@ def main(argv=None):
                 tally["restarted_before_start"] += 1
                 cmd = rflo(*ARGS, "--out", out, "--overwrite")
         same = curves(out) == ref_curves and all(
-            np.array_equal(a, ref_weights[k]) for k, a in weights(out).items())
+            np.array_equal(a, ref_weights[k]) for k, a in weights(out).items()
+        )
         left = temporaries(out)
         tally["runs_identical" if same else "runs_different"] += 1
         if not same:
             failures.append(f"run {runs}: results differ from the uninterrupted run")
         if left:
             failures.append(f"run {runs}: temporary files left: {left}")
-    report = dict(kills=tally["kills"], runs=runs, identical=tally["runs_identical"],
-                  different=tally["runs_different"],
-                  signals={s.name: tally[s.name] for s in SIGNALS},
-                  aimed_at_a_write=tally["aimed_at_a_write"],
-                  killed_mid_write=tally["killed_mid_write"],
-                  restarted_before_start=tally["restarted_before_start"],
-                  exit_codes={str(k): v for k, v in sorted(codes.items())},
-                  tracebacks_during_startup=tally["tracebacks"],
-                  uninterrupted_seconds=round(full_seconds, 1), failures=failures)
+    report = dict(
+        kills=tally["kills"],
+        runs=runs,
+        identical=tally["runs_identical"],
+        different=tally["runs_different"],
+        signals={s.name: tally[s.name] for s in SIGNALS},
+        aimed_at_a_write=tally["aimed_at_a_write"],
+        killed_mid_write=tally["killed_mid_write"],
+        restarted_before_start=tally["restarted_before_start"],
+        exit_codes={str(k): v for k, v in sorted(codes.items())},
+        tracebacks_during_startup=tally["tracebacks"],
+        uninterrupted_seconds=round(full_seconds, 1),
+        failures=failures,
+    )
     print(json.dumps(report, indent=2))
     if args.out is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -48,28 +48,49 @@ def ints(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON output; the Markdown table goes beside it as .md "
-                        "(default benchmarks/gpu-<device>.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output; the Markdown table goes beside it as .md "
+        "(default benchmarks/gpu-<device>.json)",
+    )
     p.add_argument("--ks", type=ints, default=None, help="ensemble sizes (default 1,8,64,512,4096)")
     p.add_argument("--sizes", type=ints, default=None, help="n_rec (default 50,100,200,500,1000)")
     p.add_argument("--steps", type=int, default=None, help="T (default 100)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timing per case (0.3)")
     p.add_argument("--limit-s", type=float, default=420.0, help="overall time guard (420 s)")
-    p.add_argument("--max-call-s", type=float, default=2.0,
-                   help="skip a case whose one-trial call would take longer (2 s)")
-    p.add_argument("--precision", choices=("highest", "default"), default="highest",
-                   help="matmul precision (highest: true float32; default: the backend's, TF32 "
-                        "on recent NVIDIA GPUs)")
-    p.add_argument("--cpu-results", type=Path, default=None,
-                   help="a benchmarks/run.py results file for the CPU columns")
+    p.add_argument(
+        "--max-call-s",
+        type=float,
+        default=2.0,
+        help="skip a case whose one-trial call would take longer (2 s)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("highest", "default"),
+        default="highest",
+        help="matmul precision (highest: true float32; default: the backend's, TF32 "
+        "on recent NVIDIA GPUs)",
+    )
+    p.add_argument(
+        "--cpu-results",
+        type=Path,
+        default=None,
+        help="a benchmarks/run.py results file for the CPU columns",
+    )
     p.add_argument("--allow-cpu", action="store_true", help="run on a CPU (the XLA paths)")
-    p.add_argument("--smoke", action="store_true", help="a tiny grid (seconds): K 1,4; n_rec 8; T 20")
+    p.add_argument(
+        "--smoke", action="store_true", help="a tiny grid (seconds): K 1,4; n_rec 8; T 20"
+    )
     args = p.parse_args(argv)
     small = args.smoke
-    for name, full, tiny in (("ks", [1, 8, 64, 512, 4096], [1, 4]),
-                             ("sizes", [50, 100, 200, 500, 1000], [8]),
-                             ("steps", 100, 20), ("budget", 0.3, 0.02)):
+    for name, full, tiny in (
+        ("ks", [1, 8, 64, 512, 4096], [1, 4]),
+        ("sizes", [50, 100, 200, 500, 1000], [8]),
+        ("steps", 100, 20),
+        ("budget", 0.3, 0.02),
+    ):
         if getattr(args, name) is None:
             setattr(args, name, tiny if small else full)
     return args
@@ -80,8 +101,10 @@ def case_order(ks, sizes):
     every K, K = 1 over every size, then the rest by K n^2."""
     n0, k0 = min(sizes), min(ks)
     first = [(n0, k) for k in sorted(ks)] + [(n, k0) for n in sorted(sizes) if n != n0]
-    rest = sorted(((n, k) for n in sizes for k in ks if (n, k) not in first),
-                  key=lambda nk: (nk[1] * nk[0] ** 2, nk[0]))
+    rest = sorted(
+        ((n, k) for n in sizes for k in ks if (n, k) not in first),
+        key=lambda nk: (nk[1] * nk[0] ** 2, nk[0]),
+    )
     return first + rest
 
 
@@ -119,22 +142,32 @@ def markdown(report):
     d, s = report["device"], report["settings"]
     rows = report["results"]
     mem = f", {d['memory_gib']} GiB" if d.get("memory_gib") else ""
-    lines = [f"Device: **{d['device_kind']}** ({d['platform']}{mem}), JAX "
-             f"{d['jax']}; XLA paths (RFLO_KERNELS=0), float32, matmul precision "
-             f"{s['precision']}, T {s['steps']}; seconds per network-trial (best of repeated "
-             f"calls, compilation excluded); run {report['date_utc']} UTC in "
-             f"{report['wall_s']:.0f} s as `python benchmarks/{report['command']}`.", ""]
+    lines = [
+        f"Device: **{d['device_kind']}** ({d['platform']}{mem}), JAX "
+        f"{d['jax']}; XLA paths (RFLO_KERNELS=0), float32, matmul precision "
+        f"{s['precision']}, T {s['steps']}; seconds per network-trial (best of repeated "
+        f"calls, compilation excluded); run {report['date_utc']} UTC in "
+        f"{report['wall_s']:.0f} s as `python benchmarks/{report['command']}`.",
+        "",
+    ]
     cpu_name = report.get("cpu_processor")
     ks = s["ks"]
-    head = "| rule | mode | n_rec | " + " | ".join(f"K = {k}" for k in ks) + " | best network-trials/s |"
+    head = (
+        "| rule | mode | n_rec | "
+        + " | ".join(f"K = {k}" for k in ks)
+        + " | best network-trials/s |"
+    )
     if cpu_name:
         head += " CPU kernels K = 1 | CPU best network-trials/s |"
     lines += [head, "|---|---|---:|" + "---:|" * (len(ks) + 1 + (2 if cpu_name else 0))]
     for rule, online in CASES:
         mode = "online" if online else "offline"
         for n in s["sizes"]:
-            got = {r["K"]: r for r in rows if r["rule"] == rule and r["mode"] == mode
-                   and r["n_rec"] == n}
+            got = {
+                r["K"]: r
+                for r in rows
+                if r["rule"] == rule and r["mode"] == mode and r["n_rec"] == n
+            }
             cells = []
             for k in ks:
                 r = got.get(k)
@@ -148,21 +181,36 @@ def markdown(report):
             best = f"{max(rates):,.0f}" if rates else "-"
             line = f"| {rule} | {mode} | {n} | " + " | ".join(cells) + f" | {best} |"
             if cpu_name:
-                cpu = {key[3]: t for key, t in report["cpu"].items()
-                       if key[:3] == (rule, mode, n) and key[4] == s["steps"]}
+                cpu = {
+                    key[3]: t
+                    for key, t in report["cpu"].items()
+                    if key[:3] == (rule, mode, n) and key[4] == s["steps"]
+                }
                 best = max((1 / t for t in cpu.values()), default=None)  # t: per network-trial
                 line += f" {fmt(cpu.get(1))} | {f'{best:,.0f}' if best else '-'} |"
             lines.append(line)
     if cpu_name:
-        lines += ["", f"CPU columns: {cpu_name}, rflo's compiled kernels where they apply, from "
-                      f"`{report['cpu_source']}`."]
+        lines += [
+            "",
+            f"CPU columns: {cpu_name}, rflo's compiled kernels where they apply, from "
+            f"`{report['cpu_source']}`.",
+        ]
     else:
-        lines += ["", "No CPU results file was found (run `python benchmarks/run.py` first for "
-                      "the CPU columns)."]
+        lines += [
+            "",
+            "No CPU results file was found (run `python benchmarks/run.py` first for "
+            "the CPU columns).",
+        ]
     skipped = [r for r in rows if "skipped" in r]
     if skipped:
-        lines += ["", "Skipped: " + "; ".join(f"{r['rule']} {r['mode']} n_rec {r['n_rec']} "
-                                              f"K {r['K']}: {r['skipped']}" for r in skipped)]
+        lines += [
+            "",
+            "Skipped: "
+            + "; ".join(
+                f"{r['rule']} {r['mode']} n_rec {r['n_rec']} K {r['K']}: {r['skipped']}"
+                for r in skipped
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -170,10 +218,21 @@ def write(report, out):
     report = dict(report, wall_s=time.perf_counter() - report["_t0"])
     text = {k: v for k, v in report.items() if k != "_t0"}
     cpu = text.pop("cpu")
-    text["cpu"] = [{"rule": k[0], "mode": k[1], "n_rec": k[2], "K": k[3], "steps": k[4],
-                    "seconds_per_network_trial": t} for k, t in cpu.items()]
-    for path, body in ((out, json.dumps(text, indent=1) + "\n"),
-                       (out.with_suffix(".md"), markdown(report))):
+    text["cpu"] = [
+        {
+            "rule": k[0],
+            "mode": k[1],
+            "n_rec": k[2],
+            "K": k[3],
+            "steps": k[4],
+            "seconds_per_network_trial": t,
+        }
+        for k, t in cpu.items()
+    ]
+    for path, body in (
+        (out, json.dumps(text, indent=1) + "\n"),
+        (out.with_suffix(".md"), markdown(report)),
+    ):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(body)
         os.replace(tmp, path)
@@ -187,8 +246,10 @@ def main(argv=None):
 
     dev = jax.devices()[0]
     if dev.platform != "gpu" and not args.allow_cpu:
-        print(f"no GPU present (jax.devices()[0] is {dev.platform}: {dev.device_kind}); on a GPU "
-              "machine install jax[cuda12], or pass --allow-cpu --smoke for a smoke run on the CPU")
+        print(
+            f"no GPU present (jax.devices()[0] is {dev.platform}: {dev.device_kind}); on a GPU "
+            "machine install jax[cuda12], or pass --allow-cpu --smoke for a smoke run on the CPU"
+        )
         return 2
     faulthandler.dump_traceback_later(args.limit_s + 60, exit=True)  # the hard stop
     if args.precision == "highest":
@@ -202,15 +263,32 @@ def main(argv=None):
     kind = dev.device_kind.replace(" ", "-").lower()
     out = args.out or HERE / f"gpu-{kind}.json"
     cpu, cpu_name, cpu_source = cpu_figures(args.cpu_results)
-    report = {"_t0": t0, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-              "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-              "device": {"device_kind": dev.device_kind, "platform": dev.platform,
-                         "jax": jax.__version__, "devices": len(jax.devices()),
-                         "memory_gib": round(limit / 2**30, 1) if limit else None},
-              "settings": {"ks": args.ks, "sizes": args.sizes, "steps": args.steps,
-                           "precision": args.precision, "budget_s": args.budget,
-                           "limit_s": args.limit_s, "dtype": "float32", "path": "XLA"},
-              "cpu": cpu, "cpu_processor": cpu_name, "cpu_source": cpu_source, "results": []}
+    report = {
+        "_t0": t0,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "device": {
+            "device_kind": dev.device_kind,
+            "platform": dev.platform,
+            "jax": jax.__version__,
+            "devices": len(jax.devices()),
+            "memory_gib": round(limit / 2**30, 1) if limit else None,
+        },
+        "settings": {
+            "ks": args.ks,
+            "sizes": args.sizes,
+            "steps": args.steps,
+            "precision": args.precision,
+            "budget_s": args.budget,
+            "limit_s": args.limit_s,
+            "dtype": "float32",
+            "path": "XLA",
+        },
+        "cpu": cpu,
+        "cpu_processor": cpu_name,
+        "cpu_source": cpu_source,
+        "results": [],
+    }
     print(f"{dev.device_kind} ({dev.platform}); JAX {jax.__version__}; limit {args.limit_s:.0f} s")
     seen, slowest_compile = {}, 0.0
     for n, k in case_order(args.ks, args.sizes):
@@ -231,8 +309,9 @@ def main(argv=None):
                 print(f"{rule:<5}{mode:<8} n_rec {n:>5} K {k:>5}  skipped: {row['skipped']}")
                 continue
             try:
-                run = LibraryRun(rule, online, n, args.steps, k=None if k == 1 else k,
-                                 capacity=64, distinct=8)
+                run = LibraryRun(
+                    rule, online, n, args.steps, k=None if k == 1 else k, capacity=64, distinct=8
+                )
                 slowest_compile = max(slowest_compile, run.compile_s)
                 need = run.memory.get("peak_bytes")
                 if limit and need and need > 0.9 * limit:
@@ -243,20 +322,30 @@ def main(argv=None):
                 run(1)
                 one = time.perf_counter() - c0
                 reps = min(64, calls_for(one, 0.05))
-                t = repeat_timing(lambda run=run, reps=reps: run(reps), reps, args.budget,
-                                  min_repeats=3)
+                t = repeat_timing(
+                    lambda run=run, reps=reps: run(reps), reps, args.budget, min_repeats=3
+                )
             except Exception as exc:  # out of memory, or a failure: recorded, the rest goes on
                 row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                 print(f"{rule:<5}{mode:<8} n_rec {n:>5} K {k:>5}  failed: {row['skipped']}")
                 continue
             seen[(rule, mode, n)] = (k, one)
-            row.update({"seconds_per_network_trial": t["best"] / k,
-                        "network_trials_per_s": k / t["best"], "compile_s": run.compile_s,
-                        "trials_per_call": reps, "repeats": t["repeats"],
-                        "peak_bytes": run.memory.get("peak_bytes")})
-            print(f"{rule:<5}{mode:<8} n_rec {n:>5} K {k:>5}  {fmt(row['seconds_per_network_trial']):>10}"
-                  f" per network-trial  {row['network_trials_per_s']:>12,.0f}/s  "
-                  f"(compile {run.compile_s:.1f} s)", flush=True)
+            row.update(
+                {
+                    "seconds_per_network_trial": t["best"] / k,
+                    "network_trials_per_s": k / t["best"],
+                    "compile_s": run.compile_s,
+                    "trials_per_call": reps,
+                    "repeats": t["repeats"],
+                    "peak_bytes": run.memory.get("peak_bytes"),
+                }
+            )
+            print(
+                f"{rule:<5}{mode:<8} n_rec {n:>5} K {k:>5}  {fmt(row['seconds_per_network_trial']):>10}"
+                f" per network-trial  {row['network_trials_per_s']:>12,.0f}/s  "
+                f"(compile {run.compile_s:.1f} s)",
+                flush=True,
+            )
             write(report, out)
     write(report, out)
     faulthandler.cancel_dump_traceback_later()

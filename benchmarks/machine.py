@@ -38,8 +38,16 @@ def blas_info():
         from threadpoolctl import threadpool_info
 
         info["threadpools"] = [
-            {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
-                                   "threading_layer")}
+            {
+                k: p.get(k)
+                for k in (
+                    "internal_api",
+                    "version",
+                    "num_threads",
+                    "architecture",
+                    "threading_layer",
+                )
+            }
             for p in threadpool_info()
         ]
     except ImportError:
@@ -52,8 +60,11 @@ def kernel_info():
     from rflo import kernels
     from rflo.kernels import leaky_tanh
 
-    return {"enabled": kernels.enabled(), "built": leaky_tanh.available("float32"),
-            "threads": kernels.threads()}
+    return {
+        "enabled": kernels.enabled(),
+        "built": leaky_tanh.available("float32"),
+        "threads": kernels.threads(),
+    }
 
 
 def machine_info():
@@ -80,21 +91,26 @@ def machine_info():
     }
 
 
-
 def matmul_peak(size=512, repeats=20):
     """GFLOP/s of a ``size`` x ``size`` float32 matmul on one core (a process
     pinned with taskset, so that XLA's threads cannot spread it)."""
-    code = ("import time, jax, jax.numpy as jnp\n"
-            f"a = jnp.ones(({size}, {size}), jnp.float32)\n"
-            "f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
-            "best = 1e9\n"
-            f"for _ in range({repeats}):\n"
-            "    t0 = time.perf_counter(); f(a).block_until_ready()\n"
-            "    best = min(best, time.perf_counter() - t0)\n"
-            f"print(2 * {size} ** 3 / best / 1e9)\n")
+    code = (
+        "import time, jax, jax.numpy as jnp\n"
+        f"a = jnp.ones(({size}, {size}), jnp.float32)\n"
+        "f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
+        "best = 1e9\n"
+        f"for _ in range({repeats}):\n"
+        "    t0 = time.perf_counter(); f(a).block_until_ready()\n"
+        "    best = min(best, time.perf_counter() - t0)\n"
+        f"print(2 * {size} ** 3 / best / 1e9)\n"
+    )
     core = str(sorted(os.sched_getaffinity(0))[0])
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", code], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["taskset", "-c", core, sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
-

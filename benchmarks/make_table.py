@@ -57,10 +57,12 @@ def machine_line(report):
     if isinstance(threads, list) and threads:
         p = threads[0]
         blas = f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, {p.get('num_threads')} threads)"
-    return (f"Machine: {m['cpu']}, {m['cores_usable']} cores usable ({m['cores']} present); "
-            f"JAX {m['jax']} on device `{m['jax_device']}`; numpy {m['numpy']} with {blas}; "
-            f"Python {m['python']}{kernel_text(report)}. Run {report['date_utc']} UTC as "
-            f"`python benchmarks/{report['command']}`.")
+    return (
+        f"Machine: {m['cpu']}, {m['cores_usable']} cores usable ({m['cores']} present); "
+        f"JAX {m['jax']} on device `{m['jax_device']}`; numpy {m['numpy']} with {blas}; "
+        f"Python {m['python']}{kernel_text(report)}. Run {report['date_utc']} UTC as "
+        f"`python benchmarks/{report['command']}`."
+    )
 
 
 def kernel_text(report):
@@ -81,11 +83,16 @@ def cell(part, key="seconds_per_trial"):
 
 
 def speed_table(report, n_rec=None):
-    rows = [r for r in report["results"] if r["kind"] == "speed"
-            and (n_rec is None or r["n_rec"] == n_rec)]
-    out = ["| rule | mode | n_rec | library / trial | library trials/s | numpy loop / trial | "
-           "speed-up | compile | library memory | numpy memory |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        r
+        for r in report["results"]
+        if r["kind"] == "speed" and (n_rec is None or r["n_rec"] == n_rec)
+    ]
+    out = [
+        "| rule | mode | n_rec | library / trial | library trials/s | numpy loop / trial | "
+        "speed-up | compile | library memory | numpy memory |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         lib, nump = r["library"], r.get("numpy")
         speed = f"**{r['speedup']:.0f}x**" if "speedup" in r else "-"
@@ -93,7 +100,8 @@ def speed_table(report, n_rec=None):
             f"| {r['rule']} | {r['mode']} | {r['n_rec']} | {cell(lib)} | "
             f"{fmt_rate(lib.get('trials_per_s'))} | {cell(nump)} | {speed} | "
             f"{(format(lib['compile_s'], '.1f') + ' s') if 'compile_s' in lib else '-'} | "
-            f"{fmt_bytes(lib.get('peak_bytes'))} | {fmt_bytes((nump or {}).get('peak_bytes'))} |")
+            f"{fmt_bytes(lib.get('peak_bytes'))} | {fmt_bytes((nump or {}).get('peak_bytes'))} |"
+        )
     return "\n".join(out)
 
 
@@ -105,15 +113,24 @@ def ensemble_table(report):
         groups.setdefault((r["rule"], r["mode"], r["n_rec"]), {})[r["K"]] = r["library"]
     if not ks:
         return ""
-    head = "| rule | mode | n_rec | " + " | ".join(f"K = {k}" for k in ks) + \
-        f" | network-trials/s, K = {ks[-1]} vs K = {ks[0]} |"
+    head = (
+        "| rule | mode | n_rec | "
+        + " | ".join(f"K = {k}" for k in ks)
+        + f" | network-trials/s, K = {ks[-1]} vs K = {ks[0]} |"
+    )
     out = [head, "|---|---|---:|" + "---:|" * (len(ks) + 1)]
     for (rule, mode, n), per in groups.items():
         lo, hi = per.get(ks[0], {}), per.get(ks[-1], {})
-        gain = (lo["seconds_per_trial"] / hi["seconds_per_trial"]
-                if "seconds_per_trial" in lo and "seconds_per_trial" in hi else None)
-        out.append(f"| {rule} | {mode} | {n} | " + " | ".join(cell(per.get(k)) for k in ks)
-                   + f" | {('**' + format(gain, '.1f') + 'x**') if gain else '-'} |")
+        gain = (
+            lo["seconds_per_trial"] / hi["seconds_per_trial"]
+            if "seconds_per_trial" in lo and "seconds_per_trial" in hi
+            else None
+        )
+        out.append(
+            f"| {rule} | {mode} | {n} | "
+            + " | ".join(cell(per.get(k)) for k in ks)
+            + f" | {('**' + format(gain, '.1f') + 'x**') if gain else '-'} |"
+        )
     return "\n".join(out)
 
 
@@ -125,14 +142,21 @@ def memory_table(report):
         groups.setdefault((r["rule"], r["mode"], r["n_rec"]), {})[r["steps"]] = r
     if not steps:
         return ""
-    head = ("| rule | mode | n_rec | " + " | ".join(f"work, T = {t:,}" for t in steps) + " | "
-            + " | ".join(f"total, T = {t:,}" for t in steps) + f" | numpy loop, T = {steps[-1]:,} |")
+    head = (
+        "| rule | mode | n_rec | "
+        + " | ".join(f"work, T = {t:,}" for t in steps)
+        + " | "
+        + " | ".join(f"total, T = {t:,}" for t in steps)
+        + f" | numpy loop, T = {steps[-1]:,} |"
+    )
     out = [head, "|---|---|---:|" + "---:|" * (2 * len(steps) + 1)]
     for (rule, mode, n), per in groups.items():
         work = [fmt_bytes(per[t]["library"].get("temp_bytes")) if t in per else "-" for t in steps]
         total = [fmt_bytes(per[t]["library"].get("peak_bytes")) if t in per else "-" for t in steps]
         nump = per.get(steps[-1], {}).get("numpy", {}).get("peak_bytes")
-        out.append(f"| {rule} | {mode} | {n} | " + " | ".join(work + total) + f" | {fmt_bytes(nump)} |")
+        out.append(
+            f"| {rule} | {mode} | {n} | " + " | ".join(work + total) + f" | {fmt_bytes(nump)} |"
+        )
     return "\n".join(out)
 
 
@@ -140,18 +164,25 @@ def peer_table(report):
     """rflo beside FranzKnut/jax_rtrl (rows of kind "peer"), or why there are none."""
     rows = [r for r in report["results"] if r["kind"] == "peer"]
     if not rows:
-        return ("Not measured in this run (`--jax-rtrl PATH`, in the environment "
-                "`benchmarks/peers/install_jax_rtrl.sh` makes).")
+        return (
+            "Not measured in this run (`--jax-rtrl PATH`, in the environment "
+            "`benchmarks/peers/install_jax_rtrl.sh` makes)."
+        )
     if "skipped" in rows[0]:
         return f"Skipped: {rows[0]['skipped']}"
     n_rec, steps = rows[0]["n_rec"], rows[0]["steps"]
-    out = [f"n_rec = {n_rec}, T = {steps}, float32, plain SGD, the same trial; the two timed "
-           "alternately in one process (`benchmarks/peers/jax_rtrl_driver.py`).", "",
-           "| rule | mode | rflo / trial | jax_rtrl / trial | rflo faster by |",
-           "|---|---|---:|---:|---:|"]
+    out = [
+        f"n_rec = {n_rec}, T = {steps}, float32, plain SGD, the same trial; the two timed "
+        "alternately in one process (`benchmarks/peers/jax_rtrl_driver.py`).",
+        "",
+        "| rule | mode | rflo / trial | jax_rtrl / trial | rflo faster by |",
+        "|---|---|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['rule']} | {r['mode']} | {fmt_time(r['library']['seconds_per_trial'])} | "
-                   f"{fmt_time(r['jax_rtrl']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |")
+        out.append(
+            f"| {r['rule']} | {r['mode']} | {fmt_time(r['library']['seconds_per_trial'])} | "
+            f"{fmt_time(r['jax_rtrl']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |"
+        )
     return "\n".join(out)
 
 
@@ -160,13 +191,18 @@ def kernel_table(report):
     rows = [r for r in report["results"] if r["kind"] == "kernels"]
     if not rows:
         return "Not measured in this run."
-    out = [f"n_rec = {rows[0]['n_rec']}, T = {rows[0]['steps']}, float32; both compiled in one "
-           "process and timed alternately (the XLA paths with `RFLO_KERNELS=0`).", "",
-           "| rule | mode | XLA paths / trial | kernels / trial | faster by |",
-           "|---|---|---:|---:|---:|"]
+    out = [
+        f"n_rec = {rows[0]['n_rec']}, T = {rows[0]['steps']}, float32; both compiled in one "
+        "process and timed alternately (the XLA paths with `RFLO_KERNELS=0`).",
+        "",
+        "| rule | mode | XLA paths / trial | kernels / trial | faster by |",
+        "|---|---|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['rule']} | {r['mode']} | {fmt_time(r['xla']['seconds_per_trial'])} | "
-                   f"{fmt_time(r['kernels']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |")
+        out.append(
+            f"| {r['rule']} | {r['mode']} | {fmt_time(r['xla']['seconds_per_trial'])} | "
+            f"{fmt_time(r['kernels']['seconds_per_trial'])} | **{r['speedup']:.2f}x** |"
+        )
     return "\n".join(out)
 
 
@@ -179,9 +215,11 @@ def sweep_line(report):
         return f"Failed in this run: {r['failed']}"
     best = r["best_network_trials_per_s"]
     parts = ", ".join(f"{name}: {value:,.0f}" for name, value in best.items())
-    return (f"one chunk of {r['networks']} networks (RFLO offline, n_rec 50) x {r['trials']:,} "
-            f"trials, fresh processes (`benchmarks/sweep_devices.py`), network-trials/s: {parts}; "
-            f"**{r['ratio']:.2f}x** one core.")
+    return (
+        f"one chunk of {r['networks']} networks (RFLO offline, n_rec 50) x {r['trials']:,} "
+        f"trials, fresh processes (`benchmarks/sweep_devices.py`), network-trials/s: {parts}; "
+        f"**{r['ratio']:.2f}x** one core."
+    )
 
 
 #: rules whose targets the README shows (docs/benchmarks.md shows every target)
@@ -197,9 +235,13 @@ def targets_list(report, headline=False):
             continue
         med = t.get("median_based")
         cpu = t.get("cpu_time_based")
-        extra = (f" (from medians: {med:.1f}x)" if med else "") + (f" (from CPU time: {cpu:.1f}x)" if cpu else "")
-        lines.append(f"- {t['name']}: **{t['measured']}**{extra}, target >= {t['target']}x: "
-                     f"{'met' if t['met'] else '**not met**'}")
+        extra = (f" (from medians: {med:.1f}x)" if med else "") + (
+            f" (from CPU time: {cpu:.1f}x)" if cpu else ""
+        )
+        lines.append(
+            f"- {t['name']}: **{t['measured']}**{extra}, target >= {t['target']}x: "
+            f"{'met' if t['met'] else '**not met**'}"
+        )
     return "\n".join(lines)
 
 
@@ -215,7 +257,9 @@ through rflo's compiled kernels (`rflo.kernels`, tested equal to the XLA paths);
 
 
 def readme_block(report):
-    n_rec = 50 if any(r["kind"] == "speed" and r["n_rec"] == 50 for r in report["results"]) else None
+    n_rec = (
+        50 if any(r["kind"] == "speed" and r["n_rec"] == 50 for r in report["results"]) else None
+    )
     parts = [
         f"Seed experiment (T = {report['settings']['steps']}, float32, one process), "
         f"from `python benchmarks/run.py`; all sizes, ensembles and memory in "
@@ -311,12 +355,18 @@ def main(argv=None):
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     p.add_argument("--no-readme", action="store_true", help="leave README.md alone")
-    p.add_argument("--targets", type=Path, default=None,
-                   help="results with issue #25's rows (default: the results file where it has "
-                        "them, else benchmarks/results-targets.json)")
+    p.add_argument(
+        "--targets",
+        type=Path,
+        default=None,
+        help="results with issue #25's rows (default: the results file where it has "
+        "them, else benchmarks/results-targets.json)",
+    )
     args = p.parse_args(argv)
     if not args.results.exists():
-        print(f"error: {args.results} not found; run python benchmarks/run.py first", file=sys.stderr)
+        print(
+            f"error: {args.results} not found; run python benchmarks/run.py first", file=sys.stderr
+        )
         return 2
     report = json.loads(args.results.read_text())
     targets_report = None

@@ -78,9 +78,11 @@ def run(args):
     results = []
     log = print if not args.json_only else (lambda *a, **k: None)
     machine = machine_info()
-    log(f"JAX {machine['jax']} on device {machine['jax_device']} ({machine['jax_devices'][0]}); "
+    log(
+        f"JAX {machine['jax']} on device {machine['jax_device']} ({machine['jax_devices'][0]}); "
         f"CPU {machine['cpu']}, {machine['cores_usable']} usable cores; numpy {machine['numpy']}; "
-        f"load {', '.join(f'{x:.2f}' for x in machine['load_average'] or [])}")
+        f"load {', '.join(f'{x:.2f}' for x in machine['load_average'] or [])}"
+    )
     log(f"numpy BLAS: {json.dumps(machine['numpy_blas'].get('threadpools'))}")
 
     wanted = args.rules
@@ -103,17 +105,22 @@ def run(args):
         log(f"\n== the XLA paths against rflo's kernels (n_rec 50, T {args.steps}, alternating)")
         for row in time_kernels(50, args.steps, args.budget * 3):
             results.append(row)
-            log(f"{row['rule']:<8}{row['mode']:<8} XLA {fmt_time(row['xla']['seconds_per_trial']):>10}"
+            log(
+                f"{row['rule']:<8}{row['mode']:<8} XLA {fmt_time(row['xla']['seconds_per_trial']):>10}"
                 f"   kernels {fmt_time(row['kernels']['seconds_per_trial']):>10}"
-                f"   {row['speedup']:.2f}x", flush=True)
+                f"   {row['speedup']:.2f}x",
+                flush=True,
+            )
 
     # ---- peers, at every size asked for (RTRL only up to n_rec 100: n^4)
     if args.jax_rtrl is not None:
         from versus import PEER_CASES, load_jax_rtrl, time_peers
 
         driver, why = load_jax_rtrl(args.jax_rtrl)
-        log(f"\n== rflo vs FranzKnut/jax_rtrl (same network, trial and SGD; alternating, "
-            f"n_rec {', '.join(map(str, args.peer_sizes))}, T {args.steps})")
+        log(
+            f"\n== rflo vs FranzKnut/jax_rtrl (same network, trial and SGD; alternating, "
+            f"n_rec {', '.join(map(str, args.peer_sizes))}, T {args.steps})"
+        )
         if driver is None:
             log(f"skipped: {why}")
             results.append({"kind": "peer", "peer": "jax_rtrl", "skipped": why})
@@ -122,10 +129,13 @@ def run(args):
                 cases = [c for c in PEER_CASES if c[0] != "rtrl" or n_rec <= 100]
                 for row in time_peers(driver, n_rec, args.steps, args.budget * 3, cases=cases):
                     results.append(row)
-                    log(f"{row['rule']:<8}{row['mode']:<8}{n_rec:>6} rflo "
+                    log(
+                        f"{row['rule']:<8}{row['mode']:<8}{n_rec:>6} rflo "
                         f"{fmt_time(row['library']['seconds_per_trial']):>10}   jax_rtrl "
                         f"{fmt_time(row['jax_rtrl']['seconds_per_trial']):>10}   "
-                        f"{row['speedup']:.2f}x", flush=True)
+                        f"{row['speedup']:.2f}x",
+                        flush=True,
+                    )
 
     # ---- arithmetic: RTRL and the large networks against one core's matmul peak
     peak = None
@@ -134,20 +144,30 @@ def run(args):
         log(f"\none core's 512x512 float32 matmul: {peak:.1f} GFLOP/s")
     if peak and "rtrl" in rules:
         for row in results:
-            if (row["kind"] == "speed" and row["rule"] == "rtrl" and row["mode"] == "offline"
-                    and row["n_rec"] == 50 and "seconds_per_trial" in row["library"]):
+            if (
+                row["kind"] == "speed"
+                and row["rule"] == "rtrl"
+                and row["mode"] == "offline"
+                and row["n_rec"] == 50
+                and "seconds_per_trial" in row["library"]
+            ):
                 flops = rtrl_flops(row["n_rec"], 1, row["steps"])
                 row["gflops"] = flops / row["library"]["seconds_per_trial"] / 1e9
                 row["matmul_peak_gflops"] = peak
-                log(f"rtrl offline at n_rec 50: {row['gflops']:.1f} GFLOP/s "
-                    f"({row['gflops'] / peak:.0%} of the peak)")
+                log(
+                    f"rtrl offline at n_rec 50: {row['gflops']:.1f} GFLOP/s "
+                    f"({row['gflops'] / peak:.0%} of the peak)"
+                )
     if not args.no_sizes:
         from size_speed import size_rows
 
-        log(f"\n== large networks: RFLO offline and BPTT, n_rec {args.big_sizes}, T {args.big_steps}"
-            " (GFLOP/s of the dominant products; forward = the forward pass alone)")
-        results += size_rows(args.big_sizes, args.big_steps, args.budget, peak,
-                             max_trial_s=args.max_trial_s, log=log)
+        log(
+            f"\n== large networks: RFLO offline and BPTT, n_rec {args.big_sizes}, T {args.big_steps}"
+            " (GFLOP/s of the dominant products; forward = the forward pass alone)"
+        )
+        results += size_rows(
+            args.big_sizes, args.big_steps, args.budget, peak, max_trial_s=args.max_trial_s, log=log
+        )
 
     # ---- every cell beside the leaky tanh
     if not args.no_cells:
@@ -164,8 +184,10 @@ def run(args):
         if cores < 2:
             log("\n== sweep over every core: skipped (one usable core)")
         else:
-            log(f"\n== sweep over every core ({cores} host devices vs one device pinned to one core; "
-                f"64 networks x {args.sweep_trials} trials, fresh processes)")
+            log(
+                f"\n== sweep over every core ({cores} host devices vs one device pinned to one core; "
+                f"64 networks x {args.sweep_trials} trials, fresh processes)"
+            )
             try:
                 sweep = compare(devices=cores, trials=args.sweep_trials, rounds=args.sweep_rounds)
             except subprocess.CalledProcessError as exc:  # say why, and go on with the rest
@@ -197,18 +219,27 @@ def run(args):
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "machine": {**machine, "load_average_end": list(os.getloadavg())},
         "settings": {
-            "steps": args.steps, "sizes": args.sizes, "ensemble": args.ensemble,
-            "ensemble_sizes": args.ensemble_sizes, "memory_steps": args.memory_steps,
-            "memory_sizes": args.memory_sizes, "budget_s": args.budget,
+            "steps": args.steps,
+            "sizes": args.sizes,
+            "ensemble": args.ensemble,
+            "ensemble_sizes": args.ensemble_sizes,
+            "memory_steps": args.memory_steps,
+            "memory_sizes": args.memory_sizes,
+            "budget_s": args.budget,
             "max_trial_s": args.max_trial_s,
-            "big_sizes": args.big_sizes, "big_steps": args.big_steps, "peer_sizes": args.peer_sizes, "unroll": args.unroll or _default_unroll(),
-            "learning_rates": LR, "quick": args.quick, "smoke": args.smoke,
+            "big_sizes": args.big_sizes,
+            "big_steps": args.big_steps,
+            "peer_sizes": args.peer_sizes,
+            "unroll": args.unroll or _default_unroll(),
+            "learning_rates": LR,
+            "quick": args.quick,
+            "smoke": args.smoke,
             "jax_rtrl": str(args.jax_rtrl) if args.jax_rtrl else None,
             "kernels": kernel_info(),
             "timing": "per-trial time = wall-clock minimum over repeated short calls (median and "
-                      "process CPU time also given); compilation excluded and reported as compile_s",
+            "process CPU time also given); compilation excluded and reported as compile_s",
             "memory_library": "XLA memory_analysis of the compiled executable: "
-                              "argument + output + temp - alias bytes",
+            "argument + output + temp - alias bytes",
             "memory_numpy": "tracemalloc peak over one trial",
             "numpy_loop": "tests/seed_notebook.py seed_run_trial (the notebook's loop, float64)",
         },
@@ -217,12 +248,13 @@ def run(args):
     }
 
 
-
 def ints(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -234,57 +266,123 @@ def names(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="the headline ratios and issue #25's targets in about 10 minutes on 2 "
-                        "cores: rflo (online and offline), bptt and rtrl at n_rec 50, T 100; "
-                        "ensembles of 1 and 64; every cell; RFLO offline and BPTT at n_rec "
-                        "100-1000; the sweep over every core; the commands; jax_rtrl with "
-                        "--jax-rtrl; no memory rows")
-    p.add_argument("--smoke", action="store_true",
-                   help="a smoke test (seconds): rflo, bptt, rtrl at n_rec 8, T 20")
-    p.add_argument("--jax-rtrl", type=Path, default=None, metavar="PATH",
-                   help="a FranzKnut/jax_rtrl checkout: time it beside rflo (run in the environment "
-                        "benchmarks/peers/install_jax_rtrl.sh makes); skipped when absent")
-    p.add_argument("--peer-size", type=int, default=None, help="one n_rec for the peer rows "
-                   "(same as --peer-sizes N)")
-    p.add_argument("--peer-sizes", type=ints, default=None,
-                   help="n_rec of the peer rows (default: the speed table's sizes; RTRL up to 100)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the headline ratios and issue #25's targets in about 10 minutes on 2 "
+        "cores: rflo (online and offline), bptt and rtrl at n_rec 50, T 100; "
+        "ensembles of 1 and 64; every cell; RFLO offline and BPTT at n_rec "
+        "100-1000; the sweep over every core; the commands; jax_rtrl with "
+        "--jax-rtrl; no memory rows",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a smoke test (seconds): rflo, bptt, rtrl at n_rec 8, T 20",
+    )
+    p.add_argument(
+        "--jax-rtrl",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a FranzKnut/jax_rtrl checkout: time it beside rflo (run in the environment "
+        "benchmarks/peers/install_jax_rtrl.sh makes); skipped when absent",
+    )
+    p.add_argument(
+        "--peer-size",
+        type=int,
+        default=None,
+        help="one n_rec for the peer rows (same as --peer-sizes N)",
+    )
+    p.add_argument(
+        "--peer-sizes",
+        type=ints,
+        default=None,
+        help="n_rec of the peer rows (default: the speed table's sizes; RTRL up to 100)",
+    )
     p.add_argument("--no-cells", action="store_true", help="skip every cell beside the leaky tanh")
     p.add_argument("--cells", type=names, default=None, help="cells of those rows (default all)")
-    p.add_argument("--no-sizes", action="store_true",
-                   help="skip RFLO offline and BPTT at n_rec 100-1000 against the matmul peak")
-    p.add_argument("--big-sizes", type=ints, default=None,
-                   help=f"n_rec of those rows (default {','.join(map(str, BIG_SIZES))})")
-    p.add_argument("--big-steps", type=ints, default=None,
-                   help=f"T of those rows (default {','.join(map(str, BIG_STEPS))})")
-    p.add_argument("--no-cli", action="store_true",
-                   help="skip timing the commands (import rflo, rflo train --trials 1, rflo compare)")
-    p.add_argument("--cli-repeats", type=int, default=None,
-                   help="warm runs of each command, the best counts (default 2; quick 1)")
+    p.add_argument(
+        "--no-sizes",
+        action="store_true",
+        help="skip RFLO offline and BPTT at n_rec 100-1000 against the matmul peak",
+    )
+    p.add_argument(
+        "--big-sizes",
+        type=ints,
+        default=None,
+        help=f"n_rec of those rows (default {','.join(map(str, BIG_SIZES))})",
+    )
+    p.add_argument(
+        "--big-steps",
+        type=ints,
+        default=None,
+        help=f"T of those rows (default {','.join(map(str, BIG_STEPS))})",
+    )
+    p.add_argument(
+        "--no-cli",
+        action="store_true",
+        help="skip timing the commands (import rflo, rflo train --trials 1, rflo compare)",
+    )
+    p.add_argument(
+        "--cli-repeats",
+        type=int,
+        default=None,
+        help="warm runs of each command, the best counts (default 2; quick 1)",
+    )
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep over every core")
-    p.add_argument("--sweep-trials", type=int, default=1000,
-                   help="trials per network in the sweep rows (default 1000)")
-    p.add_argument("--sweep-rounds", type=int, default=None, help="fresh processes per setup (3; quick 1)")
+    p.add_argument(
+        "--sweep-trials",
+        type=int,
+        default=1000,
+        help="trials per network in the sweep rows (default 1000)",
+    )
+    p.add_argument(
+        "--sweep-rounds", type=int, default=None, help="fresh processes per setup (3; quick 1)"
+    )
     p.add_argument("--no-peak", action="store_true", help="skip the one-core matmul peak")
-    p.add_argument("--no-kernel-compare", action="store_true",
-                   help="skip the XLA paths against the kernels (before/after)")
-    p.add_argument("--rules", type=names, default=None,
-                   help=f"comma-separated rule names (default: all registered: {','.join(rule_names())})")
+    p.add_argument(
+        "--no-kernel-compare",
+        action="store_true",
+        help="skip the XLA paths against the kernels (before/after)",
+    )
+    p.add_argument(
+        "--rules",
+        type=names,
+        default=None,
+        help=f"comma-separated rule names (default: all registered: {','.join(rule_names())})",
+    )
     p.add_argument("--sizes", type=ints, default=None, help="n_rec values (default 20,50,100,200)")
     p.add_argument("--steps", type=int, default=None, help="timesteps per trial (default 100)")
     p.add_argument("--ensemble", type=ints, default=None, help="ensemble sizes K (default 1,8,64)")
-    p.add_argument("--ensemble-sizes", type=ints, default=None, help="n_rec of the ensembles (default 50)")
-    p.add_argument("--memory-steps", type=ints, default=None, help="T of the memory rows (default 100,10000)")
-    p.add_argument("--memory-sizes", type=ints, default=None, help="n_rec of the memory rows (default 50,100)")
-    p.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement (default 1.0)")
-    p.add_argument("--max-trial-s", type=float, default=2.0,
-                   help="skip a rule at a size where one trial (or one ensemble call) would take longer")
+    p.add_argument(
+        "--ensemble-sizes", type=ints, default=None, help="n_rec of the ensembles (default 50)"
+    )
+    p.add_argument(
+        "--memory-steps", type=ints, default=None, help="T of the memory rows (default 100,10000)"
+    )
+    p.add_argument(
+        "--memory-sizes", type=ints, default=None, help="n_rec of the memory rows (default 50,100)"
+    )
+    p.add_argument(
+        "--budget", type=float, default=None, help="seconds of timing per measurement (default 1.0)"
+    )
+    p.add_argument(
+        "--max-trial-s",
+        type=float,
+        default=2.0,
+        help="skip a rule at a size where one trial (or one ensemble call) would take longer",
+    )
     p.add_argument("--unroll", type=int, default=None, help="scan unroll (default: rflo.train's)")
     p.add_argument("--no-numpy", action="store_true", help="skip the notebook's numpy loop")
     p.add_argument("--no-ensemble", action="store_true", help="skip the ensemble rows")
     p.add_argument("--no-memory", action="store_true", help="skip the memory-against-T rows")
-    p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results.json)")
-    p.add_argument("--figure", type=Path, default=None, help="scaling figure (default benchmarks/scaling.png)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON output (default benchmarks/results.json)"
+    )
+    p.add_argument(
+        "--figure", type=Path, default=None, help="scaling figure (default benchmarks/scaling.png)"
+    )
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--json-only", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)

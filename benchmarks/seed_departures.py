@@ -53,21 +53,30 @@ def main():
     rng = np.random.default_rng(0)
     n_in, n_rec, n_out, steps = 2, 8, 1, 30
     net = rflo.network_from_arrays(
-        w_in=rng.normal(size=(n_rec, n_in)), w_rec=1.5 * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec),
-        w_out=rng.normal(size=(n_out, n_rec)) / np.sqrt(n_rec), b=rng.normal(size=(n_rec, n_out)),
-        h0=0.1 * np.ones(n_rec), tau=10.0, dtype="float64")
+        w_in=rng.normal(size=(n_rec, n_in)),
+        w_rec=1.5 * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec),
+        w_out=rng.normal(size=(n_out, n_rec)) / np.sqrt(n_rec),
+        b=rng.normal(size=(n_rec, n_out)),
+        h0=0.1 * np.ones(n_rec),
+        tau=10.0,
+        dtype="float64",
+    )
     x = rng.normal(size=(steps, n_in))
     y = rng.normal(size=(steps, n_out))
     task = rflo.Task(x=x, y=y)
     w0 = {k: np.asarray(getattr(net, k)) for k in ("w_in", "w_rec", "w_out", "b")}
-    print(f"{'rule':<6} {'matrix':<6} {'seed cos':>9} {'seed rel.err':>13} {'rflo lib rel.err':>17}")
+    print(
+        f"{'rule':<6} {'matrix':<6} {'seed cos':>9} {'seed rel.err':>13} {'rflo lib rel.err':>17}"
+    )
     for rule in ("bptt", "rtrl"):
         for i, which in enumerate(("w_in", "w_rec", "w_out")):
             lr = [0.0, 0.0, 0.0]
             lr[i] = 0.1
             w_seed, *_ = seed_run_trial(w0, net.h0, 10.0, x, y, lr, rule)
             d_seed = (w_seed[which] - w0[which]).ravel()
-            d_lib = (getattr(rflo.train(net, task, rule, 1, tuple(lr)).network, which) - w0[which]).ravel()
+            d_lib = (
+                getattr(rflo.train(net, task, rule, 1, tuple(lr)).network, which) - w0[which]
+            ).ravel()
             d_true = exact_update(net, x, y, which, 0.1).ravel()
             cos = d_seed @ d_true / (np.linalg.norm(d_seed) * np.linalg.norm(d_true))
             rel = np.linalg.norm(d_seed - d_true) / np.linalg.norm(d_true)

@@ -59,26 +59,38 @@ def size_rows(sizes, steps_list, budget_s, peak_gflops, max_trial_s=2.0, log=pri
     """Rows of kind "size", smallest first; a case predicted over ``max_trial_s``
     per trial (from its last size, n^2 T) is skipped and says so."""
     rows, seen = [], {}
-    log(f"{'rule':<8}{'n_rec':>6}{'T':>6}{'per trial':>12}{'GFLOP/s':>9}{'of peak':>9}"
-        f"{'forward':>12}{'fwd share':>10}")
+    log(
+        f"{'rule':<8}{'n_rec':>6}{'T':>6}{'per trial':>12}{'GFLOP/s':>9}{'of peak':>9}"
+        f"{'forward':>12}{'fwd share':>10}"
+    )
     fwd = {}
     for steps in steps_list:
         for n_rec in sizes:
             for rule, _ in SIZE_CASES:
-                row = {"kind": "size", "rule": rule, "mode": "offline", "n_rec": n_rec,
-                       "steps": steps, "dtype": "float32", "flops": dominant_flops(rule, n_rec, steps),
-                       "matmul_peak_gflops": peak_gflops}
+                row = {
+                    "kind": "size",
+                    "rule": rule,
+                    "mode": "offline",
+                    "n_rec": n_rec,
+                    "steps": steps,
+                    "dtype": "float32",
+                    "flops": dominant_flops(rule, n_rec, steps),
+                    "matmul_peak_gflops": peak_gflops,
+                }
                 pred = None
                 if rule in seen:
                     n0, t0, s0 = seen[rule]
                     pred = t0 * (n_rec / n0) ** 2 * (steps / s0)
                 if pred is not None and pred > max_trial_s:
-                    row["library"] = {"skipped": f"predicted {pred:.1f} s per trial > {max_trial_s} s"}
+                    row["library"] = {
+                        "skipped": f"predicted {pred:.1f} s per trial > {max_trial_s} s"
+                    }
                     rows.append(row)
                     log(f"{rule:<8}{n_rec:>6}{steps:>6}  skipped: {row['library']['skipped']}")
                     continue
-                row["library"] = time_library(rule, False, n_rec, steps, budget_s, min_repeats=3,
-                                              capacity=64)
+                row["library"] = time_library(
+                    rule, False, n_rec, steps, budget_s, min_repeats=3, capacity=64
+                )
                 t = row["library"]["seconds_per_trial"]
                 seen[rule] = (n_rec, t, steps)
                 row["gflops"] = row["flops"] / t / 1e9
@@ -90,6 +102,9 @@ def size_rows(sizes, steps_list, budget_s, peak_gflops, max_trial_s=2.0, log=pri
                 row["forward_share"] = row["forward_s"] / t
                 rows.append(row)
                 share = f"{row['share_of_peak']:.0%}" if "share_of_peak" in row else "-"
-                log(f"{rule:<8}{n_rec:>6}{steps:>6}{fmt_time(t):>12}{row['gflops']:>9.1f}{share:>9}"
-                    f"{fmt_time(row['forward_s']):>12}{row['forward_share']:>10.0%}", flush=True)
+                log(
+                    f"{rule:<8}{n_rec:>6}{steps:>6}{fmt_time(t):>12}{row['gflops']:>9.1f}{share:>9}"
+                    f"{fmt_time(row['forward_s']):>12}{row['forward_share']:>10.0%}",
+                    flush=True,
+                )
     return rows

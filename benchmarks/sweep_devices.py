@@ -51,9 +51,13 @@ def measure(n_dev, networks, trials, repeats, cores=None):
     env = {**os.environ}
     env.pop("XLA_FLAGS", None)
     pin = ["taskset", "-c", ",".join(map(str, cores))] if cores is not None else []
-    out = subprocess.run(pin + [sys.executable, "-c", WORKER, str(n_dev), str(networks),
-                                str(trials), str(repeats)],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        pin + [sys.executable, "-c", WORKER, str(n_dev), str(networks), str(trials), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -70,10 +74,18 @@ def compare(devices=2, networks=64, trials=1000, rounds=3, repeats=3):
         for name, (n, pin) in setups.items():
             rows[name].append(measure(n, networks, trials, repeats, pin))
     best = {n: max(r["network_trials_per_s"] for r in rs) for n, rs in rows.items()}
-    return {"cores": len(os.sched_getaffinity(0)), "devices": devices, "networks": networks,
-            "trials": trials, "rounds": rounds, "repeats": repeats,
-            "best_network_trials_per_s": best, "ratio": best[many] / best["1 core"],
-            "ratio_to_one_device": best[many] / best["1 device"], "rows": rows}
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "devices": devices,
+        "networks": networks,
+        "trials": trials,
+        "rounds": rounds,
+        "repeats": repeats,
+        "best_network_trials_per_s": best,
+        "ratio": best[many] / best["1 core"],
+        "ratio_to_one_device": best[many] / best["1 device"],
+        "rows": rows,
+    }
 
 
 def main(argv=None):
@@ -91,15 +103,22 @@ def main(argv=None):
     result = compare(args.devices, args.networks, args.trials, args.rounds, args.repeats)
     best, many = result["best_network_trials_per_s"], f"{args.devices} devices"
     print(f"processor: {cpu_model()} ({result['cores']} cores available)")
-    print(f"one chunk of {args.networks} networks (rflo offline, n_rec 50, periodic task), "
-          f"{args.trials} trials, best of {args.rounds} processes x {args.repeats} repeats")
+    print(
+        f"one chunk of {args.networks} networks (rflo offline, n_rec 50, periodic task), "
+        f"{args.trials} trials, best of {args.rounds} processes x {args.repeats} repeats"
+    )
     for n in best:
         print(f"  {n:>10}: {best[n]:9.0f} network-trials/s")
-    print(f"  ratio {many} / 1 core: {result['ratio']:.2f}x   ({many} / 1 unpinned device: "
-          f"{result['ratio_to_one_device']:.2f}x)")
-    args.out.write_text(json.dumps({"processor": cpu_model(),
-                                    "measured": time.strftime("%Y-%m-%d"), **result},
-                                   indent=1) + "\n")
+    print(
+        f"  ratio {many} / 1 core: {result['ratio']:.2f}x   ({many} / 1 unpinned device: "
+        f"{result['ratio_to_one_device']:.2f}x)"
+    )
+    args.out.write_text(
+        json.dumps(
+            {"processor": cpu_model(), "measured": time.strftime("%Y-%m-%d"), **result}, indent=1
+        )
+        + "\n"
+    )
     return 0
 
 

@@ -12,12 +12,12 @@ from make_table import fmt_time, machine_line
 HERE = Path(__file__).resolve().parent
 
 LETTERS = {
-    "a": "`rflo train --trials 1` at most 2x `python -c \"import rflo\"` (warm)",
+    "a": '`rflo train --trials 1` at most 2x `python -c "import rflo"` (warm)',
     "b": "`rflo compare` on the defaults under 4 s wall (warm)",
     "c": "every cell within 2x of the leaky tanh's time per trial, same rule, n_rec 50",
     "d": "local rules no slower than BPTT on the same cell",
     "e": "RFLO offline and BPTT at n_rec 100-1000 >= 50 % of one core's matmul peak; "
-         "ahead of jax_rtrl at every size",
+    "ahead of jax_rtrl at every size",
     "f": "ensembles of K = 64 >= 2x separate networks' throughput (RFLO offline, online)",
     "g": "the sweep on 2 cores >= 1.8x one core",
 }
@@ -31,17 +31,25 @@ def targets_table(report):
     ts = [t for t in report.get("targets", []) if t.get("issue") == 25]
     if not ts:
         return "Not measured in this run."
-    out = ["| | target | measured | wanted | verdict | where the time goes (not met) |",
-           "|---|---|---:|---:|---|---|"]
+    out = [
+        "| | target | measured | wanted | verdict | where the time goes (not met) |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for t in ts:
-        out.append(f"| ({t['id']}) | {t['name']} | {t['measured']} | {t['target']} | "
-                   f"{_verdict(t)} | {t.get('profile') or ''} |")
+        out.append(
+            f"| ({t['id']}) | {t['name']} | {t['measured']} | {t['target']} | "
+            f"{_verdict(t)} | {t.get('profile') or ''} |"
+        )
     met = sum(t["met"] is True for t in ts)
     missed = sum(t["met"] is False for t in ts)
     unmeasured = sum(t["met"] is None for t in ts)
     legend = "\n".join(f"- ({k}) {v}" for k, v in LETTERS.items())
-    return (f"{met} met, {missed} not met, {unmeasured} not measured.\n\n" + "\n".join(out)
-            + "\n\nThe issue's targets:\n\n" + legend)
+    return (
+        f"{met} met, {missed} not met, {unmeasured} not measured.\n\n"
+        + "\n".join(out)
+        + "\n\nThe issue's targets:\n\n"
+        + legend
+    )
 
 
 def cell_table(report):
@@ -56,8 +64,10 @@ def cell_table(report):
     for r in rows:
         name = r["cell"] if r["route"] == "auto" else f"{r['cell']} (route generic)"
         groups.setdefault(name, {})[(r["rule"], r["mode"])] = r
-    out = ["| cell | path | " + " | ".join(f"{a} {b}" for a, b in cases) + " |",
-           "|---|---|" + "---:|" * len(cases)]
+    out = [
+        "| cell | path | " + " | ".join(f"{a} {b}" for a, b in cases) + " |",
+        "|---|---|" + "---:|" * len(cases),
+    ]
     for name, per in groups.items():
         path = next((r["path"] for r in per.values() if "path" in r), "-")
         cells = []
@@ -70,9 +80,11 @@ def cell_table(report):
             cells.append(fmt_time(r["library"]["seconds_per_trial"]) + ratio)
         out.append(f"| {name} | {path} | " + " | ".join(cells) + " |")
     n, t = rows[0]["n_rec"], rows[0]["steps"]
-    return (f"n_rec {n}, T {t}, float32, one network; seconds per trial and, in brackets, "
-            f"against the leaky tanh with the same rule (`benchmarks/cell_speed.py`; n/a: the "
-            f"rule does not train the cell).\n\n" + "\n".join(out))
+    return (
+        f"n_rec {n}, T {t}, float32, one network; seconds per trial and, in brackets, "
+        f"against the leaky tanh with the same rule (`benchmarks/cell_speed.py`; n/a: the "
+        f"rule does not train the cell).\n\n" + "\n".join(out)
+    )
 
 
 def size_table(report):
@@ -80,21 +92,34 @@ def size_table(report):
     if not rows:
         return "Not measured in this run."
     peak = next((r["matmul_peak_gflops"] for r in rows if r.get("matmul_peak_gflops")), None)
-    out = ["| rule | n_rec | T | per trial | GFLOP/s | share of peak | forward pass alone | "
-           "its share of the trial |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| rule | n_rec | T | per trial | GFLOP/s | share of peak | forward pass alone | "
+        "its share of the trial |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "seconds_per_trial" not in r["library"]:
-            out.append(f"| {r['rule']} offline | {r['n_rec']} | {r['steps']} | "
-                       f"{r['library'].get('skipped', '-')} | | | | |")
+            out.append(
+                f"| {r['rule']} offline | {r['n_rec']} | {r['steps']} | "
+                f"{r['library'].get('skipped', '-')} | | | | |"
+            )
             continue
         share = f"{r['share_of_peak']:.0%}" if "share_of_peak" in r else "-"
-        out.append(f"| {r['rule']} offline | {r['n_rec']} | {r['steps']} | "
-                   f"{fmt_time(r['library']['seconds_per_trial'])} | {r['gflops']:.1f} | {share} | "
-                   f"{fmt_time(r['forward_s'])} | {r['forward_share']:.0%} |")
-    head = ("FLOPs of the dominant products per trial: RFLO offline 4 n^2 T (forward pass and "
-            "update), BPTT 6 n^2 T (forward, backward, gradient); "
-            + (f"one core's 512 x 512 float32 matmul: {peak:.0f} GFLOP/s" if peak else
-               "matmul peak not measured") + " (`benchmarks/size_speed.py`).")
+        out.append(
+            f"| {r['rule']} offline | {r['n_rec']} | {r['steps']} | "
+            f"{fmt_time(r['library']['seconds_per_trial'])} | {r['gflops']:.1f} | {share} | "
+            f"{fmt_time(r['forward_s'])} | {r['forward_share']:.0%} |"
+        )
+    head = (
+        "FLOPs of the dominant products per trial: RFLO offline 4 n^2 T (forward pass and "
+        "update), BPTT 6 n^2 T (forward, backward, gradient); "
+        + (
+            f"one core's 512 x 512 float32 matmul: {peak:.0f} GFLOP/s"
+            if peak
+            else "matmul peak not measured"
+        )
+        + " (`benchmarks/size_speed.py`)."
+    )
     return head + "\n\n" + "\n".join(out)
 
 
@@ -102,17 +127,23 @@ def cli_table(report):
     rows = [r for r in report["results"] if r["kind"] == "cli"]
     if not rows:
         return "Not measured in this run."
-    out = ["| command | warm wall (best) | first run | CPU (warm) | load at the time |",
-           "|---|---:|---:|---:|---|"]
+    out = [
+        "| command | warm wall (best) | first run | CPU (warm) | load at the time |",
+        "|---|---:|---:|---:|---|",
+    ]
     for r in rows:
         load = ", ".join(f"{x:.2f}" for x in r.get("load_average", []))
         if "wall_s" not in r:
             out.append(f"| `{r['command']}` | {r.get('failed', '-')} | | | {load} |")
             continue
-        out.append(f"| `{r['command']}` | {r['wall_s']:.2f} s | {r['first_s']:.2f} s | "
-                   f"{r['cpu_s']:.2f} s | {load} |")
-    return ("Fresh processes in a temporary folder, one warm-up run first "
-            "(`benchmarks/cli_speed.py`; TMP is that folder).\n\n" + "\n".join(out))
+        out.append(
+            f"| `{r['command']}` | {r['wall_s']:.2f} s | {r['first_s']:.2f} s | "
+            f"{r['cpu_s']:.2f} s | {load} |"
+        )
+    return (
+        "Fresh processes in a temporary folder, one warm-up run first "
+        "(`benchmarks/cli_speed.py`; TMP is that folder).\n\n" + "\n".join(out)
+    )
 
 
 GPU_HOWTO = """On a machine with an NVIDIA GPU, in rflo's environment:
@@ -147,38 +178,42 @@ def load_line(report):
     if not start:
         return ""
     fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
-    return (f"Load average (1, 5, 15 min) at the start {fmt(start)}"
-            + (f", at the end {fmt(end)}" if end else "")
-            + f", on {m.get('cores_usable')} cores: times are best-of-repeats and hold under "
-              "load; ratios that need every core free (the sweep's devices against one core, "
-              "an ensemble's second thread) read low when other work holds a core.")
+    return (
+        f"Load average (1, 5, 15 min) at the start {fmt(start)}"
+        + (f", at the end {fmt(end)}" if end else "")
+        + f", on {m.get('cores_usable')} cores: times are best-of-repeats and hold under "
+        "load; ratios that need every core free (the sweep's devices against one core, "
+        "an ensemble's second thread) read low when other work holds a core."
+    )
 
 
 def issue25_page(report):
     """The issue #25 sections of docs/benchmarks.md, from ``report``."""
-    return "\n".join([
-        "## Issue #25 targets: speed where users wait",
-        "",
-        machine_line(report),
-        "",
-        load_line(report),
-        "",
-        targets_table(report),
-        "",
-        "### Every cell beside the leaky tanh",
-        "",
-        cell_table(report),
-        "",
-        "### Large networks against one core's matmul peak",
-        "",
-        size_table(report),
-        "",
-        "### The command line",
-        "",
-        cli_table(report),
-        "",
-        "## On a GPU",
-        "",
-        gpu_section(),
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Issue #25 targets: speed where users wait",
+            "",
+            machine_line(report),
+            "",
+            load_line(report),
+            "",
+            targets_table(report),
+            "",
+            "### Every cell beside the leaky tanh",
+            "",
+            cell_table(report),
+            "",
+            "### Large networks against one core's matmul peak",
+            "",
+            size_table(report),
+            "",
+            "### The command line",
+            "",
+            cli_table(report),
+            "",
+            "## On a GPU",
+            "",
+            gpu_section(),
+            "",
+        ]
+    )

@@ -12,13 +12,13 @@ from __future__ import annotations
 from make_table import fmt_bytes, fmt_time
 
 #: issue #25's thresholds
-CLI_IMPORT_RATIO = 2.0      # (a) rflo train --trials 1 <= 2x python -c "import rflo"
-COMPARE_S = 4.0             # (b) rflo compare (defaults) < 4 s
-CELL_RATIO = 2.0            # (c) every cell <= 2x the leaky tanh (same rule)
-LOCAL_VS_BPTT = 1.0         # (d) local rules <= BPTT's time on the same cell
-PEAK_SHARE = 0.5            # (e) RFLO offline and BPTT >= 50 % of one core's matmul peak
-ENSEMBLE_GAIN = 2.0         # (f) K = 64 >= 2x separate networks' throughput
-SWEEP_RATIO = 1.8           # (g) sweep on 2 cores >= 1.8x one core
+CLI_IMPORT_RATIO = 2.0  # (a) rflo train --trials 1 <= 2x python -c "import rflo"
+COMPARE_S = 4.0  # (b) rflo compare (defaults) < 4 s
+CELL_RATIO = 2.0  # (c) every cell <= 2x the leaky tanh (same rule)
+LOCAL_VS_BPTT = 1.0  # (d) local rules <= BPTT's time on the same cell
+PEAK_SHARE = 0.5  # (e) RFLO offline and BPTT >= 50 % of one core's matmul peak
+ENSEMBLE_GAIN = 2.0  # (f) K = 64 >= 2x separate networks' throughput
+SWEEP_RATIO = 1.8  # (g) sweep on 2 cores >= 1.8x one core
 LOCAL_RULES = (("rflo", "offline"), ("rflo", "online"), ("eprop", "offline"))
 
 
@@ -27,8 +27,16 @@ def _t(s):
 
 
 def target(letter, name, measured, want, value, met, profile=None):
-    return {"issue": 25, "id": letter, "name": name, "measured": measured, "target": want,
-            "value": value, "met": met, "profile": None if met else profile}
+    return {
+        "issue": 25,
+        "id": letter,
+        "name": name,
+        "measured": measured,
+        "target": want,
+        "value": value,
+        "met": met,
+        "profile": None if met else profile,
+    }
 
 
 def verdict(t):
@@ -45,36 +53,71 @@ def cli_targets(results):
     imp, train, comp, comp1 = (cli.get(n, {}) for n in ("import", "train", "compare", "compare_1"))
     if "wall_s" in imp and "wall_s" in train:
         ratio = train["wall_s"] / imp["wall_s"]
-        out.append(target(
-            "a", "rflo train --trials 1 against python -c 'import rflo' (warm)",
-            f"{ratio:.2f}x ({train['wall_s']:.2f} s / {imp['wall_s']:.2f} s)",
-            f"<= {CLI_IMPORT_RATIO:g}x", ratio, ratio <= CLI_IMPORT_RATIO,
-            f"import {imp['wall_s']:.2f} s; the command {train['wall_s'] - imp['wall_s']:.2f} s "
-            f"beyond it (building, compiling or loading from the cache, one trial, writing); "
-            f"CPU {train['cpu_s']:.2f} s"))
+        out.append(
+            target(
+                "a",
+                "rflo train --trials 1 against python -c 'import rflo' (warm)",
+                f"{ratio:.2f}x ({train['wall_s']:.2f} s / {imp['wall_s']:.2f} s)",
+                f"<= {CLI_IMPORT_RATIO:g}x",
+                ratio,
+                ratio <= CLI_IMPORT_RATIO,
+                f"import {imp['wall_s']:.2f} s; the command {train['wall_s'] - imp['wall_s']:.2f} s "
+                f"beyond it (building, compiling or loading from the cache, one trial, writing); "
+                f"CPU {train['cpu_s']:.2f} s",
+            )
+        )
     else:
-        out.append(target("a", "rflo train --trials 1 against python -c 'import rflo' (warm)",
-                          (f"failed: {train.get('failed') or imp.get('failed')}"
-                           if train.get("failed") or imp.get("failed") else "not measured"),
-                          f"<= {CLI_IMPORT_RATIO:g}x", None, None))
+        out.append(
+            target(
+                "a",
+                "rflo train --trials 1 against python -c 'import rflo' (warm)",
+                (
+                    f"failed: {train.get('failed') or imp.get('failed')}"
+                    if train.get("failed") or imp.get("failed")
+                    else "not measured"
+                ),
+                f"<= {CLI_IMPORT_RATIO:g}x",
+                None,
+                None,
+            )
+        )
     if "wall_s" in comp:
         prof = f"import {imp.get('wall_s', float('nan')):.2f} s"
         if "wall_s" in comp1 and "wall_s" in imp:
-            prof += (f", the command's fixed cost beyond it {comp1['wall_s'] - imp['wall_s']:.2f} s "
-                     f"(compare --trials 1: {comp1['wall_s']:.2f} s), the training "
-                     f"{comp['wall_s'] - comp1['wall_s']:.2f} s")
-        out.append(target("b", "rflo compare on the defaults, wall (warm)",
-                          f"{comp['wall_s']:.2f} s", f"< {COMPARE_S:g} s", comp["wall_s"],
-                          comp["wall_s"] < COMPARE_S, prof + f"; CPU {comp['cpu_s']:.2f} s"))
+            prof += (
+                f", the command's fixed cost beyond it {comp1['wall_s'] - imp['wall_s']:.2f} s "
+                f"(compare --trials 1: {comp1['wall_s']:.2f} s), the training "
+                f"{comp['wall_s'] - comp1['wall_s']:.2f} s"
+            )
+        out.append(
+            target(
+                "b",
+                "rflo compare on the defaults, wall (warm)",
+                f"{comp['wall_s']:.2f} s",
+                f"< {COMPARE_S:g} s",
+                comp["wall_s"],
+                comp["wall_s"] < COMPARE_S,
+                prof + f"; CPU {comp['cpu_s']:.2f} s",
+            )
+        )
     else:
-        out.append(target("b", "rflo compare on the defaults, wall (warm)",
-                          f"failed: {comp['failed']}" if comp.get("failed") else "not measured",
-                          f"< {COMPARE_S:g} s", None, None))
+        out.append(
+            target(
+                "b",
+                "rflo compare on the defaults, wall (warm)",
+                f"failed: {comp['failed']}" if comp.get("failed") else "not measured",
+                f"< {COMPARE_S:g} s",
+                None,
+                None,
+            )
+        )
     return out
 
 
 def cell_targets(results):
-    rows = [r for r in results if r["kind"] == "cell" and "seconds_per_trial" in r.get("library", {})]
+    rows = [
+        r for r in results if r["kind"] == "cell" and "seconds_per_trial" in r.get("library", {})
+    ]
     auto = {(r["cell"], r["rule"], r["mode"]): r for r in rows if r["route"] == "auto"}
     generic = {(r["rule"], r["mode"]): r for r in rows if r["route"] == "generic"}
     out_c, out_d = [], []
@@ -92,30 +135,68 @@ def cell_targets(results):
                 prof += f" against the leaky tanh's {ref['path']} {_t(ref['library']['seconds_per_trial'])}"
             if gen:
                 g = gen["library"]["seconds_per_trial"]
-                prof += (f"; the leaky tanh forced onto the generic path takes {_t(g)}, so the route "
-                         f"accounts for {g / ref['library']['seconds_per_trial']:.1f}x and the cell's "
-                         f"own step for {r['library']['seconds_per_trial'] / g:.1f}x" if ref else "")
-            out_c.append(target(
-                "c", f"{cell} within 2x of leaky_tanh (worst rule: {rule} {mode})",
-                f"{worst:.2f}x", f"<= {CELL_RATIO:g}x", worst, worst <= CELL_RATIO, prof))
+                prof += (
+                    f"; the leaky tanh forced onto the generic path takes {_t(g)}, so the route "
+                    f"accounts for {g / ref['library']['seconds_per_trial']:.1f}x and the cell's "
+                    f"own step for {r['library']['seconds_per_trial'] / g:.1f}x"
+                    if ref
+                    else ""
+                )
+            out_c.append(
+                target(
+                    "c",
+                    f"{cell} within 2x of leaky_tanh (worst rule: {rule} {mode})",
+                    f"{worst:.2f}x",
+                    f"<= {CELL_RATIO:g}x",
+                    worst,
+                    worst <= CELL_RATIO,
+                    prof,
+                )
+            )
         # (d) local rules against BPTT on this cell
         bptt = mine.get(("bptt", "offline"))
         local = {k: mine[k] for k in LOCAL_RULES if k in mine}
         if bptt and local:
             b = bptt["library"]["seconds_per_trial"]
-            (rule, mode), worst = max(((k, r["library"]["seconds_per_trial"] / b)
-                                       for k, r in local.items()), key=lambda kv: kv[1])
-            detail = ", ".join(f"{k[0]} {k[1]} {_t(r['library']['seconds_per_trial'])}"
-                               for k, r in local.items())
-            out_d.append(target(
-                "d", f"{cell}: local rules no slower than BPTT (worst: {rule} {mode})",
-                f"{worst:.2f}x", f"<= {LOCAL_VS_BPTT:g}x", worst, worst <= LOCAL_VS_BPTT,
-                f"{detail} ({local[(rule, mode)]['path']}) against BPTT {_t(b)} ({bptt['path']})"))
+            (rule, mode), worst = max(
+                ((k, r["library"]["seconds_per_trial"] / b) for k, r in local.items()),
+                key=lambda kv: kv[1],
+            )
+            detail = ", ".join(
+                f"{k[0]} {k[1]} {_t(r['library']['seconds_per_trial'])}" for k, r in local.items()
+            )
+            out_d.append(
+                target(
+                    "d",
+                    f"{cell}: local rules no slower than BPTT (worst: {rule} {mode})",
+                    f"{worst:.2f}x",
+                    f"<= {LOCAL_VS_BPTT:g}x",
+                    worst,
+                    worst <= LOCAL_VS_BPTT,
+                    f"{detail} ({local[(rule, mode)]['path']}) against BPTT {_t(b)} ({bptt['path']})",
+                )
+            )
     if not auto:
-        out_c.append(target("c", "every cell within 2x of leaky_tanh", "not measured",
-                            f"<= {CELL_RATIO:g}x", None, None))
-        out_d.append(target("d", "local rules no slower than BPTT", "not measured",
-                            f"<= {LOCAL_VS_BPTT:g}x", None, None))
+        out_c.append(
+            target(
+                "c",
+                "every cell within 2x of leaky_tanh",
+                "not measured",
+                f"<= {CELL_RATIO:g}x",
+                None,
+                None,
+            )
+        )
+        out_d.append(
+            target(
+                "d",
+                "local rules no slower than BPTT",
+                "not measured",
+                f"<= {LOCAL_VS_BPTT:g}x",
+                None,
+                None,
+            )
+        )
     return out_c + out_d
 
 
@@ -128,42 +209,74 @@ def size_targets(results):
         sizes = sorted({r["n_rec"] for r in mine})
         steps = sorted({r["steps"] for r in mine})
         fwd_gflops = 2.0 * worst["n_rec"] ** 2 * worst["steps"] / worst["forward_s"] / 1e9
-        out.append(target(
-            "e", f"{rule} offline at n_rec {min(sizes)}-{max(sizes)}, T {'/'.join(map(str, steps))}: "
-                 f"share of one core's matmul peak (worst: n_rec {worst['n_rec']}, T {worst['steps']})",
-            f"{worst['share_of_peak']:.0%} ({worst['gflops']:.1f} of {worst['matmul_peak_gflops']:.0f} "
-            f"GFLOP/s)", f">= {PEAK_SHARE:.0%}", worst["share_of_peak"],
-            worst["share_of_peak"] >= PEAK_SHARE,
-            f"at n_rec {worst['n_rec']}, T {worst['steps']} the forward pass alone (T dependent "
-            f"n x n matrix-vector products) is {worst['forward_share']:.0%} of the trial at "
-            f"{fwd_gflops:.1f} GFLOP/s: matrix-vector, not matrix-matrix, shaped"))
+        out.append(
+            target(
+                "e",
+                f"{rule} offline at n_rec {min(sizes)}-{max(sizes)}, T {'/'.join(map(str, steps))}: "
+                f"share of one core's matmul peak (worst: n_rec {worst['n_rec']}, T {worst['steps']})",
+                f"{worst['share_of_peak']:.0%} ({worst['gflops']:.1f} of {worst['matmul_peak_gflops']:.0f} "
+                f"GFLOP/s)",
+                f">= {PEAK_SHARE:.0%}",
+                worst["share_of_peak"],
+                worst["share_of_peak"] >= PEAK_SHARE,
+                f"at n_rec {worst['n_rec']}, T {worst['steps']} the forward pass alone (T dependent "
+                f"n x n matrix-vector products) is {worst['forward_share']:.0%} of the trial at "
+                f"{fwd_gflops:.1f} GFLOP/s: matrix-vector, not matrix-matrix, shaped",
+            )
+        )
     if not rows:
-        out.append(target("e", "RFLO offline and BPTT at n_rec 100-1000: share of matmul peak",
-                          "not measured", f">= {PEAK_SHARE:.0%}", None, None))
+        out.append(
+            target(
+                "e",
+                "RFLO offline and BPTT at n_rec 100-1000: share of matmul peak",
+                "not measured",
+                f">= {PEAK_SHARE:.0%}",
+                None,
+                None,
+            )
+        )
     peers = [r for r in results if r["kind"] == "peer"]
     timed = [r for r in peers if "speedup" in r]
     if timed:
         worst = min(timed, key=lambda r: r["speedup"])
         sizes = sorted({r["n_rec"] for r in timed})
-        out.append(target(
-            "e", f"ahead of jax_rtrl at every size (n_rec {', '.join(map(str, sizes))}; "
-                 f"worst: {worst['rule']} {worst['mode']} at {worst['n_rec']})",
-            f"{worst['speedup']:.2f}x", "> 1x", worst["speedup"], worst["speedup"] > 1,
-            f"rflo {_t(worst['library']['seconds_per_trial'])}, jax_rtrl "
-            f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial"))
+        out.append(
+            target(
+                "e",
+                f"ahead of jax_rtrl at every size (n_rec {', '.join(map(str, sizes))}; "
+                f"worst: {worst['rule']} {worst['mode']} at {worst['n_rec']})",
+                f"{worst['speedup']:.2f}x",
+                "> 1x",
+                worst["speedup"],
+                worst["speedup"] > 1,
+                f"rflo {_t(worst['library']['seconds_per_trial'])}, jax_rtrl "
+                f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial",
+            )
+        )
     else:
         why = peers[0].get("skipped") if peers else "not asked for (--jax-rtrl PATH)"
-        out.append(target("e", "ahead of jax_rtrl at every size", f"not measured: {why}", "> 1x",
-                          None, None))
+        out.append(
+            target(
+                "e", "ahead of jax_rtrl at every size", f"not measured: {why}", "> 1x", None, None
+            )
+        )
     return out
 
 
 def ensemble_targets(results, k=64, n_rec=50):
-    single = {(r["rule"], r["mode"]): r["library"] for r in results
-              if r["kind"] == "speed" and r["n_rec"] == n_rec and "seconds_per_trial" in r["library"]}
-    ens = {(r["rule"], r["mode"]): r["library"] for r in results
-           if r["kind"] == "ensemble" and r["n_rec"] == n_rec and r["K"] == k
-           and "seconds_per_trial" in r["library"]}
+    single = {
+        (r["rule"], r["mode"]): r["library"]
+        for r in results
+        if r["kind"] == "speed" and r["n_rec"] == n_rec and "seconds_per_trial" in r["library"]
+    }
+    ens = {
+        (r["rule"], r["mode"]): r["library"]
+        for r in results
+        if r["kind"] == "ensemble"
+        and r["n_rec"] == n_rec
+        and r["K"] == k
+        and "seconds_per_trial" in r["library"]
+    }
     out = []
     for mode in ("offline", "online"):
         key = ("rflo", mode)
@@ -174,13 +287,24 @@ def ensemble_targets(results, k=64, n_rec=50):
         one, many = single[key], ens[key]
         gain = one["seconds_per_trial"] / many["seconds_per_trial"]
         cpu_gain = one["cpu_seconds_per_trial"] / many["cpu_seconds_per_trial"]
-        out.append(target(
-            "f", name, f"{gain:.2f}x", f">= {ENSEMBLE_GAIN:g}x", gain, gain >= ENSEMBLE_GAIN,
-            f"{_t(one['seconds_per_trial'])} per trial alone, {_t(many['seconds_per_trial'])} per "
-            f"network-trial at K={k}; from CPU time {cpu_gain:.2f}x"
-            + (" (most of the wall-clock gain is the second core, not batching)"
-               if cpu_gain < 0.6 * gain else "")
-            + f"; the K={k} call holds {fmt_bytes(many.get('peak_bytes'))}"))
+        out.append(
+            target(
+                "f",
+                name,
+                f"{gain:.2f}x",
+                f">= {ENSEMBLE_GAIN:g}x",
+                gain,
+                gain >= ENSEMBLE_GAIN,
+                f"{_t(one['seconds_per_trial'])} per trial alone, {_t(many['seconds_per_trial'])} per "
+                f"network-trial at K={k}; from CPU time {cpu_gain:.2f}x"
+                + (
+                    " (most of the wall-clock gain is the second core, not batching)"
+                    if cpu_gain < 0.6 * gain
+                    else ""
+                )
+                + f"; the K={k} call holds {fmt_bytes(many.get('peak_bytes'))}",
+            )
+        )
     return out
 
 
@@ -188,20 +312,36 @@ def sweep_targets(results):
     rows = [r for r in results if r["kind"] == "sweep"]
     if not rows or "ratio" not in rows[-1]:
         why = f"failed: {rows[-1]['failed']}" if rows else "not measured"
-        return [target("g", "sweep on every core against one core", why,
-                       f">= {SWEEP_RATIO:g}x", None, None)]
+        return [
+            target(
+                "g", "sweep on every core against one core", why, f">= {SWEEP_RATIO:g}x", None, None
+            )
+        ]
     r = rows[-1]
     best = r["best_network_trials_per_s"]
-    return [target("g", f"sweep on {r['devices']} cores against one core", f"{r['ratio']:.2f}x",
-                   f">= {SWEEP_RATIO:g}x", r["ratio"], r["ratio"] >= SWEEP_RATIO,
-                   ", ".join(f"{k}: {v:,.0f}" for k, v in best.items()) + " network-trials/s "
-                   f"({r['networks']} networks x {r['trials']} trials); against one unpinned "
-                   f"device {r['ratio_to_one_device']:.2f}x")]
+    return [
+        target(
+            "g",
+            f"sweep on {r['devices']} cores against one core",
+            f"{r['ratio']:.2f}x",
+            f">= {SWEEP_RATIO:g}x",
+            r["ratio"],
+            r["ratio"] >= SWEEP_RATIO,
+            ", ".join(f"{k}: {v:,.0f}" for k, v in best.items()) + " network-trials/s "
+            f"({r['networks']} networks x {r['trials']} trials); against one unpinned "
+            f"device {r['ratio_to_one_device']:.2f}x",
+        )
+    ]
 
 
 def issue25_targets(results):
-    return (cli_targets(results) + cell_targets(results) + size_targets(results)
-            + ensemble_targets(results) + sweep_targets(results))
+    return (
+        cli_targets(results)
+        + cell_targets(results)
+        + size_targets(results)
+        + ensemble_targets(results)
+        + sweep_targets(results)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -213,47 +353,102 @@ def earlier_targets(results):
     out = []
     want = {"rflo": 60, "bptt": 30, "rtrl": 3}
     for row in results:
-        if (row["kind"] == "speed" and row["n_rec"] == 50 and row["mode"] == "offline"
-                and row["steps"] == 100 and row["rule"] in want and "speedup" in row):
-            out.append({"name": f"{row['rule']} offline vs numpy loop", "target": want[row["rule"]],
-                        "measured": f"{row['speedup']:.1f}x", "value": row["speedup"],
-                        "median_based": row.get("speedup_median"),
-                        "cpu_time_based": row.get("speedup_cpu"),
-                        "met": row["speedup"] >= want[row["rule"]]})
+        if (
+            row["kind"] == "speed"
+            and row["n_rec"] == 50
+            and row["mode"] == "offline"
+            and row["steps"] == 100
+            and row["rule"] in want
+            and "speedup" in row
+        ):
+            out.append(
+                {
+                    "name": f"{row['rule']} offline vs numpy loop",
+                    "target": want[row["rule"]],
+                    "measured": f"{row['speedup']:.1f}x",
+                    "value": row["speedup"],
+                    "median_based": row.get("speedup_median"),
+                    "cpu_time_based": row.get("speedup_cpu"),
+                    "met": row["speedup"] >= want[row["rule"]],
+                }
+            )
     ens = {}
     for row in results:
-        if row["kind"] == "ensemble" and row["n_rec"] == 50 and "seconds_per_trial" in row["library"]:
-            ens[(row["rule"], row["mode"], row["K"])] = (row["library"]["seconds_per_trial"],
-                                                         row["library"]["cpu_seconds_per_trial"])
+        if (
+            row["kind"] == "ensemble"
+            and row["n_rec"] == 50
+            and "seconds_per_trial" in row["library"]
+        ):
+            ens[(row["rule"], row["mode"], row["K"])] = (
+                row["library"]["seconds_per_trial"],
+                row["library"]["cpu_seconds_per_trial"],
+            )
     for (rule, mode, k), t in sorted(ens.items()):
         if k == 64 and (rule, mode, 1) in ens and mode == "offline":
             gain = ens[(rule, mode, 1)][0] / t[0]
-            out.append({"name": f"{rule} ensemble K=64 vs K=1 (network-trials/s)", "target": 4,
-                        "measured": f"{gain:.1f}x", "value": gain,
-                        "cpu_time_based": ens[(rule, mode, 1)][1] / t[1], "met": gain >= 4})
+            out.append(
+                {
+                    "name": f"{rule} ensemble K=64 vs K=1 (network-trials/s)",
+                    "target": 4,
+                    "measured": f"{gain:.1f}x",
+                    "value": gain,
+                    "cpu_time_based": ens[(rule, mode, 1)][1] / t[1],
+                    "met": gain >= 4,
+                }
+            )
     # issue 16: against the peer at n_rec 50
-    peer_want = {("rflo", "online"): 2.5, ("rflo", "offline"): 5, ("bptt", "offline"): 3,
-                 ("rtrl", "offline"): 1.5}
+    peer_want = {
+        ("rflo", "online"): 2.5,
+        ("rflo", "offline"): 5,
+        ("bptt", "offline"): 3,
+        ("rtrl", "offline"): 1.5,
+    }
     for row in results:
         key = (row.get("rule"), row.get("mode"))
-        if (row["kind"] == "peer" and "speedup" in row and key in peer_want
-                and row.get("n_rec", 50) == 50):
-            out.append({"name": f"{key[0]} {key[1]} vs jax_rtrl", "target": peer_want[key],
-                        "measured": f"{row['speedup']:.2f}x", "value": row["speedup"],
-                        "met": row["speedup"] >= peer_want[key]})
-    single = {(r["rule"], r["mode"]): r["library"]["seconds_per_trial"] for r in results
-              if r["kind"] == "speed" and r["n_rec"] == 50 and "seconds_per_trial" in r["library"]}
+        if (
+            row["kind"] == "peer"
+            and "speedup" in row
+            and key in peer_want
+            and row.get("n_rec", 50) == 50
+        ):
+            out.append(
+                {
+                    "name": f"{key[0]} {key[1]} vs jax_rtrl",
+                    "target": peer_want[key],
+                    "measured": f"{row['speedup']:.2f}x",
+                    "value": row["speedup"],
+                    "met": row["speedup"] >= peer_want[key],
+                }
+            )
+    single = {
+        (r["rule"], r["mode"]): r["library"]["seconds_per_trial"]
+        for r in results
+        if r["kind"] == "speed" and r["n_rec"] == 50 and "seconds_per_trial" in r["library"]
+    }
     for (rule, mode, k), t in sorted(ens.items()):
         if k == 64 and (rule, mode) in single:
             gain = single[(rule, mode)] / t[0]
-            out.append({"name": f"{rule} {mode} ensemble K={k} vs one network (train)",
-                        "target": 1.5, "measured": f"{gain:.2f}x", "value": gain,
-                        "met": gain >= 1.5})
+            out.append(
+                {
+                    "name": f"{rule} {mode} ensemble K={k} vs one network (train)",
+                    "target": 1.5,
+                    "measured": f"{gain:.2f}x",
+                    "value": gain,
+                    "met": gain >= 1.5,
+                }
+            )
     for row in results:
         if row["kind"] == "speed" and "gflops" in row:
             share = row["gflops"] / row["matmul_peak_gflops"]
-            out.append({"name": "rtrl offline / one-core matmul peak", "target": 0.6,
-                        "measured": f"{share:.2f}x", "value": share, "met": share >= 0.6})
+            out.append(
+                {
+                    "name": "rtrl offline / one-core matmul peak",
+                    "target": 0.6,
+                    "measured": f"{share:.2f}x",
+                    "value": share,
+                    "met": share >= 0.6,
+                }
+            )
     return out
 
 
@@ -267,12 +462,16 @@ def target_lines(targets, processor):
     lines = []
     early = [t for t in targets if t.get("issue") != 25]
     if early:
-        lines.append("\n== targets of earlier issues (n_rec 50, T 100, float32, one process unless said)")
+        lines.append(
+            "\n== targets of earlier issues (n_rec 50, T 100, float32, one process unless said)"
+        )
         for t in early:
             cpu = t.get("cpu_time_based")
-            lines.append(f"{t['name']:<46}{t['measured']:>8}  (target >= {t['target']}x)  "
-                         f"{'met' if t['met'] else 'NOT MET':<8}"
-                         + (f"  [from CPU time: {cpu:.1f}x]" if cpu else ""))
+            lines.append(
+                f"{t['name']:<46}{t['measured']:>8}  (target >= {t['target']}x)  "
+                f"{'met' if t['met'] else 'NOT MET':<8}"
+                + (f"  [from CPU time: {cpu:.1f}x]" if cpu else "")
+            )
     new = [t for t in targets if t.get("issue") == 25]
     if new:
         lines.append(f"\n== issue #25 targets on {processor}")
@@ -280,8 +479,9 @@ def target_lines(targets, processor):
             if t["met"] is None:
                 lines.append(f"({t['id']}) {t['name']} (target {t['target']}): {t['measured']}")
             else:
-                lines.append(f"({t['id']}) {t['name']}: {t['measured']} (target {t['target']}): "
-                             f"{verdict(t)}")
+                lines.append(
+                    f"({t['id']}) {t['name']}: {t['measured']} (target {t['target']}): {verdict(t)}"
+                )
             if t.get("profile"):
                 lines.append(f"      where the time goes: {t['profile']}")
     return lines

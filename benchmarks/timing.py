@@ -37,8 +37,13 @@ from rflo.trainer import (  # noqa: E402
 
 #: the notebook's loop has these three rules; the ablations cost the same as
 #: their twins (same traces, other feedback matrix), so they are timed with them.
-NUMPY_TWIN = {"rflo": "rflo", "local": "rflo", "rtrl": "rtrl", "random_feedback": "rtrl",
-              "bptt": "bptt"}
+NUMPY_TWIN = {
+    "rflo": "rflo",
+    "local": "rflo",
+    "rtrl": "rtrl",
+    "random_feedback": "rtrl",
+    "bptt": "bptt",
+}
 
 #: cost of one trial ~ n_rec ** exponent (per step: RTRL n^4, the others n^2)
 EXPONENT = {"rtrl": 4, "random_feedback": 4}
@@ -62,7 +67,6 @@ def fmt_time(s):
     return _fmt_time(s, micro="us")  # plain ASCII on the terminal
 
 
-
 # --------------------------------------------------------------------------
 # timing helpers
 
@@ -81,8 +85,13 @@ def repeat_timing(fn, trials_per_call, budget_s, min_repeats=5, max_repeats=300)
         fn()
         walls.append((time.perf_counter() - t0) / trials_per_call)
         cpus.append((time.process_time() - c0) / trials_per_call)
-    return {"best": min(walls), "median": statistics.median(walls), "cpu_best": min(cpus),
-            "cpu_median": statistics.median(cpus), "repeats": len(walls)}
+    return {
+        "best": min(walls),
+        "median": statistics.median(walls),
+        "cpu_best": min(cpus),
+        "cpu_median": statistics.median(cpus),
+        "repeats": len(walls),
+    }
 
 
 def calls_for(seconds_per_trial, target_s):
@@ -98,8 +107,12 @@ def compiled_memory(compiled):
     if m is None:
         return {"peak_bytes": None, "temp_bytes": None}
     return {
-        "peak_bytes": int(m.argument_size_in_bytes + m.output_size_in_bytes
-                          + m.temp_size_in_bytes - m.alias_size_in_bytes),
+        "peak_bytes": int(
+            m.argument_size_in_bytes
+            + m.output_size_in_bytes
+            + m.temp_size_in_bytes
+            - m.alias_size_in_bytes
+        ),
         "temp_bytes": int(m.temp_size_in_bytes),
         "argument_bytes": int(m.argument_size_in_bytes),
     }
@@ -114,8 +127,19 @@ class LibraryRun:
     run ``n <= capacity`` trials per call (``n`` is a runtime argument, as in
     ``rflo.train``: one compilation serves every call)."""
 
-    def __init__(self, rule, online, n_rec, steps, k=None, unroll=None, capacity=1, cell=None,
-                 distinct=None, route="auto"):
+    def __init__(
+        self,
+        rule,
+        online,
+        n_rec,
+        steps,
+        k=None,
+        unroll=None,
+        capacity=1,
+        cell=None,
+        distinct=None,
+        route="auto",
+    ):
         """``cell``: a cell name (default the leaky tanh); ``distinct``: for large
         ensembles, make only this many different networks and repeat them to K
         (the same arithmetic; building thousands on the host would take longer
@@ -141,23 +165,39 @@ class LibraryRun:
             opt_state = init_opt_state(None, self.lr, w)
             self.state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
             self.key = jax.random.PRNGKey(0)
-            lowered = run_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                      self.data, 0, 1, capacity)
+            lowered = run_chunk.lower(
+                cfg, None, self.net, self.state, self.lr, self.key, self.data, 0, 1, capacity
+            )
         else:
             made = k if distinct is None else max(1, min(k, distinct))
-            nets = jax.tree_util.tree_map(jnp.asarray, init_ensemble(1, n_rec, 1, seeds=range(made), **kw))
+            nets = jax.tree_util.tree_map(
+                jnp.asarray, init_ensemble(1, n_rec, 1, seeds=range(made), **kw)
+            )
             if made < k:
                 reps = -(-k // made)
                 nets = jax.tree_util.tree_map(
-                    lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))[:k], nets)
+                    lambda a: jnp.tile(a, (reps,) + (1,) * (a.ndim - 1))[:k], nets
+                )
             self.net = nets
             w = params_of(self.net, tuple(rates))
             opt_state = init_ensemble_opt_state(None, self.lr, w, None)
             guard = jax.vmap(lambda w, o: new_guard(w, o, 1e4, "float32"))(w, opt_state)
             self.state = SessionState(w, opt_state, guard)
             self.key = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
-            lowered = run_ensemble_chunk.lower(cfg, None, self.net, self.state, self.lr, self.key,
-                                               self.data, 0, 1, capacity, None, None)
+            lowered = run_ensemble_chunk.lower(
+                cfg,
+                None,
+                self.net,
+                self.state,
+                self.lr,
+                self.key,
+                self.data,
+                0,
+                1,
+                capacity,
+                None,
+                None,
+            )
         self.compiled = lowered.compile()
         self.compile_s = time.perf_counter() - t0
         self.memory = compiled_memory(self.compiled)
@@ -174,12 +214,24 @@ def _default_unroll():
     return inspect.signature(rflo.train).parameters["unroll"].default
 
 
-def time_library(rule, online, n_rec, steps, budget_s, k=None, unroll=None,
-                 target_call_s=0.004, capacity=512, cell=None, min_repeats=5,
-                 route="auto"):
+def time_library(
+    rule,
+    online,
+    n_rec,
+    steps,
+    budget_s,
+    k=None,
+    unroll=None,
+    target_call_s=0.004,
+    capacity=512,
+    cell=None,
+    min_repeats=5,
+    route="auto",
+):
     """Compile once, estimate the trial time, then time calls of about ``target_call_s``."""
-    run = LibraryRun(rule, online, n_rec, steps, k=k, unroll=unroll, capacity=capacity, cell=cell,
-                     route=route)
+    run = LibraryRun(
+        rule, online, n_rec, steps, k=k, unroll=unroll, capacity=capacity, cell=cell, route=route
+    )
     run(1)  # first run (allocations)
     t0 = time.perf_counter()
     run(1)
@@ -253,8 +305,6 @@ def numpy_memory(rule, online, n_rec, steps):
     return {"peak_bytes": int(peak)}
 
 
-
-
 class Skipper:
     """Predicts a trial's time at a size from the measured smaller sizes."""
 
@@ -274,4 +324,3 @@ class Skipper:
 
     def record(self, key, n_rec, seconds):
         self.seen[key] = (n_rec, seconds)
-

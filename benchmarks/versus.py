@@ -18,8 +18,12 @@ import rflo
 # peers: FranzKnut/jax_rtrl (benchmarks/peers/jax_rtrl_driver.py)
 
 #: (rule, online) of rflo and the peer driver's name for the same training
-PEER_CASES = [("rflo", True, "rflo_online"), ("rflo", False, "rflo_offline"),
-              ("bptt", False, "bptt_offline"), ("rtrl", False, "rtrl_offline")]
+PEER_CASES = [
+    ("rflo", True, "rflo_online"),
+    ("rflo", False, "rflo_offline"),
+    ("bptt", False, "bptt_offline"),
+    ("rtrl", False, "rtrl_offline"),
+]
 
 
 def load_jax_rtrl(path):
@@ -34,8 +38,10 @@ def load_jax_rtrl(path):
     try:
         import jax_rtrl_driver
     except ImportError as exc:
-        return None, (f"jax_rtrl does not import here ({exc}); make its environment with "
-                      "benchmarks/peers/install_jax_rtrl.sh")
+        return None, (
+            f"jax_rtrl does not import here ({exc}); make its environment with "
+            "benchmarks/peers/install_jax_rtrl.sh"
+        )
     return jax_rtrl_driver, None
 
 
@@ -57,17 +63,28 @@ def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
         n_peer = calls_for(time.perf_counter() - t0, 0.004)
         best = {"library": [], "peer": []}
         for _ in range(rounds):
-            best["library"].append(repeat_timing(lambda o=ours, n=n_ours: o(n), n_ours,
-                                                 budget_s / rounds))
-            best["peer"].append(repeat_timing(lambda p=peer, n=n_peer: p(n), n_peer,
-                                              budget_s / rounds))
+            best["library"].append(
+                repeat_timing(lambda o=ours, n=n_ours: o(n), n_ours, budget_s / rounds)
+            )
+            best["peer"].append(
+                repeat_timing(lambda p=peer, n=n_peer: p(n), n_peer, budget_s / rounds)
+            )
         lib = min(t["best"] for t in best["library"])
         other = min(t["best"] for t in best["peer"])
-        rows.append({"kind": "peer", "peer": "jax_rtrl", "rule": rule, "mode": mode_name(online),
-                     "n_rec": n_rec, "steps": steps, "dtype": "float32",
-                     "library": {"seconds_per_trial": lib},
-                     "jax_rtrl": {"seconds_per_trial": other, "driver": peer_name},
-                     "speedup": other / lib})
+        rows.append(
+            {
+                "kind": "peer",
+                "peer": "jax_rtrl",
+                "rule": rule,
+                "mode": mode_name(online),
+                "n_rec": n_rec,
+                "steps": steps,
+                "dtype": "float32",
+                "library": {"seconds_per_trial": lib},
+                "jax_rtrl": {"seconds_per_trial": other, "driver": peer_name},
+                "speedup": other / lib,
+            }
+        )
     return rows
 
 
@@ -123,8 +140,16 @@ def time_kernels(n_rec, steps, budget_s, rounds=3, cases=KERNEL_CASES):
             for run_, n, best in timed.values():
                 best.append(repeat_timing(lambda r=run_, k=n: r(k), n, budget_s / rounds)["best"])
         k, x = min(timed["kernels"][2]), min(timed["xla"][2])
-        rows.append({"kind": "kernels", "rule": rule, "mode": mode_name(online), "n_rec": n_rec,
-                     "steps": steps, "kernels": {"seconds_per_trial": k},
-                     "xla": {"seconds_per_trial": x}, "speedup": x / k})
+        rows.append(
+            {
+                "kind": "kernels",
+                "rule": rule,
+                "mode": mode_name(online),
+                "n_rec": n_rec,
+                "steps": steps,
+                "kernels": {"seconds_per_trial": k},
+                "xla": {"seconds_per_trial": x},
+                "speedup": x / k,
+            }
+        )
     return rows
-

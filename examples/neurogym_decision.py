@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 import rflo
-from rflo.train import score
 from rflo.tasks import neurogym_task
+from rflo.train import score
 
 
 def main(argv=None):
@@ -41,24 +41,43 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     env = "PerceptualDecisionMaking-v0"
-    train_bank = neurogym_task(env, 2000, seed=args.seed, env_kwargs=dict(dt=args.dt),
-                               response_weight=args.response_weight)
-    test_bank = neurogym_task(env, 1000, seed=args.seed + 1, n_steps=train_bank.n_steps,
-                              env_kwargs=dict(dt=args.dt), response_weight=args.response_weight)
-    print(f"{env}: dt={args.dt} ms, T={train_bank.n_steps} steps, n_in={train_bank.n_in}, "
-          f"n_out={train_bank.n_out}; {train_bank.n_variants} training trials, "
-          f"{test_bank.n_variants} test trials; decision steps weigh {args.response_weight:g}")
+    train_bank = neurogym_task(
+        env, 2000, seed=args.seed, env_kwargs=dict(dt=args.dt), response_weight=args.response_weight
+    )
+    test_bank = neurogym_task(
+        env,
+        1000,
+        seed=args.seed + 1,
+        n_steps=train_bank.n_steps,
+        env_kwargs=dict(dt=args.dt),
+        response_weight=args.response_weight,
+    )
+    print(
+        f"{env}: dt={args.dt} ms, T={train_bank.n_steps} steps, n_in={train_bank.n_in}, "
+        f"n_out={train_bank.n_out}; {train_bank.n_variants} training trials, "
+        f"{test_bank.n_variants} test trials; decision steps weigh {args.response_weight:g}"
+    )
     net = rflo.init_network(train_bank.n_in, args.n_rec, train_bank.n_out, seed=args.seed)
     loss0, acc0 = score(net, test_bank, loss=args.loss)
     print(f"{'untrained':10s} test loss {loss0:.4f}  test accuracy {acc0:.3f}")
     for rule in ("rflo", "bptt"):
         t0 = time.perf_counter()
-        res = rflo.train(net, train_bank, rule, trials=args.updates, batch=args.batch,
-                         lr=(args.lr, args.lr, args.lr), seed=args.seed, loss=args.loss)
+        res = rflo.train(
+            net,
+            train_bank,
+            rule,
+            trials=args.updates,
+            batch=args.batch,
+            lr=(args.lr, args.lr, args.lr),
+            seed=args.seed,
+            loss=args.loss,
+        )
         loss, acc = score(res.network, test_bank, loss=args.loss)
-        print(f"{rule:10s} test loss {loss:.4f}  test accuracy {acc:.3f}  "
-              f"(training accuracy, last 100 updates: {np.nanmean(res.accuracy[-100:]):.3f}; "
-              f"{time.perf_counter() - t0:.1f} s)")
+        print(
+            f"{rule:10s} test loss {loss:.4f}  test accuracy {acc:.3f}  "
+            f"(training accuracy, last 100 updates: {np.nanmean(res.accuracy[-100:]):.3f}; "
+            f"{time.perf_counter() - t0:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

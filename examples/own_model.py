@@ -70,9 +70,11 @@ def modules(n_in, n_rec):
 
     return {
         "equinox GRUCell": rflo.cells.from_equinox(
-            lambda key: eqx.nn.GRUCell(n_in, n_rec, key=key)),
+            lambda key: eqx.nn.GRUCell(n_in, n_rec, key=key)
+        ),
         "flax nnx.GRUCell": rflo.cells.from_flax(
-            lambda key: nnx.GRUCell(n_in, n_rec, rngs=nnx.Rngs(key))),
+            lambda key: nnx.GRUCell(n_in, n_rec, rngs=nnx.Rngs(key))
+        ),
     }
 
 
@@ -91,31 +93,55 @@ def run(quick=False, updates=None, batch=None, n_rec=16, rules=RULES, seed=0, sa
             optimizer = optax.adam(optax.cosine_decay_schedule(0.01, updates, alpha=0.1))
             t0 = time.perf_counter()
             # with an optimizer, lr only names what trains: every parameter
-            res = rflo.train(net, task, rule, trials=updates, batch=batch, lr=1.0,
-                             optimizer=optimizer, seed=seed + 1)
+            res = rflo.train(
+                net,
+                task,
+                rule,
+                trials=updates,
+                batch=batch,
+                lr=1.0,
+                optimizer=optimizer,
+                seed=seed + 1,
+            )
             seconds = time.perf_counter() - t0
             loss, acc = score(res.network, task, N_TEST, seed=TEST_SEED)
-            rows.append(dict(module=label, rule=rule, loss_start=float(loss0),
-                             loss_end=float(loss), acc_start=float(acc0), acc_end=float(acc),
-                             seconds=seconds))
+            rows.append(
+                dict(
+                    module=label,
+                    rule=rule,
+                    loss_start=float(loss0),
+                    loss_end=float(loss),
+                    acc_start=float(acc0),
+                    acc_end=float(acc),
+                    seconds=seconds,
+                )
+            )
             say(_row(rows[-1]), flush=True)
     return rows
 
 
-HEADER = (f"{'module':<17} {'rule':<6} {'loss before':>11} {'loss after':>11} "
-          f"{'acc before':>10} {'acc after':>10} {'seconds':>8}")
+HEADER = (
+    f"{'module':<17} {'rule':<6} {'loss before':>11} {'loss after':>11} "
+    f"{'acc before':>10} {'acc after':>10} {'seconds':>8}"
+)
 
 
 def _row(r):
-    return (f"{r['module']:<17} {r['rule']:<6} {r['loss_start']:>11.4f} {r['loss_end']:>11.4f} "
-            f"{r['acc_start']:>10.4f} {r['acc_end']:>10.4f} {r['seconds']:>8.1f}")
+    return (
+        f"{r['module']:<17} {r['rule']:<6} {r['loss_start']:>11.4f} {r['loss_end']:>11.4f} "
+        f"{r['acc_start']:>10.4f} {r['acc_end']:>10.4f} {r['seconds']:>8.1f}"
+    )
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="40 updates of 8 trials (unless --updates, --batch say otherwise)")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="40 updates of 8 trials (unless --updates, --batch say otherwise)",
+    )
     p.add_argument("--updates", type=int, default=None, help="updates per rule (default 300)")
     p.add_argument("--batch", type=int, default=None, help="trials per update (default 16)")
     p.add_argument("--n-rec", type=int, default=16, help="units of each GRU")
@@ -123,11 +149,19 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="initial networks and trials")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    print("flip_flop (2 bits, 100 steps); adam 0.01 with cosine decay; scored on "
-          f"{N_TEST} fresh trials")
+    print(
+        "flip_flop (2 bits, 100 steps); adam 0.01 with cosine decay; scored on "
+        f"{N_TEST} fresh trials"
+    )
     print(HEADER)
-    run(quick=args.quick, updates=args.updates, batch=args.batch, n_rec=args.n_rec,
-        rules=args.rules, seed=args.seed)
+    run(
+        quick=args.quick,
+        updates=args.updates,
+        batch=args.batch,
+        n_rec=args.n_rec,
+        rules=args.rules,
+        seed=args.seed,
+    )
     print(f"wall time {time.perf_counter() - t0:.1f} s")
 
 

@@ -125,9 +125,15 @@ SHORT = dict(fixation=2, sample=5, min_delay=2, max_delay=6, test=5, response=5)
 def make_task(args):
     if args.short:
         return rflo.make_task("delayed_match", **SHORT)
-    return rflo.make_task("delayed_match", fixation=args.fixation, sample=args.sample,
-                          min_delay=args.min_delay, max_delay=args.max_delay, test=args.test,
-                          response=args.response)
+    return rflo.make_task(
+        "delayed_match",
+        fixation=args.fixation,
+        sample=args.sample,
+        min_delay=args.min_delay,
+        max_delay=args.max_delay,
+        test=args.test,
+        response=args.response,
+    )
 
 
 def make_network(args, task, seed):
@@ -136,8 +142,9 @@ def make_network(args, task, seed):
         cell = ALIF(thr=args.thr, gamma=args.gamma, beta=args.beta, tau_a=args.tau_a)
     else:
         cell = LIF(thr=args.thr, gamma=args.gamma)
-    net = rflo.init_network(task.n_in, args.n_rec, task.n_out, cell=cell, tau=args.tau,
-                            g=args.g, seed=seed)
+    net = rflo.init_network(
+        task.n_in, args.n_rec, task.n_out, cell=cell, tau=args.tau, g=args.g, seed=seed
+    )
     rng = np.random.default_rng(seed)
     w_in = args.w_in_scale * rng.normal(size=(args.n_rec, task.n_in))
     return rflo.network_from_arrays(**net._replace(w_in=w_in)._asdict())
@@ -158,16 +165,26 @@ def firing_rate(net, task, seed, n=32):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--updates", type=int, default=1500, help="updates per rule")
     p.add_argument("--batch", type=int, default=16, help="trials per update")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
-                   help="one initial network (and training session) per seed")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="one initial network (and training session) per seed",
+    )
     p.add_argument("--rules", nargs="+", default=list(RULES), help="rules to train")
     p.add_argument("--lr", type=float, default=0.01, help="initial Adam learning rate")
-    p.add_argument("--lr-final", type=float, default=0.02,
-                   help="final learning rate of the cosine decay, as a fraction of --lr")
+    p.add_argument(
+        "--lr-final",
+        type=float,
+        default=0.02,
+        help="final learning rate of the cosine decay, as a fraction of --lr",
+    )
     p.add_argument("--cell", default="alif", choices=("alif", "lif"), help="spiking unit")
     p.add_argument("--n-rec", type=int, default=60, help="recurrent units")
     p.add_argument("--thr", type=float, default=0.5, help="firing threshold")
@@ -177,8 +194,11 @@ def main(argv=None):
     p.add_argument("--gamma", type=float, default=0.3, help="pseudo-derivative dampening")
     p.add_argument("--g", type=float, default=1.5, help="gain of the initial w_rec")
     p.add_argument("--w-in-scale", type=float, default=3.0, help="w_in ~ N(0, scale^2)")
-    p.add_argument("--short", action="store_true",
-                   help="the short task: " + ", ".join(f"{k}={v}" for k, v in SHORT.items()))
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help="the short task: " + ", ".join(f"{k}={v}" for k, v in SHORT.items()),
+    )
     p.add_argument("--fixation", type=int, default=5, help="delayed_match: steps")
     p.add_argument("--sample", type=int, default=10, help="steps")
     p.add_argument("--min-delay", type=int, default=10, help="steps")
@@ -193,16 +213,27 @@ def main(argv=None):
     t_start = time.perf_counter()
     task = make_task(args)
     lr = {"w_in": 1.0, "w_rec": 1.0, "w_out": 1.0}  # with an optimizer: which parameters train
-    say(f"delayed_match, T = {task.n_steps} steps ({task.param_dict}); cell {args.cell}, "
+    say(
+        f"delayed_match, T = {task.n_steps} steps ({task.param_dict}); cell {args.cell}, "
         f"n_rec {args.n_rec}, thr {args.thr}, tau {args.tau}"
         + (f", beta {args.beta}, tau_a {args.tau_a}" if args.cell == "alif" else "")
         + f"; adam {args.lr} (cosine decay), {args.updates} updates of {args.batch}; "
-        f"chance accuracy 0.5")
+        f"chance accuracy 0.5"
+    )
 
     optimizer = make_optimizer(args)  # one object: later seeds reuse the compiled sessions
     names = ("untrained",) + tuple(args.rules)
-    results = {name: {"accuracy": [], "loss": [], "seconds": [], "diverged": [],
-                      "rate": [], "response_rate": []} for name in names}
+    results = {
+        name: {
+            "accuracy": [],
+            "loss": [],
+            "seconds": [],
+            "diverged": [],
+            "rate": [],
+            "response_rate": [],
+        }
+        for name in names
+    }
     for seed in args.seeds:
         net = make_network(args, task, seed)
         test_seed = 100_000 + seed  # PRNGKey(test_seed): trials not drawn in training
@@ -210,26 +241,43 @@ def main(argv=None):
             if name == "untrained":
                 trained, seconds, diverged = net, 0.0, None
             else:
-                res = rflo.train(net, task, name, trials=args.updates, batch=args.batch, lr=lr,
-                                 optimizer=optimizer, seed=seed)
+                res = rflo.train(
+                    net,
+                    task,
+                    name,
+                    trials=args.updates,
+                    batch=args.batch,
+                    lr=lr,
+                    optimizer=optimizer,
+                    seed=seed,
+                )
                 trained, seconds, diverged = res.network, res.seconds, res.diverged
             loss, acc = score(trained, task, args.n_test, seed=test_seed)
             rate, response_rate = firing_rate(trained, task, test_seed)
-            for key, value in (("accuracy", acc), ("loss", loss), ("seconds", seconds),
-                               ("diverged", diverged), ("rate", rate),
-                               ("response_rate", response_rate)):
+            for key, value in (
+                ("accuracy", acc),
+                ("loss", loss),
+                ("seconds", seconds),
+                ("diverged", diverged),
+                ("rate", rate),
+                ("response_rate", response_rate),
+            ):
                 results[name][key].append(value)
-            say(f"seed {seed}  {name:9s}  test accuracy {acc:.3f}  test loss {loss:.4f}  "
+            say(
+                f"seed {seed}  {name:9s}  test accuracy {acc:.3f}  test loss {loss:.4f}  "
                 f"rate {rate:.3f} (response {response_rate:.3f})"
                 + (f"  {seconds:5.1f} s" if name != "untrained" else "")
-                + (f"  DIVERGED: {diverged}" if diverged else ""))
+                + (f"  DIVERGED: {diverged}" if diverged else "")
+            )
     if len(args.seeds) > 1:
         say("mean over seeds " + " ".join(map(str, args.seeds)) + ":")
         for name in names:
             r = results[name]
-            say(f"  {name:9s}  test accuracy {np.mean(r['accuracy']):.3f} "
+            say(
+                f"  {name:9s}  test accuracy {np.mean(r['accuracy']):.3f} "
                 f"(min {np.min(r['accuracy']):.3f})  test loss {np.mean(r['loss']):.4f}"
-                + (f"  {np.mean(r['seconds']):5.1f} s" if name != "untrained" else ""))
+                + (f"  {np.mean(r['seconds']):5.1f} s" if name != "untrained" else "")
+            )
     total = time.perf_counter() - t_start
     say(f"total {total:.1f} s")
     results["chance"] = 0.5

@@ -98,9 +98,13 @@ def seed_run_trial(w, h0, tau, x, y_, eta=(0.1, 0.1, 0.1), learning=None, online
         z = np.zeros((steps, n_rec))
         z[-1] = w["w_out"].T @ err[-1]
         for t in range(steps - 1, 0, -1):
-            z[t - 1] = z[t] * (1 - a) + w["w_out"].T @ err[t] + (z[t] * seed_df(u[t])) @ w["w_rec"] * a
+            z[t - 1] = (
+                z[t] * (1 - a) + w["w_out"].T @ err[t] + (z[t] * seed_df(u[t])) @ w["w_rec"] * a
+            )
             acc["w_out"] = acc["w_out"] + eta_out * np.outer(err[t], h[t]) / steps
-            acc["w_rec"] = acc["w_rec"] + eta_rec * a / steps * np.outer(z[t] * seed_df(u[t]), h[t - 1])
+            acc["w_rec"] = acc["w_rec"] + eta_rec * a / steps * np.outer(
+                z[t] * seed_df(u[t]), h[t - 1]
+            )
             acc["w_in"] = acc["w_in"] + eta_in * a / steps * np.outer(z[t] * seed_df(u[t]), x[t])
 
     if not online and learning is not None:

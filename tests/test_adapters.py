@@ -47,8 +47,11 @@ def eqx_gru():
     module = eqx.nn.GRUCell(N_IN, N_REC, key=jax.random.PRNGKey(1))
 
     def step(p, h, x):
-        m = eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n), module,
-                        (p["weight_ih"], p["weight_hh"], p["bias"], p["bias_n"]))
+        m = eqx.tree_at(
+            lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n),
+            module,
+            (p["weight_ih"], p["weight_hh"], p["bias"], p["bias_n"]),
+        )
         h = m(x, h)
         return h, h
 
@@ -59,8 +62,11 @@ def eqx_lstm():
     module = eqx.nn.LSTMCell(N_IN, N_REC, key=jax.random.PRNGKey(2))
 
     def step(p, s, x):
-        m = eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias), module,
-                        (p["weight_ih"], p["weight_hh"], p["bias"]))
+        m = eqx.tree_at(
+            lambda m: (m.weight_ih, m.weight_hh, m.bias),
+            module,
+            (p["weight_ih"], p["weight_hh"], p["bias"]),
+        )
         h, c = m(x, s)
         return (h, c), h
 
@@ -72,8 +78,10 @@ def nnx_gru():
     graphdef, state = nnx.split(module, nnx.Param)
 
     def step(p, h, x):
-        pure = {"dense_i": {"kernel": p["dense_i.kernel"], "bias": p["dense_i.bias"]},
-                "dense_h": {"kernel": p["dense_h.kernel"]}}
+        pure = {
+            "dense_i": {"kernel": p["dense_i.kernel"], "bias": p["dense_i.bias"]},
+            "dense_h": {"kernel": p["dense_h.kernel"]},
+        }
         new = jax.tree_util.tree_map(lambda a: a, state)
         nnx.replace_by_pure_dict(new, pure)
         return nnx.merge(graphdef, new)(h, x)
@@ -98,8 +106,18 @@ NAMES = {
     "eqx_gru": ["bias", "bias_n", "weight_hh", "weight_ih"],
     "eqx_lstm": ["bias", "weight_hh", "weight_ih"],
     "nnx_gru": ["dense_h.kernel", "dense_i.bias", "dense_i.kernel"],
-    "linen_gru": ["hn.bias", "hn.kernel", "hr.kernel", "hz.kernel", "in.bias", "in.kernel",
-                  "ir.bias", "ir.kernel", "iz.bias", "iz.kernel"],
+    "linen_gru": [
+        "hn.bias",
+        "hn.kernel",
+        "hr.kernel",
+        "hz.kernel",
+        "in.bias",
+        "in.kernel",
+        "ir.bias",
+        "ir.kernel",
+        "iz.bias",
+        "iz.kernel",
+    ],
 }
 
 
@@ -123,8 +141,13 @@ def summed_loss(p, step, s0, x, y, m):
     return jnp.sum(jax.vmap(SQUARED_ERROR.step)(out, y[1:], m[1:]))
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in ("linen_gru", "eqx_lstm") else c
-                                  for c in sorted(CASES)])  # Linen's: in the slow step
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.slow) if c in ("linen_gru", "eqx_lstm") else c
+        for c in sorted(CASES)
+    ],
+)  # Linen's: in the slow step
 def test_exact_rules_are_the_gradient_of_the_original_module(case):
     with jax.enable_x64(True):
         cell, step, s0 = CASES[case]()
@@ -135,14 +158,17 @@ def test_exact_rules_are_the_gradient_of_the_original_module(case):
         x, y, m = problem()
         names = tuple(sorted(net.extra)) + ("w_out",)
         params = {**net.extra, "w_out": net.w_out}
-        want = jax.grad(summed_loss)(params, step, jax.tree_util.tree_map(
-            lambda a: a.astype(jnp.float64), s0), x, y, m)
+        want = jax.grad(summed_loss)(
+            params, step, jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), s0), x, y, m
+        )
         setup = Setup(loss=SQUARED_ERROR, params=names)
 
         @jax.jit
         def both(net):
-            return {r: get_rule(r).trial(net, x, y, m, jax.random.PRNGKey(0), setup)[0]
-                    for r in ("bptt", "rtrl")}
+            return {
+                r: get_rule(r).trial(net, x, y, m, jax.random.PRNGKey(0), setup)[0]
+                for r in ("bptt", "rtrl")
+            }
 
         for rule, got in both(net).items():
             assert set(got) == set(names)
@@ -173,8 +199,8 @@ class Elman(eqx.Module):
 def flip_flop():
     return rflo.make_task("flip_flop", n_bits=2, n_steps=20)
 
-@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 
+@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 def test_local_rules_train_the_builtin_cells():
     task = flip_flop()
     cell = from_equinox(eqx.nn.GRUCell(N_IN, N_REC, key=jax.random.PRNGKey(0)))
@@ -185,8 +211,8 @@ def test_local_rules_train_the_builtin_cells():
         moved = {k: float(np.max(np.abs(res.network.extra[k] - net.extra[k]))) for k in net.extra}
         assert all(v > 0 for v in moved.values()), (rule, moved)
 
-@pytest.mark.slow  # trains a module; the refusal of a cell without unit axes is in test_synaptic_cells
 
+@pytest.mark.slow  # trains a module; the refusal of a cell without unit axes is in test_synaptic_cells
 def test_a_generic_module_needs_unit_axes_for_local_rules():
     task = flip_flop()
     cell = from_equinox(Elman)  # a function key -> module: each seed draws its own
@@ -205,8 +231,8 @@ def test_a_generic_module_needs_unit_axes_for_local_rules():
     with pytest.raises(ValueError, match="'v', which the module does not have"):
         from_equinox(Elman, unit_axes={"v": 0})
 
-@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 
+@pytest.mark.slow  # training runs; exactness and refusals stay in the default run
 def test_flax_cells_train_and_find_their_output():
     task = flip_flop()
     lstm = from_flax(nnx.LSTMCell(N_IN, N_REC, rngs=nnx.Rngs(0)))
@@ -240,7 +266,9 @@ def test_sizes_that_do_not_fit_the_module_are_refused():
         rflo.init_network(3, N_REC, N_OUT, cell=cell)
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match=r"n_in=2, n_rec=4.*n_in=2, n_rec=5"):
-        rflo.init_network(N_IN, 5, N_OUT, cell=from_flax(nnx.GRUCell(N_IN, N_REC, rngs=nnx.Rngs(0))))
+        rflo.init_network(
+            N_IN, 5, N_OUT, cell=from_flax(nnx.GRUCell(N_IN, N_REC, rngs=nnx.Rngs(0)))
+        )
     with pytest.raises(ValueError, match=r"n_rec=4.*n_rec=6"):
         rflo.init_network(N_IN, 6, N_OUT, cell=from_flax(linen.GRUCell(features=N_REC)))
     with pytest.raises(ValueError, match=r"does not run on an input of shape \(3,\)"):
@@ -255,8 +283,12 @@ def test_cells_are_static_data():
     assert jax.tree_util.tree_leaves(a) == []
     net = rflo.init_network(N_IN, N_REC, N_OUT, cell=a, seed=0)
     assert net.n_in == N_IN and net.n_rec == N_REC
-    assert net.cell.settings() == {"name": "equinox", "module": "GRUCell", "n_in": N_IN,
-                                   "n_rec": N_REC}
+    assert net.cell.settings() == {
+        "name": "equinox",
+        "module": "GRUCell",
+        "n_in": N_IN,
+        "n_rec": N_REC,
+    }
     with pytest.raises(ValueError, match="must be a function"):
         from_flax(nnx.GRUCell(N_IN, N_REC, rngs=nnx.Rngs(0)), output=3)
     with pytest.raises(ValueError, match="equinox.Module or a function"):

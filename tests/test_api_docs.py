@@ -51,8 +51,11 @@ def directives(text):
                     j += 1
                 continue
             if re.match(r"\s+members:\s*\[", lines[j]):
-                members = [m.strip().strip("'\"") for m in
-                           lines[j].split("[", 1)[1].split("]")[0].split(",") if m.strip()]
+                members = [
+                    m.strip().strip("'\"")
+                    for m in lines[j].split("[", 1)[1].split("]")[0].split(",")
+                    if m.strip()
+                ]
             if lines[j].strip() and not lines[j].startswith("    "):
                 break
             j += 1
@@ -85,7 +88,8 @@ def test_every_name_of_rflo_all_has_a_directive():
 
 def test_a_new_name_in_rflo_all_would_fail_the_check():
     assert undocumented([*rflo.__all__, "brand_new_function"], (API / "rflo.md").read_text()) == [
-        "brand_new_function"]
+        "brand_new_function"
+    ]
 
 
 def test_rflo_page_directives_name_real_objects():
@@ -109,12 +113,15 @@ def test_each_public_module_page_covers_its_all(module):
     else:  # the whole module: mkdocstrings must render exactly __all__, docstring or not
         config = handler_options()
         assert re.search(r"^\s+filters:\s*(public|\[\s*[\"']?public)", config, re.M), (
-            "mkdocs.yml: '::: module' pages need filters: public (render __all__)")
-        assert (re.search(r"^\s+show_if_no_docstring:\s*true", config, re.M)
-                or re.search(r"^\s+- docs/_ext/rflo_docstrings\.py", config, re.M)), (
+            "mkdocs.yml: '::: module' pages need filters: public (render __all__)"
+        )
+        assert re.search(r"^\s+show_if_no_docstring:\s*true", config, re.M) or re.search(
+            r"^\s+- docs/_ext/rflo_docstrings\.py", config, re.M
+        ), (
             "mkdocs.yml: '::: module' pages need show_if_no_docstring: true or the "
             "docs/_ext/rflo_docstrings.py extension (names such as rflo.cells.LEAKY_TANH "
-            "have no docstring, and mkdocstrings skips those otherwise)")
+            "have no docstring, and mkdocstrings skips those otherwise)"
+        )
 
 
 def test_griffe_extensions_named_in_mkdocs_yml_exist():
@@ -126,9 +133,15 @@ def test_every_page_and_tutorial_is_in_the_nav():
     """The strict build refuses a page the nav leaves out; this says so without mkdocs."""
     config = (ROOT / "mkdocs.yml").read_text()
     docs = ROOT / "docs"
-    pages = [p.relative_to(docs).as_posix() for p in sorted(docs.rglob("*"))
-             if p.suffix in (".md", ".ipynb") and "_ext" not in p.parts
-             and ".ipynb_checkpoints" not in p.parts]
+    pages = [
+        p.relative_to(docs).as_posix()
+        for p in sorted(docs.rglob("*"))
+        if p.suffix in (".md", ".ipynb")
+        and "_ext" not in p.parts
+        and ".ipynb_checkpoints" not in p.parts
+    ]
     assert {"api/rflo.md", "tutorials/paper_experiment.ipynb", "rules/rflo.md"} <= set(pages)
-    missing = [page for page in pages if not re.search(rf"[\s:]{re.escape(page)}\s*$", config, re.M)]
+    missing = [
+        page for page in pages if not re.search(rf"[\s:]{re.escape(page)}\s*$", config, re.M)
+    ]
     assert not missing, f"add to mkdocs.yml's nav: {missing}"

@@ -18,8 +18,10 @@ from rflo.rules.base import Setup
 
 N_IN, N_REC, N_OUT, T = 2, 6, 2, 16
 NAMES = ("w_in", "w_rec", "w_out", "h0")
-CELLS = {"alif": ALIF(beta=0.5, tau_a=10.0, n_refractory=3, n_regular=2),
-         "lif": LIF(n_refractory=2)}
+CELLS = {
+    "alif": ALIF(beta=0.5, tau_a=10.0, n_refractory=3, n_regular=2),
+    "lif": LIF(n_refractory=2),
+}
 
 
 def rel_err(a, b):
@@ -30,9 +32,15 @@ def rel_err(a, b):
 def case(cell, seed=3):
     rng = np.random.default_rng(seed)
     net = rflo.network_from_arrays(
-        w_in=rng.normal(size=(N_REC, N_IN)) * 1.5, w_rec=rng.normal(size=(N_REC, N_REC)),
-        w_out=rng.normal(size=(N_OUT, N_REC)), b=rng.normal(size=(N_REC, N_OUT)),
-        h0=rng.uniform(0.0, 1.5, N_REC), tau=4.0, dtype="float64", cell=cell)
+        w_in=rng.normal(size=(N_REC, N_IN)) * 1.5,
+        w_rec=rng.normal(size=(N_REC, N_REC)),
+        w_out=rng.normal(size=(N_OUT, N_REC)),
+        b=rng.normal(size=(N_REC, N_OUT)),
+        h0=rng.uniform(0.0, 1.5, N_REC),
+        tau=4.0,
+        dtype="float64",
+        cell=cell,
+    )
     x = rng.normal(size=(T, N_IN)) + 1.0
     mask = (np.arange(T) % 4 != 1).astype(float)
     target = np.eye(N_OUT)[rng.integers(0, N_OUT, T)]
@@ -51,8 +59,11 @@ def reference_loss(p, cell, x, target, mask):
     def body(carry, inp):
         v, a, r, z = carry
         x_t, target_t, m_t = inp
-        v = alpha * v + (1 - alpha) * (p["w_rec"] @ z + p["w_in"] @ x_t) \
+        v = (
+            alpha * v
+            + (1 - alpha) * (p["w_rec"] @ z + p["w_in"] @ x_t)
             - jax.lax.stop_gradient(z) * thr
+        )
         a = rho * a + z
         r = jax.lax.stop_gradient(jnp.clip(r + n_ref * z - 1.0, 0.0, n_ref))
         z = jnp.where(r > 0, 0.0, spike((v - thr - beta * a) / thr, gamma))
@@ -64,10 +75,14 @@ def reference_loss(p, cell, x, target, mask):
     return jnp.sum(steps)
 
 
-@pytest.mark.parametrize("name,rules", [
-    ("alif", ("bptt",)),
-    pytest.param("alif", ("rtrl",), marks=pytest.mark.slow),
-    pytest.param("lif", ("bptt", "rtrl"), marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name,rules",
+    [
+        ("alif", ("bptt",)),
+        pytest.param("alif", ("rtrl",), marks=pytest.mark.slow),
+        pytest.param("lif", ("bptt", "rtrl"), marks=pytest.mark.slow),
+    ],
+)
 def test_exact_rules_equal_autodiff(name, rules):
     net, x, mask, target = case(CELLS[name])
     h = rflo.simulate(net, x)[1]
@@ -89,14 +104,21 @@ def test_exact_rules_equal_autodiff(name, rules):
 def test_refractory_period_spaces_spikes():
     n = 5
     cell = ALIF(thr=0.6, beta=0.0, n_refractory=n, drive=50.0)  # driven far above threshold
-    net = rflo.network_from_arrays(w_in=np.zeros((3, 1)), w_rec=np.zeros((3, 3)),
-                                   w_out=np.zeros((1, 3)), b=np.zeros((3, 1)), h0=np.zeros(3),
-                                   tau=20.0, cell=cell)
+    net = rflo.network_from_arrays(
+        w_in=np.zeros((3, 1)),
+        w_rec=np.zeros((3, 3)),
+        w_out=np.zeros((1, 3)),
+        b=np.zeros((3, 1)),
+        h0=np.zeros(3),
+        tau=20.0,
+        cell=cell,
+    )
     z = rflo.simulate(net, np.zeros((60, 1)))[1][:, 0]
     times = np.flatnonzero(z)
     assert len(times) > 5 and np.all(np.diff(times) == n)
-    free = rflo.simulate(net._replace(cell=ALIF(thr=0.6, beta=0.0, drive=50.0)),
-                         np.zeros((60, 1)))[1][:, 0]
+    free = rflo.simulate(net._replace(cell=ALIF(thr=0.6, beta=0.0, drive=50.0)), np.zeros((60, 1)))[
+        1
+    ][:, 0]
     assert np.min(np.diff(np.flatnonzero(free))) < n
 
 
@@ -132,10 +154,15 @@ def eprop_by_hand(net, x, target, mask):
     esum = {k: np.zeros_like(e) for k, e in ev.items()}  # sum_t e[t]
     zs = []
     for t in range(1, x.shape[0]):
-        pre = {"w_rec": np.broadcast_to(z, (N_REC, N_REC)), "w_in": np.broadcast_to(x[t], w_in.shape)}
+        pre = {
+            "w_rec": np.broadcast_to(z, (N_REC, N_REC)),
+            "w_in": np.broadcast_to(x[t], w_in.shape),
+        }
         for k in ev:
-            ev[k], ea[k] = (alpha * ev[k] + (1 - alpha) * pre[k],
-                            psi[:, None] * ev[k] + (rho - psi[:, None] * beta[:, None]) * ea[k])
+            ev[k], ea[k] = (
+                alpha * ev[k] + (1 - alpha) * pre[k],
+                psi[:, None] * ev[k] + (rho - psi[:, None] * beta[:, None]) * ea[k],
+            )
         v = alpha * v + (1 - alpha) * (w_rec @ z + w_in @ x[t]) - z * thr
         a = rho * a + z
         r = np.clip(r + n_ref * z - 1.0, 0.0, n_ref)
@@ -156,9 +183,12 @@ def test_eprop_is_bellec_eligibility_with_refractory_and_mixed_units():
     expected = eprop_by_hand(net, x, target, mask)[0]
     with jax.enable_x64(True):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        d, _ = rflo.get_rule("eprop").trial(jnet, *map(jnp.asarray, (x, target, mask)),
-                                            jax.random.PRNGKey(0),
-                                            Setup(loss=CROSS_ENTROPY, params=("w_in", "w_rec")))
+        d, _ = rflo.get_rule("eprop").trial(
+            jnet,
+            *map(jnp.asarray, (x, target, mask)),
+            jax.random.PRNGKey(0),
+            Setup(loss=CROSS_ENTROPY, params=("w_in", "w_rec")),
+        )
     for k in ("w_in", "w_rec"):
         assert float(np.max(np.abs(expected[k]))) > 1e-6
         assert rel_err(d[k], expected[k]) < 1e-10, k
@@ -182,8 +212,11 @@ def test_rate_regulariser_eprop_form_and_exact_form():
     names = ("w_in", "w_rec", "w_out")
     with jax.enable_x64(True):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        args = (*map(jnp.asarray, (x, target, mask)), jax.random.PRNGKey(0),
-                Setup(loss=CROSS_ENTROPY, params=names))
+        args = (
+            *map(jnp.asarray, (x, target, mask)),
+            jax.random.PRNGKey(0),
+            Setup(loss=CROSS_ENTROPY, params=names),
+        )
         diffs = {}
         for base, exact in (("eprop", False), ("bptt", True)):
             plain, _ = rflo.get_rule(base).trial(jnet, *args)
@@ -194,9 +227,9 @@ def test_rate_regulariser_eprop_form_and_exact_form():
             for k in ("w_in", "w_rec"):
                 got = diffs[base, k] = np.asarray(d[k] - plain[k])
                 if exact:  # the gradient of the penalty through the library's forward
-                    g = jax.grad(lambda p: rate_penalty(
-                        forward(jnet._replace(**p), args[0]).z, f0, strength))(
-                        params_of(jnet, ("w_in", "w_rec")))[k]
+                    g = jax.grad(
+                        lambda p: rate_penalty(forward(jnet._replace(**p), args[0]).z, f0, strength)
+                    )(params_of(jnet, ("w_in", "w_rec")))[k]
                     want = -scale * np.asarray(g)
                 else:
                     want = -scale * signal[:, None] * esum[k]
@@ -214,11 +247,22 @@ def test_full_mode_has_the_papers_settings():
     from rflo.paper import bellec2020 as b
 
     cell, full = b.bellec_cell(), b.FULL
-    assert (cell.thr, cell.gamma, cell.tau_a, cell.n_refractory, cell.n_regular) == \
-        (0.6, 0.3, 2000.0, 5, 50)
+    assert (cell.thr, cell.gamma, cell.tau_a, cell.n_refractory, cell.n_regular) == (
+        0.6,
+        0.3,
+        2000.0,
+        5,
+        50,
+    )
     assert abs(cell.beta - 1.7 * (1 - np.exp(-1 / 2000)) / (1 - np.exp(-1 / 20))) < 1e-12
-    assert (full.iterations, full.batch, full.delay, full.lr, full.reg_rate,
-            full.reg_strength) == (2000, 64, 1050, 0.005, 0.01, 1.0)
+    assert (full.iterations, full.batch, full.delay, full.lr, full.reg_rate, full.reg_strength) == (
+        2000,
+        64,
+        1050,
+        0.005,
+        0.01,
+        1.0,
+    )
     assert set(full.rules) == {"eprop", "eprop_random", "bptt"} and b.CRITERION == 0.07
     curves = np.array([[0.5] * 20 + [0.05] * 12, [0.5] * 32])
     assert b.criterion_met_at(curves) == [30, None]

@@ -29,26 +29,35 @@ def test_nothing_measured_is_said_not_guessed():
 
 
 def test_command_line_targets_and_profile():
-    rows = [{"kind": "cli", "name": "import", "wall_s": 1.0, "cpu_s": 1.2},
-            {"kind": "cli", "name": "train", "wall_s": 2.5, "cpu_s": 3.0},
-            {"kind": "cli", "name": "compare", "wall_s": 3.5, "cpu_s": 5.0},
-            {"kind": "cli", "name": "compare_1", "wall_s": 2.0, "cpu_s": 2.5}]
-    a, = by_id(targets.cli_targets(rows), "a")
-    b, = by_id(targets.cli_targets(rows), "b")
+    rows = [
+        {"kind": "cli", "name": "import", "wall_s": 1.0, "cpu_s": 1.2},
+        {"kind": "cli", "name": "train", "wall_s": 2.5, "cpu_s": 3.0},
+        {"kind": "cli", "name": "compare", "wall_s": 3.5, "cpu_s": 5.0},
+        {"kind": "cli", "name": "compare_1", "wall_s": 2.0, "cpu_s": 2.5},
+    ]
+    (a,) = by_id(targets.cli_targets(rows), "a")
+    (b,) = by_id(targets.cli_targets(rows), "b")
     assert a["met"] is False and abs(a["value"] - 2.5) < 1e-12
     assert "import 1.00 s" in a["profile"] and "1.50 s beyond it" in a["profile"]
     assert b["met"] is True and b["profile"] is None
     rows[2]["wall_s"] = 4.5
-    b, = by_id(targets.cli_targets(rows), "b")
+    (b,) = by_id(targets.cli_targets(rows), "b")
     assert b["met"] is False and "the training 2.50 s" in b["profile"]
     failed = [{"kind": "cli", "name": "train", "failed": "exit 2: boom"}]
-    a, = by_id(targets.cli_targets(failed), "a")
+    (a,) = by_id(targets.cli_targets(failed), "a")
     assert a["met"] is None and "boom" in a["measured"]
 
 
 def cell(cell, rule, mode, t, route="auto", ref=None, path="generic (XLA)"):
-    row = {"kind": "cell", "cell": cell, "rule": rule, "mode": mode, "route": route,
-           "path": path, "library": lib(t)}
+    row = {
+        "kind": "cell",
+        "cell": cell,
+        "rule": rule,
+        "mode": mode,
+        "route": route,
+        "path": path,
+        "library": lib(t),
+    }
     if ref:
         row["vs_reference"] = t / ref
     return row
@@ -56,14 +65,16 @@ def cell(cell, rule, mode, t, route="auto", ref=None, path="generic (XLA)"):
 
 def test_cells_against_leaky_tanh_and_bptt():
     k = "closed form + kernel"
-    rows = [cell("leaky_tanh", "rflo", "offline", 50e-6, ref=50e-6, path=k),
-            cell("leaky_tanh", "bptt", "offline", 60e-6, ref=60e-6, path=k),
-            cell("leaky_tanh", "rflo", "offline", 150e-6, route="generic", ref=50e-6),
-            cell("leaky_tanh", "bptt", "offline", 130e-6, route="generic", ref=60e-6),
-            cell("leaky_tau", "rflo", "offline", 260e-6, ref=50e-6),
-            cell("leaky_tau", "bptt", "offline", 100e-6, ref=60e-6),
-            cell("lstm", "rflo", "offline", 90e-6, ref=50e-6),
-            cell("lstm", "bptt", "offline", 110e-6, ref=60e-6)]
+    rows = [
+        cell("leaky_tanh", "rflo", "offline", 50e-6, ref=50e-6, path=k),
+        cell("leaky_tanh", "bptt", "offline", 60e-6, ref=60e-6, path=k),
+        cell("leaky_tanh", "rflo", "offline", 150e-6, route="generic", ref=50e-6),
+        cell("leaky_tanh", "bptt", "offline", 130e-6, route="generic", ref=60e-6),
+        cell("leaky_tau", "rflo", "offline", 260e-6, ref=50e-6),
+        cell("leaky_tau", "bptt", "offline", 100e-6, ref=60e-6),
+        cell("lstm", "rflo", "offline", 90e-6, ref=50e-6),
+        cell("lstm", "bptt", "offline", 110e-6, ref=60e-6),
+    ]
     ts = targets.cell_targets(rows)
     c = {t["name"].split()[0]: t for t in by_id(ts, "c")}
     d = {t["name"].split()[0].rstrip(":"): t for t in by_id(ts, "d")}
@@ -79,40 +90,78 @@ def test_cells_against_leaky_tanh_and_bptt():
 
 
 def test_sizes_peers_ensembles_sweep():
-    size = {"kind": "size", "rule": "rflo", "mode": "offline", "steps": 100,
-            "matmul_peak_gflops": 200.0}
-    rows = [dict(size, n_rec=100, gflops=120.0, share_of_peak=0.6, forward_s=1e-4, forward_share=0.3),
-            dict(size, n_rec=1000, gflops=10.0, share_of_peak=0.05, forward_s=0.03,
-                 forward_share=0.7)]
+    size = {
+        "kind": "size",
+        "rule": "rflo",
+        "mode": "offline",
+        "steps": 100,
+        "matmul_peak_gflops": 200.0,
+    }
+    rows = [
+        dict(size, n_rec=100, gflops=120.0, share_of_peak=0.6, forward_s=1e-4, forward_share=0.3),
+        dict(size, n_rec=1000, gflops=10.0, share_of_peak=0.05, forward_s=0.03, forward_share=0.7),
+    ]
     e = by_id(targets.size_targets(rows), "e")
     assert e[0]["met"] is False and "n_rec 1000" in e[0]["name"]
     assert "forward pass alone" in e[0]["profile"]
     assert e[1]["met"] is None and "--jax-rtrl" in e[1]["measured"]
-    peers = [{"kind": "peer", "rule": "rflo", "mode": "offline", "n_rec": n, "speedup": s,
-              "library": lib(1e-4), "jax_rtrl": {"seconds_per_trial": s * 1e-4}}
-             for n, s in ((50, 5.0), (200, 0.9))]
+    peers = [
+        {
+            "kind": "peer",
+            "rule": "rflo",
+            "mode": "offline",
+            "n_rec": n,
+            "speedup": s,
+            "library": lib(1e-4),
+            "jax_rtrl": {"seconds_per_trial": s * 1e-4},
+        }
+        for n, s in ((50, 5.0), (200, 0.9))
+    ]
     e = by_id(targets.size_targets(peers), "e")
     assert e[-1]["met"] is False and "at 200" in e[-1]["name"]
 
-    ens = [{"kind": "speed", "rule": "rflo", "mode": m, "n_rec": 50, "library": lib(100e-6)}
-           for m in ("offline", "online")]
-    ens += [{"kind": "ensemble", "rule": "rflo", "mode": "offline", "n_rec": 50, "K": 64,
-             "library": lib(40e-6, peak=1 << 20)},
-            {"kind": "ensemble", "rule": "rflo", "mode": "online", "n_rec": 50, "K": 64,
-             "library": lib(80e-6, cpu=160e-6)}]
+    ens = [
+        {"kind": "speed", "rule": "rflo", "mode": m, "n_rec": 50, "library": lib(100e-6)}
+        for m in ("offline", "online")
+    ]
+    ens += [
+        {
+            "kind": "ensemble",
+            "rule": "rflo",
+            "mode": "offline",
+            "n_rec": 50,
+            "K": 64,
+            "library": lib(40e-6, peak=1 << 20),
+        },
+        {
+            "kind": "ensemble",
+            "rule": "rflo",
+            "mode": "online",
+            "n_rec": 50,
+            "K": 64,
+            "library": lib(80e-6, cpu=160e-6),
+        },
+    ]
     f = {t["name"].split()[1]: t for t in by_id(targets.ensemble_targets(ens), "f")}
     assert f["offline"]["met"] is True and f["online"]["met"] is False
     assert "second core" in f["online"]["profile"]
 
-    sweep = [{"kind": "sweep", "devices": 2, "ratio": 1.5, "ratio_to_one_device": 1.3,
-              "networks": 64, "trials": 1000,
-              "best_network_trials_per_s": {"1 core": 1000.0, "2 devices": 1500.0}}]
-    g, = targets.sweep_targets(sweep)
+    sweep = [
+        {
+            "kind": "sweep",
+            "devices": 2,
+            "ratio": 1.5,
+            "ratio_to_one_device": 1.3,
+            "networks": 64,
+            "trials": 1000,
+            "best_network_trials_per_s": {"1 core": 1000.0, "2 devices": 1500.0},
+        }
+    ]
+    (g,) = targets.sweep_targets(sweep)
     assert g["met"] is False and "1 core: 1,000" in g["profile"]
 
 
 def test_benchmark_modules_stay_small():
     """run.py was split along its jobs: no benchmark module over 400 lines."""
-    big = {p.name: n for p in BENCH.glob("*.py")
-           if (n := len(p.read_text().splitlines())) > 400}
+    big = {p.name: n for p in BENCH.glob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not big, big

@@ -34,13 +34,16 @@ def exact_case(name, seed=3):
     rng = np.random.default_rng(seed)
     cell = SPIKING.get(name, name)
     net = rflo.init_network(N_IN, N_REC, N_OUT, cell=cell, dtype="float64", tau=4.0, seed=1)
-    net = net._replace(w_in=rng.normal(size=(N_REC, N_IN)) * 1.5,
-                       w_rec=rng.normal(size=(N_REC, N_REC)),
-                       w_out=rng.normal(size=(N_OUT, N_REC)),
-                       h0=rng.uniform(0.0, 1.5, N_REC))
+    net = net._replace(
+        w_in=rng.normal(size=(N_REC, N_IN)) * 1.5,
+        w_rec=rng.normal(size=(N_REC, N_REC)),
+        w_out=rng.normal(size=(N_OUT, N_REC)),
+        h0=rng.uniform(0.0, 1.5, N_REC),
+    )
     if name == "leaky_tau":
-        net = net._replace(tau=rng.uniform(1.5, 6.0, N_REC),
-                           extra={"bias": rng.normal(size=N_REC) * 0.3})
+        net = net._replace(
+            tau=rng.uniform(1.5, 6.0, N_REC), extra={"bias": rng.normal(size=N_REC) * 0.3}
+        )
     net = rflo.network_from_arrays(**net._asdict())
     x = rng.normal(size=(T, N_IN)) + 1.0
     mask = (np.arange(T) % 4 != 1).astype(float)
@@ -145,14 +148,16 @@ def test_exact_rules_equal_autodiff(name):  # LIF (ALIF without adaptation): slo
             h = rflo.simulate(net, x)[1]
             assert 0 < h[1:].sum() < h[1:].size
         for loss, target in targets.items():
-            grad = jax.grad(reference_loss)(p0, jnet.cell, jnp.asarray(x), jnp.asarray(target),
-                                            jnp.asarray(mask), loss)
+            grad = jax.grad(reference_loss)(
+                p0, jnet.cell, jnp.asarray(x), jnp.asarray(target), jnp.asarray(mask), loss
+            )
             for k in names:
                 assert float(jnp.max(jnp.abs(grad[k]))) > 1e-6, (loss.name, k)
             setup = Setup(loss=loss, params=names)
             for rule in ("bptt", "rtrl", "snap2"):
-                d, y = rflo.get_rule(rule).trial(jnet, jnp.asarray(x), jnp.asarray(target),
-                                                jnp.asarray(mask), key, setup)
+                d, y = rflo.get_rule(rule).trial(
+                    jnet, jnp.asarray(x), jnp.asarray(target), jnp.asarray(mask), key, setup
+                )
                 assert set(d) == set(names)
                 for k in names:
                     err = rel_err(d[k], -grad[k])
@@ -189,12 +194,17 @@ def eprop_alif_by_hand(net, x, target, mask, adaptation=True):
     d = {k: np.zeros_like(e) for k, e in ev.items()}
     d["w_out"] = np.zeros_like(w_out)
     for t in range(1, x.shape[0]):
-        pre = {"w_rec": np.broadcast_to(z, (n, n)), "w_in": np.broadcast_to(x[t], w_in.shape),
-               "h0": np.zeros(n)}
+        pre = {
+            "w_rec": np.broadcast_to(z, (n, n)),
+            "w_in": np.broadcast_to(x[t], w_in.shape),
+            "h0": np.zeros(n),
+        }
         for k in ev:
             col = psi if ev[k].ndim == 1 else psi[:, None]
-            ev[k], ea[k] = (alpha * ev[k] + (1 - alpha) * pre[k],
-                            col * ev[k] + (rho - col * beta) * ea[k])
+            ev[k], ea[k] = (
+                alpha * ev[k] + (1 - alpha) * pre[k],
+                col * ev[k] + (rho - col * beta) * ea[k],
+            )
         v_new = alpha * v + (1 - alpha) * (w_rec @ z + w_in @ x[t]) - z * thr
         a = rho * a + z
         v = v_new
@@ -213,9 +223,15 @@ def test_eprop_alif_is_bellec_eligibility():
     n_in, n, n_out, steps = 2, 4, 2, 8
     cell = ALIF(thr=1.0, gamma=0.3, beta=0.6, tau_a=8.0)
     net = rflo.network_from_arrays(
-        w_in=rng.normal(size=(n, n_in)) * 1.5, w_rec=rng.normal(size=(n, n)),
-        w_out=rng.normal(size=(n_out, n)), b=rng.normal(size=(n, n_out)),
-        h0=rng.uniform(0.3, 1.6, n), tau=3.0, dtype="float64", cell=cell)
+        w_in=rng.normal(size=(n, n_in)) * 1.5,
+        w_rec=rng.normal(size=(n, n)),
+        w_out=rng.normal(size=(n_out, n)),
+        b=rng.normal(size=(n, n_out)),
+        h0=rng.uniform(0.3, 1.6, n),
+        tau=3.0,
+        dtype="float64",
+        cell=cell,
+    )
     x = rng.normal(size=(steps, n_in)) + 1.2
     target = rng.normal(size=(steps, n_out))
     mask = np.ones(steps)
@@ -225,8 +241,13 @@ def test_eprop_alif_is_bellec_eligibility():
     assert h.sum() >= 3  # spikes, so the adaptation component is exercised
     with jax.enable_x64(True):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        args = (jnp.asarray(x), jnp.asarray(target), jnp.asarray(mask), jax.random.PRNGKey(0),
-                Setup(params=names))
+        args = (
+            jnp.asarray(x),
+            jnp.asarray(target),
+            jnp.asarray(mask),
+            jax.random.PRNGKey(0),
+            Setup(params=names),
+        )
         d, _ = rflo.get_rule("eprop").trial(jnet, *args)
         exact, _ = rflo.get_rule("bptt").trial(jnet, *args)
     for k in names:
@@ -253,8 +274,9 @@ def test_train_leaky_tau_keeps_tau_at_least_one():
     assert np.any(trained.tau == 1.0)  # the large rate pushed some below 1: clipped
     assert not np.allclose(trained.extra["bias"], 0.0)
     # a moderate rate learns
-    res = rflo.train(net, task, "eprop", trials=200,
-                     lr={"w_rec": 0.1, "w_out": 0.1, "tau": 0.1, "bias": 0.1})
+    res = rflo.train(
+        net, task, "eprop", trials=200, lr={"w_rec": 0.1, "w_out": 0.1, "tau": 0.1, "bias": 0.1}
+    )
     assert np.all(np.isfinite(res.loss)) and res.diverged is None
     assert res.loss[-20:].mean() < res.loss[:20].mean()
 

@@ -5,7 +5,6 @@ one line, and JAX's persistent compilation cache for the commands."""
 from pathlib import Path
 
 import pytest
-
 from test_cli import assert_user_error, run
 
 CLI = Path(__file__).resolve().parents[1] / "src" / "rflo" / "cli"
@@ -26,11 +25,15 @@ def test_every_command_is_one_registry_line_and_no_module_is_long():
 def test_a_command_whose_module_is_missing_says_so_in_one_line(monkeypatch):
     from rflo.cli import registry
 
-    monkeypatch.setitem(registry.COMMANDS, "nothere",
-                        registry.Command("rflo.paper.not_a_module", "a command to come"))
+    monkeypatch.setitem(
+        registry.COMMANDS,
+        "nothere",
+        registry.Command("rflo.paper.not_a_module", "a command to come"),
+    )
     proc = run("nothere", "--any", "thing")
-    assert_user_error(proc, "rflo nothere: error: this installation cannot run it",
-                      "rflo.paper.not_a_module")
+    assert_user_error(
+        proc, "rflo nothere: error: this installation cannot run it", "rflo.paper.not_a_module"
+    )
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "nothere" in run("--help").stdout  # listed all the same
 

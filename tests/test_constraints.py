@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import random_task
 
 import rflo
 from rflo.ensemble import train_ensemble
 from rflo.rules import get_rule, rule_names
-
-from conftest import random_task
 
 # large enough that unconstrained updates push many weights across zero
 LR = (1.0, 20.0, 1.0)
@@ -53,8 +52,10 @@ TASK = random_task(steps=12, n_in=2, n_out=1, seed=3)
 SLOW_RULES = ("rkf_rtrl", "kernl", "dni")
 
 
-@pytest.mark.parametrize("rule,online", [
-    pytest.param(r, o, marks=pytest.mark.slow) if r in SLOW_RULES else (r, o) for r, o in modes()])
+@pytest.mark.parametrize(
+    "rule,online",
+    [pytest.param(r, o, marks=pytest.mark.slow) if r in SLOW_RULES else (r, o) for r, o in modes()],
+)
 def test_dale_and_mask_hold_after_training(rule, online):
     net = constrained_net()
     assert np.any(np.asarray(net.sign) < 0) and np.any(np.asarray(net.sign) > 0)

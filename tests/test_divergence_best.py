@@ -41,8 +41,15 @@ def test_train_returns_the_network_of_the_lowest_loss_seen():
     # the guard hands it on, and a guard without one is refused only when wrong
     assert res.guard.best_at == res.best_trials
     with pytest.raises(ValueError, match="best_at"):
-        rflo.train(res.network, task, "rflo", trials=1, lr=(0, 0.01, 0.01),
-                   start_trial=res.trials_done, guard=res.guard._replace(best_at=res.trials_done))
+        rflo.train(
+            res.network,
+            task,
+            "rflo",
+            trials=1,
+            lr=(0, 0.01, 0.01),
+            start_trial=res.trials_done,
+            guard=res.guard._replace(best_at=res.trials_done),
+        )
 
 
 @pytest.mark.slow
@@ -56,17 +63,27 @@ def test_the_best_network_is_that_of_one_long_session_and_of_an_ensemble():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         a = rflo.train(net, task, "rflo", trials=8, **common)
-        b = rflo.train(a.network, task, "rflo", trials=TRIALS - 8, start_trial=8,
-                       opt_state=a.opt_state, guard=a.guard, **common)
+        b = rflo.train(
+            a.network,
+            task,
+            "rflo",
+            trials=TRIALS - 8,
+            start_trial=8,
+            opt_state=a.opt_state,
+            guard=a.guard,
+            **common,
+        )
         nets = init_ensemble(1, UNITS, 1, seeds=[0, 1])
-        ens = train_ensemble(nets, task, "rflo", trials=TRIALS,
-                             lr=np.array([[0, LR, LR], [0, 0.3, 0.3]]))
+        ens = train_ensemble(
+            nets, task, "rflo", trials=TRIALS, lr=np.array([[0, LR, LR], [0, 0.3, 0.3]])
+        )
     assert b.best_trials == whole.best_trials and b.best_loss == whole.best_loss
     np.testing.assert_array_equal(b.best_network.w_rec, whole.best_network.w_rec)
     assert ens.diverged_at[0] > 0 and ens.diverged_at[1] == 0
     for k in range(2):
-        member = ens.network(k)._replace(**{f: getattr(ens.best_networks, f)[k]
-                                            for f in ("w_in", "w_rec", "w_out", "b", "h0")})
+        member = ens.network(k)._replace(
+            **{f: getattr(ens.best_networks, f)[k] for f in ("w_in", "w_rec", "w_out", "b", "h0")}
+        )
         assert ens.best_loss[k] == pytest.approx(np.nanmin(ens.loss[k]), rel=1e-6)
         assert rflo.evaluate(member, task).loss == pytest.approx(ens.best_loss[k], rel=1e-4)
     assert ens.best_trials[0] == whole.best_trials
@@ -78,9 +95,17 @@ def test_checkpoints_keep_the_best_network_and_read_older_ones(tmp_path):
 
     net, task, res = _diverged_run()
     g = res.guard
-    prog = checkpoint.Progress(res.network, res.loss[:-1], res.alignment[:-1], 1.0, g.best_loss,
-                               g.previous, best=g.best_network, best_network_loss=g.best_network_loss,
-                               best_at=g.best_at)
+    prog = checkpoint.Progress(
+        res.network,
+        res.loss[:-1],
+        res.alignment[:-1],
+        1.0,
+        g.best_loss,
+        g.previous,
+        best=g.best_network,
+        best_network_loss=g.best_network_loss,
+        best_at=g.best_at,
+    )
     checkpoint.save_progress(tmp_path, "rflo", prog, "id")
     back = checkpoint.load_progress(tmp_path, "rflo", "id")
     assert back.best_at == g.best_at and back.best_network_loss == g.best_network_loss
@@ -94,17 +119,34 @@ def test_a_diverged_command_line_run_saves_both_networks(tmp_path):
     from test_cli import run
 
     out = tmp_path / "run"
-    proc = run("train", "--units", UNITS, "--period", PERIOD, "--lr", 0, LR, LR, "--trials",
-               TRIALS, "--quiet", "--out", out)
+    proc = run(
+        "train",
+        "--units",
+        UNITS,
+        "--period",
+        PERIOD,
+        "--lr",
+        0,
+        LR,
+        LR,
+        "--trials",
+        TRIALS,
+        "--quiet",
+        "--out",
+        out,
+    )
     assert proc.returncode == 3, proc.stderr
     last, best = out / "rflo.npz", out / "rflo.best.npz"
     assert f"to {last} " in proc.stderr and f"to {best}." in proc.stderr
-    m = re.search(r"best \(after trial (\d+): the lowest loss seen, (\S+) on trial (\d+)\)",
-                  proc.stderr)
+    m = re.search(
+        r"best \(after trial (\d+): the lowest loss seen, (\S+) on trial (\d+)\)", proc.stderr
+    )
     assert m and int(m.group(3)) == int(m.group(1)) + 1, proc.stderr
     task = rflo.periodic_task(period=PERIOD)
-    losses = {p.name: rflo.evaluate(rflo.load_network(p), task).loss
-              for p in (out / "initial.npz", last, best)}
+    losses = {
+        p.name: rflo.evaluate(rflo.load_network(p), task).loss
+        for p in (out / "initial.npz", last, best)
+    }
     assert losses["rflo.best.npz"] == pytest.approx(float(m.group(2)), rel=1e-3)
     assert losses["rflo.best.npz"] < losses["initial.npz"] / 2
     assert losses["rflo.best.npz"] < losses["rflo.npz"]

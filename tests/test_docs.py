@@ -32,7 +32,9 @@ def test_readme_own_loop_example_learns():
     block = re.findall(r"```python\n(.*?)```", text, re.S)[1]
     namespace = {}
     exec(compile(block, "README.md block 1", "exec"), namespace)
-    first, _ = namespace["step"](namespace["net"], namespace["x"], namespace["y"], namespace["mask"])
+    first, _ = namespace["step"](
+        namespace["net"], namespace["x"], namespace["y"], namespace["mask"]
+    )
     assert float(namespace["loss"]) < float(first) / 5
 
 
@@ -50,8 +52,9 @@ SHORTER = {"paper.md": [("trials=30_000", "trials=20")]}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md",
-                                  "sweeps.md", "own-model.md"])
+@pytest.mark.parametrize(
+    "page", ["long-runs.md", "optimizers.md", "paper.md", "tasks.md", "sweeps.md", "own-model.md"]
+)
 def test_every_docs_example_runs_and_shows_what_it_says(page, tmp_path, monkeypatch):
     """Each page's python blocks run in order in one namespace (NeuroGym's only
     where it is installed), in a fresh folder holding examples/; pages with a
@@ -95,8 +98,12 @@ def test_readme_command_lines_run(tmp_path):
     from test_cli import run
 
     text = (ROOT / "README.md").read_text()
-    lines = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-             for line in block.splitlines() if line.startswith("rflo ")]
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+        if line.startswith("rflo ")
+    ]
     assert len(lines) >= 10
     runs = tmp_path / "runs"
     shutil.copytree(ROOT / "examples", tmp_path / "examples")  # the sweep specs

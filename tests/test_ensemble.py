@@ -31,8 +31,9 @@ def test_ensemble_rates_by_name_equal_separate_runs():
     lr = {"w_rec": [0.01, 0.05], "w_out": 0.03}
     ens = train_ensemble(nets, task, "rflo", trials=10, lr=lr, seeds=[0, 1])
     for k, net in enumerate(unstack_networks(nets)):
-        single = rflo.train(net, task, "rflo", trials=10, lr={"w_rec": lr["w_rec"][k], "w_out": 0.03},
-                            seed=k)
+        single = rflo.train(
+            net, task, "rflo", trials=10, lr={"w_rec": lr["w_rec"][k], "w_out": 0.03}, seed=k
+        )
         np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(ens.network(k).w_in, net.w_in)
     with pytest.raises(ValueError, match="one per network"):
@@ -75,8 +76,9 @@ def test_a_diverging_network_is_frozen_without_stopping_the_others():
     assert np.all(np.isfinite(ens.loss[1, :bad]))
     # the healthy networks are exactly what separate runs give
     for k in (0, 2):
-        single = rflo.train(unstack_networks(nets)[k], task, "rflo", trials=200, lr=tuple(lr[k]),
-                            seed=5 + k)
+        single = rflo.train(
+            unstack_networks(nets)[k], task, "rflo", trials=200, lr=tuple(lr[k]), seed=5 + k
+        )
         np.testing.assert_allclose(ens.network(k).w_rec, single.network.w_rec, rtol=1e-5, atol=1e-6)
 
 
@@ -90,14 +92,26 @@ def test_ensemble_sessions_continued_with_their_guard_equal_one_session(split):
 
     task = rflo.periodic_task(period=30)
     nets = init_ensemble(task.n_in, 10, task.n_out, seeds=[0, 1, 2])
-    lr = {"w_in": 0.0, "w_rec": np.array([0.03, 0.01, 100.0]),
-          "w_out": np.array([0.03, 0.01, 100.0])}
+    lr = {
+        "w_in": 0.0,
+        "w_rec": np.array([0.03, 0.01, 100.0]),
+        "w_out": np.array([0.03, 0.01, 100.0]),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         full = train_ensemble(nets, task, "rflo", trials=12, lr=lr, seeds=[0, 1, 2])
         a = train_ensemble(nets, task, "rflo", trials=split, lr=lr, seeds=[0, 1, 2])
-        b = train_ensemble(a.networks, task, "rflo", trials=12 - split, lr=lr, seeds=[0, 1, 2],
-                           start_trial=split, opt_state=a.opt_state, guard=a.guard)
+        b = train_ensemble(
+            a.networks,
+            task,
+            "rflo",
+            trials=12 - split,
+            lr=lr,
+            seeds=[0, 1, 2],
+            start_trial=split,
+            opt_state=a.opt_state,
+            guard=a.guard,
+        )
     assert list(full.diverged_at) == [0, 0, 3]
     np.testing.assert_array_equal(b.diverged_at, full.diverged_at if split < 3 else [0, 0, 3])
     for name in ("w_rec", "w_out"):

@@ -72,8 +72,9 @@ def test_recall_accuracy_decides_on_mean_logit(trials):
     assert tuple(map(int, recall_accuracy(good, target, 0 * mask))) == (0, 0)
 
 
-@pytest.mark.parametrize("bad", [dict(n_cues=6), dict(t_cue=200), dict(p_group=0.5),
-                                 dict(n_in=42), dict(rate=2.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(n_cues=6), dict(t_cue=200), dict(p_group=0.5), dict(n_in=42), dict(rate=2.0)]
+)
 def test_refuses_bad_settings(bad):
     with pytest.raises(ValueError):
         evidence_accumulation(**bad)

@@ -37,10 +37,20 @@ def autodiff_updates(net, task, lr, derivative="exact"):
     act = jnp.tanh if derivative == "exact" else tanh_seed_derivative
     x, y, m = task.trial()  # numpy float64
     with jax.enable_x64(True):
-        weights = tuple(jnp.asarray(getattr(net, k), jnp.float64) for k in ("w_in", "w_rec", "w_out"))
-        grads = jax.grad(summed_loss)(weights, net, jnp.asarray(x, jnp.float64),
-                                      jnp.asarray(y, jnp.float64), jnp.asarray(m, jnp.float64), act)
-        return {k: np.asarray(-lr / x.shape[0] * g) for k, g in zip(("w_in", "w_rec", "w_out"), grads)}
+        weights = tuple(
+            jnp.asarray(getattr(net, k), jnp.float64) for k in ("w_in", "w_rec", "w_out")
+        )
+        grads = jax.grad(summed_loss)(
+            weights,
+            net,
+            jnp.asarray(x, jnp.float64),
+            jnp.asarray(y, jnp.float64),
+            jnp.asarray(m, jnp.float64),
+            act,
+        )
+        return {
+            k: np.asarray(-lr / x.shape[0] * g) for k, g in zip(("w_in", "w_rec", "w_out"), grads)
+        }
 
 
 def autodiff_update(net, task, which, lr, derivative="exact"):
@@ -51,8 +61,9 @@ def autodiff_update(net, task, which, lr, derivative="exact"):
 def library_updates(net, task, rule, lr, derivative):
     """One offline trial's change of each matrix (the three updates of one trial
     depend only on the weights before it)."""
-    res = rflo.train(net, task, rule, trials=1, lr=(lr, lr, lr), derivative=derivative,
-                     dtype="float64")
+    res = rflo.train(
+        net, task, rule, trials=1, lr=(lr, lr, lr), derivative=derivative, dtype="float64"
+    )
     return {k: getattr(res.network, k) - getattr(net, k) for k in ("w_in", "w_rec", "w_out")}
 
 
@@ -86,13 +97,16 @@ def test_seed_derivative_is_not_tanh_prime():
 
     u = np.array([0.0, 1.0, 3.0])
     with jax.enable_x64(True):
+
         def slope(derivative):
             cell = LeakyTanh(derivative)
             net = rflo.init_network(1, 3, 1, tau=1.0, dtype="float64")._replace(cell=cell)
             # tau = 1: h' = f(I), so dh'/dI = f'(I) elementwise
-            _, tangent = jax.jvp(lambda i: cell.neuron(net, jnp.zeros(3), i), (jnp.asarray(u),),
-                                 (jnp.ones(3),))
+            _, tangent = jax.jvp(
+                lambda i: cell.neuron(net, jnp.zeros(3), i), (jnp.asarray(u),), (jnp.ones(3),)
+            )
             return np.asarray(tangent), np.asarray(cell.fprime(jnp.asarray(u)))
+
         seed, seed_closed = slope("seed")
         exact, exact_closed = slope("exact")
     np.testing.assert_allclose(seed, 1 / np.cosh(10 * np.tanh(u / 10)) ** 2, rtol=1e-13)

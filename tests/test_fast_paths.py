@@ -19,7 +19,12 @@ from rflo.rules import Rule, Setup, get_rule
 from rflo.rules.rflo import FILTER_MATRIX_MAX_STEPS, reverse_filter
 from rflo.rules.rtrl import _propagate
 from rflo.trainer import (
-    Config, SessionState, init_opt_state, new_guard, run_chunk, trial_data,
+    Config,
+    SessionState,
+    init_opt_state,
+    new_guard,
+    run_chunk,
+    trial_data,
 )
 
 
@@ -43,8 +48,14 @@ _filter = jax.jit(reverse_filter, static_argnames=("use_matrix", "block"))
 @pytest.mark.parametrize("steps", [1, 7, 99, 300])
 def test_reverse_filter_routes_agree(steps):
     g = np.random.default_rng(steps).normal(size=(steps, 4)).astype(np.float32)
-    routes = [dict(use_matrix=True), dict(use_matrix=False), dict(), dict(block=1),
-              dict(block=3), dict(block=steps + 5)]
+    routes = [
+        dict(use_matrix=True),
+        dict(use_matrix=False),
+        dict(),
+        dict(block=1),
+        dict(block=3),
+        dict(block=steps + 5),
+    ]
     for c in (0.9, 0.0, -0.5):
         ref = filter_reference(g.astype(np.float64), c)
         for kw in routes:
@@ -113,11 +124,15 @@ def test_rtrl_fused_step_equals_textbook_step(m):
     d, pre = rng.uniform(0.1, 1, size=n), rng.normal(size=m)
     ref = propagate_reference(influence, w_rec, d, 0.1, pre)
     with jax.enable_x64(True):
-        got = _propagate(jnp.asarray(influence), jnp.asarray(w_rec), jnp.asarray(d), 0.1,
-                         jnp.asarray(pre))
+        got = _propagate(
+            jnp.asarray(influence), jnp.asarray(w_rec), jnp.asarray(d), 0.1, jnp.asarray(pre)
+        )
         assert scaled_err(got, ref) < 1e-13
-    got32 = _propagate(*(jnp.asarray(v, jnp.float32) for v in (influence, w_rec, d)), 0.1,
-                       jnp.asarray(pre, jnp.float32))
+    got32 = _propagate(
+        *(jnp.asarray(v, jnp.float32) for v in (influence, w_rec, d)),
+        0.1,
+        jnp.asarray(pre, jnp.float32),
+    )
     assert scaled_err(got32, ref) < 1e-5
 
 
@@ -137,13 +152,16 @@ def _work_bytes(rule, online, steps):
     net = jax.tree_util.tree_map(jnp.asarray, rflo.init_network(1, 8, 1))
     task = rflo.periodic_task(duration=steps)
     data = trial_data(task, 1, "float32")
-    lr = {k: jnp.asarray(v, jnp.float32) for k, v in zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03))}
+    lr = {
+        k: jnp.asarray(v, jnp.float32) for k, v in zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03))
+    }
     w = params_of(net)
     opt_state = init_opt_state(None, lr, w)
     state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
     cfg = Config(get_rule(rule), online, Setup())
-    compiled = run_chunk.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data,
-                               0, 1, 1).compile()
+    compiled = run_chunk.lower(
+        cfg, None, net, state, lr, jax.random.PRNGKey(0), data, 0, 1, 1
+    ).compile()
     return compiled.memory_analysis().temp_size_in_bytes
 
 
@@ -152,8 +170,10 @@ def test_online_memory_does_not_grow_with_trial_length_but_bptt_does():
     assert _work_bytes("bptt", False, 2000) > 20 * _work_bytes("bptt", False, 50) / 2
 
 
-@pytest.mark.parametrize("rule,online", [("rflo", False), ("rflo", True), ("bptt", False),
-                                         ("rtrl", False), ("rtrl", True)])
+@pytest.mark.parametrize(
+    "rule,online",
+    [("rflo", False), ("rflo", True), ("bptt", False), ("rtrl", False), ("rtrl", True)],
+)
 def test_unroll_changes_nothing_but_speed(rule, online):
     net = random_network(n_rec=6, dtype="float32")
     task = random_task(steps=25)
@@ -167,7 +187,7 @@ def test_unroll_changes_nothing_but_speed(rule, online):
 def test_rtrl_says_what_it_needs():
     from rflo.rules.rtrl import influence_bytes
 
-    assert influence_bytes(100, 1) == (100 ** 3 + 100 ** 2) * 4
+    assert influence_bytes(100, 1) == (100**3 + 100**2) * 4
     assert influence_bytes(100, 1, "float64") == 2 * influence_bytes(100, 1)
 
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_network, random_task, rel_err
 
 import rflo
 from rflo.paper import figure2
 from rflo.paper.common import network_seeds, paper_network
 from rflo.rules.rtrl import InfluenceRule
-
-from conftest import random_network, random_task, rel_err
 
 
 @pytest.mark.parametrize("derivative", ["exact"])
@@ -52,8 +51,9 @@ def test_config_checks():
     with pytest.raises(ValueError, match="panels a and d"):
         figure2.Config(mode="x", periods_tau=(20, 160)).check()
     with pytest.raises(ValueError, match=r"no rate for .*'rflo_dale', 160"):
-        figure2.Config(mode="x", lr=tuple(r for r in figure2.FULL.lr if r[0] != "rflo_dale")
-                       ).check()
+        figure2.Config(
+            mode="x", lr=tuple(r for r in figure2.FULL.lr if r[0] != "rflo_dale")
+        ).check()
 
 
 def test_paper_network_draws_the_methods_distributions():
@@ -61,8 +61,9 @@ def test_paper_network_draws_the_methods_distributions():
     1/sqrt(N)], W ~ N(0, 1.5^2/N), B ~ N(0, 1); Dale's law as w_ij <- xi_j |w_ij|."""
     n = 400
     net = paper_network(50, n, 20, seed=7)
-    w_in, w_rec, w_out, b = (np.asarray(getattr(net, k), float)
-                             for k in ("w_in", "w_rec", "w_out", "b"))
+    w_in, w_rec, w_out, b = (
+        np.asarray(getattr(net, k), float) for k in ("w_in", "w_rec", "w_out", "b")
+    )
     # uniform on [-a, a]: mean 0, variance a^2 / 3, the bounds reached but not passed
     for w, a in ((w_in, 1.0), (w_out, 1 / np.sqrt(n))):
         assert abs(w.mean()) < 0.02 * a and np.var(w) == pytest.approx(a * a / 3, rel=0.03)
@@ -87,13 +88,19 @@ def test_figure2_draws_the_methods_networks_by_default():
     for k, seed in enumerate((3, 4)):
         ref = paper_network(1, 30, 1, seed, 10.0)
         for name in ("w_in", "w_rec", "w_out", "b", "h0"):
-            np.testing.assert_array_equal(np.asarray(getattr(nets, name))[k],
-                                          np.asarray(getattr(ref, name)))
+            np.testing.assert_array_equal(
+                np.asarray(getattr(nets, name))[k], np.asarray(getattr(ref, name))
+            )
     dale = figure2.networks(figure2.FULL, "rflo_dale", [3])
     assert np.sum(np.asarray(dale.sign) > 0) == 15
     spec = figure2.run_spec(figure2.FULL, "rflo_dale", 80, seeds=[0, 1])
     assert (spec.rule, spec.units, spec.period, spec.dale, spec.derivative) == (
-        "rflo", 30, 800, 0.5, "seed")
+        "rflo",
+        30,
+        800,
+        0.5,
+        "seed",
+    )
     assert figure2.config("full", "notebook").init == "notebook"
 
 
@@ -103,8 +110,9 @@ def test_seeds_option_names_the_reported_networks():
     from rflo.paper.common import apply_arguments
 
     p = figure2.add_arguments(argparse.ArgumentParser())
-    cfg = apply_arguments(figure2.QUICK, p.parse_args(["--seeds", "10,12,15", "--init",
-                                                       "notebook"]))
+    cfg = apply_arguments(
+        figure2.QUICK, p.parse_args(["--seeds", "10,12,15", "--init", "notebook"])
+    )
     assert cfg.seeds == (10, 12, 15) and cfg.n_networks == 3 and cfg.init == "notebook"
     assert network_seeds(cfg) == [10, 12, 15]
     assert network_seeds(figure2.QUICK) == list(range(6))
@@ -127,13 +135,15 @@ def test_stored_rates_cover_every_panel():
 def test_grid_search_stages_each_improve_and_flag_the_edge(monkeypatch):
     """The three stages (joint, lr_rec, lr_out) on a tiny problem: each stage's best
     is no worse than the one before, and a choice on the grid's edge is flagged."""
-    cfg = figure2.Config(mode="tiny", n_rec=6, trials=20, grid_networks=2,
-                         lr_grid=(1e-3, 1e-2, 1e-1))
+    cfg = figure2.Config(
+        mode="tiny", n_rec=6, trials=20, grid_networks=2, lr_grid=(1e-3, 1e-2, 1e-1)
+    )
     g = figure2.grid_search(cfg, "rflo", 2)
     best = [min(stage["score"]) for stage in (g["joint"], g["rec"], g["out"])]
     assert best[1] <= best[0] and best[2] <= best[1]
-    assert [p[1] for p in g["rec"]["points"]] == [g["joint"]["points"][
-        int(np.argmin(g["joint"]["score"]))][1]] * 3
+    assert [p[1] for p in g["rec"]["points"]] == [
+        g["joint"]["points"][int(np.argmin(g["joint"]["score"]))][1]
+    ] * 3
     chosen = (g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
     assert g["at_edge"] == [n for n, v in zip(("lr_rec", "lr_out"), chosen) if v in (1e-3, 1e-1)]
 
@@ -144,8 +154,7 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     assert figure2.main(["--out", str(out), "--quick"]) == 0
     for name in ("figure2.png", "figure2_supplement1.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for name in ("loss_curves.csv", "alignment.csv", "final_loss.csv", "outputs.csv",
-                 "curves.npz"):
+    for name in ("loss_curves.csv", "alignment.csv", "final_loss.csv", "outputs.csv", "curves.npz"):
         assert (out / name).stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "quick"
@@ -155,7 +164,8 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     with open(out / "final_loss.csv") as fh:
         for row in csv.DictReader(fh):
             final.setdefault((row["rule"], int(row["period_tau"])), []).append(
-                float(row["final_loss"]))
+                float(row["final_loss"])
+            )
     med = {k: float(np.median(v)) for k, v in final.items()}
     assert len(final["rflo", 20]) == figure2.QUICK.n_networks
 
@@ -177,8 +187,9 @@ def test_quick_reproduction_shows_the_papers_claims(tmp_path):
     bl = summary["ranges"]["bptt_vs_rflo_T40tau"]
     for rule in ("bptt", "rflo"):
         assert np.isclose(bl[rule]["p75"], np.percentile(final[rule, 40], 75), rtol=1e-5)
-    assert bl["ranges_overlap"] == (not (bl["bptt"]["p75"] < bl["rflo"]["p25"]
-                                         or bl["rflo"]["p75"] < bl["bptt"]["p25"]))
+    assert bl["ranges_overlap"] == (
+        not (bl["bptt"]["p75"] < bl["rflo"]["p25"] or bl["rflo"]["p75"] < bl["bptt"]["p25"])
+    )
     assert set(summary["ranges"]) >= {"rflo_dale_vs_rflo_T20tau", "local_vs_rflo_T40tau"}
 
 
@@ -188,8 +199,10 @@ def test_shipped_sweep_specs_are_the_figures():
 
     root = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
     # a sweep draws the notebook's networks, so the shipped specs are the notebook's figure
-    for cfg, name in ((figure2.config("full", "notebook"), "figure2_full.toml"),
-                      (figure2.config("quick", "notebook"), "figure2_quick.toml")):
+    for cfg, name in (
+        (figure2.config("full", "notebook"), "figure2_full.toml"),
+        (figure2.config("quick", "notebook"), "figure2_quick.toml"),
+    ):
         shipped = read_spec(root / name)
         assert shipped.points() == spec_from_dict(figure2.sweep_spec(cfg)).points()
         assert shipped.trials == cfg.trials and shipped.record_every == 1
@@ -201,13 +214,27 @@ def test_shipped_sweep_specs_are_the_figures():
 @pytest.mark.slow
 def test_the_figure_through_a_sweep_equals_the_direct_run(tmp_path):
     pytest.importorskip("pyarrow")
-    cfg = figure2.Config(mode="tiny", init="notebook", n_rec=8, n_networks=2, trials=30,
-                         periods_tau=(2, 4),
-                         panel_a_periods_tau=(2, 4), panel_d_period_tau=4,
-                         dale_periods_tau=(2,), ablation_networks=2,
-                         lr=(("bptt", 2, 0.1, 0.1), ("rflo", 2, 0.003, 0.03), ("bptt", 4, 0.1),
-                             ("rflo", 4, 0.03), ("local", 4, 0.03),
-                             ("random_feedback", 4, 0.001, 0.01), ("rflo_dale", 2, 0.03)))
+    cfg = figure2.Config(
+        mode="tiny",
+        init="notebook",
+        n_rec=8,
+        n_networks=2,
+        trials=30,
+        periods_tau=(2, 4),
+        panel_a_periods_tau=(2, 4),
+        panel_d_period_tau=4,
+        dale_periods_tau=(2,),
+        ablation_networks=2,
+        lr=(
+            ("bptt", 2, 0.1, 0.1),
+            ("rflo", 2, 0.003, 0.03),
+            ("bptt", 4, 0.1),
+            ("rflo", 4, 0.03),
+            ("local", 4, 0.03),
+            ("random_feedback", 4, 0.001, 0.01),
+            ("rflo_dale", 2, 0.03),
+        ),
+    )
     direct = figure2.run(cfg)
     swept = figure2.run_sweep(cfg, tmp_path / "sweep", devices=1)
     for key in ("curves", "final", "outputs", "alignment", "untrained"):

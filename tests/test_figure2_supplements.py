@@ -35,17 +35,24 @@ def test_quick_run_shows_the_papers_claims(tmp_path):
     with open(out / "final_loss.csv") as fh:
         for row in csv.DictReader(fh):
             final.setdefault((row["panel"], row["condition"], row["value"]), []).append(
-                float(row["final_loss"]))
+                float(row["final_loss"])
+            )
     med = {k: float(np.median(v)) for k, v in final.items()}
     s2 = {c: med["supplement2", c, ""] for c in supp.CONDITIONS}
     # training both beats either alone; the frozen readout learns nothing much
     assert s2["both"] < s2["readout_only"] and s2["both"] < s2["recurrent_only"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["supplement2"]["final_loss"]["recurrent_only"]["median"] > \
-        0.5 * summary["supplement2"]["untrained"]["median"]
+    assert (
+        summary["supplement2"]["final_loss"]["recurrent_only"]["median"]
+        > 0.5 * summary["supplement2"]["untrained"]["median"]
+    )
     # the largest network learns better than the smallest
     sizes = supp.QUICK.sizes
     assert med["supplement3", "N", str(sizes[-1])] < med["supplement3", "N", str(sizes[0])]
-    assert set(summary["claims"]) == {"both_beat_readout_only", "both_beat_recurrent_only",
-                                      "recurrent_only_fails", "larger_N_learns_better",
-                                      "larger_g_learns_better"}
+    assert set(summary["claims"]) == {
+        "both_beat_readout_only",
+        "both_beat_recurrent_only",
+        "recurrent_only_fails",
+        "larger_N_learns_better",
+        "larger_g_learns_better",
+    }

@@ -19,8 +19,9 @@ def test_produced_interval_is_the_output_peak_after_the_set_pulse():
     for j, d in enumerate(delays):
         set_at = cfg.ready + d
         for k, late in enumerate((0, 30)):
-            outputs[k, j] = (np.exp(-0.5 * ((t - set_at - d - late) / 15) ** 2)
-                             + 2.0 * np.exp(-0.5 * ((t - set_at) / 5) ** 2))
+            outputs[k, j] = np.exp(-0.5 * ((t - set_at - d - late) / 15) ** 2) + 2.0 * np.exp(
+                -0.5 * ((t - set_at) / 5) ** 2
+            )
     produced, peak = figure3.produced_intervals(outputs, cfg, delays)
     np.testing.assert_array_equal(produced, [[50, 100], [80, 130]])
     np.testing.assert_allclose(peak, 1.0, atol=1e-3)
@@ -29,11 +30,17 @@ def test_produced_interval_is_the_output_peak_after_the_set_pulse():
 def test_summary_checks_both_claims_with_their_ranges():
     cfg = figure3.Config(mode="t", n_networks=3, conditions=(("rflo", 15), ("bptt", 15)))
     d = [50, 100, 150]
-    r = {"config": cfg, "seeds": [0, 1, 2], "seconds": 1.0,
-         "delays": {("rflo", 15): d, ("bptt", 15): d},
-         "produced": {("rflo", 15): np.array([d]) + np.array([[10], [20], [30]]),
-                      ("bptt", 15): np.array([d]) + np.array([[1], [2], [3]])},
-         "curves": {k: np.ones((3, cfg.updates)) for k in (("rflo", 15), ("bptt", 15))}}
+    r = {
+        "config": cfg,
+        "seeds": [0, 1, 2],
+        "seconds": 1.0,
+        "delays": {("rflo", 15): d, ("bptt", 15): d},
+        "produced": {
+            ("rflo", 15): np.array([d]) + np.array([[10], [20], [30]]),
+            ("bptt", 15): np.array([d]) + np.array([[1], [2], [3]]),
+        },
+        "curves": {k: np.ones((3, cfg.updates)) for k in (("rflo", 15), ("bptt", 15))},
+    }
     s = figure3.summarize(r)
     claim = s["claims"]["similar_at_15tau"]
     assert claim["rflo_error_tau"]["median"] == 2.0 and claim["bptt_error_tau"]["median"] == 0.2

@@ -22,12 +22,19 @@ def test_target_is_a_square_of_reaches_and_holds():
 def test_summary_scores_cursor_paths_and_checks_the_claim():
     cfg = figure4.Config(mode="t", n_networks=3)
     target = figure4._target(cfg)
-    r = {"config": cfg, "seeds": [0, 1, 2], "seconds": 1.0,
-         "rewards": np.ones((3, cfg.selector_trials, 3)), "choices": np.zeros((3, 4)),
-         "syllable_loss": np.ones((3, 10)),
-         "loop_y": np.stack([target] * 3),  # perfect
-         "baselines": {"rflo": np.stack([target * 0.5] * 3),  # half speed: off the path
-                       "bptt": np.stack([target] * 3)}}
+    r = {
+        "config": cfg,
+        "seeds": [0, 1, 2],
+        "seconds": 1.0,
+        "rewards": np.ones((3, cfg.selector_trials, 3)),
+        "choices": np.zeros((3, 4)),
+        "syllable_loss": np.ones((3, 10)),
+        "loop_y": np.stack([target] * 3),  # perfect
+        "baselines": {
+            "rflo": np.stack([target * 0.5] * 3),  # half speed: off the path
+            "bptt": np.stack([target] * 3),
+        },
+    }
     s = figure4.summarize(r)
     loop = s["outputs"]["loop (RFLO syllables + selector)"]["position_error"]
     assert loop["median"] == 0

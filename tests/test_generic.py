@@ -24,8 +24,20 @@ from rflo.rules.tbptt import TruncatedBPTT
 
 LOSSES = {"squared_error": SQUARED_ERROR, "cross_entropy": CROSS_ENTROPY}
 #: the library's rules (other tests register rules of their own)
-BUILTIN = ("bptt", "eprop", "eprop_random", "kf_rtrl", "local", "random_feedback", "rflo",
-           "rtrl", "snap1", "snap2", "tbptt", "uoro")
+BUILTIN = (
+    "bptt",
+    "eprop",
+    "eprop_random",
+    "kf_rtrl",
+    "local",
+    "random_feedback",
+    "rflo",
+    "rtrl",
+    "snap1",
+    "snap2",
+    "tbptt",
+    "uoro",
+)
 
 
 def _problem(loss, steps=10, seed=0):
@@ -57,8 +69,10 @@ def test_generic_routes_equal_the_closed_forms(loss):
             out = {}
             for name in BUILTIN:
                 rule = get_rule(name)
-                out[name] = tuple(rule.trial(net, x, y, m, key, Setup(loss=loss, route=r))[0]
-                                  for r in ("closed_form", "generic"))
+                out[name] = tuple(
+                    rule.trial(net, x, y, m, key, Setup(loss=loss, route=r))[0]
+                    for r in ("closed_form", "generic")
+                )
             return out
 
         for name, (closed, generic) in both(net, x, y, m).items():
@@ -74,8 +88,9 @@ def test_generic_online_training_equals_the_closed_form(rule):
     task = random_task(steps=13, n_in=2, n_out=2)
     kw = dict(trials=2, lr=(0.1, 0.2, 0.1), online=True, dtype="float64", seed=4)
     a = rflo.train(net, task, TruncatedBPTT(window=4) if rule == "tbptt" else rule, **kw)
-    b = rflo.train(net, task, TruncatedBPTT(window=4) if rule == "tbptt" else rule,
-                   route="generic", **kw)
+    b = rflo.train(
+        net, task, TruncatedBPTT(window=4) if rule == "tbptt" else rule, route="generic", **kw
+    )
     for k in ("w_in", "w_rec", "w_out"):
         assert rel_err(getattr(b.network, k), getattr(a.network, k)) < 1e-10
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-10)
@@ -105,7 +120,9 @@ def test_exact_rules_on_every_parameter_are_the_gradient(loss):
         want = jax.grad(_summed_loss)(params, net, x, y, m, loss)
         setup = Setup(loss=loss, params=names)
         for rule in rules:
-            got, _ = jax.jit(lambda n, rule=rule: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
+            got, _ = jax.jit(
+                lambda n, rule=rule: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup)
+            )(net)
             assert set(got) == set(names)
             for k in names:
                 assert np.max(np.abs(want[k])) > 1e-8
@@ -116,8 +133,9 @@ def test_rflo_with_a_trained_initial_state_is_the_hand_written_rule():
     """RFLO's traces with h0 trained: p = c p + a f'(u) h_prev^T, and h0's own
     trace decays as c^t; dW = (b err) * trace, dh0 = (b err) * c^t."""
     net, x, y, m = _problem(SQUARED_ERROR, steps=9)
-    w_in, w_rec, w_out, b, h0 = (np.asarray(getattr(net, k)) for k in
-                                 ("w_in", "w_rec", "w_out", "b", "h0"))
+    w_in, w_rec, w_out, b, h0 = (
+        np.asarray(getattr(net, k)) for k in ("w_in", "w_rec", "w_out", "b", "h0")
+    )
     a = 1.0 / float(net.tau)
     c = 1.0 - a
     h, p, q, e0 = h0.copy(), np.zeros_like(w_rec), np.zeros_like(w_in), np.ones_like(h0)
@@ -135,8 +153,9 @@ def test_rflo_with_a_trained_initial_state_is_the_hand_written_rule():
         want["h0"] += g * e0
     with jax.enable_x64(True):
         jn, jx, jy, jm = _as_jax(net, x, y, m)
-        got, _ = get_rule("rflo").trial(jn, jx, jy, jm, jax.random.PRNGKey(0),
-                                       Setup(params=("w_in", "w_rec", "h0")))
+        got, _ = get_rule("rflo").trial(
+            jn, jx, jy, jm, jax.random.PRNGKey(0), Setup(params=("w_in", "w_rec", "h0"))
+        )
     for k in want:
         assert rel_err(got[k], want[k]) < 1e-10, k
 
@@ -148,8 +167,10 @@ def test_every_rule_takes_either_feedback():
     with jax.enable_x64(True):
         args = _as_jax(net, x, y, m) + (jax.random.PRNGKey(0),)
         ref = get_rule("random_feedback").trial(*args)[0]
-        for rule in (BackpropThroughTime(name="bptt_b", feedback="random"),
-                     SnAp(name="snap2_b", order=2, feedback="random")):
+        for rule in (
+            BackpropThroughTime(name="bptt_b", feedback="random"),
+            SnAp(name="snap2_b", order=2, feedback="random"),
+        ):
             got = rule.trial(*args)[0]
             for k in ref:
                 assert rel_err(got[k], ref[k]) < 1e-10, (rule.name, k)
@@ -190,8 +211,9 @@ def test_bad_settings_are_refused():
 def test_training_tau_and_h0_with_bptt_lowers_the_loss():
     net = random_network(n_in=3, n_rec=8, n_out=2)
     task = random_task(steps=30)
-    res = rflo.train(net, task, "bptt", trials=60, lr={"w_rec": 0.1, "w_out": 0.1, "h0": 0.5,
-                                                      "tau": 5.0})
+    res = rflo.train(
+        net, task, "bptt", trials=60, lr={"w_rec": 0.1, "w_out": 0.1, "h0": 0.5, "tau": 5.0}
+    )
     assert res.loss[-1] < 0.95 * res.loss[0]
     assert float(res.network.tau) != float(net.tau)
     assert not np.allclose(res.network.h0, net.h0)
@@ -205,8 +227,9 @@ def test_online_tbptt_with_one_window_is_offline_bptt_on_every_parameter():
     task = random_task(steps=steps)
     lr = {"w_in": 0.1, "w_rec": 0.2, "w_out": 0.1, "h0": 0.3, "tau": 2.0}
     kw = dict(trials=1, lr=lr, dtype="float64")
-    online = rflo.train(net, task, TruncatedBPTT(name="tbptt_all", window=steps - 1),
-                        online=True, **kw).network
+    online = rflo.train(
+        net, task, TruncatedBPTT(name="tbptt_all", window=steps - 1), online=True, **kw
+    ).network
     offline = rflo.train(net, task, "bptt", **kw).network
     for k in lr:
         assert rel_err(getattr(online, k), getattr(offline, k)) < 1e-12, k

@@ -40,11 +40,21 @@ def _train_on(device, rule, online, cell="leaky_tanh", route="auto"):
 
 
 @needs_gpu
-@pytest.mark.parametrize("rule,online,cell,route", [
-    ("rflo", False, "leaky_tanh", "auto"), ("rflo", True, "leaky_tanh", "auto"),
-    ("bptt", False, "leaky_tanh", "auto"), ("rflo", False, "leaky_tanh", "generic"),
-    ("eprop", True, "leaky_tau", "auto"),  # the generic path (a spiking cell could flip a spike)
-])
+@pytest.mark.parametrize(
+    "rule,online,cell,route",
+    [
+        ("rflo", False, "leaky_tanh", "auto"),
+        ("rflo", True, "leaky_tanh", "auto"),
+        ("bptt", False, "leaky_tanh", "auto"),
+        ("rflo", False, "leaky_tanh", "generic"),
+        (
+            "eprop",
+            True,
+            "leaky_tau",
+            "auto",
+        ),  # the generic path (a spiking cell could flip a spike)
+    ],
+)
 def test_gpu_equals_cpu(rule, online, cell, route):
     gpu = _train_on(jax.devices("gpu")[0], rule, online, cell, route)
     cpu = _train_on(jax.devices("cpu")[0], rule, online, cell, route)
@@ -65,8 +75,13 @@ def test_tiny_ensemble_trains_on_gpu():
 
 
 def _script(*args, env=None):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.skipif(on_gpu, reason="a GPU is present")
@@ -84,18 +99,43 @@ def test_case_order_and_table_without_jax():
     order = gpu.case_order([1, 8, 64], [50, 100, 1000])
     assert order[:3] == [(50, 1), (50, 8), (50, 64)] and order[3:5] == [(100, 1), (1000, 1)]
     assert order[-1] == (1000, 64) and len(set(order)) == 9
-    report = {"device": {"device_kind": "NVIDIA H200", "platform": "gpu", "jax": "x",
-                         "memory_gib": 139.0},
-              "settings": {"ks": [1, 8], "sizes": [50], "steps": 100, "precision": "highest"},
-              "date_utc": "now", "wall_s": 1.0, "command": "gpu.py", "cpu_processor": "a CPU",
-              "cpu_source": "results.json", "cpu": {("rflo", "offline", 50, 1, 100): 5e-5},
-              "results": [{"rule": "rflo", "mode": "offline", "n_rec": 50, "K": 1,
-                           "seconds_per_network_trial": 1e-3, "network_trials_per_s": 1e3},
-                          {"rule": "rflo", "mode": "offline", "n_rec": 50, "K": 8,
-                           "skipped": "time guard: 3 s left"}]}
+    report = {
+        "device": {
+            "device_kind": "NVIDIA H200",
+            "platform": "gpu",
+            "jax": "x",
+            "memory_gib": 139.0,
+        },
+        "settings": {"ks": [1, 8], "sizes": [50], "steps": 100, "precision": "highest"},
+        "date_utc": "now",
+        "wall_s": 1.0,
+        "command": "gpu.py",
+        "cpu_processor": "a CPU",
+        "cpu_source": "results.json",
+        "cpu": {("rflo", "offline", 50, 1, 100): 5e-5},
+        "results": [
+            {
+                "rule": "rflo",
+                "mode": "offline",
+                "n_rec": 50,
+                "K": 1,
+                "seconds_per_network_trial": 1e-3,
+                "network_trials_per_s": 1e3,
+            },
+            {
+                "rule": "rflo",
+                "mode": "offline",
+                "n_rec": 50,
+                "K": 8,
+                "skipped": "time guard: 3 s left",
+            },
+        ],
+    }
     md = gpu.markdown(report)
-    assert "**NVIDIA H200**" in md and "| rflo | offline | 50 | 1.00 ms | time guard | 1,000 |" \
-        " 50.0 us | 20,000 |" in md
+    assert (
+        "**NVIDIA H200**" in md
+        and "| rflo | offline | 50 | 1.00 ms | time guard | 1,000 | 50.0 us | 20,000 |" in md
+    )
 
 
 @pytest.mark.slow

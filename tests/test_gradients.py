@@ -48,8 +48,25 @@ def test_main_rejects_bad_arguments(capsys):
 @pytest.mark.slow
 def test_main_writes_table_csv_and_figure(tmp_path, capsys):
     fig, table = tmp_path / "q.png", tmp_path / "q.csv"
-    rc = main(["--rules", "rflo", "snap2", "--units", "5", "--period", "20", "--trials", "20",
-               "--every", "10", "--figure", str(fig), "--csv", str(table)])
+    rc = main(
+        [
+            "--rules",
+            "rflo",
+            "snap2",
+            "--units",
+            "5",
+            "--period",
+            "20",
+            "--trials",
+            "20",
+            "--every",
+            "10",
+            "--figure",
+            str(fig),
+            "--csv",
+            str(table),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "snap2" in out and "rflo" in out
@@ -63,6 +80,7 @@ def test_main_writes_table_csv_and_figure(tmp_path, capsys):
 
 # ----------------------------------------------------------------- optimisers
 
+
 def test_adam_trains_the_periodic_task():
     net = rflo.init_network(1, 12, 1, seed=3)
     task = rflo.periodic_task(period=40)
@@ -75,14 +93,15 @@ def test_freezing_a_matrix_with_optax():
     freezes single matrices, as documented in docs/optimizers.md; so does
     leaving a matrix out of lr."""
     net, task = random_network(), random_task(steps=30)
-    frozen_in = optax.multi_transform({"adam": optax.adam(1e-2), "frozen": optax.set_to_zero()},
-                                      {"w_in": "frozen", "w_rec": "adam", "w_out": "adam"})
+    frozen_in = optax.multi_transform(
+        {"adam": optax.adam(1e-2), "frozen": optax.set_to_zero()},
+        {"w_in": "frozen", "w_rec": "adam", "w_out": "adam"},
+    )
     res = rflo.train(net, task, "rtrl", trials=5, optimizer=frozen_in, online=True)
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
     # by name: only the parameters lr names are trained (here with Adam)
-    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0},
-                     optimizer=optax.adam(1e-2))
+    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0}, optimizer=optax.adam(1e-2))
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     np.testing.assert_array_equal(res.network.w_out, net.w_out)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
@@ -90,14 +109,14 @@ def test_freezing_a_matrix_with_optax():
     # so chain a zeroing mask for them
     only_rec = optax.chain(
         optax.masked(optax.adam(1e-2), {"w_in": False, "w_rec": True, "w_out": False}),
-        optax.masked(optax.set_to_zero(), {"w_in": True, "w_rec": False, "w_out": True}))
+        optax.masked(optax.set_to_zero(), {"w_in": True, "w_rec": False, "w_out": True}),
+    )
     res = rflo.train(net, task, "bptt", trials=5, optimizer=only_rec)
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     np.testing.assert_array_equal(res.network.w_out, net.w_out)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3
     # by name: only the parameters lr names are trained (here with Adam)
-    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0},
-                     optimizer=optax.adam(1e-2))
+    res = rflo.train(net, task, "bptt", trials=5, lr={"w_rec": 0.0}, optimizer=optax.adam(1e-2))
     np.testing.assert_array_equal(res.network.w_in, net.w_in)
     np.testing.assert_array_equal(res.network.w_out, net.w_out)
     assert np.max(np.abs(res.network.w_rec - net.w_rec)) > 1e-3

@@ -44,8 +44,9 @@ def import_edges(root: Path) -> dict:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             targets = []
             if isinstance(node, ast.Import):
-                targets = [_resolve(a.name, mods) for a in node.names
-                           if a.name.split(".")[0] == pkg]
+                targets = [
+                    _resolve(a.name, mods) for a in node.names if a.name.split(".")[0] == pkg
+                ]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     b = base
@@ -112,7 +113,8 @@ def test_rflo_has_no_import_cycles():
     assert len(edges) > 50  # the walk found the package
     found = cycles(edges)
     assert not found, "import cycles (imports inside functions count):\n" + "\n\n".join(
-        describe(c, edges) for c in found)
+        describe(c, edges) for c in found
+    )
 
 
 def test_the_checker_finds_cycles_in_functions_relative_and_submodule_imports(tmp_path):

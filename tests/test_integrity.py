@@ -126,19 +126,24 @@ def test_a_damaged_cache_does_not_kill_a_fresh_process(tmp_path, built):
     """What used to end in a bus error (exit 135): a process whose cached
     kernel is truncated, with a compiler that cannot rebuild it."""
     fake = tmp_path / "cxx"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'fake c++ 1.0' && exit 0\n"
-                    "echo 'error: cannot compile' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'fake c++ 1.0' && exit 0\n"
+        "echo 'error: cannot compile' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     source = (kernels._HERE / "leaky_tanh.cc").read_bytes()
     lib = tmp_path / "cache" / f"leaky_tanh-{kernels._key(source, str(fake))}.so"
     lib.parent.mkdir()
     lib.write_bytes(built[:1000])
     env = {**os.environ, kernels.ENV_CACHE: str(lib.parent), "CXX": str(fake)}
-    code = ("import rflo; t = rflo.periodic_task(period=10); "
-            "n = rflo.init_network(t.n_in, 6, t.n_out); "
-            "print(rflo.train(n, t, 'rflo', trials=2, online=True).loss.shape)")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import rflo; t = rflo.periodic_task(period=10); "
+        "n = rflo.init_network(t.n_in, 6, t.n_out); "
+        "print(rflo.train(n, t, 'rflo', trials=2, online=True).loss.shape)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("does not match its checksum") == 1
     assert shutil.which(str(fake))

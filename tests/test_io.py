@@ -1,6 +1,5 @@
 """The .npz network format."""
 
-
 import io
 
 import numpy as np
@@ -36,14 +35,20 @@ def _write(path, **arrays):
 
 
 def test_malformed_files(tmp_path):
-    good = {k: np.asarray(v) for k, v in rflo.init_network(1, 4, 1)._asdict().items() if v is not None and k != "cell"}
+    good = {
+        k: np.asarray(v)
+        for k, v in rflo.init_network(1, 4, 1)._asdict().items()
+        if v is not None and k != "cell"
+    }
     with pytest.raises(ValueError, match="no network file"):
         rflo.load_network(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):
         rflo.load_network(tmp_path / "junk.npz")
     with pytest.raises(ValueError, match=r"missing arrays \['b'\]"):
-        rflo.load_network(_write(tmp_path / "nob.npz", **{k: v for k, v in good.items() if k != "b"}))
+        rflo.load_network(
+            _write(tmp_path / "nob.npz", **{k: v for k, v in good.items() if k != "b"})
+        )
     with pytest.raises(ValueError, match=r"w_out has shape \(1, 5\), which does not fit"):
         rflo.load_network(_write(tmp_path / "shape.npz", **{**good, "w_out": np.zeros((1, 5))}))
     nan = good["w_rec"].copy()
@@ -51,7 +56,9 @@ def test_malformed_files(tmp_path):
     with pytest.raises(ValueError, match="w_rec contains NaN"):
         rflo.load_network(_write(tmp_path / "nan.npz", **{**good, "w_rec": nan}))
     with pytest.raises(ValueError, match="not plain data"):
-        rflo.load_network(_write(tmp_path / "pickle.npz", **{**good, "b": np.array([{"x": 1}], dtype=object)}))
+        rflo.load_network(
+            _write(tmp_path / "pickle.npz", **{**good, "b": np.array([{"x": 1}], dtype=object)})
+        )
     with pytest.raises(ValueError, match="unexpected arrays"):
         rflo.load_network(_write(tmp_path / "extra.npz", **good, evil=np.zeros(2)))
     # a truncated file
@@ -69,8 +76,9 @@ def _bomb(path, declared=(4, 4), real_bytes=50_000_000):
 
     good = rflo.init_network(1, 4, 1, dtype="float64")
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
-                                                  "shape": declared})
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": declared}
+    )
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for k in ("w_in", "w_out", "b", "h0", "tau"):
             buf = io.BytesIO()
@@ -109,15 +117,21 @@ def test_declared_sizes_are_checked_before_reading(tmp_path):
         rflo.load_network(net, max_bytes=10_000)
     assert rflo.load_network(net, max_bytes=100_000).n_rec == 64
     # unknown names are refused before any array is read
-    good = {k: np.asarray(v) for k, v in rflo.init_network(1, 4, 1)._asdict().items()
-            if v is not None and k != "cell"}
+    good = {
+        k: np.asarray(v)
+        for k, v in rflo.init_network(1, 4, 1)._asdict().items()
+        if v is not None and k != "cell"
+    }
     with pytest.raises(ValueError, match=r"unexpected arrays \['evil'\]"):
         rflo.load_network(_write(tmp_path / "e.npz", **good, evil=np.zeros(3)))
 
 
 def test_broken_headers_and_formats_say_what_is_wrong(tmp_path):
-    good = {k: np.asarray(v) for k, v in rflo.init_network(1, 4, 1)._asdict().items()
-            if v is not None and k != "cell"}
+    good = {
+        k: np.asarray(v)
+        for k, v in rflo.init_network(1, 4, 1)._asdict().items()
+        if v is not None and k != "cell"
+    }
     data = bytearray(_write(tmp_path / "ok.npz", **good).read_bytes())
     data[:4] = b"XK\x03\x04"  # flipped zip magic: not 'pickled data'
     (tmp_path / "magic.npz").write_bytes(bytes(data))
@@ -128,4 +142,6 @@ def test_broken_headers_and_formats_say_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="'format' must be one integer"):
         rflo.load_network(_write(tmp_path / "g.npz", **good, format=np.array(1.5)))
     with pytest.raises(ValueError, match="w_rec must hold numbers"):
-        rflo.load_network(_write(tmp_path / "s.npz", **{**good, "w_rec": np.array([["a"] * 4] * 4)}))
+        rflo.load_network(
+            _write(tmp_path / "s.npz", **{**good, "w_rec": np.array([["a"] * 4] * 4)})
+        )

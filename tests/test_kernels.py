@@ -22,9 +22,9 @@ from rflo.rules import get_rule
 from rflo.rules.base import Setup, forward
 from rflo.trainer import Config, _online_update, per_param_sgd
 
-pytestmark = pytest.mark.skipif(not leaky_tanh.available("float64"),
-                                reason="no C++ compiler: the kernels are not built")
-
+pytestmark = pytest.mark.skipif(
+    not leaky_tanh.available("float64"), reason="no C++ compiler: the kernels are not built"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,10 +37,10 @@ def x64():
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6)}
 
 
-def _net(dtype, n_rec=12, n_in=2, n_out=2, dale=None, connectivity=None, derivative="seed",
-         seed=0):
-    net = rflo.init_network(n_in, n_rec, n_out, seed=seed, dtype=dtype, dale=dale,
-                            connectivity=connectivity)
+def _net(dtype, n_rec=12, n_in=2, n_out=2, dale=None, connectivity=None, derivative="seed", seed=0):
+    net = rflo.init_network(
+        n_in, n_rec, n_out, seed=seed, dtype=dtype, dale=dale, connectivity=connectivity
+    )
     if derivative != "seed":
         from rflo.cells import get_cell
 
@@ -58,20 +58,32 @@ def _trial(dtype, n_in=2, n_out=2, steps=30, seed=1):
 
 def _xla_online(net, rule, setup, w, lr, x, y, m):
     cfg = Config(rule, True, setup)
-    new_w, _, loss, out = _online_update(cfg, per_param_sgd(lr), net, w, None, x[None],
-                                         y[None], m[None], jax.random.PRNGKey(0)[None], True)
+    new_w, _, loss, out = _online_update(
+        cfg,
+        per_param_sgd(lr),
+        net,
+        w,
+        None,
+        x[None],
+        y[None],
+        m[None],
+        jax.random.PRNGKey(0)[None],
+        True,
+    )
     return new_w, loss, out[0]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("rule,derivative,dale,connectivity,params", [
-    ("rflo", "seed", None, None, ("w_in", "w_rec", "w_out")),
-    ("local", "exact", None, None, ("w_in", "w_rec", "w_out")),
-    ("rflo", "seed", 0.8, 0.5, ("w_rec", "w_out")),
-    ("eprop", "seed", None, None, ("w_rec",)),
-])
-def test_online_trial_equals_the_per_step_loop(dtype, rule, derivative, dale, connectivity,
-                                               params):
+@pytest.mark.parametrize(
+    "rule,derivative,dale,connectivity,params",
+    [
+        ("rflo", "seed", None, None, ("w_in", "w_rec", "w_out")),
+        ("local", "exact", None, None, ("w_in", "w_rec", "w_out")),
+        ("rflo", "seed", 0.8, 0.5, ("w_rec", "w_out")),
+        ("eprop", "seed", None, None, ("w_rec",)),
+    ],
+)
+def test_online_trial_equals_the_per_step_loop(dtype, rule, derivative, dale, connectivity, params):
     net = _net(dtype, dale=dale, connectivity=connectivity, derivative=derivative)
     rule = get_rule(rule)
     setup = Setup(params=params)
@@ -103,18 +115,27 @@ def _xla_trial(rule, rule_, setup, x, y, m):
     from rflo.rules.base import Rule
 
     if rule == "rtrl":  # the influence carried forward step by step
+
         def ref(n):
             d, out = Rule.trial(rule_, n, x, y, m, jax.random.PRNGKey(0), setup)
             return d["w_in"], d["w_rec"], d["w_out"], out
+
         return ref
     closed = bptt._closed_trial if rule in ("bptt", "random_feedback") else local._closed_trial
     return lambda n: closed(n, x, y, m, rule_.feedback, setup)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("rule,derivative", [("rflo", "seed"), ("local", "exact"),
-                                             ("bptt", "exact"), ("random_feedback", "seed"),
-                                             ("rtrl", "seed")])
+@pytest.mark.parametrize(
+    "rule,derivative",
+    [
+        ("rflo", "seed"),
+        ("local", "exact"),
+        ("bptt", "exact"),
+        ("random_feedback", "seed"),
+        ("rtrl", "seed"),
+    ],
+)
 def test_offline_trial_equals_the_closed_form(dtype, rule, derivative):
     # 70 units: two blocks of units, padded (RTRL: 20, its columns split over threads)
     net = _net(dtype, derivative=derivative, n_rec=20 if rule == "rtrl" else 70)
@@ -139,6 +160,7 @@ def test_forward_equals_the_scan_and_differentiates_through_it():
             u = w_rec @ h + d
             h = h + (jnp.tanh(u) - h) / tau
             return h, (u, h)
+
         return jax.lax.scan(body, h0, drive)[1]
 
     u, h = jax.jit(forward)(net, x)
@@ -229,20 +251,21 @@ def test_threads_split_an_ensemble_without_changing_it(monkeypatch):
     for threads in ("1", "3"):
         monkeypatch.setenv(kernels.ENV_THREADS, threads)
         assert kernels.threads() == int(threads)
-        outs.append(jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(
-            stacked))  # a new function: traced anew with this thread count
+        outs.append(
+            jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(stacked)
+        )  # a new function: traced anew with this thread count
     np.testing.assert_array_equal(outs[0][0]["w_rec"], outs[1][0]["w_rec"])
     # RTRL splits one network's influence columns over the threads
     rtrl, net = get_rule("rtrl"), nets[0]
     split = []
     for threads in ("1", "2", "3"):
         monkeypatch.setenv(kernels.ENV_THREADS, threads)
-        split.append(jax.jit(lambda n: rtrl.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(
-            net)[0])
+        split.append(
+            jax.jit(lambda n: rtrl.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)[0]
+        )
     for other in split[1:]:
         for k in split[0]:
             np.testing.assert_array_equal(split[0][k], other[k], err_msg=k)
     monkeypatch.setenv(kernels.ENV_THREADS, "two")
     with pytest.raises(ValueError, match="RFLO_KERNEL_THREADS must be a positive integer"):
         kernels.threads()
-

@@ -37,8 +37,14 @@ def test_chunking_does_not_change_the_result(seed_problem):
     net, task = seed_problem
     calls = []
     whole = rflo.train(net, task, "rflo", trials=57)
-    chunked = rflo.train(net, task, "rflo", trials=57, chunk=10,
-                         callback=lambda done, total, loss: calls.append((done, total)))
+    chunked = rflo.train(
+        net,
+        task,
+        "rflo",
+        trials=57,
+        chunk=10,
+        callback=lambda done, total, loss: calls.append((done, total)),
+    )
     assert calls == [(10, 57), (20, 57), (30, 57), (40, 57), (50, 57), (57, 57)]
     np.testing.assert_array_equal(whole.loss, chunked.loss)
     np.testing.assert_array_equal(whole.network.w_rec, chunked.network.w_rec)
@@ -48,8 +54,9 @@ def test_continuing_a_session_equals_one_session(seed_problem):
     net, task = seed_problem
     whole = rflo.train(net, task, "rflo", trials=30)
     first = rflo.train(net, task, "rflo", trials=12)
-    rest = rflo.train(first.network, task, "rflo", trials=18,
-                      opt_state=first.opt_state, start_trial=12)
+    rest = rflo.train(
+        first.network, task, "rflo", trials=18, opt_state=first.opt_state, start_trial=12
+    )
     np.testing.assert_array_equal(np.concatenate([first.loss, rest.loss]), whole.loss)
     np.testing.assert_array_equal(rest.network.w_rec, whole.network.w_rec)
 

@@ -15,11 +15,24 @@ from rflo.rules import Setup, get_rule
 def pair(cell_name, n_in=2, n_rec=5, n_out=2):
     """A point-neuron network and the same arrays as a PointLayer network (float64)."""
     point = rflo.init_network(n_in, n_rec, n_out, cell=cell_name, dtype="float64", seed=3)
-    params = {"w_in": point.w_in, "w_rec": point.w_rec, "h0": point.h0, "tau": point.tau,
-              **(point.extra or {})}
-    layer = network_from_arrays(w_in=None, w_rec=None, w_out=point.w_out, b=point.b, h0=None,
-                                tau=None, dtype="float64", cell=PointLayer(cell_name),
-                                extra=params)
+    params = {
+        "w_in": point.w_in,
+        "w_rec": point.w_rec,
+        "h0": point.h0,
+        "tau": point.tau,
+        **(point.extra or {}),
+    }
+    layer = network_from_arrays(
+        w_in=None,
+        w_rec=None,
+        w_out=point.w_out,
+        b=point.b,
+        h0=None,
+        tau=None,
+        dtype="float64",
+        cell=PointLayer(cell_name),
+        extra=params,
+    )
     return point, layer
 
 
@@ -30,15 +43,20 @@ def trial(n_in=2, n_out=2, steps=12, seed=0):
     return x, y, np.ones(steps)
 
 
-@pytest.mark.parametrize("cell_name,rule,names", [
-    pytest.param("leaky_tanh", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
-    pytest.param("leaky_tanh", "rtrl", ("w_in", "w_rec", "h0", "w_out"), marks=pytest.mark.slow),
-    ("leaky_tanh", "rflo", ("w_in", "w_rec", "w_out")),
-    pytest.param("leaky_tanh", "snap1", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
-    ("leaky_tau", "eprop", ("w_rec", "tau", "bias", "w_out")),
-    ("alif", "eprop", ("w_in", "w_rec", "w_out")),
-    pytest.param("lif", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "cell_name,rule,names",
+    [
+        pytest.param("leaky_tanh", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
+        pytest.param(
+            "leaky_tanh", "rtrl", ("w_in", "w_rec", "h0", "w_out"), marks=pytest.mark.slow
+        ),
+        ("leaky_tanh", "rflo", ("w_in", "w_rec", "w_out")),
+        pytest.param("leaky_tanh", "snap1", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
+        ("leaky_tau", "eprop", ("w_rec", "tau", "bias", "w_out")),
+        ("alif", "eprop", ("w_in", "w_rec", "w_out")),
+        pytest.param("lif", "bptt", ("w_in", "w_rec", "w_out"), marks=pytest.mark.slow),
+    ],
+)
 def test_point_layer_equals_the_point_network(cell_name, rule, names):
     point, layer = pair(cell_name)
     x, y, m = trial()
@@ -52,14 +70,19 @@ def test_point_layer_equals_the_point_network(cell_name, rule, names):
     for k in names:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
-@pytest.mark.slow  # a training run; the wrapped cells' equality stays in the default run
 
+@pytest.mark.slow  # a training run; the wrapped cells' equality stays in the default run
 def test_a_stack_wraps_point_cells_and_trains():
     net = rflo.init_network(1, 6, 1, cell=Stack(layers=("leaky_tanh", "gru")), seed=1)
     assert isinstance(net.cell.layers[0], PointLayer)
     assert {"layer0.w_rec", "layer0.tau", "layer1.w_rec"} <= set(net.extra)
-    res = rflo.train(net, rflo.periodic_task(period=20), "bptt", trials=40,
-                     lr={"layer0.w_rec": 0.05, "layer1.w_rec": 0.05, "w_out": 0.05})
+    res = rflo.train(
+        net,
+        rflo.periodic_task(period=20),
+        "bptt",
+        trials=40,
+        lr={"layer0.w_rec": 0.05, "layer1.w_rec": 0.05, "w_out": 0.05},
+    )
     assert res.loss[-1] < res.loss[0]
 
 

@@ -10,14 +10,24 @@ from hypothesis.extra import numpy as hnp
 
 import rflo
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=5), st.lists(st.floats(-2, 2), max_size=4),
-    hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=4),
-               elements=st.floats(allow_nan=True, allow_infinity=True, width=64)),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.floats(-2, 2), max_size=4),
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(max_dims=3, max_side=4),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=64),
+    ),
 )
 
 
@@ -62,14 +72,19 @@ def test_task_any_arrays(x, y, mask):
     # compilations, and hypothesis spends its examples on values, rules and modes
     shape=st.sampled_from([(1, 1, 1, 2), (5, 2, 3, 12)]),
     rule=st.sampled_from(["rflo", "bptt", "rtrl", "local", "random_feedback"]),
-    online=st.booleans(), dtype=st.sampled_from(["float32", "float64"]),
-    scale=st.floats(0, 10), lr=st.floats(0, 1), seed=st.integers(0, 2**31 - 1),
+    online=st.booleans(),
+    dtype=st.sampled_from(["float32", "float64"]),
+    scale=st.floats(0, 10),
+    lr=st.floats(0, 1),
+    seed=st.integers(0, 2**31 - 1),
 )
 def test_train_small_problems(shape, rule, online, dtype, scale, lr, seed):
     n_rec, n_in, n_out, steps = shape
     rng = np.random.default_rng(seed)
     net = rflo.init_network(n_in, n_rec, n_out, seed=seed % 1000, dtype=dtype)
-    task = rflo.Task(x=scale * rng.normal(size=(steps, n_in)), y=scale * rng.normal(size=(steps, n_out)))
+    task = rflo.Task(
+        x=scale * rng.normal(size=(steps, n_in)), y=scale * rng.normal(size=(steps, n_out))
+    )
     res = _accepted_or_clear(rflo.train, net, task, rule, trials=2, lr=lr, online=online)
     if res is None:
         assert online and rule == "bptt"
@@ -107,7 +122,11 @@ def test_load_network_any_bytes(tmp_path_factory, data):
     key=st.sampled_from(["w_in", "w_rec", "w_out", "b", "h0"]),
 )
 def test_load_network_malformed_corpus(tmp_path_factory, drop, corrupt, key):
-    arrays = {k: np.asarray(v) for k, v in rflo.init_network(2, 5, 1)._asdict().items() if v is not None and k != "cell"}
+    arrays = {
+        k: np.asarray(v)
+        for k, v in rflo.init_network(2, 5, 1)._asdict().items()
+        if v is not None and k != "cell"
+    }
     arrays.pop(drop, None)
     if corrupt == "nan" and key in arrays:
         arrays[key] = np.full_like(arrays[key], np.nan)

@@ -18,7 +18,9 @@ def test_divergence_stops_and_keeps_the_last_network_within_the_limit(problem):
     trial's loss is measured on the network from before its update), whatever
     the chunking, and the curves end at the trial that diverged."""
     net, task = problem
-    with pytest.warns(RuntimeWarning, match=r"rule 'rflo' diverged at trial \d+.*lr_in, lr_rec, lr_out"):
+    with pytest.warns(
+        RuntimeWarning, match=r"rule 'rflo' diverged at trial \d+.*lr_in, lr_rec, lr_out"
+    ):
         res = rflo.train(net, task, "rflo", trials=400, lr=(0, 50.0, 50.0), chunk=20)
     assert res.diverged is not None
     k = len(res.loss)  # the trial that diverged, counted from 1
@@ -32,12 +34,23 @@ def test_divergence_stops_and_keeps_the_last_network_within_the_limit(problem):
     assert not np.isfinite(bad) or bad > 1e4 * np.min(res.loss[:-1])
     # the loss was bad, so the network that produced it (after k - 1 trials) is not kept
     assert res.trials_done == k - 2
-    assert res.loss[res.trials_done] <= 1e4 * np.min(res.loss[:res.trials_done + 1])
+    assert res.loss[res.trials_done] <= 1e4 * np.min(res.loss[: res.trials_done + 1])
     for w in (res.network.w_in, res.network.w_rec, res.network.w_out):
         assert np.all(np.isfinite(w))
     # the kept network is the one after trials_done trials: replaying gives it
-    replay = rflo.train(net, task, "rflo", trials=res.trials_done, lr=(0, 50.0, 50.0), chunk=20,
-                        max_loss_growth=None) if res.trials_done else None
+    replay = (
+        rflo.train(
+            net,
+            task,
+            "rflo",
+            trials=res.trials_done,
+            lr=(0, 50.0, 50.0),
+            chunk=20,
+            max_loss_growth=None,
+        )
+        if res.trials_done
+        else None
+    )
     if replay is not None:
         np.testing.assert_array_equal(replay.network.w_rec, res.network.w_rec)
 
@@ -55,8 +68,9 @@ def test_sessions_continued_with_their_guard_diverge_as_one(problem, segment):
         whole = rflo.train(net, task, "rflo", trials=40, lr=lr)
         current, guard, losses, done = net, None, [], 0
         while True:
-            part = rflo.train(current, task, "rflo", trials=segment, lr=lr, start_trial=done,
-                              guard=guard)
+            part = rflo.train(
+                current, task, "rflo", trials=segment, lr=lr, start_trial=done, guard=guard
+            )
             losses.extend(part.loss)
             if part.diverged:
                 break

@@ -22,8 +22,9 @@ def directions(rule, net, task, key=0, fprime="exact"):
     x, y, m = task.trial()
     with jax.enable_x64(True):
         jn = with_derivative(jax.tree_util.tree_map(jnp.asarray, net), fprime)
-        d, _ = get_rule(rule).trial(jn, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m),
-                                    jax.random.PRNGKey(key))
+        d, _ = get_rule(rule).trial(
+            jn, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m), jax.random.PRNGKey(key)
+        )
         return {k: np.asarray(d[k]) for k in MATS}
 
 
@@ -32,8 +33,14 @@ def per_step_directions(rule, net, task, key=0):
     x, y, m = task.trial()
     with jax.enable_x64(True):
         jn = with_derivative(jax.tree_util.tree_map(jnp.asarray, net), "exact")
-        d, _ = Rule.trial(get_rule(rule), jn, jnp.asarray(x), jnp.asarray(y), jnp.asarray(m),
-                          jax.random.PRNGKey(key))
+        d, _ = Rule.trial(
+            get_rule(rule),
+            jn,
+            jnp.asarray(x),
+            jnp.asarray(y),
+            jnp.asarray(m),
+            jax.random.PRNGKey(key),
+        )
         return {k: np.asarray(d[k]) for k in MATS}
 
 
@@ -54,12 +61,20 @@ def assert_same(a, b, tol=1e-10, mats=MATS):
 
 def masked_network(mask, seed=0, n_in=3, n_out=2):
     base = random_network(n_in=n_in, n_rec=mask.shape[0], n_out=n_out, seed=seed)
-    return rflo.network_from_arrays(w_in=base.w_in, w_rec=np.asarray(base.w_rec) * mask,
-                                    w_out=base.w_out, b=base.b, h0=base.h0, tau=10.0,
-                                    mask=mask, dtype="float64")
+    return rflo.network_from_arrays(
+        w_in=base.w_in,
+        w_rec=np.asarray(base.w_rec) * mask,
+        w_out=base.w_out,
+        b=base.b,
+        h0=base.h0,
+        tau=10.0,
+        mask=mask,
+        dtype="float64",
+    )
 
 
 # ----------------------------------------------------------------- e-prop
+
 
 def test_eprop_trace_is_rflo_trace():
     """For leaky rate units (z = h, internal dynamics = the leak) e-prop's
@@ -95,15 +110,18 @@ def test_eprop_is_exact_without_recurrence():
     assert rel_err(directions("eprop", base, task)["w_rec"], autodiff(base, task)["w_rec"]) > 0.1
     # trained with w_rec frozen at 0 (lr_rec = 0): the update is -lr/T dL/dW
     lr, steps = 0.2, task.n_steps
-    res = rflo.train(net, task, "eprop", trials=1, lr=(lr, 0.0, lr), dtype="float64",
-                     derivative="exact")
+    res = rflo.train(
+        net, task, "eprop", trials=1, lr=(lr, 0.0, lr), dtype="float64", derivative="exact"
+    )
     assert np.all(res.network.w_rec == 0)
     for k in ("w_in", "w_out"):
-        np.testing.assert_allclose(getattr(res.network, k) - getattr(net, k),
-                                   lr / steps * exact[k], rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(
+            getattr(res.network, k) - getattr(net, k), lr / steps * exact[k], rtol=1e-9, atol=1e-14
+        )
 
 
 # ----------------------------------------------------------------- SnAp
+
 
 def test_snap2_on_a_fully_connected_network_is_rtrl():
     net, task = random_network(), random_task(steps=30)
@@ -134,8 +152,10 @@ def test_snap1_is_exact_when_units_only_excite_themselves():
     net, task = masked_network(np.eye(n)), random_task(steps=30)
     exact = autodiff(net, task)
     got = directions("snap1", net, task)
-    assert_same({k: got[k] * (np.eye(n) if k == "w_rec" else 1) for k in MATS},
-                {k: exact[k] * (np.eye(n) if k == "w_rec" else 1) for k in MATS})
+    assert_same(
+        {k: got[k] * (np.eye(n) if k == "w_rec" else 1) for k in MATS},
+        {k: exact[k] * (np.eye(n) if k == "w_rec" else 1) for k in MATS},
+    )
     assert rel_err(directions("eprop", net, task)["w_in"], exact["w_in"]) > 0.01
 
 
@@ -144,8 +164,10 @@ def test_snap1_differs_from_eprop_only_by_the_self_connection():
     no_self = base._replace(w_rec=np.asarray(base.w_rec) * (1 - np.eye(base.n_rec)))
     task = random_task(steps=30)
     assert_same(directions("snap1", no_self, task), directions("eprop", no_self, task))
-    assert rel_err(directions("snap1", base, task)["w_rec"],
-                   directions("eprop", base, task)["w_rec"]) > 1e-3
+    assert (
+        rel_err(directions("snap1", base, task)["w_rec"], directions("eprop", base, task)["w_rec"])
+        > 1e-3
+    )
 
 
 def test_snap_order_is_checked():
@@ -154,6 +176,7 @@ def test_snap_order_is_checked():
 
 
 # ----------------------------------------------------------------- truncated BPTT
+
 
 @pytest.mark.parametrize("k", [29, 30, 100])
 def test_tbptt_with_a_window_covering_the_trial_is_bptt(k):
@@ -186,18 +209,21 @@ def test_tbptt_online_updates_every_k_steps():
     x, y, m = task.trial()
     steps = x.shape[0]
     rule = TruncatedBPTT(window=k)
-    res = rflo.train(net, task, rule, trials=1, lr=lr, online=True, dtype="float64",
-                     derivative="exact")
-    first = rflo.Task(x=x[:k + 1], y=y[:k + 1])
+    res = rflo.train(
+        net, task, rule, trials=1, lr=lr, online=True, dtype="float64", derivative="exact"
+    )
+    first = rflo.Task(x=x[: k + 1], y=y[: k + 1])
     d1 = directions(rule, net, first)
     w1 = {kk: np.asarray(getattr(net, kk)) + lr / steps * d1[kk] for kk in MATS}
     from rflo.train import simulate
-    h_k = simulate(net, x[:k + 1], dtype="float64")[1][-1]  # state after window 1
+
+    h_k = simulate(net, x[: k + 1], dtype="float64")[1][-1]  # state after window 1
     net1 = net._replace(h0=h_k, **w1)
     d2 = directions(rule, net1, rflo.Task(x=x[k:], y=y[k:]))
     for kk in MATS:
-        np.testing.assert_allclose(getattr(res.network, kk), w1[kk] + lr / steps * d2[kk],
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            getattr(res.network, kk), w1[kk] + lr / steps * d2[kk], rtol=0, atol=1e-12
+        )
 
 
 def test_tbptt_window_is_checked():
@@ -207,6 +233,7 @@ def test_tbptt_window_is_checked():
 
 
 # ----------------------------------------------------------------- UORO, KF-RTRL
+
 
 @pytest.mark.parametrize("rule", ["uoro", "kf_rtrl"])
 def test_unbiased_rules_match_rtrl_in_expectation(rule):
@@ -236,8 +263,12 @@ def test_unbiased_rules_match_rtrl_in_expectation(rule):
         worst_local = max(worst_local, np.max(np.abs((mean - local[k]) / se)))
     assert worst_local > 8
     # w_out is exact in every draw
-    np.testing.assert_allclose(np.asarray(samples["w_out"]), np.broadcast_to(exact["w_out"], samples["w_out"].shape),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(samples["w_out"]),
+        np.broadcast_to(exact["w_out"], samples["w_out"].shape),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 @pytest.mark.parametrize("rule", ["uoro", "kf_rtrl"])
@@ -267,15 +298,22 @@ NEW_RULES = ["eprop", "eprop_random", "uoro", "kf_rtrl", "snap1", "snap2", "tbpt
 def _learns(rule, online):
     net = rflo.init_network(1, 12, 1, seed=3)
     task = rflo.periodic_task(period=40)
-    loss = np.asarray(rflo.train(net, task, rule, trials=200, lr=(0.0, 0.3, 0.3), online=online).loss)
+    loss = np.asarray(
+        rflo.train(net, task, rule, trials=200, lr=(0.0, 0.3, 0.3), online=online).loss
+    )
     assert np.all(np.isfinite(loss))
     assert loss[-10:].mean() < 0.35 * loss[:10].mean(), (loss[:10].mean(), loss[-10:].mean())
 
 
 # e-prop = local/rflo and SnAp-2 = RTRL on this dense network (tested above):
 # their learning runs go with the slow tests
-@pytest.mark.parametrize("rule", [r if r in ("uoro", "kf_rtrl", "snap1", "tbptt")
-                                  else pytest.param(r, marks=pytest.mark.slow) for r in NEW_RULES])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        r if r in ("uoro", "kf_rtrl", "snap1", "tbptt") else pytest.param(r, marks=pytest.mark.slow)
+        for r in NEW_RULES
+    ],
+)
 def test_new_rules_learn_the_periodic_task_offline(rule):
     _learns(rule, online=False)
 

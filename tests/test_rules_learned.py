@@ -32,8 +32,18 @@ def session(rule, net, task, trials, online=True, chunks=1, state=None):
         cfg = trainer.Config(rule, online, Setup())
         n = trials // chunks
         for c in range(chunks):
-            state, *_ = trainer.run_chunk(cfg, None, jn, state, lr, jax.random.PRNGKey(0),
-                                          trainer.trial_data(task, 1, "float64"), c * n, n, n)
+            state, *_ = trainer.run_chunk(
+                cfg,
+                None,
+                jn,
+                state,
+                lr,
+                jax.random.PRNGKey(0),
+                trainer.trial_data(task, 1, "float64"),
+                c * n,
+                n,
+                n,
+            )
         return jax.tree_util.tree_map(np.asarray, state)
 
 
@@ -53,15 +63,22 @@ def by_hand(rule, net, task, trials):
         return rule.carried(state)
 
 
-RULES = {"kernl": KeRNL(name="kernl_test", noise=0.05, lr_beta=0.05, lr_gamma=0.05),
-         "dni": SyntheticGradients(name="dni_test", lr_sg=0.05)}
+RULES = {
+    "kernl": KeRNL(name="kernl_test", noise=0.05, lr_beta=0.05, lr_gamma=0.05),
+    "dni": SyntheticGradients(name="dni_test", lr_sg=0.05),
+}
 
 
-@pytest.mark.parametrize("name,online,chunks", [
-    ("kernl", True, 3), ("dni", False, 1),
-    pytest.param("kernl", False, 1, marks=pytest.mark.slow),
-    pytest.param("dni", True, 3, marks=pytest.mark.slow),
-    pytest.param("dni", True, 1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name,online,chunks",
+    [
+        ("kernl", True, 3),
+        ("dni", False, 1),
+        pytest.param("kernl", False, 1, marks=pytest.mark.slow),
+        pytest.param("dni", True, 3, marks=pytest.mark.slow),
+        pytest.param("dni", True, 1, marks=pytest.mark.slow),
+    ],
+)
 def test_learned_state_lasts_across_trials_and_chunks(name, online, chunks):
     """Three trials (online or offline, in one chunk or three): the trainer's
     carried state is the hand-stepped one, and it moved from the start."""
@@ -95,7 +112,7 @@ def credit_error(A, net, task):
     for t in range(1, x.shape[0]):
         h = h + (np.tanh(w_rec @ h + w_in @ x[t]) - h) / float(net.tau)
         s.append(np.asarray(A) @ np.concatenate([h, y[t], [1.0]]))
-    return np.sum((np.array(s) - c) ** 2) / np.sum(c ** 2)
+    return np.sum((np.array(s) - c) ** 2) / np.sum(c**2)
 
 
 def test_dni_synthetic_gradient_improves_over_trials():

@@ -34,8 +34,9 @@ def run_steps(rule, net, task, key=0, setup=Setup()):
         h = jnp.asarray(jn.h0)
         states, total = [], None
         for t in range(1, x.shape[0]):
-            state, h, _, d = rule.advance(state, jn, h, jnp.asarray(x[t]), jnp.asarray(y[t]),
-                                          jnp.asarray(m[t]), setup)
+            state, h, _, d = rule.advance(
+                state, jn, h, jnp.asarray(x[t]), jnp.asarray(y[t]), jnp.asarray(m[t]), setup
+            )
             states.append(jax.tree_util.tree_map(np.asarray, state))
             d = {k: np.asarray(v) for k, v in d.items()}
             total = d if total is None else {k: total[k] + d[k] for k in d}
@@ -43,6 +44,7 @@ def run_steps(rule, net, task, key=0, setup=Setup()):
 
 
 # ----------------------------------------------------------------- R-KF-RTRL
+
 
 def _mean_test(rule, net, task, draws, setup=Setup()):
     """(largest |z| of the mean against RTRL, largest |z| against 'local'):
@@ -63,9 +65,12 @@ def _mean_test(rule, net, task, draws, setup=Setup()):
         mean, se = s.mean(0), s.std(0, ddof=1) / np.sqrt(draws)
         worst = max(worst, np.max(np.abs((mean - np.asarray(exact[k])) / se)))
         worst_local = max(worst_local, np.max(np.abs((mean - np.asarray(local[k])) / se)))
-    np.testing.assert_allclose(np.asarray(samples["w_out"]),
-                               np.broadcast_to(np.asarray(exact["w_out"]), samples["w_out"].shape),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(samples["w_out"]),
+        np.broadcast_to(np.asarray(exact["w_out"]), samples["w_out"].shape),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     return worst, worst_local
 
 
@@ -73,8 +78,9 @@ def test_rkf_rtrl_matches_rtrl_in_expectation():
     """As UORO's and KF-RTRL's test: each entry's mean over 10 000 draws within
     4.5 standard errors of RTRL's (seeded, so deterministic), while 'local' is
     many standard errors away (the test has power)."""
-    worst, worst_local = _mean_test("rkf_rtrl", random_network(n_rec=5), random_task(steps=20),
-                                    10000)
+    worst, worst_local = _mean_test(
+        "rkf_rtrl", random_network(n_rec=5), random_task(steps=20), 10000
+    )
     assert worst < 4.5, worst
     assert worst_local > 8, worst_local
 
@@ -97,8 +103,9 @@ def test_rkf_rtrl_generic_route_is_the_closed_form():
 def test_rkf_rtrl_is_unbiased_on_another_point_neuron_cell():
     """The generic route on the leaky unit with one time constant per unit."""
     base = rflo.init_network(3, 5, 2, seed=1, cell="leaky_tau", dtype="float64")
-    worst, worst_local = _mean_test("rkf_rtrl", base, random_task(steps=20), 10000,
-                                    Setup(params=("w_in", "w_rec", "w_out")))
+    worst, worst_local = _mean_test(
+        "rkf_rtrl", base, random_task(steps=20), 10000, Setup(params=("w_in", "w_rec", "w_out"))
+    )
     assert worst < 4.5, worst
     assert worst_local > 8, worst_local
 
@@ -113,6 +120,7 @@ def test_rkf_rtrl_refuses_what_kf_rtrl_refuses():
 
 
 # ----------------------------------------------------------------- KeRNL
+
 
 def kernl_by_hand(net, task, key, noise, lr_beta, lr_gamma):
     """KeRNL's recursion in numpy (the noise drawn from the same key chain):
@@ -139,8 +147,10 @@ def kernl_by_hand(net, task, key, noise, lr_beta, lr_gamma):
         Gamma = kern * (Gamma - omega)
         omega = kern * omega + xi
         e = beta @ omega - (hn - h_new) / noise
-        beta, gamma = (beta - lr_beta * np.outer(e, omega),
-                       np.maximum(gamma - lr_gamma * (beta.T @ e) * Gamma, 0.0))
+        beta, gamma = (
+            beta - lr_beta * np.outer(e, omega),
+            np.maximum(gamma - lr_gamma * (beta.T @ e) * Gamma, 0.0),
+        )
         err = m[t] * (y[t] - w_out @ h_new)
         post = beta.T @ (w_out.T @ err)
         total["w_rec"] = total["w_rec"] + post[:, None] * B[:, :n]
@@ -205,6 +215,7 @@ def test_kernl_next_trial_keeps_what_it_learned():
 
 
 # ----------------------------------------------------------------- DNI
+
 
 def true_credit(net, task):
     """c[t] = -dL_{>=t}/dh[t] (T-1, n_rec) by autodiff: the gradient of the
@@ -303,12 +314,14 @@ def test_dni_module_follows_its_update():
 
 # ----------------------------------------------------------------- training
 
+
 @pytest.mark.slow  # test_each_rule_learns_the_periodic_task covers it more fully in the slow step
 @pytest.mark.parametrize("rule", ["rkf_rtrl", "kernl", "dni"])
 def test_each_rule_trains_a_tiny_network(rule):
     net = rflo.init_network(1, 8, 1, seed=3)
-    res = rflo.train(net, rflo.periodic_task(period=20), rule, trials=40, lr=(0.0, 0.3, 0.3),
-                     online=True)
+    res = rflo.train(
+        net, rflo.periodic_task(period=20), rule, trials=40, lr=(0.0, 0.3, 0.3), online=True
+    )
     loss = np.asarray(res.loss)
     assert res.diverged is None and np.all(np.isfinite(loss))
     assert loss[-5:].mean() < loss[:5].mean(), (loss[:5].mean(), loss[-5:].mean())
@@ -319,14 +332,26 @@ def test_each_rule_trains_a_tiny_network(rule):
 def test_each_rule_learns_the_periodic_task(rule):
     net = rflo.init_network(1, 12, 1, seed=3)
     for online in (False, True):
-        loss = np.asarray(rflo.train(net, rflo.periodic_task(period=40), rule, trials=200,
-                                     lr=(0.0, 0.3, 0.3), online=online).loss)
+        loss = np.asarray(
+            rflo.train(
+                net,
+                rflo.periodic_task(period=40),
+                rule,
+                trials=200,
+                lr=(0.0, 0.3, 0.3),
+                online=online,
+            ).loss
+        )
         assert np.all(np.isfinite(loss))
-        assert loss[-10:].mean() < 0.35 * loss[:10].mean(), (online, loss[:10].mean(),
-                                                              loss[-10:].mean())
+        assert loss[-10:].mean() < 0.35 * loss[:10].mean(), (
+            online,
+            loss[:10].mean(),
+            loss[-10:].mean(),
+        )
 
 
 # ----------------------------------------------------------------- tasks
+
 
 def test_add_targets_follow_the_formula():
     gen = add()
@@ -356,8 +381,8 @@ def test_add_targets_follow_the_formula():
     with pytest.raises(ValueError, match="must exceed the longer lag"):
         add(n_steps=9)
 
-@pytest.mark.slow  # a training run; the Add targets' formula is checked in the default run
 
+@pytest.mark.slow  # a training run; the Add targets' formula is checked in the default run
 def test_add_trains_with_the_cross_entropy_loss():
     gen = add(n_steps=40)
     net = rflo.init_network(gen.n_in, 8, gen.n_out, seed=0)
@@ -366,21 +391,29 @@ def test_add_trains_with_the_cross_entropy_loss():
     # about log 2 per scored step at the start (39 of 40 steps scored)
     assert np.all(np.isfinite(loss)) and abs(loss[0] - np.log(2) * 39 / 40) < 0.1
 
-@pytest.mark.slow  # a teacher network per trial; the Add targets stay in the default run
 
+@pytest.mark.slow  # a teacher network per trial; the Add targets stay in the default run
 def test_mimic_targets_are_the_teacher_outputs():
     gen = mimic(n_in=3, n_out=2, n_steps=30, n_rec=6, tau=4.0, teacher_seed=5)
     x, y, m = gen.batch(seed=0, batch=2)
     assert set(np.unique(x)) == {0.0, 1.0} and np.all(x[:, 0] == 0) and np.all(m == 1)
     w_in, w_rec, w_out = mimic_teacher(3, 6, 2, gain=1.2, seed=5)
-    teacher = rflo.network_from_arrays(w_in=w_in, w_rec=w_rec, w_out=w_out, b=np.zeros((6, 2)),
-                                       h0=np.zeros(6), tau=4.0, dtype="float64")
+    teacher = rflo.network_from_arrays(
+        w_in=w_in,
+        w_rec=w_rec,
+        w_out=w_out,
+        b=np.zeros((6, 2)),
+        h0=np.zeros(6),
+        tau=4.0,
+        dtype="float64",
+    )
     for i in range(2):
         want = rflo.simulate(teacher, x[i])[0]
         np.testing.assert_allclose(y[i], want, atol=1e-5)
     # the same teacher every trial, a new one with another seed
-    x2, y2, _ = mimic(n_in=3, n_out=2, n_steps=30, n_rec=6, tau=4.0,
-                          teacher_seed=6).batch(seed=0, batch=2)
+    x2, y2, _ = mimic(n_in=3, n_out=2, n_steps=30, n_rec=6, tau=4.0, teacher_seed=6).batch(
+        seed=0, batch=2
+    )
     np.testing.assert_array_equal(x2, x)
     assert np.max(np.abs(y2 - y)) > 1e-2
     assert MARSCHALL_TASKS == {"add": add, "mimic": mimic}

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from test_cli import assert_user_error, run
 
 import rflo
 from rflo import checkpoint
-from test_cli import assert_user_error, run
 
 SMALL = ["--units", 8, "--period", 20, "--quiet"]
 
@@ -28,13 +28,15 @@ def test_command_line_divergence_is_the_apis(tmp_path):
     """The command line trains in segments; its divergence test must still be
     the one of a single session: same trial, same best, same network kept."""
     lr = (0, 3.0, 3.0)
-    proc = run("train", "--units", 30, "--lr", *lr, "--trials", 200, "--out", tmp_path / "d",
-               "--quiet")
+    proc = run(
+        "train", "--units", 30, "--lr", *lr, "--trials", 200, "--out", tmp_path / "d", "--quiet"
+    )
     assert proc.returncode == 3, proc.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        api = rflo.train(rflo.init_network(1, 30, 1, seed=0), rflo.periodic_task(), "rflo",
-                         trials=200, lr=lr)
+        api = rflo.train(
+            rflo.init_network(1, 30, 1, seed=0), rflo.periodic_task(), "rflo", trials=200, lr=lr
+        )
     assert api.diverged is not None
     assert api.diverged in proc.stderr  # same trial, same best loss, same kept network
     assert proc.stderr.count("diverged at trial") == 1  # said once, not as a warning too
@@ -57,9 +59,13 @@ def _terminal_sigint():
 
 def _start(out, *extra, trials=1_000_000):
     args = ["train", "--trials", trials, "--out", out, *SMALL, *extra]
-    return subprocess.Popen([sys.executable, "-m", "rflo"] + [str(a) for a in args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_terminal_sigint)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rflo"] + [str(a) for a in args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_terminal_sigint,
+    )
 
 
 def _wait_for(path, proc, timeout=120):
@@ -78,9 +84,23 @@ def test_a_second_writer_is_refused_and_sigint_stops_with_a_checkpoint(tmp_path)
     first = _start(out)
     try:
         _wait_for(out / "checkpoint" / "run.json", first)
-        second = subprocess.run([sys.executable, "-m", "rflo", "train", "--trials", "10",
-                                 "--out", str(out), "--overwrite", "--quiet"],
-                                capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rflo",
+                "train",
+                "--trials",
+                "10",
+                "--out",
+                str(out),
+                "--overwrite",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert_user_error(second, "another rflo process", "is writing to")
         time.sleep(0.5)
         first.send_signal(signal.SIGINT)
@@ -101,8 +121,23 @@ def test_overwrite_removes_the_earlier_run_and_resume_follows_the_new_one(tmp_pa
     assert run("train", "--trials", 30, "--out", out, "--overwrite", *SMALL).returncode == 0
     old_meta = json.loads((out / "metadata.json").read_text())
     # a diverging --overwrite run: nothing of the old run stays beside the new network
-    div = run("train", "--trials", 300, "--units", 10, "--lr", 0, 80, 80, "--out", out,
-              "--overwrite", "--quiet", "--period", 30)
+    div = run(
+        "train",
+        "--trials",
+        300,
+        "--units",
+        10,
+        "--lr",
+        0,
+        80,
+        80,
+        "--out",
+        out,
+        "--overwrite",
+        "--quiet",
+        "--period",
+        30,
+    )
     assert div.returncode == 3, div.stderr
     assert not (out / "results.csv").exists() and not (out / "metadata.json").exists()
     assert not (out / "loss.png").exists()
@@ -110,8 +145,19 @@ def test_overwrite_removes_the_earlier_run_and_resume_follows_the_new_one(tmp_pa
     assert (out / "notes.txt").read_text() == "mine"  # not the run's: left alone
     assert_user_error(run("plot", out), "has no metadata.json")
     # --overwrite onto that run, then --resume: the new run's settings and checkpoint
-    new = run("train", "--trials", 12, "--units", 6, "--period", 20, "--out", out,
-              "--overwrite", "--quiet")
+    new = run(
+        "train",
+        "--trials",
+        12,
+        "--units",
+        6,
+        "--period",
+        20,
+        "--out",
+        out,
+        "--overwrite",
+        "--quiet",
+    )
     assert new.returncode == 0
     again = run("train", "--resume", out, "--quiet")
     assert again.returncode == 0, again.stderr
@@ -211,7 +257,9 @@ def test_resume_refuses_bad_settings_and_cleans_temporaries(finished):
     settings = out / "checkpoint" / "run.json"
     good = settings.read_text()
     settings.write_text(good.replace('"trials": 20', '"trials": "abc"'))
-    assert_user_error(run("train", "--resume", out, "--quiet"), "'trials' must be a positive integer")
+    assert_user_error(
+        run("train", "--resume", out, "--quiet"), "'trials' must be a positive integer"
+    )
     settings.write_text(good)
     junk = [out / ".rflo.npz.x1.tmp", out / "checkpoint" / ".rflo.npz.x2.tmp"]
     for j in junk:
@@ -242,10 +290,14 @@ def test_runs_that_cannot_fit_are_refused_before_anything_is_made(tmp_path, monk
     assert not (tmp_path / "huge").exists()
     monkeypatch.setenv("RFLO_MEMORY_LIMIT", "1G")
     rtrl = run("train", "--rule", "rtrl", "--units", 500, "--out", tmp_path / "rtrl")
-    assert_user_error(rtrl, "rule 'rtrl' (n_rec=500, 100 steps) needs about", "1.0 GiB is available")
+    assert_user_error(
+        rtrl, "rule 'rtrl' (n_rec=500, 100 steps) needs about", "1.0 GiB is available"
+    )
     assert not (tmp_path / "rtrl").exists()
     net = rflo.init_network(1, 500, 1)
-    with pytest.raises(ValueError, match=r"training with rule 'rtrl' \(n_rec=500, 100 steps\) needs"):
+    with pytest.raises(
+        ValueError, match=r"training with rule 'rtrl' \(n_rec=500, 100 steps\) needs"
+    ):
         rflo.train(net, rflo.periodic_task(), "rtrl", trials=1, online=True)
     from rflo.ensemble import init_ensemble, train_ensemble
 

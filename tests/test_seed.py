@@ -69,14 +69,17 @@ def _one_matrix_update(net, task, rule, which, lr=0.1):
     return getattr(res.network, which) - getattr(net, which)
 
 
-@pytest.mark.parametrize("rule,which,low,high", [
-    # the seed's BPTT W_rec update: measured cosine ~0.9 with the true gradient
-    ("bptt", "w_rec", 0.01, None),
-    ("bptt", "w_in", 0.01, None),
-    # the seed's RTRL: W_rec a few percent off, W_in far off
-    ("rtrl", "w_rec", 1e-3, None),
-    ("rtrl", "w_in", 0.05, None),
-])
+@pytest.mark.parametrize(
+    "rule,which,low,high",
+    [
+        # the seed's BPTT W_rec update: measured cosine ~0.9 with the true gradient
+        ("bptt", "w_rec", 0.01, None),
+        ("bptt", "w_in", 0.01, None),
+        # the seed's RTRL: W_rec a few percent off, W_in far off
+        ("rtrl", "w_rec", 1e-3, None),
+        ("rtrl", "w_in", 0.05, None),
+    ],
+)
 def test_where_the_seed_is_wrong_library_is_exact(rule, which, low, high):
     """The seed's update departs from the autodiff gradient; the library's does not."""
     from test_exactness import autodiff_update

@@ -15,8 +15,9 @@ def test_hebbian_update_is_its_equation():
     w, h = rng.normal(size=(4, 7)), rng.normal(size=7)
     z = np.eye(4)[2]
     for reward in (0.0, 1.0):
-        got = np.asarray(selector.hebbian_update(jnp.asarray(w), jnp.asarray(z), jnp.asarray(h),
-                                                 reward, 0.3))
+        got = np.asarray(
+            selector.hebbian_update(jnp.asarray(w), jnp.asarray(z), jnp.asarray(h), reward, 0.3)
+        )
         want = w.copy()
         for i in range(4):  # w_ij + eta R z_i h_j, written out
             for j in range(7):
@@ -33,8 +34,9 @@ def test_winner_take_all_and_exploration():
     np.testing.assert_allclose(drive, [0.1, 0.9, 0.3])
     picks = [int(selector.select(w, h, jax.random.PRNGKey(k), 1.0)[0]) for k in range(300)]
     assert set(picks) == {0, 1, 2} and 60 < picks.count(0) < 140  # uniform when exploring
-    rows = np.linalg.norm(np.asarray(selector.normalize_rows(jnp.asarray([[3.0, 4.0], [0, 0]]))),
-                          axis=1)
+    rows = np.linalg.norm(
+        np.asarray(selector.normalize_rows(jnp.asarray([[3.0, 4.0], [0, 0]]))), axis=1
+    )
     np.testing.assert_allclose(rows, [1, 0])
 
 
@@ -44,16 +46,22 @@ def test_a_loop_learns_the_order_of_syllables_from_a_fixed_network():
     rng = np.random.default_rng(1)
     n = 20
     net = rflo.network_from_arrays(
-        w_in=3 * rng.normal(size=(n, 3)), w_rec=0.5 * rng.normal(size=(n, n)) / np.sqrt(n),
-        w_out=rng.normal(size=(2, n)) / np.sqrt(n), b=rng.normal(size=(n, 2)),
-        h0=np.zeros(n), tau=2.0, dtype="float32")
+        w_in=3 * rng.normal(size=(n, 3)),
+        w_rec=0.5 * rng.normal(size=(n, n)) / np.sqrt(n),
+        w_out=rng.normal(size=(2, n)) / np.sqrt(n),
+        b=rng.normal(size=(n, 2)),
+        h0=np.zeros(n),
+        tau=2.0,
+        dtype="float32",
+    )
     jnet = jax.tree_util.tree_map(jnp.asarray, net)
     seq = jnp.asarray([2, 0, 1])
     w0 = selector.normalize_rows(jax.random.normal(jax.random.PRNGKey(3), (3, n)))
     before = selector.run_loop(jnet, w0, seq, 10)[1]
     # the one-hot variant of the rule (update="choice") with unit rows learns this order
-    w, rewards = selector.train_selector(jnet, w0, seq, 10, 300, 0.1, 0.2, jax.random.PRNGKey(4),
-                                         update="choice")
+    w, rewards = selector.train_selector(
+        jnet, w0, seq, 10, 300, 0.1, 0.2, jax.random.PRNGKey(4), update="choice"
+    )
     after = selector.run_loop(jnet, w, seq, 10)[1]
     assert after.choices.tolist() == [2, 0, 1] and before.choices.tolist() != [2, 0, 1]
     assert np.asarray(after.rewards).tolist() == [1.0, 1.0]
@@ -68,9 +76,14 @@ def test_the_papers_update_uses_z_before_the_winner_take_all():
     rng = np.random.default_rng(2)
     n = 6
     net = rflo.network_from_arrays(
-        w_in=rng.normal(size=(n, 4)), w_rec=0.5 * rng.normal(size=(n, n)) / np.sqrt(n),
-        w_out=rng.normal(size=(2, n)), b=rng.normal(size=(n, 2)), h0=np.zeros(n), tau=2.0,
-        dtype="float32")
+        w_in=rng.normal(size=(n, 4)),
+        w_rec=0.5 * rng.normal(size=(n, n)) / np.sqrt(n),
+        w_out=rng.normal(size=(2, n)),
+        b=rng.normal(size=(n, 2)),
+        h0=np.zeros(n),
+        tau=2.0,
+        dtype="float32",
+    )
     jnet = jax.tree_util.tree_map(jnp.asarray, net)
     w0 = jnp.asarray(rng.normal(size=(4, n)), jnp.float32)
     state, _ = selector.run_syllable(jnet, jnet.cell.initial_state(jnet), 1, 5)
@@ -78,8 +91,9 @@ def test_the_papers_update_uses_z_before_the_winner_take_all():
     drive = np.asarray(w0) @ h
     first = int(np.argmax(drive))
     for update, z in (("drive", drive), ("choice", np.eye(4)[first])):
-        w, res = selector.run_loop(jnet, w0, jnp.asarray([1, first]), 5, eta=0.5,
-                                   normalize=False, update=update)
+        w, res = selector.run_loop(
+            jnet, w0, jnp.asarray([1, first]), 5, eta=0.5, normalize=False, update=update
+        )
         assert np.asarray(res.rewards).tolist() == [1.0]
         np.testing.assert_allclose(w, np.asarray(w0) + 0.5 * np.outer(z, h), rtol=1e-5, atol=1e-6)
     # from (1, 0) after reach 0, a box of 1.5 forbids another step right (choice 0)

@@ -15,10 +15,21 @@ from rflo.sweep import make_plan  # noqa: E402
 from rflo.sweep.spec import spec_from_dict  # noqa: E402
 
 #: tiny: two lanes that share a seed (they differ only in their rates)
-TINY = {"name": "tiny", "trials": 20, "record_every": 10, "max_networks": 2,
-        "grid": {"rule": "rflo", "units": 6, "lr_rec": [0.01, 0.03], "lr_out": 0.02,
-                 "seed": 0, "set": {"period": 20}},
-        "backend": {"devices": 1}}
+TINY = {
+    "name": "tiny",
+    "trials": 20,
+    "record_every": 10,
+    "max_networks": 2,
+    "grid": {
+        "rule": "rflo",
+        "units": 6,
+        "lr_rec": [0.01, 0.03],
+        "lr_out": 0.02,
+        "seed": 0,
+        "set": {"period": 20},
+    },
+    "backend": {"devices": 1},
+}
 
 
 class StopAfterTwoSegments:
@@ -49,8 +60,11 @@ def test_spec_train_runs_through_the_session(monkeypatch):
 
     made = []
     real = Session.for_networks.__func__
-    monkeypatch.setattr(Session, "for_networks",
-                        classmethod(lambda cls, *a, **kw: made.append(kw) or real(cls, *a, **kw)))
+    monkeypatch.setattr(
+        Session,
+        "for_networks",
+        classmethod(lambda cls, *a, **kw: made.append(kw) or real(cls, *a, **kw)),
+    )
     task = rflo.periodic_task(period=20)
     nets = init_ensemble(task.n_in, 6, task.n_out, seeds=[0, 0])
     lr = np.array([[0.0, 0.01, 0.02], [0.0, 0.03, 0.02]])
@@ -75,9 +89,13 @@ def test_a_stopped_chunk_goes_on_from_its_work_folder_bit_identically(tmp_path, 
     (chunk,) = make_plan(spec)
     assert [p["seed"] for p in chunk.points] == [0, 0]
     task = rflo.periodic_task(period=20)  # what the chunk computes, in one call
-    direct = train_ensemble(init_ensemble(task.n_in, 6, task.n_out, seeds=[0, 0]), task,
-                            trials=20, lr=np.array([[0.0, 0.01, 0.02], [0.0, 0.03, 0.02]]),
-                            seeds=[0, 0])
+    direct = train_ensemble(
+        init_ensemble(task.n_in, 6, task.n_out, seeds=[0, 0]),
+        task,
+        trials=20,
+        lr=np.array([[0.0, 0.01, 0.02], [0.0, 0.03, 0.02]]),
+        seeds=[0, 0],
+    )
 
     work = work_folder(tmp_path, chunk.id)
     monkeypatch.setattr(session, "StopRequest", StopAfterTwoSegments)
@@ -90,8 +108,9 @@ def test_a_stopped_chunk_goes_on_from_its_work_folder_bit_identically(tmp_path, 
     assert run_one(tmp_path, spec, chunk) is None  # goes on from the checkpoint, writes the chunk
     assert not work.exists() and not work.parent.exists()  # removed once the files are written
     table = read_chunk_table(tmp_path, chunk.id).to_pydict()
-    np.testing.assert_array_equal(np.reshape(table["loss"], (2, 2)),
-                                  direct.loss.astype(float).reshape(2, 2, 10).mean(axis=2))
+    np.testing.assert_array_equal(
+        np.reshape(table["loss"], (2, 2)), direct.loss.astype(float).reshape(2, 2, 10).mean(axis=2)
+    )
     assert table["diverged_at"] == [0] * 4
     back = read_chunk_networks(tmp_path, chunk.id)
     for i in range(2):

@@ -35,8 +35,9 @@ def test_runspec_round_trips_through_toml_and_refuses_bad_values(tmp_path):
     from rflo import runconfig
     from rflo.spec import RunSpec
 
-    spec = RunSpec(units=7, tau=5, lr={"w_rec": 0.03, "tau": 0.1}, dale=0.8, seeds=[1, 2],
-                   set={"period": 30})
+    spec = RunSpec(
+        units=7, tau=5, lr={"w_rec": 0.03, "tau": 0.1}, dale=0.8, seeds=[1, 2], set={"period": 30}
+    )
     assert spec.tau == 5.0 and RunSpec.from_toml(spec.to_toml()) == spec
     three = RunSpec(lr=[0, 0.1, 0.1])
     assert three.lr == (0.0, 0.1, 0.1) and RunSpec.from_toml(three.to_toml()) == three
@@ -87,8 +88,20 @@ def test_cli_trains_under_dale_and_connectivity_and_rates_by_name(tmp_path):
     mask = np.asarray(net.mask)
     assert 0 < mask.mean() < 1 and np.all(np.asarray(net.w_rec)[mask == 0] == 0)
 
-    code, err = _cli("train", *SMALL, "--rule", "bptt", "--lr", "w_rec=0.03", "w_out=0.03", "tau=0.5",
-                     "--max-loss-growth", 1e6, "--out", tmp_path / "t")
+    code, err = _cli(
+        "train",
+        *SMALL,
+        "--rule",
+        "bptt",
+        "--lr",
+        "w_rec=0.03",
+        "w_out=0.03",
+        "tau=0.5",
+        "--max-loss-growth",
+        1e6,
+        "--out",
+        tmp_path / "t",
+    )
     assert code == 0, err
     net = rflo.load_network(tmp_path / "t" / "bptt.npz")
     assert float(net.tau) != 10.0  # tau trained, by name
@@ -97,8 +110,9 @@ def test_cli_trains_under_dale_and_connectivity_and_rates_by_name(tmp_path):
     header = (tmp_path / "t" / "results.csv").read_text().splitlines()[0].split(",")
     assert {"max_loss_growth", "lr.tau"} <= set(header)  # as a sweep's table has them
     # the run's config file repeats it
-    code, err = _cli("train", "--config", tmp_path / "t" / "config.toml", "--out", tmp_path / "t2",
-                     "--quiet")
+    code, err = _cli(
+        "train", "--config", tmp_path / "t" / "config.toml", "--out", tmp_path / "t2", "--quiet"
+    )
     assert code == 0, err
     np.testing.assert_array_equal(rflo.load_network(tmp_path / "t2" / "bptt.npz").tau, net.tau)
     # a rate by a name the network does not have: one line naming the fix, before any folder
@@ -112,9 +126,19 @@ def test_a_sweep_over_a_tau_rate_trains_tau(tmp_path):
     pytest.importorskip("pyarrow")
     from rflo.sweep import Sweep, collect, load_networks
 
-    spec = {"trials": 20, "record_every": 10,
-            "grid": {"rule": "bptt", "units": 8, "connectivity": 0.5, "max_loss_growth": 1e6,
-                     "lr": {"tau": [0.0, 0.5]}, "seed": [0, 1], "set": {"period": 20}}}
+    spec = {
+        "trials": 20,
+        "record_every": 10,
+        "grid": {
+            "rule": "bptt",
+            "units": 8,
+            "connectivity": 0.5,
+            "max_loss_growth": 1e6,
+            "lr": {"tau": [0.0, 0.5]},
+            "seed": [0, 1],
+            "set": {"period": 20},
+        },
+    }
     sweep = Sweep.from_dict(spec)
     assert sweep.spec.columns()[-3:] == ["connectivity", "max_loss_growth", "lr.tau"]
     sweep.run(tmp_path / "s")
@@ -131,16 +155,24 @@ def test_a_sweep_over_a_tau_rate_trains_tau(tmp_path):
     assert Sweep.from_dict(sweep.spec.as_dict()).spec.points() == points
 
 
-@pytest.mark.parametrize("seeds", [None, pytest.param([0, 3], marks=pytest.mark.slow)],
-                         ids=["one", "ensemble"])
+@pytest.mark.parametrize(
+    "seeds", [None, pytest.param([0, 3], marks=pytest.mark.slow)], ids=["one", "ensemble"]
+)
 def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, seeds):
     import rflo
     from rflo.session import Interrupted, Session
     from rflo.spec import RunSpec
 
-    spec = RunSpec(rule="bptt", trials=40, units=8, set={"period": 20}, seeds=seeds,
-                   lr={"w_rec": 0.03, "w_out": 0.03, "tau": 0.1}, optimizer="adam",
-                   optimizer_rate=1e-3)
+    spec = RunSpec(
+        rule="bptt",
+        trials=40,
+        units=8,
+        set={"period": 20},
+        seeds=seeds,
+        lr={"w_rec": 0.03, "w_out": 0.03, "tau": 0.1},
+        optimizer="adam",
+        optimizer_rate=1e-3,
+    )
     with Session.start(spec, tmp_path / "whole") as s:
         whole = s.run()["bptt"]
 
@@ -153,6 +185,7 @@ def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, see
         def report(done, total, loss):
             if done >= 15:
                 stop.signum = 2
+
         return report
 
     with Session.start(spec, tmp_path / "cut") as s:
@@ -166,8 +199,10 @@ def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, see
         np.testing.assert_array_equal(getattr(again.network, k), getattr(whole.network, k))
     assert not np.all(np.asarray(whole.network.tau) == 10.0)  # tau trained by name
     name = "bptt.npz" if seeds is None else "bptt.seed3.npz"
-    np.testing.assert_array_equal(rflo.load_network(tmp_path / "cut" / name).w_rec,
-                                  rflo.load_network(tmp_path / "whole" / name).w_rec)
+    np.testing.assert_array_equal(
+        rflo.load_network(tmp_path / "cut" / name).w_rec,
+        rflo.load_network(tmp_path / "whole" / name).w_rec,
+    )
     # the folder is locked while a session holds it; a finished run resumes to no work
     with Session.resume(tmp_path / "cut") as s:
         with pytest.raises(ValueError, match="choose another"):
@@ -175,8 +210,16 @@ def test_session_resumes_a_stopped_run_bit_identically_from_python(tmp_path, see
         assert s.run()["bptt"].done == 40
 
 
-@pytest.mark.parametrize("bad", [dict(max_loss_growth=-1.0), dict(batch=0), dict(trials=0),
-                                 dict(rule="bptt", online=True), dict(lr={"w_recc": 0.1})])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(max_loss_growth=-1.0),
+        dict(batch=0),
+        dict(trials=0),
+        dict(rule="bptt", online=True),
+        dict(lr={"w_recc": 0.1}),
+    ],
+)
 def test_train_and_train_ensemble_refuse_alike(bad):
     import rflo
     from rflo.ensemble import train_ensemble
@@ -201,8 +244,8 @@ def test_a_session_refuses_what_cannot_run_before_making_its_folder(tmp_path):
         Session.start(RunSpec(task="flipflop"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
-@pytest.mark.slow  # two runs and two resumes; the default run resumes from Python
 
+@pytest.mark.slow  # two runs and two resumes; the default run resumes from Python
 def test_the_command_line_resumes_a_python_session_and_back(tmp_path):
     import rflo
     from rflo.session import Interrupted, Session
@@ -223,8 +266,20 @@ def test_the_command_line_resumes_a_python_session_and_back(tmp_path):
             s.run(progress=progress, stop=stop)
     code, err = _cli("train", "--resume", tmp_path / "py", "--quiet")
     assert code == 0, err
-    code, err = _cli("train", "--trials", 30, "--units", 6, "--period", 20, "--dale", 0.5,
-                     "--quiet", "--out", tmp_path / "cli")
+    code, err = _cli(
+        "train",
+        "--trials",
+        30,
+        "--units",
+        6,
+        "--period",
+        20,
+        "--dale",
+        0.5,
+        "--quiet",
+        "--out",
+        tmp_path / "cli",
+    )
     assert code == 0, err
     a, b = (rflo.load_network(tmp_path / f / "rflo.npz") for f in ("py", "cli"))
     np.testing.assert_array_equal(a.w_rec, b.w_rec)

@@ -1,7 +1,6 @@
 """Sweeps: spec, planner, chunks equal to a direct ensemble call, resuming,
 failures, folder ownership, the table and its summary, the command line."""
 
-
 import numpy as np
 import pytest
 
@@ -13,15 +12,34 @@ from rflo.sweep import Sweep, collect, load_networks, make_plan, status, summari
 from rflo.sweep.spec import read_spec, spec_from_dict, spec_toml  # noqa: E402
 
 #: a small sweep shared by the tests that train (one compilation for all)
-SMALL = {"name": "small", "trials": 20, "record_every": 10, "max_networks": 3,
-         "grid": {"rule": "rflo", "units": 8, "lr_rec": [0.01, 0.03], "lr_out": 0.02,
-                  "seed": [0, 1, 2], "set": {"period": 40}},
-         "backend": {"devices": 1}}
+SMALL = {
+    "name": "small",
+    "trials": 20,
+    "record_every": 10,
+    "max_networks": 3,
+    "grid": {
+        "rule": "rflo",
+        "units": 8,
+        "lr_rec": [0.01, 0.03],
+        "lr_out": 0.02,
+        "seed": [0, 1, 2],
+        "set": {"period": 40},
+    },
+    "backend": {"devices": 1},
+}
 
 
 def test_grid_is_every_combination_with_the_seed_fastest():
-    spec = spec_from_dict({"grid": {"rule": ["rflo", "bptt"], "lr": [0.01, 0.1],
-                                    "seed": [3, 4], "set": {"period": [50, 100]}}})
+    spec = spec_from_dict(
+        {
+            "grid": {
+                "rule": ["rflo", "bptt"],
+                "lr": [0.01, 0.1],
+                "seed": [3, 4],
+                "set": {"period": [50, 100]},
+            }
+        }
+    )
     points = spec.points()
     assert len(points) == 2 * 2 * 2 * 2
     assert [p["seed"] for p in points[:4]] == [3, 4, 3, 4]
@@ -31,9 +49,13 @@ def test_grid_is_every_combination_with_the_seed_fastest():
 
 
 def test_spec_round_trips_through_toml(tmp_path):
-    spec = spec_from_dict({"trials": 50, "grid": {"lr": [0.01, 0.1], "units": [8, 16],
-                                                  "set": {"period": 40}},
-                           "backend": {"name": "slurm", "slurm": {"partition": "cpu"}}})
+    spec = spec_from_dict(
+        {
+            "trials": 50,
+            "grid": {"lr": [0.01, 0.1], "units": [8, 16], "set": {"period": 40}},
+            "backend": {"name": "slurm", "slurm": {"partition": "cpu"}},
+        }
+    )
     path = tmp_path / "s.toml"
     path.write_text(spec_toml(spec))
     again = read_spec(path)
@@ -41,18 +63,21 @@ def test_spec_round_trips_through_toml(tmp_path):
     assert again.backend == spec.backend and again.trials == 50
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"grid": {"rul": "rflo"}}, "did you mean 'rule'"),
-    ({"trails": 10}, "did you mean 'trials'"),
-    ({"grid": {"units": [8, 0]}}, "'units' must be a positive integer"),
-    ({"grid": {"seed": []}}, "empty list"),
-    ({"grid": {"seed": [1, 1]}}, "lists a value twice"),
-    ({"grid": {"lr": 0.1, "lr_rec": 0.1}}, "not both"),
-    ({"grid": {"lr_rec": -1}}, "learning rate >= 0"),
-    ({"backend": {"name": "ray"}}, "one of local, slurm"),
-    ({"backend": {"slurm": {"partitoin": "x"}}}, "did you mean 'partition'"),
-    ({"trials": 0}, "'trials' must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"grid": {"rul": "rflo"}}, "did you mean 'rule'"),
+        ({"trails": 10}, "did you mean 'trials'"),
+        ({"grid": {"units": [8, 0]}}, "'units' must be a positive integer"),
+        ({"grid": {"seed": []}}, "empty list"),
+        ({"grid": {"seed": [1, 1]}}, "lists a value twice"),
+        ({"grid": {"lr": 0.1, "lr_rec": 0.1}}, "not both"),
+        ({"grid": {"lr_rec": -1}}, "learning rate >= 0"),
+        ({"backend": {"name": "ray"}}, "one of local, slurm"),
+        ({"backend": {"slurm": {"partitoin": "x"}}}, "did you mean 'partition'"),
+        ({"trials": 0}, "'trials' must be an integer >= 1"),
+    ],
+)
 def test_bad_specs_are_refused_with_the_fix(data, message):
     with pytest.raises(ValueError, match=message):
         spec_from_dict(data)
@@ -66,9 +91,13 @@ def test_bad_points_are_refused_before_anything_runs(tmp_path):
 
 
 def test_planner_groups_by_shape_and_splits_evenly():
-    spec = spec_from_dict({"trials": 10, "max_networks": 4,
-                           "grid": {"rule": ["rflo", "bptt"], "lr": [0.01, 0.1],
-                                    "seed": [0, 1, 2, 3, 4]}})
+    spec = spec_from_dict(
+        {
+            "trials": 10,
+            "max_networks": 4,
+            "grid": {"rule": ["rflo", "bptt"], "lr": [0.01, 0.1], "seed": [0, 1, 2, 3, 4]},
+        }
+    )
     chunks = make_plan(spec)
     # two groups (rule) of 10 lanes each -> 3 chunks of 4, 3, 3 networks, 4 lanes each
     assert [len(c.points) for c in chunks] == [4, 3, 3, 4, 3, 3]
@@ -100,15 +129,22 @@ def test_a_chunks_rows_equal_a_direct_ensemble_call(small_run):
     task = rflo.periodic_task(period=40)
     first = make_plan(spec)[0]
     nets = init_ensemble(task.n_in, 8, task.n_out, seeds=[p["seed"] for p in first.points])
-    res = train_ensemble(nets, task, "rflo", trials=20, seeds=[p["seed"] for p in first.points],
-                              lr={"w_in": 0.0, "w_rec": np.array([p["lr_rec"] for p in first.points]),
-                                  "w_out": 0.02})
+    res = train_ensemble(
+        nets,
+        task,
+        "rflo",
+        trials=20,
+        seeds=[p["seed"] for p in first.points],
+        lr={"w_in": 0.0, "w_rec": np.array([p["lr_rec"] for p in first.points]), "w_out": 0.02},
+    )
     k = len(first.points)
-    loss = np.asarray(cols["loss"][:2 * k]).reshape(k, 2)
+    loss = np.asarray(cols["loss"][: 2 * k]).reshape(k, 2)
     np.testing.assert_array_equal(loss, res.loss.astype(float).reshape(k, 2, 10).mean(axis=2))
-    align = np.asarray(cols["alignment"][:2 * k]).reshape(k, 2)
-    np.testing.assert_allclose(align, res.alignment.astype(float).reshape(k, 2, 10).mean(axis=2), rtol=1e-12)
-    assert cols["final_loss"][:2 * k:2] == list(loss[:, 1])
+    align = np.asarray(cols["alignment"][: 2 * k]).reshape(k, 2)
+    np.testing.assert_allclose(
+        align, res.alignment.astype(float).reshape(k, 2, 10).mean(axis=2), rtol=1e-12
+    )
+    assert cols["final_loss"][: 2 * k : 2] == list(loss[:, 1])
     nets_back = load_networks(out)
     assert sorted(nets_back) == list(range(len(points)))
     for i in range(k):
@@ -117,8 +153,13 @@ def test_a_chunks_rows_equal_a_direct_ensemble_call(small_run):
     from rflo.results import MEASURE_COLUMNS, SETTING_COLUMNS
 
     # the library's one tidy format (results.csv of train/compare has the same columns)
-    assert table.column_names == [*SETTING_COLUMNS[:2], "set.period", *SETTING_COLUMNS[2:],
-                                  *MEASURE_COLUMNS, "chunk"]
+    assert table.column_names == [
+        *SETTING_COLUMNS[:2],
+        "set.period",
+        *SETTING_COLUMNS[2:],
+        *MEASURE_COLUMNS,
+        "chunk",
+    ]
 
 
 def test_rerun_runs_only_missing_chunks_and_gives_the_same_table(small_run, tmp_path):
@@ -198,9 +239,13 @@ def test_the_table_writes_as_parquet_and_csv(small_run, tmp_path):
 
 
 def test_summary_is_median_and_quartiles_over_networks():
-    rows = {"rule": ["a"] * 5 + ["b"] * 2, "lr_rec": [0.1, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1],
-            "point": list(range(7)), "trial": [10] * 7,
-            "final_loss": [1.0, 2.0, 3.0, 4.0, 9.0, 5.0, float("nan")]}
+    rows = {
+        "rule": ["a"] * 5 + ["b"] * 2,
+        "lr_rec": [0.1, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1],
+        "point": list(range(7)),
+        "trial": [10] * 7,
+        "final_loss": [1.0, 2.0, 3.0, 4.0, 9.0, 5.0, float("nan")],
+    }
     stats = summarize(rows, "lr_rec", "final_loss", "rule")
     xs, med, lo, hi, n = stats["a"]
     assert xs == [0.1, 0.2] and list(n) == [4, 1]
@@ -252,7 +297,11 @@ seed = [0, 1]
     spec = read_spec(path)
     points = spec.points()
     assert [(p["rule"], p["lr_rec"], p["lr_out"], p["seed"]) for p in points] == [
-        ("bptt", 0.1, 0.1, 0), ("bptt", 0.3, 0.3, 0), ("rflo", 0.01, 0.03, 0), ("rflo", 0.01, 0.03, 1)]
+        ("bptt", 0.1, 0.1, 0),
+        ("bptt", 0.3, 0.3, 0),
+        ("rflo", 0.01, 0.03, 0),
+        ("rflo", 0.01, 0.03, 1),
+    ]
     assert [p["set.period"] for p in points] == [40, 40, None, None]  # None: the task's default
     assert [p["dale"] for p in points] == [None, None, 0.8, 0.8]
     path.write_text(spec_toml(spec))
@@ -281,8 +330,15 @@ def _damage(path, how):
         path.write_bytes(np.random.default_rng(0).integers(0, 256, len(data), np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("part, how", [("chunks", "truncated"), ("chunks", "garbage"),
-                                       ("networks", "truncated"), ("networks", "garbage")])
+@pytest.mark.parametrize(
+    "part, how",
+    [
+        ("chunks", "truncated"),
+        ("chunks", "garbage"),
+        ("networks", "truncated"),
+        ("networks", "garbage"),
+    ],
+)
 def test_a_damaged_chunk_is_reported_named_and_run_again(small_run, tmp_path, capsys, part, how):
     import shutil
 
@@ -312,8 +368,9 @@ def test_a_damaged_chunk_is_reported_named_and_run_again(small_run, tmp_path, ca
     assert main(["sweep", "run", str(copy)]) == 0
     assert "is damaged, so it runs again" in capsys.readouterr().err
     assert Sweep.from_folder(copy).run(copy).equals(table)  # nothing left to run
-    assert (copy / "chunks" / f"{make_plan(spec_from_dict(SMALL))[0].id}.parquet").stat(
-        ).st_mtime_ns == kept.st_mtime_ns  # the intact chunk was not run again
+    assert (
+        copy / "chunks" / f"{make_plan(spec_from_dict(SMALL))[0].id}.parquet"
+    ).stat().st_mtime_ns == kept.st_mtime_ns  # the intact chunk was not run again
     assert status(copy)["done"] == 2
     np.testing.assert_array_equal(load_networks(copy)[5].w_rec, load_networks(out)[5].w_rec)
 
@@ -336,8 +393,13 @@ def test_plot_keeps_the_backend_someone_chose():
 
     from rflo.sweep import plot
 
-    rows = {"rule": ["rflo"] * 2, "lr_rec": [0.1, 0.2], "point": [0, 1], "trial": [10, 10],
-            "final_loss": [1.0, 2.0]}
+    rows = {
+        "rule": ["rflo"] * 2,
+        "lr_rec": [0.1, 0.2],
+        "point": [0, 1],
+        "trial": [10, 10],
+        "final_loss": [1.0, 2.0],
+    }
     old = matplotlib.get_backend()
     plt.switch_backend("svg")
     try:

@@ -11,16 +11,28 @@ from rflo.sweep.spec import MAX_POINTS, grid_size, read_spec, spec_from_dict, sp
 def test_a_ten_million_point_spec_is_refused_in_seconds():
     data = {"trials": 10, "grid": {"seed": range(10**7)}}  # a list from TOML: the same count
     t0 = time.perf_counter()
-    with pytest.raises(ValueError, match=r"the grid has 10,000,000 points, more than "
-                                         r"max_points = 1,000,000 .*set max_points higher"):
+    with pytest.raises(
+        ValueError,
+        match=r"the grid has 10,000,000 points, more than "
+        r"max_points = 1,000,000 .*set max_points higher",
+    ):
         spec_from_dict(data)
     assert time.perf_counter() - t0 < 5
 
 
 def test_the_size_is_the_product_over_every_list_and_grids_add_up():
-    assert grid_size({"rule": ["rflo", "bptt"], "lr": {"tau": [0.0, 0.1, 0.2]},
-                      "seed": range(5), "units": 8,
-                      "set": {"period": [40, 80], "intervals": [[10, 20]]}}) == 2 * 3 * 5 * 2
+    assert (
+        grid_size(
+            {
+                "rule": ["rflo", "bptt"],
+                "lr": {"tau": [0.0, 0.1, 0.2]},
+                "seed": range(5),
+                "units": 8,
+                "set": {"period": [40, 80], "intervals": [[10, 20]]},
+            }
+        )
+        == 2 * 3 * 5 * 2
+    )
     grids = [{"rule": "bptt", "seed": list(range(600))}, {"rule": "rflo", "seed": list(range(500))}]
     with pytest.raises(ValueError, match="1,100 points, more than max_points = 1,000"):
         spec_from_dict({"max_points": 1000, "grid": grids})
@@ -45,8 +57,13 @@ def test_the_command_line_refuses_a_huge_grid_before_planning(tmp_path, capsys):
     from rflo.sweep.cli import main
 
     spec = tmp_path / "huge.toml"  # 10^4 seeds x 10^3 rates: 10^7 points from a small file
-    spec.write_text("trials = 10\n[grid]\nseed = [" + ", ".join(map(str, range(10**4)))
-                    + "]\nlr = [" + ", ".join(f"{i / 1e4:g}" for i in range(1, 1001)) + "]\n")
+    spec.write_text(
+        "trials = 10\n[grid]\nseed = ["
+        + ", ".join(map(str, range(10**4)))
+        + "]\nlr = ["
+        + ", ".join(f"{i / 1e4:g}" for i in range(1, 1001))
+        + "]\n"
+    )
     t0 = time.perf_counter()
     assert main(["run", str(spec), "--out", str(tmp_path / "out")]) == 2
     assert time.perf_counter() - t0 < 5

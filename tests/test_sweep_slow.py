@@ -18,17 +18,33 @@ from rflo.sweep.spec import spec_from_dict, spec_toml  # noqa: E402
 pytestmark = pytest.mark.slow
 
 #: six chunks of four networks, each a second or so
-SPEC = {"name": "faults", "trials": 3000, "record_every": 500, "max_networks": 4,
-        "grid": {"rule": ["rflo", "bptt"], "units": 32, "lr": [0.01, 0.03, 0.1],
-                 "seed": [0, 1, 2, 3], "set": {"period": 40}},
-        "backend": {"devices": 1}}
+SPEC = {
+    "name": "faults",
+    "trials": 3000,
+    "record_every": 500,
+    "max_networks": 4,
+    "grid": {
+        "rule": ["rflo", "bptt"],
+        "units": 32,
+        "lr": [0.01, 0.03, 0.1],
+        "seed": [0, 1, 2, 3],
+        "set": {"period": 40},
+    },
+    "backend": {"devices": 1},
+}
 
 
 def _rflo(*args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, "-m", "rflo", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rflo", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +121,25 @@ def test_device_benchmark_row(tmp_path):
     out = tmp_path / "b.json"
     env = {**os.environ}
     env.pop("XLA_FLAGS", None)
-    run = subprocess.run([sys.executable, str(root / "benchmarks" / "sweep_devices.py"),
-                          "--networks", "8", "--trials", "50", "--rounds", "1", "--repeats", "1",
-                          "--out", str(out)], capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "sweep_devices.py"),
+            "--networks",
+            "8",
+            "--trials",
+            "50",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     assert "ratio 2 devices / 1 core" in run.stdout
     import json
@@ -127,13 +159,24 @@ def test_a_sweep_runs_on_a_real_single_node_slurm(tmp_path):
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"could not start a single-node Slurm here: {exc}")
     if up.returncode != 0:
-        pytest.skip("could not start a single-node Slurm here: "
-                    + (up.stderr.strip().splitlines() or ["no reason given"])[-1])
-    small = {"name": "slurm", "trials": 50, "record_every": 25, "max_networks": 2,
-             "grid": {"rule": "rflo", "units": 8, "seed": [0, 1, 2, 3], "set": {"period": 40}}}
+        pytest.skip(
+            "could not start a single-node Slurm here: "
+            + (up.stderr.strip().splitlines() or ["no reason given"])[-1]
+        )
+    small = {
+        "name": "slurm",
+        "trials": 50,
+        "record_every": 25,
+        "max_networks": 2,
+        "grid": {"rule": "rflo", "units": 8, "seed": [0, 1, 2, 3], "set": {"period": 40}},
+    }
     local = Sweep.from_dict({**small, "backend": {"devices": 1}}).run(tmp_path / "local")
-    on_slurm = Sweep.from_dict({**small, "backend": {"name": "slurm", "devices": 1,
-                                                     "slurm": {"time": 10, "cpus_per_task": 1}}})
+    on_slurm = Sweep.from_dict(
+        {
+            **small,
+            "backend": {"name": "slurm", "devices": 1, "slurm": {"time": 10, "cpus_per_task": 1}},
+        }
+    )
     jobs = on_slurm.run(tmp_path / "slurm", wait=False)
     deadline = time.time() + 300  # a job that never starts must not hang the test run
     while time.time() < deadline and not all(job.done() for job in jobs):

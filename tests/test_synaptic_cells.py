@@ -36,17 +36,20 @@ N_IN, N_REC, N_OUT, STEPS = 2, 4, 2, 8
 
 def _rnn_init(key, n_in, n_rec):
     k_in, k_rec = jax.random.split(key)
-    return {"w_in": jax.random.normal(k_in, (n_rec, n_in)) / np.sqrt(n_in),
-            "w_rec": jax.random.normal(k_rec, (n_rec, n_rec)) / np.sqrt(n_rec),
-            "bias": jnp.full((n_rec,), 0.1)}
+    return {
+        "w_in": jax.random.normal(k_in, (n_rec, n_in)) / np.sqrt(n_in),
+        "w_rec": jax.random.normal(k_rec, (n_rec, n_rec)) / np.sqrt(n_rec),
+        "bias": jnp.full((n_rec,), 0.1),
+    }
 
 
 def _rnn_step(p, h, x):
     return jnp.tanh(p["w_in"] @ x + p["w_rec"] @ h + p["bias"])
 
 
-TANH_RNN = from_function(_rnn_init, _rnn_step, unit_axes={"w_in": 0, "w_rec": 0, "bias": 0},
-                         name="tanh_rnn")
+TANH_RNN = from_function(
+    _rnn_init, _rnn_step, unit_axes={"w_in": 0, "w_rec": 0, "bias": 0}, name="tanh_rnn"
+)
 
 CELLS = {
     "gru": "gru",
@@ -73,8 +76,8 @@ def gru_outputs(p, xs):
     for x in xs:
         ax, ah = p["w_in"] @ x + p["bias"], p["w_rec"] @ h
         r = _sigmoid(ax[:n] + ah[:n])
-        u = _sigmoid(ax[n:2 * n] + ah[n:2 * n])
-        c = jnp.tanh(ax[2 * n:] + r * ah[2 * n:])
+        u = _sigmoid(ax[n : 2 * n] + ah[n : 2 * n])
+        c = jnp.tanh(ax[2 * n :] + r * ah[2 * n :])
         h = (1 - u) * c + u * h
         out.append(h)
     return jnp.stack(out)
@@ -87,8 +90,8 @@ def lstm_outputs(p, xs):
     out = []
     for x in xs:
         a = p["w_in"] @ x + p["w_rec"] @ h + p["bias"]
-        i, f = _sigmoid(a[:n]), _sigmoid(a[n:2 * n])
-        g, o = jnp.tanh(a[2 * n:3 * n]), _sigmoid(a[3 * n:])
+        i, f = _sigmoid(a[:n]), _sigmoid(a[n : 2 * n])
+        g, o = jnp.tanh(a[2 * n : 3 * n]), _sigmoid(a[3 * n :])
         c = f * c + i * g
         h = o * jnp.tanh(c)
         out.append(h)
@@ -109,8 +112,9 @@ def lru_outputs(p, xs):
 
 def stack_outputs(p, xs):
     """A GRU layer feeding an LRU layer, read out from the top."""
-    layer = [{k.split(".", 1)[1]: v for k, v in p.items() if k.startswith(f"layer{i}.")}
-             for i in (0, 1)]
+    layer = [
+        {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith(f"layer{i}.")} for i in (0, 1)
+    ]
     return lru_outputs(layer[1], gru_outputs(layer[0], xs))
 
 
@@ -122,8 +126,13 @@ def tanh_rnn_outputs(p, xs):
     return jnp.stack(out)
 
 
-REFERENCE = {"gru": gru_outputs, "lstm": lstm_outputs, "lru": lru_outputs,
-             "stack": stack_outputs, "tanh_rnn": tanh_rnn_outputs}
+REFERENCE = {
+    "gru": gru_outputs,
+    "lstm": lstm_outputs,
+    "lru": lru_outputs,
+    "stack": stack_outputs,
+    "tanh_rnn": tanh_rnn_outputs,
+}
 
 
 def summed_loss(params, cell, x, y, m):
@@ -166,7 +175,8 @@ def problem(cell):
             x, y, m = (jnp.asarray(a) for a in _data())
             names = tuple(trainable_names(net))
             want = jax.jit(jax.grad(summed_loss), static_argnums=1)(
-                params_of(net, names), cell, x, y, m)
+                params_of(net, names), cell, x, y, m
+            )
         _CACHE[cell] = net, x, y, m, names, want
     return _CACHE[cell]
 
@@ -189,15 +199,24 @@ def direction(cell, rule):
 # 1. exact rules: -jax.grad of the independent loop
 
 
-EXACT = {"bptt": "bptt", "rtrl": "rtrl", "snap2": "snap2",
-         "tbptt_one_window": TruncatedBPTT(name="tbptt_one_window", window=STEPS)}
+EXACT = {
+    "bptt": "bptt",
+    "rtrl": "rtrl",
+    "snap2": "snap2",
+    "tbptt_one_window": TruncatedBPTT(name="tbptt_one_window", window=STEPS),
+}
 
 
-@pytest.mark.parametrize("cell,rule", [
-    pytest.param(c, r, marks=pytest.mark.slow)
-    if (c == "stack" and r != "rtrl") or (c == "tanh_rnn" and r not in ("bptt", "rtrl"))
-    else (c, r)
-    for r in sorted(EXACT) for c in sorted(CELLS)])  # a stack's and a function cell's SnAp-2/TBPTT: slow step
+@pytest.mark.parametrize(
+    "cell,rule",
+    [
+        pytest.param(c, r, marks=pytest.mark.slow)
+        if (c == "stack" and r != "rtrl") or (c == "tanh_rnn" and r not in ("bptt", "rtrl"))
+        else (c, r)
+        for r in sorted(EXACT)
+        for c in sorted(CELLS)
+    ],
+)  # a stack's and a function cell's SnAp-2/TBPTT: slow step
 def test_exact_rules_are_the_gradient_of_the_independent_model(cell, rule):
     *_, names, want = problem(cell)
     got = direction(cell, EXACT[rule])
@@ -211,8 +230,9 @@ def test_exact_rules_are_the_gradient_of_the_independent_model(cell, rule):
 # 2. SnAp-2 is RTRL; on the LRU the local rules are RTRL too
 
 
-@pytest.mark.parametrize("cell", [pytest.param(c, marks=pytest.mark.slow) if c == "stack" else c
-                                  for c in sorted(CELLS)])
+@pytest.mark.parametrize(
+    "cell", [pytest.param(c, marks=pytest.mark.slow) if c == "stack" else c for c in sorted(CELLS)]
+)
 def test_snap2_is_rtrl_and_one_window_tbptt_is_bptt(cell):
     for rule, exact in (("snap2", "rtrl"), (EXACT["tbptt_one_window"], "bptt")):
         got, want = direction(cell, rule), direction(cell, exact)
@@ -227,18 +247,24 @@ def test_online_tbptt_with_one_window_is_the_gradient(cell):
     net, x, y, m, names, want = problem(cell)
     rule = TruncatedBPTT(name="tbptt_online", window=STEPS - 1)
     with jax.enable_x64(True):
-        got, _ = jax.jit(lambda n: Rule.trial(rule, n, x, y, m, jax.random.PRNGKey(0),
-                                              Setup(SQUARED_ERROR, names)))(net)
+        got, _ = jax.jit(
+            lambda n: Rule.trial(
+                rule, n, x, y, m, jax.random.PRNGKey(0), Setup(SQUARED_ERROR, names)
+            )
+        )(net)
     for k in names:
         assert rel_err(got[k], -np.asarray(want[k])) < 1e-8, k
 
 
-@pytest.mark.parametrize("rule, exact", [
-    ("eprop", "rtrl"),
-    ("snap1", "rtrl"),
-    ("local", "rtrl"),  # RFLO's trace with readout feedback
-    ("rflo", "random_feedback"),  # RFLO's trace with random feedback b: RTRL with b
-])
+@pytest.mark.parametrize(
+    "rule, exact",
+    [
+        ("eprop", "rtrl"),
+        ("snap1", "rtrl"),
+        ("local", "rtrl"),  # RFLO's trace with readout feedback
+        ("rflo", "random_feedback"),  # RFLO's trace with random feedback b: RTRL with b
+    ],
+)
 def test_local_rules_are_exact_on_the_lru(rule, exact):
     got, want = direction("lru", rule), direction("lru", exact)
     assert set(got) == set(want)
@@ -285,11 +311,11 @@ def lstm_eprop_by_hand(p, w_out, x, y, m):
     d = {k: np.zeros_like(v) for k, v in (*eps.items(), ("w_out", w_out))}
     for t in range(1, x.shape[0]):
         a = w_in @ x[t] + w_rec @ h + bias
-        i, f, g, o = _sig(a[:n]), _sig(a[n:2 * n]), np.tanh(a[2 * n:3 * n]), _sig(a[3 * n:])
+        i, f, g, o = _sig(a[:n]), _sig(a[n : 2 * n]), np.tanh(a[2 * n : 3 * n]), _sig(a[3 * n :])
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
         # partial derivatives of c[t] and h[t] (through o) by each row's gate current
-        dc_da = np.concatenate([g * i * (1 - i), c * f * (1 - f), i * (1 - g ** 2), np.zeros(n)])
+        dc_da = np.concatenate([g * i * (1 - i), c * f * (1 - f), i * (1 - g**2), np.zeros(n)])
         dh_da = np.concatenate([np.zeros(3 * n), np.tanh(c_new) * o * (1 - o)])
         forget = np.tile(f, 4)
         dh_dc = np.tile(o * (1 - np.tanh(c_new) ** 2), 4)
@@ -309,17 +335,25 @@ def lstm_eprop_by_hand(p, w_out, x, y, m):
 def test_eprop_on_the_lstm_is_bellecs_eligibility_traces():
     net = rflo.init_network(2, 3, N_OUT, cell="lstm", dtype="float64", seed=3)
     rng = np.random.default_rng(5)
-    net = net._replace(extra={k: v + 0.3 * rng.normal(size=v.shape) for k, v in net.extra.items()},
-                       w_out=rng.normal(size=net.w_out.shape))
+    net = net._replace(
+        extra={k: v + 0.3 * rng.normal(size=v.shape) for k, v in net.extra.items()},
+        w_out=rng.normal(size=net.w_out.shape),
+    )
     x, y = rng.normal(size=(6, 2)), rng.normal(size=(6, N_OUT))
     m = np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
-    want = lstm_eprop_by_hand({k: np.asarray(v) for k, v in net.extra.items()},
-                              np.asarray(net.w_out), x, y, m)
+    want = lstm_eprop_by_hand(
+        {k: np.asarray(v) for k, v in net.extra.items()}, np.asarray(net.w_out), x, y, m
+    )
     names = ("bias", "w_in", "w_rec", "w_out")
     with jax.enable_x64(True):
-        got, _ = get_rule("eprop").trial(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x),
-                                        jnp.asarray(y), jnp.asarray(m), jax.random.PRNGKey(0),
-                                        Setup(SQUARED_ERROR, names))
+        got, _ = get_rule("eprop").trial(
+            jax.tree_util.tree_map(jnp.asarray, net),
+            jnp.asarray(x),
+            jnp.asarray(y),
+            jnp.asarray(m),
+            jax.random.PRNGKey(0),
+            Setup(SQUARED_ERROR, names),
+        )
     for k in names:
         assert np.max(np.abs(want[k])) > 1e-6, k
         assert rel_err(got[k], want[k]) < 1e-10, (k, rel_err(got[k], want[k]))
@@ -342,24 +376,30 @@ def _tiny_task():
 @pytest.mark.parametrize("rule", ["eprop", "rflo", "snap1"])
 def test_local_rules_refuse_a_stack(rule):
     net = rflo.init_network(N_IN, N_REC, N_OUT, cell=CELLS["stack"], dtype="float64")
-    _one_line_error(lambda: rflo.train(net, _tiny_task(), rule, trials=1, lr=0.1),
-                    "not one index shared by its state")
+    _one_line_error(
+        lambda: rflo.train(net, _tiny_task(), rule, trials=1, lr=0.1),
+        "not one index shared by its state",
+    )
 
 
 def test_refusals():
     task = _tiny_task()
     gru = rflo.init_network(N_IN, N_REC, N_OUT, cell="gru", dtype="float64")
-    _one_line_error(lambda: rflo.train(gru, task, "kf_rtrl", trials=1, lr=0.1),
-                    "cell 'gru' owns its synapses")
+    _one_line_error(
+        lambda: rflo.train(gru, task, "kf_rtrl", trials=1, lr=0.1), "cell 'gru' owns its synapses"
+    )
     no_axes = from_function(_rnn_init, _rnn_step, name="no_axes")
     net = rflo.init_network(N_IN, N_REC, N_OUT, cell=no_axes, dtype="float64")
-    _one_line_error(lambda: rflo.train(net, task, "eprop", trials=1, lr=0.1),
-                    "shared by all units")
+    _one_line_error(lambda: rflo.train(net, task, "eprop", trials=1, lr=0.1), "shared by all units")
     lru = rflo.init_network(N_IN, N_REC, N_OUT, cell="lru", dtype="float64")
-    _one_line_error(lambda: rflo.train(lru, task, "rtrl", trials=1, lr=(0.1, 0.1, 0.1)),
-                    r"lr as three numbers names \(w_in, w_rec, w_out\)")
-    _one_line_error(lambda: rflo.init_network(N_IN, N_REC, N_OUT, cell="gru", dale=0.8),
-                    "dale applies to point-neuron cells")
+    _one_line_error(
+        lambda: rflo.train(lru, task, "rtrl", trials=1, lr=(0.1, 0.1, 0.1)),
+        r"lr as three numbers names \(w_in, w_rec, w_out\)",
+    )
+    _one_line_error(
+        lambda: rflo.init_network(N_IN, N_REC, N_OUT, cell="gru", dale=0.8),
+        "dale applies to point-neuron cells",
+    )
 
 
 # --------------------------------------------------------------------------
@@ -385,8 +425,8 @@ def test_training_lowers_the_loss(cell, rule):
     assert res.diverged is None and np.all(np.isfinite(res.loss))
     assert np.mean(res.loss[-3:]) < 0.7 * res.loss[0], res.loss
 
-@pytest.mark.slow  # an ensemble run; the default run keeps the exactness of every cell
 
+@pytest.mark.slow  # an ensemble run; the default run keeps the exactness of every cell
 def test_train_ensemble_on_the_gru():
     nets = [rflo.init_network(1, 4, 1, cell="gru", seed=s) for s in (0, 1)]
     res = train_ensemble(nets, _periodic_task(), "rtrl", trials=3, lr=0.2)

@@ -11,14 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_cli import assert_user_error, run
 
 import rflo
 from rflo import checkpoint, runconfig
-from rflo.cells import GRU, LSTM, LRU, Stack, from_function
+from rflo.cells import GRU, LRU, LSTM, Stack, from_function
 from rflo.ensemble import init_ensemble, stack_networks, train_ensemble, unstack_networks
 from rflo.io import network_arrays, network_info, networks_from_stacked_arrays
-
-from test_cli import assert_user_error, run
 
 CELLS = ["gru", "lstm", "lru", "stack", Stack(layers=("lstm", "lru"), widths=(3,))]
 
@@ -120,7 +119,13 @@ def test_the_clis_three_rates_for_cells_that_own_their_synapses():
     assert runconfig.cell_rates(gru, (0.0, 0.1, 0.2)) == {"w_in": 0.0, "w_rec": 0.1, "w_out": 0.2}
     lru = rflo.init_network(1, 4, 1, cell=LRU())
     assert runconfig.cell_rates(lru, (0.0, 0.1, 0.2)) == {
-        "b_im": 0.0, "b_re": 0.0, "gamma_log": 0.1, "nu_log": 0.1, "theta_log": 0.1, "w_out": 0.2}
+        "b_im": 0.0,
+        "b_re": 0.0,
+        "gamma_log": 0.1,
+        "nu_log": 0.1,
+        "theta_log": 0.1,
+        "w_out": 0.2,
+    }
     stack = rflo.init_network(1, 4, 1, cell=Stack(layers=("gru", "lru")))
     rates = runconfig.cell_rates(stack, (1.0, 2.0, 3.0))
     assert rates["layer0.w_in"] == 1.0 and rates["layer0.w_rec"] == 2.0
@@ -132,13 +137,25 @@ def test_the_clis_three_rates_for_cells_that_own_their_synapses():
         runconfig.cell_rates(rflo.init_network(1, 4, 1, cell=_own_cell()), (0.0, 0.1, 0.2))
 
 
-SWEEP = {"name": "gru", "trials": 6, "record_every": 3, "max_networks": 2,
-         "grid": {"rule": "rtrl", "cell": "gru", "units": 3, "lr_rec": [0.05, 0.1],
-                  "lr_out": 0.1, "set": {"n_bits": 1, "n_steps": 20}, "task": "flip_flop"},
-         "backend": {"devices": 1}}
+SWEEP = {
+    "name": "gru",
+    "trials": 6,
+    "record_every": 3,
+    "max_networks": 2,
+    "grid": {
+        "rule": "rtrl",
+        "cell": "gru",
+        "units": 3,
+        "lr_rec": [0.05, 0.1],
+        "lr_out": 0.1,
+        "set": {"n_bits": 1, "n_steps": 20},
+        "task": "flip_flop",
+    },
+    "backend": {"devices": 1},
+}
+
 
 @pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
-
 def test_an_ensemble_and_a_sweep_of_gru_networks(tmp_path):
     """train_ensemble stacks GRU networks (2 seeds); its networks save, and a
     sweep with cell gru trains the same networks (one compilation for both)."""
@@ -162,8 +179,15 @@ def test_an_ensemble_and_a_sweep_of_gru_networks(tmp_path):
     back = networks_from_stacked_arrays(arrays, "stacked")
     assert_same_network(stack_networks(back), res.networks)
     # a checkpoint of the stacked networks, as --seeds writes it
-    prog = checkpoint.Progress(res.networks, res.loss, res.alignment, 1.0, res.guard.best_loss,
-                               res.guard.previous, frozen_at=res.guard.frozen_at)
+    prog = checkpoint.Progress(
+        res.networks,
+        res.loss,
+        res.alignment,
+        1.0,
+        res.guard.best_loss,
+        res.guard.previous,
+        frozen_at=res.guard.frozen_at,
+    )
     checkpoint.save_progress(tmp_path, "rtrl", prog, "run")
     again = checkpoint.load_progress(tmp_path, "rtrl", "run")
     assert_same_network(again.network, res.networks)
@@ -175,11 +199,27 @@ def test_an_ensemble_and_a_sweep_of_gru_networks(tmp_path):
     for k in (0, 1):
         assert_same_network(swept[k], (first, second)[k])
 
-@pytest.mark.slow  # three command-line runs; round trips stay in the default run
 
+@pytest.mark.slow  # three command-line runs; round trips stay in the default run
 def test_cli_train_eval_and_resume_a_gru_run(tmp_path):
-    common = ("--cell", "gru", "--rule", "rtrl", "--task", "flip_flop", "--set", "n_bits=1",
-              "n_steps=20", "--units", 3, "--lr", 0.05, 0.1, 0.1, "--quiet")
+    common = (
+        "--cell",
+        "gru",
+        "--rule",
+        "rtrl",
+        "--task",
+        "flip_flop",
+        "--set",
+        "n_bits=1",
+        "n_steps=20",
+        "--units",
+        3,
+        "--lr",
+        0.05,
+        0.1,
+        0.1,
+        "--quiet",
+    )
     whole = run("train", *common, "--trials", 20, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     net = rflo.load_network(tmp_path / "whole" / "rtrl.npz")
@@ -196,18 +236,38 @@ def test_cli_train_eval_and_resume_a_gru_run(tmp_path):
     assert more.returncode == 0, more.stderr
     assert_same_network(rflo.load_network(tmp_path / "p" / "rtrl.npz"), net)
     # a rule that cannot train the cell is refused before a folder is made
-    assert_user_error(run("train", "--cell", "stack", "--rule", "rflo", "--out", tmp_path / "s"),
-                      "cell 'stack'")
+    assert_user_error(
+        run("train", "--cell", "stack", "--rule", "rflo", "--out", tmp_path / "s"), "cell 'stack'"
+    )
     assert not (tmp_path / "s").exists()
 
-@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 
+@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 def test_cli_lru_ensemble_rates_and_a_stack_from_init(tmp_path):
     """--cell lru: IN trains B, REC the recurrence; --seeds and --resume as for
     any cell.  A stack built in Python comes in through --init (its cell is the
     file's) and trains with an exact rule."""
-    common = ("--cell", "lru", "--rule", "rtrl", "--task", "flip_flop", "--set", "n_bits=1",
-              "n_steps=20", "--units", 3, "--lr", 0, 0.1, 0.1, "--seeds", 0, 1, "--quiet")
+    common = (
+        "--cell",
+        "lru",
+        "--rule",
+        "rtrl",
+        "--task",
+        "flip_flop",
+        "--set",
+        "n_bits=1",
+        "n_steps=20",
+        "--units",
+        3,
+        "--lr",
+        0,
+        0.1,
+        0.1,
+        "--seeds",
+        0,
+        1,
+        "--quiet",
+    )
     part = run("train", *common, "--trials", 4, "--checkpoint-every", 2, "--out", tmp_path / "l")
     assert part.returncode == 0, part.stderr
     more = run("train", "--resume", tmp_path / "l", "--trials", 6, "--quiet")
@@ -220,18 +280,34 @@ def test_cli_lru_ensemble_rates_and_a_stack_from_init(tmp_path):
     assert network_info(tmp_path / "l" / "rtrl.seed1.npz")["trials"] == 6
     # a stack of its own shape, from a file
     task = _task()
-    stacked = rflo.init_network(task.n_in, 3, task.n_out, cell=Stack(layers=("lstm", "lru"),
-                                                                     widths=(2,)))
+    stacked = rflo.init_network(
+        task.n_in, 3, task.n_out, cell=Stack(layers=("lstm", "lru"), widths=(2,))
+    )
     rflo.save_network(tmp_path / "stack.npz", stacked)
-    proc = run("train", "--init", tmp_path / "stack.npz", "--rule", "bptt", "--task", "flip_flop",
-               "--set", "n_bits=1", "n_steps=20", "--trials", 3, "--quiet", "--out", tmp_path / "s")
+    proc = run(
+        "train",
+        "--init",
+        tmp_path / "stack.npz",
+        "--rule",
+        "bptt",
+        "--task",
+        "flip_flop",
+        "--set",
+        "n_bits=1",
+        "n_steps=20",
+        "--trials",
+        3,
+        "--quiet",
+        "--out",
+        tmp_path / "s",
+    )
     assert proc.returncode == 0, proc.stderr
     back = rflo.load_network(tmp_path / "s" / "bptt.npz")
     assert back.cell == stacked.cell and back.extra["layer0.w_rec"].shape == (8, 2)
     assert run("plot", tmp_path / "s").returncode == 0
 
-@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 
+@pytest.mark.slow  # several runs each; round trips and the gru CLI run stay in the default run
 def test_gradient_quality_compares_every_parameter_of_such_a_cell():
     """rflo.gradients compares the cell's own parameters; on the LRU (a
     diagonal recurrence) e-prop's per-unit traces are RTRL's exact gradient."""
@@ -241,8 +317,15 @@ def test_gradient_quality_compares_every_parameter_of_such_a_cell():
     task = rflo.Task(x=rng.normal(size=(12, 1)), y=rng.normal(size=(12, 1)))
     net = rflo.init_network(1, 3, 1, cell="lru", dtype="float64")
     q = gradient_quality(net, task, ["rtrl", "eprop"])
-    assert set(q["eprop"]["cos"]) == {"b_im", "b_re", "gamma_log", "nu_log", "theta_log",
-                                      "w_out", "rec+in"}
+    assert set(q["eprop"]["cos"]) == {
+        "b_im",
+        "b_re",
+        "gamma_log",
+        "nu_log",
+        "theta_log",
+        "w_out",
+        "rec+in",
+    }
     for rule in ("rtrl", "eprop"):
         assert q[rule]["cos"]["rec+in"] == pytest.approx(1.0, abs=1e-9)
     assert "eprop" in format_table(q)

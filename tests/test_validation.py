@@ -27,14 +27,17 @@ def test_online_bptt(net, task):
         rflo.train(net, task, "bptt", trials=1, online=True)
 
 
-@pytest.mark.parametrize("lr,match", [
-    ((0, -0.1, 0.1), "lr_rec must be finite and >= 0"),
-    ((0, np.nan, 0.1), "lr_rec must be finite"),
-    ((np.inf, 0.1, 0.1), "lr_in must be finite"),
-    ((0.1, 0.1), "three entries"),
-    ("fast", "three entries"),
-    (-1.0, "lr_in must be finite and >= 0"),
-])
+@pytest.mark.parametrize(
+    "lr,match",
+    [
+        ((0, -0.1, 0.1), "lr_rec must be finite and >= 0"),
+        ((0, np.nan, 0.1), "lr_rec must be finite"),
+        ((np.inf, 0.1, 0.1), "lr_in must be finite"),
+        ((0.1, 0.1), "three entries"),
+        ("fast", "three entries"),
+        (-1.0, "lr_in must be finite and >= 0"),
+    ],
+)
 def test_bad_learning_rates(net, task, lr, match):
     with pytest.raises(ValueError, match=match):
         rflo.train(net, task, trials=1, lr=lr)
@@ -62,7 +65,9 @@ def test_non_finite_task_data(field, bad):
     y = np.zeros((10, 1))
     arrays = {"x": x, "y": y}
     arrays[field][4, 0] = bad
-    with pytest.raises(ValueError, match=rf"task {field} contains NaN or inf \(first at index \(4, 0\)\)"):
+    with pytest.raises(
+        ValueError, match=rf"task {field} contains NaN or inf \(first at index \(4, 0\)\)"
+    ):
         rflo.Task(**arrays)
 
 

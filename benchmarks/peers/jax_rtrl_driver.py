@@ -63,8 +63,11 @@ class _Offline(nn.Module):
     def __call__(self, xs):
         cell = CTRNNCell(self.n_rec, ode_type="murray")
         h = jnp.zeros((self.n_rec,), xs.dtype)
-        scan = nn.scan(lambda c, carry, x: c(carry, x), variable_broadcast="params",
-                       split_rngs={"params": False})
+        scan = nn.scan(
+            lambda c, carry, x: c(carry, x),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+        )
         _, hs = scan(cell, h, xs)
         return nn.Dense(self.n_out)(hs)
 

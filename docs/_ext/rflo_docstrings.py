@@ -24,8 +24,15 @@ import re
 
 import griffe
 
-ENTRY_SECTIONS = {"parameters", "other parameters", "attributes", "class attributes", "returns",
-                  "yields", "raises"}
+ENTRY_SECTIONS = {
+    "parameters",
+    "other parameters",
+    "attributes",
+    "class attributes",
+    "returns",
+    "yields",
+    "raises",
+}
 ENTRY = re.compile(r"^([A-Za-z_*][\w*]*(?:\s*,\s*[A-Za-z_*][\w*]*)*)\s+:\s+(.*)$")
 ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc|const):`(~?)([^`]+)`")
 TABLE_BORDER = re.compile(r"^=+(\s+=+)+\s*$")
@@ -37,8 +44,12 @@ def _role(match):
 
 
 def _is_header(lines, i):
-    return (i + 1 < len(lines) and lines[i].strip() and not lines[i].startswith(" ")
-            and re.match(r"^-{3,}\s*$", lines[i + 1]) is not None)
+    return (
+        i + 1 < len(lines)
+        and lines[i].strip()
+        and not lines[i].startswith(" ")
+        and re.match(r"^-{3,}\s*$", lines[i + 1]) is not None
+    )
 
 
 def convert(text: str) -> str:
@@ -63,14 +74,14 @@ def convert(text: str) -> str:
                     end = j
                     if j + 1 >= len(lines) or not lines[j + 1].strip():
                         break
-            out += ["```text", *lines[i:end + 1], "```"]
+            out += ["```text", *lines[i : end + 1], "```"]
             i = end + 1
             continue
         if line.startswith(">>> "):  # a doctest: to the next blank line
             end = i
             while end + 1 < len(lines) and lines[end + 1].strip():
                 end += 1
-            out += ["```pycon", *lines[i:end + 1], "```"]
+            out += ["```pycon", *lines[i : end + 1], "```"]
             i = end + 1
             continue
         if line.rstrip().endswith("::"):  # reST literal block
@@ -115,7 +126,8 @@ class RfloDocstrings(griffe.Extension):
                     if target.docstring is None:
                         target.docstring = griffe.Docstring(
                             f"Exported by ``{obj.path}`` without a docstring of its own.",
-                            parent=target)
+                            parent=target,
+                        )
             for member in obj.members.values():
                 visit(member)
 

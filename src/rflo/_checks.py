@@ -40,9 +40,7 @@ def check_finite_array(name, value, *, ndim=None, dtype="float32") -> np.ndarray
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} must be an array of numbers: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real, got complex values")
@@ -97,17 +95,22 @@ MAX_TRIALS = 2**31 - 1
 
 def check_seed(value, name="seed") -> int:
     """A seed in ``0 .. 2**32 - 1`` (larger ones would repeat smaller ones)."""
-    return check_int(name, value, minimum=0, maximum=MAX_SEED,
-                     why=" (random keys keep 32 bits)")
+    return check_int(name, value, minimum=0, maximum=MAX_SEED, why=" (random keys keep 32 bits)")
 
 
 def check_trials(trials, start_trial=0):
     """``(trials, start_trial)`` checked: the session's last trial must fit the
     compiled loop's 32-bit trial counter."""
-    trials = check_int("trials", trials, maximum=MAX_TRIALS,
-                       why=" (trials are counted with 32-bit integers; split the run into sessions)")
+    trials = check_int(
+        "trials",
+        trials,
+        maximum=MAX_TRIALS,
+        why=" (trials are counted with 32-bit integers; split the run into sessions)",
+    )
     start_trial = check_int("start_trial", start_trial, minimum=0)
     if trials + start_trial > MAX_TRIALS:
-        raise ValueError(f"start_trial + trials must be <= {MAX_TRIALS} (trials are counted with "
-                         f"32-bit integers), got {start_trial} + {trials}")
+        raise ValueError(
+            f"start_trial + trials must be <= {MAX_TRIALS} (trials are counted with "
+            f"32-bit integers), got {start_trial} + {trials}"
+        )
     return trials, start_trial

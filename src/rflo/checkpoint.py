@@ -38,13 +38,26 @@ import numpy as np
 from rflo import runconfig
 from rflo.files import atomic_write, read_npz
 from rflo.io import (
-    check_network_shapes, network_arrays, network_from_npz_arrays, network_keys,
+    check_network_shapes,
+    network_arrays,
+    network_from_npz_arrays,
+    network_keys,
     networks_from_stacked_arrays,
 )
 from rflo.network import Network
 
-__all__ = ["Progress", "save_settings", "load_settings", "save_progress", "load_progress",
-           "CHECKPOINT_DIR", "check_settings", "prepare_folder", "open_saved", "RUN_FILES"]
+__all__ = [
+    "Progress",
+    "save_settings",
+    "load_settings",
+    "save_progress",
+    "load_progress",
+    "CHECKPOINT_DIR",
+    "check_settings",
+    "prepare_folder",
+    "open_saved",
+    "RUN_FILES",
+]
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
@@ -116,7 +129,9 @@ def save_settings(folder, settings: dict):
 def load_settings(folder) -> dict:
     path = _dir(folder) / "run.json"
     if not path.is_file():
-        raise ValueError(f"{folder} has no {CHECKPOINT_DIR}/run.json: not a run that can be resumed")
+        raise ValueError(
+            f"{folder} has no {CHECKPOINT_DIR}/run.json: not a run that can be resumed"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -137,12 +152,18 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
         arrays.update({PREVIOUS + k: v for k, v in network_arrays(progress.previous).items()})
     if progress.best is not None:
         arrays.update({BEST + k: v for k, v in network_arrays(progress.best).items()})
-        arrays.update(best_network_loss=np.asarray(progress.best_network_loss, float),
-                      best_at=np.asarray(progress.best_at, np.int64))
-    arrays.update(loss=np.asarray(progress.loss), alignment=np.asarray(progress.alignment),
-                  seconds=np.asarray(float(progress.seconds)),
-                  best_loss=np.asarray(progress.best_loss, float),
-                  run_id=np.asarray(run_id), format=np.asarray(FORMAT))
+        arrays.update(
+            best_network_loss=np.asarray(progress.best_network_loss, float),
+            best_at=np.asarray(progress.best_at, np.int64),
+        )
+    arrays.update(
+        loss=np.asarray(progress.loss),
+        alignment=np.asarray(progress.alignment),
+        seconds=np.asarray(float(progress.seconds)),
+        best_loss=np.asarray(progress.best_loss, float),
+        run_id=np.asarray(run_id),
+        format=np.asarray(FORMAT),
+    )
     if progress.accuracy is not None:
         arrays["accuracy"] = np.asarray(progress.accuracy)
     if progress.frozen_at is not None:
@@ -165,13 +186,19 @@ _OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
 
 
 def _names(key):
-    return (key in _CURVES or key in _OPTIONAL or network_keys(key) or network_keys(key, PREVIOUS)
-            or network_keys(key, BEST) or bool(_OPT_KEY.fullmatch(key)))
+    return (
+        key in _CURVES
+        or key in _OPTIONAL
+        or network_keys(key)
+        or network_keys(key, PREVIOUS)
+        or network_keys(key, BEST)
+        or bool(_OPT_KEY.fullmatch(key))
+    )
 
 
 def _leaves(arrays, prefix):
-    keys = sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
-    if [int(k[len(prefix):]) for k in keys] != list(range(len(keys))):
+    keys = sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[len(prefix) :]))
+    if [int(k[len(prefix) :]) for k in keys] != list(range(len(keys))):
         raise ValueError(f"optimiser state arrays {keys} are not numbered 0 .. {len(keys) - 1}")
     return tuple(arrays.pop(k) for k in keys)
 
@@ -191,13 +218,15 @@ def _unstacked(heads, k, path):
     out = {}
     for key, (shape, dtype) in heads.items():
         if network_keys(key) or network_keys(key, PREVIOUS) or network_keys(key, BEST):
-            if key in _SHARED or any(key.startswith(p) and key[len(p):] in _SHARED
-                                     for p in (PREVIOUS, BEST)):
+            if key in _SHARED or any(
+                key.startswith(p) and key[len(p) :] in _SHARED for p in (PREVIOUS, BEST)
+            ):
                 out[key] = (shape, dtype)
                 continue
             if not shape or shape[0] != k:
-                raise ValueError(f"{path}: {key} must hold {k} networks (shape ({k}, ...)), "
-                                 f"got {shape}")
+                raise ValueError(
+                    f"{path}: {key} must hold {k} networks (shape ({k}, ...)), got {shape}"
+                )
             out[key] = (shape[1:], dtype)
     return out
 
@@ -216,29 +245,42 @@ def _check_heads(heads, path):
     for key in ("loss", "alignment"):
         shape, dtype = heads[key]
         if len(shape) != 1 + len(lead) or shape[:-1] != lead or dtype.kind != "f":
-            raise ValueError(f"{path}: {key!r} must be {'a curve' if k is None else f'{k} curves'}"
-                             f" of floats, got {dtype} {shape}")
+            raise ValueError(
+                f"{path}: {key!r} must be {'a curve' if k is None else f'{k} curves'}"
+                f" of floats, got {dtype} {shape}"
+            )
     if heads["loss"][0] != heads["alignment"][0]:
         raise ValueError(f"{path}: loss and alignment curves do not match")
-    if "accuracy" in heads and (heads["accuracy"][0] != heads["loss"][0]
-                                or heads["accuracy"][1].kind != "f"):
+    if "accuracy" in heads and (
+        heads["accuracy"][0] != heads["loss"][0] or heads["accuracy"][1].kind != "f"
+    ):
         raise ValueError(f"{path}: 'accuracy' must be shaped as the loss curve, in floats")
     for key, want in (("seconds", ()), ("best_loss", lead)):
         if heads[key][0] != want or heads[key][1].kind != "f":
-            raise ValueError(f"{path}: {key!r} must be {'one number' if not want else f'{k} numbers'}")
-    if "frozen_at" in heads and (k is None or heads["frozen_at"][0] != lead
-                                 or heads["frozen_at"][1].kind not in "iu"):
+            raise ValueError(
+                f"{path}: {key!r} must be {'one number' if not want else f'{k} numbers'}"
+            )
+    if "frozen_at" in heads and (
+        k is None or heads["frozen_at"][0] != lead or heads["frozen_at"][1].kind not in "iu"
+    ):
         raise ValueError(f"{path}: 'frozen_at' must hold one trial index per network")
     has_best = any(key.startswith(BEST) for key in heads)
     for key in ("best_network_loss", "best_at"):
         if has_best != (key in heads):
-            raise ValueError(f"{path}: a checkpoint's best network comes with 'best_network_loss' "
-                             "and 'best_at'; this one has only some of them")
-    if has_best and (heads["best_network_loss"][0] != lead
-                     or heads["best_network_loss"][1].kind != "f"
-                     or heads["best_at"][0] != lead or heads["best_at"][1].kind not in "iu"):
-        raise ValueError(f"{path}: 'best_network_loss' and 'best_at' must be "
-                         f"{'one number' if k is None else f'{k} numbers'} each")
+            raise ValueError(
+                f"{path}: a checkpoint's best network comes with 'best_network_loss' "
+                "and 'best_at'; this one has only some of them"
+            )
+    if has_best and (
+        heads["best_network_loss"][0] != lead
+        or heads["best_network_loss"][1].kind != "f"
+        or heads["best_at"][0] != lead
+        or heads["best_at"][1].kind not in "iu"
+    ):
+        raise ValueError(
+            f"{path}: 'best_network_loss' and 'best_at' must be "
+            f"{'one number' if k is None else f'{k} numbers'} each"
+        )
     if heads["run_id"][0] != () or heads["run_id"][1].kind != "U":
         raise ValueError(f"{path}: 'run_id' must be one string")
 
@@ -257,12 +299,17 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     accuracy = arrays.pop("accuracy", None)
     k = loss.shape[0] if loss.ndim == 2 else None
     frozen = arrays.pop("frozen_at", None if k is None else np.full(k, -1))
-    healthy = (np.ones_like(loss, bool) if k is None
-               else np.arange(loss.shape[1])[None, :] < np.where(frozen < 0, loss.shape[1],
-                                                                 frozen + 1)[:, None])
+    healthy = (
+        np.ones_like(loss, bool)
+        if k is None
+        else np.arange(loss.shape[1])[None, :]
+        < np.where(frozen < 0, loss.shape[1], frozen + 1)[:, None]
+    )
     if not np.all(np.isfinite(loss[healthy])):
-        raise ValueError(f"{path}: the loss curve holds NaN or inf; a checkpoint only holds "
-                         "trials that went well (or, in an ensemble, a network's after it froze)")
+        raise ValueError(
+            f"{path}: the loss curve holds NaN or inf; a checkpoint only holds "
+            "trials that went well (or, in an ensemble, a network's after it froze)"
+        )
     seconds, best = float(arrays.pop("seconds")), arrays.pop("best_loss")
     best = float(best) if k is None else best.astype(float)
     if not (math.isfinite(seconds) and seconds >= 0) or not np.all(np.asarray(best) > 0):
@@ -272,21 +319,44 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     best_loss, best_at = arrays.pop("best_network_loss", None), arrays.pop("best_at", None)
-    if best_loss is not None and (not np.all(best_loss > 0) or np.any(best_at < 0)
-                                  or np.any(best_at >= max(loss.shape[-1], 1))):
-        raise ValueError(f"{path}: 'best_network_loss' or 'best_at' out of range "
-                         f"({best_loss}, {best_at})")
+    if best_loss is not None and (
+        not np.all(best_loss > 0)
+        or np.any(best_at < 0)
+        or np.any(best_at >= max(loss.shape[-1], 1))
+    ):
+        raise ValueError(
+            f"{path}: 'best_network_loss' or 'best_at' out of range ({best_loss}, {best_at})"
+        )
     if best_loss is not None and k is None:
         best_loss, best_at = float(best_loss), int(best_at)
-    parts = {prefix: {key[len(prefix):]: v for key, v in arrays.items() if key.startswith(prefix)}
-             for prefix in (PREVIOUS, BEST)}
-    current = {key: v for key, v in arrays.items()
-               if not key.startswith(PREVIOUS) and not key.startswith(BEST)}
+    parts = {
+        prefix: {key[len(prefix) :]: v for key, v in arrays.items() if key.startswith(prefix)}
+        for prefix in (PREVIOUS, BEST)
+    }
+    current = {
+        key: v
+        for key, v in arrays.items()
+        if not key.startswith(PREVIOUS) and not key.startswith(BEST)
+    }
     net = _network(current, path, k)
-    prev, best_net = (_network(parts[p], f"{path} ({p[:-1]})", k) if parts[p] else None
-                      for p in (PREVIOUS, BEST))
-    return Progress(net, loss, alignment, seconds, best, prev, opt, previous_opt, frozen,
-                    best_net, best_loss, best_at, accuracy)
+    prev, best_net = (
+        _network(parts[p], f"{path} ({p[:-1]})", k) if parts[p] else None for p in (PREVIOUS, BEST)
+    )
+    return Progress(
+        net,
+        loss,
+        alignment,
+        seconds,
+        best,
+        prev,
+        opt,
+        previous_opt,
+        frozen,
+        best_net,
+        best_loss,
+        best_at,
+        accuracy,
+    )
 
 
 def _network(arrays, source, k):
@@ -303,8 +373,15 @@ def _network(arrays, source, k):
 
 
 #: files a run writes into its folder besides ``<rule>.npz`` and ``checkpoint/``
-RUN_FILES = ("metadata.json", "results.csv", "initial.npz", "loss.png", "outputs.png",
-             "alignment.png", "run.log")
+RUN_FILES = (
+    "metadata.json",
+    "results.csv",
+    "initial.npz",
+    "loss.png",
+    "outputs.png",
+    "alignment.png",
+    "run.log",
+)
 
 
 def _lock(out):
@@ -320,8 +397,11 @@ def _lock(out):
 def _leftovers(out):
     from rflo.files import TMP_MARK, RunLock
 
-    return [p for p in out.iterdir()
-            if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)]
+    return [
+        p
+        for p in out.iterdir()
+        if p.name != RunLock.NAME and not (p.name.startswith(".") and TMP_MARK in p.name)
+    ]
 
 
 def _clear_run(out):
@@ -339,7 +419,9 @@ def _clear_run(out):
         rules |= {r for r in named if isinstance(r, str) and "/" not in r and r}
     except (OSError, ValueError, AttributeError, TypeError):
         pass
-    for name in RUN_FILES + tuple(f"{r}{tail}.npz" for r in sorted(rules) for tail in ("", ".best")):
+    for name in RUN_FILES + tuple(
+        f"{r}{tail}.npz" for r in sorted(rules) for tail in ("", ".best")
+    ):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     remove_temporaries(out)
@@ -351,8 +433,10 @@ def prepare_folder(out, overwrite=False):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
-    busy = (f"output folder {out} already exists and is not empty; choose another --out or "
-            "pass --overwrite")
+    busy = (
+        f"output folder {out} already exists and is not empty; choose another --out or "
+        "pass --overwrite"
+    )
     if out.is_dir() and _leftovers(out) and not overwrite:
         raise ValueError(busy)
     lock = _lock(out)
@@ -371,8 +455,7 @@ def open_saved(folder):
 
     out = Path(folder)
     if not (out / CHECKPOINT_DIR / "run.json").is_file():
-        raise ValueError(f"{out} has no {CHECKPOINT_DIR}/run.json: not a run that can "
-                         "be resumed")
+        raise ValueError(f"{out} has no {CHECKPOINT_DIR}/run.json: not a run that can be resumed")
     lock = _lock(out)
     try:
         saved = load_settings(out)

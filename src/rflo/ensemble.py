@@ -19,21 +19,42 @@ import optax
 
 from rflo._checks import check_int, check_seed, precision
 from rflo.network import (
-    Network, init_network, param_names, params_of, to_numpy, trainable_names, with_params,
+    Network,
+    init_network,
+    param_names,
+    params_of,
+    to_numpy,
+    trainable_names,
+    with_params,
 )
 from rflo.optim import check_learning_rates
 from rflo.tasks import Task, TaskGenerator
 from rflo.train import (
-    GuardState, _as_dtype, check_guard_start, _with_derivative, check_fits, check_network,
+    GuardState,
+    _as_dtype,
+    _with_derivative,
+    check_fits,
+    check_guard_start,
+    check_network,
     check_session,
 )
 from rflo.trainer import (
-    SessionState, buffer_size, drive_chunks, ensemble_data, init_ensemble_opt_state, new_guard,
+    SessionState,
+    buffer_size,
+    drive_chunks,
+    ensemble_data,
+    init_ensemble_opt_state,
+    new_guard,
     run_ensemble_chunk,
 )
 
-__all__ = ["stack_networks", "unstack_networks", "init_ensemble", "train_ensemble",
-           "EnsembleResult"]
+__all__ = [
+    "stack_networks",
+    "unstack_networks",
+    "init_ensemble",
+    "train_ensemble",
+    "EnsembleResult",
+]
 
 
 class EnsembleResult(NamedTuple):
@@ -79,17 +100,20 @@ def stack_networks(nets: Sequence[Network]) -> Network:
         raise ValueError("an ensemble needs at least one network")
     shapes = {str(jax.tree_util.tree_map(np.shape, n)) for n in nets}
     if len(shapes) != 1:
-        raise ValueError("networks of an ensemble must all have the same cell, shapes and "
-                         "constraints")
+        raise ValueError(
+            "networks of an ensemble must all have the same cell, shapes and constraints"
+        )
     return jax.tree_util.tree_map(lambda *a: np.stack(a), *nets)
 
 
 def unstack_networks(nets: Network):
     """The list of networks in a stacked network."""
     if not isinstance(nets, Network) or np.ndim(nets.w_out) != 3:
-        raise ValueError("expected a stacked network (a leading axis of K networks, from "
-                         "rflo.init_ensemble or rflo.stack_networks); for one network use "
-                         "rflo.train, or give a list of networks")
+        raise ValueError(
+            "expected a stacked network (a leading axis of K networks, from "
+            "rflo.init_ensemble or rflo.stack_networks); for one network use "
+            "rflo.train, or give a list of networks"
+        )
     k = np.shape(nets.w_out)[0]
     return [jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i], nets) for i in range(k)]
 
@@ -140,8 +164,9 @@ def train_ensemble(
         networks (its ``opt_state``, the trials it ran, its ``guard``), exactly
         as in one long session.
     """
-    nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
-                          else list(networks))
+    nets = stack_networks(
+        unstack_networks(networks) if isinstance(networks, Network) else list(networks)
+    )
     k = nets.w_out.shape[0]
     first = _with_derivative(unstack_networks(nets)[0], derivative)
     nets = _with_derivative(nets, derivative)
@@ -153,10 +178,24 @@ def train_ensemble(
     for t in tasks:
         check_fits(first, t)  # before the rates: a task that does not fit says so first
     lr, lr_axis = _ensemble_rates(lr, k, first)
-    checked = check_session(first, tasks, rule, lr, trials=trials, start_trial=start_trial,
-                            unroll=unroll, batch=batch, max_loss_growth=max_loss_growth,
-                            online=online, optimizer=optimizer, loss=loss, route=route,
-                            dtype=dtype, networks=k, check_lr=False)
+    checked = check_session(
+        first,
+        tasks,
+        rule,
+        lr,
+        trials=trials,
+        start_trial=start_trial,
+        unroll=unroll,
+        batch=batch,
+        max_loss_growth=max_loss_growth,
+        online=online,
+        optimizer=optimizer,
+        loss=loss,
+        route=route,
+        dtype=dtype,
+        networks=k,
+        check_lr=False,
+    )
     trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names, _, dtype = checked
     if seeds is None:
         seeds = list(range(k))
@@ -183,40 +222,79 @@ def train_ensemble(
             opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
 
         def run(state, done, n):
-            return run_ensemble_chunk(cfg, optimizer, jnets, state, lr_arr, keys, source,
-                                      start_trial + done, n, buffer_size(capacity), lr_axis,
-                                      data_axis)
+            return run_ensemble_chunk(
+                cfg,
+                optimizer,
+                jnets,
+                state,
+                lr_arr,
+                keys,
+                source,
+                start_trial + done,
+                n,
+                buffer_size(capacity),
+                lr_axis,
+                data_axis,
+            )
 
         if guard is None:
-            guard0 = jax.vmap(lambda w, o: new_guard(w, o, max_loss_growth, dtype,
-                                                     start=start_trial))(w, opt_state)
+            guard0 = jax.vmap(
+                lambda w, o: new_guard(w, o, max_loss_growth, dtype, start=start_trial)
+            )(w, opt_state)
         else:
             prev = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
-            prev_opt = (opt_state if guard.previous_opt_state is None
-                        else jax.tree_util.tree_map(jnp.asarray, guard.previous_opt_state))
+            prev_opt = (
+                opt_state
+                if guard.previous_opt_state is None
+                else jax.tree_util.tree_map(jnp.asarray, guard.previous_opt_state)
+            )
             frozen = np.full(k, -1) if guard.frozen_at is None else guard.frozen_at
             if guard.best_network is None:  # tracked from this session's start
                 best_of = (w, np.full(k, np.inf), np.full(k, start_trial))
             else:
                 best_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.best_network, dtype))
                 best_of = (params_of(best_net, names), guard.best_network_loss, guard.best_at)
-            guard0 = jax.vmap(lambda w, o, b, p, f, bw, bl, ba: new_guard(
-                w, o, max_loss_growth, dtype, start=start_trial, best=b, previous=p,
-                frozen_at=f, best_w=bw, best_w_loss=bl, best_at=ba))(
-                    w, opt_state, jnp.asarray(guard.best_loss, dtype),
-                    (params_of(prev, names), prev_opt), jnp.asarray(frozen, jnp.int32),
-                    best_of[0], jnp.asarray(best_of[1], dtype), jnp.asarray(best_of[2], jnp.int32))
+            guard0 = jax.vmap(
+                lambda w, o, b, p, f, bw, bl, ba: new_guard(
+                    w,
+                    o,
+                    max_loss_growth,
+                    dtype,
+                    start=start_trial,
+                    best=b,
+                    previous=p,
+                    frozen_at=f,
+                    best_w=bw,
+                    best_w_loss=bl,
+                    best_at=ba,
+                )
+            )(
+                w,
+                opt_state,
+                jnp.asarray(guard.best_loss, dtype),
+                (params_of(prev, names), prev_opt),
+                jnp.asarray(frozen, jnp.int32),
+                best_of[0],
+                jnp.asarray(best_of[1], dtype),
+                jnp.asarray(best_of[2], jnp.int32),
+            )
         state, losses, aligns, accs = drive_chunks(
-            run, SessionState(w, opt_state, guard0), trials, capacity, callback)
+            run, SessionState(w, opt_state, guard0), trials, capacity, callback
+        )
         trained = to_numpy(with_params(jnets, state.w))
         good_w, good_opt = state.guard.good
         best_nets = to_numpy(with_params(jnets, state.guard.best_w))
         best_loss = np.asarray(state.guard.best_w_loss, float)
         best_at = np.asarray(state.guard.best_at, np.int64)
-        end_guard = GuardState(np.asarray(state.guard.best, float),
-                               to_numpy(with_params(jnets, good_w)),
-                               jax.tree_util.tree_map(np.asarray, good_opt),
-                               np.asarray(state.guard.frozen_at), best_nets, best_loss, best_at)
+        end_guard = GuardState(
+            np.asarray(state.guard.best, float),
+            to_numpy(with_params(jnets, good_w)),
+            jax.tree_util.tree_map(np.asarray, good_opt),
+            np.asarray(state.guard.frozen_at),
+            best_nets,
+            best_loss,
+            best_at,
+        )
     diverged_at = np.asarray(state.guard.frozen_at) + 1
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
@@ -224,11 +302,23 @@ def train_ensemble(
             f"{len(bad)} of {k} networks diverged and were frozen at their last network within the loss limit "
             f"(network, trial): {bad[:10]}{' ...' if len(bad) > 10 else ''}; the others trained on. "
             "See EnsembleResult.diverged_at; try smaller learning rates for those networks.",
-            RuntimeWarning, stacklevel=2)
-    return EnsembleResult(trained, losses, aligns, rule.name, time.perf_counter() - t0,
-                          jax.tree_util.tree_map(np.asarray, state.opt_state),
-                          accs if tasks[0].metric is not None else None, diverged_at, end_guard,
-                          best_nets, best_loss, best_at)
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return EnsembleResult(
+        trained,
+        losses,
+        aligns,
+        rule.name,
+        time.perf_counter() - t0,
+        jax.tree_util.tree_map(np.asarray, state.opt_state),
+        accs if tasks[0].metric is not None else None,
+        diverged_at,
+        end_guard,
+        best_nets,
+        best_loss,
+        best_at,
+    )
 
 
 def _check_guard(guard, nets, k, start_trial):
@@ -241,16 +331,20 @@ def _check_guard(guard, nets, k, start_trial):
     prev = _same_stack(guard.previous, nets, "guard.previous")
     if guard.best_network is None:
         return guard._replace(previous=prev, best_network_loss=None, best_at=None)
-    loss = np.asarray(guard.best_network_loss if guard.best_network_loss is not None else np.nan,
-                      float)
+    loss = np.asarray(
+        guard.best_network_loss if guard.best_network_loss is not None else np.nan, float
+    )
     at = np.asarray(guard.best_at if guard.best_at is not None else -1)
     if loss.shape != (k,) or np.any(~(loss > 0)):
         raise ValueError(f"guard.best_network_loss must hold {k} losses > 0 (or inf)")
     if at.shape != (k,) or at.dtype.kind not in "iu" or np.any(at < 0) or np.any(at >= start_trial):
         raise ValueError(f"guard.best_at must hold {k} trial counts from 0 to start_trial - 1")
-    return guard._replace(previous=prev, best_network=_same_stack(guard.best_network, nets,
-                                                                  "guard.best_network"),
-                          best_network_loss=loss, best_at=at)
+    return guard._replace(
+        previous=prev,
+        best_network=_same_stack(guard.best_network, nets, "guard.best_network"),
+        best_network_loss=loss,
+        best_at=at,
+    )
 
 
 def _same_stack(other, nets, name):
@@ -269,8 +363,10 @@ def _ensemble_rates(lr, k, net):
         table = {}
         for n in checked:
             if np.shape(lr[n]) not in ((), (k,)):
-                raise ValueError(f"lr[{n!r}] must be a number or {k} numbers (one per network), "
-                                 f"got shape {np.shape(lr[n])}")
+                raise ValueError(
+                    f"lr[{n!r}] must be a number or {k} numbers (one per network), "
+                    f"got shape {np.shape(lr[n])}"
+                )
             v = np.broadcast_to(np.asarray(lr[n], dtype=float), (k,))
             for value in v:
                 check_learning_rates({n: float(value)}, param_names(net))
@@ -279,7 +375,9 @@ def _ensemble_rates(lr, k, net):
     lr_np = None if isinstance(lr, dict) else np.asarray(lr, dtype=float)
     if lr_np is not None and lr_np.ndim == 2:
         if lr_np.shape != (k, 3):
-            raise ValueError(f"per-network learning rates must have shape ({k}, 3), got {lr_np.shape}")
+            raise ValueError(
+                f"per-network learning rates must have shape ({k}, 3), got {lr_np.shape}"
+            )
         for row in lr_np:
             check_learning_rates(tuple(row))
         return {n: lr_np[:, i] for i, n in enumerate(("w_in", "w_rec", "w_out"))}, 0

@@ -29,8 +29,13 @@ from rflo.trainer import gradients
 __all__ = ["value_and_grad", "grad"]
 
 
-def value_and_grad(rule="rflo", *, loss="squared_error", params: Optional[Sequence[str]] = None,
-                   route: str = "auto") -> Callable:
+def value_and_grad(
+    rule="rflo",
+    *,
+    loss="squared_error",
+    params: Optional[Sequence[str]] = None,
+    route: str = "auto",
+) -> Callable:
     """``fn(net, x, y, mask=None, key=None) -> (loss, grads)`` for one trial.
 
     rule : a rule name or :class:`~rflo.rules.Rule`.
@@ -53,17 +58,24 @@ def value_and_grad(rule="rflo", *, loss="squared_error", params: Optional[Sequen
     fixed = None if params is None else tuple(params)
 
     def fn(net, x, y, mask=None, key=None):
-        names = fixed if fixed is not None else tuple(
-            n for n in trainable_names(net) if n in param_names(net))
+        names = (
+            fixed
+            if fixed is not None
+            else tuple(n for n in trainable_names(net) if n in param_names(net))
+        )
         unknown = [n for n in names if n not in param_names(net)]
         if unknown:
-            raise ValueError(f"params {unknown} are not parameters of this network "
-                             f"(it has {list(param_names(net))})")
+            raise ValueError(
+                f"params {unknown} are not parameters of this network "
+                f"(it has {list(param_names(net))})"
+            )
         setup = Setup(loss, names, 1, route)
         rule.check(net, setup)
         x, y = jnp.asarray(x), jnp.asarray(y)
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-            raise ValueError(f"one trial: x (T, n_in) and y (T, n_out), got {x.shape} and {y.shape}")
+            raise ValueError(
+                f"one trial: x (T, n_in) and y (T, n_out), got {x.shape} and {y.shape}"
+            )
         mask = jnp.ones(x.shape[0], y.dtype) if mask is None else jnp.asarray(mask, y.dtype)
         key = jax.random.PRNGKey(0) if key is None else key
         direction, out = rule.trial(net, x, y, mask, key, setup)
@@ -74,7 +86,8 @@ def value_and_grad(rule="rflo", *, loss="squared_error", params: Optional[Sequen
     return fn
 
 
-def grad(rule, net, x, y, mask=None, key=None, *, loss="squared_error", params=None,
-         route="auto") -> dict:
+def grad(
+    rule, net, x, y, mask=None, key=None, *, loss="squared_error", params=None, route="auto"
+) -> dict:
     """The rule's gradient estimate for one trial (see :func:`value_and_grad`)."""
     return value_and_grad(rule, loss=loss, params=params, route=route)(net, x, y, mask, key)[1]

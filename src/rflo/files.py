@@ -24,8 +24,15 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["atomic_write", "read_npz", "npz_headers", "remove_temporaries", "RunLock",
-           "FolderBusy", "TMP_MARK"]
+__all__ = [
+    "atomic_write",
+    "read_npz",
+    "npz_headers",
+    "remove_temporaries",
+    "RunLock",
+    "FolderBusy",
+    "TMP_MARK",
+]
 
 #: temporary files are named ``.<target>.<random>.tmp<suffix>``
 TMP_MARK = ".tmp"
@@ -111,7 +118,13 @@ def npz_headers(path, source=None) -> Dict[str, Tuple[tuple, np.dtype, bool, int
                     raise _not_npz(source, f"member {info.filename!r} is not an array")
                 with zf.open(info) as fh:
                     out[info.filename[:-4]] = _header(fh, info.filename[:-4], source)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        NotImplementedError,
+    ) as exc:
         raise _not_npz(source, exc) from None
     return out
 
@@ -129,8 +142,10 @@ def _header(fh, name, source):
     except ValueError as exc:
         raise ValueError(f"{source}: array {name!r} has an unreadable header ({exc})") from None
     if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None:
-        raise ValueError(f"{source}: array {name!r} has dtype {dtype}, not plain data "
-                         "(numbers or text); rflo never unpickles objects")
+        raise ValueError(
+            f"{source}: array {name!r} has dtype {dtype}, not plain data "
+            "(numbers or text); rflo never unpickles objects"
+        )
     shape = tuple(int(d) for d in shape)
     size = 1
     for d in shape:  # Python integers: a 4 TB declaration does not overflow
@@ -138,8 +153,15 @@ def _header(fh, name, source):
     return shape, dtype, bool(fortran), size * dtype.itemsize
 
 
-def read_npz(path, *, names: Callable[[str], bool], check: Optional[Callable] = None,
-             max_bytes: Optional[int] = None, source=None, select=None) -> Dict[str, np.ndarray]:
+def read_npz(
+    path,
+    *,
+    names: Callable[[str], bool],
+    check: Optional[Callable] = None,
+    max_bytes: Optional[int] = None,
+    source=None,
+    select=None,
+) -> Dict[str, np.ndarray]:
     """The arrays of a plain-data ``.npz``, read with care.
 
     names(key) -> bool : which array names are allowed; any other name is
@@ -170,8 +192,9 @@ def read_npz(path, *, names: Callable[[str], bool], check: Optional[Callable] = 
     need = sum(h[3] for h in heads.values())
     limit = available_bytes() if max_bytes is None else max_bytes
     if limit is not None and need > limit:
-        raise ValueError(f"{source}: its arrays declare {human(need)}, more than the "
-                         f"{human(limit)} allowed")
+        raise ValueError(
+            f"{source}: its arrays declare {human(need)}, more than the {human(limit)} allowed"
+        )
     arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
@@ -180,11 +203,16 @@ def read_npz(path, *, names: Callable[[str], bool], check: Optional[Callable] = 
                     shape, dtype, fortran, nbytes = _header(fh, key, source)
                     data = fh.read(nbytes + 1)
                 if len(data) != nbytes:
-                    raise ValueError(f"{source}: array {key!r} holds "
-                                     f"{'more' if len(data) > nbytes else 'less'} data than its "
-                                     f"header declares ({shape} {dtype})")
-                arrays[key] = np.frombuffer(data, dtype=dtype).reshape(
-                    shape, order="F" if fortran else "C").copy()
+                    raise ValueError(
+                        f"{source}: array {key!r} holds "
+                        f"{'more' if len(data) > nbytes else 'less'} data than its "
+                        f"header declares ({shape} {dtype})"
+                    )
+                arrays[key] = (
+                    np.frombuffer(data, dtype=dtype)
+                    .reshape(shape, order="F" if fortran else "C")
+                    .copy()
+                )
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
         raise _not_npz(source, exc) from None
     return arrays
@@ -223,8 +251,10 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise FolderBusy(f"another rflo process{' (pid ' + holder + ')' if holder else ''} "
-                                 f"is writing to {self.folder}") from None
+                raise FolderBusy(
+                    f"another rflo process{' (pid ' + holder + ')' if holder else ''} "
+                    f"is writing to {self.folder}"
+                ) from None
             raise
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
@@ -246,5 +276,3 @@ class RunLock:
             self.release()
         except Exception:  # noqa: BLE001
             pass
-
-

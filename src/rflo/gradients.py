@@ -53,12 +53,31 @@ from rflo.tasks import Task
 from rflo.train import _with_derivative, train
 
 __all__ = [
-    "cosine", "norm_ratio", "rule_directions", "gradient_quality", "stepwise_quality",
-    "training_quality", "format_table", "plot_quality", "main", "DEFAULT_RULES",
+    "cosine",
+    "norm_ratio",
+    "rule_directions",
+    "gradient_quality",
+    "stepwise_quality",
+    "training_quality",
+    "format_table",
+    "plot_quality",
+    "main",
+    "DEFAULT_RULES",
 ]
 
-DEFAULT_RULES = ("rflo", "local", "random_feedback", "eprop", "eprop_random", "uoro",
-                 "kf_rtrl", "snap1", "snap2", "tbptt", "rtrl")
+DEFAULT_RULES = (
+    "rflo",
+    "local",
+    "random_feedback",
+    "eprop",
+    "eprop_random",
+    "uoro",
+    "kf_rtrl",
+    "snap1",
+    "snap2",
+    "tbptt",
+    "rtrl",
+)
 SUMMARY = "rec+in"
 MATRICES = ("w_in", "w_rec", "w_out")
 
@@ -84,8 +103,11 @@ def _params(net) -> tuple:
 
 def _inner(w) -> list:
     """The names the ``"rec+in"`` summary covers (all but ``w_out``)."""
-    return ["w_rec", "w_in"] if "w_rec" in w and "w_in" in w and len(w) == 3 else \
-        [k for k in w if k != "w_out"]
+    return (
+        ["w_rec", "w_in"]
+        if "w_rec" in w and "w_in" in w and len(w) == 3
+        else [k for k in w if k != "w_out"]
+    )
 
 
 def _summary(w) -> np.ndarray:
@@ -105,8 +127,10 @@ def _check_inputs(net, task, trial):
     if not isinstance(task, Task):
         raise ValueError(f"expected an rflo Task, got {type(task).__name__}")
     if task.n_in != net.n_in or task.n_out != net.n_out:
-        raise ValueError(f"task has n_in={task.n_in}, n_out={task.n_out} but the network "
-                         f"n_in={net.n_in}, n_out={net.n_out}")
+        raise ValueError(
+            f"task has n_in={task.n_in}, n_out={task.n_out} but the network "
+            f"n_in={net.n_in}, n_out={net.n_out}"
+        )
     check_int("trial", trial, minimum=0)
 
 
@@ -124,8 +148,9 @@ def _step_directions(rule, net, x, y, m, key, setup=Setup()):
         state, h_new, _, d = rule.advance(state, net, h, *inp, setup)
         return (h_new, state), d
 
-    _, d = jax.lax.scan(body, (initial_state(net), rule.init(net, key, setup)),
-                        (x[1:], y[1:], m[1:]))
+    _, d = jax.lax.scan(
+        body, (initial_state(net), rule.init(net, key, setup)), (x[1:], y[1:], m[1:])
+    )
     return d
 
 
@@ -145,8 +170,16 @@ def _one_trial(net, task, rules, trial, seed, derivative, dtype):
         yield rules, jnet, x, y, m, jax.random.PRNGKey(seed)
 
 
-def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: int = 0,
-                    derivative: str = "exact", dtype: str = "float64") -> Dict[str, Dict[str, np.ndarray]]:
+def rule_directions(
+    net: Network,
+    task: Task,
+    rules,
+    *,
+    trial: int = 0,
+    seed: int = 0,
+    derivative: str = "exact",
+    dtype: str = "float64",
+) -> Dict[str, Dict[str, np.ndarray]]:
     """Each rule's summed update direction for one trial (weights fixed).
 
     Returns ``{rule name: {"w_in", "w_rec", "w_out": array}}`` (for a cell that
@@ -156,7 +189,13 @@ def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: in
     out = {}
     names = _params(net)
     with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
-            rules, jnet, x, y, m, key):
+        rules,
+        jnet,
+        x,
+        y,
+        m,
+        key,
+    ):
         setup = Setup(params=names)
         for rule in rules:
             if names != MATRICES:
@@ -166,9 +205,16 @@ def rule_directions(net: Network, task: Task, rules, *, trial: int = 0, seed: in
     return out
 
 
-def gradient_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: int = 0,
-                     seed: int = 0, derivative: str = "exact",
-                     dtype: str = "float64") -> Dict[str, Dict[str, Dict[str, float]]]:
+def gradient_quality(
+    net: Network,
+    task: Task,
+    rules=DEFAULT_RULES,
+    *,
+    trial: int = 0,
+    seed: int = 0,
+    derivative: str = "exact",
+    dtype: str = "float64",
+) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Cosine and norm ratio of each rule's trial update against BPTT's.
 
     Returns ``{rule: {"cos": {matrix or "rec+in": float}, "ratio": {...}}}``
@@ -176,8 +222,15 @@ def gradient_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     input).
     """
     rules = _rules(rules)
-    dirs = rule_directions(net, task, list(rules) + [get_rule("bptt")], trial=trial, seed=seed,
-                           derivative=derivative, dtype=dtype)
+    dirs = rule_directions(
+        net,
+        task,
+        list(rules) + [get_rule("bptt")],
+        trial=trial,
+        seed=seed,
+        derivative=derivative,
+        dtype=dtype,
+    )
     exact = dirs["bptt"]
     out = {}
     for rule in rules:
@@ -198,9 +251,16 @@ def has_step_form(rule) -> bool:
     return rule.online and not isinstance(rule, TruncatedBPTT)
 
 
-def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: int = 0,
-                     seed: int = 0, derivative: str = "exact",
-                     dtype: str = "float64") -> Dict[str, Dict[str, np.ndarray]]:
+def stepwise_quality(
+    net: Network,
+    task: Task,
+    rules=DEFAULT_RULES,
+    *,
+    trial: int = 0,
+    seed: int = 0,
+    derivative: str = "exact",
+    dtype: str = "float64",
+) -> Dict[str, Dict[str, np.ndarray]]:
     """Per-step cosine and norm ratio (``w_rec`` and ``w_in`` together) of each
     rule's contribution at step ``t`` against the exact ``-dL_t/dW`` (RTRL's).
 
@@ -211,7 +271,13 @@ def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     out = {}
     names = _params(net)
     with _one_trial(net, task, rules, trial, seed, derivative, dtype) as (
-            rules, jnet, x, y, m, key):
+        rules,
+        jnet,
+        x,
+        y,
+        m,
+        key,
+    ):
         rules = [r for r in rules if has_step_form(r)]
         setup = Setup(params=names)
 
@@ -234,10 +300,21 @@ def stepwise_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, trial: in
     return out
 
 
-def training_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, train_rule="bptt",
-                     trials: int = 300, every: int = 50, lr=(0.0, 0.1, 0.1),
-                     online: bool = False, optimizer=None, seed: int = 0,
-                     derivative: str = "exact", dtype: str = "float64"):
+def training_quality(
+    net: Network,
+    task: Task,
+    rules=DEFAULT_RULES,
+    *,
+    train_rule="bptt",
+    trials: int = 300,
+    every: int = 50,
+    lr=(0.0, 0.1, 0.1),
+    online: bool = False,
+    optimizer=None,
+    seed: int = 0,
+    derivative: str = "exact",
+    dtype: str = "float64",
+):
     """Gradient quality at checkpoints of a training session.
 
     Trains ``net`` with ``train_rule`` for ``trials`` trials and measures
@@ -267,9 +344,20 @@ def training_quality(net: Network, task: Task, rules=DEFAULT_RULES, *, train_rul
     done = 0
     while done < trials:
         n = min(every, trials - done)
-        res = train(net, task, train_rule, trials=n, lr=lr, online=online, optimizer=optimizer,
-                    derivative=derivative, dtype=dtype, seed=seed, opt_state=opt_state,
-                    start_trial=done)
+        res = train(
+            net,
+            task,
+            train_rule,
+            trials=n,
+            lr=lr,
+            online=online,
+            optimizer=optimizer,
+            derivative=derivative,
+            dtype=dtype,
+            seed=seed,
+            opt_state=opt_state,
+            start_trial=done,
+        )
         net, opt_state = res.network, res.opt_state
         losses.append(np.asarray(res.loss))
         done += n
@@ -293,9 +381,13 @@ def format_table(quality, stepwise=None, checkpoints=None, training=None) -> str
         head.append(f"cos @{int(checkpoints[-1])}")
     rows = []
     for name, q in quality.items():
-        row = [name, _fmt(q["cos"].get("w_in", math.nan)), _fmt(q["cos"].get("w_rec", math.nan)),
-               _fmt(q["cos"][SUMMARY]),
-               _fmt(q["ratio"][SUMMARY])]
+        row = [
+            name,
+            _fmt(q["cos"].get("w_in", math.nan)),
+            _fmt(q["cos"].get("w_rec", math.nan)),
+            _fmt(q["cos"][SUMMARY]),
+            _fmt(q["ratio"][SUMMARY]),
+        ]
         if stepwise is not None:
             c = stepwise.get(name, {}).get("cos")
             row.append(_fmt(np.nanmean(c)) if c is not None and np.any(np.isfinite(c)) else "    -")
@@ -303,8 +395,12 @@ def format_table(quality, stepwise=None, checkpoints=None, training=None) -> str
             row.append(_fmt(training[name]["cos"][-1]))
         rows.append(row)
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
+
+    def line(r):
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        )
+
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
@@ -321,18 +417,45 @@ def plot_quality(path, stepwise, checkpoints, training, title: str = ""):
     styles = {n: rule_style(n, i) for i, n in enumerate(names)}
     ax = axes[0]
     for name, v in stepwise.items():
-        ax.plot(np.arange(1, len(v["cos"]) + 1), v["cos"], lw=1.2, label=rule_label(name),
-                **styles[name])
-    ax.set(xlabel="step t", ylabel="cosine with exact -dL_t/dW",
-           title="per-step contribution (before training)", ylim=(-1.05, 1.05))
+        ax.plot(
+            np.arange(1, len(v["cos"]) + 1),
+            v["cos"],
+            lw=1.2,
+            label=rule_label(name),
+            **styles[name],
+        )
+    ax.set(
+        xlabel="step t",
+        ylabel="cosine with exact -dL_t/dW",
+        title="per-step contribution (before training)",
+        ylim=(-1.05, 1.05),
+    )
     for name in names:
-        axes[1].plot(checkpoints, training[name]["cos"], marker="o", ms=3, label=rule_label(name),
-                     **styles[name])
-        axes[2].plot(checkpoints, training[name]["ratio"], marker="o", ms=3, label=rule_label(name),
-                     **styles[name])
-    axes[1].set(xlabel="trials trained", ylabel="cosine with BPTT (rec+in)",
-                title="trial update over training", ylim=(-1.05, 1.05))
-    axes[2].set(xlabel="trials trained", ylabel="|D| / |G| (rec+in)", title="norm ratio over training")
+        axes[1].plot(
+            checkpoints,
+            training[name]["cos"],
+            marker="o",
+            ms=3,
+            label=rule_label(name),
+            **styles[name],
+        )
+        axes[2].plot(
+            checkpoints,
+            training[name]["ratio"],
+            marker="o",
+            ms=3,
+            label=rule_label(name),
+            **styles[name],
+        )
+    axes[1].set(
+        xlabel="trials trained",
+        ylabel="cosine with BPTT (rec+in)",
+        title="trial update over training",
+        ylim=(-1.05, 1.05),
+    )
+    axes[2].set(
+        xlabel="trials trained", ylabel="|D| / |G| (rec+in)", title="norm ratio over training"
+    )
     axes[2].set_yscale("log")
     axes[2].legend(fontsize=7, ncol=2)
     if title:
@@ -340,7 +463,9 @@ def plot_quality(path, stepwise, checkpoints, training, title: str = ""):
     fig.tight_layout()
 
     def write(tmp):
-        fig.savefig(tmp, dpi=110, format=str(path).rsplit(".", 1)[-1] if "." in str(path) else "png")
+        fig.savefig(
+            tmp, dpi=110, format=str(path).rsplit(".", 1)[-1] if "." in str(path) else "png"
+        )
 
     atomic_write(path, write)
     plt.close(fig)
@@ -358,23 +483,44 @@ def _write_csv(path, quality, checkpoints, training):
     atomic_write(path, write)
 
 
-DESCRIPTION = ("How well each rule's update points along the exact gradient (BPTT): cosine "
-               "and norm ratio along a trial and over training, on the periodic task.")
+DESCRIPTION = (
+    "How well each rule's update points along the exact gradient (BPTT): cosine "
+    "and norm ratio along a trial and over training, on the periodic task."
+)
 
 
 def add_arguments(p):
     """The options of ``rflo gradients`` (shared with the main command line)."""
-    p.add_argument("--rules", nargs="+", default=list(DEFAULT_RULES), metavar="RULE",
-                   help=f"rules to measure (default: {' '.join(DEFAULT_RULES)})")
-    p.add_argument("--train-rule", default="bptt", help="rule that trains the network (default: bptt)")
+    p.add_argument(
+        "--rules",
+        nargs="+",
+        default=list(DEFAULT_RULES),
+        metavar="RULE",
+        help=f"rules to measure (default: {' '.join(DEFAULT_RULES)})",
+    )
+    p.add_argument(
+        "--train-rule", default="bptt", help="rule that trains the network (default: bptt)"
+    )
     p.add_argument("--network", help="start from this .npz network instead of a fresh one")
-    p.add_argument("--units", "--n-rec", dest="n_rec", type=int, default=16,
-                   help="recurrent units n_rec of a fresh network (default 16)")
+    p.add_argument(
+        "--units",
+        "--n-rec",
+        dest="n_rec",
+        type=int,
+        default=16,
+        help="recurrent units n_rec of a fresh network (default 16)",
+    )
     p.add_argument("--period", type=float, default=50.0, help="period of the periodic task (steps)")
     p.add_argument("--trials", type=int, default=300, help="training trials")
     p.add_argument("--every", type=int, default=50, help="trials between measurements")
-    p.add_argument("--lr", type=float, nargs=3, default=(0.0, 0.1, 0.1),
-                   metavar=("IN", "REC", "OUT"), help="SGD learning rates")
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs=3,
+        default=(0.0, 0.1, 0.1),
+        metavar=("IN", "REC", "OUT"),
+        help="SGD learning rates",
+    )
     p.add_argument("--online", action="store_true", help="train online")
     p.add_argument("--derivative", default="exact", choices=("exact", "seed"))
     p.add_argument("--seed", type=int, default=0)
@@ -414,17 +560,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quality = gradient_quality(net, task, rules, seed=args.seed, derivative=args.derivative)
     stepwise = stepwise_quality(net, task, rules, seed=args.seed, derivative=args.derivative)
     checkpoints, training, _, losses = training_quality(
-        net, task, rules, train_rule=args.train_rule, trials=args.trials, every=args.every,
-        lr=tuple(args.lr), online=args.online, seed=args.seed, derivative=args.derivative)
-    print(f"gradient quality against BPTT: n_rec={net.n_rec}, periodic task (period {args.period:g}), "
-          f"trained with {args.train_rule}; loss {losses[0]:.4g} -> {losses[-1]:.4g}")
+        net,
+        task,
+        rules,
+        train_rule=args.train_rule,
+        trials=args.trials,
+        every=args.every,
+        lr=tuple(args.lr),
+        online=args.online,
+        seed=args.seed,
+        derivative=args.derivative,
+    )
+    print(
+        f"gradient quality against BPTT: n_rec={net.n_rec}, periodic task (period {args.period:g}), "
+        f"trained with {args.train_rule}; loss {losses[0]:.4g} -> {losses[-1]:.4g}"
+    )
     print(format_table(quality, stepwise, checkpoints, training))
     if args.csv:
         _write_csv(args.csv, quality, checkpoints, training)
         print(f"wrote {args.csv}")
     if args.figure:
-        plot_quality(args.figure, stepwise, checkpoints, training,
-                     title=f"gradient quality, n_rec={net.n_rec}, trained with {args.train_rule}")
+        plot_quality(
+            args.figure,
+            stepwise,
+            checkpoints,
+            training,
+            title=f"gradient quality, n_rec={net.n_rec}, trained with {args.train_rule}",
+        )
         print(f"wrote {args.figure}")
     return 0
 

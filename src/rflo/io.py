@@ -50,14 +50,24 @@ from rflo.io_shapes import (  # noqa: F401  (the file's names, importable from h
 )
 from rflo.network import Network, network_from_arrays
 
-__all__ = ["save_network", "load_network", "network_from_npz_arrays",
-           "networks_from_stacked_arrays", "network_arrays",
-           "network_keys", "check_network_shapes", "network_run_id", "network_info",
-           "cannot_rebuild",
-           "atomic_write",
-           "FORMAT_VERSION"]
+__all__ = [
+    "save_network",
+    "load_network",
+    "network_from_npz_arrays",
+    "networks_from_stacked_arrays",
+    "network_arrays",
+    "network_keys",
+    "check_network_shapes",
+    "network_run_id",
+    "network_info",
+    "cannot_rebuild",
+    "atomic_write",
+    "FORMAT_VERSION",
+]
 
 FORMAT_VERSION = 1
+
+
 def save_network(path, net: Network, run_id=None, info=None) -> Path:
     """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path.
 
@@ -90,8 +100,11 @@ def save_network(path, net: Network, run_id=None, info=None) -> Path:
 
 def network_arrays(net: Network) -> dict:
     """The arrays a network file holds for ``net`` (plain data: numbers and one string)."""
-    arrays = {k: np.asarray(v) for k, v in net._asdict().items()
-              if v is not None and k not in ("cell", "extra")}
+    arrays = {
+        k: np.asarray(v)
+        for k, v in net._asdict().items()
+        if v is not None and k not in ("cell", "extra")
+    }
     for k, v in (net.extra or {}).items():
         arrays[f"extra.{k}"] = np.asarray(v)
     if net.cell != LEAKY_TANH:
@@ -114,19 +127,32 @@ def load_network(path, dtype=None, max_bytes=None, cell=None) -> Network:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no network file at {str(path)!r}")
-    described = read_npz(path, names=network_keys, max_bytes=max_bytes, select={"cell"},
-                         check=lambda heads: check_network_shapes(heads, path))
+    described = read_npz(
+        path,
+        names=network_keys,
+        max_bytes=max_bytes,
+        select={"cell"},
+        check=lambda heads: check_network_shapes(heads, path),
+    )
     cell = cell_of(described, path, cell)
-    arrays = read_npz(path, names=network_keys, max_bytes=max_bytes,
-                      check=lambda heads: check_network_shapes(heads, path, cell=cell))
+    arrays = read_npz(
+        path,
+        names=network_keys,
+        max_bytes=max_bytes,
+        check=lambda heads: check_network_shapes(heads, path, cell=cell),
+    )
     return _network_from(arrays, path, dtype, (), cell)
 
 
 def _text_entry(path, key):
     """The string ``key`` of a network file (None if it has none), read alone."""
     path = Path(path)
-    arrays = read_npz(path, names=network_keys, select={key},
-                      check=lambda heads: check_network_shapes(heads, path))
+    arrays = read_npz(
+        path,
+        names=network_keys,
+        select={key},
+        check=lambda heads: check_network_shapes(heads, path),
+    )
     return str(arrays[key]) if key in arrays else None
 
 
@@ -160,9 +186,16 @@ def networks_from_stacked_arrays(arrays: dict, source, cell=None) -> list:
     k = np.shape(arrays[lead])[0]
     shared = ("format", "cell")
     cell = cell_of(arrays, source, cell)
-    return [_network_from({key: (v if key in shared else v[i]) for key, v in arrays.items()},
-                          f"{source} network {i}", None, (), cell)
-            for i in range(k)]
+    return [
+        _network_from(
+            {key: (v if key in shared else v[i]) for key, v in arrays.items()},
+            f"{source} network {i}",
+            None,
+            (),
+            cell,
+        )
+        for i in range(k)
+    ]
 
 
 def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=(), cell=None) -> Network:
@@ -172,8 +205,13 @@ def network_from_npz_arrays(arrays: dict, source, dtype=None, ignore=(), cell=No
     ``cell`` as in :func:`load_network`.
     """
     keep = {k: v for k, v in arrays.items() if k not in ignore}
-    return _network_from(arrays, source, dtype, ignore, cell_of(keep, source, cell)
-                         if synaptic_file(keep) or cell is not None else None)
+    return _network_from(
+        arrays,
+        source,
+        dtype,
+        ignore,
+        cell_of(keep, source, cell) if synaptic_file(keep) or cell is not None else None,
+    )
 
 
 def _network_from(arrays, source, dtype, ignore, cell) -> Network:
@@ -184,9 +222,14 @@ def _network_from(arrays, source, dtype, ignore, cell) -> Network:
         return _synaptic_network(arrays, source, dtype, cell or cell_of(arrays, source))
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}")
-    unknown = sorted(k for k in set(arrays) - set(REQUIRED) - set(OPTIONAL) - {"format", "cell"}
-                     if not k.startswith("extra."))
+        raise ValueError(
+            f"{source}: missing arrays {missing}; a network file holds {list(REQUIRED)}"
+        )
+    unknown = sorted(
+        k
+        for k in set(arrays) - set(REQUIRED) - set(OPTIONAL) - {"format", "cell"}
+        if not k.startswith("extra.")
+    )
     if unknown:
         raise ValueError(f"{source}: unexpected arrays {unknown}")
     _check_format(arrays, source)
@@ -194,9 +237,11 @@ def _network_from(arrays, source, dtype, ignore, cell) -> Network:
     kwargs = {k: arrays.get(k) for k in REQUIRED + OPTIONAL}
     if not cell.vector_tau or np.ndim(arrays["tau"]) == 0:
         if np.asarray(arrays["tau"]).shape not in ((), (1,)):
-            raise ValueError(f"{source}: tau must be a single number, got shape {arrays['tau'].shape}")
+            raise ValueError(
+                f"{source}: tau must be a single number, got shape {arrays['tau'].shape}"
+            )
         kwargs["tau"] = np.asarray(arrays["tau"]).reshape(()).item()
-    extra = {k[len("extra."):]: v for k, v in arrays.items() if k.startswith("extra.")}
+    extra = {k[len("extra.") :]: v for k, v in arrays.items() if k.startswith("extra.")}
     try:
         return network_from_arrays(**kwargs, dtype=dtype, cell=cell, extra=extra or None)
     except ValueError as exc:
@@ -209,28 +254,46 @@ def _check_format(arrays, source):
         if fmt.size != 1 or fmt.dtype.kind not in "iu":
             raise ValueError(f"{source}: 'format' must be one integer, got {fmt.dtype} {fmt.shape}")
         if int(fmt.reshape(-1)[0]) > FORMAT_VERSION:
-            raise ValueError(f"{source}: written by a newer rflo (format {int(fmt.reshape(-1)[0])}); "
-                             "upgrade rflo")
+            raise ValueError(
+                f"{source}: written by a newer rflo (format {int(fmt.reshape(-1)[0])}); "
+                "upgrade rflo"
+            )
 
 
 def _synaptic_network(arrays, source, dtype, cell) -> Network:
     """A network of a cell that owns its synapses from a file's arrays."""
     missing = [k for k in SYNAPTIC_REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{source}: missing arrays {missing}; a network file of a cell that owns "
-                         f"its synapses holds {list(SYNAPTIC_REQUIRED)} and extra.<name>")
-    unknown = sorted(k for k in set(arrays) - set(SYNAPTIC_REQUIRED) - {"format"}
-                     if not k.startswith("extra."))
+        raise ValueError(
+            f"{source}: missing arrays {missing}; a network file of a cell that owns "
+            f"its synapses holds {list(SYNAPTIC_REQUIRED)} and extra.<name>"
+        )
+    unknown = sorted(
+        k for k in set(arrays) - set(SYNAPTIC_REQUIRED) - {"format"} if not k.startswith("extra.")
+    )
     if unknown:
-        raise ValueError(f"{source}: unexpected arrays {unknown} (the cell {cell.name!r} owns its "
-                         "synapses: its parameters are extra.<name>)")
+        raise ValueError(
+            f"{source}: unexpected arrays {unknown} (the cell {cell.name!r} owns its "
+            "synapses: its parameters are extra.<name>)"
+        )
     _check_format(arrays, source)
     if not owns_synapses(cell):
-        raise ValueError(f"{source}: the file holds a network of a cell that owns its synapses, "
-                         f"but its cell {cell.name!r} does not")
-    extra = {k[len("extra."):]: v for k, v in arrays.items() if k.startswith("extra.")}
+        raise ValueError(
+            f"{source}: the file holds a network of a cell that owns its synapses, "
+            f"but its cell {cell.name!r} does not"
+        )
+    extra = {k[len("extra.") :]: v for k, v in arrays.items() if k.startswith("extra.")}
     try:
-        return network_from_arrays(w_in=None, w_rec=None, w_out=arrays["w_out"], b=arrays["b"],
-                                   h0=None, tau=None, dtype=dtype, cell=cell, extra=extra)
+        return network_from_arrays(
+            w_in=None,
+            w_rec=None,
+            w_out=arrays["w_out"],
+            b=arrays["b"],
+            h0=None,
+            tau=None,
+            dtype=dtype,
+            cell=cell,
+            extra=extra,
+        )
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None

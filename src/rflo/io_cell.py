@@ -35,8 +35,10 @@ def cell_json(cell) -> str:
         return json.dumps(spec)
     except (TypeError, ValueError):
         if why is None:
-            raise ValueError(f"cell {cell.name!r}: its settings {spec['settings']!r} are not "
-                             "plain data (JSON), so a file cannot hold them") from None
+            raise ValueError(
+                f"cell {cell.name!r}: its settings {spec['settings']!r} are not "
+                "plain data (JSON), so a file cannot hold them"
+            ) from None
         spec["settings"] = {}  # the caller gives the cell back on loading anyway
         return json.dumps(spec)
 
@@ -50,9 +52,12 @@ def _cell_spec(arrays, source):
         raise ValueError(f"{source}: 'cell' must be one string (JSON), got {raw.dtype} {raw.shape}")
     try:
         spec = json.loads(str(raw))
-        if not isinstance(spec, dict) or not isinstance(spec["name"], str) \
-                or not isinstance(spec.get("settings", {}), dict):
-            raise TypeError("expected {\"name\": ..., \"settings\": {...}}")
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec["name"], str)
+            or not isinstance(spec.get("settings", {}), dict)
+        ):
+            raise TypeError('expected {"name": ..., "settings": {...}}')
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{source}: unreadable cell description ({exc})") from None
     return spec
@@ -77,12 +82,15 @@ def cell_of(arrays, source, cell=None):
     name, settings = spec["name"], spec.get("settings", {})
     why = spec.get("cannot_rebuild")
     if why is not None:
-        raise ValueError(f"{source}: {why}; pass the cell you built it with: "
-                         f"rflo.load_network(path, cell=...)")
+        raise ValueError(
+            f"{source}: {why}; pass the cell you built it with: rflo.load_network(path, cell=...)"
+        )
     if name.lower() not in cell_names():
-        raise ValueError(f"{source}: the network's cell {name!r} is not a registered cell (known: "
-                         f"{', '.join(cell_names())}); import the module that registers it, or "
-                         "pass the cell: rflo.load_network(path, cell=...)")
+        raise ValueError(
+            f"{source}: the network's cell {name!r} is not a registered cell (known: "
+            f"{', '.join(cell_names())}); import the module that registers it, or "
+            "pass the cell: rflo.load_network(path, cell=...)"
+        )
     try:
         return rebuild_cell(name, settings)
     except (ValueError, TypeError) as exc:
@@ -98,13 +106,16 @@ def _given_cell(spec, cell, source):
     name = "leaky_tanh" if spec is None else spec["name"]
     settings = {} if spec is None else spec.get("settings", {})
     if cell.name != name:
-        raise ValueError(f"{source}: the file holds a network of cell {name!r}, but cell= is "
-                         f"{cell.name!r}")
+        raise ValueError(
+            f"{source}: the file holds a network of cell {name!r}, but cell= is {cell.name!r}"
+        )
     if cannot_rebuild(cell) is None:
         saved = _plain(LEAKY_TANH.settings()) if spec is None else settings
         if _plain(cell.settings()) != saved:
-            raise ValueError(f"{source}: the file's {name} cell has the settings {saved}, but "
-                             f"cell= has {_plain(cell.settings())}")
+            raise ValueError(
+                f"{source}: the file's {name} cell has the settings {saved}, but "
+                f"cell= has {_plain(cell.settings())}"
+            )
     elif isinstance(cell, SynapticCell):
         n_in, n_rec = settings.get("n_in"), settings.get("n_rec")
         if all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (n_in, n_rec)):

@@ -30,8 +30,15 @@ from typing import Callable, Dict, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Loss", "SQUARED_ERROR", "CROSS_ENTROPY", "get_loss", "loss_names", "register_loss",
-           "trial_loss"]
+__all__ = [
+    "Loss",
+    "SQUARED_ERROR",
+    "CROSS_ENTROPY",
+    "get_loss",
+    "loss_names",
+    "register_loss",
+    "trial_loss",
+]
 
 
 class Loss(NamedTuple):
@@ -99,9 +106,11 @@ def get_loss(loss) -> Loss:
 def check_outputs(loss: Loss, n_out: int) -> None:
     """Refuse a loss on a network with too few outputs for it to mean anything."""
     if n_out < loss.min_outputs:
-        raise ValueError(f"the {loss.name} loss needs at least {loss.min_outputs} outputs (one per "
-                         f"class, with one-hot targets), but the task has {n_out}; use "
-                         "squared_error")
+        raise ValueError(
+            f"the {loss.name} loss needs at least {loss.min_outputs} outputs (one per "
+            f"class, with one-hot targets), but the task has {n_out}; use "
+            "squared_error"
+        )
 
 
 def trial_loss(loss: Loss, y, target, mask):

@@ -119,8 +119,10 @@ class RateRegularized(Rule):
 
     def check(self, net, setup):
         if owns_synapses(net.cell):
-            raise ValueError(f"{self.name}: the firing-rate regulariser needs a point-neuron "
-                             f"cell (lif, alif), got {net.cell.name!r}")
+            raise ValueError(
+                f"{self.name}: the firing-rate regulariser needs a point-neuron "
+                f"cell (lif, alif), got {net.cell.name!r}"
+            )
         self.base.check(net, setup)
 
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):

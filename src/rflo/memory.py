@@ -32,9 +32,15 @@ import numpy as np
 #: copies of the parameters a session holds (see the module's docstring)
 PARAM_COPIES = 5
 
-__all__ = ["available_bytes", "require_memory", "require_network_memory", "network_bytes",
-           "session_bytes",
-           "struct_network", "human"]
+__all__ = [
+    "available_bytes",
+    "require_memory",
+    "require_network_memory",
+    "network_bytes",
+    "session_bytes",
+    "struct_network",
+    "human",
+]
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -86,15 +92,19 @@ def require_memory(need: float, what: str, hint: str = "") -> None:
     """Raise ``ValueError`` if ``need`` bytes exceed the memory available."""
     have = available_bytes()
     if have is not None and need > have:
-        raise ValueError(f"{what} needs about {human(need)} but {human(have)} is available"
-                         f"{'; ' + hint if hint else ''} (RFLO_MEMORY_LIMIT overrides the "
-                         "available figure)")
+        raise ValueError(
+            f"{what} needs about {human(need)} but {human(have)} is available"
+            f"{'; ' + hint if hint else ''} (RFLO_MEMORY_LIMIT overrides the "
+            "available figure)"
+        )
 
 
 def require_network_memory(n_in, n_rec, n_out, dtype="float32", mask=False, cell=None) -> None:
     """Refuse a network whose drawing (its arrays about three times over) cannot fit."""
-    require_memory(3 * network_bytes(n_in, n_rec, n_out, dtype, mask=mask, cell=cell),
-                   f"a network of {n_rec} units")
+    require_memory(
+        3 * network_bytes(n_in, n_rec, n_out, dtype, mask=mask, cell=cell),
+        f"a network of {n_rec} units",
+    )
 
 
 def network_bytes(n_in, n_rec, n_out, dtype="float32", mask=False, cell=None) -> int:
@@ -125,8 +135,9 @@ def struct_network(n_in, n_rec, n_out, dtype="float32", cell=None):
         return jax.ShapeDtypeStruct(shape, np.dtype(dtype))
 
     if cell is None or not _owns_synapses(cell):
-        return Network(s(n_rec, n_in), s(n_rec, n_rec), s(n_out, n_rec), s(n_rec, n_out),
-                       s(n_rec), s())
+        return Network(
+            s(n_rec, n_in), s(n_rec, n_rec), s(n_out, n_rec), s(n_rec, n_out), s(n_rec), s()
+        )
     from rflo._checks import precision
     from rflo.cells import get_cell
 
@@ -139,8 +150,12 @@ def struct_network(n_in, n_rec, n_out, dtype="float32", cell=None):
 
 
 def _nbytes(tree) -> int:
-    return int(sum(np.prod(a.shape, dtype=np.float64) * np.dtype(a.dtype).itemsize
-                   for a in jax.tree_util.tree_leaves(tree)))
+    return int(
+        sum(
+            np.prod(a.shape, dtype=np.float64) * np.dtype(a.dtype).itemsize
+            for a in jax.tree_util.tree_leaves(tree)
+        )
+    )
 
 
 def _size(tree) -> int:
@@ -152,8 +167,12 @@ def _outputs_bytes(jaxpr) -> int:
     """Bytes of every value the top level of ``jaxpr`` produces (scans' final
     carries and stacked histories included), plus twice the largest one (the
     temporaries of the step that makes it)."""
-    sizes = [np.prod(v.aval.shape, dtype=np.float64) * v.aval.dtype.itemsize
-             for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "shape")]
+    sizes = [
+        np.prod(v.aval.shape, dtype=np.float64) * v.aval.dtype.itemsize
+        for eqn in jaxpr.eqns
+        for v in eqn.outvars
+        if hasattr(v.aval, "shape")
+    ]
     return int(sum(sizes) + 2 * max(sizes, default=0))
 
 
@@ -161,8 +180,9 @@ def _struct(a):
     return jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.result_type(a))
 
 
-def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 1,
-                  networks: int = 1) -> int:
+def session_bytes(
+    net, rule, setup, *, online: bool, n_steps: int, batch: int = 1, networks: int = 1
+) -> int:
     """Estimated bytes of a training session (see the module's docstring).
 
     ``net`` is one network (arrays or ``jax.ShapeDtypeStruct``); nothing is
@@ -195,7 +215,8 @@ def session_bytes(net, rule, setup, *, online: bool, n_steps: int, batch: int = 
         y = jax.ShapeDtypeStruct((n_steps, n_out), dtype)
         m = jax.ShapeDtypeStruct((n_steps,), dtype)
         jaxpr = jax.make_jaxpr(lambda n, x, y, m, k: rule.trial(n, x, y, m, k, setup))(
-            shapes, x, y, m, key)
+            shapes, x, y, m, key
+        )
         state = _outputs_bytes(jaxpr.jaxpr)
         # a compiled kernel (rflo.kernels) keeps the rule's per-step state inside
         # one call, out of the jaxpr's sight: count that state as online does

@@ -16,8 +16,9 @@ def backend_needed(chosen, environ, platform) -> str | None:
     else None: whatever the user or matplotlib chooses stands."""
     if chosen is not None or environ.get("MPLBACKEND"):
         return None
-    if platform.startswith("linux") and not (environ.get("DISPLAY")
-                                             or environ.get("WAYLAND_DISPLAY")):
+    if platform.startswith("linux") and not (
+        environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
+    ):
         return "Agg"
     return None
 

@@ -69,9 +69,7 @@ def derivative(name: str):
     try:
         return DERIVATIVES[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown derivative {name!r}: use one of {sorted(DERIVATIVES)}"
-        ) from None
+        raise ValueError(f"unknown derivative {name!r}: use one of {sorted(DERIVATIVES)}") from None
 
 
 def init_network(
@@ -149,16 +147,20 @@ def init_network(
     seed = check_seed(seed)
     cell = get_cell(cell)
     if owns_synapses(cell):
-        return _init_synaptic(cell, n_in, n_rec, n_out, int(seed), dtype, h0=h0, dale=dale,
-                              connectivity=connectivity)
+        return _init_synaptic(
+            cell, n_in, n_rec, n_out, int(seed), dtype, h0=h0, dale=dale, connectivity=connectivity
+        )
     from rflo.memory import require_network_memory
 
     require_network_memory(n_in, n_rec, n_out, dtype, mask=connectivity is not None)
 
     with precision(dtype):
-        arrays = _draw(int(seed), n_in, n_rec, n_out, float(g), dtype,
-                       dale, connectivity, bool(balanced))
-        extra = cell.extra_params(jax.random.fold_in(jax.random.PRNGKey(int(seed)), 7), n_rec, dtype)
+        arrays = _draw(
+            int(seed), n_in, n_rec, n_out, float(g), dtype, dale, connectivity, bool(balanced)
+        )
+        extra = cell.extra_params(
+            jax.random.fold_in(jax.random.PRNGKey(int(seed)), 7), n_rec, dtype
+        )
         extra = {k: np.asarray(v) for k, v in extra.items()} or None
     w_in, w_rec, w_out, b, sign, mask = (None if a is None else np.asarray(a) for a in arrays)
     if h0 is None:
@@ -166,8 +168,17 @@ def init_network(
     if cell.vector_tau:
         tau = np.full(n_rec, tau, dtype) if np.ndim(tau) == 0 else tau
     return network_from_arrays(
-        w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau,
-        sign=sign, mask=mask, dtype=dtype, cell=cell, extra=extra,
+        w_in=w_in,
+        w_rec=w_rec,
+        w_out=w_out,
+        b=b,
+        h0=h0,
+        tau=tau,
+        sign=sign,
+        mask=mask,
+        dtype=dtype,
+        cell=cell,
+        extra=extra,
     )
 
 
@@ -204,56 +215,77 @@ def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectiv
     ``fold_in(PRNGKey(seed), 7)``), and ``w_out``, ``b`` drawn as for every cell."""
     for what, value in (("h0", h0), ("dale", dale), ("connectivity", connectivity)):
         if value is not None:
-            raise ValueError(f"{what} applies to point-neuron cells (w_rec, h0 of the network); "
-                             f"cell {cell.name!r} owns its synapses and initial state: leave "
-                             f"{what} out, or constrain the cell's own parameters")
+            raise ValueError(
+                f"{what} applies to point-neuron cells (w_rec, h0 of the network); "
+                f"cell {cell.name!r} owns its synapses and initial state: leave "
+                f"{what} out, or constrain the cell's own parameters"
+            )
     cell = cell.sized(n_in, n_rec)
     key = jax.random.PRNGKey(seed)
     with precision(dtype):
         params = cell.init(jax.random.fold_in(key, 7), n_in, n_rec, dtype)
         if not isinstance(params, dict) or not params:
-            raise ValueError(f"cell {cell.name!r}: init must return a non-empty dict of arrays "
-                             f"by name, got {type(params).__name__}")
+            raise ValueError(
+                f"cell {cell.name!r}: init must return a non-empty dict of arrays "
+                f"by name, got {type(params).__name__}"
+            )
         params = {k: np.asarray(v, dtype) for k, v in params.items()}
         n_z = cell.output_size(params)
         _, _, k_out, k_b, _ = jax.random.split(key, 5)
         w_out, b = _draw_readout(k_out, k_b, n_out, n_z, dtype)
-    return network_from_arrays(w_in=None, w_rec=None, w_out=np.asarray(w_out), b=np.asarray(b),
-                               h0=None, tau=None, dtype=dtype, cell=cell, extra=params)
+    return network_from_arrays(
+        w_in=None,
+        w_rec=None,
+        w_out=np.asarray(w_out),
+        b=np.asarray(b),
+        h0=None,
+        tau=None,
+        dtype=dtype,
+        cell=cell,
+        extra=params,
+    )
 
 
 def _synaptic_from_arrays(cell, w_out, b, dtype, extra, **point):
     """Check a network of a cell that owns its synapses (see :class:`Network`)."""
     given = sorted(k for k, v in point.items() if v is not None)
     if given:
-        raise ValueError(f"cell {cell.name!r} owns its synapses: {given} must be None (its "
-                         "parameters are the network's extra dict)")
+        raise ValueError(
+            f"cell {cell.name!r} owns its synapses: {given} must be None (its "
+            "parameters are the network's extra dict)"
+        )
     if not isinstance(extra, dict) or not extra:
-        raise ValueError(f"cell {cell.name!r}: extra must be the cell's parameters, a dict "
-                         "of arrays by name")
+        raise ValueError(
+            f"cell {cell.name!r}: extra must be the cell's parameters, a dict of arrays by name"
+        )
     clash = sorted(set(extra) & {"w_out", "b"})
     if clash:
-        raise ValueError(f"cell {cell.name!r}: parameter names {clash} are the network's; "
-                         "rename the cell's")
+        raise ValueError(
+            f"cell {cell.name!r}: parameter names {clash} are the network's; rename the cell's"
+        )
     params = {k: check_finite_array(k, v, dtype=dtype) for k, v in extra.items()}
     n_in, n_rec = cell.sizes(params)
     with precision(dtype):
         want = jax.eval_shape(lambda k: cell.init(k, n_in, n_rec, dtype), jax.random.PRNGKey(0))
     if set(want) != set(params):
-        raise ValueError(f"cell {cell.name!r} has the parameters {sorted(want)}, got "
-                         f"{sorted(params)}")
+        raise ValueError(
+            f"cell {cell.name!r} has the parameters {sorted(want)}, got {sorted(params)}"
+        )
     for k, v in params.items():
         if v.shape != tuple(want[k].shape):
-            raise ValueError(f"{k} must have shape {tuple(want[k].shape)} for cell "
-                             f"{cell.name!r} (n_in={n_in}, n_rec={n_rec}), got {v.shape}")
+            raise ValueError(
+                f"{k} must have shape {tuple(want[k].shape)} for cell "
+                f"{cell.name!r} (n_in={n_in}, n_rec={n_rec}), got {v.shape}"
+            )
     n_z = cell.output_size(params)
     w_out = check_finite_array("w_out", w_out, ndim=2, dtype=dtype)
     b = check_finite_array("b", b, ndim=2, dtype=dtype)
     if w_out.shape[1] != n_z:
         raise ValueError(f"w_out must have shape (n_out, n_z={n_z}), got {w_out.shape}")
     if b.shape != (n_z, w_out.shape[0]):
-        raise ValueError(f"feedback b must have shape (n_z, n_out) = ({n_z}, {w_out.shape[0]}), "
-                         f"got {b.shape}")
+        raise ValueError(
+            f"feedback b must have shape (n_z, n_out) = ({n_z}, {w_out.shape[0]}), got {b.shape}"
+        )
     return Network(None, None, w_out, b, None, None, None, None, cell, params)
 
 
@@ -270,8 +302,19 @@ def network_from_arrays(
     if owns_synapses(cell):
         if dtype is None:
             dtype = "float64" if np.asarray(w_out).dtype == np.float64 else "float32"
-        return _synaptic_from_arrays(cell, w_out, b, check_dtype(dtype), extra, w_in=w_in,
-                                     w_rec=w_rec, h0=h0, tau=tau, sign=sign, mask=mask)
+        return _synaptic_from_arrays(
+            cell,
+            w_out,
+            b,
+            check_dtype(dtype),
+            extra,
+            w_in=w_in,
+            w_rec=w_rec,
+            h0=h0,
+            tau=tau,
+            sign=sign,
+            mask=mask,
+        )
     if dtype is None:
         dtype = "float64" if np.asarray(w_rec).dtype == np.float64 else "float32"
     dtype = check_dtype(dtype)
@@ -297,13 +340,17 @@ def network_from_arrays(
     if cell.vector_tau and np.ndim(tau) > 0:
         tau = check_finite_array("tau", tau, ndim=1, dtype=dtype)
         if tau.shape != (n_rec,) or np.any(tau <= 0):
-            raise ValueError(f"tau must be positive numbers of shape (n_rec,) = ({n_rec},), got {tau}")
+            raise ValueError(
+                f"tau must be positive numbers of shape (n_rec,) = ({n_rec},), got {tau}"
+            )
     else:
         tau = np.asarray(check_positive("tau", tau), dtype)
     low, why = cell.min_tau
     if np.any(tau < low):
-        raise ValueError(f"tau must be >= {low:g} timesteps for the {cell.name} cell ({why}); "
-                         f"got {np.min(tau):g}")
+        raise ValueError(
+            f"tau must be >= {low:g} timesteps for the {cell.name} cell ({why}); "
+            f"got {np.min(tau):g}"
+        )
     extra = _check_extra(cell, extra, n_rec, dtype)
     if sign is not None:
         sign = check_finite_array("sign", sign, ndim=1, dtype=dtype)
@@ -326,8 +373,10 @@ def _check_extra(cell, extra, n_rec, dtype):
         expected = cell.extra_params(jax.random.PRNGKey(0), n_rec, dtype)
     extra = dict(extra or {})
     if set(extra) != set(expected):
-        raise ValueError(f"cell {cell.name!r} has the parameters {sorted(expected)} beyond the "
-                         f"standard ones, got {sorted(extra)}")
+        raise ValueError(
+            f"cell {cell.name!r} has the parameters {sorted(expected)} beyond the "
+            f"standard ones, got {sorted(extra)}"
+        )
     out = {}
     for k, v in extra.items():
         v = check_finite_array(k, v, ndim=np.ndim(expected[k]), dtype=dtype)

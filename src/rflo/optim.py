@@ -48,8 +48,10 @@ def check_learning_rates(lr, available=None, default=MATRICES) -> dict:
             raise ValueError("lr names no parameter to train; give e.g. {'w_rec': 0.03}")
         unknown = sorted(set(lr) - set(available if available is not None else lr))
         if unknown:
-            raise ValueError(f"lr names parameters the network does not have: {unknown}; "
-                             f"it has {list(available)}")
+            raise ValueError(
+                f"lr names parameters the network does not have: {unknown}; "
+                f"it has {list(available)}"
+            )
         out = {k: _rate(_label(k), v) for k, v in lr.items()}
         order = [k for k in MATRICES if k in out] + sorted(k for k in out if k not in MATRICES)
         return {k: out[k] for k in order}
@@ -60,13 +62,16 @@ def check_learning_rates(lr, available=None, default=MATRICES) -> dict:
     except TypeError:
         raise ValueError(
             f"lr must be a number, three numbers (lr_in, lr_rec, lr_out) or a dict by "
-            f"parameter name, got {lr!r}") from None
+            f"parameter name, got {lr!r}"
+        ) from None
     if len(values) != 3:
         raise ValueError(
             f"lr must have three entries (lr_in, lr_rec, lr_out), got {len(values)}: {lr!r}"
         )
     missing = [k for k in MATRICES if available is not None and k not in available]
     if missing:
-        raise ValueError(f"lr as three numbers names (w_in, w_rec, w_out), but the network has "
-                         f"no {missing}; give a dict by name from {list(available)}")
+        raise ValueError(
+            f"lr as three numbers names (w_in, w_rec, w_out), but the network has "
+            f"no {missing}; give a dict by name from {list(available)}"
+        )
     return {k: _rate(_label(k), v) for k, v in zip(MATRICES, values)}

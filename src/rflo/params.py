@@ -20,8 +20,17 @@ from rflo.cells import Cell
 from rflo.cells.base import owns_synapses, standard_params
 from rflo.cells.leaky_tanh import LEAKY_TANH
 
-__all__ = ["Network", "param_names", "trainable_names", "get_param", "params_of", "with_params",
-           "weights_of", "with_weights", "apply_constraints"]
+__all__ = [
+    "Network",
+    "param_names",
+    "trainable_names",
+    "get_param",
+    "params_of",
+    "with_params",
+    "weights_of",
+    "with_weights",
+    "apply_constraints",
+]
 
 
 class Network(NamedTuple):
@@ -102,8 +111,10 @@ def get_param(net, name: str):
     extra = net.extra or {}
     if name in extra:
         return extra[name]
-    raise ValueError(f"the network (cell {net.cell.name!r}) has no parameter {name!r}; "
-                     f"it has {list(param_names(net))}")
+    raise ValueError(
+        f"the network (cell {net.cell.name!r}) has no parameter {name!r}; "
+        f"it has {list(param_names(net))}"
+    )
 
 
 def params_of(net, names=("w_in", "w_rec", "w_out")) -> dict:

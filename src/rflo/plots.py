@@ -16,6 +16,7 @@ from rflo.style import rule_label, rule_style
 
 __all__ = ["plot_losses", "plot_outputs", "plot_alignment", "plot_evaluation", "save_figure"]
 
+
 def _color(rule, i):
     return rule_style(rule, i)["color"]
 
@@ -47,8 +48,13 @@ def plot_losses(losses: Mapping[str, np.ndarray], path, title_suffix=""):
         ok = loss > 0  # log axes: a loss of exactly 0 (nothing to fit) is not drawn
         style = rule_style(rule, i)
         what = f"median of {len(np.asarray(losses[rule]))}, " if many else ""
-        ax.plot(trials[ok], loss[ok], lw=1.3, **style,
-                label=f"{rule_label(rule)} ({what}final {loss[-1]:.2g})")
+        ax.plot(
+            trials[ok],
+            loss[ok],
+            lw=1.3,
+            **style,
+            label=f"{rule_label(rule)} ({what}final {loss[-1]:.2g})",
+        )
         if many:
             ax.fill_between(trials[ok], lo[ok], hi[ok], color=style["color"], alpha=0.2, lw=0)
     ax.set_xscale("log")
@@ -72,7 +78,9 @@ def plot_outputs(outputs: Mapping[str, np.ndarray], target: np.ndarray, path):
     for i, (ax, rule) in enumerate(zip(axes, rules)):
         y = np.asarray(outputs[rule])
         for k in range(y.shape[1]):
-            ax.plot(t, y[:, k], color=_color(rule, i + k), lw=1.5, label="output" if k == 0 else None)
+            ax.plot(
+                t, y[:, k], color=_color(rule, i + k), lw=1.5, label="output" if k == 0 else None
+            )
             ax.plot(t, target[:, k], "--k", lw=1, label="target" if k == 0 else None)
         ax.set_title(rule_label(rule))
         ax.set_xlabel("time (steps)")
@@ -87,7 +95,9 @@ def plot_alignment(alignments: Dict[str, np.ndarray], path):
     ax = fig.subplots()
     for i, (rule, a) in enumerate(alignments.items()):
         a = np.asarray(a)
-        ax.semilogx(np.arange(1, a.size + 1), a, lw=1.2, label=rule_label(rule), **rule_style(rule, i))
+        ax.semilogx(
+            np.arange(1, a.size + 1), a, lw=1.2, label=rule_label(rule), **rule_style(rule, i)
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylim(-1, 1)
     ax.set_xlabel("trial")

@@ -27,8 +27,20 @@ import numpy as np
 
 from rflo.files import atomic_write
 
-__all__ = ["write_curves", "read_curves", "read_run_id", "write_metadata", "read_metadata", "versions",
-           "METADATA_FORMAT", "SETTING_COLUMNS", "MEASURE_COLUMNS", "tidy_columns", "block_means"]
+__all__ = [
+    "write_curves",
+    "read_curves",
+    "read_run_id",
+    "write_metadata",
+    "read_metadata",
+    "versions",
+    "METADATA_FORMAT",
+    "SETTING_COLUMNS",
+    "MEASURE_COLUMNS",
+    "tidy_columns",
+    "block_means",
+]
+
 
 def _setting_columns():
     from rflo.spec import table_keys
@@ -59,8 +71,9 @@ def block_means(curves, every: int) -> np.ndarray:
         return np.nanmean(padded.reshape(k, blocks, every), axis=2)
 
 
-def tidy_columns(settings, index, loss, alignment, accuracy=None, diverged_at=None,
-                 every: int = 1) -> dict:
+def tidy_columns(
+    settings, index, loss, alignment, accuracy=None, diverged_at=None, every: int = 1
+) -> dict:
     """The tidy table's columns for K networks.
 
     settings : K dicts of setting columns (same keys, in table order).
@@ -78,12 +91,15 @@ def tidy_columns(settings, index, loss, alignment, accuracy=None, diverged_at=No
     cols["trial"] = np.tile(ends.astype(np.int64), k)
     cols["loss"] = mean_loss.ravel()
     cols["alignment"] = block_means(alignment, every).ravel()
-    cols["accuracy"] = (np.full(k * blocks, np.nan) if accuracy is None
-                        else block_means(accuracy, every).ravel())
-    cols["diverged_at"] = np.repeat(np.zeros(k, np.int64) if diverged_at is None
-                                    else np.asarray(diverged_at, np.int64), blocks)
+    cols["accuracy"] = (
+        np.full(k * blocks, np.nan) if accuracy is None else block_means(accuracy, every).ravel()
+    )
+    cols["diverged_at"] = np.repeat(
+        np.zeros(k, np.int64) if diverged_at is None else np.asarray(diverged_at, np.int64), blocks
+    )
     cols["final_loss"] = np.repeat(mean_loss[:, -1], blocks)
     return cols
+
 
 METADATA_FORMAT = 1
 
@@ -97,8 +113,14 @@ def _write_text(path, text):
     return Path(path)
 
 
-def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict[str, np.ndarray],
-                 run_id=None, diverged_at=None):
+def write_curves(
+    path,
+    settings,
+    losses: Dict[str, np.ndarray],
+    alignments: Dict[str, np.ndarray],
+    run_id=None,
+    diverged_at=None,
+):
     """Write the tidy table of a run's rules: ``settings[rule]`` is a dict of
     setting columns (a list of K for an ensemble), ``losses[rule]`` and
     ``alignments[rule]`` the per-trial curves ((trials,) or (K, trials)), and
@@ -107,13 +129,18 @@ def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict
     n = {np.shape(v)[-1] for v in losses.values()} | {np.shape(v)[-1] for v in alignments.values()}
     if len(n) != 1:
         raise ValueError("every curve must have one value per trial")
-    rows = [s for r in rules for s in (settings[r] if isinstance(settings[r], list)
-                                       else [settings[r]])]
-    cols = tidy_columns(rows, range(len(rows)),
-                        np.concatenate([np.atleast_2d(losses[r]) for r in rules]),
-                        np.concatenate([np.atleast_2d(alignments[r]) for r in rules]),
-                        diverged_at=None if diverged_at is None else np.concatenate(
-                            [np.atleast_1d(diverged_at[r]) for r in rules]))
+    rows = [
+        s for r in rules for s in (settings[r] if isinstance(settings[r], list) else [settings[r]])
+    ]
+    cols = tidy_columns(
+        rows,
+        range(len(rows)),
+        np.concatenate([np.atleast_2d(losses[r]) for r in rules]),
+        np.concatenate([np.atleast_2d(alignments[r]) for r in rules]),
+        diverged_at=None
+        if diverged_at is None
+        else np.concatenate([np.atleast_1d(diverged_at[r]) for r in rules]),
+    )
     if run_id is not None:
         cols["run_id"] = [str(run_id)] * len(cols["trial"])
     buf = _io.StringIO()
@@ -126,9 +153,15 @@ def write_curves(path, settings, losses: Dict[str, np.ndarray], alignments: Dict
 
 def _cell(v):
     """One value as the table writes it (a float exactly, NaN and None empty)."""
-    return ("" if v is None or (isinstance(v, float) and np.isnan(v)) else
-            repr(float(v)) if isinstance(v, (float, np.floating)) else
-            json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return (
+        ""
+        if v is None or (isinstance(v, float) and np.isnan(v))
+        else repr(float(v))
+        if isinstance(v, (float, np.floating))
+        else json.dumps(v)
+        if isinstance(v, (list, dict))
+        else v
+    )
 
 
 def _column_text(values):
@@ -188,7 +221,9 @@ def _read_wide(path, rows):
         header = header[:-1]
         rows = [header] + [r[:-1] for r in rows[1:]]
     try:
-        data = np.array([[float(v) for v in r] for r in rows[1:]], dtype=float).reshape(-1, len(header))
+        data = np.array([[float(v) for v in r] for r in rows[1:]], dtype=float).reshape(
+            -1, len(header)
+        )
     except ValueError as exc:
         raise ValueError(f"{path}: malformed row ({exc})") from None
     losses, aligns = {}, {}

@@ -36,15 +36,26 @@ def rotate_readout(net, degrees: float):
     random; ``rule="local"`` and BPTT follow the new ``w_out`` automatically).
     """
     if np.shape(net.w_out)[0] != 2:
-        raise ValueError(f"rotate_readout needs a network with 2 outputs, got n_out={np.shape(net.w_out)[0]}")
+        raise ValueError(
+            f"rotate_readout needs a network with 2 outputs, got n_out={np.shape(net.w_out)[0]}"
+        )
     rot = rotation_matrix(degrees)
     w_out = np.asarray(net.w_out)
     return net._replace(w_out=(rot @ w_out.astype(float)).astype(w_out.dtype))
 
 
-def train_with_rotation(net, task, rule="rflo", trials: int = 1000, *, rotate_at: int,
-                        degrees: float = 45.0, lr=(0.0, 0.03, 0.03), lr_after=None,
-                        **train_kwargs):
+def train_with_rotation(
+    net,
+    task,
+    rule="rflo",
+    trials: int = 1000,
+    *,
+    rotate_at: int,
+    degrees: float = 45.0,
+    lr=(0.0, 0.03, 0.03),
+    lr_after=None,
+    **train_kwargs,
+):
     """Train ``trials`` trials, rotating the readout by ``degrees`` before
     trial ``rotate_at`` (``0 < rotate_at < trials``).
 
@@ -61,12 +72,21 @@ def train_with_rotation(net, task, rule="rflo", trials: int = 1000, *, rotate_at
         if bad in train_kwargs:
             raise ValueError(f"train_with_rotation sets {bad} itself")
     if np.shape(net.w_out)[0] != 2:
-        raise ValueError(f"visuomotor rotation needs a network with 2 outputs, got n_out={np.shape(net.w_out)[0]}")
+        raise ValueError(
+            f"visuomotor rotation needs a network with 2 outputs, got n_out={np.shape(net.w_out)[0]}"
+        )
     rotation_matrix(degrees)  # validate before training
     before = train(net, task, rule, rotate_at, lr, **train_kwargs)
-    after = train(rotate_readout(before.network, degrees), task, rule, trials - rotate_at,
-                  lr if lr_after is None else lr_after, opt_state=before.opt_state,
-                  start_trial=rotate_at, **train_kwargs)
+    after = train(
+        rotate_readout(before.network, degrees),
+        task,
+        rule,
+        trials - rotate_at,
+        lr if lr_after is None else lr_after,
+        opt_state=before.opt_state,
+        start_trial=rotate_at,
+        **train_kwargs,
+    )
     acc = None if before.accuracy is None else np.concatenate([before.accuracy, after.accuracy])
     return TrainResult(
         network=after.network,

@@ -34,17 +34,34 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["DEFAULTS", "KEYS", "check_settings", "read_toml", "read_config", "write_config", "parse_set",
-           "make_run_task", "task_record", "make_optimizer", "make_cell", "RATE_ROLES",
-           "rate_roles", "cell_rates"]
+__all__ = [
+    "DEFAULTS",
+    "KEYS",
+    "check_settings",
+    "read_toml",
+    "read_config",
+    "write_config",
+    "parse_set",
+    "make_run_task",
+    "task_record",
+    "make_optimizer",
+    "make_cell",
+    "RATE_ROLES",
+    "rate_roles",
+    "cell_rates",
+]
+
 
 def _spec_defaults():
     import dataclasses
 
     from rflo.spec import spec_fields
 
-    return {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
-            for f in spec_fields() if f.name not in ("rule", "init")}
+    return {
+        f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+        for f in spec_fields()
+        if f.name not in ("rule", "init")
+    }
 
 
 #: the settings of a training run and their defaults (None: not set): the
@@ -80,10 +97,14 @@ CHECKS = {
     **_spec_checks(),
     "command": (lambda v: v in ("train", "compare"), "'train' or 'compare'"),
     "run_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a run id"),
-    "rule_lr": (lambda v: isinstance(v, dict) and all(_rates(r) for r in v.values()),
-                "three learning rates >= 0 (or a table by parameter name) per rule"),
-    "rules": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
-              "a list of rule names"),
+    "rule_lr": (
+        lambda v: isinstance(v, dict) and all(_rates(r) for r in v.values()),
+        "three learning rates >= 0 (or a table by parameter name) per rule",
+    ),
+    "rules": (
+        lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+        "a list of rule names",
+    ),
     "rule": (lambda v: isinstance(v, str), "a rule name"),
 }
 
@@ -116,7 +137,9 @@ def read_config(path) -> dict:
     for key in data:
         if key not in KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known names: {', '.join(KEYS)}"
+            hint = (
+                f" (did you mean {close[0]!r}?)" if close else f"; known names: {', '.join(KEYS)}"
+            )
             raise ValueError(f"{path}: unknown setting {key!r}{hint}")
     if isinstance(data.get("lr"), list):
         data["lr"] = [float(x) if _num(x) else x for x in data["lr"]]
@@ -138,8 +161,10 @@ def write_config(path, settings: dict):
     flat["set"] = dict(settings.get("set") or {})
     if isinstance(flat.get("lr"), dict):  # rates by name: a table after the set
         flat["lr"] = flat.pop("lr")
-    text = ("# the effective settings of this run: `rflo train --config THIS` repeats it\n"
-            + tomli_w.dumps(flat))
+    text = (
+        "# the effective settings of this run: `rflo train --config THIS` repeats it\n"
+        + tomli_w.dumps(flat)
+    )
 
     def write(tmp):
         Path(tmp).write_text(text, encoding="utf-8")
@@ -183,8 +208,10 @@ def make_run_task(name: str, params: dict, period=None):
         except TypeError as exc:
             raise ValueError(f"bad parameters for task 'periodic': {exc}") from None
     if period is not None:
-        raise ValueError(f"--period applies to the periodic task; task {name!r} takes its "
-                         "parameters with --set KEY=VALUE")
+        raise ValueError(
+            f"--period applies to the periodic task; task {name!r} takes its "
+            "parameters with --set KEY=VALUE"
+        )
     return rflo.make_task(name, **params)
 
 
@@ -213,9 +240,10 @@ def make_optimizer(name, rate):
     known = [n for n in _OPTIMIZERS if callable(getattr(optax, n, None))]
     if name not in known:
         close = difflib.get_close_matches(str(name), known, n=3)
-        raise ValueError(f"unknown optax optimiser {name!r}; "
-                         + (f"did you mean {' or '.join(close)}?" if close
-                            else f"use one of {', '.join(known)}"))
+        raise ValueError(
+            f"unknown optax optimiser {name!r}; "
+            + (f"did you mean {' or '.join(close)}?" if close else f"use one of {', '.join(known)}")
+        )
     factory = getattr(optax, name)
     if rate is None:
         raise ValueError(f"--optimizer {name} needs its rate: --optimizer-rate X (e.g. 1e-3)")
@@ -223,10 +251,34 @@ def make_optimizer(name, rate):
 
 
 #: optax's optimisers (its aliases that take a learning rate first)
-_OPTIMIZERS = ("adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw",
-               "adamw", "adan", "amsgrad", "fromage", "lamb", "lars", "lion", "nadam", "nadamw",
-               "noisy_sgd", "novograd", "optimistic_gradient_descent", "polyak_sgd", "radam",
-               "rmsprop", "rprop", "sgd", "sm3", "yogi")
+_OPTIMIZERS = (
+    "adabelief",
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamaxw",
+    "adamw",
+    "adan",
+    "amsgrad",
+    "fromage",
+    "lamb",
+    "lars",
+    "lion",
+    "nadam",
+    "nadamw",
+    "noisy_sgd",
+    "novograd",
+    "optimistic_gradient_descent",
+    "polyak_sgd",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+    "sm3",
+    "yogi",
+)
 
 
 def make_cell(name: str, derivative=None):
@@ -256,8 +308,15 @@ def make_cell(name: str, derivative=None):
 #: Other parameters (the gated cells' ``bias``) keep their initial values, as
 #: ``tau`` and ``bias`` of the point-neuron cells do under three rates; train
 #: them from Python with ``lr={name: rate}``.
-RATE_ROLES = {"w_in": "in", "w_rec": "rec", "b_re": "in", "b_im": "in",
-              "nu_log": "rec", "theta_log": "rec", "gamma_log": "rec"}
+RATE_ROLES = {
+    "w_in": "in",
+    "w_rec": "rec",
+    "b_re": "in",
+    "b_im": "in",
+    "nu_log": "rec",
+    "theta_log": "rec",
+    "gamma_log": "rec",
+}
 
 
 def rate_roles(names) -> dict:
@@ -289,10 +348,12 @@ def cell_rates(net, lr):
         raise ValueError(f"expected three learning rates (IN REC OUT), got {len(lr)}")
     roles = rate_roles(net.extra or {})
     if not roles:
-        raise ValueError(f"cell {net.cell.name!r}: the rates IN REC OUT train the input and "
-                         f"recurrent weights, but none of its parameters {sorted(net.extra)} is "
-                         f"one of {sorted(RATE_ROLES)}; train it from Python with "
-                         "lr={name: rate}")
+        raise ValueError(
+            f"cell {net.cell.name!r}: the rates IN REC OUT train the input and "
+            f"recurrent weights, but none of its parameters {sorted(net.extra)} is "
+            f"one of {sorted(RATE_ROLES)}; train it from Python with "
+            "lr={name: rate}"
+        )
     out = {name: lr[role] for name, role in roles.items()}
     out["w_out"] = lr[2]
     return out

@@ -10,9 +10,22 @@ import time
 
 import numpy as np
 
-__all__ = ["Segments", "StopRequest", "NoStop", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "check_run", "same_shape", "opt_tree", "train_segments", "save_diverged",
-           "ensemble_result", "save_trained"]
+__all__ = [
+    "Segments",
+    "StopRequest",
+    "NoStop",
+    "Diverged",
+    "Interrupted",
+    "SEGMENT_SECONDS",
+    "MAX_SEGMENT",
+    "check_run",
+    "same_shape",
+    "opt_tree",
+    "train_segments",
+    "save_diverged",
+    "ensemble_result",
+    "save_trained",
+]
 
 #: target wall time of one compiled segment: Ctrl-C and time-based checkpoints
 #: take effect within about this long
@@ -52,8 +65,7 @@ class Segments:
         if self.whole:
             return
         per_trial = max(seconds, 1e-6) / n
-        cap = min(max(self.cap, min(int(MIN_SEGMENT_SECONDS / per_trial), self.half)),
-                  MAX_SEGMENT)
+        cap = min(max(self.cap, min(int(MIN_SEGMENT_SECONDS / per_trial), self.half)), MAX_SEGMENT)
         self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, cap)))
 
 
@@ -81,8 +93,11 @@ class StopRequest:
             print("\nstopping now", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self.signum = signum
-        print("\nstopping after the current segment (press again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nstopping after the current segment (press again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __enter__(self):
         import signal
@@ -130,18 +145,39 @@ def check_run(spec, task, cell, rules, rates):
     net = struct_network(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
     for name in rules:
         if owns_synapses(net.cell) or isinstance(rates(name), dict):
-            prepare_session(net, name, runconfig.cell_rates(net, rates(name)),
-                            online=spec.online, optimizer=None, loss=spec.loss, unroll=1,
-                            route="auto")
-        check_session_memory(net, Config(get_rule(name), spec.online, Setup()), task,
-                             spec.batch, networks=len(spec.seeds or [0]))
+            prepare_session(
+                net,
+                name,
+                runconfig.cell_rates(net, rates(name)),
+                online=spec.online,
+                optimizer=None,
+                loss=spec.loss,
+                unroll=1,
+                route="auto",
+            )
+        check_session_memory(
+            net,
+            Config(get_rule(name), spec.online, Setup()),
+            task,
+            spec.batch,
+            networks=len(spec.seeds or [0]),
+        )
 
 
 def same_shape(a, b) -> bool:
     """Whether two networks have the same cell and array shapes."""
-    shapes = lambda n: {k: np.shape(v) for k, v in (n.extra or {}).items()}  # noqa: E731
-    return a.cell == b.cell and shapes(a) == shapes(b) and all(
-        np.shape(getattr(a, k)) == np.shape(getattr(b, k)) for k in ("w_in", "w_rec", "w_out", "tau"))
+
+    def shapes(n):
+        return {k: np.shape(v) for k, v in (n.extra or {}).items()}
+
+    return (
+        a.cell == b.cell
+        and shapes(a) == shapes(b)
+        and all(
+            np.shape(getattr(a, k)) == np.shape(getattr(b, k))
+            for k in ("w_in", "w_rec", "w_out", "tau")
+        )
+    )
 
 
 def opt_tree(net, lr, optimizer):
@@ -174,8 +210,11 @@ def train_segments(session, name, prog, stop, progress=None):
 
     spec, out, run_id = session.spec, session.folder, session.run_id
     task, optimizer, ensemble = session.task, session.optimizer, session.ensemble
-    save = ((lambda p: checkpoint.save_progress(out, name, p, run_id)) if out is not None
-            else (lambda p: None))
+    save = (
+        (lambda p: checkpoint.save_progress(out, name, p, run_id))
+        if out is not None
+        else (lambda p: None)
+    )
     lr = runconfig.cell_rates(prog.network, session.rates(name))  # by name: a cell's synapses
     tree = opt_tree(prog.network, lr, optimizer)
 
@@ -185,7 +224,9 @@ def train_segments(session, name, prog, stop, progress=None):
         return jax.tree_util.tree_unflatten(tree, [np.asarray(a) for a in leaves])
 
     def leaves(state):
-        return () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
+        return (
+            () if tree is None else tuple(np.asarray(a) for a in jax.tree_util.tree_leaves(state))
+        )
 
     segments = Segments(spec.trials, spec.checkpoint_every, whole=out is None)
     last_save = time.monotonic()
@@ -194,19 +235,38 @@ def train_segments(session, name, prog, stop, progress=None):
         while prog.done < spec.trials:
             if stop.signum is not None:
                 save(prog)
-                raise Interrupted(f"interrupted after {prog.done} of {spec.trials} trials of "
-                                  f"rule {name!r}; the checkpoint is saved. "
-                                  + session.resume_hint)
+                raise Interrupted(
+                    f"interrupted after {prog.done} of {spec.trials} trials of "
+                    f"rule {name!r}; the checkpoint is saved. " + session.resume_hint
+                )
             n = segments.next(prog.done, spec.trials)
-            guard = (None if prog.previous is None
-                     else rflo.GuardState(prog.best_loss, prog.previous,
-                                          opt_state(prog.previous_opt_state), prog.frozen_at,
-                                          prog.best, prog.best_network_loss, prog.best_at))
-            common = dict(trials=n, lr=lr, online=spec.online, dtype=spec.dtype,
-                          start_trial=prog.done, chunk=MAX_SEGMENT, guard=guard, loss=spec.loss,
-                          optimizer=optimizer, batch=spec.batch,
-                          max_loss_growth=spec.max_loss_growth,
-                          opt_state=opt_state(prog.opt_state))
+            guard = (
+                None
+                if prog.previous is None
+                else rflo.GuardState(
+                    prog.best_loss,
+                    prog.previous,
+                    opt_state(prog.previous_opt_state),
+                    prog.frozen_at,
+                    prog.best,
+                    prog.best_network_loss,
+                    prog.best_at,
+                )
+            )
+            common = dict(
+                trials=n,
+                lr=lr,
+                online=spec.online,
+                dtype=spec.dtype,
+                start_trial=prog.done,
+                chunk=MAX_SEGMENT,
+                guard=guard,
+                loss=spec.loss,
+                optimizer=optimizer,
+                batch=spec.batch,
+                max_loss_growth=spec.max_loss_growth,
+                opt_state=opt_state(prog.opt_state),
+            )
             t0 = time.monotonic()
             with warnings.catch_warnings():  # a run's: the message is its error, said once
                 if session.files:
@@ -222,23 +282,39 @@ def train_segments(session, name, prog, stop, progress=None):
                 raise Diverged(save_diverged(session, name, res))
             acc = getattr(res, "accuracy", None)
             if acc is not None and (prog.accuracy is not None or prog.done == 0):
-                acc = np.concatenate([np.zeros(prog.loss.shape, acc.dtype)
-                                      if prog.accuracy is None else prog.accuracy, acc], axis=-1)
+                acc = np.concatenate(
+                    [
+                        np.zeros(prog.loss.shape, acc.dtype)
+                        if prog.accuracy is None
+                        else prog.accuracy,
+                        acc,
+                    ],
+                    axis=-1,
+                )
             else:  # no metric, or a checkpoint from before accuracy was kept
                 acc = None
-            prog = checkpoint.Progress(res.networks if ensemble else res.network,
-                                       np.concatenate([prog.loss, res.loss], axis=-1),
-                                       np.concatenate([prog.alignment, res.alignment], axis=-1),
-                                       prog.seconds + res.seconds, res.guard.best_loss,
-                                       res.guard.previous, leaves(res.opt_state),
-                                       leaves(res.guard.previous_opt_state),
-                                       res.guard.frozen_at if ensemble else None,
-                                       res.guard.best_network, res.guard.best_network_loss,
-                                       res.guard.best_at, acc)
+            prog = checkpoint.Progress(
+                res.networks if ensemble else res.network,
+                np.concatenate([prog.loss, res.loss], axis=-1),
+                np.concatenate([prog.alignment, res.alignment], axis=-1),
+                prog.seconds + res.seconds,
+                res.guard.best_loss,
+                res.guard.previous,
+                leaves(res.opt_state),
+                leaves(res.guard.previous_opt_state),
+                res.guard.frozen_at if ensemble else None,
+                res.guard.best_network,
+                res.guard.best_network_loss,
+                res.guard.best_at,
+                acc,
+            )
             if bar is not None:
                 last = res.loss[..., -1]
-                bar(prog.done, spec.trials, float(np.nanmedian(last))
-                    if np.any(np.isfinite(last)) else float("nan"))
+                bar(
+                    prog.done,
+                    spec.trials,
+                    float(np.nanmedian(last)) if np.any(np.isfinite(last)) else float("nan"),
+                )
             every = spec.checkpoint_every
             if (prog.done % every == 0) if every else (time.monotonic() - last_save > 30):
                 save(prog)
@@ -255,17 +331,19 @@ def save_diverged(session, name, res) -> str:
     was within the limit) and ``RULE.best.npz`` (the one of the lowest loss
     seen); the message that names both, and their trials."""
     import rflo
+
     out, run_id = session.folder, session.run_id
     last, best = out / f"{name}.npz", out / f"{name}.best.npz"
-    rflo.save_network(last, res.network, run_id=run_id,
-                      info=session.info(name, res.trials_done))
-    rflo.save_network(best, res.best_network, run_id=run_id,
-                      info=session.info(name, res.best_trials))
-    which = ("the initial network" if res.best_trials == 0
-             else f"after trial {res.best_trials}")
-    return (f"{res.diverged} Saved the last network within the limit (after trial "
-            f"{res.trials_done}) to {last} and the best ({which}: the lowest loss seen, "
-            f"{res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}.")
+    rflo.save_network(last, res.network, run_id=run_id, info=session.info(name, res.trials_done))
+    rflo.save_network(
+        best, res.best_network, run_id=run_id, info=session.info(name, res.best_trials)
+    )
+    which = "the initial network" if res.best_trials == 0 else f"after trial {res.best_trials}"
+    return (
+        f"{res.diverged} Saved the last network within the limit (after trial "
+        f"{res.trials_done}) to {last} and the best ({which}: the lowest loss seen, "
+        f"{res.best_loss:.4g} on trial {res.best_trials + 1}) to {best}."
+    )
 
 
 def ensemble_result(session, prog, rule):
@@ -277,16 +355,38 @@ def ensemble_result(session, prog, rule):
     from rflo.ensemble import EnsembleResult
     from rflo.train import GuardState
 
-    tree = opt_tree(prog.network, runconfig.cell_rates(prog.network, session.rates(rule)),
-                    session.optimizer)
-    state = lambda leaves: (None if tree is None or not leaves  # noqa: E731
-                            else jax.tree_util.tree_unflatten(tree, list(leaves)))
-    guard = GuardState(prog.best_loss, prog.previous, state(prog.previous_opt_state),
-                       prog.frozen_at, prog.best, prog.best_network_loss, prog.best_at)
-    return EnsembleResult(prog.network, prog.loss, prog.alignment, rule, prog.seconds,
-                          state(prog.opt_state), prog.accuracy,
-                          np.asarray(prog.frozen_at) + 1, guard, prog.best,
-                          prog.best_network_loss, prog.best_at)
+    tree = opt_tree(
+        prog.network, runconfig.cell_rates(prog.network, session.rates(rule)), session.optimizer
+    )
+
+    def state(leaves):
+        return (
+            None if tree is None or not leaves else jax.tree_util.tree_unflatten(tree, list(leaves))
+        )
+
+    guard = GuardState(
+        prog.best_loss,
+        prog.previous,
+        state(prog.previous_opt_state),
+        prog.frozen_at,
+        prog.best,
+        prog.best_network_loss,
+        prog.best_at,
+    )
+    return EnsembleResult(
+        prog.network,
+        prog.loss,
+        prog.alignment,
+        rule,
+        prog.seconds,
+        state(prog.opt_state),
+        prog.accuracy,
+        np.asarray(prog.frozen_at) + 1,
+        guard,
+        prog.best,
+        prog.best_network_loss,
+        prog.best_at,
+    )
 
 
 def save_trained(session, rule, prog) -> list:
@@ -298,18 +398,29 @@ def save_trained(session, rule, prog) -> list:
     from rflo.ensemble import unstack_networks
 
     if not session.ensemble:
-        rflo.save_network(session.folder / f"{rule}.npz", prog.network, run_id=session.run_id,
-                          info=session.info(rule, prog.done))
+        rflo.save_network(
+            session.folder / f"{rule}.npz",
+            prog.network,
+            run_id=session.run_id,
+            info=session.info(rule, prog.done),
+        )
         return [prog.network]
     members = unstack_networks(prog.network)
     for s, member in zip(session.seeds, members):
-        rflo.save_network(session.folder / f"{rule}.seed{s}.npz", member, run_id=session.run_id,
-                          info=session.info(rule, prog.done, seed=s))
+        rflo.save_network(
+            session.folder / f"{rule}.seed{s}.npz",
+            member,
+            run_id=session.run_id,
+            info=session.info(rule, prog.done, seed=s),
+        )
     frozen = np.asarray(prog.frozen_at if prog.frozen_at is not None else [])
     if prog.best is not None and np.any(frozen >= 0):  # a diverged network's best too
         for i, (s, best) in enumerate(zip(session.seeds, unstack_networks(prog.best))):
             if frozen[i] >= 0:
-                rflo.save_network(session.folder / f"{rule}.seed{s}.best.npz", best,
-                                  run_id=session.run_id,
-                                  info=session.info(rule, int(prog.best_at[i]), seed=s))
+                rflo.save_network(
+                    session.folder / f"{rule}.seed{s}.best.npz",
+                    best,
+                    run_id=session.run_id,
+                    info=session.info(rule, int(prog.best_at[i]), seed=s),
+                )
     return members

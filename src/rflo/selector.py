@@ -39,8 +39,17 @@ import jax.numpy as jnp
 
 from rflo.cells.base import readout, step
 
-__all__ = ["select", "hebbian_update", "normalize_rows", "run_syllable", "run_loop",
-           "train_selector", "LoopResult", "UPDATES", "reach_directions"]
+__all__ = [
+    "select",
+    "hebbian_update",
+    "normalize_rows",
+    "run_syllable",
+    "run_loop",
+    "train_selector",
+    "LoopResult",
+    "UPDATES",
+    "reach_directions",
+]
 
 
 def select(w_s, h, key, explore, allowed=None):
@@ -53,8 +62,11 @@ def select(w_s, h, key, explore, allowed=None):
     allowed = jnp.ones(n, bool) if allowed is None else allowed
     k_explore, k_pick = jax.random.split(key)
     random_choice = jax.random.choice(k_pick, n, p=allowed / jnp.sum(allowed))
-    choice = jnp.where(jax.random.uniform(k_explore) < explore, random_choice,
-                       jnp.argmax(jnp.where(allowed, drive, -jnp.inf)))
+    choice = jnp.where(
+        jax.random.uniform(k_explore) < explore,
+        random_choice,
+        jnp.argmax(jnp.where(allowed, drive, -jnp.inf)),
+    )
     return choice, jax.nn.one_hot(choice, n, dtype=w_s.dtype), drive
 
 
@@ -100,8 +112,18 @@ def reach_directions(n_choices):
     return jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
 
 
-def run_loop(net, w_s, sequence, steps: int, key=None, explore=0.0, eta=0.0,
-             normalize: bool = True, update: str = "drive", bounds=None):
+def run_loop(
+    net,
+    w_s,
+    sequence,
+    steps: int,
+    key=None,
+    explore=0.0,
+    eta=0.0,
+    normalize: bool = True,
+    update: str = "drive",
+    bounds=None,
+):
     """Play ``len(sequence)`` syllables from the network's initial state: the
     first is ``sequence[0]``, each next one the selector's choice at the end of
     the one before.  With ``eta > 0`` the selector learns as it goes (each
@@ -122,8 +144,7 @@ def run_loop(net, w_s, sequence, steps: int, key=None, explore=0.0, eta=0.0,
         w_s, state, pos = carry
         target, key = inputs
         h = net.cell.output(net, state)
-        allowed = None if bounds is None else jnp.all(jnp.abs(pos + reach) <= bounds + 1e-6,
-                                                      axis=1)
+        allowed = None if bounds is None else jnp.all(jnp.abs(pos + reach) <= bounds + 1e-6, axis=1)
         choice, onehot, drive = select(w_s, h, key, explore, allowed)
         reward = (choice == target).astype(w_s.dtype)
         w_s = hebbian_update(w_s, drive if update == "drive" else onehot, h, reward, eta)
@@ -133,19 +154,30 @@ def run_loop(net, w_s, sequence, steps: int, key=None, explore=0.0, eta=0.0,
 
     keys = jax.random.split(key, sequence.shape[0] - 1)
     (w_s, _, _), (ys, choices, rewards) = jax.lax.scan(
-        body, (w_s, state0, reach[sequence[0]]), (sequence[1:], keys))
+        body, (w_s, state0, reach[sequence[0]]), (sequence[1:], keys)
+    )
     y = jnp.concatenate([y0[None], ys]).reshape(-1, y0.shape[-1])
     return w_s, LoopResult(y, jnp.concatenate([sequence[:1], choices]), rewards)
 
 
-def train_selector(net, w_s, sequence, steps: int, trials: int, eta, explore, key,
-                   normalize: bool = True, update: str = "drive", bounds=None):
+def train_selector(
+    net,
+    w_s,
+    sequence,
+    steps: int,
+    trials: int,
+    eta,
+    explore,
+    key,
+    normalize: bool = True,
+    update: str = "drive",
+    bounds=None,
+):
     """Learn ``w_s`` over ``trials`` plays of ``sequence`` (the network fixed);
     returns ``(w_s, rewards)`` with ``rewards`` (trials, len(sequence) - 1)."""
 
     def trial(w_s, key):
-        w_s, res = run_loop(net, w_s, sequence, steps, key, explore, eta, normalize, update,
-                            bounds)
+        w_s, res = run_loop(net, w_s, sequence, steps, key, explore, eta, normalize, update, bounds)
         return w_s, res.rewards
 
     return jax.lax.scan(trial, w_s, jax.random.split(key, trials))

@@ -40,13 +40,36 @@ import numpy as np
 
 from rflo.checkpoint import open_saved, prepare_folder  # noqa: F401  (importable from here)
 from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, NoStop, Segments, StopRequest,
-    check_run, ensemble_result, same_shape, save_trained, train_segments,
+    MAX_SEGMENT,
+    SEGMENT_SECONDS,
+    Diverged,
+    Interrupted,
+    NoStop,
+    Segments,
+    StopRequest,
+    check_run,
+    ensemble_result,
+    same_shape,
+    save_trained,
+    train_segments,
 )
 from rflo.spec import RunSpec
 
-__all__ = ["Session", "Segments", "StopRequest", "NoStop", "Diverged", "Interrupted", "SEGMENT_SECONDS",
-           "MAX_SEGMENT", "build", "draw_network", "prepare_folder", "open_saved", "load_for_task"]
+__all__ = [
+    "Session",
+    "Segments",
+    "StopRequest",
+    "NoStop",
+    "Diverged",
+    "Interrupted",
+    "SEGMENT_SECONDS",
+    "MAX_SEGMENT",
+    "build",
+    "draw_network",
+    "prepare_folder",
+    "open_saved",
+    "load_for_task",
+]
 
 #: rates of a rule whose run names none (the spec's default, the seed notebook's)
 DEFAULT_LR = tuple(RunSpec.lr)
@@ -78,10 +101,17 @@ def draw_network(spec: RunSpec, task, cell, seed=None):
     connectivity) for ``task``, from ``seed`` (default ``spec.seed``)."""
     import rflo
 
-    return rflo.init_network(task.n_in, spec.units, task.n_out,
-                             seed=spec.seed if seed is None else seed, tau=spec.tau,
-                             dtype=spec.dtype, cell=cell, dale=spec.dale,
-                             connectivity=spec.connectivity)
+    return rflo.init_network(
+        task.n_in,
+        spec.units,
+        task.n_out,
+        seed=spec.seed if seed is None else seed,
+        tau=spec.tau,
+        dtype=spec.dtype,
+        cell=cell,
+        dale=spec.dale,
+        connectivity=spec.connectivity,
+    )
 
 
 def load_for_task(path, task, dtype):
@@ -90,8 +120,10 @@ def load_for_task(path, task, dtype):
 
     net = rflo.load_network(path, dtype=dtype)
     if net.n_in != task.n_in or net.n_out != task.n_out:
-        raise ValueError(f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
-                         f"{task.name} task needs n_in={task.n_in}, n_out={task.n_out}")
+        raise ValueError(
+            f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
+            f"{task.name} task needs n_in={task.n_in}, n_out={task.n_out}"
+        )
     return net
 
 
@@ -113,8 +145,22 @@ class Session:
     ``folder`` None: nothing is written, not even checkpoints.
     """
 
-    def __init__(self, spec, folder, *, rules, run_id, lock, network, command="train",
-                 rule_lr=None, seeds=None, lr=None, built=None, files=True):
+    def __init__(
+        self,
+        spec,
+        folder,
+        *,
+        rules,
+        run_id,
+        lock,
+        network,
+        command="train",
+        rule_lr=None,
+        seeds=None,
+        lr=None,
+        built=None,
+        files=True,
+    ):
         self.spec, self.rules = spec, list(rules)
         self.folder = None if folder is None else Path(folder)
         self.run_id, self.lock, self.network, self.command = run_id, lock, network, command
@@ -132,8 +178,11 @@ class Session:
         """How the run goes on after a stop."""
         if self.files:
             return f"Resume with: rflo {self.command} --resume {self.folder}"
-        return ("Run it again with the same work folder to go on." if self.folder is not None
-                else "Nothing was saved (no work folder).")
+        return (
+            "Run it again with the same work folder to go on."
+            if self.folder is not None
+            else "Nothing was saved (no work folder)."
+        )
 
     def rates(self, rule):
         """The rates of ``rule``: three, or a dict by name (values may be
@@ -146,20 +195,42 @@ class Session:
     # ---- making one
 
     @classmethod
-    def start(cls, spec: RunSpec, folder, *, rules=None, command="train", rule_lr=None,
-              network=None, overwrite=False) -> "Session":
+    def start(
+        cls,
+        spec: RunSpec,
+        folder,
+        *,
+        rules=None,
+        command="train",
+        rule_lr=None,
+        network=None,
+        overwrite=False,
+    ) -> "Session":
         """A new run: the folder locked and cleared, the initial network drawn
         from the spec (or ``network``), and everything a resume needs written."""
         task, cell, _ = build(spec)  # checked before anything is made
         rules = list(rules or [spec.rule])
         if network is None and spec.init is None:  # memory, rates: refused before the folder
             lrs = dict(rule_lr or {})
-            check_run(spec, task, cell, rules, lambda r: spec.lr if spec.lr is not None
-                      else lrs.get(r, DEFAULT_LR))
+            check_run(
+                spec,
+                task,
+                cell,
+                rules,
+                lambda r: spec.lr if spec.lr is not None else lrs.get(r, DEFAULT_LR),
+            )
         out, lock = prepare_folder(folder, overwrite)
         try:
-            session = cls(spec, out, rules=rules, run_id=uuid.uuid4().hex, lock=lock,
-                          network=None, command=command, rule_lr=rule_lr)
+            session = cls(
+                spec,
+                out,
+                rules=rules,
+                run_id=uuid.uuid4().hex,
+                lock=lock,
+                network=None,
+                command=command,
+                rule_lr=rule_lr,
+            )
             session.network = network if network is not None else session._draw()
             session._save_start()
         except BaseException:
@@ -182,15 +253,32 @@ class Session:
         """A session for a run whose saved settings ``saved`` the caller has
         read under ``lock`` (and may have checked); its initial network read back."""
         rules = saved.get("rules") or [saved.get("rule", spec.rule)]
-        session = cls(spec, folder, rules=rules, run_id=saved["run_id"], lock=lock,
-                      network=None, command=saved.get("command", "train"),
-                      rule_lr=saved.get("rule_lr"))
+        session = cls(
+            spec,
+            folder,
+            rules=rules,
+            run_id=saved["run_id"],
+            lock=lock,
+            network=None,
+            command=saved.get("command", "train"),
+            rule_lr=saved.get("rule_lr"),
+        )
         session.network = session._read_initial()
         return session
 
     @classmethod
-    def for_networks(cls, spec: RunSpec, networks, *, seeds=None, lr=None, task=None,
-                     work=None, run_id=None, built=None) -> "Session":
+    def for_networks(
+        cls,
+        spec: RunSpec,
+        networks,
+        *,
+        seeds=None,
+        lr=None,
+        task=None,
+        work=None,
+        run_id=None,
+        built=None,
+    ) -> "Session":
         """A session that trains the K given ``networks`` (stacked, or a list)
         as ``spec`` says (its rule, trials, loss, optimiser, batch, guard, f'),
         without a run folder: no lock, no initial or trained network files.
@@ -216,8 +304,9 @@ class Session:
         from rflo.network import Network
         from rflo.session_checks import with_derivative
 
-        nets = stack_networks(unstack_networks(networks) if isinstance(networks, Network)
-                              else list(networks))
+        nets = stack_networks(
+            unstack_networks(networks) if isinstance(networks, Network) else list(networks)
+        )
         nets = with_derivative(nets, spec.derivative)
         k = int(np.shape(nets.w_out)[0])
         seeds = list(seeds if seeds is not None else spec.seeds or range(k))
@@ -226,8 +315,9 @@ class Session:
         if lr is not None and not isinstance(lr, dict) and np.ndim(lr) == 2:  # (K, 3)
             table = np.asarray(lr, float)
             if table.shape != (k, 3):
-                raise ValueError(f"per-network learning rates must have shape ({k}, 3), got "
-                                 f"{table.shape}")
+                raise ValueError(
+                    f"per-network learning rates must have shape ({k}, 3), got {table.shape}"
+                )
             first = jax.tree_util.tree_map(lambda a: a[0], nets)
             lr = runconfig.cell_rates(first, tuple(table[:, i] for i in range(3)))
             if not isinstance(lr, dict):
@@ -235,8 +325,19 @@ class Session:
         built = build(spec) if built is None else built
         if task is not None:
             built = (task, *built[1:])
-        return cls(spec, work, rules=[spec.rule], run_id=run_id or uuid.uuid4().hex, lock=None,
-                   network=nets, command=None, seeds=seeds, lr=lr, built=built, files=False)
+        return cls(
+            spec,
+            work,
+            rules=[spec.rule],
+            run_id=run_id or uuid.uuid4().hex,
+            lock=None,
+            network=nets,
+            command=None,
+            seeds=seeds,
+            lr=lr,
+            built=built,
+            files=False,
+        )
 
     def close(self):
         if self.lock is not None:
@@ -256,8 +357,10 @@ class Session:
         draw = lambda seed: draw_network(s, task, self.cell, seed)  # noqa: E731
         if s.init is not None:
             if s.seeds is not None:
-                raise ValueError("init starts one network; with seeds each network is drawn "
-                                 "from its seed (drop one of them)")
+                raise ValueError(
+                    "init starts one network; with seeds each network is drawn "
+                    "from its seed (drop one of them)"
+                )
             net = load_for_task(s.init, task, s.dtype)
             return net._replace(cell=self.cell) if s.derivative is not None else net
         return draw(s.seed) if s.seeds is None else stack_networks([draw(x) for x in s.seeds])
@@ -269,8 +372,10 @@ class Session:
         def back(path):
             net = load_for_task(path, self.task, self.spec.dtype)
             if network_run_id(path) != self.run_id:
-                raise ValueError(f"{path} does not belong to the run in {self.folder} (run ids "
-                                 "differ); start it again with --overwrite")
+                raise ValueError(
+                    f"{path} does not belong to the run in {self.folder} (run ids "
+                    "differ); start it again with --overwrite"
+                )
             return net
 
         if not self.ensemble:
@@ -284,8 +389,9 @@ class Session:
             s.pop("rule")
             s.pop("init")
             s["rules"] = list(self.rules)
-            s["rule_lr"] = {r: (dict(v) if isinstance(v, dict) else list(v))
-                            for r, v in self.rule_lr.items()}
+            s["rule_lr"] = {
+                r: (dict(v) if isinstance(v, dict) else list(v)) for r, v in self.rule_lr.items()
+            }
         return s
 
     def fresh(self):
@@ -298,8 +404,9 @@ class Session:
             return checkpoint.Progress(net, empty, empty, 0.0)
         k = len(self.seeds)
         empty = np.zeros((k, 0), net.dtype)
-        return checkpoint.Progress(net, empty, empty, 0.0, np.full(k, np.inf),
-                                   frozen_at=np.full(k, -1))
+        return checkpoint.Progress(
+            net, empty, empty, 0.0, np.full(k, np.inf), frozen_at=np.full(k, -1)
+        )
 
     def _save_start(self):
         """The initial network and every rule's checkpoint at trial 0, then
@@ -359,11 +466,20 @@ class Session:
         from rflo import runconfig
 
         s, lr = self.spec, self.rates(rule)
-        return {"task": runconfig.task_record(self.task), "rule": rule, "trials": trials,
-                "lr": dict(lr) if isinstance(lr, dict) else list(lr), "online": s.online,
-                "loss": s.loss, "optimizer": s.optimizer, "optimizer_rate": s.optimizer_rate,
-                "batch": s.batch, "seed": s.seed if seed is None else seed, "dtype": s.dtype,
-                "run_id": self.run_id}
+        return {
+            "task": runconfig.task_record(self.task),
+            "rule": rule,
+            "trials": trials,
+            "lr": dict(lr) if isinstance(lr, dict) else list(lr),
+            "online": s.online,
+            "loss": s.loss,
+            "optimizer": s.optimizer,
+            "optimizer_rate": s.optimizer_rate,
+            "batch": s.batch,
+            "seed": s.seed if seed is None else seed,
+            "dtype": s.dtype,
+            "run_id": self.run_id,
+        }
 
     def save_networks(self, rule, prog) -> list:
         """Write rule ``rule``'s trained network (``RULE.npz``; an ensemble's
@@ -373,28 +489,41 @@ class Session:
 
     def _checkpoint(self, name):
         from rflo import checkpoint
+
         if not self.files:  # given networks: a work folder's checkpoint is a cache
             try:
-                prog = None if self.folder is None else checkpoint.load_progress(
-                    self.folder, name, self.run_id)
+                prog = (
+                    None
+                    if self.folder is None
+                    else checkpoint.load_progress(self.folder, name, self.run_id)
+                )
             except ValueError:
                 prog = None
-            ok = (prog is not None and prog.done <= self.spec.trials
-                  and prog.frozen_at is not None and same_shape(prog.network, self.network))
+            ok = (
+                prog is not None
+                and prog.done <= self.spec.trials
+                and prog.frozen_at is not None
+                and same_shape(prog.network, self.network)
+            )
             return prog if ok else self.fresh()
         path = self.folder / checkpoint.CHECKPOINT_DIR / f"{name}.npz"
         prog = checkpoint.load_progress(self.folder, name, self.run_id)
         if prog is None:
-            raise ValueError(f"{path} is missing, so the run cannot resume; start it again "
-                             "with --overwrite")
+            raise ValueError(
+                f"{path} is missing, so the run cannot resume; start it again with --overwrite"
+            )
         net = self.network
         for which, other in (("network", prog.network), ("previous network", prog.previous)):
             if other is not None and not same_shape(other, net):
-                raise ValueError(f"{path}: its {which} (n_rec={other.n_rec}) does not match the "
-                                 f"run's initial network (n_rec={net.n_rec}, {net.cell.name})")
+                raise ValueError(
+                    f"{path}: its {which} (n_rec={other.n_rec}) does not match the "
+                    f"run's initial network (n_rec={net.n_rec}, {net.cell.name})"
+                )
         if prog.done > self.spec.trials:
-            raise ValueError(f"checkpoint of {name!r} has {prog.done} trials, more than "
-                             f"--trials {self.spec.trials}")
+            raise ValueError(
+                f"checkpoint of {name!r} has {prog.done} trials, more than "
+                f"--trials {self.spec.trials}"
+            )
         return prog
 
     def train_rule(self, name, stop, progress=None):

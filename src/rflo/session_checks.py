@@ -23,8 +23,16 @@ from rflo.rules.base import ROUTES, Setup, closed_form
 from rflo.tasks import Task, TaskGenerator
 from rflo.trainer import Config
 
-__all__ = ["check_network", "check_fits", "as_dtype", "with_derivative", "check_session_memory",
-           "prepare_session", "CheckedSession", "check_session"]
+__all__ = [
+    "check_network",
+    "check_fits",
+    "as_dtype",
+    "with_derivative",
+    "check_session_memory",
+    "prepare_session",
+    "CheckedSession",
+    "check_session",
+]
 
 
 def check_network(net) -> Network:
@@ -33,9 +41,10 @@ def check_network(net) -> Network:
         raise ValueError(
             f"expected an rflo Network (see rflo.init_network / rflo.load_network), got {type(net).__name__}"
         )
-    arrays = {k: (None if v is None else (v if k == "cell" else
-                                           jax.tree_util.tree_map(np.asarray, v)))
-              for k, v in net._asdict().items()}
+    arrays = {
+        k: (None if v is None else (v if k == "cell" else jax.tree_util.tree_map(np.asarray, v)))
+        for k, v in net._asdict().items()
+    }
     return network_from_arrays(**arrays)
 
 
@@ -44,7 +53,8 @@ def check_fits(net: Network, task):
     if not isinstance(task, (Task, TaskGenerator)):
         raise ValueError(
             "expected an rflo Task or TaskGenerator (e.g. rflo.periodic_task(), "
-            f"rflo.tasks.make_task('flip_flop')), got {type(task).__name__}")
+            f"rflo.tasks.make_task('flip_flop')), got {type(task).__name__}"
+        )
     if task.n_in != net.n_in:
         raise ValueError(
             f"the task has {task.n_in} inputs but the network has n_in={net.n_in}; "
@@ -66,21 +76,34 @@ def with_derivative(net: Network, derivative):
     if derivative is None:
         return net
     if not isinstance(net.cell, LeakyTanh):
-        raise ValueError(f"derivative={derivative!r} applies to the leaky_tanh cell only; the "
-                         f"network's cell is {net.cell.name!r} (its settings say its derivative)")
+        raise ValueError(
+            f"derivative={derivative!r} applies to the leaky_tanh cell only; the "
+            f"network's cell is {net.cell.name!r} (its settings say its derivative)"
+        )
     return net._replace(cell=dataclasses.replace(net.cell, derivative=derivative))
 
 
 def check_session_memory(net, cfg, task, batch, networks=1):
     """Refuse a session whose estimated memory exceeds what is available."""
-    need = session_bytes(net, cfg.rule, cfg.setup, online=cfg.online, n_steps=task.n_steps,
-                         batch=batch, networks=networks)
+    need = session_bytes(
+        net,
+        cfg.rule,
+        cfg.setup,
+        online=cfg.online,
+        n_steps=task.n_steps,
+        batch=batch,
+        networks=networks,
+    )
     sizes = [f"n_rec={net.n_rec}", f"{task.n_steps} steps"]
     sizes += [f"batch {batch}"] if batch > 1 else []
     sizes += [f"{networks} networks"] if networks > 1 else []
-    require_memory(need, f"training with rule {cfg.rule.name!r} ({', '.join(sizes)})",
-                   "use fewer units" + (" or networks" if networks > 1 else "")
-                   + ", a smaller batch, or a rule with a smaller state (e.g. rflo or bptt)")
+    require_memory(
+        need,
+        f"training with rule {cfg.rule.name!r} ({', '.join(sizes)})",
+        "use fewer units"
+        + (" or networks" if networks > 1 else "")
+        + ", a smaller batch, or a rule with a smaller state (e.g. rflo or bptt)",
+    )
 
 
 def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, check_lr=True):
@@ -122,8 +145,25 @@ class CheckedSession(NamedTuple):
     dtype: str
 
 
-def check_session(net, tasks, rule, lr, *, trials, start_trial, unroll, batch, max_loss_growth,
-                  online, optimizer, loss, route, dtype, networks=1, check_lr=True):
+def check_session(
+    net,
+    tasks,
+    rule,
+    lr,
+    *,
+    trials,
+    start_trial,
+    unroll,
+    batch,
+    max_loss_growth,
+    online,
+    optimizer,
+    loss,
+    route,
+    dtype,
+    networks=1,
+    check_lr=True,
+):
     """Check everything a training session takes before anything is computed:
     the one validation path of :func:`train` and
     :func:`rflo.ensemble.train_ensemble` (``net``: one network, an ensemble's
@@ -135,10 +175,19 @@ def check_session(net, tasks, rule, lr, *, trials, start_trial, unroll, batch, m
     batch = check_int("batch", batch)
     for task in tasks:
         check_fits(net, task)
-    rule, cfg, names, lr = prepare_session(net, rule, lr, online=online, optimizer=optimizer,
-                                           loss=loss, unroll=unroll, route=route,
-                                           check_lr=check_lr)
+    rule, cfg, names, lr = prepare_session(
+        net,
+        rule,
+        lr,
+        online=online,
+        optimizer=optimizer,
+        loss=loss,
+        unroll=unroll,
+        route=route,
+        check_lr=check_lr,
+    )
     dtype = check_dtype(dtype or net.dtype)
     check_session_memory(as_dtype(net, dtype), cfg, tasks[0], batch, networks=networks)
-    return CheckedSession(trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names,
-                          lr, dtype)
+    return CheckedSession(
+        trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names, lr, dtype
+    )

@@ -42,7 +42,6 @@ class Evaluation(NamedTuple):
     loss: float
 
 
-
 def _simulate(net, x):
     act = cell_forward(net, x)
     z0 = cell_output(net, initial_state(net))
@@ -80,8 +79,9 @@ def _checks_x(x, net, dtype):
     return x
 
 
-def evaluate(net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] = None,
-             loss="squared_error") -> Evaluation:
+def evaluate(
+    net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] = None, loss="squared_error"
+) -> Evaluation:
     """Run one trial of ``task`` with learning off and score it with ``loss``."""
     net = check_network(net)
     check_fits(net, task)
@@ -89,8 +89,11 @@ def evaluate(net: Network, task: Task, trial: int = 0, *, dtype: Optional[str] =
     x, y_target, mask = task.trial(trial)
     y, h, u = simulate(net, x, dtype=dtype)
     with precision(y.dtype):
-        value = float(trial_loss(loss, jnp.asarray(y[1:]), jnp.asarray(y_target, y.dtype),
-                                 jnp.asarray(mask, y.dtype)))
+        value = float(
+            trial_loss(
+                loss, jnp.asarray(y[1:]), jnp.asarray(y_target, y.dtype), jnp.asarray(mask, y.dtype)
+            )
+        )
     return Evaluation(y, h, u, np.asarray(y_target), value)
 
 
@@ -127,8 +130,9 @@ def score(net, task, n_trials: int = 256, *, seed: int = 0, loss="squared_error"
         x, y, m = task.stacked(net.dtype)
     with precision(net.dtype):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
-        value, correct, counted = _score_jit(jnet, *(jnp.asarray(a, net.dtype) for a in (x, y, m)),
-                                             task.metric, loss)
+        value, correct, counted = _score_jit(
+            jnet, *(jnp.asarray(a, net.dtype) for a in (x, y, m)), task.metric, loss
+        )
     if task.metric is None:
         return float(value), None
     counted = float(counted)

@@ -27,8 +27,15 @@ from typing import Optional
 
 from rflo.spec_flags import KINDS, converters, parse_rates, rates_action
 
-__all__ = ["RunSpec", "cli_options", "config_keys", "grid_keys", "spec_fields", "check_rates",
-           "parse_rates"]
+__all__ = [
+    "RunSpec",
+    "cli_options",
+    "config_keys",
+    "grid_keys",
+    "spec_fields",
+    "check_rates",
+    "parse_rates",
+]
 
 
 def _int(v):
@@ -50,13 +57,15 @@ def _fraction(low_open=True):
 def check_rates(v) -> bool:
     """Three rates ``[IN, REC, OUT]`` >= 0, or ``{parameter name: rate >= 0}``."""
     if isinstance(v, dict):
-        return bool(v) and all(isinstance(k, str) and k and _num(x) and x >= 0
-                               for k, x in v.items())
+        return bool(v) and all(
+            isinstance(k, str) and k and _num(x) and x >= 0 for k, x in v.items()
+        )
     return isinstance(v, (list, tuple)) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
 
 
-def _setting(default, check, need, help, *, flag=None, grid=True, column=True, only=None,
-             factory=False):
+def _setting(
+    default, check, need, help, *, flag=None, grid=True, column=True, only=None, factory=False
+):
     """A field of :class:`RunSpec`.
 
     check, need : the value's check and what it must be (for the error).
@@ -68,8 +77,9 @@ def _setting(default, check, need, help, *, flag=None, grid=True, column=True, o
         setting only if a grid sets it (keeps older tables' columns).
     only : the commands that take the option (None: train and compare).
     """
-    meta = dict(check=check, need=need, help=help, flag=flag or {}, grid=grid, column=column,
-                only=only)
+    meta = dict(
+        check=check, need=need, help=help, flag=flag or {}, grid=grid, column=column, only=only
+    )
     if factory:
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -84,9 +94,11 @@ def _help_task():
 def _help_cell():
     from rflo.cells import cell_names
 
-    return (f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; a cell with "
-            "other settings, e.g. a stack of other layers: build it in Python, save it, and "
-            "start from it with --init)")
+    return (
+        f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; a cell with "
+        "other settings, e.g. a stack of other layers: build it in Python, save it, and "
+        "start from it with --init)"
+    )
 
 
 def _help_loss():
@@ -113,24 +125,42 @@ class RunSpec:
 
     rule: str = _setting("rflo", _name, "a rule name", _help_rule, only=("train",))
     task: str = _setting("periodic", _name, "a task name", _help_task, flag=dict(metavar="NAME"))
-    cell: str = _setting("leaky_tanh", _name, "a cell name", _help_cell,
-                         flag=dict(metavar="NAME"))
+    cell: str = _setting("leaky_tanh", _name, "a cell name", _help_cell, flag=dict(metavar="NAME"))
     derivative: Optional[str] = _setting(
-        None, lambda v: v in (None, "seed", "exact"), "'seed' or 'exact'",
+        None,
+        lambda v: v in (None, "seed", "exact"),
+        "'seed' or 'exact'",
         "f' of the leaky_tanh cell: the notebook's 'seed' (default) or 'exact'",
-        flag=dict(choices=("seed", "exact")))
-    loss: str = _setting("squared_error", _name, "a loss name", _help_loss,
-                         flag=dict(metavar="NAME"))
-    units: int = _setting(50, lambda v: _int(v) and v >= 1, "a positive integer",
-                          "recurrent units n_rec (default {default})", flag=dict(kind="positive_int"))
-    tau: float = _setting(10.0, lambda v: _num(v) and v >= 1, "a number >= 1",
-                          "membrane time constant in steps (default {default})", flag=dict(kind="tau"))
+        flag=dict(choices=("seed", "exact")),
+    )
+    loss: str = _setting(
+        "squared_error", _name, "a loss name", _help_loss, flag=dict(metavar="NAME")
+    )
+    units: int = _setting(
+        50,
+        lambda v: _int(v) and v >= 1,
+        "a positive integer",
+        "recurrent units n_rec (default {default})",
+        flag=dict(kind="positive_int"),
+    )
+    tau: float = _setting(
+        10.0,
+        lambda v: _num(v) and v >= 1,
+        "a number >= 1",
+        "membrane time constant in steps (default {default})",
+        flag=dict(kind="tau"),
+    )
     dale: Optional[float] = _setting(
-        None, _fraction(), "the fraction of excitatory units (0 < dale < 1), for Dale's law",
+        None,
+        _fraction(),
+        "the fraction of excitatory units (0 < dale < 1), for Dale's law",
         "draw the network under Dale's law with this fraction of excitatory units (e.g. 0.8); "
-        "its signs stay fixed while it trains", flag=dict(kind="fraction", metavar="FRACTION"))
+        "its signs stay fixed while it trains",
+        flag=dict(kind="fraction", metavar="FRACTION"),
+    )
     lr: object = _setting(
-        (0.0, 0.03, 0.03), lambda v: v is None or check_rates(v),
+        (0.0, 0.03, 0.03),
+        lambda v: v is None or check_rates(v),
         "three learning rates >= 0, or a table of rates >= 0 by parameter name",
         "learning rates: three, IN REC OUT, of w_in, w_rec, w_out (for gru, lstm: their w_in, "
         "w_rec; lru: IN its input matrix b_re, b_im, REC nu_log, theta_log, gamma_log; a stack: "
@@ -139,64 +169,127 @@ class RunSpec:
         "w_rec=0.03 w_out=0.03 tau=0.1 (the others frozen) (train: default 0 0.03 0.03; "
         "compare: default each rule's rates tuned on the default experiment, BPTT/RTRL "
         "0 0.3 0.3, RFLO and the others 0 0.03 0.03)",
-        flag=dict(kind="rates"), grid="lr_in, lr_rec, lr_out, lr (lr_rec = lr_out) or a "
-                                      "[grid.lr] table by parameter name")
+        flag=dict(kind="rates"),
+        grid="lr_in, lr_rec, lr_out, lr (lr_rec = lr_out) or a [grid.lr] table by parameter name",
+    )
     optimizer: Optional[str] = _setting(
-        None, lambda v: v is None or _name(v), "an optax optimiser's name",
+        None,
+        lambda v: v is None or _name(v),
+        "an optax optimiser's name",
         "an optax optimiser by name (adam, rmsprop, sgd, ...) instead of plain SGD; --lr then "
-        "only says which matrices learn (a rate of 0 freezes one)", flag=dict(metavar="NAME"))
+        "only says which matrices learn (a rate of 0 freezes one)",
+        flag=dict(metavar="NAME"),
+    )
     optimizer_rate: Optional[float] = _setting(
-        None, lambda v: v is None or (_num(v) and v > 0), "a number > 0",
+        None,
+        lambda v: v is None or (_num(v) and v > 0),
+        "a number > 0",
         "the optimiser's learning rate (with --optimizer)",
-        flag=dict(kind="positive_float", metavar="X"))
-    batch: int = _setting(1, lambda v: _int(v) and v >= 1, "a positive integer",
-                          "trials per update (default {default})", flag=dict(kind="positive_int"))
-    online: bool = _setting(False, lambda v: isinstance(v, bool), "true or false",
-                            "update the weights at every step")
-    dtype: str = _setting("float32", lambda v: v in ("float32", "float64"),
-                          "'float32' or 'float64'", "floating-point precision (default {default})",
-                          flag=dict(choices=("float32", "float64")))
-    seed: int = _setting(0, lambda v: _int(v) and 0 <= v < 2**32, "an integer in 0 .. 2**32 - 1",
-                         "random seed (default {default})", flag=dict(kind="seed"))
+        flag=dict(kind="positive_float", metavar="X"),
+    )
+    batch: int = _setting(
+        1,
+        lambda v: _int(v) and v >= 1,
+        "a positive integer",
+        "trials per update (default {default})",
+        flag=dict(kind="positive_int"),
+    )
+    online: bool = _setting(
+        False, lambda v: isinstance(v, bool), "true or false", "update the weights at every step"
+    )
+    dtype: str = _setting(
+        "float32",
+        lambda v: v in ("float32", "float64"),
+        "'float32' or 'float64'",
+        "floating-point precision (default {default})",
+        flag=dict(choices=("float32", "float64")),
+    )
+    seed: int = _setting(
+        0,
+        lambda v: _int(v) and 0 <= v < 2**32,
+        "an integer in 0 .. 2**32 - 1",
+        "random seed (default {default})",
+        flag=dict(kind="seed"),
+    )
     # settings that are not columns of a sweep's table (or only when a grid sets them)
     connectivity: Optional[float] = _setting(
-        None, lambda v: v is None or (_num(v) and 0 < v <= 1), "a fraction in (0, 1]",
+        None,
+        lambda v: v is None or (_num(v) and 0 < v <= 1),
+        "a fraction in (0, 1]",
         "draw a sparse network: this fraction of the recurrent connections exists (a fixed "
         "random mask; the absent ones stay zero while it trains)",
-        flag=dict(kind="fraction1", metavar="FRACTION"), column=False)
+        flag=dict(kind="fraction1", metavar="FRACTION"),
+        column=False,
+    )
     max_loss_growth: Optional[float] = _setting(
-        1e4, lambda v: v is None or (_num(v) and v > 0), "a number > 0",
+        1e4,
+        lambda v: v is None or (_num(v) and v > 0),
+        "a number > 0",
         "the divergence guard: stop (one network) or freeze a network (--seeds) when a trial's "
         "loss exceeds this factor times its best (default {default}; NaN/inf always stop)",
-        flag=dict(kind="positive_float", metavar="X"), column=False)
-    set: dict = _setting(dict, lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
-                         "a table of task parameters",
-                         "task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)",
-                         flag=dict(kind="set"), grid="[grid.set] table", factory=True)
+        flag=dict(kind="positive_float", metavar="X"),
+        column=False,
+    )
+    set: dict = _setting(
+        dict,
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "a table of task parameters",
+        "task parameters, e.g. --set n_bits=3 (see: rflo task show NAME)",
+        flag=dict(kind="set"),
+        grid="[grid.set] table",
+        factory=True,
+    )
     period: Optional[int] = _setting(
-        None, lambda v: v is None or (_int(v) and v >= 1), "a positive integer",
+        None,
+        lambda v: v is None or (_int(v) and v >= 1),
+        "a positive integer",
         "period of the periodic task's target = steps per trial (default 100; same as --set "
-        "period=N)", flag=dict(kind="positive_int"), grid="[grid.set] period")
-    trials: int = _setting(10_000, lambda v: _int(v) and 1 <= v < 2**31, "a positive integer",
-                           "number of training trials (default {default})", flag=dict(kind="trials"),
-                           grid="the spec's top-level 'trials'")
+        "period=N)",
+        flag=dict(kind="positive_int"),
+        grid="[grid.set] period",
+    )
+    trials: int = _setting(
+        10_000,
+        lambda v: _int(v) and 1 <= v < 2**31,
+        "a positive integer",
+        "number of training trials (default {default})",
+        flag=dict(kind="trials"),
+        grid="the spec's top-level 'trials'",
+    )
     seeds: Optional[list] = _setting(
-        None, lambda v: v is None or (isinstance(v, (list, tuple)) and 0 < len(v) <= 4096
-                                      and all(_int(x) and 0 <= x < 2**32 for x in v)
-                                      and len(set(v)) == len(v)),
+        None,
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, (list, tuple))
+                and 0 < len(v) <= 4096
+                and all(_int(x) and 0 <= x < 2**32 for x in v)
+                and len(set(v)) == len(v)
+            )
+        ),
         "a list of distinct seeds in 0 .. 2**32 - 1",
         "train one network per seed, all in one compiled call (an ensemble); curves and "
         "figures show the median and 25-75 %% over them",
-        flag=dict(kind="seeds"), grid="a list of seeds in the grid (its networks are lanes)")
+        flag=dict(kind="seeds"),
+        grid="a list of seeds in the grid (its networks are lanes)",
+    )
     checkpoint_every: int = _setting(
-        0, lambda v: _int(v) and v >= 0, "an integer >= 0",
+        0,
+        lambda v: _int(v) and v >= 0,
+        "an integer >= 0",
         "write a checkpoint every N trials (default: every 30 s)",
-        flag=dict(kind="nonneg_int", metavar="N"), grid="chunks are a sweep's checkpoints")
+        flag=dict(kind="nonneg_int", metavar="N"),
+        grid="chunks are a sweep's checkpoints",
+    )
     init: Optional[str] = _setting(
-        None, lambda v: v is None or isinstance(v, str), "a path",
-        "start from a saved network instead of a random one", flag=dict(kind="path",
-                                                                        metavar="FILE.npz"),
-        grid="sweeps draw their networks", only=("train",))
+        None,
+        lambda v: v is None or isinstance(v, str),
+        "a path",
+        "start from a saved network instead of a random one",
+        flag=dict(kind="path", metavar="FILE.npz"),
+        grid="sweeps draw their networks",
+        only=("train",),
+    )
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (normalise, frozen)
@@ -215,8 +308,7 @@ class RunSpec:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not f.metadata["check"](value):
-                raise ValueError(f"RunSpec: {f.name!r} must be {f.metadata['need']}, "
-                                 f"got {value!r}")
+                raise ValueError(f"RunSpec: {f.name!r} must be {f.metadata['need']}, got {value!r}")
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with ``changes`` (checked)."""
@@ -240,8 +332,10 @@ class RunSpec:
         for key in data:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
-                raise ValueError(f"{source}: unknown setting {key!r}"
-                                 + (f" (did you mean {close[0]!r}?)" if close else ""))
+                raise ValueError(
+                    f"{source}: unknown setting {key!r}"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                )
         try:
             return cls(**data)
         except ValueError as exc:
@@ -333,5 +427,8 @@ def table_keys() -> tuple:
 
 def grid_elsewhere() -> dict:
     """``{field: where a sweep takes it}`` for the fields that are no grid keys."""
-    return {f.name: f.metadata["grid"] for f in spec_fields() if f.metadata["grid"] is not True
-            and f.name != "lr"}
+    return {
+        f.name: f.metadata["grid"]
+        for f in spec_fields()
+        if f.metadata["grid"] is not True and f.name != "lr"
+    }

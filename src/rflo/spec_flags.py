@@ -16,8 +16,10 @@ def parse_rates(items):
     items = [str(x) for x in items]
     named = ["=" in x for x in items]
     if any(named) and not all(named):
-        raise ValueError("--lr takes three rates IN REC OUT or NAME=RATE pairs "
-                         "(e.g. --lr w_rec=0.03 tau=0.1), not a mix")
+        raise ValueError(
+            "--lr takes three rates IN REC OUT or NAME=RATE pairs "
+            "(e.g. --lr w_rec=0.03 tau=0.1), not a mix"
+        )
     out = {} if all(named) else []
     for item in items:
         key, _, text = item.rpartition("=")
@@ -26,12 +28,15 @@ def parse_rates(items):
         except ValueError:
             raise ValueError(f"--lr: expected a learning rate, got {text!r}") from None
         if not (math.isfinite(rate) and rate >= 0):
-            raise ValueError(f"--lr: expected a learning rate (learning rates must be finite "
-                             f"and >= 0), got {text}")
+            raise ValueError(
+                f"--lr: expected a learning rate (learning rates must be finite "
+                f"and >= 0), got {text}"
+            )
         if isinstance(out, dict):
             if not key or key in out:
-                raise ValueError(f"--lr: {item!r} needs a parameter name given once "
-                                 "(e.g. w_rec=0.03)")
+                raise ValueError(
+                    f"--lr: {item!r} needs a parameter name given once (e.g. w_rec=0.03)"
+                )
             out[key] = rate
         else:
             out.append(rate)
@@ -79,16 +84,24 @@ def converters():
     return {
         "positive_int": checked(int, lambda v: v >= 1, "a positive integer"),
         "nonneg_int": checked(int, lambda v: v >= 0, "an integer >= 0"),
-        "trials": checked(int, lambda v: 1 <= v <= 2**31 - 1, "a positive integer up to "
-                          "2147483647 (trials are counted with 32-bit integers)"),
+        "trials": checked(
+            int,
+            lambda v: 1 <= v <= 2**31 - 1,
+            "a positive integer up to 2147483647 (trials are counted with 32-bit integers)",
+        ),
         "seed": checked(int, lambda v: 0 <= v <= 2**32 - 1, "a seed from 0 to 4294967295"),
-        "tau": checked(float, lambda v: finite(v) and v >= LEAKY_MIN_TAU[0],
-                       f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})"),
+        "tau": checked(
+            float,
+            lambda v: finite(v) and v >= LEAKY_MIN_TAU[0],
+            f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})",
+        ),
         "positive_float": checked(float, lambda v: finite(v) and v > 0, "a finite number > 0"),
-        "fraction": checked(float, lambda v: finite(v) and 0 < v < 1,
-                            "a fraction 0 < x < 1 (e.g. 0.8)"),
-        "fraction1": checked(float, lambda v: finite(v) and 0 < v <= 1,
-                             "a fraction 0 < x <= 1 (e.g. 0.5)"),
+        "fraction": checked(
+            float, lambda v: finite(v) and 0 < v < 1, "a fraction 0 < x < 1 (e.g. 0.8)"
+        ),
+        "fraction1": checked(
+            float, lambda v: finite(v) and 0 < v <= 1, "a fraction 0 < x <= 1 (e.g. 0.5)"
+        ),
         "path": Path,
     }
 

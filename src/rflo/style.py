@@ -27,10 +27,20 @@ RULE_STYLES = {
     "snap2": ("#999999", "--"),
 }
 _FALLBACK = [("#17becf", "-"), ("#bcbd22", "--"), ("#e377c2", "-."), ("#7f7f7f", ":")]
-_LABELS = {"bptt": "BPTT", "rtrl": "RTRL", "rflo": "RFLO", "tbptt": "TBPTT", "uoro": "UORO",
-           "kf_rtrl": "KF-RTRL", "snap1": "SnAp-1", "snap2": "SnAp-2", "eprop": "e-prop",
-           "eprop_random": "e-prop (random B)", "local": "local (Fig. 2d)",
-           "random_feedback": "random feedback (Fig. 2d)"}
+_LABELS = {
+    "bptt": "BPTT",
+    "rtrl": "RTRL",
+    "rflo": "RFLO",
+    "tbptt": "TBPTT",
+    "uoro": "UORO",
+    "kf_rtrl": "KF-RTRL",
+    "snap1": "SnAp-1",
+    "snap2": "SnAp-2",
+    "eprop": "e-prop",
+    "eprop_random": "e-prop (random B)",
+    "local": "local (Fig. 2d)",
+    "random_feedback": "random feedback (Fig. 2d)",
+}
 
 
 def rule_style(rule: str, i: int = 0) -> dict:

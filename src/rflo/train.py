@@ -29,13 +29,25 @@ import optax
 from rflo._checks import check_int, check_seed, precision
 from rflo.network import Network, params_of, to_numpy, with_params
 from rflo.session_checks import (  # noqa: F401  (importable from here, as they were)
-    CheckedSession, as_dtype, check_fits, check_network, check_session, check_session_memory,
-    prepare_session, with_derivative,
+    CheckedSession,
+    as_dtype,
+    check_fits,
+    check_network,
+    check_session,
+    check_session_memory,
+    prepare_session,
+    with_derivative,
 )
 from rflo.simulation import Evaluation, evaluate, score, simulate  # noqa: F401
 from rflo.tasks import Task
 from rflo.trainer import (
-    SessionState, buffer_size, drive_chunks, init_opt_state, new_guard, run_chunk, trial_data,
+    SessionState,
+    buffer_size,
+    drive_chunks,
+    init_opt_state,
+    new_guard,
+    run_chunk,
+    trial_data,
 )
 
 __all__ = ["train", "TrainResult", "GuardState", "simulate", "evaluate", "Evaluation", "score"]
@@ -187,10 +199,22 @@ def train(
     # ---- validate everything before computing anything (as train_ensemble does)
     key = _session_key(seed)
     net = _with_derivative(check_network(net), derivative)
-    checked = check_session(net, [task], rule, lr, trials=trials, start_trial=start_trial,
-                            unroll=unroll, batch=batch, max_loss_growth=max_loss_growth,
-                            online=online, optimizer=optimizer, loss=loss, route=route,
-                            dtype=dtype)
+    checked = check_session(
+        net,
+        [task],
+        rule,
+        lr,
+        trials=trials,
+        start_trial=start_trial,
+        unroll=unroll,
+        batch=batch,
+        max_loss_growth=max_loss_growth,
+        online=online,
+        optimizer=optimizer,
+        loss=loss,
+        route=route,
+        dtype=dtype,
+    )
     trials, start_trial, unroll, batch, max_loss_growth, rule, cfg, names, lr, dtype = checked
     if guard is not None:
         guard = _check_guard(guard, net, start_trial)
@@ -214,43 +238,76 @@ def train(
         previous, best_of = None, {}
         if guard is not None:
             prev_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
-            previous = (params_of(prev_net, names),
-                        opt_state if guard.previous_opt_state is None else guard.previous_opt_state)
+            previous = (
+                params_of(prev_net, names),
+                opt_state if guard.previous_opt_state is None else guard.previous_opt_state,
+            )
             if guard.best_network is not None:
                 best_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.best_network, dtype))
-                best_of = dict(best_w=params_of(best_net, names),
-                               best_w_loss=guard.best_network_loss, best_at=guard.best_at)
+                best_of = dict(
+                    best_w=params_of(best_net, names),
+                    best_w_loss=guard.best_network_loss,
+                    best_at=guard.best_at,
+                )
 
         def run(state, done, n):
-            return run_chunk(cfg, optimizer, jnet, state, lr_arr, key, source,
-                             start_trial + done, n, buffer_size(capacity))
+            return run_chunk(
+                cfg,
+                optimizer,
+                jnet,
+                state,
+                lr_arr,
+                key,
+                source,
+                start_trial + done,
+                n,
+                buffer_size(capacity),
+            )
 
         best = np.inf if guard is None else guard.best_loss
-        state0 = SessionState(w, opt_state, new_guard(w, opt_state, max_loss_growth, dtype,
-                                                      start=start_trial, best=best,
-                                                      previous=previous, **best_of))
-        state, losses, aligns, accs = drive_chunks(run, state0, trials, capacity, callback,
-                                                   stop_when_frozen=True)
+        state0 = SessionState(
+            w,
+            opt_state,
+            new_guard(
+                w,
+                opt_state,
+                max_loss_growth,
+                dtype,
+                start=start_trial,
+                best=best,
+                previous=previous,
+                **best_of,
+            ),
+        )
+        state, losses, aligns, accs = drive_chunks(
+            run, state0, trials, capacity, callback, stop_when_frozen=True
+        )
         trained = to_numpy(with_params(jnet, state.w))
         good_w, good_opt = state.guard.good
         best_net = to_numpy(with_params(jnet, state.guard.best_w))
         best_loss, best_at = float(state.guard.best_w_loss), int(state.guard.best_at)
-        end_guard = GuardState(float(state.guard.best), to_numpy(with_params(jnet, good_w)),
-                               jax.tree_util.tree_map(np.asarray, good_opt),
-                               best_network=best_net, best_network_loss=best_loss,
-                               best_at=best_at)
+        end_guard = GuardState(
+            float(state.guard.best),
+            to_numpy(with_params(jnet, good_w)),
+            jax.tree_util.tree_map(np.asarray, good_opt),
+            best_network=best_net,
+            best_network_loss=best_loss,
+            best_at=best_at,
+        )
     diverged = None
     done = start_trial + len(losses)
     frozen_at = int(state.guard.frozen_at)
     if frozen_at >= 0:
         bad = frozen_at - start_trial  # index of the trial that diverged
-        losses, aligns, accs = losses[:bad + 1], aligns[:bad + 1], accs[:bad + 1]
+        losses, aligns, accs = losses[: bad + 1], aligns[: bad + 1], accs[: bad + 1]
         done = int(state.guard.good_at)
-        diverged = (f"rule {rule.name!r} diverged at trial {frozen_at + 1}: "
-                    f"{_why(losses, state, max_loss_growth)} (learning rates {_rates(lr)}); "
-                    f"the network kept is the one after trial {done}, the last whose loss "
-                    f"was within the limit; {_best_said(best_loss, best_at)} (best_network). "
-                    f"{_advice(net, rule, frozen_at, optimizer)}")
+        diverged = (
+            f"rule {rule.name!r} diverged at trial {frozen_at + 1}: "
+            f"{_why(losses, state, max_loss_growth)} (learning rates {_rates(lr)}); "
+            f"the network kept is the one after trial {done}, the last whose loss "
+            f"was within the limit; {_best_said(best_loss, best_at)} (best_network). "
+            f"{_advice(net, rule, frozen_at, optimizer)}"
+        )
         warnings.warn(diverged, RuntimeWarning, stacklevel=2)
     return TrainResult(
         network=trained,
@@ -282,8 +339,11 @@ _best_said = best_said
 
 def _session_key(seed):
     """The session's key: ``PRNGKey(seed)``, or ``seed`` if it is a key already."""
-    if isinstance(seed, (jax.Array, np.ndarray)) and np.shape(seed) == (2,) \
-            and np.asarray(seed).dtype == np.uint32:
+    if (
+        isinstance(seed, (jax.Array, np.ndarray))
+        and np.shape(seed) == (2,)
+        and np.asarray(seed).dtype == np.uint32
+    ):
         return jnp.asarray(seed)
     return jax.random.PRNGKey(check_seed(seed))
 
@@ -292,8 +352,10 @@ def check_guard_start(guard, start_trial, where="result.guard"):
     """A ``guard`` continues an earlier session: it must be a :class:`GuardState`
     (``where`` says where to find one) and come with that session's ``start_trial``."""
     if not isinstance(guard, GuardState):
-        raise ValueError(f"guard must be the GuardState of an earlier session ({where}), "
-                         f"got {type(guard).__name__}")
+        raise ValueError(
+            f"guard must be the GuardState of an earlier session ({where}), "
+            f"got {type(guard).__name__}"
+        )
     if start_trial < 1:
         raise ValueError("guard continues an earlier session: give its start_trial (>= 1) too")
 
@@ -309,13 +371,17 @@ def _check_guard(guard, net, start_trial):
         return guard._replace(best_network_loss=None, best_at=None)
     loss = float(guard.best_network_loss if guard.best_network_loss is not None else np.nan)
     if not (loss > 0):
-        raise ValueError(f"guard.best_network_loss must be > 0 (or inf), got "
-                         f"{guard.best_network_loss!r}")
+        raise ValueError(
+            f"guard.best_network_loss must be > 0 (or inf), got {guard.best_network_loss!r}"
+        )
     at = check_int("guard.best_at", guard.best_at, minimum=0)
     if at >= start_trial:
         raise ValueError(f"guard.best_at ({at}) must be below start_trial ({start_trial})")
-    return guard._replace(best_network=_same_shape(guard.best_network, net, "guard.best_network"),
-                          best_network_loss=loss, best_at=at)
+    return guard._replace(
+        best_network=_same_shape(guard.best_network, net, "guard.best_network"),
+        best_network_loss=loss,
+        best_at=at,
+    )
 
 
 def _same_shape(other, net, name):
@@ -323,26 +389,34 @@ def _same_shape(other, net, name):
     other = check_network(other)
     for k in ("w_in", "w_rec", "w_out"):
         if np.shape(getattr(other, k)) != np.shape(getattr(net, k)):
-            raise ValueError(f"{name} is not a network of this session's shape "
-                             f"({k} {np.shape(getattr(other, k))} vs {np.shape(getattr(net, k))})")
+            raise ValueError(
+                f"{name} is not a network of this session's shape "
+                f"({k} {np.shape(getattr(other, k))} vs {np.shape(getattr(net, k))})"
+            )
     mine, theirs = ({k: np.shape(v) for k, v in (n.extra or {}).items()} for n in (net, other))
     if mine != theirs:  # the cell's own parameters (all of them, for a cell that owns its synapses)
-        raise ValueError(f"{name} is not a network of this session's shape (the cell's "
-                         f"parameters {theirs} vs {mine})")
+        raise ValueError(
+            f"{name} is not a network of this session's shape (the cell's "
+            f"parameters {theirs} vs {mine})"
+        )
     return other._replace(cell=net.cell)
 
 
 def _advice(net, rule, frozen_at, optimizer):
     """The likely cause of a divergence, in one sentence."""
     if frozen_at == 0:
-        return ("It failed on the first trial, before any update mattered: check the task's "
-                "inputs and targets and the initial weights (their scale g, tau).")
+        return (
+            "It failed on the first trial, before any update mattered: check the task's "
+            "inputs and targets and the initial weights (their scale g, tau)."
+        )
     what = "the optimiser's rate" if optimizer is not None else "the learning rates"
     why = f"Likely cause: {what} too large for this network (n_rec={net.n_rec})"
     if getattr(rule, "feedback", None) == "random":
-        why += (f"; rule {rule.name!r} sends errors through the random feedback b, often much "
-                "larger than w_out, so its recurrent rate usually needs to be smaller than the "
-                "readout's")
+        why += (
+            f"; rule {rule.name!r} sends errors through the random feedback b, often much "
+            "larger than w_out, so its recurrent rate usually needs to be smaller than the "
+            "readout's"
+        )
     return why + ". Try rates about 10 times smaller."
 
 

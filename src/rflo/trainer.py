@@ -40,10 +40,27 @@ from rflo.losses import trial_loss
 from rflo.network import apply_constraints, with_params
 from rflo.tasks import TaskGenerator
 
-__all__ = ["TrialSource", "trial_data", "ensemble_data", "alignment", "Guard", "new_guard",
-           "guard_step", "SessionState", "per_param_sgd", "make_optimizer", "run_trials",
-           "run_chunk", "run_ensemble_chunk", "init_opt_state", "init_ensemble_opt_state",
-           "drive_chunks", "buffer_size", "Config", "gradients"]
+__all__ = [
+    "TrialSource",
+    "trial_data",
+    "ensemble_data",
+    "alignment",
+    "Guard",
+    "new_guard",
+    "guard_step",
+    "SessionState",
+    "per_param_sgd",
+    "make_optimizer",
+    "run_trials",
+    "run_chunk",
+    "run_ensemble_chunk",
+    "init_opt_state",
+    "init_ensemble_opt_state",
+    "drive_chunks",
+    "buffer_size",
+    "Config",
+    "gradients",
+]
 
 
 class Config(NamedTuple):
@@ -64,8 +81,14 @@ class TrialSource:
     """Where a session's trials come from (a pytree: the bank arrays are its
     leaves; the generator, batch size, metric and dtype are static)."""
 
-    def __init__(self, arrays, generator: Optional[TaskGenerator], batch: int,
-                 metric: Optional[Callable], dtype: str):
+    def __init__(
+        self,
+        arrays,
+        generator: Optional[TaskGenerator],
+        batch: int,
+        metric: Optional[Callable],
+        dtype: str,
+    ):
         self.arrays = arrays
         self.generator = generator
         self.batch = batch
@@ -108,7 +131,8 @@ def ensemble_data(tasks, batch: int, dtype: str):
             raise ValueError(
                 "an ensemble takes one TaskGenerator for all networks (each network draws its "
                 "own trials from its seed); for different tasks per network give stacked Tasks, "
-                "e.g. generator.to_task(n_trials)")
+                "e.g. generator.to_task(n_trials)"
+            )
         return trial_data(tasks[0], batch, dtype), None
     if len({t.metric for t in tasks}) != 1:
         raise ValueError("the tasks of an ensemble must all have the same accuracy metric")
@@ -157,8 +181,20 @@ class Guard(NamedTuple):
     best_at: jax.Array
 
 
-def new_guard(w, opt_state, max_loss_growth, dtype, *, start=0, best=np.inf, previous=None,
-              frozen_at=-1, best_w=None, best_w_loss=None, best_at=None):
+def new_guard(
+    w,
+    opt_state,
+    max_loss_growth,
+    dtype,
+    *,
+    start=0,
+    best=np.inf,
+    previous=None,
+    frozen_at=-1,
+    best_w=None,
+    best_w_loss=None,
+    best_at=None,
+):
     """The guard of a session that starts at trial ``start`` with parameters
     ``w`` and ``opt_state``.  A session that continues another passes that
     session's ``best`` loss, ``previous = (w, opt_state)`` from before its
@@ -170,9 +206,16 @@ def new_guard(w, opt_state, max_loss_growth, dtype, *, start=0, best=np.inf, pre
     good, good_at = ((w, opt_state), start) if previous is None else (previous, start - 1)
     if best_w is None:
         best_w, best_w_loss, best_at = w, np.inf, start
-    return Guard(jnp.asarray(best, dtype), jnp.asarray(growth, dtype),
-                 jnp.asarray(frozen_at, jnp.int32), good, jnp.asarray(good_at, jnp.int32),
-                 best_w, jnp.asarray(best_w_loss, dtype), jnp.asarray(best_at, jnp.int32))
+    return Guard(
+        jnp.asarray(best, dtype),
+        jnp.asarray(growth, dtype),
+        jnp.asarray(frozen_at, jnp.int32),
+        good,
+        jnp.asarray(good_at, jnp.int32),
+        best_w,
+        jnp.asarray(best_w_loss, dtype),
+        jnp.asarray(best_at, jnp.int32),
+    )
 
 
 def guard_step(guard: Guard, trial, old, new, loss):
@@ -195,12 +238,16 @@ def guard_step(guard: Guard, trial, old, new, loss):
     # the network ``old`` measured the lowest loss yet (counted as ``best`` is)
     lowest = take & (loss > 0) & (loss < guard.best_w_loss)
     best_w = jax.tree_util.tree_map(lambda b, o: jnp.where(lowest, o, b), guard.best_w, old[0])
-    guard = Guard(jnp.where(take & (loss > 0), jnp.minimum(guard.best, loss), guard.best),
-                  guard.growth,
-                  jnp.where(healthy & ~take, trial, guard.frozen_at).astype(jnp.int32),
-                  good, jnp.where(measured, trial, guard.good_at).astype(jnp.int32),
-                  best_w, jnp.where(lowest, loss, guard.best_w_loss),
-                  jnp.where(lowest, trial, guard.best_at).astype(jnp.int32))
+    guard = Guard(
+        jnp.where(take & (loss > 0), jnp.minimum(guard.best, loss), guard.best),
+        guard.growth,
+        jnp.where(healthy & ~take, trial, guard.frozen_at).astype(jnp.int32),
+        good,
+        jnp.where(measured, trial, guard.good_at).astype(jnp.int32),
+        best_w,
+        jnp.where(lowest, loss, guard.best_w_loss),
+        jnp.where(lowest, trial, guard.best_at).astype(jnp.int32),
+    )
     return kept, guard, jnp.where(healthy, loss, jnp.nan)
 
 
@@ -307,7 +354,8 @@ def _online_learned(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs, le
             out = out[None]
         else:
             states, h, out, d, lt = jax.vmap(advance, in_axes=(None, 0, 0, 0, 0, 0))(
-                net_t, states, h, x[:, t], y[:, t], m[:, t])
+                net_t, states, h, x[:, t], y[:, t], m[:, t]
+            )
             d, lt = _mean0(d), jnp.mean(lt)
         w, opt_state = _apply(opt, net, w, opt_state, d, n_steps)
         if keep_outputs:
@@ -329,7 +377,8 @@ def _online_learned(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs, le
     outs = [jnp.zeros((n_batch, n_steps - 1, n_out), y.dtype)] if keep_outputs else []
     zero = jnp.zeros((), y.dtype)
     w, opt_state, states, _, total, *outs = jax.lax.fori_loop(
-        1, n_steps, body, (w, opt_state, states, h0, zero, *outs), unroll=setup.unroll)
+        1, n_steps, body, (w, opt_state, states, h0, zero, *outs), unroll=setup.unroll
+    )
     outs = outs[0] if keep_outputs else None
     norm = n_steps * n_out if setup.loss.per_output else n_steps
     if learned is not None:
@@ -350,16 +399,27 @@ def _online_fused(fused, cfg, opt, net, w, opt_state, lr, x, y, m, keys, keep_ou
         return new_w, total / norm, (out[None] if keep_outputs else None)
 
     def elsewhere():
-        new_w, _, loss, out = _online_update(cfg, opt, net, w, opt_state, x, y, m, keys,
-                                             keep_outputs)
+        new_w, _, loss, out = _online_update(
+            cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs
+        )
         return new_w, loss, out
 
     new_w, loss, out = jax.lax.platform_dependent(cpu=on_cpu, default=elsewhere)
     return new_w, opt_state, loss, out
 
 
-def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source: TrialSource,
-               start, n, capacity):
+def run_trials(
+    cfg: Config,
+    optimizer,
+    net,
+    state: SessionState,
+    lr,
+    key,
+    source: TrialSource,
+    start,
+    n,
+    capacity,
+):
     """Updates ``start .. start+n-1`` of a session (pure; jit and vmap friendly).
 
     ``cfg`` and ``capacity`` (the length of the returned buffers; entries past
@@ -388,16 +448,20 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
             rule_keys = jax.random.split(k_rule, source.batch)
         x, y, m = source.draw(trial, k_sample)
         if fused is not None:
-            new_w, new_opt, loss, out = _online_fused(fused, cfg, opt, net, w, opt_state, lr,
-                                                      x, y, m, rule_keys, metric is not None)
+            new_w, new_opt, loss, out = _online_fused(
+                fused, cfg, opt, net, w, opt_state, lr, x, y, m, rule_keys, metric is not None
+            )
         elif online:
             new_w, new_opt, loss, out, learned = _online_learned(
-                cfg, opt, net, w, opt_state, x, y, m, rule_keys, metric is not None, learned)
+                cfg, opt, net, w, opt_state, x, y, m, rule_keys, metric is not None, learned
+            )
         else:
             new_w, new_opt, loss, out, learned = _offline_update(
-                cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned)
-        (w, opt_state), guard, loss = guard_step(guard, trial, (w, opt_state),
-                                                 (new_w, new_opt), loss)
+                cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned
+            )
+        (w, opt_state), guard, loss = guard_step(
+            guard, trial, (w, opt_state), (new_w, new_opt), loss
+        )
         if metric is not None:  # no buffer work for tasks without a metric
             correct, counted = jax.vmap(metric)(out, y[:, 1:], m[:, 1:])
             counted = jnp.sum(counted)
@@ -410,7 +474,8 @@ def run_trials(cfg: Config, optimizer, net, state: SessionState, lr, key, source
     buf = jnp.zeros((capacity,), net.w_out.dtype)
     accs = [buf] if metric is not None else []
     w, opt_state, guard, learned, losses, aligns, *accs = jax.lax.fori_loop(
-        0, n, body, (state.w, state.opt_state, state.guard, learned, buf, buf, *accs))
+        0, n, body, (state.w, state.opt_state, state.guard, learned, buf, buf, *accs)
+    )
     accs = accs[0] if metric is not None else jnp.full((capacity,), jnp.nan, buf.dtype)
     return SessionState(w, opt_state, guard, learned), losses, aligns, accs
 
@@ -422,12 +487,14 @@ def run_chunk(cfg, optimizer, net, state, lr, key, source, start, n, capacity):
 
 
 @partial(jax.jit, static_argnums=(0, 1, 9, 10, 11))
-def run_ensemble_chunk(cfg, optimizer, nets, state, lr, keys, source, start, n, capacity,
-                       lr_axis, data_axis):
+def run_ensemble_chunk(
+    cfg, optimizer, nets, state, lr, keys, source, start, n, capacity, lr_axis, data_axis
+):
     """:func:`run_trials` for K networks at once (``jax.vmap`` over the leading axis)."""
     fn = partial(run_trials, cfg, optimizer)
     return jax.vmap(fn, in_axes=(0, 0, lr_axis, 0, data_axis, None, None, None))(
-        nets, state, lr, keys, source, start, n, capacity)
+        nets, state, lr, keys, source, start, n, capacity
+    )
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -437,7 +504,9 @@ def init_opt_state(optimizer, lr, w):
 
 @partial(jax.jit, static_argnums=(0, 3))
 def init_ensemble_opt_state(optimizer, lr, w, lr_axis):
-    return jax.vmap(lambda rate, w: make_optimizer(optimizer, rate).init(w), in_axes=(lr_axis, 0))(lr, w)
+    return jax.vmap(lambda rate, w: make_optimizer(optimizer, rate).init(w), in_axes=(lr_axis, 0))(
+        lr, w
+    )
 
 
 def buffer_size(chunk: int) -> int:
@@ -464,7 +533,13 @@ def drive_chunks(run, state, trials, capacity, callback=None, stop_when_frozen=F
         done += n
         if callback is not None:
             last = parts[-1][0][..., -1]
-            callback(done, trials, float(np.mean(last[np.isfinite(last)])) if np.any(np.isfinite(last)) else float("nan"))
+            callback(
+                done,
+                trials,
+                float(np.mean(last[np.isfinite(last)]))
+                if np.any(np.isfinite(last))
+                else float("nan"),
+            )
         if stop_when_frozen and int(state.guard.frozen_at) >= 0:
             break
     return (state, *(np.concatenate(c, axis=-1) for c in zip(*parts)))

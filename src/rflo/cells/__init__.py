@@ -24,8 +24,16 @@ products for the others).
 """
 
 from rflo.cells.base import (
-    Cell, SynapticCell, cell_names, forward, get_cell, owns_synapses, readout, rebuild_cell,
-    register_cell, step,
+    Cell,
+    SynapticCell,
+    cell_names,
+    forward,
+    get_cell,
+    owns_synapses,
+    readout,
+    rebuild_cell,
+    register_cell,
+    step,
 )
 from rflo.cells.function import FunctionCell, from_function
 from rflo.cells.gated import GRU, LSTM
@@ -37,10 +45,33 @@ from rflo.cells.point_layer import PointLayer
 from rflo.cells.readout_feedback import ReadoutFeedback
 from rflo.cells.stack import Stack
 
-__all__ = ["Cell", "SynapticCell", "cell_names", "get_cell", "rebuild_cell", "register_cell", "step", "readout",
-           "forward", "owns_synapses", "LeakyTanh", "LEAKY_TANH", "LeakyTau", "LIF", "ALIF",
-           "ReadoutFeedback", "GRU", "LSTM", "LRU", "Stack", "PointLayer", "FunctionCell", "from_function",
-           "from_equinox", "from_flax"]
+__all__ = [
+    "Cell",
+    "SynapticCell",
+    "cell_names",
+    "get_cell",
+    "rebuild_cell",
+    "register_cell",
+    "step",
+    "readout",
+    "forward",
+    "owns_synapses",
+    "LeakyTanh",
+    "LEAKY_TANH",
+    "LeakyTau",
+    "LIF",
+    "ALIF",
+    "ReadoutFeedback",
+    "GRU",
+    "LSTM",
+    "LRU",
+    "Stack",
+    "PointLayer",
+    "FunctionCell",
+    "from_function",
+    "from_equinox",
+    "from_flax",
+]
 
 
 def from_equinox(module, **kwargs):

@@ -37,9 +37,24 @@ from typing import ClassVar, Dict, NamedTuple, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Cell", "SynapticCell", "register_cell", "get_cell", "cell_names", "step",
-           "readout", "current", "forward", "Activity", "STANDARD_PARAMS", "owns_synapses",
-           "initial_state", "output", "unit_axes", "standard_params"]
+__all__ = [
+    "Cell",
+    "SynapticCell",
+    "register_cell",
+    "get_cell",
+    "cell_names",
+    "step",
+    "readout",
+    "current",
+    "forward",
+    "Activity",
+    "STANDARD_PARAMS",
+    "owns_synapses",
+    "initial_state",
+    "output",
+    "unit_axes",
+    "standard_params",
+]
 
 #: parameters every network has (fields of :class:`~rflo.network.Network`)
 STANDARD_PARAMS = ("w_in", "w_rec", "w_out", "h0", "tau")
@@ -160,8 +175,10 @@ class SynapticCell:
         """``n_z``, the size of the output, from the parameters' shapes (nothing is computed)."""
         z = jax.eval_shape(lambda p: self.output(p, self.initial_state(p)), params)
         if len(z.shape) != 1:
-            raise ValueError(f"cell {self.name!r}: output(params, state) must be a vector (n_z,), "
-                             f"got shape {z.shape}")
+            raise ValueError(
+                f"cell {self.name!r}: output(params, state) must be a vector (n_z,), "
+                f"got shape {z.shape}"
+            )
         return z.shape[0]
 
     def trainable_names(self, params) -> Tuple[str, ...]:
@@ -189,9 +206,10 @@ class SynapticCell:
 def register_cell(cls):
     """Class decorator: make ``cls`` a static pytree and add it to the registry."""
     if cls.name in _CELLS and _CELLS[cls.name] is not cls:
-        raise ValueError(f"a cell named {cls.name!r} is already registered ({_CELLS[cls.name].__name__})")
-    jax.tree_util.register_pytree_node(
-        cls, lambda c: ((), c), lambda c, _: c)
+        raise ValueError(
+            f"a cell named {cls.name!r} is already registered ({_CELLS[cls.name].__name__})"
+        )
+    jax.tree_util.register_pytree_node(cls, lambda c: ((), c), lambda c, _: c)
     _CELLS[cls.name] = cls
     return cls
 
@@ -301,6 +319,7 @@ def forward(net, x, unroll: int = 1) -> Activity:
     """Run the network with fixed parameters over one trial ``x`` (T, n_in)."""
     cell = net.cell
     if owns_synapses(cell):
+
         def body(state, x_t):
             state = cell.step(net.extra, state, x_t)
             z = cell.output(net.extra, state)
@@ -315,4 +334,3 @@ def forward(net, x, unroll: int = 1) -> Activity:
         return state, Activity(state, z, drive, net.w_out @ z)
 
     return jax.lax.scan(body, cell.initial_state(net), x[1:], unroll=unroll)[1]
-

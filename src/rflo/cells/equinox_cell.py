@@ -92,8 +92,11 @@ class EquinoxCell(_ModuleCell):
         eqx = _import_equinox()
         arrays, static = eqx.partition(module, eqx.is_inexact_array)
         leaves, tree = jax.tree_util.tree_flatten_with_path(arrays)
-        return [v for _, v in leaves], [_path_name(p) for p, _ in leaves], \
-            (jax.tree_util.tree_structure(arrays), static)
+        return (
+            [v for _, v in leaves],
+            [_path_name(p) for p, _ in leaves],
+            (jax.tree_util.tree_structure(arrays), static),
+        )
 
     def init(self, key, n_in, n_rec, dtype):
         return self.module_params(key, dtype, "from_equinox")
@@ -119,9 +122,14 @@ class EquinoxCell(_ModuleCell):
 jax.tree_util.register_pytree_node(EquinoxCell, lambda c: ((), c), lambda c, _: c)
 
 
-def from_equinox(module, *, output: Optional[Callable] = None,
-                 initial_state: Optional[Callable] = None, unit_axes: Optional[dict] = None,
-                 name: Optional[str] = None) -> EquinoxCell:
+def from_equinox(
+    module,
+    *,
+    output: Optional[Callable] = None,
+    initial_state: Optional[Callable] = None,
+    unit_axes: Optional[dict] = None,
+    name: Optional[str] = None,
+) -> EquinoxCell:
     """A cell from an Equinox module (see the module docstring).
 
     Parameters
@@ -147,34 +155,51 @@ def from_equinox(module, *, output: Optional[Callable] = None,
         raise ValueError(f"from_equinox: name must be a non-empty string, got {name!r}")
     factory = not isinstance(module, eqx.Module)
     if factory and not callable(module):
-        raise ValueError(f"from_equinox needs an equinox.Module or a function key -> module, "
-                         f"got {type(module).__name__}")
+        raise ValueError(
+            f"from_equinox needs an equinox.Module or a function key -> module, "
+            f"got {type(module).__name__}"
+        )
     probe = module(jax.random.PRNGKey(0)) if factory else module
     if not isinstance(probe, eqx.Module):
-        raise ValueError(f"from_equinox: the function must return an equinox.Module, got "
-                         f"{type(probe).__name__}")
+        raise ValueError(
+            f"from_equinox: the function must return an equinox.Module, got {type(probe).__name__}"
+        )
     cell = EquinoxCell(name=name, source=_Held(module), factory=factory)
     values, names, structure = cell._split(probe)
     if not names:
-        raise ValueError(f"from_equinox: the module ({type(probe).__name__}) has no floating-point "
-                         "arrays to train")
+        raise ValueError(
+            f"from_equinox: the module ({type(probe).__name__}) has no floating-point "
+            "arrays to train"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"from_equinox: two of the module's arrays have the same name: {names}")
     try:
         hash(structure[1])
     except TypeError as exc:
-        raise ValueError(f"from_equinox: the module's fields that are not float arrays must be "
-                         f"hashable ({exc}); mark them eqx.field(static=True) or make them "
-                         "arrays") from None
+        raise ValueError(
+            f"from_equinox: the module's fields that are not float arrays must be "
+            f"hashable ({exc}); mark them eqx.field(static=True) or make them "
+            "arrays"
+        ) from None
     shapes = {k: tuple(np.shape(v)) for k, v in zip(names, values)}
     sizes = [getattr(probe, a, None) for a in ("input_size", "hidden_size")]
-    sizes = tuple(int(s) if isinstance(s, (int, np.integer)) and not isinstance(s, bool) else None
-                  for s in sizes)
+    sizes = tuple(
+        int(s) if isinstance(s, (int, np.integer)) and not isinstance(s, bool) else None
+        for s in sizes
+    )
     spec = None
     if sizes[1] is not None:
         h = jnp.zeros((sizes[1],))
         spec = _spec((h, h) if isinstance(probe, eqx.nn.LSTMCell) else h)
     return dataclasses.replace(
-        cell, names=tuple(names), shapes=tuple(shapes[k] for k in names), structure=structure,
-        declared=sizes, axes=_check_axes("from_equinox", unit_axes, shapes), output_fn=output,
-        state_fn=initial_state, state_spec=spec, module_name=type(probe).__name__)
+        cell,
+        names=tuple(names),
+        shapes=tuple(shapes[k] for k in names),
+        structure=structure,
+        declared=sizes,
+        axes=_check_axes("from_equinox", unit_axes, shapes),
+        output_fn=output,
+        state_fn=initial_state,
+        state_spec=spec,
+        module_name=type(probe).__name__,
+    )

@@ -77,7 +77,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo.cells.module import (
-    _check_axes, _first_line, _Held, _ModuleCell, _path_name, _spec, _zeros_like_spec,
+    _check_axes,
+    _first_line,
+    _Held,
+    _ModuleCell,
+    _path_name,
+    _spec,
+    _zeros_like_spec,
 )
 
 __all__ = ["FlaxCell", "from_flax"]
@@ -99,7 +105,9 @@ def _import_flax():
 def _flax_builtin(module, nnx, linen) -> bool:
     cls = type(module)
     return cls.__name__ in _CARRY_OUT + _LSTM and cls.__module__ in (
-        "flax.nnx.nn.recurrent", "flax.linen.recurrent")
+        "flax.nnx.nn.recurrent",
+        "flax.linen.recurrent",
+    )
 
 
 def _names(params):
@@ -156,12 +164,15 @@ class FlaxCell(_ModuleCell):
     def init(self, key, n_in, n_rec, dtype):
         if self.api == "linen":
             module = self.structure[0]
-            variables = module.init(key, self._linen_carry(n_in, n_rec, dtype),
-                                    jnp.zeros((n_in,), dtype))
+            variables = module.init(
+                key, self._linen_carry(n_in, n_rec, dtype), jnp.zeros((n_in,), dtype)
+            )
             other = sorted(set(variables) - {"params"})
             if other:
-                raise ValueError(f"from_flax: the Linen module has the variable collections "
-                                 f"{other} besides 'params'; only 'params' can be trained here")
+                raise ValueError(
+                    f"from_flax: the Linen module has the variable collections "
+                    f"{other} besides 'params'; only 'params' can be trained here"
+                )
             values, names = _names(variables.get("params", {}))
             return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
         return self.module_params(key, dtype, "from_flax")
@@ -198,8 +209,11 @@ class FlaxCell(_ModuleCell):
         if not self.builtin or self.shapes is None:
             return {}
         n = self.declared[1]
-        return {k: len(s) - 1 for k, s in zip(self.names, self.shapes)
-                if len(s) >= 1 and (n is None or s[-1] % n == 0)}
+        return {
+            k: len(s) - 1
+            for k, s in zip(self.names, self.shapes)
+            if len(s) >= 1 and (n is None or s[-1] % n == 0)
+        }
 
     # ---- once the sizes are known: Linen's parameters, any module's output
     def _on_sized(self):
@@ -208,26 +222,38 @@ class FlaxCell(_ModuleCell):
             module = self.structure[0]
             try:
                 tree = jax.eval_shape(
-                    lambda k: module.init(k, self._linen_carry(self.n_in, self.n_rec, jnp.float32),
-                                          jnp.zeros((self.n_in,), jnp.float32)),
-                    jax.random.PRNGKey(0))
+                    lambda k: module.init(
+                        k,
+                        self._linen_carry(self.n_in, self.n_rec, jnp.float32),
+                        jnp.zeros((self.n_in,), jnp.float32),
+                    ),
+                    jax.random.PRNGKey(0),
+                )
             except Exception as exc:  # the module's own error, whatever its type
-                raise ValueError(f"from_flax: module.init of the Linen {self.kind()} fails on an "
-                                 f"input of shape ({self.n_in},) ({_first_line(exc)}); check "
-                                 "n_in or give initial_state=") from None
+                raise ValueError(
+                    f"from_flax: module.init of the Linen {self.kind()} fails on an "
+                    f"input of shape ({self.n_in},) ({_first_line(exc)}); check "
+                    "n_in or give initial_state="
+                ) from None
             other = sorted(set(tree) - {"params"})
             if other:
-                raise ValueError(f"from_flax: the Linen module has the variable collections "
-                                 f"{other} besides 'params'; only 'params' can be trained here")
+                raise ValueError(
+                    f"from_flax: the Linen module has the variable collections "
+                    f"{other} besides 'params'; only 'params' can be trained here"
+                )
             values, names = _names(tree.get("params", {}))
             shapes = {k: tuple(v.shape) for k, v in zip(names, values)}
             axes = self.axes
             if axes is not None:
                 axes = _check_axes("from_flax", dict(axes), shapes)
             tree = jax.tree_util.tree_structure(tree.get("params", {}))
-            cell = dataclasses.replace(cell, names=tuple(names), axes=axes,
-                                       shapes=tuple(shapes[k] for k in names),
-                                       structure=(module, tree))
+            cell = dataclasses.replace(
+                cell,
+                names=tuple(names),
+                axes=axes,
+                shapes=tuple(shapes[k] for k in names),
+                structure=(module, tree),
+            )
         if cell.y_leaf == _UNKNOWN and cell.output_fn is None:
             cell = cell._find_output()
         return cell
@@ -239,15 +265,18 @@ class FlaxCell(_ModuleCell):
             params = self.init(jax.random.PRNGKey(0), self.n_in, self.n_rec, jnp.float32)
             carry = jax.tree_util.tree_map(
                 lambda a: jnp.asarray(rng.normal(size=np.shape(a)), jnp.float32),
-                _ModuleCell.initial_state(self, params))
+                _ModuleCell.initial_state(self, params),
+            )
             x = jnp.asarray(rng.normal(size=(self.n_in,)), jnp.float32)
             new, y = self.module(params)(carry, x)
         except ValueError:
             raise
         except Exception as exc:  # the module's own error, whatever its type
-            raise ValueError(f"from_flax: the module ({self.kind()}) does not run as "
-                             f"carry, y = module(carry, x) on x of shape ({self.n_in},) "
-                             f"({_first_line(exc)}); check n_in or give initial_state=") from None
+            raise ValueError(
+                f"from_flax: the module ({self.kind()}) does not run as "
+                f"carry, y = module(carry, x) on x of shape ({self.n_in},) "
+                f"({_first_line(exc)}); check n_in or give initial_state="
+            ) from None
         y = np.asarray(y)
         if isinstance(new, jax.Array) and np.shape(new) == y.shape and np.array_equal(new, y):
             return dataclasses.replace(self, y_leaf=-1)
@@ -263,9 +292,14 @@ jax.tree_util.register_pytree_node(FlaxCell, lambda c: ((), c), lambda c, _: c)
 _UNKNOWN = -2
 
 
-def from_flax(module, *, output: Optional[Callable] = None,
-              initial_state: Optional[Callable] = None, unit_axes: Optional[dict] = None,
-              name: Optional[str] = None) -> FlaxCell:
+def from_flax(
+    module,
+    *,
+    output: Optional[Callable] = None,
+    initial_state: Optional[Callable] = None,
+    unit_axes: Optional[dict] = None,
+    name: Optional[str] = None,
+) -> FlaxCell:
     """A cell from a Flax recurrent cell (see the module docstring).
 
     Parameters
@@ -293,28 +327,34 @@ def from_flax(module, *, output: Optional[Callable] = None,
         return _from_linen(module, nnx, linen, output, initial_state, unit_axes, name)
     factory = not isinstance(module, nnx.Module)
     if factory and not callable(module):
-        raise ValueError(f"from_flax needs a Flax NNX or Linen module or a function key -> "
-                         f"NNX module, got {type(module).__name__}")
+        raise ValueError(
+            f"from_flax needs a Flax NNX or Linen module or a function key -> "
+            f"NNX module, got {type(module).__name__}"
+        )
     probe = module(jax.random.PRNGKey(0)) if factory else module
     if not isinstance(probe, nnx.Module):
-        raise ValueError(f"from_flax: the function must return a Flax NNX module, got "
-                         f"{type(probe).__name__}")
+        raise ValueError(
+            f"from_flax: the function must return a Flax NNX module, got {type(probe).__name__}"
+        )
     cell = FlaxCell(name=name, source=_Held(module), factory=factory, api="nnx")
     graphdef, params, rest = nnx.split(probe, nnx.Param, ...)
     values, names = _names(params)
     if not names:
-        raise ValueError(f"from_flax: the module ({type(probe).__name__}) has no nnx.Param to train")
+        raise ValueError(
+            f"from_flax: the module ({type(probe).__name__}) has no nnx.Param to train"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"from_flax: two of the module's parameters have the same name: {names}")
     structure = (graphdef, jax.tree_util.tree_structure(params))
     try:
         hash(structure)
     except TypeError as exc:
-        raise ValueError(f"from_flax: the module's structure must be hashable ({exc}); keep "
-                         "unhashable metadata out of its variables") from None
+        raise ValueError(
+            f"from_flax: the module's structure must be hashable ({exc}); keep "
+            "unhashable metadata out of its variables"
+        ) from None
     shapes = {k: tuple(np.shape(v)) for k, v in zip(names, values)}
-    sizes = tuple(_int_or_none(getattr(probe, a, None))
-                  for a in ("in_features", "hidden_features"))
+    sizes = tuple(_int_or_none(getattr(probe, a, None)) for a in ("in_features", "hidden_features"))
     builtin = _flax_builtin(probe, nnx, linen)
     spec = None
     if hasattr(probe, "initialize_carry"):
@@ -323,11 +363,20 @@ def from_flax(module, *, output: Optional[Callable] = None,
         except Exception:  # a module's own initialize_carry of another signature
             spec = None
     return dataclasses.replace(
-        cell, names=tuple(names), shapes=tuple(shapes[k] for k in names),
-        structure=structure, rest=_Held(rest), declared=sizes, builtin=builtin,
-        axes=_check_axes("from_flax", unit_axes, shapes), output_fn=output,
-        state_fn=initial_state, state_spec=spec, y_leaf=_default_y(probe, builtin),
-        module_name=type(probe).__name__)
+        cell,
+        names=tuple(names),
+        shapes=tuple(shapes[k] for k in names),
+        structure=structure,
+        rest=_Held(rest),
+        declared=sizes,
+        builtin=builtin,
+        axes=_check_axes("from_flax", unit_axes, shapes),
+        output_fn=output,
+        state_fn=initial_state,
+        state_spec=spec,
+        y_leaf=_default_y(probe, builtin),
+        module_name=type(probe).__name__,
+    )
 
 
 def _int_or_none(v):
@@ -342,8 +391,10 @@ def _default_y(module, builtin):
 
 def _from_linen(module, nnx, linen, output, initial_state, unit_axes, name):
     if module.scope is not None:
-        raise ValueError("from_flax needs an unbound Linen module (module, not module.bind(...)); "
-                         "its parameters are drawn by module.init for each network seed")
+        raise ValueError(
+            "from_flax needs an unbound Linen module (module, not module.bind(...)); "
+            "its parameters are drawn by module.init for each network seed"
+        )
     try:
         hash(module)
     except TypeError as exc:
@@ -357,7 +408,18 @@ def _from_linen(module, nnx, linen, output, initial_state, unit_axes, name):
         except Exception:  # a module's own initialize_carry of another signature
             spec = None
     axes = _check_axes("from_flax", unit_axes, None)
-    return FlaxCell(name=name, source=_Held(module), factory=False, api="linen",
-                    structure=(module, None), declared=(None, hidden), builtin=builtin, axes=axes,
-                    output_fn=output, state_fn=initial_state, state_spec=spec,
-                    y_leaf=_default_y(module, builtin), module_name=type(module).__name__)
+    return FlaxCell(
+        name=name,
+        source=_Held(module),
+        factory=False,
+        api="linen",
+        structure=(module, None),
+        declared=(None, hidden),
+        builtin=builtin,
+        axes=axes,
+        output_fn=output,
+        state_fn=initial_state,
+        state_spec=spec,
+        y_leaf=_default_y(module, builtin),
+        module_name=type(module).__name__,
+    )

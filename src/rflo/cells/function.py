@@ -49,8 +49,10 @@ class FunctionCell(SynapticCell):
     def init(self, key, n_in, n_rec, dtype):
         params = self.init_fn(key, n_in, n_rec)
         if not isinstance(params, dict):
-            raise ValueError(f"cell {self.name!r}: init must return a dict of arrays by name, "
-                             f"got {type(params).__name__}")
+            raise ValueError(
+                f"cell {self.name!r}: init must return a dict of arrays by name, "
+                f"got {type(params).__name__}"
+            )
         return {k: jnp.asarray(v, dtype) for k, v in params.items()}
 
     def sized(self, n_in, n_rec):
@@ -60,8 +62,10 @@ class FunctionCell(SynapticCell):
 
     def sizes(self, params):
         if self.n_rec is None:
-            raise ValueError(f"cell {self.name!r} has no sizes yet: build the network with "
-                             "rflo.init_network(n_in, n_rec, n_out, cell=cell)")
+            raise ValueError(
+                f"cell {self.name!r} has no sizes yet: build the network with "
+                "rflo.init_network(n_in, n_rec, n_out, cell=cell)"
+            )
         return self.n_in, self.n_rec
 
     def step(self, params, state, x):
@@ -86,18 +90,33 @@ class FunctionCell(SynapticCell):
         return {"name": self.name, "n_in": self.n_in, "n_rec": self.n_rec}
 
     def restorable(self):
-        return (f"cell {self.name!r} is made of your own functions (rflo.cells.from_function), "
-                "which a file cannot hold")
+        return (
+            f"cell {self.name!r} is made of your own functions (rflo.cells.from_function), "
+            "which a file cannot hold"
+        )
 
 
 jax.tree_util.register_pytree_node(FunctionCell, lambda c: ((), c), lambda c, _: c)
 
 
-def from_function(init, step, output=None, *, initial_state=None, unit_axes=None,
-                  step_with=None, name: str = "function") -> FunctionCell:
+def from_function(
+    init,
+    step,
+    output=None,
+    *,
+    initial_state=None,
+    unit_axes=None,
+    step_with=None,
+    name: str = "function",
+) -> FunctionCell:
     """A cell from pure functions (see the module docstring for their signatures)."""
-    for what, fn in (("init", init), ("step", step), ("output", output),
-                     ("initial_state", initial_state), ("step_with", step_with)):
+    for what, fn in (
+        ("init", init),
+        ("step", step),
+        ("output", output),
+        ("initial_state", initial_state),
+        ("step_with", step_with),
+    ):
         if fn is not None and not callable(fn):
             raise ValueError(f"from_function: {what} must be a function, got {type(fn).__name__}")
     if init is None or step is None:
@@ -108,5 +127,6 @@ def from_function(init, step, output=None, *, initial_state=None, unit_axes=None
             raise ValueError(f"unit_axes maps parameter names to integer axes, got {k!r}: {v!r}")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    return FunctionCell(name, init, step, output, initial_state, step_with,
-                        tuple(sorted(axes.items())))
+    return FunctionCell(
+        name, init, step, output, initial_state, step_with, tuple(sorted(axes.items()))
+    )

@@ -75,8 +75,8 @@ class GRU(_Gated):
         a = params["w_in"] @ x + params["bias"]
         b = params["w_rec"] @ z
         r = jax.nn.sigmoid(a[:n] + b[:n])
-        u = jax.nn.sigmoid(a[n:2 * n] + b[n:2 * n])
-        c = jnp.tanh(a[2 * n:] + r * b[2 * n:])
+        u = jax.nn.sigmoid(a[n : 2 * n] + b[n : 2 * n])
+        c = jnp.tanh(a[2 * n :] + r * b[2 * n :])
         return (1.0 - u) * c + u * h
 
     def step(self, params, h, x):
@@ -93,7 +93,7 @@ class LSTM(_Gated):
 
     def init(self, key, n_in, n_rec, dtype):
         params = _uniform_init(key, n_in, n_rec, 4, dtype)
-        params["bias"] = params["bias"].at[n_rec:2 * n_rec].set(self.forget_bias)
+        params["bias"] = params["bias"].at[n_rec : 2 * n_rec].set(self.forget_bias)
         return params
 
     def initial_state(self, params):
@@ -109,9 +109,9 @@ class LSTM(_Gated):
         n = c.shape[-1]
         a = params["w_in"] @ x + params["w_rec"] @ z + params["bias"]
         i = jax.nn.sigmoid(a[:n])
-        f = jax.nn.sigmoid(a[n:2 * n])
-        g = jnp.tanh(a[2 * n:3 * n])
-        o = jax.nn.sigmoid(a[3 * n:])
+        f = jax.nn.sigmoid(a[n : 2 * n])
+        g = jnp.tanh(a[2 * n : 3 * n])
+        o = jax.nn.sigmoid(a[3 * n :])
         c = f * c + i * g
         return (c, o * jnp.tanh(c))
 

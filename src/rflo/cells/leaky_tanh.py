@@ -62,8 +62,11 @@ def tanh_with(derivative: str):
 
 
 #: the smallest stable ``tau`` of the leaky (Euler) units, and why
-LEAKY_MIN_TAU = (1.0, "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it "
-                      "overshoots and below tau = 1/2 it is unstable")
+LEAKY_MIN_TAU = (
+    1.0,
+    "h moves 1/tau of the way to tanh(u) each step, so with tau < 1 it "
+    "overshoots and below tau = 1/2 it is unstable",
+)
 
 
 @register_cell
@@ -77,7 +80,9 @@ class LeakyTanh(Cell):
 
     def __post_init__(self):
         if self.derivative not in DERIVATIVES:
-            raise ValueError(f"unknown derivative {self.derivative!r}: use one of {sorted(DERIVATIVES)}")
+            raise ValueError(
+                f"unknown derivative {self.derivative!r}: use one of {sorted(DERIVATIVES)}"
+            )
 
     @property
     def fprime(self):

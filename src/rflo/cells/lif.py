@@ -94,8 +94,19 @@ import numpy as np
 
 from rflo.cells.base import Cell, register_cell
 
-__all__ = ["LIF", "ALIF", "ALIFState", "ALIFRefState", "LIFState", "spike", "pseudo_derivative", "FIRING_DRIVE",
-           "FIRING_BAND", "firing_rate", "check_firing"]
+__all__ = [
+    "LIF",
+    "ALIF",
+    "ALIFState",
+    "ALIFRefState",
+    "LIFState",
+    "spike",
+    "pseudo_derivative",
+    "FIRING_DRIVE",
+    "FIRING_BAND",
+    "firing_rate",
+    "check_firing",
+]
 
 #: a background current (in units of ``thr``) that makes the networks of
 #: :func:`rflo.init_network` fire on every built-in task (see "Scale" above)
@@ -134,8 +145,9 @@ def _check(cell):
         raise ValueError(f"{cell.name} setting beta must be a number >= 0, got {beta!r}")
     for name in ("n_refractory", "n_regular"):
         value = getattr(cell, name, 0)
-        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-                and value >= 0):
+        if not (
+            isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+        ):
             raise ValueError(f"{cell.name} setting {name} must be an integer >= 0, got {value!r}")
 
 
@@ -271,7 +283,8 @@ class ALIF(Cell):
     def betas(self, n_rec: int, dtype=None):
         """Each unit's ``beta`` (n_rec,): 0 for the first ``n_regular``."""
         return jnp.where(jnp.arange(n_rec) < self.n_regular, 0.0, self.beta).astype(
-            dtype or jnp.float32)
+            dtype or jnp.float32
+        )
 
     def threshold(self, net, state):
         """The adaptive threshold ``A = thr + beta a`` of each unit."""
@@ -287,8 +300,11 @@ class ALIF(Cell):
         z = self.output(net, state)
         alpha = jnp.exp(-1.0 / net.tau)
         rho = jnp.exp(-1.0 / jnp.asarray(self.tau_a, state.v.dtype))
-        v = (alpha * state.v + (1.0 - alpha) * (current + self.drive * self.thr)
-             - jax.lax.stop_gradient(z) * self.thr)
+        v = (
+            alpha * state.v
+            + (1.0 - alpha) * (current + self.drive * self.thr)
+            - jax.lax.stop_gradient(z) * self.thr
+        )
         if self.n_refractory:
             return ALIFRefState(v, rho * state.a + z, _refractory(self, state.r, z))
         return ALIFState(v, rho * state.a + z)
@@ -332,10 +348,16 @@ def check_firing(net, x, where: str = "the spiking network") -> float:
             f"{where} is silent: {rate:.4f} spikes per unit and step (a sensible band is {lo} "
             f"to {hi}); give its units a background current, e.g. cell=rflo.cells.get_cell("
             f"{cell.name!r}, drive={FIRING_DRIVE}) (now drive={drive}), or lower thr, or scale "
-            "w_in up", RuntimeWarning, stacklevel=2)
+            "w_in up",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     elif rate > hi:
         warnings.warn(
             f"{where} is saturated: {rate:.4f} spikes per unit and step (a sensible band is "
             f"{lo} to {hi}); lower the cell's drive (now {drive}), raise thr, or scale w_in "
-            "and w_rec down", RuntimeWarning, stacklevel=2)
+            "and w_rec down",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return rate

@@ -49,8 +49,9 @@ class LRU(SynapticCell):
 
     def __post_init__(self):
         if not 0.0 <= self.r_min < self.r_max <= 1.0:
-            raise ValueError(f"LRU needs 0 <= r_min < r_max <= 1, got r_min={self.r_min}, "
-                             f"r_max={self.r_max}")
+            raise ValueError(
+                f"LRU needs 0 <= r_min < r_max <= 1, got r_min={self.r_min}, r_max={self.r_max}"
+            )
         if not self.max_phase > 0:
             raise ValueError(f"LRU max_phase must be positive, got {self.max_phase}")
 
@@ -58,15 +59,14 @@ class LRU(SynapticCell):
         k_r, k_p, k_re, k_im = jax.random.split(key, 4)
         u1 = jax.random.uniform(k_r, (n_rec,), dtype)
         u2 = jax.random.uniform(k_p, (n_rec,), dtype)
-        nu_log = jnp.log(-0.5 * jnp.log(u1 * (self.r_max ** 2 - self.r_min ** 2)
-                                        + self.r_min ** 2))
+        nu_log = jnp.log(-0.5 * jnp.log(u1 * (self.r_max**2 - self.r_min**2) + self.r_min**2))
         theta_log = jnp.log(self.max_phase * u2 + 1e-6)
         modulus = jnp.exp(-jnp.exp(nu_log))
         scale = 1.0 / math.sqrt(2 * n_in)
         return {
             "nu_log": nu_log,
             "theta_log": theta_log,
-            "gamma_log": jnp.log(jnp.sqrt(1.0 - modulus ** 2)),
+            "gamma_log": jnp.log(jnp.sqrt(1.0 - modulus**2)),
             "b_re": scale * jax.random.normal(k_re, (n_rec, n_in), dtype),
             "b_im": scale * jax.random.normal(k_im, (n_rec, n_in), dtype),
         }
@@ -87,8 +87,10 @@ class LRU(SynapticCell):
         phase = jnp.exp(params["theta_log"])
         lam_re, lam_im = modulus * jnp.cos(phase), modulus * jnp.sin(phase)
         gamma = jnp.exp(params["gamma_log"])
-        return (lam_re * re - lam_im * im + gamma * (params["b_re"] @ x),
-                lam_im * re + lam_re * im + gamma * (params["b_im"] @ x))
+        return (
+            lam_re * re - lam_im * im + gamma * (params["b_re"] @ x),
+            lam_im * re + lam_re * im + gamma * (params["b_im"] @ x),
+        )
 
     def step_with(self, params, state, x, z):
         """No unit feeds another: the recurrent input changes nothing."""

@@ -81,21 +81,26 @@ def _check_axes(who, axes, shapes):
     if axes is None:
         return None
     if not isinstance(axes, dict):
-        raise ValueError(f"{who}: unit_axes must be a dict {{parameter name: axis}}, "
-                         f"got {type(axes).__name__}")
+        raise ValueError(
+            f"{who}: unit_axes must be a dict {{parameter name: axis}}, got {type(axes).__name__}"
+        )
     out = {}
     for k, v in axes.items():
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise ValueError(f"{who}: unit_axes maps parameter names to integer axes, "
-                             f"got {k!r}: {v!r}")
+            raise ValueError(
+                f"{who}: unit_axes maps parameter names to integer axes, got {k!r}: {v!r}"
+            )
         if shapes is not None:
             if k not in shapes:
-                raise ValueError(f"{who}: unit_axes names {k!r}, which the module does not have; "
-                                 f"its parameters are {sorted(shapes)}")
+                raise ValueError(
+                    f"{who}: unit_axes names {k!r}, which the module does not have; "
+                    f"its parameters are {sorted(shapes)}"
+                )
             nd = len(shapes[k])
             if not -nd <= v < nd:
-                raise ValueError(f"{who}: unit axis {v} of {k!r} (shape {shapes[k]}) is out of "
-                                 f"range")
+                raise ValueError(
+                    f"{who}: unit axis {v} of {k!r} (shape {shapes[k]}) is out of range"
+                )
             v = int(v) % nd
         out[k] = int(v)
     return tuple(sorted(out.items()))
@@ -140,9 +145,11 @@ class _ModuleCell(SynapticCell):
         module = self.source.value(key) if self.factory else self.source.value
         values, names, structure = self._split(module)
         if tuple(names) != self.names or structure != self.structure:
-            raise ValueError(f"{who}: the function returned a module of another structure "
-                             f"(parameters {names}) than at first ({list(self.names)}); it must "
-                             "build the same module for every key")
+            raise ValueError(
+                f"{who}: the function returned a module of another structure "
+                f"(parameters {names}) than at first ({list(self.names)}); it must "
+                "build the same module for every key"
+            )
         return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
 
     def module(self, params):
@@ -190,8 +197,10 @@ class _ModuleCell(SynapticCell):
             return self.n_in, self.n_rec
         if None not in self.declared:
             return self.declared
-        raise ValueError(f"cell {self.name!r} has no sizes yet: build the network with "
-                         "rflo.init_network(n_in, n_rec, n_out, cell=cell)")
+        raise ValueError(
+            f"cell {self.name!r} has no sizes yet: build the network with "
+            "rflo.init_network(n_in, n_rec, n_out, cell=cell)"
+        )
 
     def sized(self, n_in, n_rec):
         n_in, n_rec = int(n_in), int(n_rec)
@@ -200,7 +209,8 @@ class _ModuleCell(SynapticCell):
             raise ValueError(
                 f"{self.adapter}: the module ({self.kind()}) takes n_in={a}, n_rec={b}, but the "
                 f"network asks for n_in={n_in}, n_rec={n_rec}: build the module for these "
-                "sizes or the network for the module's")
+                "sizes or the network for the module's"
+            )
         if (self.n_in, self.n_rec) == (n_in, n_rec):
             return self
         cell = dataclasses.replace(self, n_in=n_in, n_rec=n_rec)._on_sized()
@@ -217,32 +227,45 @@ class _ModuleCell(SynapticCell):
         n_in = self.n_in
         try:
             params = jax.eval_shape(
-                lambda k: self.init(k, n_in, self.n_rec, jnp.float32), jax.random.PRNGKey(0))
+                lambda k: self.init(k, n_in, self.n_rec, jnp.float32), jax.random.PRNGKey(0)
+            )
             s0 = jax.eval_shape(self.initial_state, params)
-            s1 = jax.eval_shape(lambda p, s: self.step(p, s, jnp.zeros((n_in,), jnp.float32)),
-                                params, s0)
+            s1 = jax.eval_shape(
+                lambda p, s: self.step(p, s, jnp.zeros((n_in,), jnp.float32)), params, s0
+            )
             z = jax.eval_shape(self.output, params, s1)
         except ValueError as exc:
             if str(exc).startswith(self.adapter):
                 raise
-            raise ValueError(f"{self.adapter}: the module ({self.kind()}) does not run on an "
-                             f"input of shape ({n_in},) and its initial state ({_first_line(exc)})"
-                             "; check n_in or give initial_state=") from None
+            raise ValueError(
+                f"{self.adapter}: the module ({self.kind()}) does not run on an "
+                f"input of shape ({n_in},) and its initial state ({_first_line(exc)})"
+                "; check n_in or give initial_state="
+            ) from None
         except Exception as exc:  # the module's own error, whatever its type
-            raise ValueError(f"{self.adapter}: the module ({self.kind()}) does not run on an "
-                             f"input of shape ({n_in},) and its initial state ({_first_line(exc)})"
-                             "; check n_in or give initial_state=") from None
-        if jax.tree_util.tree_structure(s1) != jax.tree_util.tree_structure(s0) or \
-                _shapes(s1) != _shapes(s0):
-            raise ValueError(f"{self.adapter}: the module maps a state shaped {_shapes(s0)} to one "
-                             f"shaped {_shapes(s1)}; give initial_state= shaped as it returns")
+            raise ValueError(
+                f"{self.adapter}: the module ({self.kind()}) does not run on an "
+                f"input of shape ({n_in},) and its initial state ({_first_line(exc)})"
+                "; check n_in or give initial_state="
+            ) from None
+        if jax.tree_util.tree_structure(s1) != jax.tree_util.tree_structure(s0) or _shapes(
+            s1
+        ) != _shapes(s0):
+            raise ValueError(
+                f"{self.adapter}: the module maps a state shaped {_shapes(s0)} to one "
+                f"shaped {_shapes(s1)}; give initial_state= shaped as it returns"
+            )
         if len(getattr(z, "shape", ())) != 1:
-            raise ValueError(f"{self.adapter}: output(module, state) must be a vector (n_z,), "
-                             f"got shape {getattr(z, 'shape', None)}; give output=")
+            raise ValueError(
+                f"{self.adapter}: output(module, state) must be a vector (n_z,), "
+                f"got shape {getattr(z, 'shape', None)}; give output="
+            )
 
     def settings(self) -> dict:
         return {"name": self.name, "module": self.kind(), "n_in": self.n_in, "n_rec": self.n_rec}
 
     def restorable(self):
-        return (f"cell {self.name!r} wraps a {self.kind()} module (rflo.cells.{self.adapter}), "
-                "which a file cannot hold")
+        return (
+            f"cell {self.name!r} wraps a {self.kind()} module (rflo.cells.{self.adapter}), "
+            "which a file cannot hold"
+        )

@@ -53,8 +53,10 @@ def _point_cell(spec) -> Cell:
     if not isinstance(cell, Cell):
         raise ValueError(f"PointLayer wraps a point-neuron cell, got {cell.name!r}")
     if cell.name == "readout_feedback":
-        raise ValueError("readout_feedback feeds the network's readout back through b inside "
-                         "its step, so it cannot be a layer; use it as the network's cell")
+        raise ValueError(
+            "readout_feedback feeds the network's readout back through b inside "
+            "its step, so it cannot be a layer; use it as the network's cell"
+        )
     return cell
 
 
@@ -76,8 +78,9 @@ class PointLayer(SynapticCell):
 
     def _view(self, params):
         extra = {k: v for k, v in params.items() if k not in PointView._fields}
-        return PointView(params["w_in"], params["w_rec"], params["h0"], params["tau"],
-                         extra or None)
+        return PointView(
+            params["w_in"], params["w_rec"], params["h0"], params["tau"], extra or None
+        )
 
     def init(self, key, n_in, n_rec, dtype):
         k_in, k_rec = jax.random.split(key)
@@ -120,5 +123,8 @@ class PointLayer(SynapticCell):
         return self.cell.constrain(params)
 
     def settings(self) -> dict:
-        return {"cell": {"name": self.cell.name, "settings": self.cell.settings()},
-                "tau": self.tau, "g": self.g}
+        return {
+            "cell": {"name": self.cell.name, "settings": self.cell.settings()},
+            "tau": self.tau,
+            "g": self.g,
+        }

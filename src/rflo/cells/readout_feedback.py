@@ -34,7 +34,9 @@ class ReadoutFeedback(Cell):
 
     def __post_init__(self):
         if self.derivative not in DERIVATIVES:
-            raise ValueError(f"unknown derivative {self.derivative!r}: use one of {sorted(DERIVATIVES)}")
+            raise ValueError(
+                f"unknown derivative {self.derivative!r}: use one of {sorted(DERIVATIVES)}"
+            )
 
     def neuron(self, net, state, current):
         fed_back = net.b @ (net.w_out @ state)

@@ -57,15 +57,19 @@ class Stack(SynapticCell):
         object.__setattr__(self, "layers", layers)
         widths = tuple(int(w) for w in self.widths)
         if widths and len(widths) != len(layers) - 1:
-            raise ValueError(f"widths gives the units of every layer but the top: "
-                             f"{len(layers) - 1} numbers, got {len(widths)}")
+            raise ValueError(
+                f"widths gives the units of every layer but the top: "
+                f"{len(layers) - 1} numbers, got {len(widths)}"
+            )
         if any(w < 1 for w in widths):
             raise ValueError(f"widths must be positive, got {widths}")
         object.__setattr__(self, "widths", widths)
 
     def _split(self, params):
-        return [{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"layer{i}.")}
-                for i in range(len(self.layers))]
+        return [
+            {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"layer{i}.")}
+            for i in range(len(self.layers))
+        ]
 
     def init(self, key, n_in, n_rec, dtype):
         widths = self.widths or (n_rec,) * (len(self.layers) - 1)
@@ -85,8 +89,12 @@ class Stack(SynapticCell):
         layers, size = [], n_in
         for layer, width in zip(self.layers, widths + (n_rec,)):
             layer = layer.sized(size, width)
-            p = jax.eval_shape(lambda k, layer=layer, size=size, width=width:
-                               layer.init(k, size, width, "float32"), jax.random.PRNGKey(0))
+            p = jax.eval_shape(
+                lambda k, layer=layer, size=size, width=width: layer.init(
+                    k, size, width, "float32"
+                ),
+                jax.random.PRNGKey(0),
+            )
             size = layer.output_size(p)
             layers.append(layer)
         return replace(self, layers=tuple(layers))
@@ -110,5 +118,7 @@ class Stack(SynapticCell):
         return self.layers[-1].output(self._split(params)[-1], state[-1])
 
     def settings(self) -> dict:
-        return {"layers": [{"name": c.name, "settings": c.settings()} for c in self.layers],
-                "widths": list(self.widths)}
+        return {
+            "layers": [{"name": c.name, "settings": c.settings()} for c in self.layers],
+            "widths": list(self.widths),
+        }

@@ -24,7 +24,12 @@ from rflo.cli.common import TUNED_LR, UserError
 from rflo.cli.parser import Parser, build_parser, command_of, given, unknown_options
 from rflo.cli.registry import COMMANDS, EXTERNAL
 from rflo.segments import (  # noqa: F401  (the session's parts, where they were)
-    MAX_SEGMENT, SEGMENT_SECONDS, Diverged, Interrupted, Segments, StopRequest,
+    MAX_SEGMENT,
+    SEGMENT_SECONDS,
+    Diverged,
+    Interrupted,
+    Segments,
+    StopRequest,
 )
 
 __all__ = ["main", "build_parser", "Parser", "UserError", "COMMANDS", "EXTERNAL", "TUNED_LR"]
@@ -52,7 +57,7 @@ def main(argv=None) -> int:
 
     module = load(args.command)
     if not hasattr(module, "run"):  # parsed above (checks, suggestions); the module runs it
-        return module.main(argv[argv.index(args.command) + 1:])
+        return module.main(argv[argv.index(args.command) + 1 :])
     args.given = given(argv, selected)
     try:
         return module.run(args)

@@ -4,9 +4,22 @@ rule, how a run names its networks, the task a network records)."""
 
 from __future__ import annotations
 
-__all__ = ["UserError", "TUNED_LR", "SETTING_KEYS", "spec", "settings", "rule_lr", "three",
-           "plain_rates", "seeds", "network_files", "default", "task_params", "task_of",
-           "random_feedback_rules"]
+__all__ = [
+    "UserError",
+    "TUNED_LR",
+    "SETTING_KEYS",
+    "spec",
+    "settings",
+    "rule_lr",
+    "three",
+    "plain_rates",
+    "seeds",
+    "network_files",
+    "default",
+    "task_params",
+    "task_of",
+    "random_feedback_rules",
+]
 
 #: learning rates (in, rec, out) of ``rflo compare`` without ``--lr``: each rule's
 #: best on the default experiment (periodic task, 50 units, 10,000 offline trials,

@@ -6,9 +6,11 @@ from rflo.cli.common import UserError
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
-DESCRIPTION = ("Print a completion script for bash, zsh or tcsh, e.g. 'rflo completion bash > "
-               "~/.local/share/bash-completion/completions/rflo' (needs the 'completion' extra: "
-               "pip install 'rflo[completion]').")
+DESCRIPTION = (
+    "Print a completion script for bash, zsh or tcsh, e.g. 'rflo completion bash > "
+    "~/.local/share/bash-completion/completions/rflo' (needs the 'completion' extra: "
+    "pip install 'rflo[completion]')."
+)
 
 
 def add_arguments(p):

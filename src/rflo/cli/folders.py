@@ -13,8 +13,19 @@ from typing import NamedTuple
 
 from rflo.cli.common import SETTING_KEYS, UserError, rule_lr, seeds, spec
 
-__all__ = ["Plan", "plan", "default_out", "apply_config", "check_rules", "check_memory",
-           "check_init", "check_seeds", "open_session", "load_for_task", "RESUMABLE"]
+__all__ = [
+    "Plan",
+    "plan",
+    "default_out",
+    "apply_config",
+    "check_rules",
+    "check_memory",
+    "check_init",
+    "check_seeds",
+    "open_session",
+    "load_for_task",
+    "RESUMABLE",
+]
 
 #: the settings a resumed run takes from its folder
 RESUMABLE = SETTING_KEYS + ("rules", "rule", "init", "rule_lr")
@@ -58,7 +69,9 @@ def apply_config(args):
         elif key not in given and hasattr(args, key):
             setattr(args, key, Path(value) if key == "init" else value)
         elif key not in given and key in ("rule", "rules"):
-            raise UserError(f"{args.config}: {key!r} is for 'rflo {'train' if key == 'rule' else 'compare'}'")
+            raise UserError(
+                f"{args.config}: {key!r} is for 'rflo {'train' if key == 'rule' else 'compare'}'"
+            )
 
 
 def plan(args) -> Plan:
@@ -85,12 +98,15 @@ def check_rules(names, online, flag="--rules"):
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if online and not r.online:
-            online_ok = [m for m in names if get_rule(m).online] if all(
-                _known(m) for m in names) else []
+            online_ok = (
+                [m for m in names if get_rule(m).online] if all(_known(m) for m in names) else []
+            )
             if flag == "--rule":
                 online_ok = ["rflo"]
-            raise UserError(f"rule {r.name!r} cannot learn online; drop --online or use "
-                            f"{flag} {' '.join(online_ok) or 'rflo rtrl'}")
+            raise UserError(
+                f"rule {r.name!r} cannot learn online; drop --online or use "
+                f"{flag} {' '.join(online_ok) or 'rflo rtrl'}"
+            )
         if r.name in rules:
             raise UserError(f"rule {r.name!r} given twice")
         rules.append(r.name)
@@ -125,8 +141,9 @@ def check_init(args):
     given = getattr(args, "given", set())
     for key in ("dale", "connectivity"):
         if key in given and getattr(args, key) is not None:
-            raise UserError(f"--{key} draws a new network; --init starts from a saved one "
-                            f"(drop one of them)")
+            raise UserError(
+                f"--{key} draws a new network; --init starts from a saved one (drop one of them)"
+            )
 
 
 def check_seeds(args):
@@ -136,16 +153,21 @@ def check_seeds(args):
         return
     given = getattr(args, "given", set())
     if "seed" in given:
-        raise UserError("give --seed N (one network) or --seeds N ... (one network per seed), "
-                        "not both")
+        raise UserError(
+            "give --seed N (one network) or --seeds N ... (one network per seed), not both"
+        )
     if len(set(chosen)) != len(chosen):
         raise UserError(f"--seeds lists a seed twice: {chosen}")
     if getattr(args, "init", None) is not None:
-        raise UserError("--init starts one network; with --seeds each network is drawn from "
-                        "its seed (drop one of them)")
+        raise UserError(
+            "--init starts one network; with --seeds each network is drawn from "
+            "its seed (drop one of them)"
+        )
     if getattr(args, "save", None) is not None:
-        raise UserError("--save writes one network; an ensemble's networks are in the run "
-                        "folder as RULE.seedS.npz (drop --save)")
+        raise UserError(
+            "--save writes one network; an ensemble's networks are in the run "
+            "folder as RULE.seedS.npz (drop --save)"
+        )
 
 
 def load_for_task(path, task, dtype):
@@ -166,9 +188,15 @@ def open_session(args, kind, rules, network=None):
 
     if args.resume is None:
         try:
-            return Session.start(spec(args), default_out(args.out, kind), rules=rules,
-                                 command=kind, rule_lr=getattr(args, "rule_lr", None),
-                                 network=network, overwrite=args.overwrite)
+            return Session.start(
+                spec(args),
+                default_out(args.out, kind),
+                rules=rules,
+                command=kind,
+                rule_lr=getattr(args, "rule_lr", None),
+                network=network,
+                overwrite=args.overwrite,
+            )
         except ValueError as exc:
             raise UserError(str(exc)) from None
     try:
@@ -217,10 +245,13 @@ def _check_resume_flags(args, saved, out):
             checkpoint.save_settings(out, {k: v for k, v in saved.items() if k != "format"})
             continue
         if k == "trials" and mine < theirs:
-            raise UserError(f"--trials {mine} is fewer than the run's {theirs}; --resume can "
-                            "only extend a run")
+            raise UserError(
+                f"--trials {mine} is fewer than the run's {theirs}; --resume can only extend a run"
+            )
         if mine != theirs:
             flag = "--" + k.replace("_", "-")
-            raise UserError(f"{flag} {mine} conflicts with the run's {theirs!r}: --resume "
-                            "continues a run with its own settings (start a new run with "
-                            "another --out to change them)")
+            raise UserError(
+                f"{flag} {mine} conflicts with the run's {theirs!r}: --resume "
+                "continues a run with its own settings (start a new run with "
+                "another --out to change them)"
+            )

@@ -10,9 +10,11 @@ from rflo.cli.registry import COMMANDS, Unavailable, load
 
 __all__ = ["Parser", "build_parser", "unknown_options", "given", "command_of"]
 
-NO_CACHE_HELP = ("do not keep compiled programs in the persistent compilation cache "
-                 "(default: kept in ~/.cache/rflo/jax, or $XDG_CACHE_HOME/rflo/jax, so that a "
-                 "command run again starts faster; RFLO_NO_COMPILE_CACHE=1 does the same)")
+NO_CACHE_HELP = (
+    "do not keep compiled programs in the persistent compilation cache "
+    "(default: kept in ~/.cache/rflo/jax, or $XDG_CACHE_HOME/rflo/jax, so that a "
+    "command run again starts faster; RFLO_NO_COMPILE_CACHE=1 does the same)"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,7 +45,7 @@ def build_parser(commands=None):
     parser = Parser(
         prog="rflo",
         description="Train recurrent networks with local online learning rules "
-                    "(RFLO, Murray 2019, eLife 8:e43299) and the exact methods (BPTT, RTRL).",
+        "(RFLO, Murray 2019, eLife 8:e43299) and the exact methods (BPTT, RTRL).",
     )
     parser.add_argument("--version", action="version", version=f"rflo {_version()}")
     parser.add_argument("--no-compile-cache", action="store_true", help=NO_CACHE_HELP)
@@ -64,12 +66,17 @@ def build_parser(commands=None):
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(passthrough=True)
             continue
-        p = sub.add_parser(name, help=command.help,
-                           description=getattr(module, "DESCRIPTION", command.help))
+        p = sub.add_parser(
+            name, help=command.help, description=getattr(module, "DESCRIPTION", command.help)
+        )
         module.add_arguments(p)
         if command.jax and command.module.startswith("rflo.cli."):
-            p.add_argument("--no-compile-cache", action="store_true", default=argparse.SUPPRESS,
-                           help=NO_CACHE_HELP)
+            p.add_argument(
+                "--no-compile-cache",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=NO_CACHE_HELP,
+            )
     return parser
 
 

@@ -53,9 +53,15 @@ class ProgressBar:
             from tqdm.auto import tqdm
 
             # delay: only runs longer than a second get a bar
-            self.bar = tqdm(total=total, desc=f"{rule:>8}", unit="trial", file=sys.stderr,
-                            delay=0.0 if os.environ.get("RFLO_PROGRESS_NO_DELAY") else 1.0,
-                            dynamic_ncols=True, leave=True)
+            self.bar = tqdm(
+                total=total,
+                desc=f"{rule:>8}",
+                unit="trial",
+                file=sys.stderr,
+                delay=0.0 if os.environ.get("RFLO_PROGRESS_NO_DELAY") else 1.0,
+                dynamic_ncols=True,
+                leave=True,
+            )
         self.every = float(os.environ.get("RFLO_PROGRESS_EVERY", 10))
         self.done, self.first = 0, None
         self.start = self.last = time.monotonic()
@@ -72,8 +78,10 @@ class ProgressBar:
             self.last = now
             rate = (done - self.first) / max(now - self.start, 1e-9)
             eta = clock((total - done) / rate) if rate > 0 else "?"
-            line = (f"{self.rule}: {done}/{total} trials ({100 * done / total:.0f}%), "
-                    f"loss {loss:.3g}, {rate:.0f} trials/s, ETA {eta}")
+            line = (
+                f"{self.rule}: {done}/{total} trials ({100 * done / total:.0f}%), "
+                f"loss {loss:.3g}, {rate:.0f} trials/s, ETA {eta}"
+            )
             if self.mode == "lines":
                 print(line, file=sys.stderr, flush=True)
             if self.log is not None:
@@ -88,19 +96,27 @@ def summary(rows, quiet):
     """The table printed at the end of a run: one row per rule."""
     if quiet:
         return
-    head = (f"{'rule':<16} {'lr_rec':>7} {'final loss':>11} {'best loss':>11} {'alignment':>10} "
-            f"{'seconds':>8}")
+    head = (
+        f"{'rule':<16} {'lr_rec':>7} {'final loss':>11} {'best loss':>11} {'alignment':>10} "
+        f"{'seconds':>8}"
+    )
     print(head)
     print("-" * len(head))
     random = set(random_feedback_rules([r["rule"] for r in rows]))
     for r in rows:  # the alignment with b means something only where errors go through b
         align = f"{r['final_alignment']:>10.3f}" if r["rule"] in random else f"{'-':>10}"
-        print(f"{r['rule']:<16} {r['lr_rec']:>7g} {r['final_loss']:>11.4g} {r['best_loss']:>11.4g} "
-              f"{align} {r['seconds']:>8.2f}")
+        print(
+            f"{r['rule']:<16} {r['lr_rec']:>7g} {r['final_loss']:>11.4g} {r['best_loss']:>11.4g} "
+            f"{align} {r['seconds']:>8.2f}"
+        )
     if rows and "networks" in rows[0]:
-        print(f"(losses and alignment: the median over the {rows[0]['networks']} networks of "
-              "each rule; results.csv has every network)")
+        print(
+            f"(losses and alignment: the median over the {rows[0]['networks']} networks of "
+            "each rule; results.csv has every network)"
+        )
         for r in rows:
             if r["diverged"]:
-                print(f"{r['rule']}: {len(r['diverged'])} network(s) diverged and were frozen at "
-                      f"their last network within the loss limit (seed, trial): {r['diverged']}")
+                print(
+                    f"{r['rule']}: {len(r['diverged'])} network(s) diverged and were frozen at "
+                    f"their last network within the loss limit (seed, trial): {r['diverged']}"
+                )

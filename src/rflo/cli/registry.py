@@ -32,34 +32,45 @@ class Command(NamedTuple):
 
 #: the commands, in the order ``rflo --help`` lists them
 COMMANDS = {
-    "compare": Command("rflo.cli.compare", "train several rules from one initial network and "
-                                           "compare"),
+    "compare": Command(
+        "rflo.cli.compare", "train several rules from one initial network and compare"
+    ),
     "train": Command("rflo.cli.train", "train one network with one rule"),
     "eval": Command("rflo.cli.eval", "run a saved network with learning off and plot it"),
     "plot": Command("rflo.cli.plot", "redraw the figures of a results folder"),
-    "figure2": Command("rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale "
-                                             "supplement"),
-    "figure2-supplements": Command("rflo.paper.figure2_supplements", "reproduce Murray (2019) "
-                                   "Figure 2's supplements 2 and 3 (which weights, network size, "
-                                   "gain)"),
-    "figure3": Command("rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval "
-                                             "matching)"),
-    "figure4": Command("rflo.paper.figure4", "reproduce Murray (2019) Figure 4 (a loop chains "
-                                             "short syllables into a long sequence)"),
-    "reproduce": Command("rflo.paper.reproduce", "reproduce another paper's comparison "
-                                                 "(marschall2020, bellec2020)"),
-    "gradients": Command("rflo.gradients", "gradient quality of each rule against the exact "
-                                           "gradient"),
+    "figure2": Command(
+        "rflo.paper.figure2", "reproduce Murray (2019) Figure 2 and its Dale supplement"
+    ),
+    "figure2-supplements": Command(
+        "rflo.paper.figure2_supplements",
+        "reproduce Murray (2019) "
+        "Figure 2's supplements 2 and 3 (which weights, network size, "
+        "gain)",
+    ),
+    "figure3": Command(
+        "rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval matching)"
+    ),
+    "figure4": Command(
+        "rflo.paper.figure4",
+        "reproduce Murray (2019) Figure 4 (a loop chains short syllables into a long sequence)",
+    ),
+    "reproduce": Command(
+        "rflo.paper.reproduce", "reproduce another paper's comparison (marschall2020, bellec2020)"
+    ),
+    "gradients": Command(
+        "rflo.gradients", "gradient quality of each rule against the exact gradient"
+    ),
     "task": Command("rflo.tasks.cli", "show the built-in tasks"),
-    "sweep": Command("rflo.sweep.cli", "train many networks over a grid of settings into one "
-                                       "table"),
-    "completion": Command("rflo.cli.completion", "print a shell completion script",
-                          jax=False),
+    "sweep": Command(
+        "rflo.sweep.cli", "train many networks over a grid of settings into one table"
+    ),
+    "completion": Command("rflo.cli.completion", "print a shell completion script", jax=False),
 }
 
 #: the commands other parts of rflo provide (``main(argv) -> int``): name -> (module, help)
-EXTERNAL = {name: (c.module, c.help) for name, c in COMMANDS.items()
-            if not c.module.startswith("rflo.cli.")}
+EXTERNAL = {
+    name: (c.module, c.help) for name, c in COMMANDS.items() if not c.module.startswith("rflo.cli.")
+}
 
 
 class Unavailable(Exception):
@@ -73,5 +84,6 @@ def load(name):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise Unavailable(f"this installation cannot run it: importing {module} failed ({exc})"
-                          ) from None
+        raise Unavailable(
+            f"this installation cannot run it: importing {module} failed ({exc})"
+        ) from None

@@ -27,16 +27,29 @@ def add_run_arguments(p, *, out_help, command="train"):
 
     for option, (dest, kw) in cli_options(command).items():
         p.add_argument(option, dest=dest, **kw)
-    p.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
-                   help="settings from a TOML file (flags override it; every run writes its own "
-                        "as RUN/config.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help="settings from a TOML file (flags override it; every run writes its own "
+        "as RUN/config.toml)",
+    )
     p.add_argument("--out", type=Path, default=None, help=out_help)
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
-    p.add_argument("--progress", action="store_true",
-                   help="show the progress bar even when stderr is not a terminal")
-    p.add_argument("--resume", type=Path, default=None, metavar="FOLDER",
-                   help="continue a killed run in FOLDER with its saved settings")
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="continue a killed run in FOLDER with its saved settings",
+    )
 
 
 def finish(args, kind, session, **extra_settings):
@@ -54,11 +67,20 @@ def finish(args, kind, session, **extra_settings):
             print(f"rflo {kind}: {exc}", file=sys.stderr)
             log.write(str(exc))
             return 3 if isinstance(exc, Diverged) else stop.status
-    results.write_metadata(out / "metadata.json", dict(
-        command=kind, run_id=run_id, rules=rules,
-        settings=settings(args, task_record=runconfig.task_record(task), **extra_settings),
-        seconds=seconds, summary=rows, total_seconds=time.perf_counter() - t0,
-        versions=results.versions(), argv=sys.argv[1:]))
+    results.write_metadata(
+        out / "metadata.json",
+        dict(
+            command=kind,
+            run_id=run_id,
+            rules=rules,
+            settings=settings(args, task_record=runconfig.task_record(task), **extra_settings),
+            seconds=seconds,
+            summary=rows,
+            total_seconds=time.perf_counter() - t0,
+            versions=results.versions(),
+            argv=sys.argv[1:],
+        ),
+    )
     summary(rows, args.quiet)
     if not args.quiet:
         print(f"results in {out}")
@@ -70,8 +92,13 @@ def train_rules(session, args, stop, log):
     import rflo
     from rflo import results
 
-    task, net, out, run_id, rules = (session.task, session.network, session.folder,
-                                     session.run_id, session.rules)
+    task, net, out, run_id, rules = (
+        session.task,
+        session.network,
+        session.folder,
+        session.run_id,
+        session.rules,
+    )
     members_of = seeds(args)
     mode = show_progress(args)
 
@@ -89,29 +116,47 @@ def train_rules(session, args, stop, log):
             log.write(f"{name}: done, {prog.done} trials, final loss {float(prog.loss[-1]):.4g}")
             session.save_networks(name, prog)
             outputs[name] = rflo.evaluate(prog.network, task).y
-            rows.append(dict(rule=name, lr_rec=three(rule_lr(args, name))[1],
-                             final_loss=float(prog.loss[-1]), best_loss=float(prog.loss.min()),
-                             final_alignment=float(prog.alignment[-1]),
-                             seconds=float(prog.seconds)))
+            rows.append(
+                dict(
+                    rule=name,
+                    lr_rec=three(rule_lr(args, name))[1],
+                    final_loss=float(prog.loss[-1]),
+                    best_loss=float(prog.loss.min()),
+                    final_alignment=float(prog.alignment[-1]),
+                    seconds=float(prog.seconds),
+                )
+            )
             continue
         diverged[name] = np.asarray(prog.frozen_at) + 1
         members = session.save_networks(name, prog)
         outputs[name] = rflo.evaluate(members[0], task).y
         final = prog.loss[:, -1]
         bad = [(s, int(d)) for s, d in zip(members_of, diverged[name]) if d > 0]
-        log.write(f"{name}: done, {prog.done} trials, {len(members_of)} networks, median final "
-                  f"loss {float(np.nanmedian(final)):.4g}"
-                  + (f"; diverged and frozen (seed, trial): {bad}" if bad else ""))
-        rows.append(dict(rule=name, lr_rec=three(rule_lr(args, name))[1],
-                         final_loss=float(np.nanmedian(final)),
-                         best_loss=float(np.nanmedian(np.nanmin(prog.loss, axis=1))),
-                         final_alignment=float(np.nanmedian(prog.alignment[:, -1])),
-                         seconds=float(prog.seconds), networks=len(members_of),
-                         diverged=[list(b) for b in bad]))
-    results.write_curves(out / "results.csv",
-                         {name: setting_columns(args, task, name, net) for name in rules},
-                         losses, aligns, run_id=run_id,
-                         diverged_at=diverged if members_of is not None else None)
+        log.write(
+            f"{name}: done, {prog.done} trials, {len(members_of)} networks, median final "
+            f"loss {float(np.nanmedian(final)):.4g}"
+            + (f"; diverged and frozen (seed, trial): {bad}" if bad else "")
+        )
+        rows.append(
+            dict(
+                rule=name,
+                lr_rec=three(rule_lr(args, name))[1],
+                final_loss=float(np.nanmedian(final)),
+                best_loss=float(np.nanmedian(np.nanmin(prog.loss, axis=1))),
+                final_alignment=float(np.nanmedian(prog.alignment[:, -1])),
+                seconds=float(prog.seconds),
+                networks=len(members_of),
+                diverged=[list(b) for b in bad],
+            )
+        )
+    results.write_curves(
+        out / "results.csv",
+        {name: setting_columns(args, task, name, net) for name in rules},
+        losses,
+        aligns,
+        run_id=run_id,
+        diverged_at=diverged if members_of is not None else None,
+    )
     draw(out, losses, aligns, outputs, task, settings(args))
     return rows, seconds
 
@@ -133,13 +178,20 @@ def setting_columns(args, task, rule, net):
     cols = {}
     for key in table_keys():
         cols["loss_function" if key == "loss" else key] = (
-            rates[key] if key in rates else mine.get(key, values.get(key)))
+            rates[key] if key in rates else mine.get(key, values.get(key))
+        )
         if key == "task":  # its parameters follow it
             cols.update({f"set.{k}": v for k, v in params.items() if k != "n_steps"})
-    cols.update({k: values[k] for k in grid_keys() if k not in table_keys() and k != "lr"
-                 and values[k] != default(k)})  # columns only where set, as in sweeps
+    cols.update(
+        {
+            k: values[k]
+            for k in grid_keys()
+            if k not in table_keys() and k != "lr" and values[k] != default(k)
+        }
+    )  # columns only where set, as in sweeps
     if isinstance(lr, dict):
-        cols.update({f"lr.{k}": float(v) for k, v in lr.items()
-                     if k not in ("w_in", "w_rec", "w_out")})
+        cols.update(
+            {f"lr.{k}": float(v) for k, v in lr.items() if k not in ("w_in", "w_rec", "w_out")}
+        )
     members_of = seeds(args)
     return cols if members_of is None else [{**cols, "seed": s} for s in members_of]

@@ -8,20 +8,33 @@ from pathlib import Path
 
 from rflo.cli.common import UserError
 from rflo.cli.folders import (
-    apply_config, check_init, check_memory, check_rules, check_seeds, load_for_task, open_session,
+    apply_config,
+    check_init,
+    check_memory,
+    check_rules,
+    check_seeds,
+    load_for_task,
+    open_session,
     plan,
 )
 from rflo.cli.run import add_run_arguments, finish
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
-DESCRIPTION = ("Train one network with one learning rule on a task (default: RFLO on the "
-               "paper's periodic task).")
+DESCRIPTION = (
+    "Train one network with one learning rule on a task (default: RFLO on the "
+    "paper's periodic task)."
+)
 
 
 def add_arguments(p):
-    p.add_argument("--save", type=Path, default=None, metavar="FILE.npz",
-                   help="also write the trained network here")
+    p.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="also write the trained network here",
+    )
     add_run_arguments(p, out_help="results folder (default: a new folder under ./runs)")
 
 
@@ -46,9 +59,13 @@ def run(args):
     with session:
         (rule,) = check_rules(session.rules, args.online, "--rule")
         net = session.network
-        status = finish(args, "train", session,
-                        init=None if args.init is None else str(args.init),
-                        units=int(net.n_rec))
+        status = finish(
+            args,
+            "train",
+            session,
+            init=None if args.init is None else str(args.init),
+            units=int(net.n_rec),
+        )
     if status == 0 and args.save is not None:
         from rflo.io import network_info
 

@@ -28,8 +28,17 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["enabled", "load", "cache_dir", "threads", "intact", "checksum_path", "ENV_DISABLE",
-           "ENV_CACHE", "ENV_THREADS"]
+__all__ = [
+    "enabled",
+    "load",
+    "cache_dir",
+    "threads",
+    "intact",
+    "checksum_path",
+    "ENV_DISABLE",
+    "ENV_CACHE",
+    "ENV_THREADS",
+]
 
 #: set to ``0`` to use the XLA path everywhere
 ENV_DISABLE = "RFLO_KERNELS"
@@ -98,12 +107,18 @@ def _key(source: bytes, compiler: str) -> str:
     import jaxlib
 
     try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
-                                 timeout=30).stdout.splitlines()[0]
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         version = compiler
-    parts = [source, jaxlib.__version__.encode(), version.encode(), platform.machine().encode(),
-             _cpu_flags().encode()]
+    parts = [
+        source,
+        jaxlib.__version__.encode(),
+        version.encode(),
+        platform.machine().encode(),
+        _cpu_flags().encode(),
+    ]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
@@ -136,13 +151,26 @@ def _compile(compiler: str, source: Path, out: str) -> None:
     """Compile ``source`` into the shared library ``out``; raises on failure."""
     import jax.ffi
 
-    cmd = [compiler, "-O3", "-march=native", "-std=c++17", "-fopenmp-simd", "-pthread", "-shared",
-           "-fPIC", f"-I{jax.ffi.include_dir()}", str(source), "-o", out]
+    cmd = [
+        compiler,
+        "-O3",
+        "-march=native",
+        "-std=c++17",
+        "-fopenmp-simd",
+        "-pthread",
+        "-shared",
+        "-fPIC",
+        f"-I{jax.ffi.include_dir()}",
+        str(source),
+        "-o",
+        out,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if "error" in line]
-        raise RuntimeError(f"{' '.join(cmd)} failed: "
-                           + ("; ".join(errors[:3]) or done.stderr.strip()[-500:]))
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed: " + ("; ".join(errors[:3]) or done.stderr.strip()[-500:])
+        )
 
 
 def _build(name: str) -> Path:
@@ -167,13 +195,17 @@ def _build(name: str) -> Path:
             _compile(compiler, source, tmp)
         except Exception as exc:
             if damaged:
-                raise RuntimeError(f"the cached {target} does not match its checksum (damaged) "
-                                   f"and rebuilding it failed: {exc}") from None
+                raise RuntimeError(
+                    f"the cached {target} does not match its checksum (damaged) "
+                    f"and rebuilding it failed: {exc}"
+                ) from None
             raise
         digest = _digest(tmp)
         os.replace(tmp, target)  # atomic: another process sees the whole file or none
-        atomic_write(checksum_path(target), lambda t: Path(t).write_text(
-            f"{digest}  {target.name}\n", encoding="ascii"))
+        atomic_write(
+            checksum_path(target),
+            lambda t: Path(t).write_text(f"{digest}  {target.name}\n", encoding="ascii"),
+        )
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -190,8 +222,11 @@ def load(name: str) -> Optional[ctypes.CDLL]:
             try:
                 _LOADED[name] = ctypes.CDLL(str(_build(name)))
             except Exception as exc:  # noqa: BLE001 -- any failure means: use the XLA path
-                warnings.warn(f"rflo: the compiled kernel {name!r} is unavailable ({exc}); using "
-                              f"the XLA path (slower). Set {ENV_DISABLE}=0 to silence this.",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"rflo: the compiled kernel {name!r} is unavailable ({exc}); using "
+                    f"the XLA path (slower). Set {ENV_DISABLE}=0 to silence this.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 _LOADED[name] = None
         return _LOADED[name]

@@ -31,12 +31,23 @@ import numpy as np
 
 from rflo import kernels
 
-__all__ = ["available", "forward", "offline_route", "offline_trial", "rtrl_trial",
-           "online_route", "online_trial"]
+__all__ = [
+    "available",
+    "forward",
+    "offline_route",
+    "offline_trial",
+    "rtrl_trial",
+    "online_route",
+    "online_trial",
+]
 
 _NAME = "leaky_tanh"
-_HANDLERS = {"online": "RfloOnlineLocal", "forward": "RfloForward", "offline": "RfloOffline",
-             "rtrl": "RfloRtrl"}
+_HANDLERS = {
+    "online": "RfloOnlineLocal",
+    "forward": "RfloForward",
+    "offline": "RfloOffline",
+    "rtrl": "RfloRtrl",
+}
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
 _REGISTERED = set()  # targets registered with XLA in this process (never cleared)
@@ -62,8 +73,8 @@ def available(dtype) -> bool:
                         if name in _REGISTERED:  # XLA keeps a process's first registration
                             continue
                         jax.ffi.register_ffi_target(
-                            name, jax.ffi.pycapsule(getattr(lib, handler + suffix)),
-                            platform="cpu")
+                            name, jax.ffi.pycapsule(getattr(lib, handler + suffix)), platform="cpu"
+                        )
                         _REGISTERED.add(name)
             _STATE["ok"] = lib is not None
         return _STATE["ok"]
@@ -92,8 +103,7 @@ def forward(w_rec, drive, h0, tau, reference):
 
     def kernel(w_rec, drive, h0, tau):
         out = jax.ShapeDtypeStruct(drive.shape, dtype)
-        call = jax.ffi.ffi_call(_target("forward", dtype), (out, out),
-                                vmap_method="broadcast_all")
+        call = jax.ffi.ffi_call(_target("forward", dtype), (out, out), vmap_method="broadcast_all")
         return call(w_rec, drive, h0, jnp.asarray(tau, dtype), threads=np.int64(kernels.threads()))
 
     return _on_cpu(kernel, reference, w_rec, drive, h0, jnp.asarray(tau, dtype))
@@ -106,9 +116,14 @@ def offline_route(net, setup) -> bool:
     from rflo.cells.leaky_tanh import LeakyTanh
     from rflo.losses import SQUARED_ERROR
 
-    return (setup.route != "generic" and type(net.cell) is LeakyTanh and jnp.ndim(net.tau) == 0
-            and setup.loss == SQUARED_ERROR and set(setup.params) <= set(_BITS)
-            and available(net.w_rec.dtype))
+    return (
+        setup.route != "generic"
+        and type(net.cell) is LeakyTanh
+        and jnp.ndim(net.tau) == 0
+        and setup.loss == SQUARED_ERROR
+        and set(setup.params) <= set(_BITS)
+        and available(net.w_rec.dtype)
+    )
 
 
 def rtrl_trial(net, x, y, m, *, feedback: str, reference):
@@ -116,8 +131,9 @@ def rtrl_trial(net, x, y, m, *, feedback: str, reference):
     weights (the influence tensors carried forward, their columns split over
     the threads) and the outputs ``y`` (T-1, n_out); ``reference`` as for
     :func:`offline_trial`.  Check :func:`offline_route` first."""
-    return _trial_call("rtrl", net, x, y, m, {"readout": np.int64(feedback == "readout")},
-                       reference)
+    return _trial_call(
+        "rtrl", net, x, y, m, {"readout": np.int64(feedback == "readout")}, reference
+    )
 
 
 def _trial_call(kind, net, x, y, m, attrs, reference):
@@ -125,21 +141,46 @@ def _trial_call(kind, net, x, y, m, attrs, reference):
     n_steps, n_out = y.shape
 
     def kernel(w_in, w_rec, w_out, b, h0, tau, x, y, m):
-        shapes = (jax.ShapeDtypeStruct(w_in.shape, dtype), jax.ShapeDtypeStruct(w_rec.shape, dtype),
-                  jax.ShapeDtypeStruct(w_out.shape, dtype),
-                  jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype))
+        shapes = (
+            jax.ShapeDtypeStruct(w_in.shape, dtype),
+            jax.ShapeDtypeStruct(w_rec.shape, dtype),
+            jax.ShapeDtypeStruct(w_out.shape, dtype),
+            jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype),
+        )
         call = jax.ffi.ffi_call(_target(kind, dtype), shapes, vmap_method="broadcast_all")
-        return call(w_in, w_rec, w_out, b, h0, tau, x, y, m,
-                    exact=np.int64(net.cell.derivative == "exact"),
-                    threads=np.int64(kernels.threads()), **attrs)
+        return call(
+            w_in,
+            w_rec,
+            w_out,
+            b,
+            h0,
+            tau,
+            x,
+            y,
+            m,
+            exact=np.int64(net.cell.derivative == "exact"),
+            threads=np.int64(kernels.threads()),
+            **attrs,
+        )
 
     def on_arrays(w_in, w_rec, w_out, b, h0, tau, x, y, m):  # the reference on ``net``
-        return reference(net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau),
-                         x, y, m)
+        return reference(
+            net._replace(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b, h0=h0, tau=tau), x, y, m
+        )
 
-    return _on_cpu(kernel, on_arrays, net.w_in, net.w_rec, net.w_out, net.b, net.h0,
-                   jnp.asarray(net.tau, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype),
-                   jnp.asarray(m, dtype))
+    return _on_cpu(
+        kernel,
+        on_arrays,
+        net.w_in,
+        net.w_rec,
+        net.w_out,
+        net.b,
+        net.h0,
+        jnp.asarray(net.tau, dtype),
+        jnp.asarray(x, dtype),
+        jnp.asarray(y, dtype),
+        jnp.asarray(m, dtype),
+    )
 
 
 def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
@@ -149,9 +190,15 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
     without locality; ``backprop=True``), the error fed back through ``b``
     (``feedback="random"``) or ``w_out^T``.  ``reference(net, x, y, m) ->
     (d_in, d_rec, d_out, y)`` is the XLA path.  Check :func:`offline_route` first."""
-    return _trial_call("offline", net, x, y, m, {"backprop": np.int64(backprop),
-                                                  "readout": np.int64(feedback == "readout")},
-                       reference)
+    return _trial_call(
+        "offline",
+        net,
+        x,
+        y,
+        m,
+        {"backprop": np.int64(backprop), "readout": np.int64(feedback == "readout")},
+        reference,
+    )
 
 
 def online_route(net, setup, feedback: str) -> bool:
@@ -161,9 +208,15 @@ def online_route(net, setup, feedback: str) -> bool:
     from rflo.cells.leaky_tanh import LeakyTanh
     from rflo.losses import SQUARED_ERROR
 
-    return (setup.route != "generic" and type(net.cell) is LeakyTanh and jnp.ndim(net.tau) == 0
-            and setup.loss == SQUARED_ERROR and set(setup.params) <= set(_BITS)
-            and feedback in ("random", "readout") and available(net.w_rec.dtype))
+    return (
+        setup.route != "generic"
+        and type(net.cell) is LeakyTanh
+        and jnp.ndim(net.tau) == 0
+        and setup.loss == SQUARED_ERROR
+        and set(setup.params) <= set(_BITS)
+        and feedback in ("random", "readout")
+        and available(net.w_rec.dtype)
+    )
 
 
 def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str):
@@ -174,8 +227,10 @@ def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str
     :func:`online_route` first."""
     dtype = net.w_rec.dtype
     if not available(dtype):
-        raise RuntimeError("the leaky_tanh kernels are unavailable (see the warning above); "
-                           "check online_route first")
+        raise RuntimeError(
+            "the leaky_tanh kernels are unavailable (see the warning above); "
+            "check online_route first"
+        )
     n_rec = net.w_rec.shape[0]
     n_steps, n_out = y.shape
     params = {k: w.get(k, getattr(net, k)) for k in _BITS}
@@ -185,14 +240,28 @@ def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str
     sign = jnp.ones((n_rec,), dtype) if net.sign is None else jnp.asarray(net.sign, dtype)
     shapes = tuple(jax.ShapeDtypeStruct(params[k].shape, dtype) for k in _BITS) + (
         jax.ShapeDtypeStruct((), dtype),
-        jax.ShapeDtypeStruct((n_steps - 1 if keep_outputs else 1, n_out), dtype))
+        jax.ShapeDtypeStruct((n_steps - 1 if keep_outputs else 1, n_out), dtype),
+    )
     call = jax.ffi.ffi_call(_target("online", dtype), shapes, vmap_method="broadcast_all")
     w_in, w_rec, w_out, total, outs = call(
-        params["w_in"], params["w_rec"], params["w_out"], net.b, net.h0, mask, sign, scalars,
-        jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(m, dtype),
-        readout=np.int64(feedback == "readout"), exact=np.int64(net.cell.derivative == "exact"),
-        dale=np.int64(net.sign is not None), has_mask=np.int64(net.mask is not None),
-        trained=np.int64(sum(_BITS[k] for k in w)), keep_outputs=np.int64(bool(keep_outputs)),
-        threads=np.int64(kernels.threads()))
+        params["w_in"],
+        params["w_rec"],
+        params["w_out"],
+        net.b,
+        net.h0,
+        mask,
+        sign,
+        scalars,
+        jnp.asarray(x, dtype),
+        jnp.asarray(y, dtype),
+        jnp.asarray(m, dtype),
+        readout=np.int64(feedback == "readout"),
+        exact=np.int64(net.cell.derivative == "exact"),
+        dale=np.int64(net.sign is not None),
+        has_mask=np.int64(net.mask is not None),
+        trained=np.int64(sum(_BITS[k] for k in w)),
+        keep_outputs=np.int64(bool(keep_outputs)),
+        threads=np.int64(kernels.threads()),
+    )
     new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
     return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)

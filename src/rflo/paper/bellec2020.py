@@ -72,11 +72,24 @@ from rflo.paper.common import (
     write_text,
 )
 
-__all__ = ["Config", "QUICK", "FULL", "RULES", "CRITERION", "bellec_cell", "bellec_network",
-           "run", "summarize", "write_outputs", "main"]
+__all__ = [
+    "Config",
+    "QUICK",
+    "FULL",
+    "RULES",
+    "CRITERION",
+    "bellec_cell",
+    "bellec_network",
+    "run",
+    "summarize",
+    "write_outputs",
+    "main",
+]
 
-DESCRIPTION = ("Reproduce Bellec et al. (2020), Fig. 3: evidence accumulation with 50 LIF + 50 "
-               "ALIF neurons, e-prop (random and symmetric feedback) against BPTT")
+DESCRIPTION = (
+    "Reproduce Bellec et al. (2020), Fig. 3: evidence accumulation with 50 LIF + 50 "
+    "ALIF neurons, e-prop (random and symmetric feedback) against BPTT"
+)
 
 #: e-prop with symmetric feedback, with random feedback, and BPTT
 RULES = ("eprop", "eprop_random", "bptt")
@@ -111,8 +124,14 @@ def bellec_cell():
     from rflo.cells import ALIF
 
     alpha, rho = np.exp(-1.0 / TAU_V), np.exp(-1.0 / TAU_A)
-    return ALIF(thr=THR, gamma=0.3, beta=float(1.7 * (1 - rho) / (1 - alpha)), tau_a=TAU_A,
-                n_refractory=5, n_regular=N_LIF)
+    return ALIF(
+        thr=THR,
+        gamma=0.3,
+        beta=float(1.7 * (1 - rho) / (1 - alpha)),
+        tau_a=TAU_A,
+        n_refractory=5,
+        n_regular=N_LIF,
+    )
 
 
 def bellec_network(seed: int):
@@ -126,9 +145,15 @@ def bellec_network(seed: int):
     np.fill_diagonal(w_rec, 0.0)
     limit = np.sqrt(6.0 / (n + 2))
     return rflo.network_from_arrays(
-        w_in=rng.normal(size=(n, N_IN)) / np.sqrt(N_IN) * gain, w_rec=w_rec,
-        w_out=rng.uniform(-limit, limit, (2, n)), b=rng.normal(size=(n, 2)), h0=np.zeros(n),
-        tau=TAU_V, mask=1.0 - np.eye(n), cell=bellec_cell())
+        w_in=rng.normal(size=(n, N_IN)) / np.sqrt(N_IN) * gain,
+        w_rec=w_rec,
+        w_out=rng.uniform(-limit, limit, (2, n)),
+        b=rng.normal(size=(n, 2)),
+        h0=np.zeros(n),
+        tau=TAU_V,
+        mask=1.0 - np.eye(n),
+        cell=bellec_cell(),
+    )
 
 
 def _optimizer(lr: float):
@@ -138,7 +163,8 @@ def _optimizer(lr: float):
     rec = lr / (1.0 - np.exp(-1.0 / TAU_V))
     return optax.multi_transform(
         {"rec": optax.adam(rec), "out": optax.adam(lr)},
-        lambda p: {k: "out" if k == "w_out" else "rec" for k in p})
+        lambda p: {k: "out" if k == "w_out" else "rec" for k in p},
+    )
 
 
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -161,26 +187,43 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         nets = [bellec_network(s) for s in seeds]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the guard counts divergence
-            res = train_ensemble(nets, task, rule, trials=cfg.iterations,
-                                 lr={"w_in": 1.0, "w_rec": 1.0, "w_out": 1.0},
-                                 optimizer=_optimizer(cfg.lr), loss="cross_entropy",
-                                 batch=cfg.batch, seeds=seeds, max_loss_growth=None)
+            res = train_ensemble(
+                nets,
+                task,
+                rule,
+                trials=cfg.iterations,
+                lr={"w_in": 1.0, "w_rec": 1.0, "w_out": 1.0},
+                optimizer=_optimizer(cfg.lr),
+                loss="cross_entropy",
+                batch=cfg.batch,
+                seeds=seeds,
+                max_loss_growth=None,
+            )
         errors[name] = 1.0 - np.asarray(res.accuracy, float)
         losses[name] = np.asarray(res.loss, float)
         x = task.batch(seed=10_000, batch=4)[0]
         rates[name] = [1000.0 * firing_rate(res.network(k), x) for k in range(len(seeds))]
         seconds[name] = time.perf_counter() - t
-        log(f"{name}: {seconds[name]:.1f} s, final error (median) "
-            f"{np.median(final_errors(errors[name])):.3f}")
-    return {"config": cfg, "seeds": seeds, "errors": errors, "losses": losses,
-            "rates_hz": rates, "seconds": seconds, "total_seconds": time.perf_counter() - t0,
-            "steps_per_trial": task.n_steps}
+        log(
+            f"{name}: {seconds[name]:.1f} s, final error (median) "
+            f"{np.median(final_errors(errors[name])):.3f}"
+        )
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "errors": errors,
+        "losses": losses,
+        "rates_hz": rates,
+        "seconds": seconds,
+        "total_seconds": time.perf_counter() - t0,
+        "steps_per_trial": task.n_steps,
+    }
 
 
 def final_errors(curves) -> np.ndarray:
     """Each network's mean error over the last 10 % of its iterations."""
     n = curves.shape[1]
-    return np.mean(curves[:, n - max(1, n // 10):], axis=1)
+    return np.mean(curves[:, n - max(1, n // 10) :], axis=1)
 
 
 def criterion_met_at(curves, window: int = 10) -> list:
@@ -200,29 +243,46 @@ def summarize(r: dict) -> dict:
     rows = {}
     for name, c in r["errors"].items():
         fin = final_errors(c)
-        rows[name] = {**quartiles(fin), "criterion_at": criterion_met_at(c),
-                      "rate_hz": float(np.median(r["rates_hz"][name])),
-                      "seconds": r["seconds"][name]}
+        rows[name] = {
+            **quartiles(fin),
+            "criterion_at": criterion_met_at(c),
+            "rate_hz": float(np.median(r["rates_hz"][name])),
+            "seconds": r["seconds"][name],
+        }
     claims = {}
     eprops = [k for k in ("eprop", "eprop_random") if k in rows]
     if cfg.mode == "quick":
         ok = all(rows[k]["median"] < 0.5 for k in eprops)
         claims["eprop_below_chance"] = {
             "claim": "e-prop learns: error below chance (0.5) in the quick run",
-            "verdict": ("reproduced" if ok else "not reproduced") + ": " + ", ".join(
-                f"{k} {rows[k]['median']:.3f}" for k in eprops)}
+            "verdict": ("reproduced" if ok else "not reproduced")
+            + ": "
+            + ", ".join(f"{k} {rows[k]['median']:.3f}" for k in eprops),
+        }
     else:
         ok = all(all(a is not None for a in rows[k]["criterion_at"]) for k in eprops)
         claims["eprop_meets_criterion"] = {
             "claim": "e-prop (random and symmetric) reaches validation error below 7 % "
-                     "(Bellec et al. 2020, Fig. 3)",
-            "verdict": ("reproduced" if ok else "not reproduced") + ": " + ", ".join(
+            "(Bellec et al. 2020, Fig. 3)",
+            "verdict": ("reproduced" if ok else "not reproduced")
+            + ": "
+            + ", ".join(
                 f"{k} final {rows[k]['median']:.3f}, criterion at {rows[k]['criterion_at']}"
-                for k in eprops)}
-    return {"mode": cfg.mode, "iterations": cfg.iterations, "batch": cfg.batch,
-            "delay_ms": cfg.delay, "steps_per_trial": r["steps_per_trial"],
-            "seeds": list(r["seeds"]), "criterion": CRITERION, "rules": rows, "claims": claims,
-            "seconds": r["total_seconds"]}
+                for k in eprops
+            ),
+        }
+    return {
+        "mode": cfg.mode,
+        "iterations": cfg.iterations,
+        "batch": cfg.batch,
+        "delay_ms": cfg.delay,
+        "steps_per_trial": r["steps_per_trial"],
+        "seeds": list(r["seeds"]),
+        "criterion": CRITERION,
+        "rules": rows,
+        "claims": claims,
+        "seconds": r["total_seconds"],
+    }
 
 
 def write_outputs(r: dict, out: Path) -> dict:
@@ -235,18 +295,34 @@ def write_outputs(r: dict, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(r)
-    write_text(out / "bellec2020.csv", csv_text(
-        ["rule", "median", "p25", "p75", "criterion_at", "rate_hz", "seconds"],
-        [[k, f"{v['median']:.4f}", f"{v['p25']:.4f}", f"{v['p75']:.4f}",
-          " ".join(str(a) for a in v["criterion_at"]), f"{v['rate_hz']:.1f}",
-          f"{v['seconds']:.1f}"] for k, v in s["rules"].items()]))
+    write_text(
+        out / "bellec2020.csv",
+        csv_text(
+            ["rule", "median", "p25", "p75", "criterion_at", "rate_hz", "seconds"],
+            [
+                [
+                    k,
+                    f"{v['median']:.4f}",
+                    f"{v['p25']:.4f}",
+                    f"{v['p75']:.4f}",
+                    " ".join(str(a) for a in v["criterion_at"]),
+                    f"{v['rate_hz']:.1f}",
+                    f"{v['seconds']:.1f}",
+                ]
+                for k, v in s["rules"].items()
+            ],
+        ),
+    )
     rows = []
     for name, c in r["errors"].items():
         p25, med, p75 = np.percentile(c, [25, 50, 75], axis=0)
-        rows += [[name, i + 1, f"{a:.4f}", f"{b:.4f}", f"{d:.4f}"]
-                 for i, (a, b, d) in enumerate(zip(med, p25, p75))]
-    write_text(out / "bellec2020_curves.csv",
-               csv_text(["rule", "iteration", "median", "p25", "p75"], rows))
+        rows += [
+            [name, i + 1, f"{a:.4f}", f"{b:.4f}", f"{d:.4f}"]
+            for i, (a, b, d) in enumerate(zip(med, p25, p75))
+        ]
+    write_text(
+        out / "bellec2020_curves.csv", csv_text(["rule", "iteration", "median", "p25", "p75"], rows)
+    )
     write_text(out / "bellec2020.json", json.dumps(json_safe(s), indent=2))
     _plot(r, out / "bellec2020.png")
     return s
@@ -264,15 +340,18 @@ def _plot(r, path):
         smooth = np.stack([np.convolve(k, np.ones(w) / w, mode="valid") for k in c])
         p25, med, p75 = np.percentile(smooth, [25, 50, 75], axis=0)
         it = np.arange(w, c.shape[1] + 1)
-        line, = ax.plot(it, med, label=name)
+        (line,) = ax.plot(it, med, label=name)
         ax.fill_between(it, p25, p75, color=line.get_color(), alpha=0.2)
     ax.axhline(CRITERION, color="k", ls=":", lw=1)
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("error rate")
     cfg = r["config"]
-    ax.set_title(f"Evidence accumulation (delay {cfg.delay} ms, batch {cfg.batch}): median "
-                 f"and 25-75 % over {len(r['seeds'])} networks", fontsize=9)
+    ax.set_title(
+        f"Evidence accumulation (delay {cfg.delay} ms, batch {cfg.batch}): median "
+        f"and 25-75 % over {len(r['seeds'])} networks",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -280,15 +359,19 @@ def _plot(r, path):
 
 
 def add_arguments(p):
-    add_figure_arguments(p, "bellec2020",
-                         f"small run ({QUICK.n_networks} networks, {QUICK.iterations} "
-                         f"iterations of batch {QUICK.batch}, delay {QUICK.delay} ms); the full "
-                         f"run uses {FULL.n_networks} networks, {FULL.iterations} iterations of "
-                         f"batch {FULL.batch}, delay {FULL.delay} ms")
+    add_figure_arguments(
+        p,
+        "bellec2020",
+        f"small run ({QUICK.n_networks} networks, {QUICK.iterations} "
+        f"iterations of batch {QUICK.batch}, delay {QUICK.delay} ms); the full "
+        f"run uses {FULL.n_networks} networks, {FULL.iterations} iterations of "
+        f"batch {FULL.batch}, delay {FULL.delay} ms",
+    )
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``rflo reproduce bellec2020``: returns the exit status."""
-    return figure_main(argv, "reproduce bellec2020", DESCRIPTION, add_arguments, QUICK, FULL,
-                       run, write_outputs)
+    return figure_main(
+        argv, "reproduce bellec2020", DESCRIPTION, add_arguments, QUICK, FULL, run, write_outputs
+    )

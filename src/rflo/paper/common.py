@@ -13,9 +13,26 @@ import numpy as np
 
 from rflo.files import atomic_write
 
-__all__ = ["paper_network", "INITS", "network_seeds", "spec_train", "csv_text", "json_safe", "write_file", "write_text", "log_spaced",
-           "check_out", "band_rows", "median_band", "quartiles", "ranges_overlap", "lower_verdict",
-           "add_figure_arguments", "apply_arguments", "figure_main"]
+__all__ = [
+    "paper_network",
+    "INITS",
+    "network_seeds",
+    "spec_train",
+    "csv_text",
+    "json_safe",
+    "write_file",
+    "write_text",
+    "log_spaced",
+    "check_out",
+    "band_rows",
+    "median_band",
+    "quartiles",
+    "ranges_overlap",
+    "lower_verdict",
+    "add_figure_arguments",
+    "apply_arguments",
+    "figure_main",
+]
 
 
 #: the initial weights a figure can start from (``--init``): the paper's
@@ -25,8 +42,9 @@ __all__ = ["paper_network", "INITS", "network_seeds", "spec_train", "csv_text", 
 INITS = ("methods", "notebook")
 
 
-def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32", *, init="methods",
-                  dale=None, g=1.5):
+def paper_network(
+    n_in, n_rec, n_out, seed, tau=10.0, dtype="float32", *, init="methods", dale=None, g=1.5
+):
     """The paper's network for every figure, drawn from ``seed``.
 
     ``init="methods"`` (the default) follows the Methods ("Simulation
@@ -43,8 +61,9 @@ def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32", *, init="
     from rflo import network_from_arrays
 
     if init == "notebook":
-        return rflo.init_network(n_in, n_rec, n_out, seed=int(seed), tau=tau, dtype=dtype,
-                                 dale=dale, g=g)
+        return rflo.init_network(
+            n_in, n_rec, n_out, seed=int(seed), tau=tau, dtype=dtype, dale=dale, g=g
+        )
     if init != "methods":
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     rng = np.random.default_rng(seed)
@@ -56,8 +75,16 @@ def paper_network(n_in, n_rec, n_out, seed, tau=10.0, dtype="float32", *, init="
     if dale is not None:
         sign = np.where(np.arange(n_rec) < int(round(float(dale) * n_rec)), 1.0, -1.0)
         w_rec = sign[None, :] * np.abs(w_rec)
-    return network_from_arrays(w_in=w_in, w_rec=w_rec, w_out=w_out, b=b,
-                               h0=np.full(n_rec, 0.1), tau=tau, sign=sign, dtype=dtype)
+    return network_from_arrays(
+        w_in=w_in,
+        w_rec=w_rec,
+        w_out=w_out,
+        b=b,
+        h0=np.full(n_rec, 0.1),
+        tau=tau,
+        sign=sign,
+        dtype=dtype,
+    )
 
 
 def network_seeds(cfg) -> list:
@@ -85,8 +112,7 @@ def spec_train(spec, networks, *, lr=None, seeds=None, warn=False, task=None):
     with warnings.catch_warnings():
         if not warn:  # fast rates are meant to diverge in searches; the guard counts them
             warnings.simplefilter("ignore", RuntimeWarning)
-        session = Session.for_networks(spec, networks, seeds=seeds, task=task,
-                                       lr=lr)
+        session = Session.for_networks(spec, networks, seeds=seeds, task=task, lr=lr)
         return session.result(session.run()[spec.rule])
 
 
@@ -128,8 +154,10 @@ def band_rows(curves, points=300, trials_per_step=1) -> list:
     """Rows ``[trial, median, p25, p75]`` of (K, n) curves at about ``points``
     log-spaced steps (step ``i`` is trial ``(i + 1) * trials_per_step``)."""
     med, p25, p75 = median_band(curves)
-    return [[(i + 1) * trials_per_step, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"]
-            for i in log_spaced(np.shape(curves)[1], points)]
+    return [
+        [(i + 1) * trials_per_step, f"{med[i]:.6g}", f"{p25[i]:.6g}", f"{p75[i]:.6g}"]
+        for i in log_spaced(np.shape(curves)[1], points)
+    ]
 
 
 def median_band(a, axis=0):
@@ -155,10 +183,13 @@ def lower_verdict(mine: dict, other: dict, who: str, what: str) -> dict:
     25-75 % ranges do not overlap."""
     overlap = ranges_overlap(mine, other)
     better = mine["median"] < other["median"]
-    verdict = (f"reproduced: {who}'s {what} is lower and the 25-75 % ranges do not overlap"
-               if better and not overlap else
-               f"{who}'s median is lower but the 25-75 % ranges overlap: not shown"
-               if better else f"not reproduced: {who}'s median {what} is not lower")
+    verdict = (
+        f"reproduced: {who}'s {what} is lower and the 25-75 % ranges do not overlap"
+        if better and not overlap
+        else f"{who}'s median is lower but the 25-75 % ranges overlap: not shown"
+        if better
+        else f"not reproduced: {who}'s median {what} is not lower"
+    )
     return {"ranges_overlap": overlap, "verdict": verdict}
 
 
@@ -170,8 +201,11 @@ def check_out(out, overwrite, prog) -> int:
         print(f"{prog}: error: {out} exists and is not a folder", file=sys.stderr)
         return 2
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        print(f"{prog}: error: {out} is not empty; pass --overwrite to write into it "
-              "or choose another --out", file=sys.stderr)
+        print(
+            f"{prog}: error: {out} is not empty; pass --overwrite to write into it "
+            "or choose another --out",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -194,21 +228,39 @@ def add_figure_arguments(p, name: str, quick_help: str, *, derivative="exact", i
     networks)."""
     p.add_argument("--out", default=name, help=f"output folder (default: ./{name})")
     p.add_argument("--quick", action="store_true", help=quick_help)
-    p.add_argument("--seed", type=int, default=0,
-                   help="first network seed; network k uses seed + k (default 0)")
-    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
-                   help="the networks the figure reports, by seed (e.g. 10,11,12: rerun "
-                        "the verdicts on other networks); overrides --seed and the mode's "
-                        "number of networks")
-    p.add_argument("--derivative", choices=("exact", "seed"), default=derivative,
-                   help="f' of the units: 'exact' (1 - tanh^2) or 'seed', the notebook's "
-                        f"approximation 1/cosh^2(10 tanh(u/10)) (default {derivative})")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="first network seed; network k uses seed + k (default 0)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=None,
+        metavar="S,S,...",
+        help="the networks the figure reports, by seed (e.g. 10,11,12: rerun "
+        "the verdicts on other networks); overrides --seed and the mode's "
+        "number of networks",
+    )
+    p.add_argument(
+        "--derivative",
+        choices=("exact", "seed"),
+        default=derivative,
+        help="f' of the units: 'exact' (1 - tanh^2) or 'seed', the notebook's "
+        f"approximation 1/cosh^2(10 tanh(u/10)) (default {derivative})",
+    )
     if init:
-        p.add_argument("--init", choices=INITS, default="methods",
-                       help="initial weights: the paper's Methods (default) or the seed "
-                            "notebook's (w_in on [-0.1, 0), w_out 10x smaller)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into an existing non-empty folder")
+        p.add_argument(
+            "--init",
+            choices=INITS,
+            default="methods",
+            help="initial weights: the paper's Methods (default) or the seed "
+            "notebook's (w_in on [-0.1, 0), w_out 10x smaller)",
+        )
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into an existing non-empty folder"
+    )
     return p
 
 
@@ -229,12 +281,14 @@ def apply_arguments(cfg, args):
     return replace(cfg, **changes)
 
 
-def figure_main(argv, name: str, description: str, add_arguments, quick, full, run,
-                write_outputs) -> int:
+def figure_main(
+    argv, name: str, description: str, add_arguments, quick, full, run, write_outputs
+) -> int:
     """``rflo figureN``: parse, check the folder, run quick or full, write, and
     print the verdicts as JSON; returns the exit status (2 on bad input)."""
     import argparse
     import json
+
     prog = f"rflo {name}"
     parser = add_arguments(argparse.ArgumentParser(prog=prog, description=description))
     try:
@@ -249,8 +303,17 @@ def figure_main(argv, name: str, description: str, add_arguments, quick, full, r
     cfg = apply_arguments(quick if args.quick else full, args)
     r = run(cfg, log=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
     summary = write_outputs(r, Path(args.out))
-    print(json.dumps(json_safe({"out": str(args.out), "mode": cfg.mode,
-                                "seconds": round(summary["seconds"], 1),
-                                "claims": {k: v["verdict"] for k, v in summary["claims"].items()}}),
-                     indent=2))
+    print(
+        json.dumps(
+            json_safe(
+                {
+                    "out": str(args.out),
+                    "mode": cfg.mode,
+                    "seconds": round(summary["seconds"], 1),
+                    "claims": {k: v["verdict"] for k, v in summary["claims"].items()},
+                }
+            ),
+            indent=2,
+        )
+    )
     return 0

@@ -108,10 +108,27 @@ from rflo.paper.figure2_train import (  # noqa: F401  (the figure's parts, impor
     trained_outputs,
 )
 
-__all__ = ["Config", "QUICK", "FULL", "CHOSEN_LR", "config", "run", "write_outputs", "summarize",
-           "plot_long",
-           "sweep_spec", "run_sweep", "plot_figure2", "plot_supplement", "main", "LR_SELECTION",
-           "final_losses", "grid_search", "networks", "run_spec"]
+__all__ = [
+    "Config",
+    "QUICK",
+    "FULL",
+    "CHOSEN_LR",
+    "config",
+    "run",
+    "write_outputs",
+    "summarize",
+    "plot_long",
+    "sweep_spec",
+    "run_sweep",
+    "plot_figure2",
+    "plot_supplement",
+    "main",
+    "LR_SELECTION",
+    "final_losses",
+    "grid_search",
+    "networks",
+    "run_spec",
+]
 
 # older names, kept for callers
 _clean, _networks = clean, networks
@@ -130,19 +147,28 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     grids = []
     if cfg.lr is None:
         grids = search(cfg, log.log)
-        lrs = {(g["rule"], g["period_tau"]): (g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
-               for g in grids}
+        lrs = {
+            (g["rule"], g["period_tau"]): (g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
+            for g in grids
+        }
     else:
         lrs = cfg.rates()
-        log("learning rates given (no search; lr_rec/lr_out): " + ", ".join(
-            f"{rule} {p}tau {rec:g}/{out:g}" for (rule, p), (rec, out) in sorted(lrs.items())))
+        log(
+            "learning rates given (no search; lr_rec/lr_out): "
+            + ", ".join(
+                f"{rule} {p}tau {rec:g}/{out:g}" for (rule, p), (rec, out) in sorted(lrs.items())
+            )
+        )
 
     nets = networks(cfg, "rflo", seeds)
     dale_nets = networks(cfg, "rflo_dale", seeds)
     trained = {}
     for rule, p in cfg.rate_keys():
-        n = (min(cfg.ablation_networks, cfg.n_networks) if rule in ("local", "random_feedback")
-             else cfg.n_networks)
+        n = (
+            min(cfg.ablation_networks, cfg.n_networks)
+            if rule in ("local", "random_feedback")
+            else cfg.n_networks
+        )
         drawn = dale_nets if rule == "rflo_dale" else nets
         first_n = jax.tree_util.tree_map(lambda a, n=n: a[:n], drawn)
         trained[rule, p] = train(cfg, first_n, rule, p, *lrs[rule, p], seeds[:n])
@@ -160,13 +186,17 @@ def run_long(cfg: Config, lrs: dict, log=None) -> dict:
     task = task_of(cfg, p)
     out = {}
     for rule in ("bptt", "rflo"):
-        res = train(cfg, networks(cfg, rule, seeds), rule, p, *lrs[rule, p], seeds,
-                    trials=cfg.long_trials)
-        out[rule] = Trained(res.networks, clean(res.loss), np.asarray(res.alignment, float),
-                            res.seconds)
+        res = train(
+            cfg, networks(cfg, rule, seeds), rule, p, *lrs[rule, p], seeds, trials=cfg.long_trials
+        )
+        out[rule] = Trained(
+            res.networks, clean(res.loss), np.asarray(res.alignment, float), res.seconds
+        )
         if log:
-            log(f"long run {rule} T={p}tau, {cfg.long_trials} trials: final loss median "
-                f"{np.median(final_losses(res.networks, task)):.3g} ({res.seconds:.0f}s)")
+            log(
+                f"long run {rule} T={p}tau, {cfg.long_trials} trials: final loss median "
+                f"{np.median(final_losses(res.networks, task)):.3g} ({res.seconds:.0f}s)"
+            )
     return out
 
 
@@ -218,18 +248,34 @@ def results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:
                 "excitatory_fraction": float(np.mean(sign > 0)),
             }
             msg = f", wrong-sign weights {dale_check[p]['wrong_sign_weights']}"
-        log(f"{rule} T={p}tau lr_rec/lr_out={rate_text(lrs[rule, p])}: final loss median "
+        log(
+            f"{rule} T={p}tau lr_rec/lr_out={rate_text(lrs[rule, p])}: final loss median "
             f"{np.median(final[rule, p]):.3g} (untrained {np.median(untrained[p]):.3g})"
-            f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else ""))
+            f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else "")
+        )
 
-    initial_alignment = np.asarray([
-        np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
-        / (np.linalg.norm(nets.b[k]) * np.linalg.norm(nets.w_out[k])) for k in range(len(seeds))])
+    initial_alignment = np.asarray(
+        [
+            np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
+            / (np.linalg.norm(nets.b[k]) * np.linalg.norm(nets.w_out[k]))
+            for k in range(len(seeds))
+        ]
+    )
     return {
-        "config": cfg, "seeds": seeds, "lr": lrs, "grid": grids, "tasks": tasks,
-        "untrained": untrained, "untrained_dale": untrained_dale, "curves": curves,
-        "alignment": aligns, "initial_alignment": initial_alignment, "final": final,
-        "outputs": outputs, "dale_check": dale_check, "long": long_numbers(cfg, long_runs or {}),
+        "config": cfg,
+        "seeds": seeds,
+        "lr": lrs,
+        "grid": grids,
+        "tasks": tasks,
+        "untrained": untrained,
+        "untrained_dale": untrained_dale,
+        "curves": curves,
+        "alignment": aligns,
+        "initial_alignment": initial_alignment,
+        "final": final,
+        "outputs": outputs,
+        "dale_check": dale_check,
+        "long": long_numbers(cfg, long_runs or {}),
         "seconds": time.perf_counter() - t0,
     }
 
@@ -238,33 +284,59 @@ def results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:
 # command line
 
 
-DESCRIPTION = ("Reproduce Murray (2019) Figure 2 (panels a-d) and its Dale's-law "
-               "supplement: PNGs, CSVs and summary.json in an output folder.")
+DESCRIPTION = (
+    "Reproduce Murray (2019) Figure 2 (panels a-d) and its Dale's-law "
+    "supplement: PNGs, CSVs and summary.json in an output folder."
+)
 
 
 def add_arguments(p):
     """The options of ``rflo figure2`` (shared with the main command line)."""
     add_figure_arguments(
-        p, "figure2", f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, "
-                      f"periods {list(QUICK.periods_tau)} tau); the full run uses "
-                      f"{FULL.n_networks} networks, {FULL.trials} trials",
-        derivative="seed", init=True)
-    p.add_argument("--search", action="store_true",
-                   help="search the learning rates again (grid per rule and period, "
-                        "written to lr_search.json) instead of using the stored ones")
-    p.add_argument("--sweep", type=Path, default=None, metavar="DIR",
-                   help="train through a sweep in DIR (rflo.sweep: resumable, every core, or "
-                        "a Slurm cluster with --backend slurm), then draw the figure from it "
-                        "(with --init notebook: a sweep draws the notebook's networks)")
-    p.add_argument("--backend", choices=("local", "slurm", "submitit_local"), default="local",
-                   help="with --sweep: where its chunks run (default local)")
+        p,
+        "figure2",
+        f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, "
+        f"periods {list(QUICK.periods_tau)} tau); the full run uses "
+        f"{FULL.n_networks} networks, {FULL.trials} trials",
+        derivative="seed",
+        init=True,
+    )
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="search the learning rates again (grid per rule and period, "
+        "written to lr_search.json) instead of using the stored ones",
+    )
+    p.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train through a sweep in DIR (rflo.sweep: resumable, every core, or "
+        "a Slurm cluster with --backend slurm), then draw the figure from it "
+        "(with --init notebook: a sweep draws the notebook's networks)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "slurm", "submitit_local"),
+        default="local",
+        help="with --sweep: where its chunks run (default local)",
+    )
     from rflo.sweep.cli import devices_arg
 
-    p.add_argument("--devices", type=devices_arg, default="auto", metavar="N|auto",
-                   help="with --sweep: JAX devices per chunk (default auto: every core)")
-    p.add_argument("--spec", action="store_true",
-                   help="print the figure's sweep spec (TOML) and exit: run it with "
-                        "'rflo sweep run', then draw with 'rflo figure2 --sweep DIR'")
+    p.add_argument(
+        "--devices",
+        type=devices_arg,
+        default="auto",
+        metavar="N|auto",
+        help="with --sweep: JAX devices per chunk (default auto: every core)",
+    )
+    p.add_argument(
+        "--spec",
+        action="store_true",
+        help="print the figure's sweep spec (TOML) and exit: run it with "
+        "'rflo sweep run', then draw with 'rflo figure2 --sweep DIR'",
+    )
     return p
 
 
@@ -290,9 +362,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ValueError as exc:
             print(f"rflo figure2: error: {exc}", file=sys.stderr)
             return 2
-        print(f"# Murray (2019) Figure 2 ({spec.name}) as a sweep: rflo sweep run THIS --out "
-              f"DIR,\n# then rflo figure2 {'--quick ' if args.quick else ''}--init notebook "
-              "--sweep DIR draws it\n" + spec_toml(spec), end="")
+        print(
+            f"# Murray (2019) Figure 2 ({spec.name}) as a sweep: rflo sweep run THIS --out "
+            f"DIR,\n# then rflo figure2 {'--quick ' if args.quick else ''}--init notebook "
+            "--sweep DIR draws it\n" + spec_toml(spec),
+            end="",
+        )
         return 0
     out = Path(args.out)
     if check_out(out, args.overwrite, "rflo figure2"):
@@ -300,8 +375,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = _config(args)
     if args.search:
         if args.sweep is not None:
-            print("rflo figure2: error: --search runs here; give --sweep/--spec without it",
-                  file=sys.stderr)
+            print(
+                "rflo figure2: error: --search runs here; give --sweep/--spec without it",
+                file=sys.stderr,
+            )
             return 2
         cfg = replace(cfg, lr=None, lr_searched_on=cfg.init)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -322,14 +399,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = write_outputs(r, out)
     if r["grid"]:
         write_text(out / "lr_search.json", json.dumps(json_safe(r["grid"]), indent=2) + "\n")
-        chosen = tuple((g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
-                       for g in r["grid"])
+        chosen = tuple(
+            (g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
+            for g in r["grid"]
+        )
         print(f"chosen rates ({cfg.mode}, {cfg.init} weights): {chosen!r}", file=sys.stderr)
-    print(json.dumps({"out": str(out), "mode": cfg.mode, "init": cfg.init,
-                      "derivative": cfg.derivative, "seconds": round(summary["seconds"], 1),
-                      "learning_rates": {f"{v['rule']} {v['period_tau']}tau": v["lr_rec"]
-                                         for v in summary["learning_rates"]},
-                      "claims": summary["claims"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "mode": cfg.mode,
+                "init": cfg.init,
+                "derivative": cfg.derivative,
+                "seconds": round(summary["seconds"], 1),
+                "learning_rates": {
+                    f"{v['rule']} {v['period_tau']}tau": v["lr_rec"]
+                    for v in summary["learning_rates"]
+                },
+                "claims": summary["claims"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -52,18 +52,23 @@ class Config:
             raise ValueError("seeds must name n_networks networks")
         needed = set(self.panel_a_periods_tau) | {self.panel_d_period_tau}
         if not needed <= set(self.periods_tau):
-            raise ValueError(f"periods_tau {self.periods_tau} must contain the periods of "
-                             f"panels a and d: {sorted(needed)}")
+            raise ValueError(
+                f"periods_tau {self.periods_tau} must contain the periods of "
+                f"panels a and d: {sorted(needed)}"
+            )
         if not set(self.dale_periods_tau) <= set(self.periods_tau):
             raise ValueError("dale_periods_tau must be a subset of periods_tau")
         if self.lr is not None:
             if any(len(e) not in (3, 4) for e in self.lr):
-                raise ValueError("each lr entry is (rule, period_tau, lr_rec, lr_out) or "
-                                 "(rule, period_tau, eta)")
+                raise ValueError(
+                    "each lr entry is (rule, period_tau, lr_rec, lr_out) or (rule, period_tau, eta)"
+                )
             missing = set(self.rate_keys()) - {(e[0], int(e[1])) for e in self.lr}
             if missing:
-                raise ValueError(f"lr has no rate for (rule, period_tau) {sorted(missing)}; "
-                                 "give one for each, or lr=None to search")
+                raise ValueError(
+                    f"lr has no rate for (rule, period_tau) {sorted(missing)}; "
+                    "give one for each, or lr=None to search"
+                )
         return self
 
     def rates(self) -> dict:
@@ -81,36 +86,72 @@ class Config:
 #: learning rates chosen by ``python -m rflo.paper.figure2 --search`` (full
 #: mode) and ``--search --quick`` (quick mode), see :data:`LR_SELECTION`
 CHOSEN_LR = {
-    "full": (("bptt", 10, 1, 0.03), ("rflo", 10, 0.3, 0.1), ("bptt", 20, 0.3, 0.1),
-             ("rflo", 20, 0.01, 0.1), ("bptt", 40, 0.03, 0.03), ("rflo", 40, 0.03, 0.01),
-             ("bptt", 80, 0.001, 0.1), ("rflo", 80, 0.003, 0.03), ("bptt", 160, 0.0001, 0.1),
-             ("rflo", 160, 3e-05, 0.1), ("local", 80, 0.01, 0.01),
-             ("random_feedback", 80, 0.0001, 0.0001), ("rflo_dale", 10, 0.1, 0.03),
-             ("rflo_dale", 20, 0.1, 0.01), ("rflo_dale", 40, 0.03, 0.01),
-             ("rflo_dale", 80, 0.03, 0.03), ("rflo_dale", 160, 0.1, 0.03)),
-    "quick": (("bptt", 20, 0.1, 0.3), ("rflo", 20, 0.1, 0.03), ("bptt", 40, 0.03, 0.1),
-              ("rflo", 40, 0.03, 0.01), ("local", 40, 1.0, 0.03),
-              ("random_feedback", 40, 0.003, 0.003), ("rflo_dale", 20, 0.1, 0.01),
-              ("rflo_dale", 40, 0.1, 0.03)),
+    "full": (
+        ("bptt", 10, 1, 0.03),
+        ("rflo", 10, 0.3, 0.1),
+        ("bptt", 20, 0.3, 0.1),
+        ("rflo", 20, 0.01, 0.1),
+        ("bptt", 40, 0.03, 0.03),
+        ("rflo", 40, 0.03, 0.01),
+        ("bptt", 80, 0.001, 0.1),
+        ("rflo", 80, 0.003, 0.03),
+        ("bptt", 160, 0.0001, 0.1),
+        ("rflo", 160, 3e-05, 0.1),
+        ("local", 80, 0.01, 0.01),
+        ("random_feedback", 80, 0.0001, 0.0001),
+        ("rflo_dale", 10, 0.1, 0.03),
+        ("rflo_dale", 20, 0.1, 0.01),
+        ("rflo_dale", 40, 0.03, 0.01),
+        ("rflo_dale", 80, 0.03, 0.03),
+        ("rflo_dale", 160, 0.1, 0.03),
+    ),
+    "quick": (
+        ("bptt", 20, 0.1, 0.3),
+        ("rflo", 20, 0.1, 0.03),
+        ("bptt", 40, 0.03, 0.1),
+        ("rflo", 40, 0.03, 0.01),
+        ("local", 40, 1.0, 0.03),
+        ("random_feedback", 40, 0.003, 0.003),
+        ("rflo_dale", 20, 0.1, 0.01),
+        ("rflo_dale", 40, 0.1, 0.03),
+    ),
 }
 #: the stored rates for the Methods' weights, and the weights each set was
 #: searched on (summary.json reports it): see docs/paper.md
 CHOSEN_LR_METHODS = {
     "full": CHOSEN_LR["full"],  # the notebook weights' until a full search is stored
-    "quick": (("bptt", 20, 0.3, 0.1), ("rflo", 20, 0.03, 0.03), ("bptt", 40, 0.01, 0.03),
-              ("rflo", 40, 0.03, 0.03), ("local", 40, 0.1, 0.03),
-              ("random_feedback", 40, 0.001, 0.003), ("rflo_dale", 20, 0.1, 0.003),
-              ("rflo_dale", 40, 0.0003, 0.3)),  # rflo figure2 --quick --search (Methods' weights)
+    "quick": (
+        ("bptt", 20, 0.3, 0.1),
+        ("rflo", 20, 0.03, 0.03),
+        ("bptt", 40, 0.01, 0.03),
+        ("rflo", 40, 0.03, 0.03),
+        ("local", 40, 0.1, 0.03),
+        ("random_feedback", 40, 0.001, 0.003),
+        ("rflo_dale", 20, 0.1, 0.003),
+        ("rflo_dale", 40, 0.0003, 0.3),
+    ),  # rflo figure2 --quick --search (Methods' weights)
 }
 SEARCHED_ON = {"full": "notebook", "quick": "methods"}
-FULL = Config(mode="full", lr=CHOSEN_LR_METHODS["full"], long_trials=100_000,
-              lr_searched_on=SEARCHED_ON["full"])
+FULL = Config(
+    mode="full",
+    lr=CHOSEN_LR_METHODS["full"],
+    long_trials=100_000,
+    lr_searched_on=SEARCHED_ON["full"],
+)
 #: quick mode's long period is 40 tau: at 80-160 tau BPTT needs about 10^4
 #: trials to overtake RFLO (docs/paper.md), far beyond a 2-minute budget
-QUICK = Config(mode="quick", n_networks=6, trials=2000, periods_tau=(20, 40),
-               panel_a_periods_tau=(20, 40), panel_d_period_tau=40, dale_periods_tau=(20, 40),
-               ablation_networks=6, lr=CHOSEN_LR_METHODS["quick"],
-               lr_searched_on=SEARCHED_ON["quick"])
+QUICK = Config(
+    mode="quick",
+    n_networks=6,
+    trials=2000,
+    periods_tau=(20, 40),
+    panel_a_periods_tau=(20, 40),
+    panel_d_period_tau=40,
+    dale_periods_tau=(20, 40),
+    ablation_networks=6,
+    lr=CHOSEN_LR_METHODS["quick"],
+    lr_searched_on=SEARCHED_ON["quick"],
+)
 
 
 def config(mode="full", init="methods") -> "Config":

@@ -37,9 +37,15 @@ def long_numbers(cfg, long_runs):
     if not long_runs:
         return {}
     task = task_of(cfg, max(cfg.periods_tau))
-    return {rule: {"curves": t.loss, "final": final_losses(t.networks, task),
-                   "outputs": trained_outputs(t.networks, task), "seconds": t.seconds}
-            for rule, t in long_runs.items()}
+    return {
+        rule: {
+            "curves": t.loss,
+            "final": final_losses(t.networks, task),
+            "outputs": trained_outputs(t.networks, task),
+            "seconds": t.seconds,
+        }
+        for rule, t in long_runs.items()
+    }
 
 
 def tail_mean(curve, frac=0.05):
@@ -53,51 +59,87 @@ def summarize(r: dict) -> dict:
 
     def st(a):
         med, p25, p75 = stats(np.asarray(a))
-        return {"median": float(med), "p25": float(p25), "p75": float(p75),
-                "diverged": int(np.sum(np.asarray(a) >= DIVERGED))}
+        return {
+            "median": float(med),
+            "p25": float(p25),
+            "p75": float(p75),
+            "diverged": int(np.sum(np.asarray(a) >= DIVERGED)),
+        }
 
-    final = {f"{rule}": {str(p): st(v) for (rl, p), v in r["final"].items() if rl == rule}
-             for rule in sorted({k[0] for k in r["final"]})}
+    final = {
+        f"{rule}": {str(p): st(v) for (rl, p), v in r["final"].items() if rl == rule}
+        for rule in sorted({k[0] for k in r["final"]})
+    }
     untrained = {str(p): st(v) for p, v in r["untrained"].items()}
     untrained_dale = {str(p): st(v) for p, v in r["untrained_dale"].items()}
     align = {}
     for p in cfg.periods_tau:
         a = r["alignment"]["rflo", p]
-        align[str(p)] = {"initial": st(r["initial_alignment"]), "after_first_trial": st(a[:, 0]),
-                         "end": st(tail_mean(a))}
+        align[str(p)] = {
+            "initial": st(r["initial_alignment"]),
+            "after_first_trial": st(a[:, 0]),
+            "end": st(tail_mean(a)),
+        }
     short, long_ = min(cfg.panel_a_periods_tau), max(cfg.panel_a_periods_tau)
     u_short = np.median(r["untrained"][short])
     claims = {
         "rflo_learns_short_period_10x": bool(np.median(r["final"]["rflo", short]) * 10 <= u_short),
         "bptt_learns_short_period_10x": bool(np.median(r["final"]["bptt", short]) * 10 <= u_short),
-        "bptt_beats_rflo_long_period": bool(np.median(r["final"]["bptt", long_])
-                                            < np.median(r["final"]["rflo", long_])),
-        "bptt_beats_rflo_long_period_3x": bool(3 * np.median(r["final"]["bptt", long_])
-                                               < np.median(r["final"]["rflo", long_])),
+        "bptt_beats_rflo_long_period": bool(
+            np.median(r["final"]["bptt", long_]) < np.median(r["final"]["rflo", long_])
+        ),
+        "bptt_beats_rflo_long_period_3x": bool(
+            3 * np.median(r["final"]["bptt", long_]) < np.median(r["final"]["rflo", long_])
+        ),
         "rflo_alignment_rises_short_period": bool(
             np.median(tail_mean(r["alignment"]["rflo", short]))
-            > np.median(r["initial_alignment"]) + 0.2),
+            > np.median(r["initial_alignment"]) + 0.2
+        ),
     }
     for p in cfg.dale_periods_tau:
         claims[f"dale_rflo_within_3x_of_rflo_T{p}tau"] = bool(
-            np.median(r["final"]["rflo_dale", p]) <= 3 * np.median(r["final"]["rflo", p]))
+            np.median(r["final"]["rflo_dale", p]) <= 3 * np.median(r["final"]["rflo", p])
+        )
     return {
         "paper": "Murray (2019) eLife 8:e43299, Figure 2 and Figure 2-figure supplement 1",
-        "mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
+        "mode": cfg.mode,
+        "config": asdict(cfg),
+        "seeds": r["seeds"],
         "loss": "0.5 * sum_{t=1}^{T-1} (y*[t] - y[t])^2 / T, one trial, learning off "
-                f"(losses not finite or above {DIVERGED:g} are stored as {DIVERGED:g})",
-        "learning_rates": [{"rule": rule, "period_tau": p, "lr_in": 0.0, "lr_rec": rec,
-                            "lr_out": out, "at_grid_edge": [
-                                name for name, v in (("lr_rec", rec), ("lr_out", out))
-                                if v in (min(cfg.lr_grid), max(cfg.lr_grid))]}
-                           for (rule, p), (rec, out) in sorted(r["lr"].items())],
-        "lr_selection": LR_SELECTION, "lr_grid": r["grid"],
-        "untrained": untrained, "untrained_dale": untrained_dale, "final_loss": final, "alignment": align,
+        f"(losses not finite or above {DIVERGED:g} are stored as {DIVERGED:g})",
+        "learning_rates": [
+            {
+                "rule": rule,
+                "period_tau": p,
+                "lr_in": 0.0,
+                "lr_rec": rec,
+                "lr_out": out,
+                "at_grid_edge": [
+                    name
+                    for name, v in (("lr_rec", rec), ("lr_out", out))
+                    if v in (min(cfg.lr_grid), max(cfg.lr_grid))
+                ],
+            }
+            for (rule, p), (rec, out) in sorted(r["lr"].items())
+        ],
+        "lr_selection": LR_SELECTION,
+        "lr_grid": r["grid"],
+        "untrained": untrained,
+        "untrained_dale": untrained_dale,
+        "final_loss": final,
+        "alignment": align,
         "dale": {str(p): v for p, v in r["dale_check"].items()},
-        "long_period": {rule: {"trials": cfg.long_trials, "final_loss": st(v["final"]),
-                               "seconds": float(v["seconds"])}
-                        for rule, v in r.get("long", {}).items()},
-        "claims": claims, "ranges": _ranges(r, cfg), "seconds": float(r["seconds"]),
+        "long_period": {
+            rule: {
+                "trials": cfg.long_trials,
+                "final_loss": st(v["final"]),
+                "seconds": float(v["seconds"]),
+            }
+            for rule, v in r.get("long", {}).items()
+        },
+        "claims": claims,
+        "ranges": _ranges(r, cfg),
+        "seconds": float(r["seconds"]),
     }
 
 
@@ -108,22 +150,34 @@ def _ranges(r, cfg) -> dict:
 
     def versus(a, b, p):
         qa, qb = quartiles(clean(r["final"][a, p])), quartiles(clean(r["final"][b, p]))
-        return {a: qa, b: qb, "ranges_overlap": ranges_overlap(qa, qb),
-                "lower_median": a if qa["median"] < qb["median"] else b}
+        return {
+            a: qa,
+            b: qb,
+            "ranges_overlap": ranges_overlap(qa, qb),
+            "lower_median": a if qa["median"] < qb["median"] else b,
+        }
 
     out = {f"bptt_vs_rflo_T{p}tau": versus("bptt", "rflo", p) for p in cfg.periods_tau}
-    out.update({f"rflo_dale_vs_rflo_T{p}tau": versus("rflo_dale", "rflo", p)
-                for p in cfg.dale_periods_tau})
+    out.update(
+        {f"rflo_dale_vs_rflo_T{p}tau": versus("rflo_dale", "rflo", p) for p in cfg.dale_periods_tau}
+    )
     d = cfg.panel_d_period_tau
-    out.update({f"{rule}_vs_rflo_T{d}tau": versus(rule, "rflo", d)
-                for rule in ("local", "random_feedback")})
+    out.update(
+        {
+            f"{rule}_vs_rflo_T{d}tau": versus(rule, "rflo", d)
+            for rule in ("local", "random_feedback")
+        }
+    )
     if r.get("long"):
         p = max(cfg.periods_tau)
         qa = quartiles(clean(r["long"]["bptt"]["final"]))
         qb = quartiles(clean(r["long"]["rflo"]["final"]))
         out[f"bptt_vs_rflo_T{p}tau_{cfg.long_trials}_trials"] = {
-            "bptt": qa, "rflo": qb, "ranges_overlap": ranges_overlap(qa, qb),
-            "lower_median": "bptt" if qa["median"] < qb["median"] else "rflo"}
+            "bptt": qa,
+            "rflo": qb,
+            "ranges_overlap": ranges_overlap(qa, qb),
+            "lower_median": "bptt" if qa["median"] < qb["median"] else "rflo",
+        }
     return out
 
 
@@ -132,19 +186,28 @@ def write_outputs(r: dict, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(r)
-    write_text(out / "summary.json",
-                json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+    write_text(
+        out / "summary.json", json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+    )
 
-    rows = [[rule, p, *row] for (rule, p), c in sorted(r["curves"].items())
-            for row in band_rows(clean(c))]
-    write_text(out / "loss_curves.csv", csv_text(
-        ["rule", "period_tau", "trial", "median", "p25", "p75"], rows))
+    rows = [
+        [rule, p, *row]
+        for (rule, p), c in sorted(r["curves"].items())
+        for row in band_rows(clean(c))
+    ]
+    write_text(
+        out / "loss_curves.csv",
+        csv_text(["rule", "period_tau", "trial", "median", "p25", "p75"], rows),
+    )
 
-    rows = [[p, *row] for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items()
-                                        if rule == "rflo")
-            for row in band_rows(clean(a))]
-    write_text(out / "alignment.csv", csv_text(
-        ["period_tau", "trial", "median", "p25", "p75"], rows))
+    rows = [
+        [p, *row]
+        for p, a in sorted((p, a) for (rule, p), a in r["alignment"].items() if rule == "rflo")
+        for row in band_rows(clean(a))
+    ]
+    write_text(
+        out / "alignment.csv", csv_text(["period_tau", "trial", "median", "p25", "p75"], rows)
+    )
 
     rows = []
     seeds = r["seeds"]
@@ -154,16 +217,20 @@ def write_outputs(r: dict, out: Path) -> dict:
         rows += [["untrained_dale", p, seeds[k], "", "", f"{x:.6g}"] for k, x in enumerate(v)]
     for (rule, p), v in sorted(r["final"].items()):
         rows += [[rule, p, seeds[k], *r["lr"][rule, p], f"{x:.6g}"] for k, x in enumerate(v)]
-    write_text(out / "final_loss.csv", csv_text(
-        ["rule", "period_tau", "network_seed", "lr_rec", "lr_out", "final_loss"], rows))
+    write_text(
+        out / "final_loss.csv",
+        csv_text(["rule", "period_tau", "network_seed", "lr_rec", "lr_out", "final_loss"], rows),
+    )
 
     rows = []
     for (rule, p), y in sorted(r["outputs"].items()):
         target = r["tasks"][p].y[1:, 0]
         for t in range(y.shape[1]):
             rows.append([rule, p, t + 1, f"{target[t]:.6g}"] + [f"{v:.6g}" for v in y[:, t]])
-    write_text(out / "outputs.csv", csv_text(
-        ["rule", "period_tau", "t", "target"] + [f"y_seed{s}" for s in seeds], rows))
+    write_text(
+        out / "outputs.csv",
+        csv_text(["rule", "period_tau", "t", "target"] + [f"y_seed{s}" for s in seeds], rows),
+    )
 
     arrays = {f"loss_{rule}_T{p}": c for (rule, p), c in r["curves"].items()}
     arrays.update({f"alignment_{rule}_T{p}": a for (rule, p), a in r["alignment"].items()})
@@ -175,19 +242,31 @@ def write_outputs(r: dict, out: Path) -> dict:
     from rflo.paper.figure2_plots import plot_figure2, plot_long, plot_supplement
 
     fig = plot_figure2(r, summary)
-    write_file(out / "figure2.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
-                 suffix=".png")
+    write_file(
+        out / "figure2.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png"
+    )
     fig = plot_supplement(r, summary)
-    write_file(out / "figure2_supplement1.png",
-                 lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+    write_file(
+        out / "figure2_supplement1.png",
+        lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+        suffix=".png",
+    )
     if r.get("long"):
-        rows = [[rule, *row] for rule, v in sorted(r["long"].items())
-                for row in band_rows(clean(v["curves"]))]
-        write_text(out / "long_period.csv", csv_text(
-            ["rule", "trial", "median", "p25", "p75"], rows))
+        rows = [
+            [rule, *row]
+            for rule, v in sorted(r["long"].items())
+            for row in band_rows(clean(v["curves"]))
+        ]
+        write_text(
+            out / "long_period.csv", csv_text(["rule", "trial", "median", "p25", "p75"], rows)
+        )
         fig = plot_long(r)
-        write_file(out / "figure2_long_period.png",
-                   lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+        write_file(
+            out / "figure2_long_period.png",
+            lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
+            suffix=".png",
+        )
     import matplotlib.pyplot as plt
+
     plt.close("all")
     return summary

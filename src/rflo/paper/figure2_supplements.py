@@ -59,12 +59,14 @@ from rflo.paper.common import (
     write_text,
 )
 
-__all__ = ["Config", "QUICK", "FULL", "run", "summarize", "write_outputs", "main",
-           "gain_network"]
+__all__ = ["Config", "QUICK", "FULL", "run", "summarize", "write_outputs", "main", "gain_network"]
 
 CONDITIONS = ("both", "readout_only", "recurrent_only")
-LABELS = {"both": "recurrent and readout (RFLO)", "readout_only": "readout only (fed back via B)",
-          "recurrent_only": "recurrent only (readout frozen)"}
+LABELS = {
+    "both": "recurrent and readout (RFLO)",
+    "readout_only": "readout only (fed back via B)",
+    "recurrent_only": "recurrent only (readout frozen)",
+}
 COLORS = {"both": "tab:red", "readout_only": "tab:orange", "recurrent_only": "tab:gray"}
 
 
@@ -99,8 +101,15 @@ class Config:
 
 
 FULL = Config(mode="full")
-QUICK = Config(mode="quick", figure2_mode="quick", n_networks=4, trials=1500,
-               sizes=(10, 30, 60), gains=(0.5, 1.5, 3.0), lr_grid=(1e-3, 1e-2, 0.1))
+QUICK = Config(
+    mode="quick",
+    figure2_mode="quick",
+    n_networks=4,
+    trials=1500,
+    sizes=(10, 30, 60),
+    gains=(0.5, 1.5, 3.0),
+    lr_grid=(1e-3, 1e-2, 0.1),
+)
 
 
 def gain_network(n_rec, seed, gain, tau=10.0):
@@ -113,7 +122,11 @@ def gain_network(n_rec, seed, gain, tau=10.0):
         w_in=rng.uniform(-1, 1, (n_rec, 1)),
         w_rec=gain * rng.normal(size=(n_rec, n_rec)) / np.sqrt(n_rec),
         w_out=gain * rng.uniform(-1, 1, (1, n_rec)) / np.sqrt(n_rec),
-        b=rng.normal(size=(n_rec, 1)), h0=np.full(n_rec, 0.1), tau=tau, dtype="float32")
+        b=rng.normal(size=(n_rec, 1)),
+        h0=np.full(n_rec, 0.1),
+        tau=tau,
+        dtype="float32",
+    )
 
 
 def _train(cfg, nets, lr, seeds, trials):
@@ -122,11 +135,16 @@ def _train(cfg, nets, lr, seeds, trials):
     from rflo.spec import RunSpec
 
     distinct = len(set(seeds)) == len(seeds)
-    spec = RunSpec(rule="rflo", units=int(np.shape(nets.w_rec)[-1]), tau=cfg.tau,
-                   period=int(round(cfg.period_tau * cfg.tau)), trials=int(trials),
-                   seeds=list(seeds) if distinct else None,
-                   # the readout-fed-back cell carries its own f' (the notebook's, as its default)
-                   derivative=None if nets.cell.name != "leaky_tanh" else cfg.derivative)
+    spec = RunSpec(
+        rule="rflo",
+        units=int(np.shape(nets.w_rec)[-1]),
+        tau=cfg.tau,
+        period=int(round(cfg.period_tau * cfg.tau)),
+        trials=int(trials),
+        seeds=list(seeds) if distinct else None,
+        # the readout-fed-back cell carries its own f' (the notebook's, as its default)
+        derivative=None if nets.cell.name != "leaky_tanh" else cfg.derivative,
+    )
     return spec_train(spec, nets, lr=lr, seeds=[int(s) for s in seeds])
 
 
@@ -136,24 +154,32 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     t0 = time.perf_counter()
     seeds = network_seeds(cfg)
     lr_rec, lr_out = cfg.rflo_rates()
-    fig2 = figure2.Config(mode=cfg.mode, n_rec=cfg.n_rec, tau=cfg.tau, init=cfg.init,
-                          derivative=cfg.derivative)
+    fig2 = figure2.Config(
+        mode=cfg.mode, n_rec=cfg.n_rec, tau=cfg.tau, init=cfg.init, derivative=cfg.derivative
+    )
     task = figure2.task_of(fig2, cfg.period_tau)
     nets = figure2.networks(fig2, "rflo", seeds)
     fed_back = nets._replace(cell=ReadoutFeedback(derivative=cfg.derivative))
 
     # supplement 2
-    rates = {"both": {"w_rec": lr_rec, "w_out": lr_out},
-             "readout_only": {"w_out": cfg.readout_lr},
-             "recurrent_only": {"w_rec": lr_rec}}
+    rates = {
+        "both": {"w_rec": lr_rec, "w_out": lr_out},
+        "readout_only": {"w_out": cfg.readout_lr},
+        "recurrent_only": {"w_rec": lr_rec},
+    }
     s2 = {}
     for cond in CONDITIONS:
-        res = _train(cfg, fed_back if cond == "readout_only" else nets, rates[cond], seeds,
-                     cfg.trials)
-        s2[cond] = {"loss": figure2._clean(res.loss),
-                    "final": figure2.final_losses(res.networks, task)}
-        log(f"supplement 2, {cond}: final loss median {np.median(s2[cond]['final']):.3g} "
-            f"({res.seconds:.0f}s)")
+        res = _train(
+            cfg, fed_back if cond == "readout_only" else nets, rates[cond], seeds, cfg.trials
+        )
+        s2[cond] = {
+            "loss": figure2._clean(res.loss),
+            "final": figure2.final_losses(res.networks, task),
+        }
+        log(
+            f"supplement 2, {cond}: final loss median {np.median(s2[cond]['final']):.3g} "
+            f"({res.seconds:.0f}s)"
+        )
     untrained = figure2.final_losses(nets, task)
     untrained_fed_back = figure2.final_losses(fed_back, task)
 
@@ -164,8 +190,9 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         lanes = [s for _ in cfg.lr_grid for s in grid_seeds]
         group = stack_networks([gain_network(n, s, g, cfg.tau) for s in lanes])
         etas = np.repeat(np.asarray(cfg.lr_grid, float), len(grid_seeds))
-        res = _train(cfg, group, np.stack([np.zeros_like(etas), etas, etas], 1), lanes,
-                     cfg.trials)  # fast rates are meant to diverge here (the guard counts them)
+        res = _train(
+            cfg, group, np.stack([np.zeros_like(etas), etas, etas], 1), lanes, cfg.trials
+        )  # fast rates are meant to diverge here (the guard counts them)
         final = figure2.final_losses(res.networks, task).reshape(len(cfg.lr_grid), -1)
         ok = (np.asarray(res.diverged_at).reshape(final.shape) == 0).all(axis=1)
         scores = np.where(ok, np.median(final, axis=1), np.inf)
@@ -177,17 +204,31 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
             eta = best_rate(n, g)
             group = stack_networks([gain_network(n, s, g, cfg.tau) for s in seeds])
             res = _train(cfg, group, {"w_rec": eta, "w_out": eta}, seeds, cfg.trials)
-            out[value] = {"final": figure2.final_losses(res.networks, task),
-                          "untrained": figure2.final_losses(group, task), "eta": eta}
-            log(f"supplement 3, {what} = {value}: eta {eta:g}, final loss median "
-                f"{np.median(out[value]['final']):.3g} ({res.seconds:.0f}s)")
+            out[value] = {
+                "final": figure2.final_losses(res.networks, task),
+                "untrained": figure2.final_losses(group, task),
+                "eta": eta,
+            }
+            log(
+                f"supplement 3, {what} = {value}: eta {eta:g}, final loss median "
+                f"{np.median(out[value]['final']):.3g} ({res.seconds:.0f}s)"
+            )
         return out
 
     sizes = gain_runs([(n, (n, 1.5)) for n in cfg.sizes], "N")
     gains = gain_runs([(g, (cfg.n_rec, g)) for g in cfg.gains], "g")
-    return {"config": cfg, "seeds": seeds, "rates": rates, "task": task, "s2": s2,
-            "untrained": untrained, "untrained_fed_back": untrained_fed_back,
-            "sizes": sizes, "gains": gains, "seconds": time.perf_counter() - t0}
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "rates": rates,
+        "task": task,
+        "s2": s2,
+        "untrained": untrained,
+        "untrained_fed_back": untrained_fed_back,
+        "sizes": sizes,
+        "gains": gains,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def summarize(r: dict) -> dict:
@@ -199,38 +240,64 @@ def summarize(r: dict) -> dict:
     for other in ("readout_only", "recurrent_only"):
         claims[f"both_beat_{other}"] = {
             "paper": f"training recurrent and readout weights outperforms training the "
-                     f"{other.replace('_', ' ')}",
+            f"{other.replace('_', ' ')}",
             "ours": {"both": q["both"], other: q[other]},
-            **lower_verdict(q["both"], q[other], "training both", "final loss")}
+            **lower_verdict(q["both"], q[other], "training both", "final loss"),
+        }
     fails = q["recurrent_only"]["p25"] > 0.5 * untrained["median"]
     claims["recurrent_only_fails"] = {
         "paper": "with the readout frozen, learning is completely unsuccessful",
         "ours": {"recurrent_only": q["recurrent_only"], "untrained": untrained},
-        "verdict": ("reproduced: even the 25th percentile of its final loss is above half "
-                    "the untrained loss" if fails else
-                    "not reproduced: recurrent-only training brings the loss below half the "
-                    "untrained loss")}
-    for key, what, values, of in (("sizes", "N", cfg.sizes, "network sizes"),
-                                  ("gains", "g", cfg.gains, "initial recurrent weights")):
+        "verdict": (
+            "reproduced: even the 25th percentile of its final loss is above half "
+            "the untrained loss"
+            if fails
+            else "not reproduced: recurrent-only training brings the loss below half the "
+            "untrained loss"
+        ),
+    }
+    for key, what, values, of in (
+        ("sizes", "N", cfg.sizes, "network sizes"),
+        ("gains", "g", cfg.gains, "initial recurrent weights"),
+    ):
         lo, hi = quartiles(r[key][values[0]]["final"]), quartiles(r[key][values[-1]]["final"])
         claims[f"larger_{what}_learns_better"] = {
             "paper": f"performance improves with larger {of}",
             "ours": {f"{what}={values[0]}": lo, f"{what}={values[-1]}": hi},
-            **lower_verdict(hi, lo, f"the larger {what}", "final loss")}
+            **lower_verdict(hi, lo, f"the larger {what}", "final loss"),
+        }
     return {
         "paper": "Murray (2019) eLife 8:e43299, Figure 2-figure supplements 2 and 3",
-        "mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
-        "rates": r["rates"], "period_tau": cfg.period_tau,
-        "supplement2": {"final_loss": q, "untrained": untrained,
-                        "untrained_fed_back": quartiles(r["untrained_fed_back"])},
+        "mode": cfg.mode,
+        "config": asdict(cfg),
+        "seeds": r["seeds"],
+        "rates": r["rates"],
+        "period_tau": cfg.period_tau,
+        "supplement2": {
+            "final_loss": q,
+            "untrained": untrained,
+            "untrained_fed_back": quartiles(r["untrained_fed_back"]),
+        },
         "supplement3": {
-            "sizes": {str(n): {"eta": v["eta"], "final_loss": quartiles(v["final"]),
-                               "untrained": quartiles(v["untrained"])}
-                      for n, v in r["sizes"].items()},
-            "gains": {str(g): {"eta": v["eta"], "final_loss": quartiles(v["final"]),
-                               "untrained": quartiles(v["untrained"])}
-                      for g, v in r["gains"].items()}},
-        "claims": claims, "seconds": float(r["seconds"]),
+            "sizes": {
+                str(n): {
+                    "eta": v["eta"],
+                    "final_loss": quartiles(v["final"]),
+                    "untrained": quartiles(v["untrained"]),
+                }
+                for n, v in r["sizes"].items()
+            },
+            "gains": {
+                str(g): {
+                    "eta": v["eta"],
+                    "final_loss": quartiles(v["final"]),
+                    "untrained": quartiles(v["untrained"]),
+                }
+                for g, v in r["gains"].items()
+            },
+        },
+        "claims": claims,
+        "seconds": float(r["seconds"]),
     }
 
 
@@ -241,25 +308,41 @@ def write_outputs(r: dict, out: Path) -> dict:
     summary = summarize(r)
     write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
     rows = [[cond, *row] for cond in CONDITIONS for row in band_rows(r["s2"][cond]["loss"])]
-    write_text(out / "supplement2_loss_curves.csv",
-               csv_text(["condition", "trial", "median", "p25", "p75"], rows))
-    rows = [["supplement2", cond, "", s, f"{v:.6g}"] for cond in CONDITIONS
-            for s, v in zip(r["seeds"], r["s2"][cond]["final"])]
-    rows += [["supplement3", "N", n, s, f"{v:.6g}"] for n, d in r["sizes"].items()
-             for s, v in zip(r["seeds"], d["final"])]
-    rows += [["supplement3", "g", g, s, f"{v:.6g}"] for g, d in r["gains"].items()
-             for s, v in zip(r["seeds"], d["final"])]
-    write_text(out / "final_loss.csv",
-               csv_text(["panel", "condition", "value", "network_seed", "final_loss"], rows))
+    write_text(
+        out / "supplement2_loss_curves.csv",
+        csv_text(["condition", "trial", "median", "p25", "p75"], rows),
+    )
+    rows = [
+        ["supplement2", cond, "", s, f"{v:.6g}"]
+        for cond in CONDITIONS
+        for s, v in zip(r["seeds"], r["s2"][cond]["final"])
+    ]
+    rows += [
+        ["supplement3", "N", n, s, f"{v:.6g}"]
+        for n, d in r["sizes"].items()
+        for s, v in zip(r["seeds"], d["final"])
+    ]
+    rows += [
+        ["supplement3", "g", g, s, f"{v:.6g}"]
+        for g, d in r["gains"].items()
+        for s, v in zip(r["seeds"], d["final"])
+    ]
+    write_text(
+        out / "final_loss.csv",
+        csv_text(["panel", "condition", "value", "network_seed", "final_loss"], rows),
+    )
     from rflo.mpl_backend import use_headless_backend
 
     use_headless_backend()
     import matplotlib.pyplot as plt
 
-    for name, fig in (("supplement2.png", plot_supplement2(r)),
-                      ("supplement3.png", plot_supplement3(r))):
-        write_file(out / name, lambda tmp, f=fig: f.savefig(tmp, dpi=110, format="png"),
-                   suffix=".png")
+    for name, fig in (
+        ("supplement2.png", plot_supplement2(r)),
+        ("supplement3.png", plot_supplement3(r)),
+    ):
+        write_file(
+            out / name, lambda tmp, f=fig: f.savefig(tmp, dpi=110, format="png"), suffix=".png"
+        )
     plt.close("all")
     return summary
 
@@ -269,8 +352,11 @@ def plot_supplement2(r):
 
     cfg = r["config"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    fig.suptitle(f"Fig. 2 supplement 2: which weights RFLO trains (T = {cfg.period_tau} tau, "
-                 f"{cfg.n_networks} networks, {cfg.mode} mode)", fontsize=11)
+    fig.suptitle(
+        f"Fig. 2 supplement 2: which weights RFLO trains (T = {cfg.period_tau} tau, "
+        f"{cfg.n_networks} networks, {cfg.mode} mode)",
+        fontsize=11,
+    )
     ax = axes[0]
     for cond in CONDITIONS:
         c = r["s2"][cond]["loss"]
@@ -305,17 +391,31 @@ def plot_supplement3(r):
 
     cfg = r["config"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    fig.suptitle(f"Fig. 2 supplement 3: RFLO after {cfg.trials:,} trials (T = {cfg.period_tau} "
-                 f"tau, {cfg.n_networks} networks, {cfg.mode} mode)", fontsize=11)
-    for ax, key, xlabel in ((axes[0], "sizes", "recurrent units N"),
-                            (axes[1], "gains", "initial weight gain g")):
+    fig.suptitle(
+        f"Fig. 2 supplement 3: RFLO after {cfg.trials:,} trials (T = {cfg.period_tau} "
+        f"tau, {cfg.n_networks} networks, {cfg.mode} mode)",
+        fontsize=11,
+    )
+    for ax, key, xlabel in (
+        (axes[0], "sizes", "recurrent units N"),
+        (axes[1], "gains", "initial weight gain g"),
+    ):
         xs = np.asarray(sorted(r[key]), float)
-        for what, color, label in (("final", "tab:red", "RFLO, trained"),
-                                   ("untrained", "0.5", "untrained")):
+        for what, color, label in (
+            ("final", "tab:red", "RFLO, trained"),
+            ("untrained", "0.5", "untrained"),
+        ):
             st = [median_band(r[key][x][what]) for x in sorted(r[key])]
             med = np.array([s[0] for s in st])
-            ax.errorbar(xs, med, yerr=[med - [s[1] for s in st], [s[2] for s in st] - med],
-                        color=color, marker="o", capsize=3, label=label)
+            ax.errorbar(
+                xs,
+                med,
+                yerr=[med - [s[1] for s in st], [s[2] for s in st] - med],
+                color=color,
+                marker="o",
+                capsize=3,
+                label=label,
+            )
         ax.set_xscale("log" if key == "sizes" else "linear")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
@@ -326,21 +426,28 @@ def plot_supplement3(r):
     return fig
 
 
-DESCRIPTION = ("Reproduce Murray (2019) Figure 2's supplements 2 (which weights RFLO trains) "
-               "and 3 (network size and initial gain): PNGs, CSVs and summary.json.")
+DESCRIPTION = (
+    "Reproduce Murray (2019) Figure 2's supplements 2 (which weights RFLO trains) "
+    "and 3 (network size and initial gain): PNGs, CSVs and summary.json."
+)
 
 
 def add_arguments(p):
     return add_figure_arguments(
-        p, "figure2-supplements",
+        p,
+        "figure2-supplements",
         f"small run for CI ({QUICK.n_networks} networks, {QUICK.trials} trials, sizes "
         f"{list(QUICK.sizes)}, gains {list(QUICK.gains)}); the full run uses "
-        f"{FULL.n_networks} networks, {FULL.trials} trials", derivative="seed", init=True)
+        f"{FULL.n_networks} networks, {FULL.trials} trials",
+        derivative="seed",
+        init=True,
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return figure_main(argv, "figure2-supplements", DESCRIPTION, add_arguments, QUICK, FULL, run,
-                       write_outputs)
+    return figure_main(
+        argv, "figure2-supplements", DESCRIPTION, add_arguments, QUICK, FULL, run, write_outputs
+    )
 
 
 if __name__ == "__main__":

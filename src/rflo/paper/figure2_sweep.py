@@ -16,29 +16,44 @@ def sweep_spec(cfg) -> dict:
     from the sweep's table and networks, which equal :func:`run`'s."""
     cfg.check()
     if cfg.init != "notebook":
-        raise ValueError("a sweep draws its networks as rflo.init_network does (the seed "
-                         "notebook's weights); run the figure's sweep with --init notebook")
+        raise ValueError(
+            "a sweep draws its networks as rflo.init_network does (the seed "
+            "notebook's weights); run the figure's sweep with --init notebook"
+        )
     if cfg.seeds:
-        raise ValueError("the figure's sweep reports seed, seed + 1, ...; give --seed, "
-                         "not --seeds")
+        raise ValueError("the figure's sweep reports seed, seed + 1, ...; give --seed, not --seeds")
     if cfg.lr is None:
-        raise ValueError("the figure's sweep needs its learning rates (cfg.lr); search them "
-                         "first (rflo figure2 --search) or use the stored ones")
+        raise ValueError(
+            "the figure's sweep needs its learning rates (cfg.lr); search them "
+            "first (rflo figure2 --search) or use the stored ones"
+        )
     lrs = cfg.rates()
     grids = []
     for rule, p in cfg.rate_keys():
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
         rec, out = lrs[rule, p]
-        grid = {"rule": RULES[rule], "units": cfg.n_rec, "tau": float(cfg.tau), "lr_in": 0.0,
-                "lr_rec": rec, "lr_out": out, "seed": [cfg.seed + k for k in range(n)],
-                "set": {"period": int(round(p * cfg.tau))}}
+        grid = {
+            "rule": RULES[rule],
+            "units": cfg.n_rec,
+            "tau": float(cfg.tau),
+            "lr_in": 0.0,
+            "lr_rec": rec,
+            "lr_out": out,
+            "seed": [cfg.seed + k for k in range(n)],
+            "set": {"period": int(round(p * cfg.tau))},
+        }
         if rule == "rflo_dale":
             grid["dale"] = cfg.dale
         if cfg.derivative != "seed":  # the cell's default is the notebook's f'
             grid["derivative"] = cfg.derivative
         grids.append(grid)
-    return {"name": f"figure2-{cfg.mode}", "trials": cfg.trials, "record_every": 1,
-            "max_networks": max(64, cfg.n_networks, cfg.ablation_networks), "grid": grids}
+    return {
+        "name": f"figure2-{cfg.mode}",
+        "trials": cfg.trials,
+        "record_every": 1,
+        "max_networks": max(64, cfg.n_networks, cfg.ablation_networks),
+        "grid": grids,
+    }
 
 
 def read_sweep(cfg, folder, trained_type, backend=None, devices=None, log=None) -> dict:
@@ -50,8 +65,7 @@ def read_sweep(cfg, folder, trained_type, backend=None, devices=None, log=None) 
     from rflo.sweep import Sweep, load_networks
 
     sweep = Sweep.from_dict(sweep_spec(cfg))
-    table = sweep.run(folder, backend=backend, devices=devices, compile_cache=True,
-                      log=log)
+    table = sweep.run(folder, backend=backend, devices=devices, compile_cache=True, log=log)
     points = np.asarray(table.column("point").to_numpy())
     loss = np.asarray(table.column("loss").to_numpy(zero_copy_only=False), float)
     align = np.asarray(table.column("alignment").to_numpy(zero_copy_only=False), float)
@@ -64,7 +78,8 @@ def read_sweep(cfg, folder, trained_type, backend=None, devices=None, log=None) 
     for (rule, p), grid in zip(cfg.rate_keys(), sweep.spec.grids):
         n = len(grid.values["seed"])
         idx = list(range(start, start + n))
-        trained[rule, p] = trained_type(stack_networks([nets[i] for i in idx]), loss[idx],
-                                   align[idx], 0.0)
+        trained[rule, p] = trained_type(
+            stack_networks([nets[i] for i in idx]), loss[idx], align[idx], 0.0
+        )
         start += n
     return trained

@@ -14,8 +14,21 @@ from rflo.paper.common import median_band, paper_network, spec_train
 from rflo.rules.base import forward
 from rflo.spec import RunSpec
 
-__all__ = ["RULES", "RULE_LABELS", "COLORS", "DIVERGED", "LR_SELECTION", "networks",
-           "run_spec", "train", "final_losses", "trained_outputs", "grid_search", "search", "rate_text"]
+__all__ = [
+    "RULES",
+    "RULE_LABELS",
+    "COLORS",
+    "DIVERGED",
+    "LR_SELECTION",
+    "networks",
+    "run_spec",
+    "train",
+    "final_losses",
+    "trained_outputs",
+    "grid_search",
+    "search",
+    "rate_text",
+]
 
 LR_SELECTION = (
     "For every (rule, period) the figure shows, the recurrent and readout rates "
@@ -36,8 +49,13 @@ LR_SELECTION = (
 )
 
 #: the figure's rule names -> the library's rules
-RULES = {"bptt": "bptt", "rflo": "rflo", "local": "local",
-         "random_feedback": "random_feedback", "rflo_dale": "rflo"}
+RULES = {
+    "bptt": "bptt",
+    "rflo": "rflo",
+    "local": "local",
+    "random_feedback": "random_feedback",
+    "rflo_dale": "rflo",
+}
 RULE_LABELS = {
     "bptt": "BPTT",
     "rflo": "RFLO",
@@ -45,8 +63,14 @@ RULE_LABELS = {
     "random_feedback": "random feedback without locality",
     "rflo_dale": "RFLO, Dale's law",
 }
-COLORS = {"bptt": "tab:blue", "rflo": "tab:red", "local": "tab:purple",
-          "random_feedback": "tab:cyan", "rflo_dale": "tab:green", "untrained": "0.5"}
+COLORS = {
+    "bptt": "tab:blue",
+    "rflo": "tab:red",
+    "local": "tab:purple",
+    "random_feedback": "tab:cyan",
+    "rflo_dale": "tab:green",
+    "untrained": "0.5",
+}
 DIVERGED = 1e6  # losses above this (or NaN) are stored as this value in summaries
 
 
@@ -69,17 +93,24 @@ def networks(cfg, rule, seeds):
     from rflo.ensemble import stack_networks
 
     dale = cfg.dale if rule == "rflo_dale" else None
-    return stack_networks([paper_network(1, cfg.n_rec, 1, int(s), cfg.tau, init=cfg.init,
-                                         dale=dale) for s in seeds])
+    return stack_networks(
+        [paper_network(1, cfg.n_rec, 1, int(s), cfg.tau, init=cfg.init, dale=dale) for s in seeds]
+    )
 
 
 def run_spec(cfg, rule, period_tau, seeds=None, trials=None, lr=(0.0, 0.03, 0.03)) -> RunSpec:
     """The run description of one (rule, period) of the figure."""
-    return RunSpec(rule=RULES[rule], units=cfg.n_rec, tau=cfg.tau, derivative=cfg.derivative,
-                   dale=cfg.dale if rule == "rflo_dale" else None, lr=lr,
-                   period=int(round(period_tau * cfg.tau)),
-                   trials=int(cfg.trials if trials is None else trials),
-                   seeds=None if seeds is None else [int(s) for s in seeds])
+    return RunSpec(
+        rule=RULES[rule],
+        units=cfg.n_rec,
+        tau=cfg.tau,
+        derivative=cfg.derivative,
+        dale=cfg.dale if rule == "rflo_dale" else None,
+        lr=lr,
+        period=int(round(period_tau * cfg.tau)),
+        trials=int(cfg.trials if trials is None else trials),
+        seeds=None if seeds is None else [int(s) for s in seeds],
+    )
 
 
 def train(cfg, nets, rule, period_tau, lr_rec, lr_out, seeds, trials=None):
@@ -180,10 +211,12 @@ def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
         ok = (diverged == 0) & np.all(np.isfinite(final), axis=1)
         scores = np.where(ok, np.median(final, axis=1), np.inf)
         best = int(np.argmin(scores)) if np.any(np.isfinite(scores)) else 0
-        return best, {"points": [list(p) for p in points],
-                      "score": [float(v) for v in scores],
-                      "final_loss": [[float(v) for v in row] for row in final],
-                      "diverged": [int(v) for v in diverged]}
+        return best, {
+            "points": [list(p) for p in points],
+            "score": [float(v) for v in scores],
+            "final_loss": [[float(v) for v in row] for row in final],
+            "diverged": [int(v) for v in diverged],
+        }
 
     best, joint = score([(e, e) for e in grid])
     eta = grid[best]
@@ -191,19 +224,33 @@ def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
     lr_rec = grid[best]
     best, out_stage = score([(lr_rec, e) for e in grid])
     lr_out = grid[best]
-    at_edge = [name for name, v in (("lr_rec", lr_rec), ("lr_out", lr_out))
-               if v in (grid[0], grid[-1])]
-    learned = bool(np.isfinite(out_stage["score"][best])
-                   and out_stage["score"][best] < 0.5 * untrained)
+    at_edge = [
+        name for name, v in (("lr_rec", lr_rec), ("lr_out", lr_out)) if v in (grid[0], grid[-1])
+    ]
+    learned = bool(
+        np.isfinite(out_stage["score"][best]) and out_stage["score"][best] < 0.5 * untrained
+    )
     if log:
-        log(f"grid {rule} T={period_tau}tau: joint -> {eta:g}, lr_rec -> {lr_rec:g}, lr_out -> "
+        log(
+            f"grid {rule} T={period_tau}tau: joint -> {eta:g}, lr_rec -> {lr_rec:g}, lr_out -> "
             f"{lr_out:g}: median final loss {out_stage['score'][best]:.3g} (untrained "
-            f"{untrained:.3g})" + (f"; at the grid's edge: {', '.join(at_edge)}" if at_edge
-                                   else "") + f" ({seconds:.0f}s)")
-    return {"rule": rule, "period_tau": int(period_tau), "grid": grid, "untrained": untrained,
-            "joint": joint, "rec": rec_stage, "out": out_stage,
-            "chosen": {"lr_rec": lr_rec, "lr_out": lr_out}, "at_edge": at_edge,
-            "learned": learned, "seconds": float(seconds)}
+            f"{untrained:.3g})"
+            + (f"; at the grid's edge: {', '.join(at_edge)}" if at_edge else "")
+            + f" ({seconds:.0f}s)"
+        )
+    return {
+        "rule": rule,
+        "period_tau": int(period_tau),
+        "grid": grid,
+        "untrained": untrained,
+        "joint": joint,
+        "rec": rec_stage,
+        "out": out_stage,
+        "chosen": {"lr_rec": lr_rec, "lr_out": lr_out},
+        "at_edge": at_edge,
+        "learned": learned,
+        "seconds": float(seconds),
+    }
 
 
 def search(cfg, log=None) -> list:

@@ -65,11 +65,21 @@ from rflo.paper.common import (
     write_text,
 )
 
-__all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main",
-           "produced_intervals"]
+__all__ = [
+    "Config",
+    "FULL",
+    "QUICK",
+    "run",
+    "summarize",
+    "write_outputs",
+    "main",
+    "produced_intervals",
+]
 
-DESCRIPTION = ("Reproduce Murray (2019) Figure 3 (interval matching, RFLO against BPTT): "
-               "PNG, CSVs and summary.json in an output folder.")
+DESCRIPTION = (
+    "Reproduce Murray (2019) Figure 3 (interval matching, RFLO against BPTT): "
+    "PNG, CSVs and summary.json in an output folder."
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,9 @@ class Config:
 
 
 FULL = Config(mode="full")
-QUICK = Config(mode="quick", n_networks=3,
-               conditions=(("rflo", 15), ("rflo", 25), ("bptt", 15), ("bptt", 25)))
+QUICK = Config(
+    mode="quick", n_networks=3, conditions=(("rflo", 15), ("rflo", 25), ("bptt", 15), ("bptt", 25))
+)
 
 
 def _task_params(cfg: Config, max_tau: int, delay: Optional[int] = None, n_steps=None):
@@ -136,9 +147,16 @@ def two_channels(task):
     channels (the same delays, target and trial length)."""
     from rflo.tasks.generator import TaskGenerator
 
-    return TaskGenerator("interval_matching_2ch", 2, 1, task.n_steps, _two_channel_sample,
-                         dict(task.params), inputs=("ready pulse", "set pulse"),
-                         outputs=("go pulse",))
+    return TaskGenerator(
+        "interval_matching_2ch",
+        2,
+        1,
+        task.n_steps,
+        _two_channel_sample,
+        dict(task.params),
+        inputs=("ready pulse", "set pulse"),
+        outputs=("go pulse",),
+    )
 
 
 def run_spec(cfg: Config, rule: str, max_tau: int):
@@ -147,10 +165,18 @@ def run_spec(cfg: Config, rule: str, max_tau: int):
     from rflo.spec import RunSpec
 
     eta = dict(cfg.lr)[rule]
-    return RunSpec(rule=rule, task="interval_matching", set=_task_params(cfg, max_tau),
-                   units=cfg.n_rec, tau=cfg.tau, derivative=cfg.derivative,
-                   lr=(eta, eta, eta), batch=cfg.batch, trials=cfg.updates,
-                   seeds=network_seeds(cfg))
+    return RunSpec(
+        rule=rule,
+        task="interval_matching",
+        set=_task_params(cfg, max_tau),
+        units=cfg.n_rec,
+        tau=cfg.tau,
+        derivative=cfg.derivative,
+        lr=(eta, eta, eta),
+        batch=cfg.batch,
+        trials=cfg.updates,
+        seeds=network_seeds(cfg),
+    )
 
 
 def produced_intervals(outputs, cfg: Config, delays):
@@ -213,52 +239,83 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         example = int(np.argmin(np.abs(np.asarray(d) - 10 * cfg.tau)))
         examples[rule, max_tau] = (d[example], out[0, example])
         err = np.mean(np.abs(produced[rule, max_tau] - np.asarray(d)[None]), axis=1) / cfg.tau
-        say(f"{rule} up to {max_tau} tau (eta {eta:g}): interval error median "
+        say(
+            f"{rule} up to {max_tau} tau (eta {eta:g}): interval error median "
             f"{np.median(err):.2f} tau, final loss {np.median(curves[rule, max_tau][:, -25:]):.3g}"
-            f", {res.seconds:.1f}s")
-    return {"config": cfg, "seeds": seeds, "curves": curves, "produced": produced,
-            "peaks": peaks, "delays": delays, "examples": examples, "n_steps": n_steps,
-            "seconds": time.perf_counter() - t0}
+            f", {res.seconds:.1f}s"
+        )
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "curves": curves,
+        "produced": produced,
+        "peaks": peaks,
+        "delays": delays,
+        "examples": examples,
+        "n_steps": n_steps,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _errors(r, key):
     """(K,) mean |produced - delay| over the test delays, in tau."""
     cfg = r["config"]
-    return np.mean(np.abs(r["produced"][key] - np.asarray(r["delays"][key])[None]), axis=1) / cfg.tau
+    return (
+        np.mean(np.abs(r["produced"][key] - np.asarray(r["delays"][key])[None]), axis=1) / cfg.tau
+    )
 
 
 def summarize(r: dict) -> dict:
     """The numbers behind every panel and the paper's two claims, checked."""
     cfg = r["config"]
-    conds = {f"{rule}_{m}tau": {"interval_error_tau": quartiles(_errors(r, (rule, m))),
-                                "final_loss": quartiles(r["curves"][rule, m][:, -max(1, cfg.updates // 20):]
-                                                  .mean(axis=1)),
-                                "learning_rate": dict(cfg.lr)[rule],
-                                "median_produced_tau": [float(v) / cfg.tau for v in
-                                                        np.median(r["produced"][rule, m], axis=0)],
-                                "test_delays_tau": [d / cfg.tau for d in r["delays"][rule, m]]}
-             for rule, m in cfg.conditions}
+    conds = {
+        f"{rule}_{m}tau": {
+            "interval_error_tau": quartiles(_errors(r, (rule, m))),
+            "final_loss": quartiles(
+                r["curves"][rule, m][:, -max(1, cfg.updates // 20) :].mean(axis=1)
+            ),
+            "learning_rate": dict(cfg.lr)[rule],
+            "median_produced_tau": [
+                float(v) / cfg.tau for v in np.median(r["produced"][rule, m], axis=0)
+            ],
+            "test_delays_tau": [d / cfg.tau for d in r["delays"][rule, m]],
+        }
+        for rule, m in cfg.conditions
+    }
     claims = {}
     short = min(m for _, m in cfg.conditions)
     if f"rflo_{short}tau" in conds and f"bptt_{short}tau" in conds:
         a, b = (conds[f"{x}_{short}tau"]["interval_error_tau"] for x in ("rflo", "bptt"))
         claims[f"similar_at_{short}tau"] = {
             "paper": f"trained and tested with delays up to {short} tau, RFLO and BPTT do "
-                     "similarly well",
-            "rflo_error_tau": a, "bptt_error_tau": b, "ranges_overlap": ranges_overlap(a, b),
-            "verdict": ("consistent: the 25-75 % ranges of the interval error overlap"
-                        if ranges_overlap(a, b) else
-                        "not reproduced: the 25-75 % ranges do not overlap "
-                        f"({'BPTT' if b['median'] < a['median'] else 'RFLO'} is better)")}
+            "similarly well",
+            "rflo_error_tau": a,
+            "bptt_error_tau": b,
+            "ranges_overlap": ranges_overlap(a, b),
+            "verdict": (
+                "consistent: the 25-75 % ranges of the interval error overlap"
+                if ranges_overlap(a, b)
+                else "not reproduced: the 25-75 % ranges do not overlap "
+                f"({'BPTT' if b['median'] < a['median'] else 'RFLO'} is better)"
+            ),
+        }
     long_ = max(m for _, m in cfg.conditions)
     if f"rflo_{long_}tau" in conds and f"bptt_{long_}tau" in conds:
         a, b = (conds[f"{x}_{long_}tau"]["interval_error_tau"] for x in ("rflo", "bptt"))
         claims[f"bptt_better_at_{long_}tau"] = {
             "paper": f"with delays up to {long_} tau BPTT performs better than RFLO",
-            "rflo_error_tau": a, "bptt_error_tau": b,
-            **lower_verdict(b, a, "BPTT", "interval error")}
-    return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"],
-            "conditions": conds, "claims": claims, "seconds": r["seconds"]}
+            "rflo_error_tau": a,
+            "bptt_error_tau": b,
+            **lower_verdict(b, a, "BPTT", "interval error"),
+        }
+    return {
+        "mode": cfg.mode,
+        "config": asdict(cfg),
+        "seeds": r["seeds"],
+        "conditions": conds,
+        "claims": claims,
+        "seconds": r["seconds"],
+    }
 
 
 def write_outputs(r: dict, out: Path) -> dict:
@@ -272,25 +329,45 @@ def write_outputs(r: dict, out: Path) -> dict:
     for (rule, m), prod in sorted(r["produced"].items()):
         for k, s in enumerate(r["seeds"]):
             for j, d in enumerate(r["delays"][rule, m]):
-                rows.append([rule, m, s, d / cfg.tau, prod[k, j] / cfg.tau,
-                             f"{r['peaks'][rule, m][k, j]:.4g}"])
-    write_text(out / "intervals.csv", csv_text(
-        ["rule", "max_delay_tau", "network_seed", "delay_tau", "produced_tau", "peak"], rows))
-    rows = [[rule, m, *row] for (rule, m), c in sorted(r["curves"].items())
-            for row in band_rows(c, 200, cfg.batch)]
-    write_text(out / "loss_curves.csv", csv_text(
-        ["rule", "max_delay_tau", "trial", "median", "p25", "p75"], rows))
+                rows.append(
+                    [
+                        rule,
+                        m,
+                        s,
+                        d / cfg.tau,
+                        prod[k, j] / cfg.tau,
+                        f"{r['peaks'][rule, m][k, j]:.4g}",
+                    ]
+                )
+    write_text(
+        out / "intervals.csv",
+        csv_text(
+            ["rule", "max_delay_tau", "network_seed", "delay_tau", "produced_tau", "peak"], rows
+        ),
+    )
+    rows = [
+        [rule, m, *row]
+        for (rule, m), c in sorted(r["curves"].items())
+        for row in band_rows(c, 200, cfg.batch)
+    ]
+    write_text(
+        out / "loss_curves.csv",
+        csv_text(["rule", "max_delay_tau", "trial", "median", "p25", "p75"], rows),
+    )
     from rflo.mpl_backend import use_headless_backend
 
     use_headless_backend()
     fig = plot_figure3(r, summary)
-    write_file(out / "figure3.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
-               suffix=".png")
+    write_file(
+        out / "figure3.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png"
+    )
     return summary
 
 
-_SHADES = {"rflo": {15: "#d62728", 20: "#1f77b4", 25: "#9467bd"},
-           "bptt": {15: "#2ca02c", 20: "#17becf", 25: "#1f4e9c"}}
+_SHADES = {
+    "rflo": {15: "#d62728", 20: "#1f77b4", 25: "#9467bd"},
+    "bptt": {15: "#2ca02c", 20: "#17becf", 25: "#1f4e9c"},
+}
 
 
 def plot_figure3(r: dict, summary: dict):
@@ -310,16 +387,29 @@ def plot_figure3(r: dict, summary: dict):
     x, y, _ = _task(cfg, 0, d, n).trial(0, 0)
     t = np.arange(n)
     for c in range(x.shape[1]):
-        ax.plot(t, x[:, c], color="0.6", lw=1, ls="-" if c == 0 else "-.",
-                label=("input (ready, set)" if x.shape[1] == 1 else
-                       ("input 1 (ready)", "input 2 (set)")[c]))
+        ax.plot(
+            t,
+            x[:, c],
+            color="0.6",
+            lw=1,
+            ls="-" if c == 0 else "-.",
+            label=(
+                "input (ready, set)" if x.shape[1] == 1 else ("input 1 (ready)", "input 2 (set)")[c]
+            ),
+        )
     ax.plot(t, y[:, 0], "k--", lw=1.2, label="target (go)")
     for rule, m in shown:
-        ax.plot(t, r["examples"][rule, m][1], color=_SHADES[rule].get(m), lw=1.3,
-                label=f"{rule_label(rule)} (trained up to {m} tau)")
+        ax.plot(
+            t,
+            r["examples"][rule, m][1],
+            color=_SHADES[rule].get(m),
+            lw=1.3,
+            label=f"{rule_label(rule)} (trained up to {m} tau)",
+        )
     ax.set_xlabel("step")
-    ax.set_title(f"a. a test trial, delay {d / cfg.tau:g} tau (network seed {r['seeds'][0]})",
-                 fontsize=10)
+    ax.set_title(
+        f"a. a test trial, delay {d / cfg.tau:g} tau (network seed {r['seeds'][0]})", fontsize=10
+    )
     ax.legend(fontsize=7)
     # b, c: produced against delay
     for ax, rule, letter in ((axes[0, 1], "rflo", "b"), (axes[1, 0], "bptt", "c")):
@@ -336,8 +426,10 @@ def plot_figure3(r: dict, summary: dict):
         ax.plot([0, top], [0, top], "k:", lw=1, label="perfect")
         ax.set_xlabel("delay between input pulses (tau)")
         ax.set_ylabel("produced interval (tau)")
-        ax.set_title(f"{letter}. {rule_label(rule)}: median and 25-75 % over "
-                     f"{cfg.n_networks} networks", fontsize=10)
+        ax.set_title(
+            f"{letter}. {rule_label(rule)}: median and 25-75 % over {cfg.n_networks} networks",
+            fontsize=10,
+        )
         ax.legend(fontsize=7)
     # d: loss during training
     ax = axes[1, 1]
@@ -345,8 +437,13 @@ def plot_figure3(r: dict, summary: dict):
         med, p25, p75 = median_band(c)
         trials = (np.arange(c.shape[1]) + 1) * cfg.batch
         color = _SHADES[rule].get(m)
-        ax.plot(trials, med, color=color, ls="-" if rule == "rflo" else "--",
-                label=f"{rule_label(rule)}, up to {m} tau")
+        ax.plot(
+            trials,
+            med,
+            color=color,
+            ls="-" if rule == "rflo" else "--",
+            label=f"{rule_label(rule)}, up to {m} tau",
+        )
         ax.fill_between(trials, p25, p75, color=color, alpha=0.15, lw=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -354,27 +451,37 @@ def plot_figure3(r: dict, summary: dict):
     ax.set_ylabel("loss")
     ax.set_title("d. loss during training", fontsize=10)
     ax.legend(fontsize=7)
-    fig.suptitle(f"Murray (2019) Figure 3, interval matching ({cfg.mode}): N = {cfg.n_rec}, "
-                 f"{cfg.updates * cfg.batch} trials in batches of {cfg.batch}, rates "
-                 + ", ".join(f"{rule_label(k)} {v:g}" for k, v in cfg.lr), fontsize=10)
+    fig.suptitle(
+        f"Murray (2019) Figure 3, interval matching ({cfg.mode}): N = {cfg.n_rec}, "
+        f"{cfg.updates * cfg.batch} trials in batches of {cfg.batch}, rates "
+        + ", ".join(f"{rule_label(k)} {v:g}" for k, v in cfg.lr),
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
 def add_arguments(p):
     """The options of ``rflo figure3`` (shared with the main command line)."""
-    p.add_argument("--channels", type=int, choices=(1, 2), default=1,
-                   help="1 (default): ready and set pulses on one input; 2: on two inputs")
+    p.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1 (default): ready and set pulses on one input; 2: on two inputs",
+    )
     return add_figure_arguments(
-        p, "figure3", f"small run ({QUICK.n_networks} networks, conditions "
-                          f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "
-                          f"run uses {FULL.n_networks} networks and "
-                          f"{len(FULL.conditions)} conditions")
+        p,
+        "figure3",
+        f"small run ({QUICK.n_networks} networks, conditions "
+        f"{', '.join(f'{r} {m} tau' for r, m in QUICK.conditions)}); the full "
+        f"run uses {FULL.n_networks} networks and "
+        f"{len(FULL.conditions)} conditions",
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return figure_main(argv, "figure3", DESCRIPTION, add_arguments, QUICK, FULL, run,
-                       write_outputs)
+    return figure_main(argv, "figure3", DESCRIPTION, add_arguments, QUICK, FULL, run, write_outputs)
 
 
 if __name__ == "__main__":

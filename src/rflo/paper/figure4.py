@@ -59,9 +59,11 @@ from rflo.paper.common import (
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main"]
 
-DESCRIPTION = ("Reproduce Murray (2019) Figure 4 (a loop that chains RFLO-trained syllables "
-               "into a long sequence, against RNNs trained on the whole sequence with RFLO "
-               "and BPTT): PNG, CSVs and summary.json in an output folder.")
+DESCRIPTION = (
+    "Reproduce Murray (2019) Figure 4 (a loop that chains RFLO-trained syllables "
+    "into a long sequence, against RNNs trained on the whole sequence with RFLO "
+    "and BPTT): PNG, CSVs and summary.json in an output folder."
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ class Config:
 
 
 FULL = Config(mode="full")
-QUICK = Config(mode="quick", n_networks=2, syllable_trials=3000, selector_trials=1000,
-               baseline_trials=4000)
+QUICK = Config(
+    mode="quick", n_networks=2, syllable_trials=3000, selector_trials=1000, baseline_trials=4000
+)
 
 
 def _target(cfg: Config) -> np.ndarray:
@@ -144,12 +147,24 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     steps = cfg.move + cfg.hold
     nets = stack_networks([paper_network(4, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
     lr = cfg.lr_syllables
-    syl = spec_train(RunSpec(rule="rflo", task="syllables", units=cfg.n_rec, tau=cfg.tau,
-                             set=dict(slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold),
-                             derivative=cfg.derivative, lr=(lr, lr, lr),
-                             trials=cfg.syllable_trials, seeds=seeds), nets)
-    say(f"syllables (RFLO, lr {lr:g}, {cfg.syllable_trials} trials): final loss median "
-        f"{np.median(syl.loss[:, -50:]):.3g}, {syl.seconds:.0f}s")
+    syl = spec_train(
+        RunSpec(
+            rule="rflo",
+            task="syllables",
+            units=cfg.n_rec,
+            tau=cfg.tau,
+            set=dict(slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold),
+            derivative=cfg.derivative,
+            lr=(lr, lr, lr),
+            trials=cfg.syllable_trials,
+            seeds=seeds,
+        ),
+        nets,
+    )
+    say(
+        f"syllables (RFLO, lr {lr:g}, {cfg.syllable_trials} trials): final loss median "
+        f"{np.median(syl.loss[:, -50:]):.3g}, {syl.seconds:.0f}s"
+    )
 
     jnets = jax.tree_util.tree_map(jnp.asarray, syl.networks)
     seq = jnp.asarray(cfg.sequence)
@@ -158,10 +173,21 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
 
     @jax.jit
     def learn(nets, w0, keys):
-        return jax.vmap(lambda n, w, k: selector.train_selector(
-            n, w, seq, steps, cfg.selector_trials, cfg.eta_selector, cfg.explore, k,
-            cfg.normalize, cfg.update, cfg.bounds))(
-            nets, w0, keys)
+        return jax.vmap(
+            lambda n, w, k: selector.train_selector(
+                n,
+                w,
+                seq,
+                steps,
+                cfg.selector_trials,
+                cfg.eta_selector,
+                cfg.explore,
+                k,
+                cfg.normalize,
+                cfg.update,
+                cfg.bounds,
+            )
+        )(nets, w0, keys)
 
     @jax.jit
     def play(nets, w_s):
@@ -171,6 +197,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     def each_syllable(nets):  # every syllable from the initial state, for panel a
         def one(net, k):
             return selector.run_syllable(net, net.cell.initial_state(net), k, steps)[1]
+
         return jax.vmap(lambda n: jax.vmap(lambda k: one(n, k))(jnp.arange(4)))(nets)
 
     t1 = time.perf_counter()
@@ -178,55 +205,88 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     loop = play(jnets, w_s)
     loop_y = np.asarray(loop.y, float)
     rewards = np.asarray(rewards, float)
-    say(f"selector ({cfg.selector_trials} trials): last 10 % of trials rewarded "
-        f"{rewards[:, -max(1, cfg.selector_trials // 10):].mean():.2f} of transitions; played "
-        f"{np.asarray(loop.choices).tolist()}, {time.perf_counter() - t1:.0f}s")
+    say(
+        f"selector ({cfg.selector_trials} trials): last 10 % of trials rewarded "
+        f"{rewards[:, -max(1, cfg.selector_trials // 10) :].mean():.2f} of transitions; played "
+        f"{np.asarray(loop.choices).tolist()}, {time.perf_counter() - t1:.0f}s"
+    )
 
     target = _target(cfg)
     whole = rflo.Task(x=np.zeros((target.shape[0], 1)), y=target)
     base_nets = stack_networks([paper_network(1, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
     baselines, base_curves = {}, {}
     for rule, eta in cfg.lr_baseline:
-        spec = RunSpec(rule=rule, units=cfg.n_rec, tau=cfg.tau, derivative=cfg.derivative,
-                       lr=(eta, eta, eta), trials=cfg.baseline_trials, seeds=seeds)
+        spec = RunSpec(
+            rule=rule,
+            units=cfg.n_rec,
+            tau=cfg.tau,
+            derivative=cfg.derivative,
+            lr=(eta, eta, eta),
+            trials=cfg.baseline_trials,
+            seeds=seeds,
+        )
         res = spec_train(spec, base_nets, task=whole)  # the whole sequence: no task name
-        baselines[rule] = np.stack([rflo.evaluate(res.network(k), whole).y
-                                    for k in range(cfg.n_networks)])
+        baselines[rule] = np.stack(
+            [rflo.evaluate(res.network(k), whole).y for k in range(cfg.n_networks)]
+        )
         base_curves[rule] = np.asarray(res.loss, float)
-        say(f"no loop, {rule} (lr {eta:g}, {cfg.baseline_trials} trials): final loss median "
-            f"{np.median(res.loss[:, -50:]):.3g}, {res.seconds:.0f}s")
-    return {"config": cfg, "seeds": seeds, "syllable_loss": np.asarray(syl.loss, float),
-            "rewards": rewards, "loop_y": loop_y, "choices": np.asarray(loop.choices),
-            "syllables": np.asarray(each_syllable(jnets), float), "baselines": baselines,
-            "baseline_loss": base_curves, "target": target,
-            "seconds": time.perf_counter() - t0}
+        say(
+            f"no loop, {rule} (lr {eta:g}, {cfg.baseline_trials} trials): final loss median "
+            f"{np.median(res.loss[:, -50:]):.3g}, {res.seconds:.0f}s"
+        )
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "syllable_loss": np.asarray(syl.loss, float),
+        "rewards": rewards,
+        "loop_y": loop_y,
+        "choices": np.asarray(loop.choices),
+        "syllables": np.asarray(each_syllable(jnets), float),
+        "baselines": baselines,
+        "baseline_loss": base_curves,
+        "target": target,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def summarize(r: dict) -> dict:
     """The numbers behind every panel and the paper's claim, checked."""
     cfg = r["config"]
-    outputs = {"loop (RFLO syllables + selector)": r["loop_y"],
-               **{f"no loop, {rule}": y for rule, y in r["baselines"].items()}}
+    outputs = {
+        "loop (RFLO syllables + selector)": r["loop_y"],
+        **{f"no loop, {rule}": y for rule, y in r["baselines"].items()},
+    }
     rows = {}
     for name, ys in outputs.items():
         pos, mse = _errors(ys, cfg)
-        rows[name] = {"position_error": quartiles(pos), "velocity_mse": quartiles(mse),
-                      "per_network_position_error": [float(v) for v in pos]}
+        rows[name] = {
+            "position_error": quartiles(pos),
+            "velocity_mse": quartiles(mse),
+            "per_network_position_error": [float(v) for v in pos],
+        }
     loop = rows["loop (RFLO syllables + selector)"]["position_error"]
     claims = {}
     for rule in r["baselines"]:
         other = rows[f"no loop, {rule}"]["position_error"]
         claims[f"loop_beats_{rule}_without_loop"] = {
             "paper": "with as many training trials, RFLO with the loop does better than an "
-                     f"RNN trained on the whole sequence with {rule.upper()}",
-            "loop_position_error": loop, "baseline_position_error": other,
-            **lower_verdict(loop, other, "the loop", "cursor error")}
+            f"RNN trained on the whole sequence with {rule.upper()}",
+            "loop_position_error": loop,
+            "baseline_position_error": other,
+            **lower_verdict(loop, other, "the loop", "cursor error"),
+        }
     tail = max(1, cfg.selector_trials // 10)
-    return {"mode": cfg.mode, "config": asdict(cfg), "seeds": r["seeds"], "outputs": rows,
-            "selector_reward_last_10pct": quartiles(r["rewards"][:, -tail:].mean(axis=(1, 2))),
-            "played_sequences": np.asarray(r["choices"]).tolist(),
-            "syllable_final_loss": quartiles(r["syllable_loss"][:, -50:].mean(axis=1)),
-            "claims": claims, "seconds": r["seconds"]}
+    return {
+        "mode": cfg.mode,
+        "config": asdict(cfg),
+        "seeds": r["seeds"],
+        "outputs": rows,
+        "selector_reward_last_10pct": quartiles(r["rewards"][:, -tail:].mean(axis=(1, 2))),
+        "played_sequences": np.asarray(r["choices"]).tolist(),
+        "syllable_final_loss": quartiles(r["syllable_loss"][:, -50:].mean(axis=1)),
+        "claims": claims,
+        "seconds": r["seconds"],
+    }
 
 
 def write_outputs(r: dict, out: Path) -> dict:
@@ -238,26 +298,38 @@ def write_outputs(r: dict, out: Path) -> dict:
     write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
     rows = []
     n = r["loop_y"].shape[1]
-    series = {"target": r["target"][None], "loop": r["loop_y"],
-              **{f"no_loop_{k}": v[:, -n:] for k, v in r["baselines"].items()}}
+    series = {
+        "target": r["target"][None],
+        "loop": r["loop_y"],
+        **{f"no_loop_{k}": v[:, -n:] for k, v in r["baselines"].items()},
+    }
     for name, ys in series.items():
         for k, y in enumerate(ys):
             p = _path(y, cfg)
             for t in range(0, n, 10):
-                rows.append([name, r["seeds"][k] if name != "target" else "", t, f"{p[t, 0]:.5g}",
-                             f"{p[t, 1]:.5g}"])
+                rows.append(
+                    [
+                        name,
+                        r["seeds"][k] if name != "target" else "",
+                        t,
+                        f"{p[t, 0]:.5g}",
+                        f"{p[t, 1]:.5g}",
+                    ]
+                )
     write_text(out / "paths.csv", csv_text(["output", "network_seed", "step", "x", "y"], rows))
-    curves = {"syllables_rflo": r["syllable_loss"],
-              **{f"no_loop_{k}": v for k, v in r["baseline_loss"].items()}}
+    curves = {
+        "syllables_rflo": r["syllable_loss"],
+        **{f"no_loop_{k}": v for k, v in r["baseline_loss"].items()},
+    }
     rows = [[name, *row] for name, c in curves.items() for row in band_rows(c, 200)]
-    write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"],
-                                                 rows))
+    write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"], rows))
     from rflo.mpl_backend import use_headless_backend
 
     use_headless_backend()
     fig = plot_figure4(r, summary)
-    write_file(out / "figure4.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"),
-               suffix=".png")
+    write_file(
+        out / "figure4.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png"
+    )
     return summary
 
 
@@ -287,8 +359,13 @@ def plot_figure4(r: dict, summary: dict):
     x = np.arange(smooth.shape[1]) + window
     ax.plot(x, med, color=_COLORS["loop"])
     ax.fill_between(x, p25, p75, color=_COLORS["loop"], alpha=0.2, lw=0)
-    ax.axhline(1 - cfg.explore * 3 / 4, color="0.5", ls=":", lw=1,
-               label=f"best with {cfg.explore:g} exploration")
+    ax.axhline(
+        1 - cfg.explore * 3 / 4,
+        color="0.5",
+        ls=":",
+        lw=1,
+        label=f"best with {cfg.explore:g} exploration",
+    )
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("selector trial")
     ax.set_ylabel("transitions rewarded")
@@ -298,11 +375,14 @@ def plot_figure4(r: dict, summary: dict):
     ax.plot(*_path(r["target"], cfg).T, color="k", ls="--", lw=1.2, label="target")
     ax.plot(*_path(r["loop_y"][0], cfg).T, color=_COLORS["loop"], lw=1.5, label="loop (RFLO)")
     for rule, y in r["baselines"].items():
-        ax.plot(*_path(y[0, -n:], cfg).T, color=_COLORS[rule], lw=1.2,
-                label=f"no loop, {rule.upper()}")
+        ax.plot(
+            *_path(y[0, -n:], cfg).T, color=_COLORS[rule], lw=1.2, label=f"no loop, {rule.upper()}"
+        )
     ax.set_aspect("equal")
-    ax.set_title(f"c. the {len(cfg.sequence) * (cfg.move + cfg.hold) / cfg.tau:g} tau "
-                 "sequence, network 0", fontsize=10)
+    ax.set_title(
+        f"c. the {len(cfg.sequence) * (cfg.move + cfg.hold) / cfg.tau:g} tau sequence, network 0",
+        fontsize=10,
+    )
     ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[1, :2])
     t = np.arange(n) / cfg.tau
@@ -324,36 +404,51 @@ def plot_figure4(r: dict, summary: dict):
         vals = rows[name]["per_network_position_error"]
         ax.plot(np.full(len(vals), i), vals, "o", color=color, alpha=0.7)
         ax.plot([i - 0.25, i + 0.25], [rows[name]["position_error"]["median"]] * 2, color=color)
-    ax.set_xticks(range(len(names)), ["loop\n(RFLO)"] + [f"no loop\n{k.upper()}"
-                                                          for k in r["baselines"]])
+    ax.set_xticks(
+        range(len(names)), ["loop\n(RFLO)"] + [f"no loop\n{k.upper()}" for k in r["baselines"]]
+    )
     ax.set_ylabel("cursor error (reach lengths)")
     ax.set_title(f"e. every network ({cfg.n_networks}), median bar", fontsize=10)
-    fig.suptitle(f"Murray (2019) Figure 4 ({cfg.mode}): N = {cfg.n_rec}; loop "
-                 f"{cfg.syllable_trials} + {cfg.selector_trials} trials, no loop "
-                 f"{cfg.baseline_trials} trials", fontsize=10)
+    fig.suptitle(
+        f"Murray (2019) Figure 4 ({cfg.mode}): N = {cfg.n_rec}; loop "
+        f"{cfg.syllable_trials} + {cfg.selector_trials} trials, no loop "
+        f"{cfg.baseline_trials} trials",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
 def add_arguments(p):
     """The options of ``rflo figure4`` (shared with the main command line)."""
-    p.add_argument("--update", choices=("drive", "choice"), default=None,
-                   help="z in the selector's update: 'drive', the paper's sum_j W^s_ij h_j "
-                        "before the winner-take-all (default), or 'choice', its one-hot")
-    p.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
-                   help="do not keep the selector's rows at unit length (an addition of "
-                        "this library, on by default)")
+    p.add_argument(
+        "--update",
+        choices=("drive", "choice"),
+        default=None,
+        help="z in the selector's update: 'drive', the paper's sum_j W^s_ij h_j "
+        "before the winner-take-all (default), or 'choice', its one-hot",
+    )
+    p.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        default=None,
+        help="do not keep the selector's rows at unit length (an addition of "
+        "this library, on by default)",
+    )
     return add_figure_arguments(
-        p, "figure4", f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
-                          f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
-                          f"the full run uses {FULL.n_networks} networks and the paper's "
-                          f"{FULL.syllable_trials} + {FULL.selector_trials} against "
-                          f"{FULL.baseline_trials}")
+        p,
+        "figure4",
+        f"small run ({QUICK.n_networks} networks, {QUICK.syllable_trials} + "
+        f"{QUICK.selector_trials} loop trials against {QUICK.baseline_trials}); "
+        f"the full run uses {FULL.n_networks} networks and the paper's "
+        f"{FULL.syllable_trials} + {FULL.selector_trials} against "
+        f"{FULL.baseline_trials}",
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return figure_main(argv, "figure4", DESCRIPTION, add_arguments, QUICK, FULL, run,
-                       write_outputs)
+    return figure_main(argv, "figure4", DESCRIPTION, add_arguments, QUICK, FULL, run, write_outputs)
 
 
 if __name__ == "__main__":

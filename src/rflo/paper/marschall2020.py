@@ -63,19 +63,42 @@ from rflo.paper.common import (
     write_text,
 )
 
-__all__ = ["Config", "QUICK", "FULL", "RULES", "RATES", "LEVELS", "run", "summarize", "sweep_spec",
-           "write_outputs", "main", "level_reached"]
+__all__ = [
+    "Config",
+    "QUICK",
+    "FULL",
+    "RULES",
+    "RATES",
+    "LEVELS",
+    "run",
+    "summarize",
+    "sweep_spec",
+    "write_outputs",
+    "main",
+    "level_reached",
+]
 
-DESCRIPTION = ("Reproduce Marschall, Cho & Savin (2020), the Add task: RTRL, UORO, KF-RTRL, "
-               "R-KF, RFLO, KeRNL, DNI, e-prop and truncated BPTT trained online")
+DESCRIPTION = (
+    "Reproduce Marschall, Cho & Savin (2020), the Add task: RTRL, UORO, KF-RTRL, "
+    "R-KF, RFLO, KeRNL, DNI, e-prop and truncated BPTT trained online"
+)
 
 #: the rules of the comparison, in the paper's order (exact, stochastic,
 #: Kronecker, local / approximate, future-facing)
 RULES = ("rtrl", "tbptt", "uoro", "kf_rtrl", "rkf_rtrl", "rflo", "eprop", "kernl", "dni")
 
 #: each rule's learning rate (all three matrices), chosen in pilots (module docstring)
-RATES = {"rtrl": 0.3, "tbptt": 0.3, "uoro": 0.1, "kf_rtrl": 0.1, "rkf_rtrl": 0.03,
-         "rflo": 0.1, "eprop": 0.1, "kernl": 0.3, "dni": 0.1}
+RATES = {
+    "rtrl": 0.3,
+    "tbptt": 0.3,
+    "uoro": 0.1,
+    "kf_rtrl": 0.1,
+    "rkf_rtrl": 0.03,
+    "rflo": 0.1,
+    "eprop": 0.1,
+    "kernl": 0.3,
+    "dni": 0.1,
+}
 
 
 def _entropy(p):
@@ -84,9 +107,11 @@ def _entropy(p):
 
 #: the reference levels (nats per step): the best predictor knowing no lag,
 #: the first lag, both lags
-LEVELS = {"no memory": _entropy(0.625),
-          "lag 5": 0.5 * (_entropy(0.875) + _entropy(0.375)),
-          "both lags": 0.25 * (_entropy(0.5) + 2 * _entropy(0.75))}
+LEVELS = {
+    "no memory": _entropy(0.625),
+    "lag 5": 0.5 * (_entropy(0.875) + _entropy(0.375)),
+    "both lags": 0.25 * (_entropy(0.5) + 2 * _entropy(0.75)),
+}
 
 
 @dataclass(frozen=True)
@@ -115,13 +140,30 @@ def sweep_spec(cfg: Config = QUICK) -> dict:
     its rate, the same networks, task and training; its table records the loss
     per trial (``record_every = 1``)."""
     seeds = network_seeds(cfg)
-    grids = [{"rule": rule, "task": "add", "loss": "cross_entropy", "online": True,
-              "units": cfg.units, "tau": 1.0, "lr_in": cfg.rates[rule],
-              "lr_rec": cfg.rates[rule], "lr_out": cfg.rates[rule], "seed": list(seeds),
-              "derivative": cfg.derivative, "set": {"n_steps": cfg.n_steps}}
-             for rule in cfg.rules]
-    return {"name": f"marschall2020-{cfg.mode}", "trials": cfg.trials, "record_every": 1,
-            "max_networks": 64, "grid": grids}
+    grids = [
+        {
+            "rule": rule,
+            "task": "add",
+            "loss": "cross_entropy",
+            "online": True,
+            "units": cfg.units,
+            "tau": 1.0,
+            "lr_in": cfg.rates[rule],
+            "lr_rec": cfg.rates[rule],
+            "lr_out": cfg.rates[rule],
+            "seed": list(seeds),
+            "derivative": cfg.derivative,
+            "set": {"n_steps": cfg.n_steps},
+        }
+        for rule in cfg.rules
+    ]
+    return {
+        "name": f"marschall2020-{cfg.mode}",
+        "trials": cfg.trials,
+        "record_every": 1,
+        "max_networks": 64,
+        "grid": grids,
+    }
 
 
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -142,22 +184,38 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
         nets = [rflo.init_network(2, cfg.units, 2, seed=s, tau=1.0) for s in seeds]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the guard counts divergence
-            res = train_ensemble(nets, task, rule, trials=cfg.trials, lr=cfg.rates[rule],
-                                 online=True, loss="cross_entropy", seeds=seeds,
-                                 derivative=cfg.derivative)
+            res = train_ensemble(
+                nets,
+                task,
+                rule,
+                trials=cfg.trials,
+                lr=cfg.rates[rule],
+                online=True,
+                loss="cross_entropy",
+                seeds=seeds,
+                derivative=cfg.derivative,
+            )
         curves[rule] = np.asarray(res.loss, float)
         diverged[rule] = int(np.sum(np.asarray(res.diverged_at) > 0))
         seconds[rule] = time.perf_counter() - t
-        log(f"{rule}: {seconds[rule]:.1f} s, final loss (median) "
-            f"{np.nanmedian(final_losses(curves[rule])):.3f}")
-    return {"config": cfg, "seeds": seeds, "curves": curves, "seconds": seconds,
-            "diverged": diverged, "total_seconds": time.perf_counter() - t0}
+        log(
+            f"{rule}: {seconds[rule]:.1f} s, final loss (median) "
+            f"{np.nanmedian(final_losses(curves[rule])):.3f}"
+        )
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "curves": curves,
+        "seconds": seconds,
+        "diverged": diverged,
+        "total_seconds": time.perf_counter() - t0,
+    }
 
 
 def final_losses(curves) -> np.ndarray:
     """Each network's mean loss over the last 10 % of its trials (NaN if it diverged)."""
     n = curves.shape[1]
-    return np.mean(curves[:, n - max(1, n // 10):], axis=1)
+    return np.mean(curves[:, n - max(1, n // 10) :], axis=1)
 
 
 def level_reached(q: dict) -> str:
@@ -176,8 +234,9 @@ def _blocks(curves, n_blocks=100):
     """(K, n_blocks) block means of (K, trials) curves, and each block's last step."""
     n = curves.shape[1]
     edges = np.linspace(0, n, min(n_blocks, n) + 1).astype(int)
-    means = np.stack([np.mean(curves[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])],
-                     axis=1)
+    means = np.stack(
+        [np.mean(curves[:, a:b], axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1
+    )
     return means, edges[1:]
 
 
@@ -186,23 +245,42 @@ def summarize(r: dict) -> dict:
     rows, claims = {}, {}
     for rule, c in r["curves"].items():
         fin = final_losses(c)
-        q = quartiles(fin[np.isfinite(fin)]) if np.any(np.isfinite(fin)) else \
-            {"median": float("nan"), "p25": float("nan"), "p75": float("nan")}
-        rows[rule] = {**q, "level": level_reached(q), "lr": cfg.rates[rule],
-                      "diverged": r["diverged"][rule], "seconds": r["seconds"][rule]}
+        q = (
+            quartiles(fin[np.isfinite(fin)])
+            if np.any(np.isfinite(fin))
+            else {"median": float("nan"), "p25": float("nan"), "p75": float("nan")}
+        )
+        rows[rule] = {
+            **q,
+            "level": level_reached(q),
+            "lr": cfg.rates[rule],
+            "diverged": r["diverged"][rule],
+            "seconds": r["seconds"][rule],
+        }
     exact = [k for k in ("rtrl", "tbptt") if k in rows]
     if exact:
         ok = all(rows[k]["level"] != "no memory" for k in exact)
         claims["exact_methods_learn_memory"] = {
             "claim": "exact online gradients (RTRL, truncated BPTT) learn the lags: "
-                     "below the no-memory level",
-            "verdict": ("reproduced" if ok else "not reproduced") + ": " + ", ".join(
-                f"{k} {rows[k]['median']:.3f} ({rows[k]['level']})" for k in exact)}
-    claims["levels"] = {"claim": "which level each rule reaches",
-                        "verdict": "; ".join(f"{k}: {v['level']}" for k, v in rows.items())}
-    return {"mode": cfg.mode, "trials": cfg.trials, "steps_per_trial": cfg.n_steps,
-            "seeds": list(r["seeds"]), "levels": LEVELS, "rules": rows, "claims": claims,
-            "seconds": r["total_seconds"]}
+            "below the no-memory level",
+            "verdict": ("reproduced" if ok else "not reproduced")
+            + ": "
+            + ", ".join(f"{k} {rows[k]['median']:.3f} ({rows[k]['level']})" for k in exact),
+        }
+    claims["levels"] = {
+        "claim": "which level each rule reaches",
+        "verdict": "; ".join(f"{k}: {v['level']}" for k, v in rows.items()),
+    }
+    return {
+        "mode": cfg.mode,
+        "trials": cfg.trials,
+        "steps_per_trial": cfg.n_steps,
+        "seeds": list(r["seeds"]),
+        "levels": LEVELS,
+        "rules": rows,
+        "claims": claims,
+        "seconds": r["total_seconds"],
+    }
 
 
 def write_outputs(r: dict, out: Path) -> dict:
@@ -216,18 +294,36 @@ def write_outputs(r: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(r)
     steps = r["config"].n_steps
-    write_text(out / "marschall2020.csv", csv_text(
-        ["rule", "lr", "median", "p25", "p75", "level", "diverged", "seconds"],
-        [[k, v["lr"], f"{v['median']:.4f}", f"{v['p25']:.4f}", f"{v['p75']:.4f}", v["level"],
-          v["diverged"], f"{v['seconds']:.1f}"] for k, v in s["rules"].items()]))
+    write_text(
+        out / "marschall2020.csv",
+        csv_text(
+            ["rule", "lr", "median", "p25", "p75", "level", "diverged", "seconds"],
+            [
+                [
+                    k,
+                    v["lr"],
+                    f"{v['median']:.4f}",
+                    f"{v['p25']:.4f}",
+                    f"{v['p75']:.4f}",
+                    v["level"],
+                    v["diverged"],
+                    f"{v['seconds']:.1f}",
+                ]
+                for k, v in s["rules"].items()
+            ],
+        ),
+    )
     rows = []
     for rule, c in r["curves"].items():
         means, ends = _blocks(c)
         p25, med, p75 = np.nanpercentile(means, [25, 50, 75], axis=0)
-        rows += [[rule, int(e) * steps, f"{a:.5f}", f"{b:.5f}", f"{d:.5f}"]
-                 for e, a, b, d in zip(ends, med, p25, p75)]
-    write_text(out / "marschall2020_curves.csv",
-               csv_text(["rule", "step", "median", "p25", "p75"], rows))
+        rows += [
+            [rule, int(e) * steps, f"{a:.5f}", f"{b:.5f}", f"{d:.5f}"]
+            for e, a, b, d in zip(ends, med, p25, p75)
+        ]
+    write_text(
+        out / "marschall2020_curves.csv", csv_text(["rule", "step", "median", "p25", "p75"], rows)
+    )
     write_text(out / "marschall2020.json", json.dumps(json_safe(s), indent=2))
     _plot(r, out / "marschall2020.png")
     return s
@@ -244,15 +340,18 @@ def _plot(r, path):
     for rule, c in r["curves"].items():
         means, ends = _blocks(c)
         p25, med, p75 = np.nanpercentile(means, [25, 50, 75], axis=0)
-        line, = ax.plot(ends * steps, med, label=rule)
+        (line,) = ax.plot(ends * steps, med, label=rule)
         ax.fill_between(ends * steps, p25, p75, color=line.get_color(), alpha=0.2)
     for name, v in LEVELS.items():
         ax.axhline(v, color="k", ls=":", lw=1)
         ax.text(ax.get_xlim()[0], v, f" {name}", va="bottom", fontsize=8)
     ax.set_xlabel("training step")
     ax.set_ylabel("test loss (cross-entropy, nats per step)")
-    ax.set_title(f"Add task (lags 5, 9), n_h = {r['config'].units}: median and 25-75 % "
-                 f"over {len(r['seeds'])} seeds", fontsize=9)
+    ax.set_title(
+        f"Add task (lags 5, 9), n_h = {r['config'].units}: median and 25-75 % "
+        f"over {len(r['seeds'])} seeds",
+        fontsize=9,
+    )
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -260,14 +359,18 @@ def _plot(r, path):
 
 
 def add_arguments(p):
-    add_figure_arguments(p, "marschall2020",
-                         f"small run ({QUICK.n_networks} seeds, {QUICK.trials} trials of "
-                         f"{QUICK.n_steps} steps); the full run uses {FULL.n_networks} seeds "
-                         f"and {FULL.trials} trials")
+    add_figure_arguments(
+        p,
+        "marschall2020",
+        f"small run ({QUICK.n_networks} seeds, {QUICK.trials} trials of "
+        f"{QUICK.n_steps} steps); the full run uses {FULL.n_networks} seeds "
+        f"and {FULL.trials} trials",
+    )
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``rflo reproduce marschall2020``: returns the exit status."""
-    return figure_main(argv, "reproduce marschall2020", DESCRIPTION, add_arguments, QUICK,
-                       FULL, run, write_outputs)
+    return figure_main(
+        argv, "reproduce marschall2020", DESCRIPTION, add_arguments, QUICK, FULL, run, write_outputs
+    )

@@ -27,12 +27,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names = ", ".join(sorted(PAPERS))
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: rflo reproduce PAPER [--quick] [--out FOLDER] ...\n"
-              f"papers: {names}; 'rflo reproduce PAPER --help' for its options",
-              file=sys.stdout if argv else sys.stderr)
+        print(
+            f"usage: rflo reproduce PAPER [--quick] [--out FOLDER] ...\n"
+            f"papers: {names}; 'rflo reproduce PAPER --help' for its options",
+            file=sys.stdout if argv else sys.stderr,
+        )
         return 0 if argv else 2
     if argv[0] not in PAPERS:
-        print(f"rflo reproduce: error: unknown paper {argv[0]!r}; choose one of: {names}",
-              file=sys.stderr)
+        print(
+            f"rflo reproduce: error: unknown paper {argv[0]!r}; choose one of: {names}",
+            file=sys.stderr,
+        )
         return 2
     return importlib.import_module(PAPERS[argv[0]]).main(argv[1:])

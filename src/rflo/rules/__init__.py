@@ -24,24 +24,57 @@ Every rule has a page in ``docs/rules/<name>.md``.
 """
 
 from rflo.rules.base import (
-    LearningRule, Rule, Setup, Step, get_rule, register, rule_names,
+    LearningRule,
+    Rule,
+    Setup,
+    Step,
+    get_rule,
+    register,
+    rule_names,
 )
 from rflo.rules.bptt import BPTT
-from rflo.rules.rflo import LOCAL, RFLO, LocalTraceRule
-from rflo.rules.rtrl import RANDOM_FEEDBACK, RTRL, InfluenceRule
-from rflo.rules.eprop import EPROP, EPROP_RANDOM, EProp
-from rflo.rules.uoro import UORO, UORORule
-from rflo.rules.kf_rtrl import KFRTRL, KroneckerFactoredRTRL
-from rflo.rules.rkf_rtrl import RKFRTRL, ReverseKFRTRL
-from rflo.rules.kernl import KERNL, KeRNL
 from rflo.rules.dni import DNI, SyntheticGradients
+from rflo.rules.eprop import EPROP, EPROP_RANDOM, EProp
+from rflo.rules.kernl import KERNL, KeRNL
+from rflo.rules.kf_rtrl import KFRTRL, KroneckerFactoredRTRL
+from rflo.rules.rflo import LOCAL, RFLO, LocalTraceRule
+from rflo.rules.rkf_rtrl import RKFRTRL, ReverseKFRTRL
+from rflo.rules.rtrl import RANDOM_FEEDBACK, RTRL, InfluenceRule
 from rflo.rules.snap import SNAP1, SNAP2, SnAp
 from rflo.rules.tbptt import TBPTT, TruncatedBPTT
+from rflo.rules.uoro import UORO, UORORule
 
 __all__ = [
-    "LearningRule", "Rule", "Setup", "Step", "get_rule", "register", "rule_names",
-    "RFLO", "LOCAL", "RTRL", "RANDOM_FEEDBACK", "BPTT", "LocalTraceRule", "InfluenceRule",
-    "EProp", "EPROP", "EPROP_RANDOM", "UORORule", "UORO", "KroneckerFactoredRTRL", "KFRTRL",
-    "SnAp", "SNAP1", "SNAP2", "TruncatedBPTT", "TBPTT",
-    "ReverseKFRTRL", "RKFRTRL", "KeRNL", "KERNL", "SyntheticGradients", "DNI",
+    "LearningRule",
+    "Rule",
+    "Setup",
+    "Step",
+    "get_rule",
+    "register",
+    "rule_names",
+    "RFLO",
+    "LOCAL",
+    "RTRL",
+    "RANDOM_FEEDBACK",
+    "BPTT",
+    "LocalTraceRule",
+    "InfluenceRule",
+    "EProp",
+    "EPROP",
+    "EPROP_RANDOM",
+    "UORORule",
+    "UORO",
+    "KroneckerFactoredRTRL",
+    "KFRTRL",
+    "SnAp",
+    "SNAP1",
+    "SNAP2",
+    "TruncatedBPTT",
+    "TBPTT",
+    "ReverseKFRTRL",
+    "RKFRTRL",
+    "KeRNL",
+    "KERNL",
+    "SyntheticGradients",
+    "DNI",
 ]

@@ -113,12 +113,17 @@ def closed_form(net: Network, setup: Setup) -> bool:
     """
     if setup.route == "generic":
         return False
-    ok = (isinstance(net.cell, LeakyTanh) and jnp.ndim(net.tau) == 0
-          and set(setup.params) <= set(MATRICES))
+    ok = (
+        isinstance(net.cell, LeakyTanh)
+        and jnp.ndim(net.tau) == 0
+        and set(setup.params) <= set(MATRICES)
+    )
     if setup.route == "closed_form" and not ok:
-        raise ValueError("route='closed_form' needs the leaky_tanh cell with one tau and only "
-                         f"w_in, w_rec, w_out trained (got cell {net.cell.name!r}, "
-                         f"params {list(setup.params)}); use route='auto'")
+        raise ValueError(
+            "route='closed_form' needs the leaky_tanh cell with one tau and only "
+            f"w_in, w_rec, w_out trained (got cell {net.cell.name!r}, "
+            f"params {list(setup.params)}); use route='auto'"
+        )
     return ok
 
 
@@ -161,10 +166,15 @@ def closed_trial(net, x, y_target, mask, setup, closed, *, backprop: bool, feedb
     (which is also the kernel's XLA reference).
     Returns ``(direction, y)``."""
     if leaky_tanh.offline_route(net, setup):
-        *d, y = leaky_tanh.offline_trial(net, x, y_target, mask, backprop=backprop,
-                                         feedback=feedback,
-                                         reference=partial(closed, feedback=feedback,
-                                                           setup=setup))
+        *d, y = leaky_tanh.offline_trial(
+            net,
+            x,
+            y_target,
+            mask,
+            backprop=backprop,
+            feedback=feedback,
+            reference=partial(closed, feedback=feedback, setup=setup),
+        )
     else:
         *d, y = closed(net, x, y_target, mask, feedback=feedback, setup=setup)
     return select(dict(zip(MATRICES, d)), setup), y
@@ -274,8 +284,7 @@ class Rule:
         return None
 
     # ---- per-trial form ------------------------------------------------
-    def trial(self, net: Network, x, y_target, mask, key: jax.Array,
-              setup: Setup = DEFAULT_SETUP):
+    def trial(self, net: Network, x, y_target, mask, key: jax.Array, setup: Setup = DEFAULT_SETUP):
         """Summed direction of one trial with the parameters held fixed, and the
         outputs ``y`` (T-1, n_out) of steps 1..T-1.
 
@@ -291,8 +300,11 @@ class Rule:
 
         zero = jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
         (_, _, acc), y = jax.lax.scan(
-            body, (initial_state(net), self.init(net, key, setup), zero),
-            (x[1:], y_target[1:], mask[1:]), unroll=setup.unroll)
+            body,
+            (initial_state(net), self.init(net, key, setup), zero),
+            (x[1:], y_target[1:], mask[1:]),
+            unroll=setup.unroll,
+        )
         return acc, y
 
 
@@ -346,7 +358,8 @@ class ClosedFormOnlyRule(ClosedFormStepRule):
             raise ValueError(
                 f"rule {self.name!r} is written for the leaky tanh cell with one tau, training "
                 f"w_in, w_rec, w_out (got cell {net.cell.name!r}, params {list(setup.params)}, "
-                f"route {setup.route!r}); use 'rtrl', 'uoro' or 'bptt'")
+                f"route {setup.route!r}); use 'rtrl', 'uoro' or 'bptt'"
+            )
 
     def generic_init(self, net, key, setup):
         self.check(net, setup)
@@ -362,12 +375,14 @@ def register(rule: LearningRule) -> LearningRule:
     """Add a rule to the registry under ``rule.name``; returns it.  A name can
     be taken once (registering the same rule again is allowed)."""
     if not isinstance(rule, LearningRule):
-        raise ValueError(f"expected an rflo learning rule (see rflo.rules.Rule), got "
-                         f"{type(rule).__name__}")
+        raise ValueError(
+            f"expected an rflo learning rule (see rflo.rules.Rule), got {type(rule).__name__}"
+        )
     old = _REGISTRY.get(rule.name)
     if old is not None and old != rule:
-        raise ValueError(f"a rule named {rule.name!r} is already registered ({old!r}); "
-                         "give yours another name")
+        raise ValueError(
+            f"a rule named {rule.name!r} is already registered ({old!r}); give yours another name"
+        )
     _REGISTRY[rule.name] = rule
     return rule
 
@@ -386,6 +401,12 @@ def get_rule(rule) -> LearningRule:
     raise ValueError(f"unknown learning rule {rule!r}: use one of {rule_names()}")
 
 
-__all__ += ["LearningRule", "closed_form", "closed_trial", "select", "ClosedFormStepRule",
-            "ClosedFormOnlyRule",
-            "check_feedback"]
+__all__ += [
+    "LearningRule",
+    "closed_form",
+    "closed_trial",
+    "select",
+    "ClosedFormStepRule",
+    "ClosedFormOnlyRule",
+    "check_feedback",
+]

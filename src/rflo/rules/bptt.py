@@ -25,7 +25,13 @@ import jax.numpy as jnp
 
 import rflo.rules.generic as generic
 from rflo.rules.base import (
-    DEFAULT_SETUP, Rule, closed_form, closed_trial, feedback_matrix, forward, readout_error,
+    DEFAULT_SETUP,
+    Rule,
+    closed_form,
+    closed_trial,
+    feedback_matrix,
+    forward,
+    readout_error,
     register,
 )
 
@@ -69,8 +75,9 @@ class BackpropThroughTime(Rule):
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
         if not closed_form(net, setup):
             return generic.backward_trial(net, x, y_target, mask, setup, self.feedback)
-        return closed_trial(net, x, y_target, mask, setup, _closed_trial, backprop=True,
-                            feedback=self.feedback)
+        return closed_trial(
+            net, x, y_target, mask, setup, _closed_trial, backprop=True, feedback=self.feedback
+        )
 
 
 def _closed_trial(net, x, y_target, mask, feedback, setup):

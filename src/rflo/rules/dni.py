@@ -53,7 +53,12 @@ import jax.numpy as jnp
 
 from rflo._checks import check_positive
 from rflo.rules.base import (
-    DEFAULT_SETUP, ClosedFormOnlyRule, cell, feedback_matrix, register, select,
+    DEFAULT_SETUP,
+    ClosedFormOnlyRule,
+    cell,
+    feedback_matrix,
+    register,
+    select,
 )
 from rflo.rules.learned import LearnedState
 
@@ -89,8 +94,12 @@ class SyntheticGradients(LearnedState, ClosedFormOnlyRule):
     def closed_init(self, net, key):
         n, o = net.n_rec, net.w_out.shape[0]
         dt = net.w_rec.dtype
-        return DNIState(self.initial_module(net).astype(dt), jnp.zeros((n + o + 1,), dt),
-                        jnp.zeros((n,), dt), jnp.zeros((), jnp.int32))
+        return DNIState(
+            self.initial_module(net).astype(dt),
+            jnp.zeros((n + o + 1,), dt),
+            jnp.zeros((n,), dt),
+            jnp.zeros((), jnp.int32),
+        )
 
     def carried(self, state):
         """What lasts across trials: the module ``A``."""
@@ -124,8 +133,11 @@ class SyntheticGradients(LearnedState, ClosedFormOnlyRule):
         z = jnp.concatenate([h, x_t])
         post = s * ad
         n = net.n_rec
-        direction = {"w_in": jnp.outer(post, z[n:]), "w_rec": jnp.outer(post, z[:n]),
-                     "w_out": jnp.outer(err, h_new)}
+        direction = {
+            "w_in": jnp.outer(post, z[n:]),
+            "w_rec": jnp.outer(post, z[:n]),
+            "w_out": jnp.outer(err, h_new),
+        }
         new = DNIState(A, module_in, q, state.t + 1)
         return new, h_new, y, select(direction, setup)
 

@@ -40,13 +40,30 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from rflo.cells.base import (
-    current, initial_state, output, owns_synapses, readout, step, unit_axes,
+    current,
+    initial_state,
+    output,
+    owns_synapses,
+    readout,
+    step,
+    unit_axes,
 )
 from rflo.network import params_of, with_params
 from rflo.rules.base import learning_signal
 
-__all__ = ["recurrent_names", "influence_init", "influence_advance", "uoro_init", "uoro_advance", "kf_init", "kf_advance",
-           "backward_trial", "truncated_trial", "window_init", "window_advance"]
+__all__ = [
+    "recurrent_names",
+    "influence_init",
+    "influence_advance",
+    "uoro_init",
+    "uoro_advance",
+    "kf_init",
+    "kf_advance",
+    "backward_trial",
+    "truncated_trial",
+    "window_init",
+    "window_advance",
+]
 
 EPS = 1e-7
 
@@ -59,7 +76,8 @@ def recurrent_names(setup):
 def _ones_on(state, leaf):
     leaves, tree = jax.tree_util.tree_flatten(state)
     return jax.tree_util.tree_unflatten(
-        tree, [jnp.ones_like(a) if i == leaf else jnp.zeros_like(a) for i, a in enumerate(leaves)])
+        tree, [jnp.ones_like(a) if i == leaf else jnp.zeros_like(a) for i, a in enumerate(leaves)]
+    )
 
 
 def _leaves(tree):
@@ -95,6 +113,7 @@ def _flat_step(net, names, x_t, unravel_s, unravel_p):
     def f(s, theta):
         n = with_params(net, unravel_p(theta))
         return ravel_pytree(step(n, unravel_s(s), x_t))[0]
+
     return f
 
 
@@ -216,13 +235,17 @@ class KFState(NamedTuple):
 
 def check_kronecker(rule_name, setup, net=None):
     if net is not None and owns_synapses(net.cell):
-        raise ValueError(f"rule {rule_name!r} factors the influence of a point-neuron cell's "
-                         f"w_rec and w_in; cell {net.cell.name!r} owns its synapses: use "
-                         "'rtrl', 'snap1', 'uoro' or 'bptt'")
+        raise ValueError(
+            f"rule {rule_name!r} factors the influence of a point-neuron cell's "
+            f"w_rec and w_in; cell {net.cell.name!r} owns its synapses: use "
+            "'rtrl', 'snap1', 'uoro' or 'bptt'"
+        )
     other = [n for n in recurrent_names(setup) if n not in ("w_rec", "w_in")]
     if other:
-        raise ValueError(f"rule {rule_name!r} factors the influence of w_rec and w_in only, "
-                         f"not {other}; freeze them or use 'rtrl' or 'bptt'")
+        raise ValueError(
+            f"rule {rule_name!r} factors the influence of w_rec and w_in only, "
+            f"not {other}; freeze them or use 'rtrl' or 'bptt'"
+        )
 
 
 def kf_init(net, key, setup):
@@ -241,8 +264,9 @@ def kf_advance(state, net, h, x_t, y_t, m_t, setup, feedback):
     drive = current(net, z_prev, x_t)
     s_new, lin = jax.linearize(lambda v: ravel_pytree(step(net, unravel_s(v), x_t))[0], s)
     ja = jax.vmap(lin, in_axes=1, out_axes=1)(state.A)
-    _, dn_di = jax.jvp(lambda i: ravel_pytree(cell.neuron(net, h, i))[0], (drive,),
-                       (jnp.ones_like(drive),))
+    _, dn_di = jax.jvp(
+        lambda i: ravel_pytree(cell.neuron(net, h, i))[0], (drive,), (jnp.ones_like(drive),)
+    )
     post = dn_di[:, None] * jnp.tile(jnp.eye(n, dtype=s.dtype), (s.size // n, 1))  # (S, n)
     pre = jnp.concatenate([z_prev, x_t])
     rho1 = jnp.sqrt((_norm(ja) + EPS) / (_norm(state.u) + EPS))
@@ -273,7 +297,8 @@ def _outputs(net, names, x, unroll, cut=None):
             x_t, cut_t = inp
             if cut is not None:
                 s = jax.tree_util.tree_map(
-                    lambda a: jnp.where(cut_t > 0, jax.lax.stop_gradient(a), a), s)
+                    lambda a: jnp.where(cut_t > 0, jax.lax.stop_gradient(a), a), s
+                )
             s = step(n, s, x_t)
             return s, output(n, s)
 
@@ -313,9 +338,13 @@ class Window(NamedTuple):
 
 def window_init(net, window):
     s0 = initial_state(net)
-    return Window(s0, jnp.zeros((window, net.n_in), net.dtype),
-                  jnp.zeros((window, net.n_out), net.dtype), jnp.zeros((), jnp.int32),
-                  jnp.ones((), bool))
+    return Window(
+        s0,
+        jnp.zeros((window, net.n_in), net.dtype),
+        jnp.zeros((window, net.n_out), net.dtype),
+        jnp.zeros((), jnp.int32),
+        jnp.ones((), bool),
+    )
 
 
 def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
@@ -330,8 +359,9 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
     def flush(_):
         def run(p):
             n = with_params(net, p)
-            s0 = jax.tree_util.tree_map(lambda a, b: jnp.where(state.first, a, b),
-                                        initial_state(n), start)
+            s0 = jax.tree_util.tree_map(
+                lambda a, b: jnp.where(state.first, a, b), initial_state(n), start
+            )
 
             def body(s, x_):
                 s = step(n, s, x_)
@@ -351,5 +381,9 @@ def window_advance(state, net, h, x_t, y_t, m_t, setup, feedback, window):
 
     last = state.pos == window - 1
     direction = jax.lax.cond(last, flush, wait, None)
-    return (Window(start, xs, errs, (state.pos + 1) % window, state.first & ~last),
-            h_new, y, direction)
+    return (
+        Window(start, xs, errs, (state.pos + 1) % window, state.first & ~last),
+        h_new,
+        y,
+        direction,
+    )

@@ -56,9 +56,9 @@ import jax
 import jax.numpy as jnp
 
 from rflo._checks import check_positive
+from rflo.network import f
 from rflo.rules.base import ClosedFormOnlyRule, feedback_matrix, register
 from rflo.rules.learned import LearnedState
-from rflo.network import f
 
 __all__ = ["KeRNLState", "KeRNL", "KERNL"]
 
@@ -95,8 +95,15 @@ class KeRNL(LearnedState, ClosedFormOnlyRule):
         dt = net.w_rec.dtype
         zero = jnp.zeros((n,), dt)
         gamma = jnp.full((n,), -jnp.log1p(-1.0 / net.tau), dt)  # exp(-gamma) = 1 - 1/tau
-        return KeRNLState(jnp.zeros((n, n + m), dt), jnp.eye(n, dtype=dt), gamma,
-                          jnp.asarray(net.h0, dt), zero, zero, key)
+        return KeRNLState(
+            jnp.zeros((n, n + m), dt),
+            jnp.eye(n, dtype=dt),
+            gamma,
+            jnp.asarray(net.h0, dt),
+            zero,
+            zero,
+            key,
+        )
 
     def carried(self, state):
         """What lasts across trials: ``(beta, gamma)``."""
@@ -125,8 +132,11 @@ class KeRNL(LearnedState, ClosedFormOnlyRule):
     def direction(self, state, net, s, err):
         post = state.beta.T @ (feedback_matrix(net, self.feedback) @ err)  # (n_rec,)
         n = net.n_rec
-        return {"w_in": post[:, None] * state.B[:, n:], "w_rec": post[:, None] * state.B[:, :n],
-                "w_out": jnp.outer(err, s.h)}
+        return {
+            "w_in": post[:, None] * state.B[:, n:],
+            "w_rec": post[:, None] * state.B[:, :n],
+            "w_out": jnp.outer(err, s.h),
+        }
 
 
 KERNL = register(KeRNL())

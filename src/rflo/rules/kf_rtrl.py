@@ -81,8 +81,11 @@ class KroneckerFactoredRTRL(ClosedFormStepRule):
     def direction(self, state, net, s, err):
         post = state.A.T @ (feedback_matrix(net, self.feedback) @ err)  # (n_rec,)
         n = net.n_rec
-        return {"w_in": jnp.outer(post, state.u[n:]), "w_rec": jnp.outer(post, state.u[:n]),
-                "w_out": jnp.outer(err, s.h)}
+        return {
+            "w_in": jnp.outer(post, state.u[n:]),
+            "w_rec": jnp.outer(post, state.u[:n]),
+            "w_out": jnp.outer(err, s.h),
+        }
 
 
 KFRTRL = register(KroneckerFactoredRTRL())

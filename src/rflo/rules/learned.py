@@ -71,6 +71,9 @@ class LearnedState:
         zero = jax.tree_util.tree_map(jnp.zeros_like, params_of(net, setup.params))
         start = self.resume(self.init(net, key, setup), carried)
         (_, state, acc), y = jax.lax.scan(
-            body, (initial_state(net), start, zero),
-            (x[1:], y_target[1:], mask[1:]), unroll=setup.unroll)
+            body,
+            (initial_state(net), start, zero),
+            (x[1:], y_target[1:], mask[1:]),
+            unroll=setup.unroll,
+        )
         return acc, y, self.carried(state)

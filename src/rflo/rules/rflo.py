@@ -36,7 +36,13 @@ import jax.numpy as jnp
 import rflo.rules.traces as traces
 from rflo.rules.base import (
     DEFAULT_SETUP,
-    ClosedFormStepRule, Rule, closed_form, closed_trial, feedback_matrix, forward, readout_error,
+    ClosedFormStepRule,
+    Rule,
+    closed_form,
+    closed_trial,
+    feedback_matrix,
+    forward,
+    readout_error,
     register,
 )
 
@@ -54,8 +60,7 @@ class LocalTraces(NamedTuple):
 
 def _powers(c, count, dtype):
     """``c^0 .. c^(count-1)`` by repeated multiplication (valid for any sign of ``c``)."""
-    return jnp.cumprod(jnp.concatenate([jnp.ones((1,), dtype),
-                                        jnp.full((count - 1,), c, dtype)]))
+    return jnp.cumprod(jnp.concatenate([jnp.ones((1,), dtype), jnp.full((count - 1,), c, dtype)]))
 
 
 def _filter_matrix(c, size, dtype):
@@ -145,16 +150,20 @@ class LocalTraceRule(ClosedFormStepRule):
 
     def direction(self, state, net, s, err):
         g = feedback_matrix(net, self.feedback) @ err
-        return {"w_in": g[:, None] * state.q, "w_rec": g[:, None] * state.p,
-                "w_out": jnp.outer(err, s.h)}
+        return {
+            "w_in": g[:, None] * state.q,
+            "w_rec": g[:, None] * state.p,
+            "w_out": jnp.outer(err, s.h),
+        }
 
     def fused_online(self, net, setup):
         """The compiled online trial (:func:`rflo.kernels.leaky_tanh.online_trial`)
         where it applies: the leaky tanh cell, squared error, this class's own traces."""
         from rflo.kernels import leaky_tanh
 
-        if type(self) is not LocalTraceRule or not leaky_tanh.online_route(net, setup,
-                                                                           self.feedback):
+        if type(self) is not LocalTraceRule or not leaky_tanh.online_route(
+            net, setup, self.feedback
+        ):
             return None
         return partial(leaky_tanh.online_trial, setup=setup, feedback=self.feedback)
 
@@ -168,8 +177,9 @@ class LocalTraceRule(ClosedFormStepRule):
         setup = setup or DEFAULT_SETUP
         if not closed_form(net, setup):
             return Rule.trial(self, net, x, y_target, mask, key, setup)
-        return closed_trial(net, x, y_target, mask, setup, _closed_trial, backprop=False,
-                            feedback=self.feedback)
+        return closed_trial(
+            net, x, y_target, mask, setup, _closed_trial, backprop=False, feedback=self.feedback
+        )
 
 
 def _closed_trial(net, x, y_target, mask, feedback, setup):

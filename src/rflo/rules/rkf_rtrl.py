@@ -81,8 +81,9 @@ def rkf_advance(state, net, h, x_t, y_t, m_t, setup, feedback):
     s_new, lin = jax.linearize(lambda v: ravel_pytree(step(net, unravel_s(v), x_t))[0], s)
     jb = jax.vmap(lin, in_axes=1, out_axes=1)(state.B)  # (S, m)
     # d s / d I of each state entry (its own unit's current)
-    _, dn_di = jax.jvp(lambda i: ravel_pytree(cell.neuron(net, h, i))[0], (drive,),
-                       (jnp.ones_like(drive),))
+    _, dn_di = jax.jvp(
+        lambda i: ravel_pytree(cell.neuron(net, h, i))[0], (drive,), (jnp.ones_like(drive),)
+    )
     pre = jnp.concatenate([z_prev, x_t])
     nu_s = jnp.tile(nu, s.size // n) * dn_di  # nu of each entry's unit times d s / d I
     rho0 = jnp.sqrt((_norm(jb) + EPS) / (_norm(state.A) + EPS))
@@ -133,8 +134,11 @@ class ReverseKFRTRL(ClosedFormStepRule):
     def direction(self, state, net, s, err):
         qb = (feedback_matrix(net, self.feedback) @ err) @ state.B  # (n_rec + n_in,)
         n = net.n_rec
-        return {"w_in": jnp.outer(state.A, qb[n:]), "w_rec": jnp.outer(state.A, qb[:n]),
-                "w_out": jnp.outer(err, s.h)}
+        return {
+            "w_in": jnp.outer(state.A, qb[n:]),
+            "w_rec": jnp.outer(state.A, qb[:n]),
+            "w_out": jnp.outer(err, s.h),
+        }
 
 
 RKFRTRL = register(ReverseKFRTRL())

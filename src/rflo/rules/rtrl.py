@@ -24,7 +24,12 @@ import jax.numpy as jnp
 import rflo.rules.generic as generic
 from rflo.kernels import leaky_tanh
 from rflo.rules.base import (
-    DEFAULT_SETUP, MATRICES, ClosedFormStepRule, feedback_matrix, register, select,
+    DEFAULT_SETUP,
+    MATRICES,
+    ClosedFormStepRule,
+    feedback_matrix,
+    register,
+    select,
 )
 from rflo.rules.bptt import BackpropThroughTime
 
@@ -43,7 +48,7 @@ def influence_bytes(n_rec: int, n_in: int, dtype="float32") -> int:
     A step also holds one temporary of the same size (the product ``w_rec @ P``);
     e.g. n_rec = 100, n_in = 1, float32: 4.0 MB of state.
     """
-    return (n_rec ** 3 + n_rec ** 2 * n_in) * jnp.dtype(dtype).itemsize
+    return (n_rec**3 + n_rec**2 * n_in) * jnp.dtype(dtype).itemsize
 
 
 def _propagate(influence, w_rec, d, a, pre):
@@ -78,7 +83,8 @@ class InfluenceRule(ClosedFormStepRule):
         otherwise the influence is carried forward as online."""
         if self.offline_backward:
             return BackpropThroughTime(name=self.name, feedback=self.feedback).trial(
-                net, x, y_target, mask, key, setup)
+                net, x, y_target, mask, key, setup
+            )
         if type(self) is InfluenceRule and leaky_tanh.offline_route(net, setup):
             full = setup._replace(params=MATRICES)
 
@@ -86,8 +92,9 @@ class InfluenceRule(ClosedFormStepRule):
                 d, out = super(InfluenceRule, self).trial(n, x, y, m, key, full)
                 return d["w_in"], d["w_rec"], d["w_out"], out
 
-            *d, y = leaky_tanh.rtrl_trial(net, x, y_target, mask, feedback=self.feedback,
-                                          reference=reference)
+            *d, y = leaky_tanh.rtrl_trial(
+                net, x, y_target, mask, feedback=self.feedback, reference=reference
+            )
             return select(dict(zip(MATRICES, d)), setup), y
         return super().trial(net, x, y_target, mask, key, setup)
 
@@ -122,8 +129,9 @@ class InfluenceRule(ClosedFormStepRule):
 RTRL = register(InfluenceRule(name="rtrl", feedback="readout"))
 """Exact RTRL: full influence, feedback through ``w_out^T``."""
 
-RANDOM_FEEDBACK = register(InfluenceRule(name="random_feedback", feedback="random",
-                                         offline_backward=True))
+RANDOM_FEEDBACK = register(
+    InfluenceRule(name="random_feedback", feedback="random", offline_backward=True)
+)
 """Random feedback without locality: full influence, feedback through ``b``
 (Murray 2019, Fig. 2d).  Online it carries the influence tensors (O(n_rec^4)
 per step); offline its summed update is one backward pass (O(T n_rec^2))."""

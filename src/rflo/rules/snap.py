@@ -105,8 +105,11 @@ class SnAp(ClosedFormStepRule):
     def direction(self, state, net, s, err):
         g = feedback_matrix(net, self.feedback) @ err
         if self.order == 1:
-            return {"w_in": g[:, None] * state.q, "w_rec": g[:, None] * state.p,
-                    "w_out": jnp.outer(err, s.h)}
+            return {
+                "w_in": g[:, None] * state.q,
+                "w_rec": g[:, None] * state.p,
+                "w_out": jnp.outer(err, s.h),
+            }
         n = g.shape[0]
         return {
             "w_in": (g @ state.q.reshape(n, -1)).reshape(state.q.shape[1:]),
@@ -121,13 +124,15 @@ class SnAp(ClosedFormStepRule):
 
     def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
         if self.order == 1:
-            return traces.local_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
-                                         diagonal=True)
+            return traces.local_advance(
+                state, net, h, x_t, y_t, m_t, setup, self.feedback, diagonal=True
+            )
         pattern = None  # a cell that owns its synapses: every unit may reach every other
         if not owns_synapses(net.cell):
             pattern = generic.influence_pattern(net, setup, snap_pattern(net, self.order))
-        return generic.influence_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
-                                         pattern)
+        return generic.influence_advance(
+            state, net, h, x_t, y_t, m_t, setup, self.feedback, pattern
+        )
 
 
 SNAP1 = register(SnAp(name="snap1", order=1))

@@ -31,8 +31,14 @@ import jax.numpy as jnp
 
 import rflo.rules.generic as generic
 from rflo.rules.base import (
-    DEFAULT_SETUP, ClosedFormStepRule, closed_form, feedback_matrix, forward, readout_error,
-    register, select,
+    DEFAULT_SETUP,
+    ClosedFormStepRule,
+    closed_form,
+    feedback_matrix,
+    forward,
+    readout_error,
+    register,
+    select,
 )
 from rflo.rules.bptt import adjoint_backward
 
@@ -80,13 +86,18 @@ class TruncatedBPTT(ClosedFormStepRule):
         k, (n, m) = self.window, net.w_in.shape
         dt = net.w_rec.dtype
         z = lambda *shape: jnp.zeros(shape, dt)  # noqa: E731
-        return WindowBuffer(z(k, n), z(k, m), z(k, n), z(k, n), z(k, net.n_out),
-                            jnp.zeros((), jnp.int32))
+        return WindowBuffer(
+            z(k, n), z(k, m), z(k, n), z(k, n), z(k, net.n_out), jnp.zeros((), jnp.int32)
+        )
 
     def step(self, state, net, s):
         i = state.pos
-        return state._replace(h_prev=state.h_prev.at[i].set(s.h_prev), x=state.x.at[i].set(s.x),
-                              d=state.d.at[i].set(s.d), h=state.h.at[i].set(s.h))
+        return state._replace(
+            h_prev=state.h_prev.at[i].set(s.h_prev),
+            x=state.x.at[i].set(s.x),
+            d=state.d.at[i].set(s.d),
+            h=state.h.at[i].set(s.h),
+        )
 
     def direction(self, state, net, s, err):
         k = self.window
@@ -98,26 +109,33 @@ class TruncatedBPTT(ClosedFormStepRule):
             return {"w_in": v.T @ state.x, "w_rec": v.T @ state.h_prev, "w_out": errs.T @ state.h}
 
         def wait(_):
-            return {"w_in": jnp.zeros_like(net.w_in), "w_rec": jnp.zeros_like(net.w_rec),
-                    "w_out": jnp.zeros_like(net.w_out)}
+            return {
+                "w_in": jnp.zeros_like(net.w_in),
+                "w_rec": jnp.zeros_like(net.w_rec),
+                "w_out": jnp.zeros_like(net.w_out),
+            }
 
         return jax.lax.cond(state.pos == k - 1, flush, wait, None)
 
     def observe(self, state, net, s, err):
-        return state._replace(err=state.err.at[state.pos].set(err),
-                              pos=(state.pos + 1) % self.window)
+        return state._replace(
+            err=state.err.at[state.pos].set(err), pos=(state.pos + 1) % self.window
+        )
 
     def generic_init(self, net, key, setup):
         return generic.window_init(net, self.window)
 
     def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):
-        return generic.window_advance(state, net, h, x_t, y_t, m_t, setup, self.feedback,
-                                      self.window)
+        return generic.window_advance(
+            state, net, h, x_t, y_t, m_t, setup, self.feedback, self.window
+        )
 
     # ---- per-trial (offline) form
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
         if not closed_form(net, setup):
-            return generic.truncated_trial(net, x, y_target, mask, setup, self.feedback, self.window)
+            return generic.truncated_trial(
+                net, x, y_target, mask, setup, self.feedback, self.window
+            )
         u, h = forward(net, x, setup.unroll)
         y, err = readout_error(net, h, y_target[1:], mask[1:], setup.loss)
         h_prev = jnp.concatenate([net.h0[None], h[:-1]])

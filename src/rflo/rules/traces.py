@@ -21,41 +21,51 @@ import jax.numpy as jnp
 from rflo.cells.base import current, initial_state, output, owns_synapses, step, unit_axes
 from rflo.network import params_of, with_params
 from rflo.rules.generic import (
-    _emit, _leaves, _ones_on, _output_cotangent, _readout_part, recurrent_names,
+    _emit,
+    _leaves,
+    _ones_on,
+    _output_cotangent,
+    _readout_part,
+    recurrent_names,
 )
 
 __all__ = ["check_local", "local_init", "local_advance"]
-
-
 
 
 def check_local(rule_name, net, setup):
     """Raise if a per-unit rule is asked to train a parameter shared by units."""
     cell = net.cell
     if owns_synapses(cell) and not cell.local:
-        raise ValueError(f"rule {rule_name!r} keeps one trace per unit, but the units of cell "
-                         f"{cell.name!r} are not one index shared by its state; use an exact or "
-                         "global rule ('bptt', 'rtrl', 'uoro')")
+        raise ValueError(
+            f"rule {rule_name!r} keeps one trace per unit, but the units of cell "
+            f"{cell.name!r} are not one index shared by its state; use an exact or "
+            "global rule ('bptt', 'rtrl', 'uoro')"
+        )
     axes = unit_axes(net)
     shared = [n for n in recurrent_names(setup) if n not in axes]
     if shared:
         raise ValueError(
             f"rule {rule_name!r} keeps one trace per unit, but {shared} of cell "
             f"{cell.name!r} {'is' if len(shared) == 1 else 'are'} shared by all units; "
-            "freeze it (leave it out of lr) or use an exact rule ('bptt', 'rtrl')")
+            "freeze it (leave it out of lr) or use an exact rule ('bptt', 'rtrl')"
+        )
     if owns_synapses(cell):
         n = net.n_rec
         bad = [k for k in _leaves(initial_state(net)) if jnp.shape(k) != (n,)]
         if bad:
-            raise ValueError(f"rule {rule_name!r} keeps one trace per unit, which needs every "
-                             f"state leaf of cell {cell.name!r} to have shape (n_rec,) = ({n},); "
-                             "use an exact or global rule ('bptt', 'rtrl', 'uoro')")
+            raise ValueError(
+                f"rule {rule_name!r} keeps one trace per unit, which needs every "
+                f"state leaf of cell {cell.name!r} to have shape (n_rec,) = ({n},); "
+                "use an exact or global rule ('bptt', 'rtrl', 'uoro')"
+            )
         params = params_of(net, recurrent_names(setup))
         for name, p in params.items():
             axis = axes[name]
             if not (-jnp.ndim(p) <= axis < jnp.ndim(p)) or jnp.shape(p)[axis] % n:
-                raise ValueError(f"cell {cell.name!r}: unit axis {axis} of {name!r} (shape "
-                                 f"{jnp.shape(p)}) must have a multiple of n_rec = {n} entries")
+                raise ValueError(
+                    f"cell {cell.name!r}: unit axis {axis} of {name!r} (shape "
+                    f"{jnp.shape(p)}) must have a multiple of n_rec = {n} entries"
+                )
 
 
 def _bcast(v, a, axis=0):
@@ -72,9 +82,12 @@ def local_init(net, setup):
     names = recurrent_names(setup)
     state0 = initial_state(net)
     k = len(_leaves(state0))
-    traces = {n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
-              for n, p in params_of(net, names).items()}
+    traces = {
+        n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
+        for n, p in params_of(net, names).items()
+    }
     if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
+
         def s0(h0):
             n = net._replace(h0=h0)
             return n.cell.initial_state(n)
@@ -92,6 +105,7 @@ def _diagonal_blocks(lin, h):
     eye = jnp.eye(n, dtype=leaves[0].dtype)
     cols = []
     for c in range(k):
+
         def column(e, c=c):
             tangent = [e if i == c else jnp.zeros_like(a) for i, a in enumerate(leaves)]
             return _leaves(lin(jax.tree_util.tree_unflatten(tree, tangent)))
@@ -156,7 +170,9 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
         new[n] = jnp.stack(rows)
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
-    direction = {n: sum(_bcast(cot[c], tr[c], axes.get(n, 0)) * tr[c] for c in range(k))
-                 for n, tr in new.items()}
+    direction = {
+        n: sum(_bcast(cot[c], tr[c], axes.get(n, 0)) * tr[c] for c in range(k))
+        for n, tr in new.items()
+    }
     direction.update(_readout_part(net, setup, err, output(net, h_new)))
     return new, h_new, y, direction

@@ -58,7 +58,9 @@ class UORORule(ClosedFormStepRule):
 
     def check(self, net, setup):
         if "h0" in setup.params:
-            raise ValueError(f"rule {self.name!r} does not train h0; use 'rtrl', 'bptt' or a local rule")
+            raise ValueError(
+                f"rule {self.name!r} does not train h0; use 'rtrl', 'bptt' or a local rule"
+            )
 
     def generic_init(self, net, key, setup):
         return generic.uoro_init(net, key, setup)
@@ -69,7 +71,9 @@ class UORORule(ClosedFormStepRule):
     def closed_init(self, net, key):
         n = net.n_rec
         dt = net.w_rec.dtype
-        return UOROState(jnp.zeros((n,), dt), jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in), key)
+        return UOROState(
+            jnp.zeros((n,), dt), jnp.zeros_like(net.w_rec), jnp.zeros_like(net.w_in), key
+        )
 
     def step(self, state, net, s):
         a = 1.0 / net.tau
@@ -90,8 +94,11 @@ class UORORule(ClosedFormStepRule):
 
     def direction(self, state, net, s, err):
         scale = (feedback_matrix(net, self.feedback) @ err) @ state.h_tilde
-        return {"w_in": scale * state.theta_in, "w_rec": scale * state.theta_rec,
-                "w_out": jnp.outer(err, s.h)}
+        return {
+            "w_in": scale * state.theta_in,
+            "w_rec": scale * state.theta_rec,
+            "w_out": jnp.outer(err, s.h),
+        }
 
 
 UORO = register(UORORule())

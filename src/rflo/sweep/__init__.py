@@ -26,8 +26,18 @@ from rflo.sweep.plan import Chunk, check_plan, make_plan
 from rflo.sweep.spec import SweepSpec, read_spec, spec_from_dict
 from rflo.sweep.table import collect, plot, summarize, write_table
 
-__all__ = ["Sweep", "SweepSpec", "Chunk", "make_plan", "status", "collect", "plot",
-           "summarize", "write_table", "load_networks"]
+__all__ = [
+    "Sweep",
+    "SweepSpec",
+    "Chunk",
+    "make_plan",
+    "status",
+    "collect",
+    "plot",
+    "summarize",
+    "write_table",
+    "load_networks",
+]
 
 
 class Sweep:
@@ -35,8 +45,9 @@ class Sweep:
 
     def __init__(self, spec: SweepSpec):
         if not isinstance(spec, SweepSpec):
-            raise ValueError("Sweep takes a SweepSpec; use Sweep.from_toml(path) or "
-                             "Sweep.from_dict({...})")
+            raise ValueError(
+                "Sweep takes a SweepSpec; use Sweep.from_toml(path) or Sweep.from_dict({...})"
+            )
         self.spec = spec
 
     @classmethod
@@ -60,9 +71,16 @@ class Sweep:
             check_plan(self.spec, chunks)
         return chunks
 
-    def run(self, out, backend: Optional[str] = None, devices: Optional[int] = None,
-            overwrite: bool = False, wait: bool = True, compile_cache: bool = False,
-            log=None):
+    def run(
+        self,
+        out,
+        backend: Optional[str] = None,
+        devices: Optional[int] = None,
+        overwrite: bool = False,
+        wait: bool = True,
+        compile_cache: bool = False,
+        log=None,
+    ):
         """Run the chunks of ``out`` that are not finished; return the table.
 
         backend : ``local`` (default: the spec's), ``slurm`` or ``submitit_local``.
@@ -98,8 +116,9 @@ class Sweep:
             try:
                 import submitit  # noqa: F401
             except ImportError:
-                raise ValueError(f"the {backend} backend needs submitit: "
-                                 "pip install 'rflo[sweep]'") from None
+                raise ValueError(
+                    f"the {backend} backend needs submitit: pip install 'rflo[sweep]'"
+                ) from None
         plan = self.plan()
         check_plan(self.spec, plan)
         out = Path(out)
@@ -110,8 +129,10 @@ class Sweep:
             for c in todo:
                 if states[c.id][0] == DAMAGED:
                     log(f"chunk {c.id} is damaged, so it runs again: {states[c.id][1]}")
-            log(f"{len(plan) - len(todo)} of {len(plan)} chunks already done; "
-                f"running {len(todo)} ({backend}, devices: {devices})")
+            log(
+                f"{len(plan) - len(todo)} of {len(plan)} chunks already done; "
+                f"running {len(todo)} ({backend}, devices: {devices})"
+            )
             with cache_in(out) if compile_cache else contextlib.nullcontext():
                 if backend == "local":
                     failed = run_local(out, self.spec, todo, devices, log)
@@ -120,9 +141,11 @@ class Sweep:
             if backend != "local" and not wait:
                 return failed
         if failed:
-            raise RuntimeError(f"{len(failed)} of {len(plan)} chunks failed (tracebacks in "
-                               f"{out / 'failed'}); the others are written. Run again to retry "
-                               f"them: rflo sweep run {out}")
+            raise RuntimeError(
+                f"{len(failed)} of {len(plan)} chunks failed (tracebacks in "
+                f"{out / 'failed'}); the others are written. Run again to retry "
+                f"them: rflo sweep run {out}"
+            )
         return collect(out)
 
 

@@ -28,8 +28,15 @@ from rflo.sweep.devices import (  # noqa: F401  (importable from here, as before
     resolve_devices,
 )
 
-__all__ = ["run_local", "run_submitit", "run_chunk_job", "compile_cache",
-           "configure_host_devices", "resolve_devices", "cpu_count"]
+__all__ = [
+    "run_local",
+    "run_submitit",
+    "run_chunk_job",
+    "compile_cache",
+    "configure_host_devices",
+    "resolve_devices",
+    "cpu_count",
+]
 
 
 @contextlib.contextmanager
@@ -40,8 +47,10 @@ def compile_cache(folder):
     sweep run from Python leaves the process as it found it."""
     import jax
 
-    old = (jax.config.jax_compilation_cache_dir,
-           jax.config.jax_persistent_cache_min_compile_time_secs)
+    old = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
     _cache_settings(str(Path(folder).resolve() / "jax-cache"), 0.5)
     try:
         yield
@@ -69,8 +78,9 @@ def _failed(folder, chunk_id) -> Path:
 def _record_failure(folder, chunk_id, text):
     from rflo.files import atomic_write
 
-    atomic_write(_failed(folder, chunk_id),
-                 lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(
+        _failed(folder, chunk_id), lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
+    )
 
 
 def run_one(folder, spec, chunk, devices=1):
@@ -104,8 +114,10 @@ def run_local(folder, spec, chunks, devices=1, log=print) -> list:
     for i, chunk in enumerate(chunks, 1):
         error = run_one(folder, spec, chunk, devices)
         last = error.strip().splitlines()[-1] if error else None
-        log(f"chunk {i}/{len(chunks)} {chunk.id} ({len(chunk.points)} networks): "
-            + (f"FAILED: {last}" if error else "done"))
+        log(
+            f"chunk {i}/{len(chunks)} {chunk.id} ({len(chunk.points)} networks): "
+            + (f"FAILED: {last}" if error else "done")
+        )
         if error:
             failed.append(chunk.id)
     return failed
@@ -122,8 +134,9 @@ def run_chunk_job(folder: str, chunk_id: str, devices="auto") -> str:
     spec = load_folder_spec(folder)
     chunk = {c.id: c for c in make_plan(spec)}.get(chunk_id)
     if chunk is None:
-        raise ValueError(f"{folder}: no chunk {chunk_id} in this sweep's plan (spec or rflo "
-                         "version changed?)")
+        raise ValueError(
+            f"{folder}: no chunk {chunk_id} in this sweep's plan (spec or rflo version changed?)"
+        )
     with compile_cache(folder):
         error = run_one(folder, spec, chunk, devices)
     if error:
@@ -140,10 +153,17 @@ def _executor(folder, backend, settings):
         ex.update_parameters(timeout_min=int(settings.get("time", 60)))
         return ex
     ex = submitit.AutoExecutor(folder=where, cluster="slurm")
-    names = {"partition": "slurm_partition", "account": "slurm_account", "qos": "slurm_qos",
-             "constraint": "slurm_constraint", "array_parallelism": "slurm_array_parallelism",
-             "cpus_per_task": "cpus_per_task", "mem_gb": "mem_gb",
-             "gpus_per_node": "gpus_per_node", "time": "timeout_min"}
+    names = {
+        "partition": "slurm_partition",
+        "account": "slurm_account",
+        "qos": "slurm_qos",
+        "constraint": "slurm_constraint",
+        "array_parallelism": "slurm_array_parallelism",
+        "cpus_per_task": "cpus_per_task",
+        "mem_gb": "mem_gb",
+        "gpus_per_node": "gpus_per_node",
+        "time": "timeout_min",
+    }
     params = {names[k]: v for k, v in settings.items() if k in names}
     params.setdefault("timeout_min", 60)
     params.setdefault("cpus_per_task", 1)
@@ -157,8 +177,10 @@ def run_submitit(folder, spec, chunks, backend="slurm", devices="auto", wait=Tru
     ex = _executor(folder, backend, spec.backend.get("slurm", {}))
     ids = [c.id for c in chunks]
     jobs = ex.map_array(run_chunk_job, [str(folder)] * len(ids), ids, [devices] * len(ids))
-    log(f"submitted {len(jobs)} job(s) through submitit ({backend}): "
-        f"{jobs[0].job_id if jobs else '-'} ...; their logs are in {Path(folder) / 'jobs'}")
+    log(
+        f"submitted {len(jobs)} job(s) through submitit ({backend}): "
+        f"{jobs[0].job_id if jobs else '-'} ...; their logs are in {Path(folder) / 'jobs'}"
+    )
     if not wait:
         return jobs
     failed = []

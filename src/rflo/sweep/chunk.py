@@ -38,8 +38,15 @@ from rflo.sweep.store import (  # noqa: F401  (importable from here, as before)
     write_chunk,
 )
 
-__all__ = ["MEASURES", "train_chunk", "write_chunk", "chunk_done", "read_chunk_networks",
-           "work_folder", "chunk_work"]
+__all__ = [
+    "MEASURES",
+    "train_chunk",
+    "write_chunk",
+    "chunk_done",
+    "read_chunk_networks",
+    "work_folder",
+    "chunk_work",
+]
 
 #: the table's measured columns (after the grid's): the library's tidy format
 #: (:data:`rflo.results.MEASURE_COLUMNS`) and the chunk that wrote the row
@@ -96,15 +103,20 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
     run = point_spec(first, spec.trials)  # the settings the chunk's lanes share
     nets = [draw_network(run, task, cell, p["seed"]) for p in lanes]
     per = len(lanes) // n_dev
-    found = jax.devices()[:resolve_devices(n_dev)]
+    found = jax.devices()[: resolve_devices(n_dev)]
 
     def part(d, stop):
-        sub = lanes[d * per:(d + 1) * per]
+        sub = lanes[d * per : (d + 1) * per]
         where = None if work is None else Path(work) / f"part{d}-of-{n_dev}"
         session = Session.for_networks(
-            run, nets[d * per:(d + 1) * per], seeds=[p["seed"] for p in sub],
+            run,
+            nets[d * per : (d + 1) * per],
+            seeds=[p["seed"] for p in sub],
             lr=point_rates(sub, nets[0]),  # by name (a cell's own synapses by role)
-            work=where, run_id=f"{chunk.id}.{d}-of-{n_dev}", built=built)
+            work=where,
+            run_id=f"{chunk.id}.{d}-of-{n_dev}",
+            built=built,
+        )
         with jax.default_device(found[d]):
             return session.result(session.run(stop=stop)[run.rule])
 
@@ -124,8 +136,7 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
     k = len(chunk.points)
     loss = np.concatenate([r.loss for r in results])[:k]
     align = np.concatenate([r.alignment for r in results])[:k]
-    acc = (None if results[0].accuracy is None
-           else np.concatenate([r.accuracy for r in results])[:k])
+    acc = None if results[0].accuracy is None else np.concatenate([r.accuracy for r in results])[:k]
     diverged = np.concatenate([r.diverged_at for r in results])[:k]
     trained = stack_networks([n for r in results for n in unstack_networks(r.networks)][:k])
     columns = _rows(chunk, spec, loss, align, acc, diverged)
@@ -135,8 +146,10 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
 def _rows(chunk, spec, loss, align, acc, diverged):
     from rflo.results import tidy_columns
 
-    settings = [{column: p[name] for name, column in zip(spec.columns(), spec.table_columns())}
-                for p in chunk.points]
+    settings = [
+        {column: p[name] for name, column in zip(spec.columns(), spec.table_columns())}
+        for p in chunk.points
+    ]
     cols = tidy_columns(settings, chunk.index, loss, align, acc, diverged, spec.record_every)
     cols["chunk"] = [chunk.id] * len(cols["trial"])
     return cols

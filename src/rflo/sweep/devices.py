@@ -43,7 +43,9 @@ def resolve_devices(devices) -> int:
         return len(jax.devices())
     n = int(devices)
     if n > len(jax.devices()):
-        raise ValueError(f"devices={n} but JAX sees {len(jax.devices())} device(s); on a CPU "
-                         f"start the process with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
-                         "(rflo sweep run --devices N does this)")
+        raise ValueError(
+            f"devices={n} but JAX sees {len(jax.devices())} device(s); on a CPU "
+            f"start the process with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+            "(rflo sweep run --devices N does this)"
+        )
     return n

@@ -32,8 +32,10 @@ def load_folder_spec(folder) -> SweepSpec:
     """The spec of the sweep in ``folder``."""
     path = Path(folder) / SPEC_FILE
     if not path.is_file():
-        raise ValueError(f"{folder} is not a sweep folder (no {SPEC_FILE}); start one with "
-                         "rflo sweep run SPEC.toml --out DIR")
+        raise ValueError(
+            f"{folder} is not a sweep folder (no {SPEC_FILE}); start one with "
+            "rflo sweep run SPEC.toml --out DIR"
+        )
     return read_spec(path)
 
 
@@ -57,21 +59,28 @@ def prepare_folder(folder, spec: SweepSpec, overwrite=False) -> Path:
             same = False
         if not same:
             if not overwrite:
-                raise ValueError(f"{folder} holds another sweep (its {SPEC_FILE} differs); "
-                                 "choose another --out, or --overwrite to replace it")
+                raise ValueError(
+                    f"{folder} holds another sweep (its {SPEC_FILE} differs); "
+                    "choose another --out, or --overwrite to replace it"
+                )
             for part in _PARTS:
                 shutil.rmtree(folder / part, ignore_errors=True)
     elif folder.is_dir() and any(p.name != ".lock" for p in folder.iterdir()):
         if not overwrite:
-            raise ValueError(f"{folder} is not empty and holds no sweep; choose a new or "
-                             "empty folder for --out")
+            raise ValueError(
+                f"{folder} is not empty and holds no sweep; choose a new or empty folder for --out"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     for part in ("chunks", "networks"):
         if (folder / part).is_dir():
             remove_temporaries(folder / part)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(
-        "# an rflo sweep: `rflo sweep run THIS_FOLDER` resumes it\n" + spec_toml(spec),
-        encoding="utf-8"))
+    atomic_write(
+        path,
+        lambda tmp: Path(tmp).write_text(
+            "# an rflo sweep: `rflo sweep run THIS_FOLDER` resumes it\n" + spec_toml(spec),
+            encoding="utf-8",
+        ),
+    )
     return folder
 
 
@@ -90,5 +99,9 @@ def status(folder) -> dict:
         state, why = chunk_state(folder, c.id)
         rows.append({"id": c.id, "networks": len(c.points), "state": state, "why": why})
     count = {s: sum(r["state"] == s for r in rows) for s in STATES}
-    return {"total": len(rows), **count, "networks": sum(r["networks"] for r in rows),
-            "chunks": rows}
+    return {
+        "total": len(rows),
+        **count,
+        "networks": sum(r["networks"] for r in rows),
+        "chunks": rows,
+    }

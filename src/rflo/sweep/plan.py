@@ -44,8 +44,16 @@ def _version():
 
 
 def chunk_id(points, trials, record_every, lanes) -> str:
-    text = json.dumps({"points": list(points), "trials": trials, "record_every": record_every,
-                       "lanes": lanes, "version": _version()}, sort_keys=True)
+    text = json.dumps(
+        {
+            "points": list(points),
+            "trials": trials,
+            "record_every": record_every,
+            "lanes": lanes,
+            "version": _version(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -71,10 +79,16 @@ def make_plan(spec: SweepSpec) -> List[Chunk]:
         start = 0
         for c in range(n_chunks):  # sizes differ by at most one
             size = len(members) // n_chunks + (c < len(members) % n_chunks)
-            part, start = members[start:start + size], start + size
+            part, start = members[start : start + size], start + size
             points = tuple(p for _, p in part)
-            chunks.append(Chunk(chunk_id(points, spec.trials, spec.record_every, lanes),
-                                tuple(i for i, _ in part), points, lanes))
+            chunks.append(
+                Chunk(
+                    chunk_id(points, spec.trials, spec.record_every, lanes),
+                    tuple(i for i, _ in part),
+                    points,
+                    lanes,
+                )
+            )
     return chunks
 
 
@@ -92,17 +106,23 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
         if group in seen:
             continue
         seen.add(group)
-        where = ", ".join(f"{k}={v}" for k, v in p.items()
-                          if not is_lane(k) and v is not None)
+        where = ", ".join(f"{k}={v}" for k, v in p.items() if not is_lane(k) and v is not None)
         try:
             task, cell, optimizer = build_point(p)
             net = draw_network(point_spec(p), task, cell, seed=0)
             check_fits(net, task)
             for q in c.points:
                 lr = {name: float(v[0]) for name, v in point_rates([q], net).items()}
-                _, cfg, _, _ = prepare_session(net, p["rule"], lr, online=p["online"],
-                                               optimizer=optimizer, loss=p["loss"], unroll=1,
-                                               route="auto")
+                _, cfg, _, _ = prepare_session(
+                    net,
+                    p["rule"],
+                    lr,
+                    online=p["online"],
+                    optimizer=optimizer,
+                    loss=p["loss"],
+                    unroll=1,
+                    route="auto",
+                )
             check_session_memory(net, cfg, task, p["batch"], networks=c.lanes)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"sweep point ({where}): {exc}") from None

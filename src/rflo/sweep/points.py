@@ -36,8 +36,7 @@ def point_spec(point, trials=None):
     data["set"] = {k[4:]: v for k, v in point.items() if k.startswith("set.") and v is not None}
     named = {k[3:]: v for k, v in point.items() if k.startswith("lr.") and v is not None}
     three = [point[key] for _, key in RATE_KEYS]
-    data["lr"] = ({**dict(zip(("w_in", "w_rec", "w_out"), three)), **named} if named
-                  else three)
+    data["lr"] = {**dict(zip(("w_in", "w_rec", "w_out"), three)), **named} if named else three
     if trials is not None:
         data["trials"] = trials
     return RunSpec.from_dict(data, "sweep point")

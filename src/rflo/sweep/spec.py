@@ -65,8 +65,21 @@ from typing import NamedTuple
 
 from rflo import runconfig
 
-__all__ = ["GRID_KEYS", "OPTIONAL_KEYS", "LANE_KEYS", "MAX_POINTS", "is_lane", "setting", "Grid",
-           "SweepSpec", "grid_size", "read_spec", "spec_from_dict", "spec_toml"]
+__all__ = [
+    "GRID_KEYS",
+    "OPTIONAL_KEYS",
+    "LANE_KEYS",
+    "MAX_POINTS",
+    "is_lane",
+    "setting",
+    "Grid",
+    "SweepSpec",
+    "grid_size",
+    "read_spec",
+    "spec_from_dict",
+    "spec_toml",
+]
+
 
 def _grid_defaults(column):
     """The grid keys of :class:`rflo.spec.RunSpec`'s fields (``lr`` as its
@@ -122,8 +135,17 @@ TOP_KEYS = ("name", "trials", "record_every", "max_networks", "max_points", "gri
 #: GB and 20 s; the grid's size is counted from its lists before any point is made
 MAX_POINTS = 10**6
 BACKENDS = ("local", "slurm", "submitit_local")
-SLURM_KEYS = ("partition", "time", "cpus_per_task", "array_parallelism", "mem_gb",
-              "account", "qos", "constraint", "gpus_per_node")
+SLURM_KEYS = (
+    "partition",
+    "time",
+    "cpus_per_task",
+    "array_parallelism",
+    "mem_gb",
+    "account",
+    "qos",
+    "constraint",
+    "gpus_per_node",
+)
 
 
 def _rate(v):
@@ -131,13 +153,19 @@ def _rate(v):
 
 
 _DEFAULTS = {**GRID_DEFAULTS, **OPTIONAL_DEFAULTS}
-_CHECKS = {**runconfig.CHECKS,
-           "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
-           "lr_in": (_rate, "a learning rate >= 0"), "lr_rec": (_rate, "a learning rate >= 0"),
-           "lr_out": (_rate, "a learning rate >= 0"),
-           "dale": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                            and 0 < v < 1),
-                    "the fraction of excitatory units (0 < dale < 1), for Dale's law")}
+_CHECKS = {
+    **runconfig.CHECKS,
+    "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
+    "lr_in": (_rate, "a learning rate >= 0"),
+    "lr_rec": (_rate, "a learning rate >= 0"),
+    "lr_out": (_rate, "a learning rate >= 0"),
+    "dale": (
+        lambda v: (
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1)
+        ),
+        "the fraction of excitatory units (0 < dale < 1), for Dale's law",
+    ),
+}
 
 
 class Grid(NamedTuple):
@@ -151,8 +179,11 @@ class Grid(NamedTuple):
 
     def as_dict(self) -> dict:
         one = lambda v: v if len(v) > 1 else v[0]  # noqa: E731
-        grid = {k: one(v) for k, v in self.values.items()
-                if not k.startswith("lr.") and v != [None] and v != [_DEFAULTS[k]]}
+        grid = {
+            k: one(v)
+            for k, v in self.values.items()
+            if not k.startswith("lr.") and v != [None] and v != [_DEFAULTS[k]]
+        }
         named = {k[3:]: one(v) for k, v in self.values.items() if k.startswith("lr.")}
         if named:
             grid["lr"] = named
@@ -161,8 +192,10 @@ class Grid(NamedTuple):
             grid.pop("lr_rec", None)
             grid.pop("lr_out", None)
         if self.task:
-            grid["set"] = {k: v if len(v) > 1 else [v[0]] if isinstance(v[0], list) else v[0]
-                           for k, v in self.task.items()}
+            grid["set"] = {
+                k: v if len(v) > 1 else [v[0]] if isinstance(v[0], list) else v[0]
+                for k, v in self.task.items()
+            }
         return grid
 
 
@@ -178,8 +211,9 @@ class SweepSpec:
     backend : ``{"name": ..., "devices": ..., "slurm": {...}}``.
     """
 
-    def __init__(self, name, trials, record_every, max_networks, grids, backend,
-                 max_points=MAX_POINTS):
+    def __init__(
+        self, name, trials, record_every, max_networks, grids, backend, max_points=MAX_POINTS
+    ):
         self.name, self.trials, self.record_every = name, trials, record_every
         self.max_networks, self.grids, self.backend = max_networks, list(grids), backend
         self.max_points = max_points
@@ -198,9 +232,15 @@ class SweepSpec:
         """The spec as plain data (what :func:`spec_from_dict` reads back)."""
         grids = [g.as_dict() for g in self.grids]
         limit = {} if self.max_points == MAX_POINTS else {"max_points": self.max_points}
-        return {"name": self.name, "trials": self.trials, "record_every": self.record_every,
-                "max_networks": self.max_networks, **limit,
-                "grid": grids[0] if len(grids) == 1 else grids, "backend": dict(self.backend)}
+        return {
+            "name": self.name,
+            "trials": self.trials,
+            "record_every": self.record_every,
+            "max_networks": self.max_networks,
+            **limit,
+            "grid": grids[0] if len(grids) == 1 else grids,
+            "backend": dict(self.backend),
+        }
 
     def columns(self) -> list:
         """The grid's columns in table order (task parameters as ``set.NAME``;
@@ -220,8 +260,14 @@ class SweepSpec:
         names = self.columns()
         points = []
         for g in self.grids:
-            values = [g.values[n] if n in g.values else g.task.get(n[4:], [None])
-                      if n.startswith("set.") else [OPTIONAL_DEFAULTS.get(n)] for n in names]
+            values = [
+                g.values[n]
+                if n in g.values
+                else g.task.get(n[4:], [None])
+                if n.startswith("set.")
+                else [OPTIONAL_DEFAULTS.get(n)]
+                for n in names
+            ]
             if g.lr_paired:
                 values[names.index("lr_out")] = [None]
             part = [dict(zip(names, combo)) for combo in itertools.product(*values)]
@@ -233,8 +279,10 @@ class SweepSpec:
 
     def __repr__(self):
         sizes = {k: len(v) for k, v in {**self.grid, **self.task_grid}.items() if len(v) > 1}
-        return (f"SweepSpec({self.name!r}, {len(self.points())} networks x {self.trials} trials, "
-                f"swept: {sizes})")
+        return (
+            f"SweepSpec({self.name!r}, {len(self.points())} networks x {self.trials} trials, "
+            f"swept: {sizes})"
+        )
 
 
 def _union(tables) -> dict:
@@ -303,33 +351,46 @@ def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
         raise ValueError(f"{source}: 'name' must be text, got {name!r}")
     max_points = _int_at_least(data, "max_points", MAX_POINTS, 1, source, high=2**63)
     raw = data.get("grid") or {}
-    if not (isinstance(raw, dict) or (isinstance(raw, list) and raw
-                                      and all(isinstance(g, dict) for g in raw))):
-        raise ValueError(f"{source}: 'grid' must be a table of settings ([grid]) or a list of "
-                         "them ([[grid]])")
+    if not (
+        isinstance(raw, dict)
+        or (isinstance(raw, list) and raw and all(isinstance(g, dict) for g in raw))
+    ):
+        raise ValueError(
+            f"{source}: 'grid' must be a table of settings ([grid]) or a list of them ([[grid]])"
+        )
     raws = [raw] if isinstance(raw, dict) else raw
     size = sum(grid_size(g) for g in raws)  # before a single point is made
     if size > max_points:
-        raise ValueError(f"{source}: the grid has {size:,} points, more than max_points = "
-                         f"{max_points:,} (planning takes about 1 KB per point); sweep fewer "
-                         "values, split it into several specs, or set max_points higher in "
-                         "the spec if the memory is there")
-    grids = ([_grid(raw, f"{source} [grid]")] if isinstance(raw, dict) else
-             [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)])
+        raise ValueError(
+            f"{source}: the grid has {size:,} points, more than max_points = "
+            f"{max_points:,} (planning takes about 1 KB per point); sweep fewer "
+            "values, split it into several specs, or set max_points higher in "
+            "the spec if the memory is there"
+        )
+    grids = (
+        [_grid(raw, f"{source} [grid]")]
+        if isinstance(raw, dict)
+        else [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)]
+    )
     backend = _backend(data.get("backend") or {}, source)
     spec = SweepSpec(name, trials, record_every, max_networks, grids, backend, max_points)
     points = [json.dumps(p, sort_keys=True) for p in spec.points()]
     if len(set(points)) != len(points):
-        raise ValueError(f"{source}: the grids share points (a network would be trained twice); "
-                         "make them disjoint")
+        raise ValueError(
+            f"{source}: the grids share points (a network would be trained twice); "
+            "make them disjoint"
+        )
     return spec
 
 
 def grid_size(raw: dict) -> int:
     """Points of one grid table (a dict), from the lengths of its lists alone:
     the product over its settings, task parameters and rates by name."""
-    values = [v for k, value in raw.items() for v in (
-        value.values() if k in ("set", "lr") and isinstance(value, dict) else [value])]
+    values = [
+        v
+        for k, value in raw.items()
+        for v in (value.values() if k in ("set", "lr") and isinstance(value, dict) else [value])
+    ]
     return math.prod(len(v) if isinstance(v, (list, tuple, range)) else 1 for v in values)
 
 
@@ -347,16 +408,18 @@ def _grid(raw, where) -> Grid:
     for key in raw:
         if key not in GRID_KEYS + OPTIONAL_KEYS:
             raise _unknown(key, GRID_KEYS + OPTIONAL_KEYS + ("lr", "set"), where)
-    values = {key: [default] if raw.get(key) is None else _values(key, raw[key], where)
-              for key, default in GRID_DEFAULTS.items()}
-    values.update({key: _values(key, raw[key], where) for key in OPTIONAL_KEYS
-                   if raw.get(key) is not None})
+    values = {
+        key: [default] if raw.get(key) is None else _values(key, raw[key], where)
+        for key, default in GRID_DEFAULTS.items()
+    }
+    values.update(
+        {key: _values(key, raw[key], where) for key in OPTIONAL_KEYS if raw.get(key) is not None}
+    )
     for name, rates in named.items():  # [grid.lr]: rates by parameter name
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}: [grid.lr] names parameters, got {name!r}")
         values[f"lr.{name}"] = _values("lr_in", rates, f"{where} lr.{name}")
-    task = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v])
-            for k, v in task_raw.items()}
+    task = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in task_raw.items()}
     for k, v in task.items():
         if not k.isidentifier():
             raise ValueError(f"{where}: task parameter names are identifiers, got {k!r}")
@@ -376,8 +439,9 @@ def _backend(data, source):
     if name not in BACKENDS:
         raise ValueError(f"{where}: name must be one of {', '.join(BACKENDS)}, got {name!r}")
     devices = data.get("devices", "auto")
-    if devices != "auto" and (not isinstance(devices, int) or isinstance(devices, bool)
-                              or not 1 <= devices <= 4096):
+    if devices != "auto" and (
+        not isinstance(devices, int) or isinstance(devices, bool) or not 1 <= devices <= 4096
+    ):
         raise ValueError(f"{where}: devices must be 'auto' or an integer >= 1, got {devices!r}")
     slurm = dict(data.get("slurm") or {})
     for key in slurm:

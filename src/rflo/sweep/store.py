@@ -23,9 +23,21 @@ import numpy as np
 
 from rflo.sweep.spec import SweepSpec
 
-__all__ = ["chunk_paths", "chunk_state", "chunk_done", "column_types", "write_chunk",
-           "read_chunk", "read_chunk_table", "read_chunk_networks", "STATES", "DONE", "DAMAGED",
-           "FAILED", "MISSING"]
+__all__ = [
+    "chunk_paths",
+    "chunk_state",
+    "chunk_done",
+    "column_types",
+    "write_chunk",
+    "read_chunk",
+    "read_chunk_table",
+    "read_chunk_networks",
+    "STATES",
+    "DONE",
+    "DAMAGED",
+    "FAILED",
+    "MISSING",
+]
 
 #: a chunk's states (:func:`chunk_state`)
 DONE, DAMAGED, FAILED, MISSING = "done", "damaged", "failed", "missing"
@@ -68,7 +80,7 @@ def column_types(spec: SweepSpec) -> dict:
 
     types = {}
     for name, column in zip(spec.columns(), spec.table_columns()):
-        values = (spec.task_grid[name[4:]] if name.startswith("set.") else spec.grid[name])
+        values = spec.task_grid[name[4:]] if name.startswith("set.") else spec.grid[name]
         values = [v for v in values if v is not None]
         types[column] = pa.array(values).type if values else pa.null()
     for k in _FLOATS:
@@ -95,8 +107,9 @@ def write_chunk(folder, chunk, spec: SweepSpec, columns: dict, networks, seconds
 
     atomic_write(nets_path, write_nets)
     types = column_types(spec)
-    columns = {k: pa.array(v, type=types.get(k), from_pandas=k in _FLOATS)
-               for k, v in columns.items()}  # NaN (no value) is stored as null
+    columns = {
+        k: pa.array(v, type=types.get(k), from_pandas=k in _FLOATS) for k, v in columns.items()
+    }  # NaN (no value) is stored as null
     table = pa.table(columns).replace_schema_metadata({"seconds": f"{seconds:.3f}"})
 
     def write_table(tmp):
@@ -107,8 +120,10 @@ def write_chunk(folder, chunk, spec: SweepSpec, columns: dict, networks, seconds
 
 def _damaged(path, why) -> ValueError:
     folder = path.parent.parent
-    return ValueError(f"{path} does not read back ({why}): the chunk is damaged; "
-                      f"rflo sweep run {folder} trains it again")
+    return ValueError(
+        f"{path} does not read back ({why}): the chunk is damaged; "
+        f"rflo sweep run {folder} trains it again"
+    )
 
 
 def read_chunk(folder, chunk_id):
@@ -128,8 +143,9 @@ def read_chunk_table(folder, chunk_id):
     try:
         table = pq.read_table(path).replace_schema_metadata(None)
     except (OSError, ValueError, EOFError) as exc:  # ArrowInvalid is a ValueError
-        raise _damaged(path, str(exc).strip().splitlines()[0] if str(exc).strip()
-                       else type(exc).__name__) from None
+        raise _damaged(
+            path, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        ) from None
     for column in ("point", "trial", "chunk"):
         if column not in table.column_names:
             raise _damaged(path, f"no {column!r} column")

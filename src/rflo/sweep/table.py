@@ -65,8 +65,12 @@ def collect(folder, path=None):
         except ValueError as exc:
             damaged.append(str(exc))
     if missing:
-        warnings.warn(f"{missing} of {len(plan)} chunks are not finished; the table holds the "
-                      "others (rflo sweep run DIR runs the rest)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{missing} of {len(plan)} chunks are not finished; the table holds the "
+            "others (rflo sweep run DIR runs the rest)",
+            UserWarning,
+            stacklevel=2,
+        )
     for why in damaged:
         warnings.warn(f"left out of the table: {why}", UserWarning, stacklevel=2)
     if not parts:
@@ -119,8 +123,11 @@ def summarize(table, x, y="final_loss", hue="rule"):
     keep = np.ones(len(trial), bool) if x == "trial" else trial == _last_trial(cols)
     xs = np.asarray(cols[x], dtype=object)[keep]
     ys = np.asarray([np.nan if v is None else v for v in cols[y]], dtype=float)[keep]
-    hues = (np.asarray(cols[hue], dtype=object)[keep] if hue is not None
-            else np.full(keep.sum(), "all", dtype=object))
+    hues = (
+        np.asarray(cols[hue], dtype=object)[keep]
+        if hue is not None
+        else np.full(keep.sum(), "all", dtype=object)
+    )
     out = {}
     for h in dict.fromkeys(hues.tolist()):
         sel = hues == h
@@ -144,8 +151,11 @@ def pooled_columns(table, shown) -> list:
     """Settings that vary in ``table`` but are not ``shown`` (nor the seed):
     a summary over networks pools their values."""
     cols = _columns(table)
-    return [k for k, v in cols.items()
-            if k not in _MEASURED and k not in shown and len(set(map(str, v))) > 1]
+    return [
+        k
+        for k, v in cols.items()
+        if k not in _MEASURED and k not in shown and len(set(map(str, v))) > 1
+    ]
 
 
 def _last_trial(cols):
@@ -158,8 +168,11 @@ def _last_trial(cols):
 
 
 def _sort_key(v):
-    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) \
+    return (
+        (0, float(v), "")
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
         else (1, 0.0, str(v))
+    )
 
 
 def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
@@ -172,14 +185,22 @@ def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
 
     stats = summarize(table, x, y, hue)
     fig, ax = plt.subplots(figsize=(6, 4))
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                  for s in stats.values() for v in s[0])
+    numeric = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        for s in stats.values()
+        for v in s[0]
+    )
     for h, (xs, med, lo, hi, _n) in stats.items():
         style = rule_style(h) if hue == "rule" else {}
         pos = np.asarray(xs, float) if numeric else np.arange(len(xs))
-        line, = ax.plot(pos, med, marker="o" if len(xs) < 30 else None,
-                        label=rule_label(h) if hue == "rule" else str(h),
-                        color=style.get("color"), linestyle=style.get("linestyle", "-"))
+        (line,) = ax.plot(
+            pos,
+            med,
+            marker="o" if len(xs) < 30 else None,
+            label=rule_label(h) if hue == "rule" else str(h),
+            color=style.get("color"),
+            linestyle=style.get("linestyle", "-"),
+        )
         ax.fill_between(pos, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     if not numeric:
         labels = next(iter(stats.values()))[0]
@@ -195,14 +216,19 @@ def plot(table, x, y="final_loss", hue="rule", path=None, title=None):
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     pooled = pooled_columns(table, (x, hue))
-    ax.set_title(title or f"{y}: median and 25-75 % over networks (up to {per} per point)"
-             + (f"\npooled over {', '.join(pooled)}" if pooled else ""), fontsize=9)
+    ax.set_title(
+        title
+        or f"{y}: median and 25-75 % over networks (up to {per} per point)"
+        + (f"\npooled over {', '.join(pooled)}" if pooled else ""),
+        fontsize=9,
+    )
     if hue is not None:
         ax.legend(title=hue, fontsize=8)
     fig.tight_layout()
     if path is not None:
         from rflo.files import atomic_write
 
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format=Path(path).suffix[1:] or "png",
-                                                   dpi=120))
+        atomic_write(
+            path, lambda tmp: fig.savefig(tmp, format=Path(path).suffix[1:] or "png", dpi=120)
+        )
     return fig

@@ -16,17 +16,37 @@ rotation experiment (training, rotating the readout, training on) is
 
 from rflo.tasks.base import Task, periodic_task
 from rflo.tasks.builtin import (
-    TASKS, delayed_match, flip_flop, make_task, periodic, reach, ready_set_go, task_names,
+    TASKS,
+    delayed_match,
+    flip_flop,
+    make_task,
+    periodic,
+    reach,
+    ready_set_go,
+    task_names,
 )
+from rflo.tasks.evidence import evidence_accumulation, recall_accuracy
 from rflo.tasks.generator import TaskGenerator, argmax_accuracy, sign_accuracy
 from rflo.tasks.marschall import add, mimic
-from rflo.tasks.evidence import evidence_accumulation, recall_accuracy
 from rflo.tasks.neurogym import neurogym_task
 
 __all__ = [
-    "Task", "periodic_task", "TaskGenerator", "sign_accuracy", "argmax_accuracy",
-    "periodic", "ready_set_go", "delayed_match", "flip_flop", "reach", "add", "mimic",
-    "evidence_accumulation", "recall_accuracy",
-    "TASKS", "task_names", "make_task",
+    "Task",
+    "periodic_task",
+    "TaskGenerator",
+    "sign_accuracy",
+    "argmax_accuracy",
+    "periodic",
+    "ready_set_go",
+    "delayed_match",
+    "flip_flop",
+    "reach",
+    "add",
+    "mimic",
+    "evidence_accumulation",
+    "recall_accuracy",
+    "TASKS",
+    "task_names",
+    "make_task",
     "neurogym_task",
 ]

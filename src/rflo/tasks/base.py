@@ -69,7 +69,9 @@ class Task:
                 raise ValueError("task mask must be >= 0 (1 where the error counts, 0 elsewhere)")
             k = _common_trials(("x/y", k), ("mask", m2.shape[0]))
         if self.metric is not None and not callable(self.metric):
-            raise ValueError(f"task metric must be a function (e.g. rflo.tasks.sign_accuracy), got {self.metric!r}")
+            raise ValueError(
+                f"task metric must be a function (e.g. rflo.tasks.sign_accuracy), got {self.metric!r}"
+            )
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "_x3", np.broadcast_to(x3, (k,) + x3.shape[1:]))
@@ -101,8 +103,10 @@ class Task:
             with np.errstate(over="ignore"):
                 a = np.ascontiguousarray(a, dtype)
             if not np.all(np.isfinite(a)):
-                raise ValueError(f"task {name} has values too large for {np.dtype(dtype).name}; "
-                                 "rescale the task or train in float64")
+                raise ValueError(
+                    f"task {name} has values too large for {np.dtype(dtype).name}; "
+                    "rescale the task or train in float64"
+                )
             out.append(a)
         return tuple(out)
 
@@ -139,7 +143,9 @@ def periodic_task(
     period = check_positive("period", period)
     n_in = check_int("n_in", n_in)
     n_out = check_int("n_out", n_out)
-    duration = check_int("duration", int(round(period)) if duration is None else duration, minimum=2)
+    duration = check_int(
+        "duration", int(round(period)) if duration is None else duration, minimum=2
+    )
     amplitudes = np.asarray(amplitudes, dtype=float)
     harmonics = np.asarray(harmonics, dtype=float)
     if amplitudes.ndim != 1 or amplitudes.shape != harmonics.shape or amplitudes.size == 0:
@@ -152,6 +158,10 @@ def periodic_task(
         x=np.zeros((duration, n_in)),
         y=np.repeat(wave[:, None], n_out, axis=1),
         name="periodic",
-        params=dict(period=float(period), amplitudes=amplitudes.tolist(),
-                    harmonics=harmonics.tolist(), duration=duration),
+        params=dict(
+            period=float(period),
+            amplitudes=amplitudes.tolist(),
+            harmonics=harmonics.tolist(),
+            duration=duration,
+        ),
     )

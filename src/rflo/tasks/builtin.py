@@ -17,9 +17,20 @@ import numpy as np
 from rflo._checks import check_finite_array, check_int, check_positive
 from rflo.tasks.generator import TaskGenerator, sign_accuracy
 
-__all__ = ["periodic", "ready_set_go", "interval_matching", "syllables", "syllable_velocity",
-           "cursor_path", "delayed_match", "flip_flop", "reach",
-           "TASKS", "task_names", "make_task"]
+__all__ = [
+    "periodic",
+    "ready_set_go",
+    "interval_matching",
+    "syllables",
+    "syllable_velocity",
+    "cursor_path",
+    "delayed_match",
+    "flip_flop",
+    "reach",
+    "TASKS",
+    "task_names",
+    "make_task",
+]
 
 
 def _steps(n_steps):
@@ -54,17 +65,28 @@ def _check_range(name, lo, hi, minimum=0):
 def _periodic_sample(key, batch, *, period, amplitudes, harmonics, phases, n_steps, n_in):
     t = np.arange(n_steps)
     # one column per output, with the seed's arithmetic (periodic_task's when phases are 0)
-    wave = np.stack([np.sin(2 * np.pi * np.outer(t, np.asarray(h, float)) / period
-                            + np.asarray(p, float)) @ np.asarray(a, float)
-                     for a, h, p in zip(amplitudes, harmonics, phases)], axis=1)
+    wave = np.stack(
+        [
+            np.sin(2 * np.pi * np.outer(t, np.asarray(h, float)) / period + np.asarray(p, float))
+            @ np.asarray(a, float)
+            for a, h, p in zip(amplitudes, harmonics, phases)
+        ],
+        axis=1,
+    )
     y = jnp.broadcast_to(jnp.asarray(wave), (batch,) + wave.shape)
     return jnp.zeros((batch, n_steps, n_in)), y, jnp.ones((batch, n_steps))
 
 
-def periodic(period: float = 100, amplitudes: Sequence = (1.0, 0.5, 0.25),
-             harmonics: Sequence = (1, 2, 4), *, phases: Optional[Sequence] = None,
-             n_out: Optional[int] = None, n_in: int = 1,
-             duration: Optional[int] = None) -> TaskGenerator:
+def periodic(
+    period: float = 100,
+    amplitudes: Sequence = (1.0, 0.5, 0.25),
+    harmonics: Sequence = (1, 2, 4),
+    *,
+    phases: Optional[Sequence] = None,
+    n_out: Optional[int] = None,
+    n_in: int = 1,
+    duration: Optional[int] = None,
+) -> TaskGenerator:
     """Periodic output (the seed's task, generalised); the same every trial.
 
     ``y_k[t] = sum_j amplitudes[k, j] sin(2 pi harmonics[k, j] t / period + phases[k, j])``
@@ -77,50 +99,83 @@ def periodic(period: float = 100, amplitudes: Sequence = (1.0, 0.5, 0.25),
     period = check_positive("period", period)
     amp = check_finite_array("amplitudes", amplitudes, ndim=(1, 2), dtype="float64")
     harm = check_finite_array("harmonics", harmonics, ndim=(1, 2), dtype="float64")
-    ph = np.zeros_like(amp) if phases is None else \
-        check_finite_array("phases", phases, ndim=(1, 2), dtype="float64")
+    ph = (
+        np.zeros_like(amp)
+        if phases is None
+        else check_finite_array("phases", phases, ndim=(1, 2), dtype="float64")
+    )
     rows = {a.shape[0] for a in (amp, harm, ph) if a.ndim == 2}
     if len(rows) > 1:
-        raise ValueError(f"amplitudes, harmonics and phases disagree on the number of outputs: {rows}")
+        raise ValueError(
+            f"amplitudes, harmonics and phases disagree on the number of outputs: {rows}"
+        )
     if n_out is None:
         n_out = rows.pop() if rows else 1
     n_out = check_int("n_out", n_out)
     if rows and rows != {n_out}:
         raise ValueError(f"n_out={n_out} but the amplitude/harmonic rows give {rows.pop()} outputs")
     try:
-        amp, harm, ph = (np.broadcast_to(a if a.ndim == 2 else a[None], (n_out, amp.shape[-1]))
-                         for a in (amp, harm, ph))
+        amp, harm, ph = (
+            np.broadcast_to(a if a.ndim == 2 else a[None], (n_out, amp.shape[-1]))
+            for a in (amp, harm, ph)
+        )
     except ValueError:
-        raise ValueError("amplitudes, harmonics and phases must have the same number of terms") from None
-    duration = check_int("duration", int(round(period)) if duration is None else duration, minimum=2)
+        raise ValueError(
+            "amplitudes, harmonics and phases must have the same number of terms"
+        ) from None
+    duration = check_int(
+        "duration", int(round(period)) if duration is None else duration, minimum=2
+    )
     return TaskGenerator(
-        "periodic", check_int("n_in", n_in), n_out, duration, _periodic_sample,
-        dict(period=period, amplitudes=amp, harmonics=harm, phases=ph, n_steps=duration,
-             n_in=n_in),
+        "periodic",
+        check_int("n_in", n_in),
+        n_out,
+        duration,
+        _periodic_sample,
+        dict(period=period, amplitudes=amp, harmonics=harm, phases=ph, n_steps=duration, n_in=n_in),
         inputs=tuple(f"none {k}" for k in range(n_in)),
-        outputs=("output",) if n_out == 1 else tuple(f"output {k}" for k in range(n_out)))
+        outputs=("output",) if n_out == 1 else tuple(f"output {k}" for k in range(n_out)),
+    )
 
 
 # --------------------------------------------------------------------------
 # ready-set-go interval matching
 
 
-def _rsg_sample(key, batch, *, n_steps, min_ready, max_ready, min_interval, max_interval,
-                pulse_width, output_width):
+def _rsg_sample(
+    key,
+    batch,
+    *,
+    n_steps,
+    min_ready,
+    max_ready,
+    min_interval,
+    max_interval,
+    pulse_width,
+    output_width,
+):
     k1, k2 = jax.random.split(key)
     ready = jax.random.randint(k1, (batch,), min_ready, max_ready + 1)
     interval = jax.random.randint(k2, (batch,), min_interval, max_interval + 1)
     t = _steps(n_steps)
-    x = jnp.stack([_window(t, ready, pulse_width), _window(t, ready + interval, pulse_width)],
-                  axis=-1).astype(float)
+    x = jnp.stack(
+        [_window(t, ready, pulse_width), _window(t, ready + interval, pulse_width)], axis=-1
+    ).astype(float)
     go = (ready + 2 * interval)[:, None]
     y = jnp.exp(-0.5 * ((t - go) / output_width) ** 2)[..., None]
     return x, y, jnp.ones((batch, n_steps))
 
 
-def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: int = 5,
-                 max_ready: int = 15, pulse_width: int = 3, output_width: float = 3.0,
-                 n_steps: Optional[int] = None) -> TaskGenerator:
+def ready_set_go(
+    min_interval: int = 10,
+    max_interval: int = 40,
+    *,
+    min_ready: int = 5,
+    max_ready: int = 15,
+    pulse_width: int = 3,
+    output_width: float = 3.0,
+    n_steps: Optional[int] = None,
+) -> TaskGenerator:
     """Interval matching ("ready-set-go", Jazayeri & Shadlen 2010).
 
     Input 0 pulses ("ready") at a random step in ``[min_ready, max_ready]``;
@@ -135,13 +190,27 @@ def ready_set_go(min_interval: int = 10, max_interval: int = 40, *, min_ready: i
     r_lo, r_hi = _check_range("ready", min_ready, max_ready, minimum=1)
     pulse_width = check_int("pulse_width", pulse_width)
     output_width = check_positive("output_width", output_width)
-    n_steps = _trial_length(r_hi + 2 * hi + int(np.ceil(3 * output_width)) + 1, n_steps,
-                            "the latest go bump")
+    n_steps = _trial_length(
+        r_hi + 2 * hi + int(np.ceil(3 * output_width)) + 1, n_steps, "the latest go bump"
+    )
     return TaskGenerator(
-        "ready_set_go", 2, 1, n_steps, _rsg_sample,
-        dict(n_steps=n_steps, min_ready=r_lo, max_ready=r_hi, min_interval=lo, max_interval=hi,
-             pulse_width=pulse_width, output_width=output_width),
-        inputs=("ready", "set"), outputs=("go",))
+        "ready_set_go",
+        2,
+        1,
+        n_steps,
+        _rsg_sample,
+        dict(
+            n_steps=n_steps,
+            min_ready=r_lo,
+            max_ready=r_hi,
+            min_interval=lo,
+            max_interval=hi,
+            pulse_width=pulse_width,
+            output_width=output_width,
+        ),
+        inputs=("ready", "set"),
+        outputs=("go",),
+    )
 
 
 def _interval_sample(key, batch, *, n_steps, ready, min_delay, max_delay, pulse_sd):
@@ -156,8 +225,14 @@ def _interval_sample(key, batch, *, n_steps, ready, min_delay, max_delay, pulse_
     return x, y, jnp.ones((batch, n_steps))
 
 
-def interval_matching(min_delay: int = 50, max_delay: int = 150, *, ready: int = 50,
-                      pulse_sd: float = 15.0, n_steps: Optional[int] = None) -> TaskGenerator:
+def interval_matching(
+    min_delay: int = 50,
+    max_delay: int = 150,
+    *,
+    ready: int = 50,
+    pulse_sd: float = 15.0,
+    n_steps: Optional[int] = None,
+) -> TaskGenerator:
     """Interval matching with Gaussian pulses (Murray 2019, Figure 3).
 
     The input carries two Gaussian pulses (height 1, standard deviation
@@ -173,20 +248,28 @@ def interval_matching(min_delay: int = 50, max_delay: int = 150, *, ready: int =
     lo, hi = _check_range("delay", min_delay, max_delay, minimum=1)
     ready = check_int("ready", ready, minimum=0)
     pulse_sd = check_positive("pulse_sd", pulse_sd)
-    n_steps = _trial_length(ready + 2 * hi + int(np.ceil(4 * pulse_sd)) + 1, n_steps,
-                            "the latest go pulse")
+    n_steps = _trial_length(
+        ready + 2 * hi + int(np.ceil(4 * pulse_sd)) + 1, n_steps, "the latest go pulse"
+    )
     return TaskGenerator(
-        "interval_matching", 1, 1, n_steps, _interval_sample,
+        "interval_matching",
+        1,
+        1,
+        n_steps,
+        _interval_sample,
         dict(n_steps=n_steps, ready=ready, min_delay=lo, max_delay=hi, pulse_sd=pulse_sd),
-        inputs=("ready and set pulses",), outputs=("go pulse",))
+        inputs=("ready and set pulses",),
+        outputs=("go pulse",),
+    )
 
 
 # --------------------------------------------------------------------------
 # delayed match-to-sample
 
 
-def _dms_sample(key, batch, *, n_stimuli, fixation, sample, min_delay, max_delay, test,
-                response, n_steps):
+def _dms_sample(
+    key, batch, *, n_stimuli, fixation, sample, min_delay, max_delay, test, response, n_steps
+):
     k1, k2, k3, k4 = jax.random.split(key, 4)
     first = jax.random.randint(k1, (batch,), 0, n_stimuli)
     match = jax.random.bernoulli(k2, 0.5, (batch,))
@@ -197,17 +280,26 @@ def _dms_sample(key, batch, *, n_stimuli, fixation, sample, min_delay, max_delay
     t_test = fixation + sample + delay
     in_sample = _window(t, jnp.full((batch,), fixation), sample)
     in_test = _window(t, t_test, test)
-    x = (jax.nn.one_hot(first, n_stimuli)[:, None] * in_sample[..., None]
-         + jax.nn.one_hot(second, n_stimuli)[:, None] * in_test[..., None])
+    x = (
+        jax.nn.one_hot(first, n_stimuli)[:, None] * in_sample[..., None]
+        + jax.nn.one_hot(second, n_stimuli)[:, None] * in_test[..., None]
+    )
     answer = jnp.where(match, 1.0, -1.0)[:, None]
     y = jnp.where(_window(t, t_test + test, response), answer, 0.0)[..., None]
     mask = (t < (t_test + test + response)[:, None]).astype(float)
     return x, y, mask
 
 
-def delayed_match(n_stimuli: int = 2, *, fixation: int = 5, sample: int = 10,
-                  min_delay: int = 10, max_delay: int = 30, test: int = 10,
-                  response: int = 10) -> TaskGenerator:
+def delayed_match(
+    n_stimuli: int = 2,
+    *,
+    fixation: int = 5,
+    sample: int = 10,
+    min_delay: int = 10,
+    max_delay: int = 30,
+    test: int = 10,
+    response: int = 10,
+) -> TaskGenerator:
     """Delayed match-to-sample.
 
     After ``fixation`` steps a sample stimulus (one of ``n_stimuli``, one-hot on
@@ -227,11 +319,25 @@ def delayed_match(n_stimuli: int = 2, *, fixation: int = 5, sample: int = 10,
     response = check_int("response", response)
     n_steps = fixation + sample + hi + test + response
     return TaskGenerator(
-        "delayed_match", n_stimuli, 1, n_steps, _dms_sample,
-        dict(n_stimuli=n_stimuli, fixation=fixation, sample=sample, min_delay=lo,
-             max_delay=hi, test=test, response=response, n_steps=n_steps),
-        metric=sign_accuracy, inputs=tuple(f"stimulus {k}" for k in range(n_stimuli)),
-        outputs=("match (+1) / non-match (-1)",))
+        "delayed_match",
+        n_stimuli,
+        1,
+        n_steps,
+        _dms_sample,
+        dict(
+            n_stimuli=n_stimuli,
+            fixation=fixation,
+            sample=sample,
+            min_delay=lo,
+            max_delay=hi,
+            test=test,
+            response=response,
+            n_steps=n_steps,
+        ),
+        metric=sign_accuracy,
+        inputs=tuple(f"stimulus {k}" for k in range(n_stimuli)),
+        outputs=("match (+1) / non-match (-1)",),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -254,8 +360,9 @@ def _flip_flop_sample(key, batch, *, n_bits, n_steps, rate, pulse_width):
     return x, y, jnp.ones((batch, n_steps))
 
 
-def flip_flop(n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04,
-              pulse_width: int = 3) -> TaskGenerator:
+def flip_flop(
+    n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04, pulse_width: int = 3
+) -> TaskGenerator:
     """Flip-flop memory (Sussillo & Barak 2013).
 
     Each of ``n_bits`` inputs receives occasional pulses of +1 or -1 (a pulse
@@ -271,28 +378,53 @@ def flip_flop(n_bits: int = 2, n_steps: int = 100, *, rate: float = 0.04,
         raise ValueError(f"rate is a probability per step and must be <= 1, got {rate}")
     pulse_width = check_int("pulse_width", pulse_width)
     return TaskGenerator(
-        "flip_flop", n_bits, n_bits, n_steps, _flip_flop_sample,
+        "flip_flop",
+        n_bits,
+        n_bits,
+        n_steps,
+        _flip_flop_sample,
         dict(n_bits=n_bits, n_steps=n_steps, rate=rate, pulse_width=pulse_width),
-        metric=sign_accuracy, inputs=tuple(f"bit {k} pulses" for k in range(n_bits)),
-        outputs=tuple(f"bit {k} memory" for k in range(n_bits)))
+        metric=sign_accuracy,
+        inputs=tuple(f"bit {k} pulses" for k in range(n_bits)),
+        outputs=tuple(f"bit {k} memory" for k in range(n_bits)),
+    )
 
 
 # --------------------------------------------------------------------------
 # reaching
 
 
-def _reach_sample(key, batch, *, n_targets, cue_start, cue, min_delay, max_delay, go_width,
-                  move, hold, radius, rotation, n_steps):
+def _reach_sample(
+    key,
+    batch,
+    *,
+    n_targets,
+    cue_start,
+    cue,
+    min_delay,
+    max_delay,
+    go_width,
+    move,
+    hold,
+    radius,
+    rotation,
+    n_steps,
+):
     k1, k2 = jax.random.split(key)
     target = jax.random.randint(k1, (batch,), 0, n_targets)
     delay = jax.random.randint(k2, (batch,), min_delay, max_delay + 1)
     t = _steps(n_steps)
     go = cue_start + cue + delay
     cue_on = _window(t, jnp.full((batch,), cue_start), cue)
-    x = jnp.concatenate([jax.nn.one_hot(target, n_targets)[:, None] * cue_on[..., None],
-                         _window(t, go, go_width)[..., None]], axis=-1).astype(float)
+    x = jnp.concatenate(
+        [
+            jax.nn.one_hot(target, n_targets)[:, None] * cue_on[..., None],
+            _window(t, go, go_width)[..., None],
+        ],
+        axis=-1,
+    ).astype(float)
     s = jnp.clip((t - go[:, None]) / move, 0.0, 1.0)
-    progress = s ** 3 * (10 - 15 * s + 6 * s ** 2)  # minimum-jerk profile
+    progress = s**3 * (10 - 15 * s + 6 * s**2)  # minimum-jerk profile
     angle = 2 * jnp.pi * target / n_targets + jnp.deg2rad(rotation)
     end = radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)  # (batch, 2)
     y = progress[..., None] * end[:, None]
@@ -300,9 +432,19 @@ def _reach_sample(key, batch, *, n_targets, cue_start, cue, min_delay, max_delay
     return x, y, mask
 
 
-def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: int = 5,
-          max_delay: int = 20, go_width: int = 3, move: int = 20, hold: int = 10,
-          radius: float = 1.0, rotation: float = 0.0) -> TaskGenerator:
+def reach(
+    n_targets: int = 8,
+    *,
+    cue_start: int = 5,
+    cue: int = 10,
+    min_delay: int = 5,
+    max_delay: int = 20,
+    go_width: int = 3,
+    move: int = 20,
+    hold: int = 10,
+    radius: float = 1.0,
+    rotation: float = 0.0,
+) -> TaskGenerator:
     """Center-out reaching: a 2-D trajectory to one of ``n_targets`` targets.
 
     Inputs ``0 .. n_targets-1`` cue the target (one-hot, ``cue`` steps from
@@ -328,12 +470,27 @@ def reach(n_targets: int = 8, *, cue_start: int = 5, cue: int = 10, min_delay: i
     rotation = float(check_finite_array("rotation", [rotation], ndim=1, dtype="float64")[0])
     n_steps = cue_start + cue + hi + move + hold
     return TaskGenerator(
-        "reach", n_targets + 1, 2, n_steps, _reach_sample,
-        dict(n_targets=n_targets, cue_start=cue_start, cue=cue, min_delay=lo, max_delay=hi,
-             go_width=go_width, move=move, hold=hold, radius=radius, rotation=rotation,
-             n_steps=n_steps),
+        "reach",
+        n_targets + 1,
+        2,
+        n_steps,
+        _reach_sample,
+        dict(
+            n_targets=n_targets,
+            cue_start=cue_start,
+            cue=cue,
+            min_delay=lo,
+            max_delay=hi,
+            go_width=go_width,
+            move=move,
+            hold=hold,
+            radius=radius,
+            rotation=rotation,
+            n_steps=n_steps,
+        ),
         inputs=tuple(f"target {k}" for k in range(n_targets)) + ("go",),
-        outputs=("x position", "y position"))
+        outputs=("x position", "y position"),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -358,8 +515,9 @@ def _syllables_sample(key, batch, *, n_syllables, slots, move, hold, n_steps):
     return x, y, jnp.ones((batch, n_steps))
 
 
-def syllables(n_syllables: int = 4, slots: int = 4, *, move: int = 200,
-              hold: int = 200) -> TaskGenerator:
+def syllables(
+    n_syllables: int = 4, slots: int = 4, *, move: int = 200, hold: int = 200
+) -> TaskGenerator:
     """Movement syllables cued by tonic inputs (Murray 2019, Figure 4a).
 
     A trial is ``slots`` syllables in a row, each drawn at random from
@@ -376,11 +534,21 @@ def syllables(n_syllables: int = 4, slots: int = 4, *, move: int = 200,
     move = check_int("move", move)
     hold = check_int("hold", hold, minimum=0)
     return TaskGenerator(
-        "syllables", n_syllables, 2, slots * (move + hold), _syllables_sample,
-        dict(n_syllables=n_syllables, slots=slots, move=move, hold=hold,
-             n_steps=slots * (move + hold)),
+        "syllables",
+        n_syllables,
+        2,
+        slots * (move + hold),
+        _syllables_sample,
+        dict(
+            n_syllables=n_syllables,
+            slots=slots,
+            move=move,
+            hold=hold,
+            n_steps=slots * (move + hold),
+        ),
         inputs=tuple(f"syllable {k}" for k in range(n_syllables)),
-        outputs=("x velocity", "y velocity"))
+        outputs=("x velocity", "y velocity"),
+    )
 
 
 def cursor_path(velocity, move: int):

@@ -49,7 +49,9 @@ def freeze_params(params) -> Tuple[Tuple[str, Any], ...]:
     try:
         hash(items)
     except TypeError as exc:
-        raise ValueError(f"task parameters must be numbers, strings or lists of them: {exc}") from None
+        raise ValueError(
+            f"task parameters must be numbers, strings or lists of them: {exc}"
+        ) from None
     return items
 
 
@@ -90,7 +92,8 @@ class TaskGenerator:
         object.__setattr__(self, "params", freeze_params(self.params))
         for attr, n, prefix in (("inputs", self.n_in, "in"), ("outputs", self.n_out, "out")):
             names = tuple(str(v) for v in getattr(self, attr)) or tuple(
-                f"{prefix} {k}" for k in range(n))
+                f"{prefix} {k}" for k in range(n)
+            )
             if len(names) != n:
                 raise ValueError(f"{attr} must name all {n} channels, got {list(names)}")
             object.__setattr__(self, attr, names)
@@ -115,8 +118,9 @@ class TaskGenerator:
     def trial(self, i: int = 0, seed: int = 0):
         """One trial ``(x, y, mask)`` as numpy arrays (T, n_in), (T, n_out), (T,):
         the first trial of the batch drawn with key ``fold_in(PRNGKey(seed), i)``."""
-        key = jax.random.fold_in(jax.random.PRNGKey(check_int("seed", seed, minimum=0)),
-                                 check_int("i", i, minimum=0))
+        key = jax.random.fold_in(
+            jax.random.PRNGKey(check_int("seed", seed, minimum=0)), check_int("i", i, minimum=0)
+        )
         x, y, m = _sample_jit(self, key, 1)
         return np.asarray(x[0]), np.asarray(y[0]), np.asarray(m[0])
 

@@ -37,7 +37,7 @@ def add_target(bits, lag1: int = 5, lag2: int = 9):
 
     def lagged(lag):
         pad = [(0, 0)] * (bits.ndim - 1) + [(lag, 0)]
-        return xp.pad(bits, pad)[..., :bits.shape[-1]]
+        return xp.pad(bits, pad)[..., : bits.shape[-1]]
 
     return 0.5 + 0.5 * lagged(lag1) - 0.25 * lagged(lag2)
 
@@ -52,8 +52,9 @@ def _add_sample(key, batch, *, n_steps, lag1, lag2, deterministic):
     return x, jnp.stack([y, 1.0 - y], axis=-1), jnp.ones((batch, n_steps))
 
 
-def add(lag1: int = 5, lag2: int = 9, n_steps: int = 100, *,
-        deterministic: bool = True) -> TaskGenerator:
+def add(
+    lag1: int = 5, lag2: int = 9, n_steps: int = 100, *, deterministic: bool = True
+) -> TaskGenerator:
     """The "Add" task (Marschall, Cho & Savin 2020; after Pitis 2016).
 
     Input bit ``x[t]`` is Bernoulli(0.5) at every step; the target is the
@@ -79,17 +80,24 @@ def add(lag1: int = 5, lag2: int = 9, n_steps: int = 100, *,
     if not isinstance(deterministic, (bool, np.bool_)):
         raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
     return TaskGenerator(
-        "add", 2, 2, n_steps, _add_sample,
+        "add",
+        2,
+        2,
+        n_steps,
+        _add_sample,
         dict(n_steps=n_steps, lag1=lag1, lag2=lag2, deterministic=bool(deterministic)),
-        inputs=("bit", "1 - bit"), outputs=("y", "1 - y"))
+        inputs=("bit", "1 - bit"),
+        outputs=("y", "1 - y"),
+    )
 
 
 # --------------------------------------------------------------------------
 # Mimic
 
 
-def mimic_teacher(n_in: int = 2, n_rec: int = 32, n_out: int = 2, *, gain: float = 1.2,
-                  seed: int = 0, xp=np):
+def mimic_teacher(
+    n_in: int = 2, n_rec: int = 32, n_out: int = 2, *, gain: float = 1.2, seed: int = 0, xp=np
+):
     """The teacher's weights ``(w_in, w_rec, w_out)``: ``w_in ~ N(0, 1)``,
     ``w_rec ~ N(0, gain^2 / n_rec)``, ``w_out ~ N(0, 1 / n_rec)``, drawn from
     ``PRNGKey(seed)`` (as numpy arrays, or JAX with ``xp=jnp``)."""
@@ -101,8 +109,7 @@ def mimic_teacher(n_in: int = 2, n_rec: int = 32, n_out: int = 2, *, gain: float
 
 
 def _mimic_sample(key, batch, *, n_in, n_rec, n_out, n_steps, gain, tau, p_input, teacher_seed):
-    w_in, w_rec, w_out = mimic_teacher(n_in, n_rec, n_out, gain=gain, seed=teacher_seed,
-                                       xp=jnp)
+    w_in, w_rec, w_out = mimic_teacher(n_in, n_rec, n_out, gain=gain, seed=teacher_seed, xp=jnp)
     x = _bits(key, batch, n_steps, n_in, p_input)
 
     def body(h, x_t):  # the leaky tanh cell, from h = 0
@@ -114,9 +121,17 @@ def _mimic_sample(key, batch, *, n_in, n_rec, n_out, n_steps, gain, tau, p_input
     return x, y, jnp.ones((batch, n_steps))
 
 
-def mimic(n_in: int = 2, n_out: int = 2, n_steps: int = 100, *, n_rec: int = 32,
-          gain: float = 1.2, tau: float = 10.0, p_input: float = 0.5,
-          teacher_seed: int = 0) -> TaskGenerator:
+def mimic(
+    n_in: int = 2,
+    n_out: int = 2,
+    n_steps: int = 100,
+    *,
+    n_rec: int = 32,
+    gain: float = 1.2,
+    tau: float = 10.0,
+    p_input: float = 0.5,
+    teacher_seed: int = 0,
+) -> TaskGenerator:
     """The "Mimic" task (Marschall, Cho & Savin 2020): match a fixed random RNN.
 
     The ``n_in`` inputs are independent Bernoulli(``p_input``) bits at every
@@ -141,11 +156,24 @@ def mimic(n_in: int = 2, n_out: int = 2, n_steps: int = 100, *, n_rec: int = 32,
         raise ValueError(f"p_input is a probability and must be <= 1, got {p_input}")
     teacher_seed = check_int("teacher_seed", teacher_seed, minimum=0)
     return TaskGenerator(
-        "mimic", n_in, n_out, n_steps, _mimic_sample,
-        dict(n_in=n_in, n_rec=n_rec, n_out=n_out, n_steps=n_steps, gain=gain, tau=tau,
-             p_input=p_input, teacher_seed=teacher_seed),
+        "mimic",
+        n_in,
+        n_out,
+        n_steps,
+        _mimic_sample,
+        dict(
+            n_in=n_in,
+            n_rec=n_rec,
+            n_out=n_out,
+            n_steps=n_steps,
+            gain=gain,
+            tau=tau,
+            p_input=p_input,
+            teacher_seed=teacher_seed,
+        ),
         inputs=tuple(f"bit {k}" for k in range(n_in)),
-        outputs=tuple(f"teacher output {k}" for k in range(n_out)))
+        outputs=tuple(f"teacher output {k}" for k in range(n_out)),
+    )
 
 
 #: the factories by name (as in :data:`rflo.tasks.TASKS`)

@@ -50,9 +50,16 @@ def _make_env(env, env_kwargs):
         raise ValueError(f"cannot make NeuroGym environment {env!r}: {exc}") from None
 
 
-def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[int] = None,
-                  env_kwargs: Optional[dict] = None, response_weight: float = 1.0,
-                  name: Optional[str] = None) -> Task:
+def neurogym_task(
+    env,
+    n_trials: int = 500,
+    *,
+    seed: int = 0,
+    n_steps: Optional[int] = None,
+    env_kwargs: Optional[dict] = None,
+    response_weight: float = 1.0,
+    name: Optional[str] = None,
+) -> Task:
     """A stacked :class:`~rflo.tasks.Task` of ``n_trials`` NeuroGym trials.
 
     Parameters
@@ -81,7 +88,9 @@ def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[
     outer = _make_env(env, env_kwargs)
     base = getattr(outer, "unwrapped", outer)
     if not hasattr(base, "new_trial"):
-        raise ValueError(f"{type(outer).__name__} is not a NeuroGym trial environment (it has no new_trial())")
+        raise ValueError(
+            f"{type(outer).__name__} is not a NeuroGym trial environment (it has no new_trial())"
+        )
     n_actions = getattr(getattr(base, "action_space", None), "n", None)
     if hasattr(base, "seed"):
         base.seed(seed)
@@ -96,8 +105,10 @@ def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[
     if n_steps is None:
         n_steps = longest + 1
     elif n_steps < longest + 1:
-        raise ValueError(f"n_steps={n_steps} is too short: the longest trial needs {longest + 1} "
-                         "(its steps plus the initial state)")
+        raise ValueError(
+            f"n_steps={n_steps} is too short: the longest trial needs {longest + 1} "
+            "(its steps plus the initial state)"
+        )
 
     n_obs = obs[0].shape[1]
     if n_actions is not None:
@@ -111,16 +122,27 @@ def neurogym_task(env, n_trials: int = 500, *, seed: int = 0, n_steps: Optional[
         t = ob.shape[0]
         if ob.shape[1] != n_obs:
             raise ValueError("the environment's observations change size between trials")
-        x[i, 1:t + 1] = ob
-        mask[i, 1:t + 1] = 1.0
+        x[i, 1 : t + 1] = ob
+        mask[i, 1 : t + 1] = 1.0
         if n_actions is not None:
             action = gt.astype(int).reshape(t)
             y[i, 1 + np.arange(t), action] = 1.0
-            mask[i, 1:t + 1] = np.where(action != 0, response_weight, 1.0)
+            mask[i, 1 : t + 1] = np.where(action != 0, response_weight, 1.0)
         else:
-            y[i, 1:t + 1] = gt.reshape(t, n_out)
+            y[i, 1 : t + 1] = gt.reshape(t, n_out)
     label = name or (env if isinstance(env, str) else type(base).__name__)
-    return Task(x=x, y=y, mask=mask, name=str(label),
-                params=dict(source="neurogym", env=str(label), n_trials=n_trials, seed=seed,
-                            n_steps=n_steps, response_weight=response_weight),
-                metric=argmax_accuracy if n_actions is not None else None)
+    return Task(
+        x=x,
+        y=y,
+        mask=mask,
+        name=str(label),
+        params=dict(
+            source="neurogym",
+            env=str(label),
+            n_trials=n_trials,
+            seed=seed,
+            n_steps=n_steps,
+            response_weight=response_weight,
+        ),
+        metric=argmax_accuracy if n_actions is not None else None,
+    )
