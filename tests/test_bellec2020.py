@@ -78,7 +78,9 @@ def reference_loss(p, cell, x, target, mask):
 @pytest.mark.parametrize(
     "name,rules",
     [
-        ("alif", ("bptt",)),
+        # the default run checks ALIF's exactness in test_cells (and e-prop with
+        # refractoriness and mixed units below); these in the slow step
+        pytest.param("alif", ("bptt",), marks=pytest.mark.slow),
         pytest.param("alif", ("rtrl",), marks=pytest.mark.slow),
         pytest.param("lif", ("bptt", "rtrl"), marks=pytest.mark.slow),
     ],

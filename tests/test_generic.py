@@ -39,6 +39,12 @@ BUILTIN = (
     "uoro",
 )
 
+#: every loss; cross-entropy (the generic routes are the same code) in the slow step
+LOSS_PARAMS = [
+    pytest.param(name, marks=pytest.mark.slow) if name == "cross_entropy" else name
+    for name in sorted(LOSSES)
+]
+
 
 def _problem(loss, steps=10, seed=0):
     net = with_derivative(random_network(n_in=2, n_rec=5, n_out=2, seed=seed), "exact")
@@ -56,7 +62,7 @@ def _as_jax(net, *arrays):
     return (jax.tree_util.tree_map(jnp.asarray, net),) + tuple(jnp.asarray(a) for a in arrays)
 
 
-@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("loss", LOSS_PARAMS)
 def test_generic_routes_equal_the_closed_forms(loss):
     """All registered rules at once (one compilation per loss)."""
     loss = LOSSES[loss]
@@ -107,7 +113,7 @@ def _summed_loss(params, net, x, y, m, loss):
     return jnp.sum(jax.vmap(loss.step)(out, y[1:], m[1:]))
 
 
-@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("loss", LOSS_PARAMS)
 def test_exact_rules_on_every_parameter_are_the_gradient(loss):
     """bptt, rtrl, snap2 (full connectivity: equal to RTRL) and tbptt with one
     window, training w_in, w_rec, w_out, h0 and tau: -jax.grad to 1e-8."""

@@ -84,6 +84,7 @@ def _script(*args, env=None):
     )
 
 
+@pytest.mark.slow  # a subprocess that imports JAX
 @pytest.mark.skipif(on_gpu, reason="a GPU is present")
 def test_script_without_gpu_says_so_in_one_line():
     proc = _script(env={"JAX_PLATFORMS": "cpu"})

@@ -178,7 +178,7 @@ def test_snap_order_is_checked():
 # ----------------------------------------------------------------- truncated BPTT
 
 
-@pytest.mark.parametrize("k", [29, 30, 100])
+@pytest.mark.parametrize("k", [29, 30, pytest.param(100, marks=pytest.mark.slow)])
 def test_tbptt_with_a_window_covering_the_trial_is_bptt(k):
     """T = 30 steps (29 transitions): any k >= T - 1 is one window."""
     net, task = random_network(), random_task(steps=30, mask=(np.arange(30) % 4 != 1) * 1.0)
@@ -324,6 +324,7 @@ def test_new_rules_learn_the_periodic_task_online(rule):
     _learns(rule, online=True)
 
 
+@pytest.mark.slow  # the batch logic is the same for every rule (test_tasks checks it)
 def test_tbptt_online_in_a_batch_of_identical_trials_equals_one_trial():
     """The batched online path must feed errors to a rule's observe() as the
     single-trial path does (truncated BPTT needs its window's errors)."""

@@ -73,7 +73,7 @@ RULES = {
     "name,online,chunks",
     [
         ("kernl", True, 3),
-        ("dni", False, 1),
+        pytest.param("dni", False, 1, marks=pytest.mark.slow),
         pytest.param("kernl", False, 1, marks=pytest.mark.slow),
         pytest.param("dni", True, 3, marks=pytest.mark.slow),
         pytest.param("dni", True, 1, marks=pytest.mark.slow),
