@@ -73,3 +73,12 @@ def test_names_the_command_line_exported_are_still_there(name):
     import rflo.cli
 
     assert hasattr(rflo.cli, name)
+
+
+def test_a_figure_command_runs_its_own_main_not_its_experiment():
+    """A figure module's ``run`` is its experiment, not a command: the command
+    line hands the arguments to its ``main`` (``--spec`` prints the figure's
+    sweep without training)."""
+    proc = run("figure2", "--spec", "--quick", "--init", "notebook")
+    assert proc.returncode == 0, proc.stderr
+    assert 'name = "figure2-quick"' in proc.stdout

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     from rflo.cli.registry import load
 
     module = load(args.command)
-    if not hasattr(module, "run"):  # parsed above (checks, suggestions); the module runs it
+    if args.command in EXTERNAL:  # parsed above (checks, suggestions); the module runs it
+        # (by its main: a figure's own ``run`` is its experiment, not a command)
         return module.main(argv[argv.index(args.command) + 1 :])
     args.given = given(argv, selected)
     try:

@@ -36,7 +36,8 @@ every few steps; here the target uses the current ``A``).  Code that drives
 :meth:`~rflo.rules.base.Rule.advance` itself carries it with
 :meth:`SyntheticGradients.next_trial`.
 
-Settings (field): ``lr_sg`` (1e-2), the module's learning rate.  Only the
+Settings (field): ``lr_sg`` (3e-3), the module's learning rate (1e-2 runs
+away once the module is carried from trial to trial: docs/rules/dni.md).  Only the
 leaky tanh cell with one ``tau``, training ``w_in``, ``w_rec``, ``w_out``.
 
 Cost per step: O(n_rec (n_rec + n_in + n_out)) time, O(n_rec (n_rec + n_out))
@@ -79,7 +80,7 @@ class SyntheticGradients(LearnedState, ClosedFormOnlyRule):
     name: str = "dni"
     online: bool = True
     feedback: str = "readout"
-    lr_sg: float = 1e-2
+    lr_sg: float = 3e-3
 
     def __post_init__(self):
         super().__post_init__()
