@@ -194,6 +194,7 @@ def test_tbptt_short_window_is_an_approximation():
     assert rel_err(got["w_rec"], autodiff(net, task)["w_rec"]) > 0.05
 
 
+@pytest.mark.slow  # moved to the slow step to keep the default run under its CPU budget
 def test_tbptt_per_step_form_equals_its_trial_form():
     """20 transitions = two full windows of k = 10: the per-step (online) form
     summed over the trial equals the trial (offline) form."""
@@ -201,6 +202,7 @@ def test_tbptt_per_step_form_equals_its_trial_form():
     assert_same(per_step_directions("tbptt", net, task), directions("tbptt", net, task))
 
 
+@pytest.mark.slow  # moved to the slow step to keep the default run under its CPU budget
 def test_tbptt_online_updates_every_k_steps():
     """Online with SGD: window 1's update (old weights) is applied at step k;
     window 2 then runs from the same state with the new weights."""

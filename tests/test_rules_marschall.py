@@ -161,6 +161,7 @@ def kernl_by_hand(net, task, key, noise, lr_beta, lr_gamma):
     return out, total
 
 
+@pytest.mark.slow  # moved to the slow step to keep the default run under its CPU budget
 def test_kernl_follows_its_recursion():
     """Three units, eight steps, learning rates large enough that beta and
     gamma move: every step's trace, sensitivity and rates, and the summed

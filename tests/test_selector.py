@@ -5,6 +5,7 @@ loop that learns a sequence of syllables from a fixed network."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import rflo
 from rflo import selector
@@ -40,6 +41,7 @@ def test_winner_take_all_and_exploration():
     np.testing.assert_allclose(rows, [1, 0])
 
 
+@pytest.mark.slow  # moved to the slow step to keep the default run under its CPU budget
 def test_a_loop_learns_the_order_of_syllables_from_a_fixed_network():
     """Syllables whose end states differ (strong tonic inputs): the selector
     learns 2 -> 0 -> 1 from rewards alone, then plays it greedily."""

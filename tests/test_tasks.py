@@ -276,6 +276,7 @@ def test_accuracy_metrics_on_known_outputs():
     assert (int(correct), int(counted)) == (2, 3)
 
 
+@pytest.mark.slow  # moved to the slow step to keep the default run under its CPU budget
 def test_accuracy_is_reported_per_trial_for_tasks_with_a_metric():
     gen = make_task("flip_flop", **SMALL["flip_flop"])
     net = rflo.init_network(2, 24, 2, seed=1)
@@ -462,7 +463,7 @@ def test_neurogym_adapter_on_a_fake_environment():
         neurogym_task(object(), n_trials=2)
 
 
-@pytest.mark.parametrize("rule", ["rflo", "bptt"])
+@pytest.mark.parametrize("rule", [pytest.param("rflo", marks=pytest.mark.slow), "bptt"])
 def test_cross_entropy_learns_a_decision(rule):
     """Softmax cross-entropy on one-hot action targets (the NeuroGym layout):
     RFLO's random feedback carries the loss's error as BPTT's exact gradient does."""
