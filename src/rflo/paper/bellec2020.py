@@ -65,11 +65,10 @@ import numpy as np
 
 from rflo.paper.common import (
     add_figure_arguments,
-    csv_text,
     figure_main,
     network_seeds,
     quartiles,
-    write_text,
+    write_reproduction,
 )
 
 __all__ = [
@@ -288,30 +287,21 @@ def summarize(r: dict) -> dict:
 def write_outputs(r: dict, out: Path) -> dict:
     """``bellec2020.csv`` (the table), ``bellec2020_curves.csv``,
     ``bellec2020.json`` (summary) and ``bellec2020.png``."""
-    import json
-
-    from rflo.paper.common import json_safe
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     s = summarize(r)
-    write_text(
-        out / "bellec2020.csv",
-        csv_text(
-            ["rule", "median", "p25", "p75", "criterion_at", "rate_hz", "seconds"],
+    table = (
+        ["rule", "median", "p25", "p75", "criterion_at", "rate_hz", "seconds"],
+        [
             [
-                [
-                    k,
-                    f"{v['median']:.4f}",
-                    f"{v['p25']:.4f}",
-                    f"{v['p75']:.4f}",
-                    " ".join(str(a) for a in v["criterion_at"]),
-                    f"{v['rate_hz']:.1f}",
-                    f"{v['seconds']:.1f}",
-                ]
-                for k, v in s["rules"].items()
-            ],
-        ),
+                k,
+                f"{v['median']:.4f}",
+                f"{v['p25']:.4f}",
+                f"{v['p75']:.4f}",
+                " ".join(str(a) for a in v["criterion_at"]),
+                f"{v['rate_hz']:.1f}",
+                f"{v['seconds']:.1f}",
+            ]
+            for k, v in s["rules"].items()
+        ],
     )
     rows = []
     for name, c in r["errors"].items():
@@ -320,12 +310,8 @@ def write_outputs(r: dict, out: Path) -> dict:
             [name, i + 1, f"{a:.4f}", f"{b:.4f}", f"{d:.4f}"]
             for i, (a, b, d) in enumerate(zip(med, p25, p75))
         ]
-    write_text(
-        out / "bellec2020_curves.csv", csv_text(["rule", "iteration", "median", "p25", "p75"], rows)
-    )
-    write_text(out / "bellec2020.json", json.dumps(json_safe(s), indent=2))
-    _plot(r, out / "bellec2020.png")
-    return s
+    curves = (["rule", "iteration", "median", "p25", "p75"], rows)
+    return write_reproduction(out, "bellec2020", table, curves, s, lambda path: _plot(r, path))
 
 
 def _plot(r, path):

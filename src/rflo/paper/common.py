@@ -145,6 +145,21 @@ def write_text(path, text):
     write_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def write_reproduction(out, name: str, table, curves, summary: dict, plot) -> dict:
+    """A reproduction's files in ``out`` (made if missing): ``NAME.csv`` and
+    ``NAME_curves.csv`` (``table`` and ``curves``: ``(header, rows)``),
+    ``NAME.json`` (``summary``) and ``NAME.png`` (``plot(path)``); returns ``summary``."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / f"{name}.csv", csv_text(*table))
+    write_text(out / f"{name}_curves.csv", csv_text(*curves))
+    write_text(out / f"{name}.json", json.dumps(json_safe(summary), indent=2))
+    plot(out / f"{name}.png")
+    return summary
+
+
 def log_spaced(n, points=300):
     """About ``points`` indices into ``n`` trials, spaced evenly on a log axis."""
     return np.unique(np.round(np.geomspace(1, n, points)).astype(int)) - 1

@@ -56,11 +56,10 @@ import numpy as np
 
 from rflo.paper.common import (
     add_figure_arguments,
-    csv_text,
     figure_main,
     network_seeds,
     quartiles,
-    write_text,
+    write_reproduction,
 )
 
 __all__ = [
@@ -286,32 +285,23 @@ def summarize(r: dict) -> dict:
 def write_outputs(r: dict, out: Path) -> dict:
     """``marschall2020.csv`` (the table), ``marschall2020_curves.csv``,
     ``marschall2020.json`` (summary) and ``marschall2020.png``."""
-    import json
-
-    from rflo.paper.common import json_safe
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     s = summarize(r)
     steps = r["config"].n_steps
-    write_text(
-        out / "marschall2020.csv",
-        csv_text(
-            ["rule", "lr", "median", "p25", "p75", "level", "diverged", "seconds"],
+    table = (
+        ["rule", "lr", "median", "p25", "p75", "level", "diverged", "seconds"],
+        [
             [
-                [
-                    k,
-                    v["lr"],
-                    f"{v['median']:.4f}",
-                    f"{v['p25']:.4f}",
-                    f"{v['p75']:.4f}",
-                    v["level"],
-                    v["diverged"],
-                    f"{v['seconds']:.1f}",
-                ]
-                for k, v in s["rules"].items()
-            ],
-        ),
+                k,
+                v["lr"],
+                f"{v['median']:.4f}",
+                f"{v['p25']:.4f}",
+                f"{v['p75']:.4f}",
+                v["level"],
+                v["diverged"],
+                f"{v['seconds']:.1f}",
+            ]
+            for k, v in s["rules"].items()
+        ],
     )
     rows = []
     for rule, c in r["curves"].items():
@@ -321,12 +311,8 @@ def write_outputs(r: dict, out: Path) -> dict:
             [rule, int(e) * steps, f"{a:.5f}", f"{b:.5f}", f"{d:.5f}"]
             for e, a, b, d in zip(ends, med, p25, p75)
         ]
-    write_text(
-        out / "marschall2020_curves.csv", csv_text(["rule", "step", "median", "p25", "p75"], rows)
-    )
-    write_text(out / "marschall2020.json", json.dumps(json_safe(s), indent=2))
-    _plot(r, out / "marschall2020.png")
-    return s
+    curves = (["rule", "step", "median", "p25", "p75"], rows)
+    return write_reproduction(out, "marschall2020", table, curves, s, lambda path: _plot(r, path))
 
 
 def _plot(r, path):
