@@ -286,9 +286,10 @@ def kf_advance(state, net, h, x_t, y_t, m_t, setup, feedback):
 # backward passes: BPTT, truncated BPTT
 
 
-def _outputs(net, names, x, unroll, cut=None):
+def _outputs(net, names, x, unroll, cut=None, advance=step):
     """``p -> z`` (T-1, n_rec) for a trial; ``cut`` (T-1,) 1 where no gradient
-    flows into a step from the step before it (a window's start)."""
+    flows into a step from the step before it (a window's start); ``advance``
+    the step function (default the cell's own)."""
 
     def run(p):
         n = with_params(net, p)
@@ -299,7 +300,7 @@ def _outputs(net, names, x, unroll, cut=None):
                 s = jax.tree_util.tree_map(
                     lambda a: jnp.where(cut_t > 0, jax.lax.stop_gradient(a), a), s
                 )
-            s = step(n, s, x_t)
+            s = advance(n, s, x_t)
             return s, output(n, s)
 
         cuts = jnp.zeros(x.shape[0] - 1) if cut is None else cut
@@ -308,10 +309,12 @@ def _outputs(net, names, x, unroll, cut=None):
     return run
 
 
-def backward_trial(net, x, y_target, mask, setup, feedback, cut=None):
-    """One trial's direction by a backward pass (any cell); returns ``(direction, y)``."""
+def backward_trial(net, x, y_target, mask, setup, feedback, cut=None, advance=step):
+    """One trial's direction by a backward pass (any cell) through the step
+    function ``advance`` (default the cell's own); returns ``(direction, y)``."""
     names = recurrent_names(setup)
-    z, vjp = jax.vjp(_outputs(net, names, x, setup.unroll, cut), params_of(net, names))
+    run = _outputs(net, names, x, setup.unroll, cut, advance)
+    z, vjp = jax.vjp(run, params_of(net, names))
     y = z @ net.w_out.T
     err = jax.vmap(setup.loss.error)(y, y_target[1:], mask[1:])
     signal = jax.vmap(lambda e: learning_signal(net, feedback, e))(err)

@@ -176,6 +176,8 @@ class LocalTraceRule(ClosedFormStepRule):
     def trial(self, net, x, y_target, mask, key, setup=None):
         setup = setup or DEFAULT_SETUP
         if not closed_form(net, setup):
+            if traces.has_reverse_form(net):  # the traces' sum, by a backward pass
+                return traces.eligibility_trial(net, x, y_target, mask, setup, self.feedback)
             return Rule.trial(self, net, x, y_target, mask, key, setup)
         return closed_trial(
             net, x, y_target, mask, setup, _closed_trial, backprop=False, feedback=self.feedback

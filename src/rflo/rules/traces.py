@@ -26,10 +26,18 @@ from rflo.rules.generic import (
     _ones_on,
     _output_cotangent,
     _readout_part,
+    backward_trial,
     recurrent_names,
 )
 
-__all__ = ["check_local", "local_init", "local_advance"]
+__all__ = [
+    "check_local",
+    "local_init",
+    "local_advance",
+    "local_step",
+    "has_reverse_form",
+    "eligibility_trial",
+]
 
 
 def check_local(rule_name, net, setup):
@@ -176,3 +184,28 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
     }
     direction.update(_readout_part(net, setup, err, output(net, h_new)))
     return new, h_new, y, direction
+
+
+def has_reverse_form(net) -> bool:
+    """Whether the cell's recurrent input can be held fixed in a step
+    (:func:`local_step`): point-neuron cells, and synaptic cells with ``step_with``."""
+    cell = net.cell
+    return not owns_synapses(cell) or cell.step_with is not None
+
+
+def local_step(net, state, x_t):
+    """``step(net, state, x_t)`` with the units' previous outputs entering the
+    current as constants (no derivative along ``z[t-1]``, the parameters'
+    own paths kept): e-prop's internal dynamics, the trace's ``D``."""
+    cell = net.cell
+    fixed = jax.lax.stop_gradient(state)
+    if owns_synapses(cell):
+        return cell.step_with(net.extra, state, x_t, cell.output(net.extra, fixed))
+    return cell.neuron(net, state, current(net, cell.output(net, fixed), x_t))
+
+
+def eligibility_trial(net, x, y_target, mask, setup, feedback):
+    """One trial's summed local-trace direction (RFLO, local, e-prop) by a
+    backward pass through :func:`local_step`; returns ``(direction, y)``.
+    Equal to summing :func:`local_advance`'s directions over the trial."""
+    return backward_trial(net, x, y_target, mask, setup, feedback, advance=local_step)
