@@ -70,3 +70,26 @@ def test_a_file_keeps_its_cells_drive(tmp_path):
         net = rflo.init_network(1, 6, 1, seed=0, cell=get_cell("lif", drive=drive))
         rflo.save_network(tmp_path / f"n{drive}.npz", net)
         assert rflo.load_network(tmp_path / f"n{drive}.npz").cell.drive == drive
+
+
+def test_training_warns_when_the_network_is_silent_and_names_the_fix():
+    """``train`` and ``train_ensemble`` check a spiking network's firing before
+    and after training (issue 24); a network that fires says nothing."""
+    from rflo.ensemble import train_ensemble
+
+    task = rflo.periodic_task(period=20)
+    silent = rflo.init_network(1, 20, 1, seed=0, cell=LIF())
+    with pytest.warns(RuntimeWarning, match=r"before training is silent.*drive=1.2") as said:
+        rflo.train(silent, task, "eprop", trials=2)
+    assert any("after training is silent" in str(w.message) for w in said)
+    assert all(w.filename == __file__ for w in said)  # points at the caller's line
+    # two networks of one cell on a task with input: the second is driven, the first not
+    driven = rflo.Task(x=np.ones((30, 1)), y=np.zeros((30, 1)))
+    quiet = rflo.init_network(1, 20, 1, seed=0, cell=LIF())
+    loud = quiet._replace(w_in=np.full_like(quiet.w_in, 3.0))
+    with pytest.warns(RuntimeWarning, match=r"network 0 of the ensemble before.*1 of 2") as said:
+        train_ensemble([quiet._replace(w_in=0 * quiet.w_in), loud], driven, "eprop", trials=2)
+    assert all(w.filename == __file__ for w in said)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rflo.train(rflo.init_network(1, 20, 1, seed=0, cell="alif"), task, "eprop", trials=2)

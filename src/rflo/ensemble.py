@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from rflo._checks import check_int, check_seed, precision
+from rflo.cells.lif import check_training_firing
 from rflo.network import (
     Network,
     init_network,
@@ -209,6 +210,9 @@ def train_ensemble(
         chunk = trials if callback is None else max(1, min(trials, -(-trials // 100)))
     capacity = min(check_int("chunk", chunk), trials)
 
+    with precision(dtype):
+        if start_trial == 0:  # spiking networks that cannot learn: say so now
+            check_training_firing(nets, tasks[0], "before training", ensemble=True)
     t0 = time.perf_counter()
     with precision(dtype):
         jnets = jax.tree_util.tree_map(jnp.asarray, nets)
@@ -295,6 +299,8 @@ def train_ensemble(
             best_loss,
             best_at,
         )
+        seconds = time.perf_counter() - t0
+        check_training_firing(trained, tasks[0], "after training", ensemble=True)
     diverged_at = np.asarray(state.guard.frozen_at) + 1
     if np.any(diverged_at > 0):
         bad = [(int(i), int(diverged_at[i])) for i in np.flatnonzero(diverged_at)]
@@ -310,7 +316,7 @@ def train_ensemble(
         losses,
         aligns,
         rule.name,
-        time.perf_counter() - t0,
+        seconds,
         jax.tree_util.tree_map(np.asarray, state.opt_state),
         accs if tasks[0].metric is not None else None,
         diverged_at,

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from rflo._checks import check_int, check_seed, precision
+from rflo.cells.lif import check_training_firing
 from rflo.network import Network, params_of, to_numpy, with_params
 from rflo.session_checks import (  # noqa: F401  (importable from here, as they were)
     CheckedSession,
@@ -227,6 +228,9 @@ def train(
     chunk = check_int("chunk", chunk)
     capacity = chunk if chunk <= 2**16 else min(chunk, trials)
 
+    with precision(dtype):
+        if start_trial == 0:  # a spiking network that cannot learn: say so now
+            check_training_firing(net, task, "before training")
     t0 = time.perf_counter()
     with precision(dtype):
         jnet = jax.tree_util.tree_map(jnp.asarray, net)
@@ -294,6 +298,8 @@ def train(
             best_network_loss=best_loss,
             best_at=best_at,
         )
+        seconds = time.perf_counter() - t0
+        check_training_firing(trained, task, "after training")
     diverged = None
     done = start_trial + len(losses)
     frozen_at = int(state.guard.frozen_at)
@@ -314,7 +320,7 @@ def train(
         loss=losses,
         alignment=aligns,
         rule=rule.name,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         opt_state=state.opt_state,
         diverged=diverged,
         trials_done=done,

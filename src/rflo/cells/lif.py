@@ -78,7 +78,9 @@ seed=0, cell="lif")`` fires on every built-in task, at 3.5-5 % of the steps
 default (the classes' ``name_defaults``); the classes themselves, ``LIF()``
 and ``ALIF()``, and ``drive=0`` are Bellec et al.'s cells without it, and
 files written without a drive read back without one.  :func:`check_firing`
-warns when a network is silent or saturated and names the fix.
+warns when a network is silent or saturated and names the fix; ``rflo.train``
+and ``train_ensemble`` run it on the task's first trial before training (a
+fresh session) and after (:func:`check_training_firing`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ __all__ = [
     "FIRING_BAND",
     "firing_rate",
     "check_firing",
+    "check_training_firing",
 ]
 
 #: a background current (in units of ``thr``) that makes the networks of
@@ -314,13 +317,9 @@ class ALIF(Cell):
 FIRING_BAND = (0.002, 0.5)
 
 
-def firing_rate(net, x) -> float:
-    """The mean number of spikes per unit and step of the spiking network
-    ``net`` (LIF or ALIF) over the inputs ``x`` (T, n_in) or (B, T, n_in)."""
+def _spikes_per_step(net, x):
+    """Mean spikes per unit and step of ``net`` over ``x`` (B, T, n_in)."""
     from rflo.cells.base import initial_state, output, step
-
-    x = jnp.asarray(x, jnp.asarray(net.w_rec).dtype)
-    x = x[None] if x.ndim == 2 else x
 
     def run(xs):
         def body(s, x_t):
@@ -329,10 +328,45 @@ def firing_rate(net, x) -> float:
 
         return jax.lax.scan(body, initial_state(net), xs[1:])[1]
 
-    return float(jnp.mean(jax.vmap(run)(x)))
+    return jnp.mean(jax.vmap(run)(x))
 
 
-def check_firing(net, x, where: str = "the spiking network") -> float:
+_rate_one = jax.jit(_spikes_per_step)
+_rate_each = jax.jit(jax.vmap(_spikes_per_step, in_axes=(0, None)))
+
+
+def _inputs(net, x):
+    x = jnp.asarray(x, jnp.asarray(net.w_rec).dtype)
+    return x[None] if x.ndim == 2 else x
+
+
+def firing_rate(net, x) -> float:
+    """The mean number of spikes per unit and step of the spiking network
+    ``net`` (LIF or ALIF) over the inputs ``x`` (T, n_in) or (B, T, n_in)."""
+    return float(_rate_one(net, _inputs(net, x)))
+
+
+def _advice(rate, cell, where):
+    """The warning for a rate outside :data:`FIRING_BAND`, or None."""
+    lo, hi = FIRING_BAND
+    drive = getattr(cell, "drive", 0.0)
+    if rate < lo:
+        return (
+            f"{where} is silent: {rate:.4f} spikes per unit and step (a sensible band is {lo} "
+            f"to {hi}); give its units a background current, e.g. cell=rflo.cells.get_cell("
+            f"{cell.name!r}, drive={FIRING_DRIVE}) (now drive={drive}), or lower thr, or scale "
+            "w_in up"
+        )
+    if rate > hi:
+        return (
+            f"{where} is saturated: {rate:.4f} spikes per unit and step (a sensible band is "
+            f"{lo} to {hi}); lower the cell's drive (now {drive}), raise thr, or scale w_in "
+            "and w_rec down"
+        )
+    return None
+
+
+def check_firing(net, x, where: str = "the spiking network", stacklevel: int = 2) -> float:
     """Warn (``RuntimeWarning``) when the spiking network ``net`` is silent or
     saturated on the inputs ``x``, naming the fix; returns the rate.  Silent:
     below ``FIRING_BAND[0]`` spikes per unit and step (no error reaches the
@@ -341,23 +375,29 @@ def check_firing(net, x, where: str = "the spiking network") -> float:
     import warnings
 
     rate = firing_rate(net, x)
-    lo, hi = FIRING_BAND
-    cell, drive = net.cell, getattr(net.cell, "drive", 0.0)
-    if rate < lo:
-        warnings.warn(
-            f"{where} is silent: {rate:.4f} spikes per unit and step (a sensible band is {lo} "
-            f"to {hi}); give its units a background current, e.g. cell=rflo.cells.get_cell("
-            f"{cell.name!r}, drive={FIRING_DRIVE}) (now drive={drive}), or lower thr, or scale "
-            "w_in up",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    elif rate > hi:
-        warnings.warn(
-            f"{where} is saturated: {rate:.4f} spikes per unit and step (a sensible band is "
-            f"{lo} to {hi}); lower the cell's drive (now {drive}), raise thr, or scale w_in "
-            "and w_rec down",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    said = _advice(rate, net.cell, where)
+    if said:
+        warnings.warn(said, RuntimeWarning, stacklevel=stacklevel)
     return rate
+
+
+def check_training_firing(net, task, when: str, ensemble: bool = False, stacklevel: int = 3):
+    """The trainer's check (``train``, ``train_ensemble``): warn when the
+    spiking network (each network of a stacked ensemble) is silent or
+    saturated on the task's first trial ``when`` ("before training", "after
+    training"); nothing for other cells.  Returns the rate(s) or None."""
+    import warnings
+
+    if not isinstance(net.cell, (LIF, ALIF)):
+        return None
+    x = _inputs(net, np.asarray(task.trial(0)[0]))
+    if not ensemble:
+        return check_firing(net, x, f"the spiking network {when}", stacklevel + 1)
+    rates = np.asarray(_rate_each(net, x))
+    bad = [(k, r) for k, r in enumerate(rates) if _advice(float(r), net.cell, "x")]
+    if bad:
+        k, r = bad[0]
+        said = _advice(float(r), net.cell, f"network {k} of the ensemble {when}")
+        more = f" ({len(bad)} of {len(rates)} networks are outside the band)"
+        warnings.warn(said + more, RuntimeWarning, stacklevel=stacklevel)
+    return rates
