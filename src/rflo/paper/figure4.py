@@ -48,7 +48,6 @@ from rflo.paper.common import (
     figure_main,
     json_safe,
     lower_verdict,
-    median_band,
     network_seeds,
     paper_network,
     quartiles,
@@ -80,7 +79,13 @@ class Config:
     syllable_trials: int = 10_000
     selector_trials: int = 10_000
     baseline_trials: int = 20_000
-    lr_syllables: float = 0.01
+    #: RFLO's rate for the syllables (None: 0.003 for ``syllable_training="one"``,
+    #: 0.01 for "four"; each chosen on networks 100 and 101, see the docstring)
+    lr_syllables: Optional[float] = None
+    #: "one": a random syllable per trial, the state and the cursor carried from
+    #: trial to trial (the Methods'); "four": four random syllables per trial,
+    #: from h0 each trial (this library's earlier layout)
+    syllable_training: str = "one"
     lr_baseline: tuple = (("rflo", 0.003), ("bptt", 0.003))
     eta_selector: float = 0.1
     explore: float = 0.1
@@ -131,6 +136,38 @@ def _errors(ys, cfg):
     return pos, mse
 
 
+def syllable_rate(cfg: Config) -> float:
+    """RFLO's rate for the syllables: the config's, else the one chosen for its layout."""
+    if cfg.lr_syllables is not None:
+        return float(cfg.lr_syllables)
+    return 0.003 if cfg.syllable_training == "one" else 0.01
+
+
+def _carried(nets, cfg: Config, lr: float):
+    """The Methods' syllable training (:mod:`rflo.paper.figure4_syllables`) on
+    every stacked network at once: ``(trained networks, loss (K, trials))``."""
+    import jax
+    import jax.numpy as jnp
+
+    from rflo.cells import get_cell
+    from rflo.network import to_numpy
+    from rflo.paper.figure4_syllables import train_carried
+
+    nets = nets._replace(cell=get_cell("leaky_tanh", derivative=cfg.derivative))
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed + 7), nets.w_rec.shape[0])
+
+    @jax.jit
+    def train(nets, keys):
+        return jax.vmap(
+            lambda n, k: train_carried(
+                n, cfg.syllable_trials, lr, cfg.move, cfg.hold, cfg.bounds, k
+            )
+        )(nets, keys)
+
+    trained, loss, _ = train(jax.tree_util.tree_map(jnp.asarray, nets), keys)
+    return to_numpy(trained), np.asarray(loss, float)
+
+
 def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dict:
     """Train the syllables, the selector and the two baselines; returns the numbers."""
     import jax
@@ -146,27 +183,33 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     seeds = network_seeds(cfg)
     steps = cfg.move + cfg.hold
     nets = stack_networks([paper_network(4, cfg.n_rec, 2, s, cfg.tau) for s in seeds])
-    lr = cfg.lr_syllables
-    syl = spec_train(
-        RunSpec(
-            rule="rflo",
-            task="syllables",
-            units=cfg.n_rec,
-            tau=cfg.tau,
-            set=dict(slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold),
-            derivative=cfg.derivative,
-            lr=(lr, lr, lr),
-            trials=cfg.syllable_trials,
-            seeds=seeds,
-        ),
-        nets,
-    )
+    lr = syllable_rate(cfg)
+    t1 = time.perf_counter()
+    if cfg.syllable_training == "one":
+        trained, syl_loss = _carried(nets, cfg, lr)
+    else:
+        syl = spec_train(
+            RunSpec(
+                rule="rflo",
+                task="syllables",
+                units=cfg.n_rec,
+                tau=cfg.tau,
+                set=dict(slots=len(cfg.sequence), move=cfg.move, hold=cfg.hold),
+                derivative=cfg.derivative,
+                lr=(lr, lr, lr),
+                trials=cfg.syllable_trials,
+                seeds=seeds,
+            ),
+            nets,
+        )
+        trained, syl_loss = syl.networks, np.asarray(syl.loss, float)
     say(
-        f"syllables (RFLO, lr {lr:g}, {cfg.syllable_trials} trials): final loss median "
-        f"{np.median(syl.loss[:, -50:]):.3g}, {syl.seconds:.0f}s"
+        f"syllables (RFLO, {cfg.syllable_training} per trial, lr {lr:g}, "
+        f"{cfg.syllable_trials} trials): final loss median "
+        f"{np.median(syl_loss[:, -50:]):.3g}, {time.perf_counter() - t1:.0f}s"
     )
 
-    jnets = jax.tree_util.tree_map(jnp.asarray, syl.networks)
+    jnets = jax.tree_util.tree_map(jnp.asarray, trained)
     seq = jnp.asarray(cfg.sequence)
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.n_networks)
     w0 = jax.vmap(lambda k: selector.normalize_rows(jax.random.normal(k, (4, cfg.n_rec))))(keys)
@@ -237,7 +280,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     return {
         "config": cfg,
         "seeds": seeds,
-        "syllable_loss": np.asarray(syl.loss, float),
+        "syllable_loss": syl_loss,
         "rewards": rewards,
         "loop_y": loop_y,
         "choices": np.asarray(loop.choices),
@@ -324,6 +367,7 @@ def write_outputs(r: dict, out: Path) -> dict:
     rows = [[name, *row] for name, c in curves.items() for row in band_rows(c, 200)]
     write_text(out / "loss_curves.csv", csv_text(["curve", "trial", "median", "p25", "p75"], rows))
     from rflo.mpl_backend import use_headless_backend
+    from rflo.paper.figure4_plots import plot_figure4
 
     use_headless_backend()
     fig = plot_figure4(r, summary)
@@ -333,94 +377,16 @@ def write_outputs(r: dict, out: Path) -> dict:
     return summary
 
 
-_COLORS = {"target": "k", "loop": "#d62728", "rflo": "#ff7f0e", "bptt": "#1f4e9c"}
-
-
-def plot_figure4(r: dict, summary: dict):
-    import matplotlib.pyplot as plt
-
-    cfg = r["config"]
-    n = r["loop_y"].shape[1]
-    fig = plt.figure(figsize=(12, 7.5))
-    grid = fig.add_gridspec(2, 3)
-    ax = fig.add_subplot(grid[0, 0])
-    for k in range(4):
-        p = _path(r["syllables"][0, k], cfg)
-        ax.plot(p[:, 0], p[:, 1], lw=1.5, label=f"input {k}")
-    ax.plot(0, 0, "k+")
-    ax.set_aspect("equal")
-    ax.set_title("a. the four syllables (RFLO), network 0", fontsize=10)
-    ax.legend(fontsize=7)
-    ax = fig.add_subplot(grid[0, 1])
-    rew = r["rewards"].mean(axis=2)  # (K, trials): fraction of transitions rewarded
-    window = max(1, cfg.selector_trials // 50)
-    smooth = np.array([np.convolve(v, np.ones(window) / window, mode="valid") for v in rew])
-    med, p25, p75 = median_band(smooth)
-    x = np.arange(smooth.shape[1]) + window
-    ax.plot(x, med, color=_COLORS["loop"])
-    ax.fill_between(x, p25, p75, color=_COLORS["loop"], alpha=0.2, lw=0)
-    ax.axhline(
-        1 - cfg.explore * 3 / 4,
-        color="0.5",
-        ls=":",
-        lw=1,
-        label=f"best with {cfg.explore:g} exploration",
-    )
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("selector trial")
-    ax.set_ylabel("transitions rewarded")
-    ax.set_title("b. the selector learns the transitions", fontsize=10)
-    ax.legend(fontsize=7)
-    ax = fig.add_subplot(grid[0, 2])
-    ax.plot(*_path(r["target"], cfg).T, color="k", ls="--", lw=1.2, label="target")
-    ax.plot(*_path(r["loop_y"][0], cfg).T, color=_COLORS["loop"], lw=1.5, label="loop (RFLO)")
-    for rule, y in r["baselines"].items():
-        ax.plot(
-            *_path(y[0, -n:], cfg).T, color=_COLORS[rule], lw=1.2, label=f"no loop, {rule.upper()}"
-        )
-    ax.set_aspect("equal")
-    ax.set_title(
-        f"c. the {len(cfg.sequence) * (cfg.move + cfg.hold) / cfg.tau:g} tau sequence, network 0",
-        fontsize=10,
-    )
-    ax.legend(fontsize=7)
-    ax = fig.add_subplot(grid[1, :2])
-    t = np.arange(n) / cfg.tau
-    for d, name in enumerate(("x", "y")):
-        off = 2.5 * (1 - d)
-        ax.plot(t, r["target"][:, d] + off, "k--", lw=1)
-        ax.plot(t, r["loop_y"][0, :, d] + off, color=_COLORS["loop"], lw=1.2)
-        for rule, y in r["baselines"].items():
-            ax.plot(t, y[0, -n:, d] + off, color=_COLORS[rule], lw=1)
-        ax.text(-4, off, f"{name} velocity", fontsize=8, ha="right", va="center")
-    ax.set_yticks([])
-    ax.set_xlabel("time (tau)")
-    ax.set_title("d. outputs against the target (dashed); colours as in c", fontsize=10)
-    ax = fig.add_subplot(grid[1, 2])
-    rows = summary["outputs"]
-    names = list(rows)
-    colors = [_COLORS["loop"]] + [_COLORS[k] for k in r["baselines"]]
-    for i, (name, color) in enumerate(zip(names, colors)):
-        vals = rows[name]["per_network_position_error"]
-        ax.plot(np.full(len(vals), i), vals, "o", color=color, alpha=0.7)
-        ax.plot([i - 0.25, i + 0.25], [rows[name]["position_error"]["median"]] * 2, color=color)
-    ax.set_xticks(
-        range(len(names)), ["loop\n(RFLO)"] + [f"no loop\n{k.upper()}" for k in r["baselines"]]
-    )
-    ax.set_ylabel("cursor error (reach lengths)")
-    ax.set_title(f"e. every network ({cfg.n_networks}), median bar", fontsize=10)
-    fig.suptitle(
-        f"Murray (2019) Figure 4 ({cfg.mode}): N = {cfg.n_rec}; loop "
-        f"{cfg.syllable_trials} + {cfg.selector_trials} trials, no loop "
-        f"{cfg.baseline_trials} trials",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return fig
-
-
 def add_arguments(p):
     """The options of ``rflo figure4`` (shared with the main command line)."""
+    p.add_argument(
+        "--syllable-training",
+        choices=("one", "four"),
+        default=None,
+        help="'one' (default, the Methods'): one random syllable per training trial, the "
+        "network's state and the cursor carried from trial to trial, no reach out of "
+        "bounds; 'four': four random syllables per trial from h0 (the earlier layout)",
+    )
     p.add_argument(
         "--update",
         choices=("drive", "choice"),
