@@ -33,7 +33,11 @@ trial's own rate (the authors average over the batch before squaring; the two
 agree in the mean and differ by the batch's spread of rates).
 
 The wrapped rule is offline (one update per trial or batch, as Bellec et al.
-train); the backward pass over the trial stores the trial's states.
+train); the backward pass over the trial stores the trial's states.  Where
+the base rule's offline form is itself a backward pass (e-prop's through
+:func:`rflo.rules.traces.local_step`, BPTT's through the cell's step) the
+regulariser's learning signal joins it, one pass for both (the update is the
+same sum).
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from rflo.cells.base import current, initial_state, output, owns_synapses
+from rflo.cells.base import current, initial_state, output, owns_synapses, step
 from rflo.network import params_of, with_params
-from rflo.rules.base import DEFAULT_SETUP, Rule, get_rule
+from rflo.rules.base import DEFAULT_SETUP, Rule, closed_form, get_rule
+from rflo.rules.bptt import BackpropThroughTime
+from rflo.rules.generic import backward_trial
 from rflo.rules.rflo import LocalTraceRule
+from rflo.rules.traces import has_reverse_form, local_step
 
 __all__ = ["RateRegularized", "rate_penalty", "rate_direction"]
 
@@ -126,6 +133,29 @@ class RateRegularized(Rule):
         self.base.check(net, setup)
 
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
+        advance = self._one_pass(net, setup)
+        if advance is not None:  # the base's backward pass carries the regulariser too
+            scale = jnp.sum(mask[1:])
+
+            def extra(z):  # -scale dE_reg/dz[t], the same at every step
+                rate = jnp.mean(z, axis=0)
+                g = 2.0 * self.strength * (rate - self.target) / z.shape[0]
+                return jnp.broadcast_to(-scale * g, z.shape)
+
+            return backward_trial(
+                net, x, y_target, mask, setup, self.base.feedback, advance=advance, extra=extra
+            )
         d, y = self.base.trial(net, x, y_target, mask, key, setup)
         reg = rate_direction(net, x, mask, tuple(d), self.target, self.strength, self.local)
         return {k: d[k] + reg[k] for k in d}, y
+
+    def _one_pass(self, net, setup):
+        """The step function of the base rule's backward pass where the
+        regulariser can join it (e-prop's local step, BPTT's own), else None."""
+        if closed_form(net, setup) or owns_synapses(net.cell):
+            return None
+        if type(self.base) is LocalTraceRule and has_reverse_form(net):
+            return local_step
+        if type(self.base) is BackpropThroughTime:
+            return step
+        return None

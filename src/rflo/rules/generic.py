@@ -309,15 +309,20 @@ def _outputs(net, names, x, unroll, cut=None, advance=step):
     return run
 
 
-def backward_trial(net, x, y_target, mask, setup, feedback, cut=None, advance=step):
+def backward_trial(net, x, y_target, mask, setup, feedback, cut=None, advance=step, extra=None):
     """One trial's direction by a backward pass (any cell) through the step
-    function ``advance`` (default the cell's own); returns ``(direction, y)``."""
+    function ``advance`` (default the cell's own); returns ``(direction, y)``.
+    ``extra(z)``: a further learning signal on the units' outputs ``z``
+    (T-1, n_z), added to the loss's (e.g. a firing-rate regulariser's), so that
+    both take the one backward pass."""
     names = recurrent_names(setup)
     run = _outputs(net, names, x, setup.unroll, cut, advance)
     z, vjp = jax.vjp(run, params_of(net, names))
     y = z @ net.w_out.T
     err = jax.vmap(setup.loss.error)(y, y_target[1:], mask[1:])
     signal = jax.vmap(lambda e: learning_signal(net, feedback, e))(err)
+    if extra is not None:
+        signal = signal + extra(z)
     direction = dict(vjp(signal)[0])
     if "w_out" in setup.params:
         direction["w_out"] = err.T @ z
