@@ -64,6 +64,6 @@ def test_the_syllable_trial_plays_the_syllable_from_step_one():
     task = rflo.tasks.make_task("syllables", slots=1, move=MOVE, hold=HOLD)
     _, ty, _ = task.trial(0)
     # the task's step t plays local step t; ours step s plays local step s - 1
-    ref = np.asarray(rflo.tasks.builtin.syllable_velocity(2, np.arange(MOVE + HOLD), 4, MOVE))
+    ref = np.asarray(rflo.tasks.motor.syllable_velocity(2, np.arange(MOVE + HOLD), 4, MOVE))
     np.testing.assert_allclose(np.asarray(y)[1:], ref, atol=1e-6)
     assert ty.shape[1] == 2 and np.all(np.asarray(m) == 1)

@@ -541,7 +541,7 @@ def test_interval_matching_puts_the_go_pulse_one_delay_after_set():
 
 
 def test_syllables_cue_each_reach_and_move_the_cursor_by_one():
-    from rflo.tasks.builtin import cursor_path
+    from rflo.tasks.motor import cursor_path
 
     gen = make_task("syllables", slots=3, move=40, hold=20)
     x, y, m = gen.trial(0, 5)

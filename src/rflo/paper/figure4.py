@@ -1,7 +1,7 @@
 """Murray (2019) Figure 4: long sequences from short syllables, through a loop.
 
 An RNN is first trained with RFLO to make one short movement "syllable" for
-each of its four tonic inputs (:func:`rflo.tasks.builtin.syllables`: the two
+each of its four tonic inputs (:func:`rflo.tasks.motor.syllables`: the two
 outputs are a cursor's velocity).  Then, with the RNN fixed, a selector loop
 (:mod:`rflo.selector`) learns which input to switch on at the end of each
 syllable, with a reward-modulated Hebbian rule, so that the syllables follow
@@ -112,7 +112,7 @@ QUICK = Config(
 
 def _target(cfg: Config) -> np.ndarray:
     """(T, 2) the target velocity of the whole sequence."""
-    from rflo.tasks.builtin import syllable_velocity
+    from rflo.tasks.motor import syllable_velocity
 
     steps = cfg.move + cfg.hold
     t = np.arange(len(cfg.sequence) * steps)
@@ -121,7 +121,7 @@ def _target(cfg: Config) -> np.ndarray:
 
 
 def _path(y, cfg):
-    from rflo.tasks.builtin import cursor_path
+    from rflo.tasks.motor import cursor_path
 
     return cursor_path(y, cfg.move)
 

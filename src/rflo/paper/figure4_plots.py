@@ -10,7 +10,7 @@ __all__ = ["plot_figure4"]
 
 
 def _path(y, cfg):
-    from rflo.tasks.builtin import cursor_path
+    from rflo.tasks.motor import cursor_path
 
     return cursor_path(y, cfg.move)
 

@@ -32,7 +32,7 @@ from rflo.losses import trial_loss
 from rflo.network import params_of, with_params
 from rflo.rules import Setup, get_rule
 from rflo.selector import reach_directions
-from rflo.tasks.builtin import syllable_velocity
+from rflo.tasks.motor import syllable_velocity
 
 __all__ = ["syllable_trial", "train_carried"]
 

@@ -5,7 +5,8 @@
 * :class:`TaskGenerator` draws a fresh batch of trials from a PRNG key inside
   the compiled training loop.  Built-in generators: :func:`periodic`,
   :func:`ready_set_go`, :func:`delayed_match`, :func:`flip_flop`,
-  :func:`reach`; ``make_task(name, **params)`` builds one by name.
+  :func:`reach`, :func:`syllables` and the families of `marschall` and
+  `evidence`; ``make_task(name, **params)`` builds one by name.
 * :func:`neurogym_task` turns a NeuroGym environment into a stacked Task
   (optional extra ``rflo[neurogym]``).
 
@@ -21,13 +22,13 @@ from rflo.tasks.builtin import (
     flip_flop,
     make_task,
     periodic,
-    reach,
     ready_set_go,
     task_names,
 )
 from rflo.tasks.evidence import evidence_accumulation, recall_accuracy
 from rflo.tasks.generator import TaskGenerator, argmax_accuracy, sign_accuracy
 from rflo.tasks.marschall import add, mimic
+from rflo.tasks.motor import cursor_path, reach, syllable_velocity, syllables
 from rflo.tasks.neurogym import neurogym_task
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
     "delayed_match",
     "flip_flop",
     "reach",
+    "syllables",
+    "syllable_velocity",
+    "cursor_path",
     "add",
     "mimic",
     "evidence_accumulation",
