@@ -8,7 +8,8 @@ import pytest
 from conftest import random_network, random_task
 
 import rflo
-from rflo.gradients import gradient_quality, main, stepwise_quality
+from rflo.gradients import gradient_quality, stepwise_quality
+from rflo.gradients_cli import main
 
 
 def test_exact_rules_score_one_and_approximations_less():

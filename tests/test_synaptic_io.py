@@ -311,7 +311,8 @@ def test_cli_lru_ensemble_rates_and_a_stack_from_init(tmp_path):
 def test_gradient_quality_compares_every_parameter_of_such_a_cell():
     """rflo.gradients compares the cell's own parameters; on the LRU (a
     diagonal recurrence) e-prop's per-unit traces are RTRL's exact gradient."""
-    from rflo.gradients import format_table, gradient_quality
+    from rflo.gradients import gradient_quality
+    from rflo.gradients_cli import format_table
 
     rng = np.random.default_rng(0)
     task = rflo.Task(x=rng.normal(size=(12, 1)), y=rng.normal(size=(12, 1)))

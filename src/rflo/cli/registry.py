@@ -58,7 +58,7 @@ COMMANDS = {
         "rflo.paper.reproduce", "reproduce another paper's comparison (marschall2020, bellec2020)"
     ),
     "gradients": Command(
-        "rflo.gradients", "gradient quality of each rule against the exact gradient"
+        "rflo.gradients_cli", "gradient quality of each rule against the exact gradient"
     ),
     "task": Command("rflo.tasks.cli", "show the built-in tasks"),
     "sweep": Command(
