@@ -14,7 +14,7 @@ repeats run A.  A config file holds the same names as the flags (``-`` or
     units = 64
     lr = [0.0, 0.01, 0.01]
     optimizer = "adam"
-    optimizer_rate = 0.001
+    optimizer_rate = 0.001      # or rates by name: a table [optimizer_rate] w_in = 0.1 ...
 
     [set]
     n_bits = 2
@@ -45,6 +45,7 @@ __all__ = [
     "make_run_task",
     "task_record",
     "make_optimizer",
+    "per_parameter",
     "make_cell",
     "RATE_ROLES",
     "rate_roles",
@@ -145,9 +146,21 @@ def read_config(path) -> dict:
         data["lr"] = [float(x) if _num(x) else x for x in data["lr"]]
     if isinstance(data.get("lr"), dict):
         data["lr"] = {k: float(x) if _num(x) else x for k, x in data["lr"].items()}
-    for key in ("tau", "dale", "connectivity", "max_loss_growth"):
+    for key in (
+        "tau",
+        "dale",
+        "connectivity",
+        "max_loss_growth",
+        "optimizer_rate",
+        "rate_target",
+        "rate_strength",
+    ):
         if _int(data.get(key)):
             data[key] = float(data[key])
+    if isinstance(data.get("optimizer_rate"), dict):
+        data["optimizer_rate"] = {
+            k: float(x) if _num(x) else x for k, x in data["optimizer_rate"].items()
+        }
     return check_settings(data, path)
 
 
@@ -159,8 +172,9 @@ def write_config(path, settings: dict):
 
     flat = {k: v for k, v in settings.items() if k in KEYS and k != "set" and v is not None}
     flat["set"] = dict(settings.get("set") or {})
-    if isinstance(flat.get("lr"), dict):  # rates by name: a table after the set
-        flat["lr"] = flat.pop("lr")
+    for key in ("lr", "optimizer_rate"):
+        if isinstance(flat.get(key), dict):  # rates by name: a table after the set
+            flat[key] = flat.pop(key)
     text = (
         "# the effective settings of this run: `rflo train --config THIS` repeats it\n"
         + tomli_w.dumps(flat)
@@ -230,7 +244,9 @@ def _plain(v):
 
 
 def make_optimizer(name, rate):
-    """An optax optimiser by name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ...) at ``rate``."""
+    """An optax optimiser by name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ...) at
+    ``rate``: one number, or ``{parameter name: rate}`` for rates by parameter
+    (:func:`per_parameter`)."""
     import optax
 
     if name is None:
@@ -247,7 +263,38 @@ def make_optimizer(name, rate):
     factory = getattr(optax, name)
     if rate is None:
         raise ValueError(f"--optimizer {name} needs its rate: --optimizer-rate X (e.g. 1e-3)")
+    if isinstance(rate, dict):
+        return per_parameter(factory, rate)
     return factory(rate)
+
+
+def per_parameter(factory, rates: dict):
+    """``optax.multi_transform`` of one ``factory(rate)`` per distinct rate
+    (``optax.set_to_zero()`` for a rate of 0: that parameter stays as it is),
+    each parameter labelled by its name.  Every parameter the session trains
+    needs a rate: one the dict does not name is refused (ValueError naming it
+    and the fix) when the optimiser is set up, before the first update."""
+    import optax
+
+    if not rates:
+        raise ValueError("--optimizer-rate by name names no parameter; give e.g. w_out=0.001")
+    label = {str(k): f"rate {float(r)!r}" for k, r in rates.items()}
+    transforms = {
+        f"rate {r!r}": optax.set_to_zero() if r == 0 else factory(r)
+        for r in sorted({float(r) for r in rates.values()})
+    }
+
+    def labels(params):
+        missing = [k for k in params if k not in label]
+        if missing:
+            raise ValueError(
+                f"the optimiser's rates name {', '.join(label)} but the run also trains "
+                f"{', '.join(missing)}: give each trained parameter its rate (e.g. "
+                f"{missing[0]}=0.001; 0 keeps it fixed) or leave it out of lr"
+            )
+        return {k: label[k] for k in params}
+
+    return optax.multi_transform(transforms, labels)
 
 
 #: optax's optimisers (its aliases that take a learning rate first)

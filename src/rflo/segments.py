@@ -138,16 +138,26 @@ def check_run(spec, task, cell, rules, rates):
     from rflo.memory import require_network_memory, struct_network
     from rflo.rules import get_rule
     from rflo.rules.base import Setup
+    from rflo.spec_build import check_optimizer_rates, named_network, run_rule
     from rflo.train import check_session_memory, prepare_session
     from rflo.trainer import Config
 
-    require_network_memory(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
-    net = struct_network(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
+    if spec.network is not None:  # a named network decides its size: the network itself
+        net = named_network(spec, task, spec.seed)
+    else:
+        require_network_memory(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
+        net = struct_network(task.n_in, spec.units, task.n_out, spec.dtype, cell=cell)
+    newer = (  # settings checked on the network itself
+        spec.network is not None
+        or spec.rate_target is not None
+        or isinstance(spec.optimizer_rate, dict)
+    )
     for name in rules:
-        if owns_synapses(net.cell) or isinstance(rates(name), dict):
-            prepare_session(
+        rule = run_rule(spec, name)  # with the firing-rate regulariser where asked
+        if owns_synapses(net.cell) or isinstance(rates(name), dict) or newer:
+            _, _, names, _ = prepare_session(
                 net,
-                name,
+                rule,
                 runconfig.cell_rates(net, rates(name)),
                 online=spec.online,
                 optimizer=None,
@@ -155,9 +165,10 @@ def check_run(spec, task, cell, rules, rates):
                 unroll=1,
                 route="auto",
             )
+            check_optimizer_rates(spec, net, names)
         check_session_memory(
             net,
-            Config(get_rule(name), spec.online, Setup()),
+            Config(get_rule(rule), spec.online, Setup()),
             task,
             spec.batch,
             networks=len(spec.seeds or [0]),
@@ -207,6 +218,7 @@ def train_segments(session, name, prog, stop, progress=None):
 
     import rflo
     from rflo import checkpoint, runconfig
+    from rflo.spec_build import run_rule
 
     spec, out, run_id = session.spec, session.folder, session.run_id
     task, optimizer, ensemble = session.task, session.optimizer, session.ensemble
@@ -216,6 +228,7 @@ def train_segments(session, name, prog, stop, progress=None):
         else (lambda p: None)
     )
     lr = runconfig.cell_rates(prog.network, session.rates(name))  # by name: a cell's synapses
+    rule = run_rule(spec, name)  # the rule, with the firing-rate regulariser where asked
     tree = opt_tree(prog.network, lr, optimizer)
 
     def opt_state(leaves):
@@ -274,9 +287,9 @@ def train_segments(session, name, prog, stop, progress=None):
                 if ensemble:
                     from rflo.ensemble import train_ensemble
 
-                    res = train_ensemble(prog.network, task, name, seeds=session.seeds, **common)
+                    res = train_ensemble(prog.network, task, rule, seeds=session.seeds, **common)
                 else:
-                    res = rflo.train(prog.network, task, name, seed=spec.seed, **common)
+                    res = rflo.train(prog.network, task, rule, seed=spec.seed, **common)
             segments.observe(n, time.monotonic() - t0)
             if not ensemble and res.diverged is not None:
                 raise Diverged(save_diverged(session, name, res))

@@ -76,12 +76,15 @@ DEFAULT_LR = tuple(RunSpec.lr)
 
 
 def build(spec: RunSpec):
-    """``(task, cell, optimizer)`` of a spec (built, so checked; ValueError)."""
-    from rflo import runconfig
+    """``(task, cell, optimizer)`` of a spec (built, so checked; ValueError).
+    With ``spec.network`` the cell is the named network's (one is drawn)."""
+    from rflo import runconfig, spec_build
     from rflo.losses import check_outputs, get_loss
 
+    spec_build.check_spec(spec)
     task = runconfig.make_run_task(spec.task, spec.set, spec.period)
-    cell = runconfig.make_cell(spec.cell, spec.derivative)
+    cell = spec_build.spec_cell(spec, task)
+    spec_build.check_rate_cell(spec, cell)
     check_outputs(get_loss(spec.loss), task.n_out)
     return task, cell, runconfig.make_optimizer(spec.optimizer, spec.optimizer_rate)
 
@@ -98,8 +101,15 @@ def spec_of(saved: dict) -> RunSpec:
 
 def draw_network(spec: RunSpec, task, cell, seed=None):
     """A network drawn as ``spec`` says (units, tau, dtype, Dale's law,
-    connectivity) for ``task``, from ``seed`` (default ``spec.seed``)."""
+    connectivity) for ``task``, from ``seed`` (default ``spec.seed``); with
+    ``spec.network`` the named network's builder draws it (its own cell, in
+    the spec's dtype; :mod:`rflo.networks`)."""
     import rflo
+
+    if spec.network is not None:
+        from rflo.spec_build import named_network
+
+        return named_network(spec, task, spec.seed if seed is None else seed)
 
     return rflo.init_network(
         task.n_in,
@@ -475,6 +485,8 @@ class Session:
             "loss": s.loss,
             "optimizer": s.optimizer,
             "optimizer_rate": s.optimizer_rate,
+            **{k: getattr(s, k) for k in ("network", "rate_target") if getattr(s, k) is not None},
+            **({"rate_strength": s.rate_strength} if s.rate_target is not None else {}),
             "batch": s.batch,
             "seed": s.seed if seed is None else seed,
             "dtype": s.dtype,

@@ -15,17 +15,34 @@ so a new field appears in all three without other edits::
 Learning rates are three numbers ``(IN, REC, OUT)`` (the command line's
 ``--lr IN REC OUT``; mapped by role for cells that own their synapses,
 :data:`rflo.runconfig.RATE_ROLES`) or a dict by parameter name (``--lr
-w_rec=0.03 tau=0.1``; in TOML a table ``[lr]``).
+w_rec=0.03 tau=0.1``; in TOML a table ``[lr]``).  A paper's network by name
+(``network``, :mod:`rflo.networks`), the firing-rate regulariser
+(``rate_target``, ``rate_strength``) and an optimiser's rates by parameter
+name (``optimizer_rate = {w_in = 0.1, w_out = 0.005}``) are run settings too:
+what :mod:`rflo.spec_build` makes of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
-from rflo.spec_flags import KINDS, converters, parse_rates, rates_action
+from rflo.spec_checks import (  # the fields' checks and help texts
+    _fraction,
+    _help_cell,
+    _help_loss,
+    _help_network,
+    _help_rule,
+    _help_task,
+    _int,
+    _name,
+    _named_rates,
+    _num,
+    check_rates,
+)
+from rflo.spec_checks import setting as _setting
+from rflo.spec_flags import KINDS, converters, parse_optimizer_rate, parse_rates, rates_action
 
 __all__ = [
     "RunSpec",
@@ -36,81 +53,6 @@ __all__ = [
     "check_rates",
     "parse_rates",
 ]
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _name(v):
-    return isinstance(v, str) and 0 < len(v) <= 100
-
-
-def _fraction(low_open=True):
-    return lambda v: v is None or (_num(v) and (0 < v if low_open else 0 <= v) and v < 1)
-
-
-def check_rates(v) -> bool:
-    """Three rates ``[IN, REC, OUT]`` >= 0, or ``{parameter name: rate >= 0}``."""
-    if isinstance(v, dict):
-        return bool(v) and all(
-            isinstance(k, str) and k and _num(x) and x >= 0 for k, x in v.items()
-        )
-    return isinstance(v, (list, tuple)) and len(v) == 3 and all(_num(x) and x >= 0 for x in v)
-
-
-def _setting(
-    default, check, need, help, *, flag=None, grid=True, column=True, only=None, factory=False
-):
-    """A field of :class:`RunSpec`.
-
-    check, need : the value's check and what it must be (for the error).
-    help : the option's help text (a callable for texts that list names).
-    flag : argparse keywords of its command-line option (default: the type
-        of the default); None default for booleans -> ``store_true``.
-    grid : True (a sweep grid key of this name) or text saying where a sweep
-        takes it instead.  column : False when a sweep's table shows the
-        setting only if a grid sets it (keeps older tables' columns).
-    only : the commands that take the option (None: train and compare).
-    """
-    meta = dict(
-        check=check, need=need, help=help, flag=flag or {}, grid=grid, column=column, only=only
-    )
-    if factory:
-        return field(default_factory=default, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _help_task():
-    from rflo.tasks import task_names
-
-    return f"the task (default periodic, the paper's; any of {', '.join(task_names())})"
-
-
-def _help_cell():
-    from rflo.cells import cell_names
-
-    return (
-        f"the unit model (default leaky_tanh; any of {', '.join(cell_names())}; a cell with "
-        "other settings, e.g. a stack of other layers: build it in Python, save it, and "
-        "start from it with --init)"
-    )
-
-
-def _help_loss():
-    from rflo.losses import loss_names
-
-    return f"the loss (default squared_error; any of {', '.join(loss_names())})"
-
-
-def _help_rule():
-    from rflo.rules import rule_names
-
-    return f"learning rule (default rflo; any of {', '.join(rule_names())})"
 
 
 @dataclass(frozen=True)
@@ -180,12 +122,14 @@ class RunSpec:
         "only says which matrices learn (a rate of 0 freezes one)",
         flag=dict(metavar="NAME"),
     )
-    optimizer_rate: Optional[float] = _setting(
+    optimizer_rate: object = _setting(
         None,
-        lambda v: v is None or (_num(v) and v > 0),
-        "a number > 0",
-        "the optimiser's learning rate (with --optimizer)",
-        flag=dict(kind="positive_float", metavar="X"),
+        lambda v: v is None or (_num(v) and v > 0) or _named_rates(v),
+        "a number > 0, or a table of rates >= 0 by parameter name",
+        "the optimiser's learning rate (with --optimizer): one, or NAME=RATE pairs, one per "
+        "trained parameter, e.g. w_in=0.1 w_rec=0.1 w_out=0.005 (one optimiser per distinct "
+        "rate; 0 freezes a parameter; a trained parameter without a rate is refused)",
+        flag=dict(kind="optimizer_rate"),
     )
     batch: int = _setting(
         1,
@@ -228,6 +172,33 @@ class RunSpec:
         "the divergence guard: stop (one network) or freeze a network (--seeds) when a trial's "
         "loss exceeds this factor times its best (default {default}; NaN/inf always stop)",
         flag=dict(kind="positive_float", metavar="X"),
+        column=False,
+    )
+    network: Optional[str] = _setting(
+        None,
+        lambda v: v is None or _name(v),
+        "a network's name",
+        _help_network,
+        flag=dict(metavar="NAME"),
+        column=False,
+    )
+    rate_target: Optional[float] = _setting(
+        None,
+        lambda v: v is None or (_num(v) and 0 <= v <= 1),
+        "spikes per step, in [0, 1]",
+        "firing-rate regularisation toward this many spikes per step (e.g. 0.01: 10 Hz at 1 "
+        "ms steps; Bellec et al. 2020): the rule's update gets that of rate_strength * "
+        "sum_j (f_j - X)^2 over the units' mean rates f_j (rflo.losses_rate.RateRegularized; "
+        "offline, lif or alif cells)",
+        flag=dict(kind="unit_interval"),
+        column=False,
+    )
+    rate_strength: float = _setting(
+        1.0,
+        lambda v: _num(v) and v >= 0,
+        "a number >= 0",
+        "the firing-rate regulariser's coefficient (with --rate-target; default {default})",
+        flag=dict(kind="nonneg_float"),
         column=False,
     )
     set: dict = _setting(
@@ -301,9 +272,19 @@ class RunSpec:
             put("lr", {str(k): float(x) if _num(x) else x for k, x in self.lr.items()})
         if isinstance(self.seeds, tuple):
             put("seeds", list(self.seeds))
-        for name in ("dale", "connectivity", "max_loss_growth", "optimizer_rate"):
+        for name in (
+            "dale",
+            "connectivity",
+            "max_loss_growth",
+            "optimizer_rate",
+            "rate_target",
+            "rate_strength",
+        ):
             if _int(getattr(self, name)):
                 put(name, float(getattr(self, name)))
+        if isinstance(self.optimizer_rate, dict):
+            rates = self.optimizer_rate
+            put("optimizer_rate", {str(k): float(x) if _num(x) else x for k, x in rates.items()})
         put("set", dict(self.set or {}))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -404,6 +385,8 @@ def cli_options(command="train") -> dict:
             kw["type"] = converters()[kw["type"]]
         if kw.get("action") == "rates":
             kw["action"] = rates_action()
+        if kw.get("action") == "optimizer_rate":
+            kw["action"] = rates_action(parse_optimizer_rate, "--optimizer-rate")
         out["--" + f.name.replace("_", "-")] = (f.name, kw)
     return out
 

@@ -1,12 +1,20 @@
 """The command line's side of :class:`rflo.spec.RunSpec`: how each kind of
 setting is parsed from text (argparse types, ``--lr IN REC OUT`` or
-``--lr NAME=RATE ...``).  :func:`rflo.spec.cli_options` puts them together."""
+``--lr NAME=RATE ...``, ``--optimizer-rate X`` or ``--optimizer-rate
+NAME=RATE ...``).  :func:`rflo.spec.cli_options` puts them together."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["KINDS", "converters", "parse_rates", "rates_action"]
+__all__ = [
+    "KINDS",
+    "converters",
+    "parse_rates",
+    "parse_optimizer_rate",
+    "rates_action",
+    "rate_text",
+]
 
 
 def parse_rates(items):
@@ -45,6 +53,46 @@ def parse_rates(items):
     return out
 
 
+def parse_optimizer_rate(items):
+    """``--optimizer-rate``: one number ``X`` (> 0) -> a float; ``NAME=RATE``
+    pairs (rates >= 0; 0 freezes the parameter) -> a dict by parameter name.
+    A ValueError says what is wrong."""
+    items = [str(x) for x in items]
+    flag = "--optimizer-rate"
+    if len(items) == 1 and "=" not in items[0]:
+        try:
+            rate = float(items[0])
+        except ValueError:
+            raise ValueError(f"{flag}: expected a learning rate, got {items[0]!r}") from None
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"{flag}: expected a finite rate > 0, got {items[0]}")
+        return rate
+    if not all("=" in x for x in items):
+        raise ValueError(
+            f"{flag} takes one rate X or NAME=RATE pairs (e.g. {flag} w_in=0.1 w_out=0.005)"
+        )
+    out = {}
+    for item in items:
+        key, _, text = item.rpartition("=")
+        try:
+            rate = float(text)
+        except ValueError:
+            raise ValueError(f"{flag}: expected a learning rate, got {text!r}") from None
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"{flag}: rates by name must be finite and >= 0, got {text}")
+        if not key or key in out:
+            raise ValueError(f"{flag}: {item!r} needs a parameter name given once (e.g. w_in=0.1)")
+        out[key] = rate
+    return out
+
+
+def rate_text(rate) -> str:
+    """A rate as the command line writes it: ``0.001``, or ``w_in=0.1 w_out=0.005``."""
+    if isinstance(rate, dict):
+        return " ".join(f"{k}={float(v):g}" for k, v in rate.items())
+    return f"{float(rate):g}"
+
+
 #: argparse keywords by the kind of value (converters named, built on use)
 KINDS = {
     "positive_int": dict(type="positive_int"),
@@ -54,11 +102,14 @@ KINDS = {
     "seeds": dict(type="seed", nargs="+", metavar="SEED"),
     "tau": dict(type="tau"),
     "positive_float": dict(type="positive_float"),
+    "nonneg_float": dict(type="nonneg_float", metavar="X"),
+    "unit_interval": dict(type="unit_interval", metavar="X"),
     "fraction": dict(type="fraction"),
     "fraction1": dict(type="fraction1"),
     "path": dict(type="path"),
     "set": dict(nargs="+", action="extend", metavar="KEY=VALUE"),
     "rates": dict(nargs="+", action="rates", metavar="RATE"),
+    "optimizer_rate": dict(nargs="+", action="optimizer_rate", metavar="RATE"),
 }
 
 
@@ -96,6 +147,10 @@ def converters():
             f"a time constant >= {LEAKY_MIN_TAU[0]:g} timestep ({LEAKY_MIN_TAU[1]})",
         ),
         "positive_float": checked(float, lambda v: finite(v) and v > 0, "a finite number > 0"),
+        "nonneg_float": checked(float, lambda v: finite(v) and v >= 0, "a finite number >= 0"),
+        "unit_interval": checked(
+            float, lambda v: finite(v) and 0 <= v <= 1, "a number in [0, 1] (e.g. 0.01)"
+        ),
         "fraction": checked(
             float, lambda v: finite(v) and 0 < v < 1, "a fraction 0 < x < 1 (e.g. 0.8)"
         ),
@@ -106,7 +161,9 @@ def converters():
     }
 
 
-def rates_action():
+def rates_action(parse=parse_rates, flag="--lr"):
+    """The argparse action of ``--lr`` (:func:`parse_rates`), or of another
+    flag of rates (``parse``: e.g. :func:`parse_optimizer_rate`)."""
     import argparse
 
     class Rates(argparse.Action):
@@ -114,9 +171,9 @@ def rates_action():
 
         def __call__(self, parser, namespace, values, option_string=None):
             try:
-                setattr(namespace, self.dest, parse_rates(values))
+                setattr(namespace, self.dest, parse(values))
             except ValueError as exc:
                 text = str(exc)
-                parser.error(text if text.startswith("--lr") else f"argument --lr: {text}")
+                parser.error(text if text.startswith(flag) else f"argument {flag}: {text}")
 
     return Rates

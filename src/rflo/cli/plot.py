@@ -39,7 +39,9 @@ def title(task, settings):
     else:
         text = f"{task.name}, {mode_title(settings.get('online', False), settings['lr'])}"
     if settings.get("optimizer"):
-        text += f" ({settings['optimizer']} {settings.get('optimizer_rate'):g})"
+        from rflo.spec_flags import rate_text
+
+        text += f" ({settings['optimizer']} {rate_text(settings.get('optimizer_rate'))})"
     return text
 
 

@@ -133,8 +133,12 @@ def bellec_cell():
     )
 
 
-def bellec_network(seed: int):
-    """Their initial network in the library's units (weights ``/ (1 - alpha)``)."""
+def bellec_network(seed: int, task=None):
+    """Their initial network in the library's units (weights ``/ (1 - alpha)``),
+    drawn from ``seed``; the builder of the named network ``"bellec2020"``
+    (:mod:`rflo.networks`: ``RunSpec(network="bellec2020")``), whose ``task``
+    it takes and does not need (it is drawn for evidence accumulation: 40
+    inputs, 2 outputs)."""
     import rflo
 
     rng = np.random.default_rng(seed)

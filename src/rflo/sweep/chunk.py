@@ -35,6 +35,7 @@ from rflo.sweep.spec import SweepSpec
 from rflo.sweep.store import (  # noqa: F401  (importable from here, as before)
     chunk_done,
     read_chunk_networks,
+    table_settings,
     write_chunk,
 )
 
@@ -139,17 +140,14 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
     acc = None if results[0].accuracy is None else np.concatenate([r.accuracy for r in results])[:k]
     diverged = np.concatenate([r.diverged_at for r in results])[:k]
     trained = stack_networks([n for r in results for n in unstack_networks(r.networks)][:k])
-    columns = _rows(chunk, spec, loss, align, acc, diverged)
+    columns = _rows(chunk, spec, loss, align, acc, diverged, nets[0])
     return columns, trained, time.perf_counter() - t0
 
 
-def _rows(chunk, spec, loss, align, acc, diverged):
+def _rows(chunk, spec, loss, align, acc, diverged, net):
     from rflo.results import tidy_columns
 
-    settings = [
-        {column: p[name] for name, column in zip(spec.columns(), spec.table_columns())}
-        for p in chunk.points
-    ]
+    settings = [table_settings(spec, p, net) for p in chunk.points]
     cols = tidy_columns(settings, chunk.index, loss, align, acc, diverged, spec.record_every)
     cols["chunk"] = [chunk.id] * len(cols["trial"])
     return cols

@@ -97,6 +97,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
     rule, optimiser, rates, memory for its networks); raise ValueError naming
     the chunk's settings and the problem."""
     from rflo.session import draw_network
+    from rflo.spec_build import check_optimizer_rates, run_rule
     from rflo.train import check_fits, check_session_memory, prepare_session
 
     seen = set()
@@ -109,13 +110,14 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
         where = ", ".join(f"{k}={v}" for k, v in p.items() if not is_lane(k) and v is not None)
         try:
             task, cell, optimizer = build_point(p)
-            net = draw_network(point_spec(p), task, cell, seed=0)
+            run = point_spec(p)
+            net = draw_network(run, task, cell, seed=0)
             check_fits(net, task)
             for q in c.points:
                 lr = {name: float(v[0]) for name, v in point_rates([q], net).items()}
-                _, cfg, _, _ = prepare_session(
+                _, cfg, names, _ = prepare_session(
                     net,
-                    p["rule"],
+                    run_rule(run, p["rule"]),  # with the firing-rate regulariser where asked
                     lr,
                     online=p["online"],
                     optimizer=optimizer,
@@ -123,6 +125,7 @@ def check_plan(spec: SweepSpec, chunks: List[Chunk]):
                     unroll=1,
                     route="auto",
                 )
+                check_optimizer_rates(run, net, names)
             check_session_memory(net, cfg, task, p["batch"], networks=c.lanes)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"sweep point ({where}): {exc}") from None

@@ -32,8 +32,13 @@ The grid's keys are the fields of :class:`rflo.spec.RunSpec` (one list of
 settings for ``rflo train``, config files and sweeps), the rates as
 ``lr_in``/``lr_rec``/``lr_out`` or by parameter name in a ``[grid.lr]`` table
 (``tau = [0.0, 0.1]``: columns ``lr.tau``; a rate by name takes the place of a
-role's rate for the same parameter).  ``connectivity`` and
-``max_loss_growth`` are columns of the table only where a grid sets them.
+role's rate for the same parameter).  ``connectivity``,
+``max_loss_growth``, ``network`` (a paper's network by name, e.g.
+``"bellec2020"``: :mod:`rflo.networks`), ``rate_target`` and
+``rate_strength`` (the firing-rate regulariser) are columns of the table only
+where a grid sets them.  ``optimizer_rate`` may be a table of rates by
+parameter name (``[grid.optimizer_rate]`` with ``w_in = 0.1``, ...; one
+optimiser per distinct rate), written in the table as JSON text.
 
 A list in ``[grid.set]`` is swept; a task parameter that is itself a list is
 written as a list of one list (``intervals = [[10, 20]]``).  ``dale = 0.8``
@@ -152,7 +157,6 @@ def _rate(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
-_DEFAULTS = {**GRID_DEFAULTS, **OPTIONAL_DEFAULTS}
 _CHECKS = {
     **runconfig.CHECKS,
     "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
@@ -179,10 +183,12 @@ class Grid(NamedTuple):
 
     def as_dict(self) -> dict:
         one = lambda v: v if len(v) > 1 else v[0]  # noqa: E731
-        grid = {
+        grid = {  # an optional setting a grid gives is kept (it makes a column)
             k: one(v)
             for k, v in self.values.items()
-            if not k.startswith("lr.") and v != [None] and v != [_DEFAULTS[k]]
+            if not k.startswith("lr.")
+            and v != [None]
+            and (k not in GRID_DEFAULTS or v != [GRID_DEFAULTS[k]])
         }
         named = {k[3:]: one(v) for k, v in self.values.items() if k.startswith("lr.")}
         if named:

@@ -16,6 +16,7 @@ again and ``collect`` names it with that fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -28,6 +29,8 @@ __all__ = [
     "chunk_state",
     "chunk_done",
     "column_types",
+    "text_columns",
+    "table_settings",
     "write_chunk",
     "read_chunk",
     "read_chunk_table",
@@ -79,13 +82,39 @@ def column_types(spec: SweepSpec) -> dict:
     import pyarrow as pa
 
     types = {}
+    text = text_columns(spec)
     for name, column in zip(spec.columns(), spec.table_columns()):
         values = spec.task_grid[name[4:]] if name.startswith("set.") else spec.grid[name]
         values = [v for v in values if v is not None]
-        types[column] = pa.array(values).type if values else pa.null()
+        types[column] = (
+            pa.string() if name in text else pa.array(values).type if values else pa.null()
+        )
     for k in _FLOATS:
         types[k] = pa.float64()
     return types
+
+
+def text_columns(spec: SweepSpec) -> set:
+    """The grid columns with a value by parameter name (a table, e.g.
+    ``optimizer_rate = {w_in = 0.1, w_out = 0.005}``): the table holds every
+    value of them as JSON text, as ``rflo train``'s ``results.csv`` does."""
+    return {k for k, v in spec.grid.items() if any(isinstance(x, dict) for x in v)}
+
+
+def table_settings(spec: SweepSpec, point, net=None) -> dict:
+    """A grid point's settings as its table rows hold them (by column name);
+    for a named network (``network``), the ``cell``, ``units`` and (one)
+    ``tau`` of its initial network ``net``, which it decides."""
+    text = text_columns(spec)
+    out = {
+        column: json.dumps(point[name]) if name in text and point[name] is not None else point[name]
+        for name, column in zip(spec.columns(), spec.table_columns())
+    }
+    if point.get("network") is not None and net is not None:
+        out.update(cell=net.cell.name, units=int(net.n_rec))
+        if np.ndim(net.tau) == 0:
+            out["tau"] = float(net.tau)
+    return out
 
 
 def write_chunk(folder, chunk, spec: SweepSpec, columns: dict, networks, seconds: float):
