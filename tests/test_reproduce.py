@@ -1,11 +1,12 @@
-"""``rflo reproduce`` (issue #24): the dispatcher, and Marschall et al.'s Add
-comparison in its quick mode (slow step), checked from the table it writes."""
+"""``rflo reproduce`` (issue #24): the dispatcher, Marschall et al.'s Add
+comparison in its quick mode (slow step), checked from the table it writes,
+and the shipped sweep specs of the reproductions (Marschall's, Bellec's)."""
 
 import csv
 
 import pytest
 
-from rflo.paper import marschall2020
+from rflo.paper import bellec2020, marschall2020
 from rflo.paper.reproduce import main
 
 
@@ -55,3 +56,27 @@ def test_shipped_sweep_specs_are_the_reproduction():
         assert shipped.points() == spec_from_dict(marschall2020.sweep_spec(cfg)).points()
         assert shipped.trials == cfg.trials
         assert len(shipped.points()) == len(marschall2020.RULES) * cfg.n_networks
+
+
+def test_shipped_bellec_sweep_specs_are_the_reproduction():
+    """Bellec et al.'s run as a sweep: their named network, task, Adam rates
+    by parameter, firing-rate regulariser and batch (trials = iterations)."""
+    from pathlib import Path
+
+    from rflo.sweep.spec import read_spec, spec_from_dict
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
+    for cfg in (bellec2020.QUICK, bellec2020.FULL):
+        shipped = read_spec(root / f"bellec2020_{cfg.mode}.toml")
+        points = shipped.points()
+        assert points == spec_from_dict(bellec2020.sweep_spec(cfg)).points()
+        assert shipped.trials == cfg.iterations and shipped.record_every == 1
+        assert len(points) == len(bellec2020.RULES) * cfg.n_networks
+        assert [p["rule"] for p in points[:: cfg.n_networks]] == list(bellec2020.RULES)
+        for p in points:
+            assert p["network"] == "bellec2020" and p["task"] == "evidence_accumulation"
+            assert p["set.delay"] == cfg.delay and p["batch"] == cfg.batch
+            assert p["loss"] == "cross_entropy" and p["optimizer"] == "adam"
+            assert p["optimizer_rate"] == bellec2020.optimizer_rates(cfg.lr)
+            assert (p["rate_target"], p["rate_strength"]) == (cfg.reg_rate, cfg.reg_strength)
+            assert p["dtype"] == "float64"
