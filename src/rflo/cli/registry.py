@@ -47,6 +47,10 @@ COMMANDS = {
         "Figure 2's supplements 2 and 3 (which weights, network size, "
         "gain)",
     ),
+    "figure2-paper-rates": Command(
+        "rflo.paper.figure2_paper_rates",
+        "Murray (2019) Figure 2 at the paper's own learning rates, trained until the loss settles",
+    ),
     "figure3": Command(
         "rflo.paper.figure3", "reproduce Murray (2019) Figure 3 (interval matching)"
     ),
