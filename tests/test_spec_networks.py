@@ -290,3 +290,12 @@ def test_a_bellec_sweep_trains_as_the_reproduction_does(tmp_path):
     table = Sweep.from_dict(data).run(tmp_path / "s").to_pydict()
     np.testing.assert_array_equal(table["loss"], ran["losses"]["eprop"][0])
     np.testing.assert_array_equal(1.0 - np.asarray(table["accuracy"]), ran["errors"]["eprop"][0])
+
+
+def test_the_optimizer_help_says_how_to_freeze_a_parameter():
+    """With an optimiser the rates only name what learns (docs/optimizers.md):
+    the help must not promise that a rate of 0 freezes one."""
+    from rflo.spec import spec_fields
+
+    text = {f.name: f for f in spec_fields()}["optimizer"].metadata["help"]
+    assert "a rate of 0 freezes" not in text and "--lr w_rec=1 w_out=1" in text

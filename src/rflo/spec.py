@@ -119,7 +119,8 @@ class RunSpec:
         lambda v: v is None or _name(v),
         "an optax optimiser's name",
         "an optax optimiser by name (adam, rmsprop, sgd, ...) instead of plain SGD; --lr then "
-        "only says which matrices learn (a rate of 0 freezes one)",
+        "only names the parameters that learn (three rates name all three, a 0 among them "
+        "too; freeze one by naming the others, e.g. --lr w_rec=1 w_out=1)",
         flag=dict(metavar="NAME"),
     )
     optimizer_rate: object = _setting(
