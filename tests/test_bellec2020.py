@@ -286,3 +286,20 @@ def test_bellec2020_quick_eprop_below_chance(tmp_path):
     for rule in ("eprop", "eprop_random"):
         assert float(rows[rule]["median"]) < 0.5, rows[rule]
     assert (tmp_path / "bellec2020.png").stat().st_size > 10000
+
+
+def test_rules_option_takes_a_subset_and_refuses_unknown_names(tmp_path, capsys):
+    from rflo.paper import bellec2020, marschall2020
+    from rflo.paper.common import apply_arguments
+
+    assert bellec2020.main(["--quick", "--rules", "eprop,foo", "--out", str(tmp_path)]) == 2
+    assert "unknown rule(s) ['foo']" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+    for mod in (bellec2020, marschall2020):
+        import argparse
+
+        args = mod.add_arguments(argparse.ArgumentParser()).parse_args(
+            ["--rules", f"{mod.RULES[-1]},{mod.RULES[0]}"]
+        )
+        cfg = apply_arguments(mod.QUICK, args)
+        assert cfg.rules == (mod.RULES[-1], mod.RULES[0])

@@ -51,7 +51,7 @@ Differences, chosen here and stated:
   40 iterations, 2 networks; its claim is "below chance" (error < 0.5).
 
 Command line: ``rflo reproduce bellec2020 [--quick] [--out FOLDER] [--seed N]
-[--seeds S,S,...] [--overwrite]``; as a sweep (:func:`sweep_spec`): ``rflo
+[--seeds S,S,...] [--rules R,R,...] [--overwrite]``; as a sweep (:func:`sweep_spec`): ``rflo
 sweep run examples/sweeps/bellec2020_full.toml --out DIR``.
 """
 
@@ -66,6 +66,7 @@ import numpy as np
 
 from rflo.paper.common import (
     add_figure_arguments,
+    add_rules_argument,
     figure_main,
     network_seeds,
     quartiles,
@@ -408,7 +409,7 @@ def add_arguments(p):
         f"run uses {FULL.n_networks} networks, {FULL.iterations} iterations of "
         f"batch {FULL.batch}, delay {FULL.delay} ms",
     )
-    return p
+    return add_rules_argument(p, RULES)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -279,6 +279,30 @@ def add_figure_arguments(p, name: str, quick_help: str, *, derivative="exact", i
     return p
 
 
+def add_rules_argument(p, rules):
+    """``--rules R,R,...``: train only some of a reproduction's ``rules`` (each
+    checked against them; the config's ``rules`` field takes the tuple)."""
+    import argparse
+
+    def parse(text):
+        chosen = tuple(r.strip() for r in str(text).split(",") if r.strip())
+        bad = [r for r in chosen if r not in rules]
+        if not chosen or bad:
+            raise argparse.ArgumentTypeError(
+                f"unknown rule(s) {bad or [text]}: choose from {','.join(rules)}"
+            )
+        return chosen
+
+    p.add_argument(
+        "--rules",
+        type=parse,
+        default=None,
+        metavar="R,R,...",
+        help=f"train only these rules (default all: {','.join(rules)})",
+    )
+    return p
+
+
 def apply_arguments(cfg, args):
     """``cfg`` with the options applied: --seed, --seeds, and every option named
     as a field of ``cfg`` (--derivative, --init, a figure's own)."""

@@ -42,7 +42,7 @@ The settings, and where they come from:
   10 % of its trials, per network.
 
 Command line: ``rflo reproduce marschall2020 [--quick] [--out FOLDER]
-[--seed N] [--seeds S,S,...] [--overwrite]``.
+[--seed N] [--seeds S,S,...] [--rules R,R,...] [--overwrite]``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ import numpy as np
 
 from rflo.paper.common import (
     add_figure_arguments,
+    add_rules_argument,
     figure_main,
     network_seeds,
     quartiles,
@@ -352,7 +353,7 @@ def add_arguments(p):
         f"{QUICK.n_steps} steps); the full run uses {FULL.n_networks} seeds "
         f"and {FULL.trials} trials",
     )
-    return p
+    return add_rules_argument(p, RULES)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
