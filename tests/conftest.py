@@ -94,3 +94,19 @@ def small_net():
 @pytest.fixture
 def small_task():
     return random_task()
+
+
+def run_cli(*args):
+    """``(exit status, stderr)`` of ``rflo ARGS`` run in this process (stdout dropped)."""
+    import contextlib
+    import io
+
+    from rflo.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+    return code, err.getvalue()

@@ -4,11 +4,9 @@
 ``rflo train``, config files and sweeps -- what Bellec et al.'s reproduction
 needs to be a sweep."""
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from rflo.spec import RunSpec
 
@@ -27,16 +25,7 @@ BELLEC = dict(
 )
 
 
-def _cli(*args):
-    from rflo.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-    return code, err.getvalue()
+_cli = run_cli
 
 
 def _parse(*args):

@@ -4,6 +4,7 @@ all come from the spec's fields."""
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 
 def test_cli_options_config_keys_and_grid_keys_are_the_spec_fields():
@@ -53,19 +54,7 @@ def test_runspec_round_trips_through_toml_and_refuses_bad_values(tmp_path):
         RunSpec(lr={"w_rec": -1.0})
 
 
-def _cli(*args):
-    import contextlib
-    import io
-
-    from rflo.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-    return code, err.getvalue()
+_cli = run_cli
 
 
 SMALL = ("--trials", 20, "--units", 8, "--period", 20, "--quiet")

@@ -146,15 +146,9 @@ def read_config(path) -> dict:
         data["lr"] = [float(x) if _num(x) else x for x in data["lr"]]
     if isinstance(data.get("lr"), dict):
         data["lr"] = {k: float(x) if _num(x) else x for k, x in data["lr"].items()}
-    for key in (
-        "tau",
-        "dale",
-        "connectivity",
-        "max_loss_growth",
-        "optimizer_rate",
-        "rate_target",
-        "rate_strength",
-    ):
+    from rflo.spec_checks import FLOAT_FIELDS
+
+    for key in FLOAT_FIELDS:
         if _int(data.get(key)):
             data[key] = float(data[key])
     if isinstance(data.get("optimizer_rate"), dict):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rflo.spec_checks import (  # the fields' checks and help texts
+    FLOAT_FIELDS,
     _fraction,
     _help_cell,
     _help_loss,
@@ -265,22 +266,13 @@ class RunSpec:
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (normalise, frozen)
-        if _int(self.tau):
-            put("tau", float(self.tau))
         if isinstance(self.lr, (list, tuple)):
             put("lr", tuple(float(x) if _num(x) else x for x in self.lr))
         elif isinstance(self.lr, dict):
             put("lr", {str(k): float(x) if _num(x) else x for k, x in self.lr.items()})
         if isinstance(self.seeds, tuple):
             put("seeds", list(self.seeds))
-        for name in (
-            "dale",
-            "connectivity",
-            "max_loss_growth",
-            "optimizer_rate",
-            "rate_target",
-            "rate_strength",
-        ):
+        for name in FLOAT_FIELDS:
             if _int(getattr(self, name)):
                 put(name, float(getattr(self, name)))
         if isinstance(self.optimizer_rate, dict):

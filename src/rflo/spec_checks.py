@@ -7,7 +7,18 @@ from __future__ import annotations
 import math
 from dataclasses import field
 
-__all__ = ["setting", "check_rates"]
+__all__ = ["setting", "check_rates", "FLOAT_FIELDS"]
+
+#: settings that are floats, but may be written as integers (``dale = 1`` in TOML)
+FLOAT_FIELDS = (
+    "tau",
+    "dale",
+    "connectivity",
+    "max_loss_growth",
+    "optimizer_rate",
+    "rate_target",
+    "rate_strength",
+)
 
 
 def _int(v):
