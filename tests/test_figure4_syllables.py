@@ -5,6 +5,7 @@ checked against the library's trainer run one trial at a time."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import rflo
 from rflo.paper.common import paper_network
@@ -67,3 +68,18 @@ def test_the_syllable_trial_plays_the_syllable_from_step_one():
     ref = np.asarray(rflo.tasks.motor.syllable_velocity(2, np.arange(MOVE + HOLD), 4, MOVE))
     np.testing.assert_allclose(np.asarray(y)[1:], ref, atol=1e-6)
     assert ty.shape[1] == 2 and np.all(np.asarray(m) == 1)
+
+
+def test_the_layout_and_its_rate_are_options():
+    import argparse
+
+    from rflo.paper import figure4
+    from rflo.paper.common import apply_arguments
+
+    parser = figure4.add_arguments(argparse.ArgumentParser())
+    cfg = apply_arguments(figure4.QUICK, parser.parse_args([]))
+    assert cfg.syllable_training == "one" and figure4.syllable_rate(cfg) == 0.003
+    cfg = apply_arguments(figure4.QUICK, parser.parse_args(["--syllable-training", "four"]))
+    assert cfg.syllable_training == "four" and figure4.syllable_rate(cfg) == 0.01
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--syllable-training", "two"])
