@@ -246,6 +246,7 @@ def _tiny_bellec_sweep(rules=("bptt",)):
     return data
 
 
+@pytest.mark.slow  # the slow sweep-against-run test covers it too
 def test_a_bellec_sweep_point_runs_through_the_sweep(tmp_path):
     pytest.importorskip("pyarrow")
     from rflo.paper.bellec2020 import bellec_network
