@@ -33,6 +33,10 @@ def test_settled_at_is_where_the_median_stays_near_its_final_level():
     assert pr.settled_at(np.stack([1.0 / (1 + t), 1.0 / (1 + t)])) > 500
     # flat from the start
     assert pr.settled_at(np.ones((3, n))) == 0
+    # a network that diverged (NaN from the trial it was frozen at) is left out
+    frozen = np.where(t < 300, 1.0, np.nan)
+    assert 380 <= pr.settled_at(np.vstack([curves, frozen])) <= 410
+    assert pr.settled_at(np.stack([frozen, frozen])) == n  # nothing left: not settled
 
 
 @pytest.mark.slow

@@ -14,7 +14,9 @@ reports the loss at 10^4 trials, at the end, and when the loss settled: the
 first trial after which the median (over networks) training loss, in blocks
 of 1 % of the run, stays below 1.1 times its final level (the mean of the
 last 5 % of blocks; "settled" when that is in the first half of the run,
-else the run was too short to tell).  ``w_in`` is not trained (the periodic task has no
+else the run was too short to tell; networks that diverge are frozen by the
+trainer's guard, counted, and left out of the training-loss numbers; their
+final loss, on the network kept, is in "final").  ``w_in`` is not trained (the periodic task has no
 input, so its rate would change nothing).
 
 Command line: ``rflo figure2-paper-rates [--quick] [--out FOLDER] [--trials N]
@@ -79,12 +81,18 @@ def _figure2_config(cfg: Config):
 def settled_at(curves, tolerance: float = 1.1) -> int:
     """The first trial after which the median of ``curves`` (K, n), in blocks
     of 1 % of the run, stays below ``tolerance`` times its final level (the
-    mean of the last 5 % of blocks)."""
+    mean of the last 5 % of blocks); networks that diverged (NaN losses from
+    the trial they were frozen at) are left out, and with none left the
+    run's length is returned."""
     curves = np.asarray(curves, float)
     n = curves.shape[1]
     block = max(1, n // 100)
     m = n // block
-    med = np.median(curves[:, : m * block].reshape(len(curves), m, block).mean(axis=2), axis=0)
+    blocks = curves[:, : m * block].reshape(len(curves), m, block).mean(axis=2)
+    blocks = blocks[np.all(np.isfinite(blocks), axis=1)]  # a diverged network is frozen: NaN
+    if not len(blocks):
+        return n
+    med = np.median(blocks, axis=0)
     final = med[-max(1, m // 20) :].mean()
     above = np.flatnonzero(~(med <= tolerance * final))
     return int((above[-1] + 1 if above.size else 0) * block)
@@ -114,8 +122,10 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
             }
             say(
                 f"{rule} {p} tau, eta {eta:g}: training loss median "
-                f"{np.median(curves[:, -max(1, cfg.trials // 20) :]):.4g} at the end, settled "
-                f"at trial {settled_at(curves)}, {out[rule, p]['seconds']:.0f} s"
+                f"{np.nanmedian(curves[:, -max(1, cfg.trials // 20) :]):.4g} at the end, "
+                f"settled at trial {settled_at(curves)}, "
+                f"{int(np.sum(~np.all(np.isfinite(curves), axis=1)))} of {len(curves)} diverged, "
+                f"{out[rule, p]['seconds']:.0f} s"
             )
     return {"config": cfg, "seeds": seeds, "runs": out, "seconds": time.perf_counter() - t0}
 
@@ -126,11 +136,14 @@ def summarize(r: dict) -> dict:
     for (rule, p), v in r["runs"].items():
         c = v["curves"]
         at = min(10_000, c.shape[1])
+        ok = np.all(np.isfinite(c), axis=1)  # the others diverged and were frozen
+        window = c[ok, at - max(1, at // 20) : at].mean(axis=1)
         rows[f"{rule} {p}"] = {
             "rule": rule,
             "period_tau": p,
             "eta": v["eta"],
-            "loss_at_10k": quartiles(c[:, at - max(1, at // 20) : at].mean(axis=1)),
+            "diverged": int(np.sum(~ok)),
+            "loss_at_10k": quartiles(window) if ok.any() else None,
             "trials_at_10k": at,
             "final": quartiles(v["final"]),
             "settled_at": settled_at(c),
@@ -155,30 +168,16 @@ def write_outputs(r: dict, out: Path) -> dict:
     s = summarize(r)
 
     def q(d):
+        if d is None:
+            return ["", "", ""]
         return [f"{d['median']:.4g}", f"{d['p25']:.4g}", f"{d['p75']:.4g}"]
 
+    head = ["rule", "period_tau", "eta", "loss_10k", "p25", "p75", "final", "p25", "p75"]
     table = (
+        head + ["settled_at", "settled", "diverged"],
         [
-            "rule",
-            "period_tau",
-            "eta",
-            "loss_10k",
-            "p25",
-            "p75",
-            "final",
-            "p25",
-            "p75",
-            "settled_at",
-        ],
-        [
-            [
-                v["rule"],
-                v["period_tau"],
-                v["eta"],
-                *q(v["loss_at_10k"]),
-                *q(v["final"]),
-                v["settled_at"],
-            ]
+            [v["rule"], v["period_tau"], v["eta"], *q(v["loss_at_10k"]), *q(v["final"])]
+            + [v["settled_at"], v["settled"], v["diverged"]]
             for v in s["rows"].values()
         ],
     )
