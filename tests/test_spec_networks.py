@@ -206,6 +206,7 @@ def test_optimizer_rates_by_name_train_each_parameter_at_its_rate(tmp_path):
     assert "\n" not in str(e.value) and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow  # 3 s; the default run keeps under its CPU budget
 def test_cli_trains_a_named_network_with_the_regulariser_and_rates_by_name(tmp_path):
     import rflo
 
