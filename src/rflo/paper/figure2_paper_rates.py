@@ -203,7 +203,9 @@ def _plot(r, path):
             v = r["runs"].get((rule, p))
             if v is None:
                 continue
-            med, p25, p75 = median_band(v["curves"])
+            c = v["curves"]
+            ok = np.all(np.isfinite(c), axis=1)  # diverged networks are left out, as in the table
+            med, p25, p75 = median_band(c[ok] if ok.any() else c)
             x = np.arange(1, med.size + 1)
             ax.plot(x, med, color=colors[rule], lw=1, label=f"{rule.upper()} eta {v['eta']:g}")
             ax.fill_between(x, p25, p75, color=colors[rule], alpha=0.2, lw=0)
