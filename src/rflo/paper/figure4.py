@@ -14,20 +14,26 @@ each, a 2-D velocity readout; the whole sequence is four movements and four
 holds, 160 tau; 10,000 RFLO trials for the syllables, then 10,000 trials of
 selector learning with the RNN fixed, exploration probability 0.1, reward 1
 for a transition that matches the target and 0 otherwise; the baselines get
-20,000 trials.  The paper's Methods initial weights
+20,000 trials; the syllables are trained "with a random input chosen in each
+trial, subject to the constraint that the trajectory could not move the
+cursor out of bounds" (one syllable per trial, the state and the cursor
+carried over: :mod:`rflo.paper.figure4_syllables`); the selector's update
+uses ``z`` before the winner-take-all.  The paper's Methods initial weights
 (:func:`rflo.paper.common.paper_network`).
 
 Chosen here (the paper does not say): each syllable is a 20 tau reach with
 speed ``sin(pi t / 20 tau)`` followed by a 20 tau hold (so four syllables make
 the 160 tau sequence); the directions are right, up, left, down and the target
-sequence plays them in that order (a square back to the start); the
-syllables are learned from trials of four random syllables in a row (the
-state runs on between syllables, as in the loop; no out-of-bounds rule); the
-learning rates (below); the selector's rows are kept at unit length; 5
-networks (full) and 2 (quick).
+sequence plays them in that order (a square back to the start); the bounds
+(a box of +-1.5 reach lengths); the learning rates (below); the selector's
+rows are kept at unit length (an addition, ``--no-normalize`` drops it); 5
+networks (full) and 2 (quick).  ``--syllable-training four`` trains the
+syllables as this library did before (four random syllables per trial, from
+``h0``, no bounds); ``--update choice`` reinforces only the unit chosen.
 
 Command line: ``rflo figure4 [--quick] [--out FOLDER] [--seed N] [--seeds S,S,...]
-[--derivative exact|seed] [--update drive|choice] [--no-normalize] [--overwrite]``.
+[--derivative exact|seed] [--syllable-training one|four] [--update drive|choice]
+[--no-normalize] [--overwrite]``.
 """
 
 from __future__ import annotations
