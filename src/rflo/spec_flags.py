@@ -17,6 +17,31 @@ __all__ = [
 ]
 
 
+def _rate(text, flag):
+    """A rate >= 0 from ``text`` (ValueError naming ``flag``)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a learning rate, got {text!r}") from None
+    if not (math.isfinite(rate) and rate >= 0):
+        raise ValueError(
+            f"{flag}: expected a learning rate (learning rates must be finite and >= 0), got {text}"
+        )
+    return rate
+
+
+def _named_rates(items, flag, example):
+    """``NAME=RATE`` pairs -> ``{name: rate}``, each name given once."""
+    out = {}
+    for item in items:
+        key, _, text = item.rpartition("=")
+        rate = _rate(text, flag)
+        if not key or key in out:
+            raise ValueError(f"{flag}: {item!r} needs a parameter name given once (e.g. {example})")
+        out[key] = rate
+    return out
+
+
 def parse_rates(items):
     """Command-line rates: three numbers ``IN REC OUT`` -> a list of three
     floats; ``NAME=RATE`` pairs -> a dict by parameter name.  A ValueError
@@ -28,27 +53,10 @@ def parse_rates(items):
             "--lr takes three rates IN REC OUT or NAME=RATE pairs "
             "(e.g. --lr w_rec=0.03 tau=0.1), not a mix"
         )
-    out = {} if all(named) else []
-    for item in items:
-        key, _, text = item.rpartition("=")
-        try:
-            rate = float(text)
-        except ValueError:
-            raise ValueError(f"--lr: expected a learning rate, got {text!r}") from None
-        if not (math.isfinite(rate) and rate >= 0):
-            raise ValueError(
-                f"--lr: expected a learning rate (learning rates must be finite "
-                f"and >= 0), got {text}"
-            )
-        if isinstance(out, dict):
-            if not key or key in out:
-                raise ValueError(
-                    f"--lr: {item!r} needs a parameter name given once (e.g. w_rec=0.03)"
-                )
-            out[key] = rate
-        else:
-            out.append(rate)
-    if isinstance(out, list) and len(out) != 3:
+    if all(named):
+        return _named_rates(items, "--lr", "w_rec=0.03")
+    out = [_rate(item, "--lr") for item in items]
+    if len(out) != 3:
         raise ValueError(f"--lr takes three rates IN REC OUT (or NAME=RATE pairs), got {len(out)}")
     return out
 
@@ -60,30 +68,15 @@ def parse_optimizer_rate(items):
     items = [str(x) for x in items]
     flag = "--optimizer-rate"
     if len(items) == 1 and "=" not in items[0]:
-        try:
-            rate = float(items[0])
-        except ValueError:
-            raise ValueError(f"{flag}: expected a learning rate, got {items[0]!r}") from None
-        if not (math.isfinite(rate) and rate > 0):
+        rate = _rate(items[0], flag)
+        if rate == 0:
             raise ValueError(f"{flag}: expected a finite rate > 0, got {items[0]}")
         return rate
     if not all("=" in x for x in items):
         raise ValueError(
             f"{flag} takes one rate X or NAME=RATE pairs (e.g. {flag} w_in=0.1 w_out=0.005)"
         )
-    out = {}
-    for item in items:
-        key, _, text = item.rpartition("=")
-        try:
-            rate = float(text)
-        except ValueError:
-            raise ValueError(f"{flag}: expected a learning rate, got {text!r}") from None
-        if not (math.isfinite(rate) and rate >= 0):
-            raise ValueError(f"{flag}: rates by name must be finite and >= 0, got {text}")
-        if not key or key in out:
-            raise ValueError(f"{flag}: {item!r} needs a parameter name given once (e.g. w_in=0.1)")
-        out[key] = rate
-    return out
+    return _named_rates(items, flag, "w_in=0.1")
 
 
 def rate_text(rate) -> str:
