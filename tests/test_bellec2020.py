@@ -303,3 +303,22 @@ def test_rules_option_takes_a_subset_and_refuses_unknown_names(tmp_path, capsys)
         )
         cfg = apply_arguments(mod.QUICK, args)
         assert cfg.rules == (mod.RULES[-1], mod.RULES[0])
+
+
+def test_a_run_without_eprop_claims_nothing():
+    """``--rules bptt`` checks no e-prop claim (it used to say "reproduced" of none)."""
+    from rflo.paper import bellec2020 as b
+
+    curves = np.full((1, 20), 0.5)
+    r = {
+        "config": b.QUICK,
+        "errors": {"bptt": curves},
+        "rates_hz": {"bptt": [30.0]},
+        "seconds": {"bptt": 1.0},
+        "seeds": [0],
+        "total_seconds": 1.0,
+        "steps_per_trial": 100,
+    }
+    assert b.summarize(r)["claims"] == {}
+    r["errors"]["eprop"], r["rates_hz"]["eprop"], r["seconds"]["eprop"] = curves, [9.0], 1.0
+    assert "not reproduced" in b.summarize(r)["claims"]["eprop_below_chance"]["verdict"]

@@ -306,7 +306,9 @@ def summarize(r: dict) -> dict:
         }
     claims = {}
     eprops = [k for k in ("eprop", "eprop_random") if k in rows]
-    if cfg.mode == "quick":
+    if not eprops:  # --rules without e-prop: nothing to check
+        pass
+    elif cfg.mode == "quick":
         ok = all(rows[k]["median"] < 0.5 for k in eprops)
         claims["eprop_below_chance"] = {
             "claim": "e-prop learns: error below chance (0.5) in the quick run",
