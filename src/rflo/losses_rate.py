@@ -137,10 +137,8 @@ class RateRegularized(Rule):
         if advance is not None:  # the base's backward pass carries the regulariser too
             scale = jnp.sum(mask[1:])
 
-            def extra(z):  # -scale dE_reg/dz[t], the same at every step
-                rate = jnp.mean(z, axis=0)
-                g = 2.0 * self.strength * (rate - self.target) / z.shape[0]
-                return jnp.broadcast_to(-scale * g, z.shape)
+            def extra(z):  # -scale dE_reg/dz[t]: the penalty's own gradient
+                return -scale * jax.grad(rate_penalty)(z, self.target, self.strength)
 
             return backward_trial(
                 net, x, y_target, mask, setup, self.base.feedback, advance=advance, extra=extra

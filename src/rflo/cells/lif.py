@@ -394,10 +394,12 @@ def check_training_firing(net, task, when: str, ensemble: bool = False, stacklev
     if not ensemble:
         return check_firing(net, x, f"the spiking network {when}", stacklevel + 1)
     rates = np.asarray(_rate_each(net, x))
-    bad = [(k, r) for k, r in enumerate(rates) if _advice(float(r), net.cell, "x")]
+    said = [
+        _advice(float(r), net.cell, f"network {k} of the ensemble {when}")
+        for k, r in enumerate(rates)
+    ]
+    bad = [m for m in said if m]
     if bad:
-        k, r = bad[0]
-        said = _advice(float(r), net.cell, f"network {k} of the ensemble {when}")
         more = f" ({len(bad)} of {len(rates)} networks are outside the band)"
-        warnings.warn(said + more, RuntimeWarning, stacklevel=stacklevel)
+        warnings.warn(bad[0] + more, RuntimeWarning, stacklevel=stacklevel)
     return rates
