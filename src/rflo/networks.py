@@ -31,6 +31,10 @@ _BUILDERS = {
     # Bellec et al. (2020), Fig. 3: 50 LIF + 50 ALIF units, their weights in the
     # library's units (rflo.paper.bellec2020; evidence accumulation: 40 in, 2 out)
     "bellec2020": "rflo.paper.bellec2020:bellec_network",
+    # Murray (2019), Figure 2: 30 leaky tanh units, tau 10, the Methods' weights
+    # (rflo.paper.common.paper_network), without and with Dale's law (supplement 1)
+    "murray2019": "rflo.paper.common:murray_network",
+    "murray2019_dale": "rflo.paper.common:murray_dale_network",
 }
 
 

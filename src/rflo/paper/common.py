@@ -15,6 +15,8 @@ from rflo.files import atomic_write
 
 __all__ = [
     "paper_network",
+    "murray_network",
+    "murray_dale_network",
     "INITS",
     "network_seeds",
     "spec_train",
@@ -85,6 +87,27 @@ def paper_network(
         sign=sign,
         dtype=dtype,
     )
+
+
+#: the size and time constant of Figure 2's network (Methods and caption:
+#: "N = 30 recurrent units", "tau = 10"), the named network ``"murray2019"``
+MURRAY_N, MURRAY_TAU = 30, 10.0
+
+
+def murray_network(seed: int, task=None):
+    """Figure 2's network (N = 30, tau = 10, the Methods' weights) for
+    ``task``'s inputs and outputs: the named network ``"murray2019"``
+    (:mod:`rflo.networks`; ``RunSpec(network="murray2019")``, a sweep grid's
+    ``network = "murray2019"``)."""
+    n_in, n_out = (1, 1) if task is None else (task.n_in, task.n_out)
+    return paper_network(n_in, MURRAY_N, n_out, int(seed), MURRAY_TAU)
+
+
+def murray_dale_network(seed: int, task=None):
+    """:func:`murray_network` with Dale's law, half the units excitatory
+    (Figure 2 supplement 1): the named network ``"murray2019_dale"``."""
+    n_in, n_out = (1, 1) if task is None else (task.n_in, task.n_out)
+    return paper_network(n_in, MURRAY_N, n_out, int(seed), MURRAY_TAU, dale=0.5)
 
 
 def network_seeds(cfg) -> list:

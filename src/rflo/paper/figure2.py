@@ -87,7 +87,7 @@ from rflo.paper.figure2_config import (  # noqa: F401  (the figure's settings, i
     config,
 )
 from rflo.paper.figure2_plots import plot_figure2, plot_long, plot_supplement
-from rflo.paper.figure2_summary import long_numbers, rate_text, summarize, write_outputs
+from rflo.paper.figure2_summary import results, summarize, write_outputs
 from rflo.paper.figure2_sweep import read_sweep, sweep_spec
 from rflo.paper.figure2_train import (  # noqa: F401  (the figure's parts, importable from here)
     COLORS,
@@ -212,72 +212,25 @@ class Trained(NamedTuple):
 
 def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
     """Run (or resume) the figure's sweep in ``folder`` and return :func:`run`'s
-    numbers, read from the sweep's table and networks."""
+    numbers, read from the sweep's table and networks.  With ``cfg.lr = None``
+    the rates are searched first, as three sweeps in ``folder/search``
+    (:func:`rflo.paper.figure2_search.search`), and the figure's sweep runs in
+    ``folder/figure``."""
     t0 = time.perf_counter()
     log = Log(log)
-    trained = read_sweep(cfg, folder, Trained, backend=backend, devices=devices, log=log)
-    return results(cfg, cfg.rates(), [], trained, t0, log, run_long(cfg, cfg.rates(), log))
+    grids = []
+    if cfg.lr is None:
+        from rflo.paper.figure2_search import search as search_sweeps
 
-
-def results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:
-    """The figure's numbers from its trained networks (``{(rule, period):
-    Trained or EnsembleResult}``)."""
-    seeds = network_seeds(cfg)
-    tasks = {p: task_of(cfg, p) for p in cfg.periods_tau}
-    curves, aligns, final, outputs = {}, {}, {}, {}
-    nets = networks(cfg, "rflo", seeds)
-    untrained = {p: final_losses(nets, tasks[p]) for p in cfg.periods_tau}
-    dale_nets = networks(cfg, "rflo_dale", seeds)
-    untrained_dale = {p: final_losses(dale_nets, tasks[p]) for p in cfg.dale_periods_tau}
-    dale_check = {}
-    for rule, p in cfg.rate_keys():
-        res = trained[rule, p]
-        curves[rule, p] = clean(res.loss)
-        final[rule, p] = final_losses(res.networks, tasks[p])
-        if rule in ("bptt", "rflo"):
-            outputs[rule, p] = trained_outputs(res.networks, tasks[p])
-        if rule == "rflo":
-            aligns[rule, p] = np.asarray(res.alignment, float)
-        msg = ""
-        if rule == "rflo_dale":
-            w = np.asarray(res.networks.w_rec)
-            sign = np.asarray(res.networks.sign)
-            dale_check[p] = {
-                "wrong_sign_weights": int(np.sum(sign[:, None, :] * w < 0)),
-                "zero_weights_fraction": float(np.mean(w == 0)),
-                "excitatory_fraction": float(np.mean(sign > 0)),
-            }
-            msg = f", wrong-sign weights {dale_check[p]['wrong_sign_weights']}"
-        log(
-            f"{rule} T={p}tau lr_rec/lr_out={rate_text(lrs[rule, p])}: final loss median "
-            f"{np.median(final[rule, p]):.3g} (untrained {np.median(untrained[p]):.3g})"
-            f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else "")
+        folder = Path(folder)
+        grids = search_sweeps(cfg, folder / "search", backend, devices, log)
+        chosen = tuple(
+            (g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
+            for g in grids
         )
-
-    initial_alignment = np.asarray(
-        [
-            np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
-            / (np.linalg.norm(nets.b[k]) * np.linalg.norm(nets.w_out[k]))
-            for k in range(len(seeds))
-        ]
-    )
-    return {
-        "config": cfg,
-        "seeds": seeds,
-        "lr": lrs,
-        "grid": grids,
-        "tasks": tasks,
-        "untrained": untrained,
-        "untrained_dale": untrained_dale,
-        "curves": curves,
-        "alignment": aligns,
-        "initial_alignment": initial_alignment,
-        "final": final,
-        "outputs": outputs,
-        "dale_check": dale_check,
-        "long": long_numbers(cfg, long_runs or {}),
-        "seconds": time.perf_counter() - t0,
-    }
+        cfg, folder = replace(cfg, lr=chosen), folder / "figure"
+    trained = read_sweep(cfg, folder, Trained, backend=backend, devices=devices, log=log)
+    return results(cfg, cfg.rates(), grids, trained, t0, log, run_long(cfg, cfg.rates(), log))
 
 
 # --------------------------------------------------------------------------
@@ -305,7 +258,9 @@ def add_arguments(p):
         "--search",
         action="store_true",
         help="search the learning rates again (grid per rule and period, "
-        "written to lr_search.json) instead of using the stored ones",
+        "written to lr_search.json) instead of using the stored ones; with "
+        "--sweep, as three sweeps in DIR/search (the figure's in DIR/figure); "
+        "with --spec, print the paper's single-rate stage as a sweep spec",
     )
     p.add_argument(
         "--sweep",
@@ -314,7 +269,7 @@ def add_arguments(p):
         metavar="DIR",
         help="train through a sweep in DIR (rflo.sweep: resumable, every core, or "
         "a Slurm cluster with --backend slurm), then draw the figure from it "
-        "(with --init notebook: a sweep draws the notebook's networks)",
+        "(the Methods' networks are the named network murray2019)",
     )
     p.add_argument(
         "--backend",
@@ -340,6 +295,22 @@ def add_arguments(p):
     return p
 
 
+def spec_header(spec, args) -> str:
+    """The comment above a printed sweep spec: how to run it and draw from it."""
+    quick = "--quick " if args.quick else ""
+    init = "--init notebook " if args.init == "notebook" else ""
+    if args.search:
+        return (
+            f"# Murray (2019) Figure 2 ({spec.name}): the paper's single-rate search (stage 1 "
+            f"of 3)\n# as a sweep: rflo sweep run THIS --out DIR; the whole search and the "
+            f"figure:\n# rflo figure2 {quick}{init}--search --sweep DIR --out OUT\n"
+        )
+    return (
+        f"# Murray (2019) Figure 2 ({spec.name}) as a sweep: rflo sweep run THIS --out "
+        f"DIR,\n# then rflo figure2 {quick}{init}--sweep DIR draws it\n"
+    )
+
+
 def _config(args):
     cfg = config("quick" if args.quick else "full", args.init)
     return apply_arguments(cfg, args)
@@ -355,31 +326,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("rflo figure2: error: --seed must be >= 0", file=sys.stderr)
         return 2
     if args.spec:
+        from rflo.paper.figure2_search import search_spec
         from rflo.sweep.spec import spec_from_dict, spec_toml
 
         try:
-            spec = spec_from_dict(sweep_spec(_config(args)))
+            spec = spec_from_dict(
+                search_spec(_config(args)) if args.search else sweep_spec(_config(args))
+            )
         except ValueError as exc:
             print(f"rflo figure2: error: {exc}", file=sys.stderr)
             return 2
-        print(
-            f"# Murray (2019) Figure 2 ({spec.name}) as a sweep: rflo sweep run THIS --out "
-            f"DIR,\n# then rflo figure2 {'--quick ' if args.quick else ''}--init notebook "
-            "--sweep DIR draws it\n" + spec_toml(spec),
-            end="",
-        )
+        print(spec_header(spec, args) + spec_toml(spec), end="")
         return 0
     out = Path(args.out)
     if check_out(out, args.overwrite, "rflo figure2"):
         return 2
     cfg = _config(args)
     if args.search:
-        if args.sweep is not None:
-            print(
-                "rflo figure2: error: --search runs here; give --sweep/--spec without it",
-                file=sys.stderr,
-            )
-            return 2
         cfg = replace(cfg, lr=None, lr_searched_on=cfg.init)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.sweep is not None:

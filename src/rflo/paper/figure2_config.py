@@ -9,7 +9,24 @@ from typing import Optional
 
 from rflo.paper.common import INITS
 
-__all__ = ["Config", "CHOSEN_LR", "CHOSEN_LR_METHODS", "SEARCHED_ON", "FULL", "QUICK", "config"]
+__all__ = [
+    "PAPER_GRID",
+    "WIDE_GRID",
+    "Config",
+    "CHOSEN_LR",
+    "CHOSEN_LR_METHODS",
+    "SEARCHED_ON",
+    "FULL",
+    "QUICK",
+    "config",
+]
+
+
+#: the paper's rate grid (Methods, "Simulation details": "a grid search over
+#: eta_{1,2,3} = eta in [1e-4, 3e-4, 1e-3, ..., 3e-1]")
+PAPER_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+#: the wider half-decade grid of the earlier searches (quick mode's stored rates)
+WIDE_GRID = (1e-5, 3e-5) + PAPER_GRID + (1.0, 3.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -27,7 +44,8 @@ class Config:
     ablation_networks: int = 9  # panel d's local / random_feedback
     dale: float = 0.5  # excitatory fraction: the paper's Methods ("half ... excitatory")
     dale_periods_tau: tuple = (10, 20, 40, 80, 160)  # supplement 1b: every period
-    lr_grid: tuple = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
+    #: the rate search's grid (the paper's, :data:`PAPER_GRID`) and networks per point
+    lr_grid: tuple = WIDE_GRID
     grid_networks: int = 3
     #: trials of the extra run at the longest period (BPTT and RFLO at their
     #: rates, ``figure2_long_period.png``); 0: none
@@ -149,6 +167,8 @@ QUICK = Config(
     panel_d_period_tau=40,
     dale_periods_tau=(20, 40),
     ablation_networks=6,
+    lr_grid=WIDE_GRID,
+    grid_networks=3,
     lr=CHOSEN_LR_METHODS["quick"],
     lr_searched_on=SEARCHED_ON["quick"],
 )

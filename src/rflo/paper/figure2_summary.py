@@ -4,6 +4,7 @@ comparison's 25-75 % ranges, and the files (CSVs, JSON, curves, PNGs)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rflo.paper.common import (
     band_rows,
     csv_text,
     json_safe,
+    network_seeds,
     quartiles,
     ranges_overlap,
     write_file,
@@ -23,13 +25,14 @@ from rflo.paper.figure2_train import (
     LR_SELECTION,
     clean,
     final_losses,
+    networks,
     rate_text,
     stats,
     task_of,
     trained_outputs,
 )
 
-__all__ = ["summarize", "write_outputs", "long_numbers", "rate_text"]
+__all__ = ["summarize", "write_outputs", "long_numbers", "rate_text", "results"]
 
 
 def long_numbers(cfg, long_runs):
@@ -270,3 +273,64 @@ def write_outputs(r: dict, out: Path) -> dict:
 
     plt.close("all")
     return summary
+
+
+def results(cfg, lrs, grids, trained, t0, log, long_runs=None) -> dict:
+    """The figure's numbers from its trained networks (``{(rule, period):
+    Trained or EnsembleResult}``)."""
+    seeds = network_seeds(cfg)
+    tasks = {p: task_of(cfg, p) for p in cfg.periods_tau}
+    curves, aligns, final, outputs = {}, {}, {}, {}
+    nets = networks(cfg, "rflo", seeds)
+    untrained = {p: final_losses(nets, tasks[p]) for p in cfg.periods_tau}
+    dale_nets = networks(cfg, "rflo_dale", seeds)
+    untrained_dale = {p: final_losses(dale_nets, tasks[p]) for p in cfg.dale_periods_tau}
+    dale_check = {}
+    for rule, p in cfg.rate_keys():
+        res = trained[rule, p]
+        curves[rule, p] = clean(res.loss)
+        final[rule, p] = final_losses(res.networks, tasks[p])
+        if rule in ("bptt", "rflo"):
+            outputs[rule, p] = trained_outputs(res.networks, tasks[p])
+        if rule == "rflo":
+            aligns[rule, p] = np.asarray(res.alignment, float)
+        msg = ""
+        if rule == "rflo_dale":
+            w = np.asarray(res.networks.w_rec)
+            sign = np.asarray(res.networks.sign)
+            dale_check[p] = {
+                "wrong_sign_weights": int(np.sum(sign[:, None, :] * w < 0)),
+                "zero_weights_fraction": float(np.mean(w == 0)),
+                "excitatory_fraction": float(np.mean(sign > 0)),
+            }
+            msg = f", wrong-sign weights {dale_check[p]['wrong_sign_weights']}"
+        log(
+            f"{rule} T={p}tau lr_rec/lr_out={rate_text(lrs[rule, p])}: final loss median "
+            f"{np.median(final[rule, p]):.3g} (untrained {np.median(untrained[p]):.3g})"
+            f"{msg}" + (f", {res.seconds:.1f}s" if res.seconds else "")
+        )
+
+    initial_alignment = np.asarray(
+        [
+            np.vdot(np.asarray(nets.b[k]).T, np.asarray(nets.w_out[k]))
+            / (np.linalg.norm(nets.b[k]) * np.linalg.norm(nets.w_out[k]))
+            for k in range(len(seeds))
+        ]
+    )
+    return {
+        "config": cfg,
+        "seeds": seeds,
+        "lr": lrs,
+        "grid": grids,
+        "tasks": tasks,
+        "untrained": untrained,
+        "untrained_dale": untrained_dale,
+        "curves": curves,
+        "alignment": aligns,
+        "initial_alignment": initial_alignment,
+        "final": final,
+        "outputs": outputs,
+        "dale_check": dale_check,
+        "long": long_numbers(cfg, long_runs or {}),
+        "seconds": time.perf_counter() - t0,
+    }

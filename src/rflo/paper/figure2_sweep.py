@@ -6,7 +6,30 @@ import numpy as np
 
 from rflo.paper.figure2_train import RULES
 
-__all__ = ["sweep_spec", "read_sweep"]
+__all__ = ["network_fields", "sweep_spec", "read_sweep"]
+
+
+def network_fields(cfg, rule) -> dict:
+    """The grid fields that draw ``rule``'s networks as the figure does: the
+    named network ``murray2019`` (``murray2019_dale`` for Dale's law) for the
+    Methods' weights, the size and ``dale`` for the notebook's
+    (:func:`rflo.init_network`, the sweep's default draw)."""
+    if cfg.init == "methods":
+        from rflo.paper.common import MURRAY_N, MURRAY_TAU
+
+        if (cfg.n_rec, float(cfg.tau)) != (MURRAY_N, MURRAY_TAU) or cfg.derivative != "seed":
+            raise ValueError(
+                f"a sweep draws the Methods' networks by name (murray2019: N = {MURRAY_N}, "
+                f"tau = {MURRAY_TAU:g}, the notebook's f'); this run has N = {cfg.n_rec}, "
+                f"tau = {cfg.tau:g}, derivative {cfg.derivative!r}: use --init notebook"
+            )
+        return {"network": "murray2019_dale" if rule == "rflo_dale" else "murray2019"}
+    fields = {"units": cfg.n_rec, "tau": float(cfg.tau)}
+    if rule == "rflo_dale":
+        fields["dale"] = cfg.dale
+    if cfg.derivative != "seed":  # the cell's default is the notebook's f'
+        fields["derivative"] = cfg.derivative
+    return fields
 
 
 def sweep_spec(cfg) -> dict:
@@ -15,11 +38,6 @@ def sweep_spec(cfg) -> dict:
     ``rflo figure2 --sweep DIR`` runs it (on any backend) and draws the figure
     from the sweep's table and networks, which equal :func:`run`'s."""
     cfg.check()
-    if cfg.init != "notebook":
-        raise ValueError(
-            "a sweep draws its networks as rflo.init_network does (the seed "
-            "notebook's weights); run the figure's sweep with --init notebook"
-        )
     if cfg.seeds:
         raise ValueError("the figure's sweep reports seed, seed + 1, ...; give --seed, not --seeds")
     if cfg.lr is None:
@@ -32,21 +50,17 @@ def sweep_spec(cfg) -> dict:
     for rule, p in cfg.rate_keys():
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
         rec, out = lrs[rule, p]
-        grid = {
-            "rule": RULES[rule],
-            "units": cfg.n_rec,
-            "tau": float(cfg.tau),
-            "lr_in": 0.0,
-            "lr_rec": rec,
-            "lr_out": out,
-            "seed": [cfg.seed + k for k in range(n)],
-            "set": {"period": int(round(p * cfg.tau))},
-        }
-        if rule == "rflo_dale":
-            grid["dale"] = cfg.dale
-        if cfg.derivative != "seed":  # the cell's default is the notebook's f'
-            grid["derivative"] = cfg.derivative
-        grids.append(grid)
+        grids.append(
+            {
+                "rule": RULES[rule],
+                **network_fields(cfg, rule),
+                "lr_in": 0.0,
+                "lr_rec": rec,
+                "lr_out": out,
+                "seed": [cfg.seed + k for k in range(n)],
+                "set": {"period": int(round(p * cfg.tau))},
+            }
+        )
     return {
         "name": f"figure2-{cfg.mode}",
         "trials": cfg.trials,

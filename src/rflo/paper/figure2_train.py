@@ -26,6 +26,9 @@ __all__ = [
     "final_losses",
     "trained_outputs",
     "grid_search",
+    "score_points",
+    "stage_points",
+    "search_record",
     "search",
     "rate_text",
 ]
@@ -183,6 +186,73 @@ def stats(a, axis=0):
     return median_band(clean(a), axis)
 
 
+def score_points(points, final, diverged, untrained):
+    """One stage of the search: ``points`` (rec, out) pairs, ``final`` and
+    ``diverged`` (points, networks) final losses and divergence trials.  A
+    point counts only if every one of its networks stayed stable (no
+    divergence, final loss finite and at most 10x the untrained one); the
+    lowest median final loss wins.  Returns ``(best index, the stage's record)``."""
+    final = np.where(np.asarray(final) > 10 * untrained, np.inf, final)
+    n_diverged = np.sum(np.asarray(diverged) > 0, axis=1)
+    ok = (n_diverged == 0) & np.all(np.isfinite(final), axis=1)
+    scores = np.where(ok, np.median(final, axis=1), np.inf)
+    best = int(np.argmin(scores)) if np.any(np.isfinite(scores)) else 0
+    return best, {
+        "points": [[float(v) for v in p] for p in points],
+        "score": [float(v) for v in scores],
+        "final_loss": [[float(v) for v in row] for row in final],
+        "diverged": [int(v) for v in n_diverged],
+    }
+
+
+def stage_points(stage, grid, chosen=None):
+    """The (lr_rec, lr_out) points of a search stage on ``grid``: ``joint``
+    one rate for both (the paper's search); ``rec`` lr_rec over the grid at
+    ``chosen`` (the joint rate); ``out`` lr_out over the grid at ``chosen``
+    (stage 2's lr_rec)."""
+    if stage == "joint":
+        return [(e, e) for e in grid]
+    if stage == "rec":
+        return [(e, chosen) for e in grid]
+    if stage == "out":
+        return [(chosen, e) for e in grid]
+    raise ValueError(f"a search stage is one of joint, rec, out; got {stage!r}")
+
+
+def search_record(rule, period_tau, grid, untrained, stages, seconds=0.0, log=None) -> dict:
+    """The search's record of one (rule, period) from its three stages'
+    ``(best, record)`` pairs (:func:`score_points`), as lr_search.json holds it."""
+    (_, joint), (b_rec, rec_stage), (b_out, out_stage) = stages
+    eta = joint["points"][stages[0][0]][0]
+    lr_rec, lr_out = rec_stage["points"][b_rec][0], out_stage["points"][b_out][1]
+    at_edge = [
+        name for name, v in (("lr_rec", lr_rec), ("lr_out", lr_out)) if v in (grid[0], grid[-1])
+    ]
+    best_score = out_stage["score"][b_out]
+    learned = bool(np.isfinite(best_score) and best_score < 0.5 * untrained)
+    if log:
+        log(
+            f"grid {rule} T={period_tau}tau: joint -> {eta:g}, lr_rec -> {lr_rec:g}, lr_out -> "
+            f"{lr_out:g}: median final loss {best_score:.3g} (untrained "
+            f"{untrained:.3g})"
+            + (f"; at the grid's edge: {', '.join(at_edge)}" if at_edge else "")
+            + f" ({seconds:.0f}s)"
+        )
+    return {
+        "rule": rule,
+        "period_tau": int(period_tau),
+        "grid": [float(e) for e in grid],
+        "untrained": float(untrained),
+        "joint": joint,
+        "rec": rec_stage,
+        "out": out_stage,
+        "chosen": {"lr_rec": lr_rec, "lr_out": lr_out},
+        "at_edge": at_edge,
+        "learned": learned,
+        "seconds": float(seconds),
+    }
+
+
 def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
     """Pick ``rule``'s recurrent and readout rates at one period on ``cfg.lr_grid``.
 
@@ -205,52 +275,13 @@ def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
         res = train(cfg, networks(cfg, rule, all_seeds), rule, period_tau, rec, out, all_seeds)
         seconds += res.seconds
         final = final_losses(res.networks, task).reshape(len(points), len(seeds))
-        final = np.where(final > 10 * untrained, np.inf, final)
-        diverged = np.sum(np.asarray(res.diverged_at).reshape(final.shape) > 0, axis=1)
-        # a point is acceptable only if every one of its networks stayed stable
-        ok = (diverged == 0) & np.all(np.isfinite(final), axis=1)
-        scores = np.where(ok, np.median(final, axis=1), np.inf)
-        best = int(np.argmin(scores)) if np.any(np.isfinite(scores)) else 0
-        return best, {
-            "points": [list(p) for p in points],
-            "score": [float(v) for v in scores],
-            "final_loss": [[float(v) for v in row] for row in final],
-            "diverged": [int(v) for v in diverged],
-        }
+        diverged = np.asarray(res.diverged_at).reshape(final.shape)
+        return score_points(points, final, diverged, untrained)
 
-    best, joint = score([(e, e) for e in grid])
-    eta = grid[best]
-    best, rec_stage = score([(e, eta) for e in grid])
-    lr_rec = grid[best]
-    best, out_stage = score([(lr_rec, e) for e in grid])
-    lr_out = grid[best]
-    at_edge = [
-        name for name, v in (("lr_rec", lr_rec), ("lr_out", lr_out)) if v in (grid[0], grid[-1])
-    ]
-    learned = bool(
-        np.isfinite(out_stage["score"][best]) and out_stage["score"][best] < 0.5 * untrained
-    )
-    if log:
-        log(
-            f"grid {rule} T={period_tau}tau: joint -> {eta:g}, lr_rec -> {lr_rec:g}, lr_out -> "
-            f"{lr_out:g}: median final loss {out_stage['score'][best]:.3g} (untrained "
-            f"{untrained:.3g})"
-            + (f"; at the grid's edge: {', '.join(at_edge)}" if at_edge else "")
-            + f" ({seconds:.0f}s)"
-        )
-    return {
-        "rule": rule,
-        "period_tau": int(period_tau),
-        "grid": grid,
-        "untrained": untrained,
-        "joint": joint,
-        "rec": rec_stage,
-        "out": out_stage,
-        "chosen": {"lr_rec": lr_rec, "lr_out": lr_out},
-        "at_edge": at_edge,
-        "learned": learned,
-        "seconds": float(seconds),
-    }
+    joint = score(stage_points("joint", grid))
+    rec = score(stage_points("rec", grid, grid[joint[0]]))
+    out = score(stage_points("out", grid, grid[rec[0]]))
+    return search_record(rule, period_tau, grid, untrained, (joint, rec, out), seconds, log)
 
 
 def search(cfg, log=None) -> list:
