@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rflo import session_folder
 from rflo.checkpoint import open_saved, prepare_folder  # noqa: F401  (importable from here)
 from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
     MAX_SEGMENT,
@@ -52,6 +53,13 @@ from rflo.segments import (  # noqa: F401  (the session's parts, importable from
     same_shape,
     save_trained,
     train_segments,
+)
+from rflo.session_build import (  # noqa: F401  (importable from here, as they were)
+    DEFAULT_LR,
+    build,
+    draw_network,
+    load_for_task,
+    spec_of,
 )
 from rflo.spec import RunSpec
 
@@ -70,72 +78,6 @@ __all__ = [
     "open_saved",
     "load_for_task",
 ]
-
-#: rates of a rule whose run names none (the spec's default, the seed notebook's)
-DEFAULT_LR = tuple(RunSpec.lr)
-
-
-def build(spec: RunSpec):
-    """``(task, cell, optimizer)`` of a spec (built, so checked; ValueError).
-    With ``spec.network`` the cell is the named network's (one is drawn)."""
-    from rflo import runconfig, spec_build
-    from rflo.losses import check_outputs, get_loss
-
-    spec_build.check_spec(spec)
-    task = runconfig.make_run_task(spec.task, spec.set, spec.period)
-    cell = spec_build.spec_cell(spec, task)
-    spec_build.check_rate_cell(spec, cell)
-    check_outputs(get_loss(spec.loss), task.n_out)
-    return task, cell, runconfig.make_optimizer(spec.optimizer, spec.optimizer_rate)
-
-
-def spec_of(saved: dict) -> RunSpec:
-    """The :class:`RunSpec` of a run's saved settings (older runs' too)."""
-    from rflo.spec import config_keys
-
-    data = {k: v for k, v in saved.items() if k in config_keys()}
-    if saved.get("command") == "compare" or "rules" in saved:
-        data.pop("rule", None)
-    return RunSpec.from_dict(data, "saved settings")
-
-
-def draw_network(spec: RunSpec, task, cell, seed=None):
-    """A network drawn as ``spec`` says (units, tau, dtype, Dale's law,
-    connectivity) for ``task``, from ``seed`` (default ``spec.seed``); with
-    ``spec.network`` the named network's builder draws it (its own cell, in
-    the spec's dtype; :mod:`rflo.networks`)."""
-    import rflo
-
-    if spec.network is not None:
-        from rflo.spec_build import named_network
-
-        return named_network(spec, task, spec.seed if seed is None else seed)
-
-    return rflo.init_network(
-        task.n_in,
-        spec.units,
-        task.n_out,
-        seed=spec.seed if seed is None else seed,
-        tau=spec.tau,
-        dtype=spec.dtype,
-        cell=cell,
-        dale=spec.dale,
-        connectivity=spec.connectivity,
-    )
-
-
-def load_for_task(path, task, dtype):
-    """A saved network that fits ``task`` (ValueError naming the mismatch)."""
-    import rflo
-
-    net = rflo.load_network(path, dtype=dtype)
-    if net.n_in != task.n_in or net.n_out != task.n_out:
-        raise ValueError(
-            f"{path}: the network has n_in={net.n_in}, n_out={net.n_out} but the "
-            f"{task.name} task needs n_in={task.n_in}, n_out={task.n_out}"
-        )
-    return net
-
 
 # --------------------------------------------------------------------------
 # the session
@@ -376,21 +318,7 @@ class Session:
         return draw(s.seed) if s.seeds is None else stack_networks([draw(x) for x in s.seeds])
 
     def _read_initial(self):
-        from rflo.ensemble import stack_networks
-        from rflo.io import network_run_id
-
-        def back(path):
-            net = load_for_task(path, self.task, self.spec.dtype)
-            if network_run_id(path) != self.run_id:
-                raise ValueError(
-                    f"{path} does not belong to the run in {self.folder} (run ids "
-                    "differ); start it again with --overwrite"
-                )
-            return net
-
-        if not self.ensemble:
-            return back(self.folder / "initial.npz")
-        return stack_networks([back(self.folder / f"initial.seed{s}.npz") for s in self.seeds])
+        return session_folder.read_initial(self)
 
     def settings(self) -> dict:
         """The run's settings as saved (``run.json``, ``config.toml``)."""
@@ -422,22 +350,7 @@ class Session:
         """The initial network and every rule's checkpoint at trial 0, then
         the settings that make the run resumable (last: a folder without them
         is not a run to resume)."""
-        import rflo
-        from rflo import checkpoint, runconfig
-        from rflo.ensemble import unstack_networks
-
-        net, out, run_id = self.network, self.folder, self.run_id
-        if not self.ensemble:
-            rflo.save_network(out / "initial.npz", net, run_id=run_id)
-        else:
-            for s, member in zip(self.seeds, unstack_networks(net)):
-                rflo.save_network(out / f"initial.seed{s}.npz", member, run_id=run_id)
-        start = self.fresh()
-        for name in self.rules:
-            checkpoint.save_progress(out, name, start, run_id)
-        settings = self.settings()
-        runconfig.write_config(out / "config.toml", settings)
-        checkpoint.save_settings(out, {"command": self.command, "run_id": run_id, **settings})
+        session_folder.save_start(self)
 
     # ---- training
 
@@ -500,43 +413,7 @@ class Session:
         return save_trained(self, rule, prog)
 
     def _checkpoint(self, name):
-        from rflo import checkpoint
-
-        if not self.files:  # given networks: a work folder's checkpoint is a cache
-            try:
-                prog = (
-                    None
-                    if self.folder is None
-                    else checkpoint.load_progress(self.folder, name, self.run_id)
-                )
-            except ValueError:
-                prog = None
-            ok = (
-                prog is not None
-                and prog.done <= self.spec.trials
-                and prog.frozen_at is not None
-                and same_shape(prog.network, self.network)
-            )
-            return prog if ok else self.fresh()
-        path = self.folder / checkpoint.CHECKPOINT_DIR / f"{name}.npz"
-        prog = checkpoint.load_progress(self.folder, name, self.run_id)
-        if prog is None:
-            raise ValueError(
-                f"{path} is missing, so the run cannot resume; start it again with --overwrite"
-            )
-        net = self.network
-        for which, other in (("network", prog.network), ("previous network", prog.previous)):
-            if other is not None and not same_shape(other, net):
-                raise ValueError(
-                    f"{path}: its {which} (n_rec={other.n_rec}) does not match the "
-                    f"run's initial network (n_rec={net.n_rec}, {net.cell.name})"
-                )
-        if prog.done > self.spec.trials:
-            raise ValueError(
-                f"checkpoint of {name!r} has {prog.done} trials, more than "
-                f"--trials {self.spec.trials}"
-            )
-        return prog
+        return session_folder.rule_checkpoint(self, name)
 
     def train_rule(self, name, stop, progress=None):
         """Train rule ``name`` from its checkpoint, checkpointing as it goes."""
