@@ -62,13 +62,20 @@ for sweeps that are not one product (each rule at its own learning rates)::
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import math
 from typing import NamedTuple
 
 from rflo import runconfig
+from rflo.sweep.spec_values import (  # noqa: F401  (BACKENDS, SLURM_KEYS: importable from here)
+    BACKENDS,
+    SLURM_KEYS,
+    backend_table,
+    grid_values,
+    int_at_least,
+    unknown_setting,
+)
 
 __all__ = [
     "GRID_KEYS",
@@ -139,37 +146,6 @@ TOP_KEYS = ("name", "trials", "record_every", "max_networks", "max_points", "gri
 #: point (a point's settings, its chunk, its id), so 10^6 points are about a
 #: GB and 20 s; the grid's size is counted from its lists before any point is made
 MAX_POINTS = 10**6
-BACKENDS = ("local", "slurm", "submitit_local")
-SLURM_KEYS = (
-    "partition",
-    "time",
-    "cpus_per_task",
-    "array_parallelism",
-    "mem_gb",
-    "account",
-    "qos",
-    "constraint",
-    "gpus_per_node",
-)
-
-
-def _rate(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-
-
-_CHECKS = {
-    **runconfig.CHECKS,
-    "rule": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a rule name"),
-    "lr_in": (_rate, "a learning rate >= 0"),
-    "lr_rec": (_rate, "a learning rate >= 0"),
-    "lr_out": (_rate, "a learning rate >= 0"),
-    "dale": (
-        lambda v: (
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1)
-        ),
-        "the fraction of excitatory units (0 < dale < 1), for Dale's law",
-    ),
-}
 
 
 class Grid(NamedTuple):
@@ -308,54 +284,20 @@ def _unhashable(v):
     return json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
 
 
-def _unknown(key, known, where):
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
-    return ValueError(f"{where}: unknown setting {key!r}{hint}")
-
-
-def _values(key, value, where):
-    values = list(value) if isinstance(value, (list, tuple, range)) else [value]
-    if not values:
-        raise ValueError(f"{where}: {key!r} has an empty list; give at least one value")
-    ok, need = _CHECKS.get(key, (lambda v: True, ""))
-    out = []
-    for v in values:
-        if key == "tau" and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if key.startswith("lr_") and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if key == "seed" and hasattr(v, "__index__") and not isinstance(v, bool):
-            v = int(v)
-        if not ok(v):
-            raise ValueError(f"{where}: {key!r} must be {need}, got {v!r}")
-        out.append(v)
-    if len(set(map(repr, out))) != len(out):
-        raise ValueError(f"{where}: {key!r} lists a value twice: {out}")
-    return out
-
-
-def _int_at_least(data, key, default, low, where, high=2**31):
-    v = data.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < low or v >= high:
-        raise ValueError(f"{where}: {key!r} must be an integer >= {low}, got {v!r}")
-    return v
-
-
 def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
     """Check ``data`` (the TOML's content as a dict) and return a :class:`SweepSpec`."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: a sweep spec is a table (dict), got {type(data).__name__}")
     for key in data:
         if key not in TOP_KEYS:
-            raise _unknown(key, TOP_KEYS, source)
-    trials = _int_at_least(data, "trials", runconfig.DEFAULTS["trials"], 1, source)
-    record_every = _int_at_least(data, "record_every", max(1, trials // 100), 1, source)
-    max_networks = _int_at_least(data, "max_networks", 64, 1, source)
+            raise unknown_setting(key, TOP_KEYS, source)
+    trials = int_at_least(data, "trials", runconfig.DEFAULTS["trials"], 1, source)
+    record_every = int_at_least(data, "record_every", max(1, trials // 100), 1, source)
+    max_networks = int_at_least(data, "max_networks", 64, 1, source)
     name = data.get("name", "sweep")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{source}: 'name' must be text, got {name!r}")
-    max_points = _int_at_least(data, "max_points", MAX_POINTS, 1, source, high=2**63)
+    max_points = int_at_least(data, "max_points", MAX_POINTS, 1, source, high=2**63)
     raw = data.get("grid") or {}
     if not (
         isinstance(raw, dict)
@@ -378,7 +320,7 @@ def spec_from_dict(data: dict, source="sweep spec") -> SweepSpec:
         if isinstance(raw, dict)
         else [_grid(g, f"{source} [[grid]] #{i + 1}") for i, g in enumerate(raw)]
     )
-    backend = _backend(data.get("backend") or {}, source)
+    backend = backend_table(data.get("backend") or {}, source)
     spec = SweepSpec(name, trials, record_every, max_networks, grids, backend, max_points)
     points = [json.dumps(p, sort_keys=True) for p in spec.points()]
     if len(set(points)) != len(points):
@@ -413,18 +355,22 @@ def _grid(raw, where) -> Grid:
         raise ValueError(f"{where}: 'set' must be a table of task parameters")
     for key in raw:
         if key not in GRID_KEYS + OPTIONAL_KEYS:
-            raise _unknown(key, GRID_KEYS + OPTIONAL_KEYS + ("lr", "set"), where)
+            raise unknown_setting(key, GRID_KEYS + OPTIONAL_KEYS + ("lr", "set"), where)
     values = {
-        key: [default] if raw.get(key) is None else _values(key, raw[key], where)
+        key: [default] if raw.get(key) is None else grid_values(key, raw[key], where)
         for key, default in GRID_DEFAULTS.items()
     }
     values.update(
-        {key: _values(key, raw[key], where) for key in OPTIONAL_KEYS if raw.get(key) is not None}
+        {
+            key: grid_values(key, raw[key], where)
+            for key in OPTIONAL_KEYS
+            if raw.get(key) is not None
+        }
     )
     for name, rates in named.items():  # [grid.lr]: rates by parameter name
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}: [grid.lr] names parameters, got {name!r}")
-        values[f"lr.{name}"] = _values("lr_in", rates, f"{where} lr.{name}")
+        values[f"lr.{name}"] = grid_values("lr_in", rates, f"{where} lr.{name}")
     task = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in task_raw.items()}
     for k, v in task.items():
         if not k.isidentifier():
@@ -432,28 +378,6 @@ def _grid(raw, where) -> Grid:
         if not v:
             raise ValueError(f"{where}: set.{k} has an empty list; give at least one value")
     return Grid(values, task, paired)
-
-
-def _backend(data, source):
-    where = f"{source} [backend]"
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a table")
-    for key in data:
-        if key not in ("name", "devices", "slurm"):
-            raise _unknown(key, ("name", "devices", "slurm"), where)
-    name = data.get("name", "local")
-    if name not in BACKENDS:
-        raise ValueError(f"{where}: name must be one of {', '.join(BACKENDS)}, got {name!r}")
-    devices = data.get("devices", "auto")
-    if devices != "auto" and (
-        not isinstance(devices, int) or isinstance(devices, bool) or not 1 <= devices <= 4096
-    ):
-        raise ValueError(f"{where}: devices must be 'auto' or an integer >= 1, got {devices!r}")
-    slurm = dict(data.get("slurm") or {})
-    for key in slurm:
-        if key not in SLURM_KEYS:
-            raise _unknown(key, SLURM_KEYS, f"{where}.slurm")
-    return {"name": name, "devices": devices, "slurm": slurm}
 
 
 def read_spec(path) -> SweepSpec:
