@@ -29,19 +29,24 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from rflo import runconfig
+from rflo.checkpoint_format import (
+    BEST,
+    OPT,
+    PREVIOUS,
+    PREVIOUS_OPT,
+    check_heads,
+    is_checkpoint_key,
+)
 from rflo.files import atomic_write, read_npz
 from rflo.io import (
-    check_network_shapes,
     network_arrays,
     network_from_npz_arrays,
-    network_keys,
     networks_from_stacked_arrays,
 )
 from rflo.network import Network
@@ -61,9 +66,6 @@ __all__ = [
 
 CHECKPOINT_DIR = "checkpoint"
 FORMAT = 1
-PREVIOUS = "previous."
-BEST = "best."
-OPT, PREVIOUS_OPT = "opt.", "previous_opt."
 
 
 class Progress(NamedTuple):
@@ -178,111 +180,11 @@ def save_progress(folder, rule: str, progress: Progress, run_id: str):
     atomic_write(path, write)
 
 
-_CURVES = ("loss", "alignment", "seconds", "best_loss", "run_id")
-_OPTIONAL = ("frozen_at", "best_network_loss", "best_at", "accuracy")
-
-
-_OPT_KEY = re.compile(r"(previous_)?opt\.\d+")
-
-
-def _names(key):
-    return (
-        key in _CURVES
-        or key in _OPTIONAL
-        or network_keys(key)
-        or network_keys(key, PREVIOUS)
-        or network_keys(key, BEST)
-        or bool(_OPT_KEY.fullmatch(key))
-    )
-
-
 def _leaves(arrays, prefix):
     keys = sorted((k for k in arrays if k.startswith(prefix)), key=lambda k: int(k[len(prefix) :]))
     if [int(k[len(prefix) :]) for k in keys] != list(range(len(keys))):
         raise ValueError(f"optimiser state arrays {keys} are not numbered 0 .. {len(keys) - 1}")
     return tuple(arrays.pop(k) for k in keys)
-
-
-def _networks_of(heads):
-    """K for a checkpoint of K stacked networks (a 3-d ``w_rec``, or a 3-d
-    ``w_out`` for a cell that owns its synapses), else None."""
-    lead = heads.get("w_rec", heads.get("w_out", ((),)))[0]
-    return lead[0] if len(lead) == 3 else None
-
-
-_SHARED = ("format", "cell", "run_id", "info")
-
-
-def _unstacked(heads, k, path):
-    """The network arrays' headers without their leading K axis."""
-    out = {}
-    for key, (shape, dtype) in heads.items():
-        if network_keys(key) or network_keys(key, PREVIOUS) or network_keys(key, BEST):
-            if key in _SHARED or any(
-                key.startswith(p) and key[len(p) :] in _SHARED for p in (PREVIOUS, BEST)
-            ):
-                out[key] = (shape, dtype)
-                continue
-            if not shape or shape[0] != k:
-                raise ValueError(
-                    f"{path}: {key} must hold {k} networks (shape ({k}, ...)), got {shape}"
-                )
-            out[key] = (shape[1:], dtype)
-    return out
-
-
-def _check_heads(heads, path):
-    k = _networks_of(heads)
-    net_heads = heads if k is None else _unstacked(heads, k, path)
-    check_network_shapes(net_heads, path)
-    for prefix in (PREVIOUS, BEST):
-        if any(key.startswith(prefix) for key in heads):
-            check_network_shapes(net_heads, path, prefix=prefix)
-    for key in _CURVES:
-        if key not in heads:
-            raise ValueError(f"{path}: checkpoint lacks {key!r}")
-    lead = () if k is None else (k,)
-    for key in ("loss", "alignment"):
-        shape, dtype = heads[key]
-        if len(shape) != 1 + len(lead) or shape[:-1] != lead or dtype.kind != "f":
-            raise ValueError(
-                f"{path}: {key!r} must be {'a curve' if k is None else f'{k} curves'}"
-                f" of floats, got {dtype} {shape}"
-            )
-    if heads["loss"][0] != heads["alignment"][0]:
-        raise ValueError(f"{path}: loss and alignment curves do not match")
-    if "accuracy" in heads and (
-        heads["accuracy"][0] != heads["loss"][0] or heads["accuracy"][1].kind != "f"
-    ):
-        raise ValueError(f"{path}: 'accuracy' must be shaped as the loss curve, in floats")
-    for key, want in (("seconds", ()), ("best_loss", lead)):
-        if heads[key][0] != want or heads[key][1].kind != "f":
-            raise ValueError(
-                f"{path}: {key!r} must be {'one number' if not want else f'{k} numbers'}"
-            )
-    if "frozen_at" in heads and (
-        k is None or heads["frozen_at"][0] != lead or heads["frozen_at"][1].kind not in "iu"
-    ):
-        raise ValueError(f"{path}: 'frozen_at' must hold one trial index per network")
-    has_best = any(key.startswith(BEST) for key in heads)
-    for key in ("best_network_loss", "best_at"):
-        if has_best != (key in heads):
-            raise ValueError(
-                f"{path}: a checkpoint's best network comes with 'best_network_loss' "
-                "and 'best_at'; this one has only some of them"
-            )
-    if has_best and (
-        heads["best_network_loss"][0] != lead
-        or heads["best_network_loss"][1].kind != "f"
-        or heads["best_at"][0] != lead
-        or heads["best_at"][1].kind not in "iu"
-    ):
-        raise ValueError(
-            f"{path}: 'best_network_loss' and 'best_at' must be "
-            f"{'one number' if k is None else f'{k} numbers'} each"
-        )
-    if heads["run_id"][0] != () or heads["run_id"][1].kind != "U":
-        raise ValueError(f"{path}: 'run_id' must be one string")
 
 
 def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[Progress]:
@@ -291,7 +193,7 @@ def load_progress(folder, rule: str, run_id: Optional[str] = None) -> Optional[P
     path = _dir(folder) / f"{rule}.npz"
     if not path.exists():
         return None
-    arrays = read_npz(path, names=_names, check=lambda heads: _check_heads(heads, path))
+    arrays = read_npz(path, names=is_checkpoint_key, check=lambda heads: check_heads(heads, path))
     saved_id = str(arrays.pop("run_id"))
     if run_id is not None and saved_id != run_id:
         raise ValueError(f"{path} belongs to run {saved_id}, not to this folder's run {run_id}")
