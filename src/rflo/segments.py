@@ -1,14 +1,20 @@
 """The parts of a :class:`rflo.session.Session`'s training loop: segments
-sized by wall time, the stop request (SIGINT/SIGTERM), and one rule's loop
-from its checkpoint to the end of the run (checkpoints, divergence)."""
+sized by wall time, the stop request (SIGINT/SIGTERM; :mod:`rflo.session_stops`,
+importable from here too), and one rule's loop from its checkpoint to the end
+of the run (checkpoints, divergence)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 import numpy as np
+
+from rflo.session_stops import (  # noqa: F401  (importable from here, as they were)
+    Diverged,
+    Interrupted,
+    NoStop,
+    StopRequest,
+)
 
 __all__ = [
     "Segments",
@@ -67,65 +73,6 @@ class Segments:
         per_trial = max(seconds, 1e-6) / n
         cap = min(max(self.cap, min(int(MIN_SEGMENT_SECONDS / per_trial), self.half)), MAX_SEGMENT)
         self.size = int(max(1, min(SEGMENT_SECONDS / per_trial, 8 * n, cap)))
-
-
-class Diverged(Exception):
-    """Training stopped because a rule diverged (exit status 3)."""
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM: the run stopped after saving a checkpoint."""
-
-
-class StopRequest:
-    """SIGINT/SIGTERM handler: the first signal asks the run to stop after the
-    current segment (it saves a checkpoint and exits 130 or 143); a second one
-    exits at once (the last checkpoint stays valid: writes are atomic)."""
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self):
-        self.signum = None
-        self.previous = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            print("\nstopping now", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.signum = signum
-        print(
-            "\nstopping after the current segment (press again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                sig = getattr(signal, name)
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup: stay deaf
-                    self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    @property
-    def status(self):
-        return 128 + self.signum
-
-
-class NoStop:
-    """A stop request that never comes (a session with nothing to save
-    stops as any Python call does: KeyboardInterrupt at once)."""
-
-    signum = None
 
 
 def check_run(spec, task, cell, rules, rates):
