@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -61,6 +61,8 @@ from rflo.paper.common import (
     write_file,
     write_text,
 )
+from rflo.paper.figure4_config import FULL, QUICK, Config, syllable_rate
+from rflo.paper.figure4_config import target as _target
 
 __all__ = ["Config", "FULL", "QUICK", "run", "summarize", "write_outputs", "main"]
 
@@ -69,61 +71,6 @@ DESCRIPTION = (
     "into a long sequence, against RNNs trained on the whole sequence with RFLO "
     "and BPTT): PNG, CSVs and summary.json in an output folder."
 )
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything that sets the size of the reproduction."""
-
-    mode: str
-    n_rec: int = 100
-    tau: float = 10.0
-    move: int = 200
-    hold: int = 200
-    sequence: tuple = (0, 1, 2, 3)
-    n_networks: int = 5
-    syllable_trials: int = 10_000
-    selector_trials: int = 10_000
-    baseline_trials: int = 20_000
-    #: RFLO's rate for the syllables (None: 0.003 for ``syllable_training="one"``,
-    #: 0.01 for "four"; each chosen on networks 100 and 101, see the docstring)
-    lr_syllables: Optional[float] = None
-    #: "one": a random syllable per trial, the state and the cursor carried from
-    #: trial to trial (the Methods'); "four": four random syllables per trial,
-    #: from h0 each trial (this library's earlier layout)
-    syllable_training: str = "one"
-    lr_baseline: tuple = (("rflo", 0.003), ("bptt", 0.003))
-    eta_selector: float = 0.1
-    explore: float = 0.1
-    seed: int = 0
-    #: the networks reported, by seed (None: seed, seed + 1, ...)
-    seeds: Optional[tuple] = None
-    #: f': "exact" (1 - tanh^2, the paper's phi = tanh) or "seed" (the notebook's)
-    derivative: str = "exact"
-    #: z in the selector's update: "drive" (the paper's z_i = sum_j W^s_ij h_j,
-    #: before the winner-take-all) or "choice" (the one-hot after it, a variant)
-    update: str = "drive"
-    #: keep the selector's rows at unit length (an addition of this library)
-    normalize: bool = True
-    #: the selector never moves the cursor beyond this many reach lengths in x or y
-    #: (the Methods' out-of-bounds constraint; the box's size is ours)
-    bounds: float = 1.5
-
-
-FULL = Config(mode="full")
-QUICK = Config(
-    mode="quick", n_networks=2, syllable_trials=3000, selector_trials=1000, baseline_trials=4000
-)
-
-
-def _target(cfg: Config) -> np.ndarray:
-    """(T, 2) the target velocity of the whole sequence."""
-    from rflo.tasks.motor import syllable_velocity
-
-    steps = cfg.move + cfg.hold
-    t = np.arange(len(cfg.sequence) * steps)
-    k = np.asarray(cfg.sequence)[t // steps]
-    return np.asarray(syllable_velocity(k, t % steps, 4, cfg.move), float)
 
 
 def _path(y, cfg):
@@ -140,13 +87,6 @@ def _errors(ys, cfg):
     pos = np.array([np.mean(np.linalg.norm(_path(y, cfg) - tp, axis=1)) for y in ys])
     mse = np.array([0.5 * np.mean((np.asarray(y) - target) ** 2) for y in ys])
     return pos, mse
-
-
-def syllable_rate(cfg: Config) -> float:
-    """RFLO's rate for the syllables: the config's, else the one chosen for its layout."""
-    if cfg.lr_syllables is not None:
-        return float(cfg.lr_syllables)
-    return 0.003 if cfg.syllable_training == "one" else 0.01
 
 
 def _carried(nets, cfg: Config, lr: float):
