@@ -95,9 +95,9 @@ class Config:
     derivative: str = "seed"
 
     def rflo_rates(self):
-        """Figure 2's stored RFLO ``(lr_rec, lr_out)`` at :attr:`period_tau`."""
-        cfg = figure2.FULL if self.figure2_mode == "full" else figure2.QUICK
-        return cfg.rates()["rflo", self.period_tau]
+        """Figure 2's stored RFLO ``(lr_rec, lr_out)`` at :attr:`period_tau`,
+        those stored for this run's initial weights (:attr:`init`)."""
+        return figure2.config(self.figure2_mode, self.init).rates()["rflo", self.period_tau]
 
 
 FULL = Config(mode="full")
