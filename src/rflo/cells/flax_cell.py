@@ -76,50 +76,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rflo.cells.flax_module import (
+    UNKNOWN,
+    default_y,
+    import_flax,
+    int_or_none,
+    is_flax_builtin,
+    param_names,
+)
 from rflo.cells.module import (
     _check_axes,
     _first_line,
     _Held,
     _ModuleCell,
-    _path_name,
     _spec,
     _zeros_like_spec,
 )
 
 __all__ = ["FlaxCell", "from_flax"]
-
-#: Flax's own cells whose carry is the output, and the LSTM cells (carry (c, h), y = h)
-_CARRY_OUT = ("GRUCell", "SimpleCell", "MGUCell")
-_LSTM = ("LSTMCell", "OptimizedLSTMCell")
-
-
-def _import_flax():
-    try:
-        import flax.linen as linen
-        from flax import nnx
-    except ImportError:
-        raise ImportError("from_flax needs Flax: pip install 'rflo[flax]'") from None
-    return nnx, linen
-
-
-def _flax_builtin(module, nnx, linen) -> bool:
-    cls = type(module)
-    return cls.__name__ in _CARRY_OUT + _LSTM and cls.__module__ in (
-        "flax.nnx.nn.recurrent",
-        "flax.linen.recurrent",
-    )
-
-
-def _names(params):
-    """Leaves and readable names of a params tree (an NNX ``State``'s trailing
-    ``.value`` dropped)."""
-    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    names = []
-    for path, _ in leaves:
-        if path and getattr(path[-1], "name", None) == "value":
-            path = path[:-1]
-        names.append(_path_name(path))
-    return [v for _, v in leaves], names
 
 
 @dataclass(frozen=True)
@@ -150,9 +124,9 @@ class FlaxCell(_ModuleCell):
     # ---- parameters and the module
     def _split(self, module):
         """(values, names, structure) of an NNX module."""
-        nnx, _ = _import_flax()
+        nnx, _ = import_flax()
         graphdef, params, rest = nnx.split(module, nnx.Param, ...)
-        values, names = _names(params)
+        values, names = param_names(params)
         return values, names, (graphdef, jax.tree_util.tree_structure(params))
 
     def _linen_carry(self, n_in, n_rec, dtype):
@@ -173,7 +147,7 @@ class FlaxCell(_ModuleCell):
                     f"from_flax: the Linen module has the variable collections "
                     f"{other} besides 'params'; only 'params' can be trained here"
                 )
-            values, names = _names(variables.get("params", {}))
+            values, names = param_names(variables.get("params", {}))
             return {k: jnp.asarray(v, dtype) for k, v in zip(names, values)}
         return self.module_params(key, dtype, "from_flax")
 
@@ -182,7 +156,7 @@ class FlaxCell(_ModuleCell):
         values = jax.tree_util.tree_unflatten(tree, [params[k] for k in self.names])
         if self.api == "linen":
             return self.structure[0].bind({"params": values})
-        nnx, _ = _import_flax()
+        nnx, _ = import_flax()
         return nnx.merge(self.structure[0], values, self.rest.value)
 
     def call(self, module, state, x):
@@ -241,7 +215,7 @@ class FlaxCell(_ModuleCell):
                     f"from_flax: the Linen module has the variable collections "
                     f"{other} besides 'params'; only 'params' can be trained here"
                 )
-            values, names = _names(tree.get("params", {}))
+            values, names = param_names(tree.get("params", {}))
             shapes = {k: tuple(v.shape) for k, v in zip(names, values)}
             axes = self.axes
             if axes is not None:
@@ -254,7 +228,7 @@ class FlaxCell(_ModuleCell):
                 shapes=tuple(shapes[k] for k in names),
                 structure=(module, tree),
             )
-        if cell.y_leaf == _UNKNOWN and cell.output_fn is None:
+        if cell.y_leaf == UNKNOWN and cell.output_fn is None:
             cell = cell._find_output()
         return cell
 
@@ -288,9 +262,6 @@ class FlaxCell(_ModuleCell):
 
 jax.tree_util.register_pytree_node(FlaxCell, lambda c: ((), c), lambda c, _: c)
 
-#: ``y_leaf`` of a module whose output is not found yet (found when the network is built)
-_UNKNOWN = -2
-
 
 def from_flax(
     module,
@@ -315,7 +286,7 @@ def from_flax(
         optimized LSTM, simple, MGU), none for other modules.
     name : the cell's name (default ``"flax"``).
     """
-    nnx, linen = _import_flax()
+    nnx, linen = import_flax()
     for what, fn in (("output", output), ("initial_state", initial_state)):
         if fn is not None and not callable(fn):
             raise ValueError(f"from_flax: {what} must be a function, got {type(fn).__name__}")
@@ -338,7 +309,7 @@ def from_flax(
         )
     cell = FlaxCell(name=name, source=_Held(module), factory=factory, api="nnx")
     graphdef, params, rest = nnx.split(probe, nnx.Param, ...)
-    values, names = _names(params)
+    values, names = param_names(params)
     if not names:
         raise ValueError(
             f"from_flax: the module ({type(probe).__name__}) has no nnx.Param to train"
@@ -354,8 +325,8 @@ def from_flax(
             "unhashable metadata out of its variables"
         ) from None
     shapes = {k: tuple(np.shape(v)) for k, v in zip(names, values)}
-    sizes = tuple(_int_or_none(getattr(probe, a, None)) for a in ("in_features", "hidden_features"))
-    builtin = _flax_builtin(probe, nnx, linen)
+    sizes = tuple(int_or_none(getattr(probe, a, None)) for a in ("in_features", "hidden_features"))
+    builtin = is_flax_builtin(probe, nnx, linen)
     spec = None
     if hasattr(probe, "initialize_carry"):
         try:
@@ -374,19 +345,9 @@ def from_flax(
         output_fn=output,
         state_fn=initial_state,
         state_spec=spec,
-        y_leaf=_default_y(probe, builtin),
+        y_leaf=default_y(probe, builtin),
         module_name=type(probe).__name__,
     )
-
-
-def _int_or_none(v):
-    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-
-def _default_y(module, builtin):
-    if not builtin:
-        return _UNKNOWN
-    return 1 if type(module).__name__ in _LSTM else -1
 
 
 def _from_linen(module, nnx, linen, output, initial_state, unit_axes, name):
@@ -399,8 +360,8 @@ def _from_linen(module, nnx, linen, output, initial_state, unit_axes, name):
         hash(module)
     except TypeError as exc:
         raise ValueError(f"from_flax: the Linen module must be hashable ({exc})") from None
-    builtin = _flax_builtin(module, nnx, linen)
-    hidden = _int_or_none(getattr(module, "features", None))
+    builtin = is_flax_builtin(module, nnx, linen)
+    hidden = int_or_none(getattr(module, "features", None))
     spec = None
     if hasattr(module, "initialize_carry"):
         try:
@@ -420,6 +381,6 @@ def _from_linen(module, nnx, linen, output, initial_state, unit_axes, name):
         output_fn=output,
         state_fn=initial_state,
         state_spec=spec,
-        y_leaf=_default_y(module, builtin),
+        y_leaf=default_y(module, builtin),
         module_name=type(module).__name__,
     )
