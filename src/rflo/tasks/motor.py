@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo._checks import check_finite_array, check_int, check_positive
-from rflo.tasks.builtin import TASKS, _check_range, _steps, _window
+from rflo.tasks.builtin import TASKS
 from rflo.tasks.generator import TaskGenerator
+from rflo.tasks.trial_time import check_range, steps, window
 
 __all__ = ["reach", "syllables", "syllable_velocity", "cursor_path", "MOTOR_TASKS"]
 
@@ -39,13 +40,13 @@ def _reach_sample(
     k1, k2 = jax.random.split(key)
     target = jax.random.randint(k1, (batch,), 0, n_targets)
     delay = jax.random.randint(k2, (batch,), min_delay, max_delay + 1)
-    t = _steps(n_steps)
+    t = steps(n_steps)
     go = cue_start + cue + delay
-    cue_on = _window(t, jnp.full((batch,), cue_start), cue)
+    cue_on = window(t, jnp.full((batch,), cue_start), cue)
     x = jnp.concatenate(
         [
             jax.nn.one_hot(target, n_targets)[:, None] * cue_on[..., None],
-            _window(t, go, go_width)[..., None],
+            window(t, go, go_width)[..., None],
         ],
         axis=-1,
     ).astype(float)
@@ -88,7 +89,7 @@ def reach(
     n_targets = check_int("n_targets", n_targets, minimum=2)
     cue_start = check_int("cue_start", cue_start)
     cue = check_int("cue", cue)
-    lo, hi = _check_range("delay", min_delay, max_delay, minimum=0)
+    lo, hi = check_range("delay", min_delay, max_delay, minimum=0)
     go_width = check_int("go_width", go_width)
     move = check_int("move", move)
     hold = check_int("hold", hold, minimum=0)
