@@ -28,8 +28,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+from rflo import spec_data
 from rflo.spec_checks import (  # the fields' checks and help texts
-    FLOAT_FIELDS,
     _fraction,
     _help_cell,
     _help_loss,
@@ -265,24 +265,7 @@ class RunSpec:
     )
 
     def __post_init__(self):
-        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (normalise, frozen)
-        if isinstance(self.lr, (list, tuple)):
-            put("lr", tuple(float(x) if _num(x) else x for x in self.lr))
-        elif isinstance(self.lr, dict):
-            put("lr", {str(k): float(x) if _num(x) else x for k, x in self.lr.items()})
-        if isinstance(self.seeds, tuple):
-            put("seeds", list(self.seeds))
-        for name in FLOAT_FIELDS:
-            if _int(getattr(self, name)):
-                put(name, float(getattr(self, name)))
-        if isinstance(self.optimizer_rate, dict):
-            rates = self.optimizer_rate
-            put("optimizer_rate", {str(k): float(x) if _num(x) else x for k, x in rates.items()})
-        put("set", dict(self.set or {}))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not f.metadata["check"](value):
-                raise ValueError(f"RunSpec: {f.name!r} must be {f.metadata['need']}, got {value!r}")
+        spec_data.check_and_normalise(self)
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with ``changes`` (checked)."""
@@ -299,44 +282,17 @@ class RunSpec:
     def from_dict(cls, data: dict, source="settings") -> "RunSpec":
         """A spec from plain settings (names as in a config file, ``-`` or ``_``);
         names it does not know are refused, naming the closest."""
-        import difflib
-
-        names = [f.name for f in dataclasses.fields(cls)]
-        data = {str(k).replace("-", "_"): v for k, v in dict(data).items()}
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                raise ValueError(
-                    f"{source}: unknown setting {key!r}"
-                    + (f" (did you mean {close[0]!r}?)" if close else "")
-                )
-        try:
-            return cls(**data)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {str(exc).removeprefix('RunSpec: ')}") from None
+        return spec_data.read_dict(cls, data, source)
 
     def to_toml(self) -> str:
         """The spec as a config file's TOML (None values left out; ``[set]``
         and, for rates by name, ``[lr]`` tables)."""
-        import tomli_w
-
-        flat = {k: v for k, v in self.as_dict().items() if v is not None}
-        return tomli_w.dumps(flat)
+        return spec_data.toml_text(self)
 
     @classmethod
     def from_toml(cls, text: str, source="TOML") -> "RunSpec":
         """The spec in a config file's TOML text (what :meth:`to_toml` writes)."""
-        import sys
-
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{source}: not readable TOML ({exc})") from None
-        return cls.from_dict(data, source)
+        return spec_data.read_toml(cls, text, source)
 
 
 def spec_fields():
