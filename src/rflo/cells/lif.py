@@ -95,6 +95,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from rflo.cells.base import Cell, register_cell
+from rflo.cells.firing import (
+    FIRING_BAND,
+    FIRING_DRIVE,
+    advice,
+    batch_inputs,
+    check_firing,
+    firing_rate,
+    rates_each,
+)
 
 __all__ = [
     "LIF",
@@ -110,10 +119,6 @@ __all__ = [
     "check_firing",
     "check_training_firing",
 ]
-
-#: a background current (in units of ``thr``) that makes the networks of
-#: :func:`rflo.init_network` fire on every built-in task (see "Scale" above)
-FIRING_DRIVE = 1.2
 
 
 def pseudo_derivative(v_scaled, gamma):
@@ -313,74 +318,6 @@ class ALIF(Cell):
         return ALIFState(v, rho * state.a + z)
 
 
-#: the band of spikes per unit and step outside which :func:`check_firing` warns
-FIRING_BAND = (0.002, 0.5)
-
-
-def _spikes_per_step(net, x):
-    """Mean spikes per unit and step of ``net`` over ``x`` (B, T, n_in)."""
-    from rflo.cells.base import initial_state, output, step
-
-    def run(xs):
-        def body(s, x_t):
-            s = step(net, s, x_t)
-            return s, output(net, s)
-
-        return jax.lax.scan(body, initial_state(net), xs[1:])[1]
-
-    return jnp.mean(jax.vmap(run)(x))
-
-
-_rate_one = jax.jit(_spikes_per_step)
-_rate_each = jax.jit(jax.vmap(_spikes_per_step, in_axes=(0, None)))
-
-
-def _inputs(net, x):
-    x = jnp.asarray(x, jnp.asarray(net.w_rec).dtype)
-    return x[None] if x.ndim == 2 else x
-
-
-def firing_rate(net, x) -> float:
-    """The mean number of spikes per unit and step of the spiking network
-    ``net`` (LIF or ALIF) over the inputs ``x`` (T, n_in) or (B, T, n_in)."""
-    return float(_rate_one(net, _inputs(net, x)))
-
-
-def _advice(rate, cell, where):
-    """The warning for a rate outside :data:`FIRING_BAND`, or None."""
-    lo, hi = FIRING_BAND
-    drive = getattr(cell, "drive", 0.0)
-    if rate < lo:
-        return (
-            f"{where} is silent: {rate:.4f} spikes per unit and step (a sensible band is {lo} "
-            f"to {hi}); give its units a background current, e.g. cell=rflo.cells.get_cell("
-            f"{cell.name!r}, drive={FIRING_DRIVE}) (now drive={drive}), or lower thr, or scale "
-            "w_in up"
-        )
-    if rate > hi:
-        return (
-            f"{where} is saturated: {rate:.4f} spikes per unit and step (a sensible band is "
-            f"{lo} to {hi}); lower the cell's drive (now {drive}), raise thr, or scale w_in "
-            "and w_rec down"
-        )
-    return None
-
-
-def check_firing(net, x, where: str = "the spiking network", stacklevel: int = 2) -> float:
-    """Warn (``RuntimeWarning``) when the spiking network ``net`` is silent or
-    saturated on the inputs ``x``, naming the fix; returns the rate.  Silent:
-    below ``FIRING_BAND[0]`` spikes per unit and step (no error reaches the
-    weights, the loss stays where it starts); saturated: above
-    ``FIRING_BAND[1]`` (the units carry no signal)."""
-    import warnings
-
-    rate = firing_rate(net, x)
-    said = _advice(rate, net.cell, where)
-    if said:
-        warnings.warn(said, RuntimeWarning, stacklevel=stacklevel)
-    return rate
-
-
 def check_training_firing(net, task, when: str, ensemble: bool = False, stacklevel: int = 3):
     """The trainer's check (``train``, ``train_ensemble``): warn when the
     spiking network (each network of a stacked ensemble) is silent or
@@ -390,12 +327,12 @@ def check_training_firing(net, task, when: str, ensemble: bool = False, stacklev
 
     if not isinstance(net.cell, (LIF, ALIF)):
         return None
-    x = _inputs(net, np.asarray(task.trial(0)[0]))
+    x = batch_inputs(net, np.asarray(task.trial(0)[0]))
     if not ensemble:
         return check_firing(net, x, f"the spiking network {when}", stacklevel + 1)
-    rates = np.asarray(_rate_each(net, x))
+    rates = np.asarray(rates_each(net, x))
     said = [
-        _advice(float(r), net.cell, f"network {k} of the ensemble {when}")
+        advice(float(r), net.cell, f"network {k} of the ensemble {when}")
         for k, r in enumerate(rates)
     ]
     bad = [m for m in said if m]
