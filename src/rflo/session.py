@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rflo import session_folder
+from rflo import session_folder, session_networks
 from rflo.checkpoint import open_saved, prepare_folder  # noqa: F401  (importable from here)
 from rflo.segments import (  # noqa: F401  (the session's parts, importable from here)
     MAX_SEGMENT,
@@ -249,34 +249,9 @@ class Session:
         built : ``(task, cell, optimizer)`` built from ``spec`` already
             (sessions run side by side in threads share one optimiser).
         """
-        import jax
-
-        from rflo import runconfig
-        from rflo.ensemble import stack_networks, unstack_networks
-        from rflo.network import Network
-        from rflo.session_checks import with_derivative
-
-        nets = stack_networks(
-            unstack_networks(networks) if isinstance(networks, Network) else list(networks)
+        nets, seeds, lr, built = session_networks.given_networks(
+            spec, networks, seeds=seeds, lr=lr, task=task, built=built
         )
-        nets = with_derivative(nets, spec.derivative)
-        k = int(np.shape(nets.w_out)[0])
-        seeds = list(seeds if seeds is not None else spec.seeds or range(k))
-        if len(seeds) != k:
-            raise ValueError(f"need one seed per network ({k}), got {len(seeds)}")
-        if lr is not None and not isinstance(lr, dict) and np.ndim(lr) == 2:  # (K, 3)
-            table = np.asarray(lr, float)
-            if table.shape != (k, 3):
-                raise ValueError(
-                    f"per-network learning rates must have shape ({k}, 3), got {table.shape}"
-                )
-            first = jax.tree_util.tree_map(lambda a: a[0], nets)
-            lr = runconfig.cell_rates(first, tuple(table[:, i] for i in range(3)))
-            if not isinstance(lr, dict):
-                lr = dict(zip(("w_in", "w_rec", "w_out"), lr))
-        built = build(spec) if built is None else built
-        if task is not None:
-            built = (task, *built[1:])
         return cls(
             spec,
             work,
@@ -303,19 +278,7 @@ class Session:
         self.close()
 
     def _draw(self):
-        from rflo.ensemble import stack_networks
-
-        s, task = self.spec, self.task
-        draw = lambda seed: draw_network(s, task, self.cell, seed)  # noqa: E731
-        if s.init is not None:
-            if s.seeds is not None:
-                raise ValueError(
-                    "init starts one network; with seeds each network is drawn "
-                    "from its seed (drop one of them)"
-                )
-            net = load_for_task(s.init, task, s.dtype)
-            return net._replace(cell=self.cell) if s.derivative is not None else net
-        return draw(s.seed) if s.seeds is None else stack_networks([draw(x) for x in s.seeds])
+        return session_networks.initial_networks(self.spec, self.task, self.cell)
 
     def _read_initial(self):
         return session_folder.read_initial(self)
