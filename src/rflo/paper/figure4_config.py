@@ -29,7 +29,7 @@ class Config:
     selector_trials: int = 10_000
     baseline_trials: int = 20_000
     #: RFLO's rate for the syllables (None: 0.003 for ``syllable_training="one"``,
-    #: 0.01 for "four"; each chosen on networks 100 and 101, see the docstring)
+    #: 0.01 for "four"; each chosen on networks 100 and 101, see rflo.paper.figure4's docstring)
     lr_syllables: Optional[float] = None
     #: "one": a random syllable per trial, the state and the cursor carried from
     #: trial to trial (the Methods'); "four": four random syllables per trial,
