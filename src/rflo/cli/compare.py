@@ -12,7 +12,6 @@ from rflo.cli.folders import (
     open_session,
     plan,
 )
-from rflo.cli.plot import prefetch
 from rflo.cli.run import add_run_arguments, finish
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
@@ -48,7 +47,6 @@ def run(args):
     if args.resume is None:
         check_memory(args, rules, planned.task, planned.cell)
         args.rule_lr = {r: plain_rates(rule_lr(args, r)) for r in rules}
-    prefetch()  # matplotlib loads while the network is drawn and the rules compile
     session = open_session(args, "compare", rules)  # on --resume, args hold the saved settings
     with session:
         check_rules(session.rules, args.online)

@@ -15,7 +15,7 @@ from rflo.cli.common import (
     three,
 )
 
-__all__ = ["DESCRIPTION", "add_arguments", "run", "draw", "prefetch", "title"]
+__all__ = ["DESCRIPTION", "add_arguments", "run", "draw", "title"]
 
 DESCRIPTION = "Redraw the figures of a folder written by 'rflo train' or 'rflo compare'."
 
@@ -43,24 +43,6 @@ def title(task, settings):
 
         text += f" ({settings['optimizer']} {rate_text(settings.get('optimizer_rate'))})"
     return text
-
-
-def prefetch():
-    """Import the plotting modules (matplotlib) in a background thread, so that
-    their import overlaps the run's compiling and training (which release the
-    GIL) instead of following it; :func:`draw` then finds them loaded.  An
-    import error is left for :func:`draw` to raise in the main thread."""
-    import threading
-
-    def load():
-        try:
-            import rflo.plots  # noqa: F401
-        except Exception:  # noqa: BLE001  (draw() imports it again and raises)
-            pass
-
-    thread = threading.Thread(target=load, name="rflo-import-plots", daemon=True)
-    thread.start()
-    return thread
 
 
 def draw(out, losses, aligns, outputs, task, settings):

@@ -17,7 +17,6 @@ from rflo.cli.folders import (
     open_session,
     plan,
 )
-from rflo.cli.plot import prefetch
 from rflo.cli.run import add_run_arguments, finish
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
@@ -56,7 +55,6 @@ def run(args):
             args.units, cell = init.n_rec, init.cell
         check_memory(args, [args.rule], planned.task, cell)
     (rule,) = check_rules([args.rule], args.online, "--rule")
-    prefetch()  # matplotlib loads while the network is drawn and the rules compile
     session = open_session(args, "train", [rule])  # on --resume, args hold the saved settings
     with session:
         (rule,) = check_rules(session.rules, args.online, "--rule")
