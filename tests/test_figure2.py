@@ -198,15 +198,16 @@ def test_shipped_sweep_specs_are_the_figures():
     from rflo.sweep.spec import read_spec, spec_from_dict
 
     root = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
-    # a sweep draws the notebook's networks, so the shipped specs are the notebook's figure
+    # the shipped specs are the default figure: the Methods' networks, by name
     for cfg, name in (
-        (figure2.config("full", "notebook"), "figure2_full.toml"),
-        (figure2.config("quick", "notebook"), "figure2_quick.toml"),
+        (figure2.config("full"), "figure2_full.toml"),
+        (figure2.config("quick"), "figure2_quick.toml"),
     ):
         shipped = read_spec(root / name)
         assert shipped.points() == spec_from_dict(figure2.sweep_spec(cfg)).points()
         assert shipped.trials == cfg.trials and shipped.record_every == 1
     full = read_spec(root / "figure2_full.toml").points()
+    assert {p["network"] for p in full} == {"murray2019", "murray2019_dale"}
     assert len(full) == 5 * 2 * 9 + 2 * 9 + 5 * 9  # bptt/rflo x periods, panel d, Dale
     assert {p["set.period"] for p in full} == {100, 200, 400, 800, 1600}
 

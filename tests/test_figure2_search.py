@@ -28,6 +28,24 @@ def test_named_murray_networks_are_the_methods_draw():
         assert (named.sign is None) == (dale is None)
 
 
+def test_full_search_uses_the_papers_grid_on_nine_other_networks():
+    cfg = figure2.FULL
+    assert (
+        cfg.lr_grid == figure2_search.PAPER_GRID == (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+    )
+    seeds = figure2_search.grid_seeds(cfg)
+    assert len(seeds) >= 9 and not set(seeds) & set(range(cfg.n_networks))
+    spec = figure2_search.search_spec(cfg)
+    # the paper's single-rate stage: one eta for both matrices, every (rule, period)
+    assert len(spec["grid"]) == len(cfg.rate_keys()) * len(cfg.lr_grid)
+    assert all(g["lr_rec"] == g["lr_out"] and g["lr_in"] == 0.0 for g in spec["grid"])
+    assert {g["network"] for g in spec["grid"]} == {"murray2019", "murray2019_dale"}
+    with pytest.raises(ValueError, match="previous stage"):
+        figure2_search.search_spec(cfg, "rec")
+    with pytest.raises(ValueError, match="one of joint"):
+        figure2_search.search_spec(cfg, "final")
+
+
 def test_shipped_search_specs_are_the_papers_single_rate_stage():
     pytest.importorskip("pyarrow")
     from rflo.sweep.spec import read_spec, spec_from_dict

@@ -45,8 +45,8 @@ class Config:
     dale: float = 0.5  # excitatory fraction: the paper's Methods ("half ... excitatory")
     dale_periods_tau: tuple = (10, 20, 40, 80, 160)  # supplement 1b: every period
     #: the rate search's grid (the paper's, :data:`PAPER_GRID`) and networks per point
-    lr_grid: tuple = WIDE_GRID
-    grid_networks: int = 3
+    lr_grid: tuple = PAPER_GRID
+    grid_networks: int = 9
     #: trials of the extra run at the longest period (BPTT and RFLO at their
     #: rates, ``figure2_long_period.png``); 0: none
     long_trials: int = 0
@@ -101,8 +101,10 @@ class Config:
         return keys
 
 
-#: learning rates chosen by ``python -m rflo.paper.figure2 --search`` (full
-#: mode) and ``--search --quick`` (quick mode), see :data:`LR_SELECTION`
+#: learning rates for the seed notebook's weights (``--init notebook``), chosen
+#: by ``python -m rflo.paper.figure2 --init notebook --search`` on the earlier
+#: search's settings (:data:`WIDE_GRID`, 3 networks per point) in full mode and
+#: ``--search --quick`` in quick mode, see :data:`LR_SELECTION`
 CHOSEN_LR = {
     "full": (
         ("bptt", 10, 1, 0.03),
@@ -137,7 +139,27 @@ CHOSEN_LR = {
 #: the stored rates for the Methods' weights, and the weights each set was
 #: searched on (summary.json reports it): see docs/paper.md
 CHOSEN_LR_METHODS = {
-    "full": CHOSEN_LR["full"],  # the notebook weights' until a full search is stored
+    # rflo figure2 --search (the Methods' weights, the paper's grid, 9 networks
+    # of seeds 1000-1008 per point; docs/figure2_lr_search_methods.json)
+    "full": (
+        ("bptt", 10, 0.1, 0.3),
+        ("rflo", 10, 0.3, 0.03),
+        ("bptt", 20, 0.03, 0.3),
+        ("rflo", 20, 0.1, 0.03),
+        ("bptt", 40, 0.01, 0.3),
+        ("rflo", 40, 0.01, 0.01),
+        ("bptt", 80, 0.003, 0.003),
+        ("rflo", 80, 0.01, 0.01),
+        ("bptt", 160, 0.0001, 0.3),
+        ("rflo", 160, 0.003, 0.03),
+        ("local", 80, 0.001, 0.03),
+        ("random_feedback", 80, 0.0001, 0.001),
+        ("rflo_dale", 10, 0.1, 0.01),
+        ("rflo_dale", 20, 0.03, 0.01),
+        ("rflo_dale", 40, 0.01, 0.001),
+        ("rflo_dale", 80, 0.003, 0.03),
+        ("rflo_dale", 160, 0.01, 0.1),
+    ),
     "quick": (
         ("bptt", 20, 0.3, 0.1),
         ("rflo", 20, 0.03, 0.03),
@@ -149,7 +171,7 @@ CHOSEN_LR_METHODS = {
         ("rflo_dale", 40, 0.0003, 0.3),
     ),  # rflo figure2 --quick --search (Methods' weights)
 }
-SEARCHED_ON = {"full": "notebook", "quick": "methods"}
+SEARCHED_ON = {"full": "methods", "quick": "methods"}
 FULL = Config(
     mode="full",
     lr=CHOSEN_LR_METHODS["full"],
