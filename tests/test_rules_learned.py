@@ -72,7 +72,8 @@ RULES = {
 @pytest.mark.parametrize(
     "name,online,chunks",
     [
-        ("kernl", True, 3),
+        pytest.param("kernl", True, 3, marks=pytest.mark.slow),  # 8 s; KeRNL's state across
+        # trials stays in the default run: test_rules_marschall's kernl_next_trial test
         pytest.param("dni", False, 1, marks=pytest.mark.slow),
         pytest.param("kernl", False, 1, marks=pytest.mark.slow),
         pytest.param("dni", True, 3, marks=pytest.mark.slow),

@@ -247,6 +247,7 @@ class PerfectDNI(SyntheticGradients):
         return jnp.asarray(_CREDIT["c"])[t]
 
 
+@pytest.mark.slow  # 8 s; DNI's update is checked in the default run by test_dni_module_follows_its_update
 def test_dni_with_a_perfect_synthetic_gradient_is_bptt():
     """The exact limit: with s[t] = c[t] (the true future gradient) the summed
     update is the gradient (BPTT's; RTRL's), and the bootstrapped target

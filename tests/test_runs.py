@@ -114,6 +114,7 @@ def test_a_second_writer_is_refused_and_sigint_stops_with_a_checkpoint(tmp_path)
     assert not (out / "results.csv").exists()
 
 
+@pytest.mark.slow  # 6 s of CLI runs; --overwrite and --resume have their own default tests
 def test_overwrite_removes_the_earlier_run_and_resume_follows_the_new_one(tmp_path):
     out = tmp_path / "r"
     out.mkdir()

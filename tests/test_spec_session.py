@@ -60,6 +60,7 @@ _cli = run_cli
 SMALL = ("--trials", 20, "--units", 8, "--period", 20, "--quiet")
 
 
+@pytest.mark.slow  # 6 s of CLI runs; Dale, connectivity and named rates have API tests in the default run
 def test_cli_trains_under_dale_and_connectivity_and_rates_by_name(tmp_path):
     import rflo
 
@@ -111,6 +112,7 @@ def test_cli_trains_under_dale_and_connectivity_and_rates_by_name(tmp_path):
     assert code == 2 and "not a mix" in err
 
 
+@pytest.mark.slow  # 6 s: a sweep end to end; rates by name are checked in the default run
 def test_a_sweep_over_a_tau_rate_trains_tau(tmp_path):
     pytest.importorskip("pyarrow")
     from rflo.sweep import Sweep, collect, load_networks

@@ -315,6 +315,7 @@ def test_short_training_reduces_the_loss_on_every_task(name, rule):
         assert res.accuracy[-50:].mean() > res.accuracy[:50].mean() + 0.15
 
 
+@pytest.mark.slow  # 5 s; ensembles equal separate runs is checked in the default run (test_ensemble.py)
 def test_ensemble_with_a_generator_equals_separate_runs():
     gen = make_task("flip_flop", **SMALL["flip_flop"])
     nets = init_ensemble(2, 12, 2, seeds=[0, 1])
