@@ -589,6 +589,7 @@ def test_one_parser_suggests_close_matches_and_completes(tmp_path):
     )
 
 
+@pytest.mark.slow  # 5 s; ensembles (test_ensemble.py) and resuming (test_kill_and_resume_...) have default tests
 def test_seeds_train_an_ensemble_that_resumes_exactly(tmp_path):
     """--seeds: one network per seed in one compiled call; its K-network
     checkpoints extend a run to exactly the run made at once; the networks are

@@ -88,7 +88,7 @@ def test_generic_routes_equal_the_closed_forms(loss):
                 assert rel_err(generic[k], closed[k]) < 1e-10, (name, k)
 
 
-@pytest.mark.parametrize("rule", ["rflo", "tbptt", "uoro"])
+@pytest.mark.parametrize("rule", ["rflo", "tbptt", pytest.param("uoro", marks=pytest.mark.slow)])
 def test_generic_online_training_equals_the_closed_form(rule):
     net = random_network(n_in=2, n_rec=5, n_out=2)
     task = random_task(steps=13, n_in=2, n_out=2)

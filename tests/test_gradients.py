@@ -89,6 +89,7 @@ def test_adam_trains_the_periodic_task():
     assert loss[-10:].mean() < 0.2 * loss[:10].mean()
 
 
+@pytest.mark.slow  # 3 s; optax optimisers stay in the default run (the test above, test_spec_networks' rates by name)
 def test_freezing_a_matrix_with_optax():
     """optax.multi_transform (or optax.masked) with labels by parameter name
     freezes single matrices, as documented in docs/optimizers.md; so does

@@ -123,6 +123,7 @@ def test_eprop_is_exact_without_recurrence():
 # ----------------------------------------------------------------- SnAp
 
 
+@pytest.mark.slow  # 3 s; SnAp equal to RTRL with a full pattern stays in the default run (sparse network)
 def test_snap2_on_a_fully_connected_network_is_rtrl():
     net, task = random_network(), random_task(steps=30)
     exact = autodiff(net, task)
@@ -178,7 +179,9 @@ def test_snap_order_is_checked():
 # ----------------------------------------------------------------- truncated BPTT
 
 
-@pytest.mark.parametrize("k", [29, 30, pytest.param(100, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "k", [pytest.param(29, marks=pytest.mark.slow), 30, pytest.param(100, marks=pytest.mark.slow)]
+)
 def test_tbptt_with_a_window_covering_the_trial_is_bptt(k):
     """T = 30 steps (29 transitions): any k >= T - 1 is one window."""
     net, task = random_network(), random_task(steps=30, mask=(np.arange(30) % 4 != 1) * 1.0)

@@ -116,6 +116,7 @@ def credit_error(A, net, task):
     return np.sum((np.array(s) - c) ** 2) / np.sum(c**2)
 
 
+@pytest.mark.slow  # 4 s; DNI's update stays in the default run (test_rules_marschall.py)
 def test_dni_synthetic_gradient_improves_over_trials():
     """A fixed network, one 30-step trial repeated: the module's error against
     the true credit falls from trial to trial (0.90 at the start, 0.80 after

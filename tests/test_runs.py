@@ -167,6 +167,7 @@ def test_overwrite_removes_the_earlier_run_and_resume_follows_the_new_one(tmp_pa
     assert len(checkpoint.load_progress(out, "rflo").loss) == 12
 
 
+@pytest.mark.slow  # 3 s of CLI runs; rflo plot's other checks stay in the default run
 def test_plot_refuses_a_folder_that_mixes_runs(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):

@@ -27,6 +27,7 @@ def test_hebbian_update_is_its_equation():
     np.testing.assert_allclose(selector.hebbian_update(w, z, h, 0.0, 0.3), w, rtol=1e-6)
 
 
+@pytest.mark.slow  # 4 s; the selector's update stays in the default run (the paper's z test)
 def test_winner_take_all_and_exploration():
     w = jnp.asarray(np.eye(3, 5))
     h = jnp.asarray([0.1, 0.9, 0.3, 0.0, 0.0])

@@ -78,6 +78,7 @@ def test_spec_train_runs_through_the_session(monkeypatch):
     assert res.rule == "rflo" and res.network(1).w_rec.shape == (6, 6)
 
 
+@pytest.mark.slow  # 4.5 s; a stopped session resuming bit for bit stays in the default run (test_spec_session.py)
 def test_a_stopped_chunk_goes_on_from_its_work_folder_bit_identically(tmp_path, monkeypatch):
     from rflo import checkpoint, session
     from rflo.ensemble import init_ensemble, train_ensemble

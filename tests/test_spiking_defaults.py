@@ -73,6 +73,7 @@ def test_a_file_keeps_its_cells_drive(tmp_path):
         assert rflo.load_network(tmp_path / f"n{drive}.npz").cell.drive == drive
 
 
+@pytest.mark.slow  # 5 s; check_firing's warning and its fix stay in the default run (test_check_firing_warns_and_names_the_fix)
 def test_training_warns_when_the_network_is_silent_and_names_the_fix():
     """``train`` and ``train_ensemble`` check a spiking network's firing before
     and after training (issue 24); a network that fires says nothing."""

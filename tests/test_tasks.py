@@ -299,6 +299,7 @@ def _train_small(name, rule, trials=400):
     return rflo.train(net, gen, rule, trials=trials, batch=4, lr=0.1)
 
 
+@pytest.mark.slow  # 4.6 s; learning stays in the default run: test_learning.py, test_cross_entropy_learns_a_decision
 def test_short_training_reduces_the_loss():
     """One task here (flip-flop with rflo is above); every task and rule: the slow test."""
     res = _train_small("reach", "bptt")
@@ -353,6 +354,7 @@ def test_bad_task_arguments_are_rejected():
         TaskGenerator("x", 1, 1, 10, sample_fn=3)
 
 
+@pytest.mark.slow  # 2.6 s; a task wrapper, the others stay in the default run
 def test_rotate_readout_rotates_the_output():
     net = rflo.init_network(9, 10, 2, seed=0)
     x = np.random.default_rng(0).normal(size=(20, 9))
@@ -383,7 +385,7 @@ def test_visuomotor_rotation_raises_the_error_then_adapts():
 @pytest.mark.parametrize(
     "names",
     [
-        ("reach", "delayed_match"),
+        pytest.param(("reach", "delayed_match"), marks=pytest.mark.slow),  # 3.6 s: CLI + PNGs
         pytest.param(("periodic", "ready_set_go", "flip_flop"), marks=pytest.mark.slow),
     ],
 )
