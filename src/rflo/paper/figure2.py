@@ -29,10 +29,12 @@ unconstrained RFLO:
 (a) loss during training at the short and the long period, (b) final loss
 against the period.
 
-Learning rates come from a grid search per rule and period, the recurrent and
-readout rates searched separately on a wide log grid, on networks with other
-seeds than the ones that are reported (see :data:`LR_SELECTION`); both modes
-reuse the rates stored in :data:`CHOSEN_LR` unless ``--search``.
+Learning rates come from a grid search per rule and period: the paper's
+single-rate search on its grid (1e-4 ... 0.3), then the recurrent and readout
+rates apart, each point on 9 networks with other seeds than the reported ones
+(see :data:`LR_SELECTION`; as sweeps: :mod:`~rflo.paper.figure2_search`); both
+modes reuse the stored rates (:data:`CHOSEN_LR_METHODS`, and
+:data:`CHOSEN_LR` for ``--init notebook``) unless ``--search``.
 Quick mode (for CI) uses 20 and 40 tau as its short and long periods.
 
 "random feedback without locality" learns offline here, where its summed
@@ -47,7 +49,7 @@ Every (rule, period) is one run description (:class:`rflo.spec.RunSpec`,
 ensemble trainer.  The module's parts: :mod:`~rflo.paper.figure2_train`
 (networks, training, the rate search), :mod:`~rflo.paper.figure2_summary`
 (numbers and files), :mod:`~rflo.paper.figure2_plots`,
-:mod:`~rflo.paper.figure2_sweep`.
+:mod:`~rflo.paper.figure2_sweep`, :mod:`~rflo.paper.figure2_search`.
 
 Command line: ``python -m rflo.paper.figure2 --out FOLDER [--quick] [--seed N]
 [--seeds S,S,...] [--init methods|notebook] [--derivative seed|exact]
