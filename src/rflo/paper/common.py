@@ -99,15 +99,18 @@ def murray_network(seed: int, task=None):
     ``task``'s inputs and outputs: the named network ``"murray2019"``
     (:mod:`rflo.networks`; ``RunSpec(network="murray2019")``, a sweep grid's
     ``network = "murray2019"``)."""
-    n_in, n_out = (1, 1) if task is None else (task.n_in, task.n_out)
-    return paper_network(n_in, MURRAY_N, n_out, int(seed), MURRAY_TAU)
+    return _murray(seed, task, None)
 
 
 def murray_dale_network(seed: int, task=None):
     """:func:`murray_network` with Dale's law, half the units excitatory
     (Figure 2 supplement 1): the named network ``"murray2019_dale"``."""
+    return _murray(seed, task, 0.5)
+
+
+def _murray(seed, task, dale):
     n_in, n_out = (1, 1) if task is None else (task.n_in, task.n_out)
-    return paper_network(n_in, MURRAY_N, n_out, int(seed), MURRAY_TAU, dale=0.5)
+    return paper_network(n_in, MURRAY_N, n_out, int(seed), MURRAY_TAU, dale=dale)
 
 
 def network_seeds(cfg) -> list:

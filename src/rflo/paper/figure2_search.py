@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from rflo.paper.figure2_config import PAPER_GRID
-from rflo.paper.figure2_sweep import network_fields
+from rflo.paper.figure2_sweep import grid_entry
 from rflo.paper.figure2_train import (
-    RULES,
     final_losses,
+    grid_seeds,
     networks,
     score_points,
     search_record,
@@ -37,14 +37,17 @@ from rflo.paper.figure2_train import (
     task_of,
 )
 
-__all__ = ["PAPER_GRID", "STAGES", "grid_seeds", "search_spec", "read_stage", "search"]
+__all__ = [
+    "PAPER_GRID",
+    "STAGES",
+    "grid_seeds",
+    "search_spec",
+    "read_stage",
+    "untrained_losses",
+    "search",
+]
 
 STAGES = ("joint", "rec", "out")
-
-
-def grid_seeds(cfg) -> list:
-    """The seeds of the networks every grid point trains (apart from the reported ones)."""
-    return [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
 
 
 def _points(cfg, stage, chosen):
@@ -68,20 +71,11 @@ def search_spec(cfg, stage: str = "joint", chosen: dict = None) -> dict:
         raise ValueError(f"a search stage is one of {', '.join(STAGES)}; got {stage!r}")
     if cfg.seeds and set(cfg.seeds) & set(grid_seeds(cfg)):
         raise ValueError("the grid networks' seeds (seed + 1000 + j) overlap --seeds; change one")
-    grids = []
-    for (rule, p), points in _points(cfg, stage, chosen).items():
-        for rec, out in points:
-            grids.append(
-                {
-                    "rule": RULES[rule],
-                    **network_fields(cfg, rule),
-                    "lr_in": 0.0,
-                    "lr_rec": rec,
-                    "lr_out": out,
-                    "seed": grid_seeds(cfg),
-                    "set": {"period": int(round(p * cfg.tau))},
-                }
-            )
+    grids = [
+        grid_entry(cfg, rule, p, rec, out, grid_seeds(cfg))
+        for (rule, p), points in _points(cfg, stage, chosen).items()
+        for rec, out in points
+    ]
     return {
         "name": f"figure2-search-{stage}-{cfg.mode}",
         "trials": cfg.trials,
@@ -91,10 +85,14 @@ def search_spec(cfg, stage: str = "joint", chosen: dict = None) -> dict:
     }
 
 
-def read_stage(cfg, folder, stage, chosen=None, backend=None, devices=None, log=None) -> dict:
+def read_stage(
+    cfg, folder, stage, chosen=None, backend=None, devices=None, log=None, untrained=None
+) -> dict:
     """Run (or resume) one stage's sweep in ``folder``; returns ``{(rule,
     period_tau): (best index, the stage's record)}`` as the in-process search
-    scores it (:func:`rflo.paper.figure2_train.score_points`)."""
+    scores it (:func:`rflo.paper.figure2_train.score_points`).  ``untrained``:
+    ``{(rule, period_tau): median untrained loss}`` when known (:func:`untrained_losses`)."""
+    untrained = untrained_losses(cfg) if untrained is None else untrained
     from rflo.ensemble import stack_networks
     from rflo.sweep import Sweep, load_networks
 
@@ -114,15 +112,17 @@ def read_stage(cfg, folder, stage, chosen=None, backend=None, devices=None, log=
         start += k
         trained = stack_networks([nets[i] for i in idx])
         final = final_losses(trained, task_of(cfg, p)).reshape(len(points), len(seeds))
-        untrained = _untrained(cfg, rule, p)
-        out[key] = score_points(points, final, diverged[idx].reshape(final.shape), untrained)
+        out[key] = score_points(points, final, diverged[idx].reshape(final.shape), untrained[key])
     return out
 
 
-def _untrained(cfg, rule, period_tau) -> float:
-    return float(
-        np.median(final_losses(networks(cfg, rule, grid_seeds(cfg)), task_of(cfg, period_tau)))
-    )
+def untrained_losses(cfg) -> dict:
+    """``{(rule, period_tau): the grid networks' median untrained final loss}``."""
+    seeds = grid_seeds(cfg)
+    return {
+        (rule, p): float(np.median(final_losses(networks(cfg, rule, seeds), task_of(cfg, p))))
+        for rule, p in cfg.rate_keys()
+    }
 
 
 def search(cfg, folder, backend=None, devices=None, log=None) -> list:
@@ -130,16 +130,18 @@ def search(cfg, folder, backend=None, devices=None, log=None) -> list:
     records :func:`rflo.paper.figure2_train.search` returns (lr_search.json)."""
     folder = Path(folder)
     grid = [float(e) for e in cfg.lr_grid]
-    stages, chosen = {}, None
+    stages, chosen, untrained = {}, None, untrained_losses(cfg)
     for stage, pick in (("joint", 0), ("rec", 0), ("out", 1)):
-        stages[stage] = read_stage(cfg, folder / stage, stage, chosen, backend, devices, log)
+        stages[stage] = read_stage(
+            cfg, folder / stage, stage, chosen, backend, devices, log, untrained
+        )
         chosen = {k: rec["points"][best][pick] for k, (best, rec) in stages[stage].items()}
     return [
         search_record(
             rule,
             p,
             grid,
-            _untrained(cfg, rule, p),
+            untrained[rule, p],
             tuple(stages[s][rule, p] for s in STAGES),
             log=log,
         )

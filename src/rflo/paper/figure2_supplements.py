@@ -43,7 +43,7 @@ import numpy as np
 
 from rflo.cells import ReadoutFeedback
 from rflo.ensemble import stack_networks
-from rflo.paper import figure2
+from rflo.paper import figure2, figure2_train
 from rflo.paper.common import (
     add_figure_arguments,
     band_rows,
@@ -176,7 +176,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     untrained_fed_back = figure2.final_losses(fed_back, task)
 
     # supplement 3: per N and per g, the best joint rate on other seeds, then the report
-    grid_seeds = [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
+    grid_seeds = figure2_train.grid_seeds(cfg)
 
     def best_rate(n, g):
         lanes = [s for _ in cfg.lr_grid for s in grid_seeds]

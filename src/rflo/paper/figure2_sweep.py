@@ -6,7 +6,7 @@ import numpy as np
 
 from rflo.paper.figure2_train import RULES
 
-__all__ = ["network_fields", "sweep_spec", "read_sweep"]
+__all__ = ["network_fields", "grid_entry", "sweep_spec", "read_sweep"]
 
 
 def network_fields(cfg, rule) -> dict:
@@ -32,6 +32,21 @@ def network_fields(cfg, rule) -> dict:
     return fields
 
 
+def grid_entry(cfg, rule, period_tau, lr_rec, lr_out, seeds) -> dict:
+    """One ``[[grid]]`` of the figure's sweeps: ``rule``'s networks of ``seeds``
+    (:func:`network_fields`) trained at ``(lr_rec, lr_out)`` (``lr_in = 0``) on
+    the period ``period_tau``."""
+    return {
+        "rule": RULES[rule],
+        **network_fields(cfg, rule),
+        "lr_in": 0.0,
+        "lr_rec": lr_rec,
+        "lr_out": lr_out,
+        "seed": list(seeds),
+        "set": {"period": int(round(period_tau * cfg.tau))},
+    }
+
+
 def sweep_spec(cfg) -> dict:
     """The figure's training runs as a sweep spec (:mod:`rflo.sweep`): one
     ``[[grid]]`` per (rule, period) at its chosen rate, every trial recorded.
@@ -49,18 +64,7 @@ def sweep_spec(cfg) -> dict:
     grids = []
     for rule, p in cfg.rate_keys():
         n = cfg.ablation_networks if rule in ("local", "random_feedback") else cfg.n_networks
-        rec, out = lrs[rule, p]
-        grids.append(
-            {
-                "rule": RULES[rule],
-                **network_fields(cfg, rule),
-                "lr_in": 0.0,
-                "lr_rec": rec,
-                "lr_out": out,
-                "seed": [cfg.seed + k for k in range(n)],
-                "set": {"period": int(round(p * cfg.tau))},
-            }
-        )
+        grids.append(grid_entry(cfg, rule, p, *lrs[rule, p], [cfg.seed + k for k in range(n)]))
     return {
         "name": f"figure2-{cfg.mode}",
         "trials": cfg.trials,

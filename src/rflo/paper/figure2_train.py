@@ -26,6 +26,7 @@ __all__ = [
     "final_losses",
     "trained_outputs",
     "grid_search",
+    "grid_seeds",
     "score_points",
     "stage_points",
     "search_record",
@@ -186,6 +187,12 @@ def stats(a, axis=0):
     return median_band(clean(a), axis)
 
 
+def grid_seeds(cfg) -> list:
+    """The seeds of the networks every grid point trains: ``cfg.seed + 1000 +
+    j`` for ``j < cfg.grid_networks``, apart from the reported ones."""
+    return [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
+
+
 def score_points(points, final, diverged, untrained):
     """One stage of the search: ``points`` (rec, out) pairs, ``final`` and
     ``diverged`` (points, networks) final losses and divergence trials.  A
@@ -262,7 +269,7 @@ def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
     trials; see :data:`LR_SELECTION`.
     """
     task = task_of(cfg, period_tau)
-    seeds = [cfg.seed + 1000 + j for j in range(cfg.grid_networks)]
+    seeds = grid_seeds(cfg)
     untrained = float(np.median(final_losses(networks(cfg, rule, seeds), task)))
     grid = [float(e) for e in cfg.lr_grid]
     seconds = 0.0
