@@ -98,6 +98,7 @@ from rflo.paper.figure2_train import (  # noqa: F401  (the figure's parts, impor
     RULE_LABELS,
     RULES,
     Log,
+    chosen_rates,
     clean,
     final_losses,
     grid_search,
@@ -149,10 +150,7 @@ def run(cfg: Config = QUICK, log: Optional[Callable[[str], None]] = None) -> dic
     grids = []
     if cfg.lr is None:
         grids = search(cfg, log.log)
-        lrs = {
-            (g["rule"], g["period_tau"]): (g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
-            for g in grids
-        }
+        lrs = replace(cfg, lr=chosen_rates(grids)).rates()
     else:
         lrs = cfg.rates()
         log(
@@ -226,11 +224,7 @@ def run_sweep(cfg, folder, backend=None, devices=None, log=None) -> dict:
 
         folder = Path(folder)
         grids = search_sweeps(cfg, folder / "search", backend, devices, log)
-        chosen = tuple(
-            (g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
-            for g in grids
-        )
-        cfg, folder = replace(cfg, lr=chosen), folder / "figure"
+        cfg, folder = replace(cfg, lr=chosen_rates(grids)), folder / "figure"
     trained = read_sweep(cfg, folder, Trained, backend=backend, devices=devices, log=log)
     return results(cfg, cfg.rates(), grids, trained, t0, log, run_long(cfg, cfg.rates(), log))
 
@@ -364,10 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = write_outputs(r, out)
     if r["grid"]:
         write_text(out / "lr_search.json", json.dumps(json_safe(r["grid"]), indent=2) + "\n")
-        chosen = tuple(
-            (g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"])
-            for g in r["grid"]
-        )
+        chosen = chosen_rates(r["grid"])
         print(f"chosen rates ({cfg.mode}, {cfg.init} weights): {chosen!r}", file=sys.stderr)
     print(
         json.dumps(

@@ -27,6 +27,7 @@ __all__ = [
     "trained_outputs",
     "grid_search",
     "grid_seeds",
+    "chosen_rates",
     "score_points",
     "stage_points",
     "search_record",
@@ -289,6 +290,14 @@ def grid_search(cfg, rule: str, period_tau: int, log=None) -> dict:
     rec = score(stage_points("rec", grid, grid[joint[0]]))
     out = score(stage_points("out", grid, grid[rec[0]]))
     return search_record(rule, period_tau, grid, untrained, (joint, rec, out), seconds, log)
+
+
+def chosen_rates(records) -> tuple:
+    """The search's choices as a :attr:`Config.lr` value: ``((rule,
+    period_tau, lr_rec, lr_out), ...)`` from its records (lr_search.json)."""
+    return tuple(
+        (g["rule"], g["period_tau"], g["chosen"]["lr_rec"], g["chosen"]["lr_out"]) for g in records
+    )
 
 
 def search(cfg, log=None) -> list:
