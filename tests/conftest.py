@@ -51,6 +51,18 @@ def _share_compilations(config):
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test file, free JAX's compiled programs if the process holds
+    more than half of its memory-mapping limit (:mod:`rflo.compiled`): one
+    pytest process of the slow step compiles enough programs to reach it, and
+    the next compilation then dies with a segmentation fault (CI, exit 139)."""
+    yield
+    from rflo.compiled import release_if_crowded
+
+    release_if_crowded()
+
+
 def random_network(n_in=3, n_rec=8, n_out=2, seed=0, dtype="float64", tau=10.0):
     """A network with every matrix random and nonzero (including w_in)."""
     rng = np.random.default_rng(seed)

@@ -110,8 +110,11 @@ def run_one(folder, spec, chunk, devices=1):
 
 def run_local(folder, spec, chunks, devices=1, log=print) -> list:
     """Run ``chunks`` here, one after another; returns the ids that failed."""
+    from rflo.compiled import release_if_crowded
+
     failed = []
     for i, chunk in enumerate(chunks, 1):
+        release_if_crowded()  # many chunks' programs can exhaust the process's mappings
         error = run_one(folder, spec, chunk, devices)
         last = error.strip().splitlines()[-1] if error else None
         log(
