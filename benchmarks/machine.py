@@ -114,3 +114,45 @@ def matmul_peak(size=512, repeats=20):
         check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def matvec_roof(sizes, repeats=20):
+    """{n: GFLOP/s} of one core's best ``n`` x ``n`` float32 matrix-vector
+    product (numpy's BLAS, repeated on the same matrix, in a process pinned
+    with taskset): the rate a trial's forward pass, T dependent products of
+    this shape, cannot beat."""
+    code = (
+        "import time, numpy as np\n"
+        f"out = {{}}\n"
+        f"for n in {list(sizes)!r}:\n"
+        "    w = np.random.default_rng(0).random((n, n), dtype=np.float32)\n"
+        "    h = np.ones(n, np.float32)\n"
+        "    reps = max(20, int(2e7 / (2 * n * n)))\n"
+        "    best = 1e9\n"
+        f"    for _ in range({repeats}):\n"
+        "        t0 = time.perf_counter()\n"
+        "        for _ in range(reps):\n"
+        "            w @ h\n"
+        "        best = min(best, (time.perf_counter() - t0) / reps)\n"
+        "    out[n] = 2 * n * n / best / 1e9\n"
+        "print(repr(out))\n"
+    )
+    core = str(sorted(os.sched_getaffinity(0))[0])
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    out = subprocess.run(
+        ["taskset", "-c", core, sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import ast
+
+    return {
+        int(k): float(v) for k, v in ast.literal_eval(out.stdout.strip().splitlines()[-1]).items()
+    }

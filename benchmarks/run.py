@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))  # seed_notebook.py: the notebook's loop, reused
 
-from machine import kernel_info, machine_info, matmul_peak  # noqa: E402  (same folder)
+from machine import kernel_info, machine_info, matmul_peak, matvec_roof  # noqa: E402
 from rows import ensemble_rows, memory_rows, speed_rows  # noqa: E402
 from run_args import parse_args  # noqa: E402
 from targets import check_targets, target_lines  # noqa: E402
@@ -161,8 +161,19 @@ def run(args):
             f"\n== large networks: RFLO offline and BPTT, n_rec {args.big_sizes}, T {args.big_steps}"
             " (GFLOP/s of the dominant products; forward = the forward pass alone)"
         )
+        roof = matvec_roof(args.big_sizes)
+        log(
+            "one core's best n x n float32 matrix-vector product (numpy's BLAS): "
+            + ", ".join(f"n {n}: {g:.1f} GFLOP/s" for n, g in roof.items())
+        )
         results += size_rows(
-            args.big_sizes, args.big_steps, args.budget, peak, max_trial_s=args.max_trial_s, log=log
+            args.big_sizes,
+            args.big_steps,
+            args.budget,
+            peak,
+            max_trial_s=args.max_trial_s,
+            log=log,
+            matvec_gflops=roof,
         )
 
     # ---- every cell beside the leaky tanh

@@ -10,6 +10,10 @@ the products that dominate them, as a share of one core's float32 matmul peak
 * BPTT: the forward pass, the backward pass's ``W_rec^T delta`` and the
   gradient's outer products, each n^2 per step: 6 n^2 T.
 
+Each row's ceiling: the share a trial of this form could reach at most,
+with its dependent matrix-vector products at one core's best matrix-vector
+rate (``machine.matvec_roof``) and the rest at the matmul peak.
+
 The profile beside each row is the forward pass alone (``rules.base.forward``,
 jitted, the same T sequential matrix-vector products): its share of the trial
 and its own rate show whether the time goes to the T dependent ``n x n``
@@ -29,11 +33,23 @@ from rflo.rules.base import forward
 
 #: (rule, multiply-adds per n^2 per step)
 SIZE_CASES = [("rflo", 2), ("bptt", 3)]
+#: of those, the ones in dependent matrix-vector products (each step needs the
+#: last: the forward's ``W_rec r``; BPTT's backward ``W_rec^T delta``)
+SEQUENTIAL = {"rflo": 1, "bptt": 2}
 
 
 def dominant_flops(rule, n_rec, steps):
     per = dict(SIZE_CASES)[rule]
     return 2.0 * per * n_rec * n_rec * steps
+
+
+def ceiling_share(rule, matvec_gflops, peak_gflops):
+    """The largest share of the matmul peak a trial of ``rule`` can reach: its
+    dependent matrix-vector products at one core's best matrix-vector rate,
+    everything else at the matmul peak (a roofline for one network's trial)."""
+    per, seq = dict(SIZE_CASES)[rule], SEQUENTIAL[rule]
+    seconds = seq / matvec_gflops + (per - seq) / peak_gflops  # per 2 n^2 T GFLOP
+    return per / seconds / peak_gflops
 
 
 def forward_time(n_rec, steps, budget_s):
@@ -55,9 +71,13 @@ def forward_time(n_rec, steps, budget_s):
     return repeat_timing(call, reps, budget_s, min_repeats=3)["best"]
 
 
-def size_rows(sizes, steps_list, budget_s, peak_gflops, max_trial_s=2.0, log=print):
+def size_rows(
+    sizes, steps_list, budget_s, peak_gflops, max_trial_s=2.0, log=print, matvec_gflops=None
+):
     """Rows of kind "size", smallest first; a case predicted over ``max_trial_s``
-    per trial (from its last size, n^2 T) is skipped and says so."""
+    per trial (from its last size, n^2 T) is skipped and says so.
+    ``matvec_gflops`` ({n: GFLOP/s}, ``machine.matvec_roof``) adds each row's
+    ceiling (:func:`ceiling_share`)."""
     rows, seen = [], {}
     log(
         f"{'rule':<8}{'n_rec':>6}{'T':>6}{'per trial':>12}{'GFLOP/s':>9}{'of peak':>9}"
@@ -77,6 +97,12 @@ def size_rows(sizes, steps_list, budget_s, peak_gflops, max_trial_s=2.0, log=pri
                     "flops": dominant_flops(rule, n_rec, steps),
                     "matmul_peak_gflops": peak_gflops,
                 }
+                if matvec_gflops and n_rec in matvec_gflops:
+                    row["matvec_roof_gflops"] = matvec_gflops[n_rec]
+                    if peak_gflops:
+                        row["ceiling_share"] = ceiling_share(
+                            rule, matvec_gflops[n_rec], peak_gflops
+                        )
                 pred = None
                 if rule in seen:
                     n0, t0, s0 = seen[rule]

@@ -1,9 +1,11 @@
 """Issue #25's targets are decided from a run's rows (benchmarks/targets.py):
 met, not met with the profile that explains it, or not measured.  Pure Python
-on made-up rows: no JAX, no timing."""
+on made-up rows: no timing."""
 
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -105,6 +107,11 @@ def test_sizes_peers_ensembles_sweep():
     assert e[0]["met"] is False and "n_rec 1000" in e[0]["name"]
     assert "forward pass alone" in e[0]["profile"]
     assert e[1]["met"] is None and "--jax-rtrl" in e[1]["measured"]
+    assert "ceiling" not in e[0]["profile"]  # no matrix-vector roof measured: not claimed
+    roofed = [dict(r, matvec_roof_gflops=20.0, ceiling_share=0.0909) for r in rows]
+    e = by_id(targets.size_targets(roofed), "e")
+    assert "no implementation of one network's trial can pass 9% of the peak" in e[0]["profile"]
+    assert "measured 55% of that ceiling" in e[0]["profile"]  # 0.05 / 0.0909
     peers = [
         {
             "kind": "peer",
@@ -165,3 +172,13 @@ def test_benchmark_modules_stay_small():
     """run.py was split along its jobs: no benchmark module over 400 lines."""
     big = {p.name: n for p in BENCH.glob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not big, big
+
+
+def test_the_ceiling_is_the_roofline_of_one_trial():
+    from size_speed import ceiling_share
+
+    # RFLO: 2 n^2 T at the matrix-vector rate, 2 n^2 T at the peak
+    assert ceiling_share("rflo", 20.0, 200.0) == pytest.approx(2 / (1 / 20 + 1 / 200) / 200)
+    # BPTT: 4 n^2 T at the matrix-vector rate (forward and backward), 2 n^2 T at the peak
+    assert ceiling_share("bptt", 20.0, 200.0) == pytest.approx(3 / (2 / 20 + 1 / 200) / 200)
+    assert ceiling_share("rflo", 200.0, 200.0) == pytest.approx(1.0)  # no bound beyond the peak
