@@ -83,14 +83,21 @@ def test_killed_sweep_resumes_to_the_same_table(spec_file, reference, tmp_path):
 def test_cancelled_submitit_job_runs_again(spec_file, reference, tmp_path):
     pytest.importorskip("submitit")
     sweep = Sweep.from_dict({**SPEC, "backend": {"name": "submitit_local", "devices": 1}})
-    # A chunk can finish before its cancel reaches it (its job starts on
-    # submission and may take under a second): then try again in a new
-    # folder, a few times, until a cancel lands.
+    # The job is killed as Slurm's scancel ends a job that outlives its grace
+    # (SIGKILL): submitit's local cancel sends SIGINT, which the chunk takes as
+    # a request to stop after its current segment, and a one-segment chunk
+    # then finishes anyway, so whether that cancel landed depended on the
+    # machine's load (it did not, five times over, in a full slow run).  A
+    # chunk can still finish before the kill reaches it (its job starts on
+    # submission): then try again in a new folder, a few times.
     for attempt in range(5):
         out = tmp_path / f"run{attempt}"
         jobs = sweep.run(out, wait=False)
         assert len(jobs) == 6
-        jobs[-1].cancel()
+        process = getattr(jobs[-1], "_process", None)  # submitit's LocalJob's subprocess
+        if process is None:
+            pytest.skip("this submitit's local job has no process to kill")
+        process.kill()
         for job in jobs[:-1]:
             job.wait()
         st = status(out)
