@@ -136,8 +136,10 @@ def _xla_trial(rule, rule_, setup, x, y, m):
         ("rtrl", "seed"),
     ],
 )
-def test_offline_trial_equals_the_closed_form(dtype, rule, derivative):
-    # 70 units: two blocks of units, padded (RTRL: 20, its columns split over threads)
+def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypatch):
+    # 70 units: two blocks of units, padded (RTRL: 20, its columns split over
+    # threads); above the size the kernels take by default, so raised here
+    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "128")
     net = _net(dtype, derivative=derivative, n_rec=20 if rule == "rtrl" else 70)
     rule_ = get_rule(rule)
     setup = Setup()
@@ -239,6 +241,27 @@ def test_routes_refuse_what_the_kernel_does_not_do():
     assert not leaky_tanh.offline_route(net, Setup(params=("w_rec", "h0")))
     lif = rflo.init_network(1, 8, 1, cell="lif")
     assert not leaky_tanh.offline_route(lif, Setup())
+
+
+def test_networks_above_the_kernels_size_run_the_xla_path(monkeypatch):
+    """Beyond one block of units the kernels are no faster than XLA
+    (benchmarks/run.py): larger networks take the XLA path, RTRL excepted."""
+    limit = leaky_tanh.MAX_UNITS
+    small = _net("float32", n_rec=limit["offline"])
+    middle = _net("float32", n_rec=limit["offline"] + 1)
+    large = _net("float32", n_rec=limit["online"] + 1)
+    assert leaky_tanh.offline_route(small, Setup())
+    assert not leaky_tanh.offline_route(middle, Setup())
+    assert leaky_tanh.online_route(middle, Setup(), "random")
+    assert not leaky_tanh.online_route(large, Setup(), "random")
+    assert leaky_tanh.rtrl_route(large, Setup())
+    assert get_rule("rflo").fused_online(large, Setup()) is None
+    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "200")
+    assert leaky_tanh.offline_route(large, Setup())
+    assert leaky_tanh.online_route(large, Setup(), "random")
+    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "lots")
+    with pytest.raises(ValueError, match="RFLO_KERNEL_MAX_UNITS must be a non-negative integer"):
+        leaky_tanh.offline_route(large, Setup())
 
 
 def test_threads_split_an_ensemble_without_changing_it(monkeypatch):

@@ -10,8 +10,10 @@ compiler and the processor, each with its sha256 beside it (``.so.sha256``),
 checked before the library is loaded: a damaged one is rebuilt, and where
 that fails the XLA path runs, with one warning.  Each kernel is tested equal to the XLA path it
 replaces, and is used only on the CPU backend
-(``jax.lax.platform_dependent``); elsewhere, without a compiler, or with
-``RFLO_KERNELS=0``, the XLA path runs as before.
+(``jax.lax.platform_dependent``) and up to the network size where it is
+faster than XLA (``leaky_tanh.MAX_UNITS``, ``$RFLO_KERNEL_MAX_UNITS``);
+elsewhere, without a compiler, or with ``RFLO_KERNELS=0``, the XLA path runs
+as before.
 """
 
 from __future__ import annotations

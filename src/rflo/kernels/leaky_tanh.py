@@ -23,6 +23,7 @@ only.  float32 and float64.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import jax
@@ -33,6 +34,9 @@ from rflo import kernels
 
 __all__ = [
     "available",
+    "max_units",
+    "small_enough",
+    "rtrl_route",
     "forward",
     "offline_route",
     "offline_trial",
@@ -53,6 +57,16 @@ _STATE = {}
 _REGISTERED = set()  # targets registered with XLA in this process (never cleared)
 _LOCK = threading.Lock()
 _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
+#: the largest network each kernel takes by default (forward and offline
+#: trials; online trials).  The kernels keep 64 float32 units (one block of
+#: registers) per column pass and pad the units to whole blocks; measured
+#: against the XLA path (float32, T 100, one network, ``benchmarks/run.py``'s
+#: machine), offline trials are 1.4-1.7x faster by kernel at 64 units, even at
+#: 80-160 and 1.5x slower at 200; online trials 2.3x faster at 64, 1.2x at
+#: 100-128, even at 160 and 1.3-2x slower at 200.
+MAX_UNITS = {"offline": 64, "online": 128}
+#: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
+ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
 
 
 def _target(kind, dtype):
@@ -109,10 +123,39 @@ def forward(w_rec, drive, h0, tau, reference):
     return _on_cpu(kernel, reference, w_rec, drive, h0, jnp.asarray(tau, dtype))
 
 
+def max_units(kind: str = "offline") -> int:
+    """The largest ``n_rec`` the ``kind`` kernels take (``"offline"``: forward
+    and offline trials; ``"online"``): ``$RFLO_KERNEL_MAX_UNITS``, or
+    :data:`MAX_UNITS`.  Larger networks run the XLA path, as fast or faster there."""
+    value = os.environ.get(ENV_MAX_UNITS, "").strip()
+    if not value:
+        return MAX_UNITS[kind]
+    if not value.isdigit():
+        raise ValueError(f"{ENV_MAX_UNITS} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def small_enough(n_rec, kind: str = "offline") -> bool:
+    """Whether a network of ``n_rec`` units is within :func:`max_units` of ``kind``."""
+    return int(n_rec) <= max_units(kind)
+
+
+def rtrl_route(net, setup) -> bool:
+    """Whether :func:`rtrl_trial` can run ``net`` under ``setup``: as
+    :func:`offline_route`, at any size (RTRL's kernel is ahead of XLA at every
+    size measured)."""
+    return _leaky_route(net, setup)
+
+
 def offline_route(net, setup) -> bool:
     """Whether :func:`offline_trial` can run ``net`` under ``setup``: the leaky
     tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
-    ``w_rec``, ``w_out`` trained (and the kernels built)."""
+    ``w_rec``, ``w_out`` trained, at most :func:`max_units` units (and the
+    kernels built)."""
+    return small_enough(net.w_rec.shape[-1]) and _leaky_route(net, setup)
+
+
+def _leaky_route(net, setup) -> bool:
     from rflo.cells.leaky_tanh import LeakyTanh
     from rflo.losses import SQUARED_ERROR
 
@@ -130,7 +173,7 @@ def rtrl_trial(net, x, y, m, *, feedback: str, reference):
     """RTRL's summed direction ``(d_in, d_rec, d_out)`` over one trial with fixed
     weights (the influence tensors carried forward, their columns split over
     the threads) and the outputs ``y`` (T-1, n_out); ``reference`` as for
-    :func:`offline_trial`.  Check :func:`offline_route` first."""
+    :func:`offline_trial`.  Check :func:`rtrl_route` first."""
     return _trial_call(
         "rtrl", net, x, y, m, {"readout": np.int64(feedback == "readout")}, reference
     )
@@ -204,12 +247,14 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
 def online_route(net, setup, feedback: str) -> bool:
     """Whether :func:`online_trial` can run ``net`` under ``setup``: the leaky
     tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
-    ``w_rec``, ``w_out`` trained (and the kernels built)."""
+    ``w_rec``, ``w_out`` trained, at most :func:`max_units` units (and the
+    kernels built)."""
     from rflo.cells.leaky_tanh import LeakyTanh
     from rflo.losses import SQUARED_ERROR
 
     return (
         setup.route != "generic"
+        and small_enough(net.w_rec.shape[-1], "online")
         and type(net.cell) is LeakyTanh
         and jnp.ndim(net.tau) == 0
         and setup.loss == SQUARED_ERROR

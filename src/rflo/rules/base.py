@@ -143,7 +143,7 @@ def forward(net: Network, x, unroll: int = 1) -> Tuple[jax.Array, jax.Array]:
 
         return jax.lax.scan(body, h0, drive, unroll=unroll)[1]
 
-    if not kernels_for(drive.dtype):
+    if not kernels_for(drive.dtype) or not leaky_tanh.small_enough(net.w_rec.shape[-1]):
         return reference(net.w_rec, drive, net.h0, net.tau)
     return leaky_tanh.forward(net.w_rec, drive, net.h0, net.tau, reference)
 

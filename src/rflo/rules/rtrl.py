@@ -85,7 +85,7 @@ class InfluenceRule(ClosedFormStepRule):
             return BackpropThroughTime(name=self.name, feedback=self.feedback).trial(
                 net, x, y_target, mask, key, setup
             )
-        if type(self) is InfluenceRule and leaky_tanh.offline_route(net, setup):
+        if type(self) is InfluenceRule and leaky_tanh.rtrl_route(net, setup):
             full = setup._replace(params=MATRICES)
 
             def reference(n, x, y, m):
