@@ -3,6 +3,7 @@ and one core's float32 matmul peak (the yardstick of the arithmetic targets)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import platform
 import subprocess
@@ -104,8 +105,12 @@ def matmul_peak(size=512, repeats=20):
         "    best = min(best, time.perf_counter() - t0)\n"
         f"print(2 * {size} ** 3 / best / 1e9)\n"
     )
+    return float(_on_one_core(code, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}))
+
+
+def _on_one_core(code, env):
+    """The last line ``python -c code`` prints, run pinned to this process's first core."""
     core = str(sorted(os.sched_getaffinity(0))[0])
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     out = subprocess.run(
         ["taskset", "-c", core, sys.executable, "-c", code],
         env=env,
@@ -113,7 +118,7 @@ def matmul_peak(size=512, repeats=20):
         text=True,
         check=True,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    return out.stdout.strip().splitlines()[-1]
 
 
 def matvec_roof(sizes, repeats=20):
@@ -137,22 +142,10 @@ def matvec_roof(sizes, repeats=20):
         "    out[n] = 2 * n * n / best / 1e9\n"
         "print(repr(out))\n"
     )
-    core = str(sorted(os.sched_getaffinity(0))[0])
     env = {
         **os.environ,
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
-    out = subprocess.run(
-        ["taskset", "-c", core, sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    import ast
-
-    return {
-        int(k): float(v) for k, v in ast.literal_eval(out.stdout.strip().splitlines()[-1]).items()
-    }
+    return {int(k): float(v) for k, v in ast.literal_eval(_on_one_core(code, env)).items()}
