@@ -120,9 +120,10 @@ def size_table(report):
             else "matmul peak not measured"
         )
         + ". *Ceiling*: the share no implementation of one network's trial can pass, its "
-        "dependent matrix-vector products (the forward's, and BPTT's backward) at one core's "
-        "best n x n matrix-vector rate (numpy's BLAS, measured in the same run) and the rest at "
-        "the matmul peak (`benchmarks/size_speed.py`)."
+        "dependent matrix-vector products (the forward's, and BPTT's backward) at the best "
+        "n x n matrix-vector rate measured on one core in the same run (numpy's BLAS, or the "
+        "forward pass's own where faster) and the rest at the matmul peak "
+        "(`benchmarks/size_speed.py`)."
     )
     return head + "\n\n" + "\n".join(out)
 

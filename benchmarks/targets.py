@@ -206,7 +206,7 @@ def _ceiling(row):
     if "ceiling_share" not in row:
         return ""
     return (
-        f"; one core's best {row['n_rec']} x {row['n_rec']} matrix-vector product runs at "
+        f"; the best {row['n_rec']} x {row['n_rec']} matrix-vector rate measured on one core is "
         f"{row['matvec_roof_gflops']:.1f} GFLOP/s, so no implementation of one network's trial "
         f"can pass {row['ceiling_share']:.0%} of the peak (the dependent products at that rate, "
         f"the rest at the peak); measured {row['share_of_peak'] / row['ceiling_share']:.0%} of "
