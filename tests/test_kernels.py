@@ -241,6 +241,10 @@ def test_routes_refuse_what_the_kernel_does_not_do():
     assert not leaky_tanh.offline_route(net, Setup(params=("w_rec", "h0")))
     lif = rflo.init_network(1, 8, 1, cell="lif")
     assert not leaky_tanh.offline_route(lif, Setup())
+    gru = rflo.init_network(1, 8, 1, cell="gru")  # no w_rec: refused, not an error
+    assert not leaky_tanh.offline_route(gru, Setup())
+    assert not leaky_tanh.online_route(gru, Setup(), "random")
+    assert not leaky_tanh.rtrl_route(gru, Setup())
 
 
 def test_networks_above_the_kernels_size_run_the_xla_path(monkeypatch):

@@ -61,9 +61,9 @@ _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: trials; online trials).  The kernels keep 64 float32 units (one block of
 #: registers) per column pass and pad the units to whole blocks; measured
 #: against the XLA path (float32, T 100, one network, ``benchmarks/run.py``'s
-#: machine), offline trials are 1.4-1.7x faster by kernel at 64 units, even at
-#: 80-160 and 1.5x slower at 200; online trials 2.3x faster at 64, 1.2x at
-#: 100-128, even at 160 and 1.3-2x slower at 200.
+#: machine), offline trials (RFLO, BPTT) are 1.4-1.55x faster by kernel at
+#: 50-64 units, even at 80-160 and 1.5-1.7x slower at 200; online trials 2.3x
+#: faster at 64, 1.2x at 100-128, even at 160 and 1.3-2.2x slower at 200.
 MAX_UNITS = {"offline": 64, "online": 128}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
@@ -144,7 +144,7 @@ def rtrl_route(net, setup) -> bool:
     """Whether :func:`rtrl_trial` can run ``net`` under ``setup``: as
     :func:`offline_route`, at any size (RTRL's kernel is ahead of XLA at every
     size measured)."""
-    return _leaky_route(net, setup)
+    return _leaky_route(net, setup, size=None)
 
 
 def offline_route(net, setup) -> bool:
@@ -152,16 +152,19 @@ def offline_route(net, setup) -> bool:
     tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
     ``w_rec``, ``w_out`` trained, at most :func:`max_units` units (and the
     kernels built)."""
-    return small_enough(net.w_rec.shape[-1]) and _leaky_route(net, setup)
+    return _leaky_route(net, setup, size="offline")
 
 
-def _leaky_route(net, setup) -> bool:
+def _leaky_route(net, setup, size) -> bool:
+    """The conditions every leaky tanh kernel shares; ``size``: the kind whose
+    :func:`max_units` applies (None: any size)."""
     from rflo.cells.leaky_tanh import LeakyTanh
     from rflo.losses import SQUARED_ERROR
 
     return (
         setup.route != "generic"
         and type(net.cell) is LeakyTanh
+        and (size is None or small_enough(net.w_rec.shape[-1], size))
         and jnp.ndim(net.tau) == 0
         and setup.loss == SQUARED_ERROR
         and set(setup.params) <= set(_BITS)
@@ -249,19 +252,7 @@ def online_route(net, setup, feedback: str) -> bool:
     tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
     ``w_rec``, ``w_out`` trained, at most :func:`max_units` units (and the
     kernels built)."""
-    from rflo.cells.leaky_tanh import LeakyTanh
-    from rflo.losses import SQUARED_ERROR
-
-    return (
-        setup.route != "generic"
-        and small_enough(net.w_rec.shape[-1], "online")
-        and type(net.cell) is LeakyTanh
-        and jnp.ndim(net.tau) == 0
-        and setup.loss == SQUARED_ERROR
-        and set(setup.params) <= set(_BITS)
-        and feedback in ("random", "readout")
-        and available(net.w_rec.dtype)
-    )
+    return feedback in ("random", "readout") and _leaky_route(net, setup, size="online")
 
 
 def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str):
