@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rflo.transfer import device_array
+
 __all__ = ["Guard", "new_guard", "guard_step", "alignment"]
 
 
@@ -81,14 +83,14 @@ def new_guard(
     if best_w is None:
         best_w, best_w_loss, best_at = w, np.inf, start
     return Guard(
-        jnp.asarray(best, dtype),
-        jnp.asarray(growth, dtype),
-        jnp.asarray(frozen_at, jnp.int32),
+        device_array(best, dtype),
+        device_array(growth, dtype),
+        device_array(frozen_at, np.int32),
         good,
-        jnp.asarray(good_at, jnp.int32),
+        device_array(good_at, np.int32),
         best_w,
-        jnp.asarray(best_w_loss, dtype),
-        jnp.asarray(best_at, jnp.int32),
+        device_array(best_w_loss, dtype),
+        device_array(best_at, np.int32),
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from rflo._checks import check_dtype, check_finite_array, check_positive, check_seed, precision
 from rflo.cells import get_cell
-from rflo.cells.base import owns_synapses
+from rflo.cells.base import Cell, owns_synapses
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
 from rflo.params import (  # noqa: F401  (the pytree and its parameters by name, re-exported)
     Network,
@@ -158,10 +158,12 @@ def init_network(
         arrays = _draw(
             int(seed), n_in, n_rec, n_out, float(g), dtype, dale, connectivity, bool(balanced)
         )
-        extra = cell.extra_params(
-            jax.random.fold_in(jax.random.PRNGKey(int(seed)), 7), n_rec, dtype
-        )
-        extra = {k: np.asarray(v) for k, v in extra.items()} or None
+        extra = None
+        if type(cell).extra_params is not Cell.extra_params:  # the key only where it is used
+            extra = cell.extra_params(
+                jax.random.fold_in(jax.random.PRNGKey(int(seed)), 7), n_rec, dtype
+            )
+            extra = {k: np.asarray(v) for k, v in extra.items()} or None
     w_in, w_rec, w_out, b, sign, mask = (None if a is None else np.asarray(a) for a in arrays)
     if h0 is None:
         h0 = np.full(n_rec, 0.1, dtype)
@@ -182,31 +184,51 @@ def init_network(
     )
 
 
+def _host(a):
+    """A draw on the host, where the scaling below runs in numpy, without
+    compiling a program per operation (:mod:`rflo.transfer`): each operation
+    rounds as JAX's did, in the draw's dtype, and a division by a scalar is a
+    product with its reciprocal, as XLA computes it (:func:`_over`), so the
+    networks are what they were, bit for bit."""
+    a = np.asarray(a)
+    return a, a.dtype.type
+
+
+def _over(a, divisor, f):
+    """``a / divisor`` as XLA's CPU backend computes it: ``a * (1 / divisor)``."""
+    return a * (f(1) / f(divisor))
+
+
 def _draw_readout(k_out, k_b, n_out, n_z, dtype):
     """``w_out`` (n_out, n_z) ``0.1 U(-1, 1) / sqrt(n_z)`` and ``b`` (n_z, n_out) ``N(0, 1) / sqrt(n_out)``."""
-    w_out = 0.1 * (2.0 * jax.random.uniform(k_out, (n_out, n_z), dtype) - 1.0) / np.sqrt(n_z)
-    return w_out, jax.random.normal(k_b, (n_z, n_out), dtype) / np.sqrt(n_out)
+    u, f = _host(jax.random.uniform(k_out, (n_out, n_z), dtype))
+    w_out = _over(f(0.1) * (f(2.0) * u - f(1.0)), np.sqrt(n_z), f)
+    b, f = _host(jax.random.normal(k_b, (n_z, n_out), dtype))
+    return w_out, _over(b, np.sqrt(n_out), f)
 
 
 def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
     k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
-    w_in = 0.1 * (jax.random.uniform(k_in, (n_rec, n_in), dtype) - 1.0)
-    w_rec = g * jax.random.normal(k_rec, (n_rec, n_rec), dtype) / np.sqrt(n_rec)
+    u, f = _host(jax.random.uniform(k_in, (n_rec, n_in), dtype))
+    w_in = f(0.1) * (u - f(1.0))
+    w_rec, f = _host(jax.random.normal(k_rec, (n_rec, n_rec), dtype))
+    w_rec = _over(f(g) * w_rec, np.sqrt(n_rec), f)
     w_out, b = _draw_readout(k_out, k_b, n_out, n_rec, dtype)
     sign = mask = None
     if connectivity is not None:
-        mask = (jax.random.uniform(k_mask, (n_rec, n_rec)) < connectivity).astype(dtype)
+        u, fu = _host(jax.random.uniform(k_mask, (n_rec, n_rec)))
+        mask = (u < fu(connectivity)).astype(f)
         w_rec = w_rec * mask
     if dale is not None:
         n_exc = int(round(float(dale) * n_rec))
         n_inh = n_rec - n_exc
-        sign = jnp.where(jnp.arange(n_rec) < n_exc, 1.0, -1.0).astype(dtype)
-        scale = jnp.ones(n_rec, dtype)
+        sign = np.where(np.arange(n_rec) < n_exc, f(1.0), f(-1.0)).astype(f)
+        scale = np.ones(n_rec, f)
         if balanced and n_exc > 0 and n_inh > 0:
             a = n_exc / n_inh
-            scale = jnp.where(sign > 0, 1.0, a) * np.sqrt(n_rec / (n_exc + a * a * n_inh))
-            scale = scale.astype(dtype)
-        w_rec = jnp.abs(w_rec) * (sign * scale)
+            scale = np.where(sign > 0, f(1.0), f(a)) * f(np.sqrt(n_rec / (n_exc + a * a * n_inh)))
+            scale = scale.astype(f)
+        w_rec = np.abs(w_rec) * (sign * scale)
     return w_in, w_rec, w_out, b, sign, mask
 
 

@@ -18,6 +18,7 @@ from rflo.losses import get_loss, trial_loss
 from rflo.network import Network
 from rflo.session_checks import as_dtype, check_fits, check_network
 from rflo.tasks import Task, TaskGenerator
+from rflo.transfer import device_array, device_tree
 
 __all__ = ["simulate", "evaluate", "Evaluation", "score"]
 
@@ -66,7 +67,7 @@ def simulate(net: Network, x, *, dtype: Optional[str] = None):
     x = _checks_x(x, net, dtype)
     net = as_dtype(net, dtype)
     with precision(dtype):
-        y, h, u = _simulate_jit(jax.tree_util.tree_map(jnp.asarray, net), jnp.asarray(x))
+        y, h, u = _simulate_jit(device_tree(net), device_array(x))
         return np.asarray(y), np.asarray(h), np.asarray(u)
 
 
@@ -77,6 +78,10 @@ def _checks_x(x, net, dtype):
     if x.shape[0] < 2:
         raise ValueError(f"x needs at least 2 timesteps, got {x.shape[0]}")
     return x
+
+
+#: one program for a trial's loss (eagerly, each of its operations would compile its own)
+_trial_loss_jit = jax.jit(trial_loss, static_argnums=0)
 
 
 def evaluate(
@@ -90,8 +95,11 @@ def evaluate(
     y, h, u = simulate(net, x, dtype=dtype)
     with precision(y.dtype):
         value = float(
-            trial_loss(
-                loss, jnp.asarray(y[1:]), jnp.asarray(y_target, y.dtype), jnp.asarray(mask, y.dtype)
+            _trial_loss_jit(
+                loss,
+                device_array(y[1:]),
+                device_array(y_target, y.dtype),
+                device_array(mask, y.dtype),
             )
         )
     return Evaluation(y, h, u, np.asarray(y_target), value)
@@ -129,9 +137,9 @@ def score(net, task, n_trials: int = 256, *, seed: int = 0, loss="squared_error"
     else:
         x, y, m = task.stacked(net.dtype)
     with precision(net.dtype):
-        jnet = jax.tree_util.tree_map(jnp.asarray, net)
+        jnet = device_tree(net)
         value, correct, counted = _score_jit(
-            jnet, *(jnp.asarray(a, net.dtype) for a in (x, y, m)), task.metric, loss
+            jnet, *(device_array(a, net.dtype) for a in (x, y, m)), task.metric, loss
         )
     if task.metric is None:
         return float(value), None

@@ -59,6 +59,7 @@ from rflo.trainer import (
     run_chunk,
     trial_data,
 )
+from rflo.transfer import device_array, device_tree
 
 __all__ = ["train", "TrainResult", "GuardState", "simulate", "evaluate", "Evaluation", "score"]
 
@@ -222,21 +223,21 @@ def train(
             check_training_firing(net, task, "before training")
     t0 = time.perf_counter()
     with precision(dtype):
-        jnet = jax.tree_util.tree_map(jnp.asarray, net)
+        jnet = device_tree(net)
         source = trial_data(task, batch, dtype)
-        lr_arr = {k: jnp.asarray(v, dtype) for k, v in lr.items()}
+        lr_arr = {k: device_array(v, dtype) for k, v in lr.items()}
         w = params_of(jnet, names)
         if opt_state is None:
             opt_state = init_opt_state(optimizer, lr_arr, w)
         previous, best_of = None, {}
         if guard is not None:
-            prev_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.previous, dtype))
+            prev_net = device_tree(_as_dtype(guard.previous, dtype))
             previous = (
                 params_of(prev_net, names),
                 opt_state if guard.previous_opt_state is None else guard.previous_opt_state,
             )
             if guard.best_network is not None:
-                best_net = jax.tree_util.tree_map(jnp.asarray, _as_dtype(guard.best_network, dtype))
+                best_net = device_tree(_as_dtype(guard.best_network, dtype))
                 best_of = dict(
                     best_w=params_of(best_net, names),
                     best_w_loss=guard.best_network_loss,

@@ -355,7 +355,7 @@ def drive_chunks(run, state, trials, capacity, callback=None, stop_when_frozen=F
     while done < trials:
         n = min(capacity, trials - done)
         state, *bufs = run(state, done, n)
-        parts.append([np.asarray(b[..., :n]) for b in bufs])
+        parts.append([np.asarray(b)[..., :n] for b in bufs])  # sliced on the host
         done += n
         if callback is not None:
             last = parts[-1][0][..., -1]

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from rflo.tasks import TaskGenerator
+from rflo.transfer import device_array
 
 __all__ = ["TrialSource", "trial_data", "ensemble_data"]
 
@@ -58,7 +59,7 @@ def trial_data(task, batch: int, dtype: str) -> TrialSource:
     """The :class:`TrialSource` of ``task`` (a Task's bank or a TaskGenerator)."""
     if isinstance(task, TaskGenerator):
         return TrialSource(None, task, batch, task.metric, dtype)
-    arrays = tuple(jnp.asarray(a) for a in task.stacked(dtype))
+    arrays = tuple(device_array(a) for a in task.stacked(dtype))
     return TrialSource(arrays, None, batch, task.metric, dtype)
 
 
