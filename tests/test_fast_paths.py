@@ -165,9 +165,19 @@ def _work_bytes(rule, online, steps):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-def test_online_memory_does_not_grow_with_trial_length_but_bptt_does():
+def test_online_memory_does_not_grow_with_trial_length_but_bptt_does(monkeypatch):
     assert _work_bytes("rflo", True, 50) == _work_bytes("rflo", True, 2000)
-    assert _work_bytes("bptt", False, 2000) > 20 * _work_bytes("bptt", False, 50) / 2
+    # XLA's memory analysis does not see inside the compiled kernels (BPTT's
+    # kernel keeps its T-long activity in its own memory), so BPTT's growth is
+    # checked on the XLA path
+    from rflo.kernels import leaky_tanh
+
+    monkeypatch.setattr(leaky_tanh, "available", lambda dtype: False)
+    jax.clear_caches()
+    try:
+        assert _work_bytes("bptt", False, 2000) > 20 * _work_bytes("bptt", False, 50) / 2
+    finally:
+        jax.clear_caches()  # later tests trace with the kernels again
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,26 @@ def _online_fused(fused, cfg, opt, net, w, opt_state, lr, x, y, m, keys, keep_ou
     return new_w, opt_state, loss, out
 
 
+def _offline_step_fused(fused, cfg, opt, net, w, opt_state, guard, lr, trial, x, y, m, keys):
+    """An offline update and its guard by the rule's compiled route (``fused``:
+    :meth:`rflo.rules.base.Rule.fused_offline`) on the CPU backend, by
+    :func:`_offline_update` and :func:`guard_step` elsewhere."""
+
+    def on_cpu():
+        new_w, new_guard, loss, out = fused(net, w, guard, lr, trial, x[0], y[0], m[0])
+        return new_w, new_guard, loss, out[None]
+
+    def elsewhere():
+        new_w, new_opt, loss, out, _ = _offline_update(cfg, opt, net, w, opt_state, x, y, m, keys)
+        (kept, _), new_guard, loss = guard_step(
+            guard, trial, (w, opt_state), (new_w, new_opt), loss
+        )
+        return kept, new_guard, loss, out
+
+    w, guard, loss, out = jax.lax.platform_dependent(cpu=on_cpu, default=elsewhere)
+    return (w, opt_state), guard, loss, out
+
+
 def run_trials(
     cfg: Config,
     optimizer,
@@ -262,6 +282,10 @@ def run_trials(
     learned = state.rule_state  # a rule's learned state lasts across trials (rflo.rules.learned)
     if learned is None and getattr(rule, "carried", None) is not None:
         learned = rule.carried(rule.init(with_params(net, state.w), key, setup))
+    fused_step = None
+    if not online and optimizer is None and source.batch == 1 and learned is None:
+        fused_offline = getattr(rule, "fused_offline", None)
+        fused_step = fused_offline(net, setup) if fused_offline is not None else None
 
     def body(i, carry):
         w, opt_state, guard, learned, losses, aligns, *accs = carry
@@ -273,7 +297,11 @@ def run_trials(
             k_sample, k_rule = jax.random.split(k)
             rule_keys = jax.random.split(k_rule, source.batch)
         x, y, m = source.draw(trial, k_sample)
-        if fused is not None:
+        if fused_step is not None:  # the update and the guard in one call
+            (w, opt_state), guard, loss, out = _offline_step_fused(
+                fused_step, cfg, opt, net, w, opt_state, guard, lr, trial, x, y, m, rule_keys
+            )
+        elif fused is not None:
             new_w, new_opt, loss, out = _online_fused(
                 fused, cfg, opt, net, w, opt_state, lr, x, y, m, rule_keys, metric is not None
             )
@@ -285,9 +313,10 @@ def run_trials(
             new_w, new_opt, loss, out, learned = _offline_update(
                 cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned
             )
-        (w, opt_state), guard, loss = guard_step(
-            guard, trial, (w, opt_state), (new_w, new_opt), loss
-        )
+        if fused_step is None:
+            (w, opt_state), guard, loss = guard_step(
+                guard, trial, (w, opt_state), (new_w, new_opt), loss
+            )
         if metric is not None:  # no buffer work for tasks without a metric
             correct, counted = jax.vmap(metric)(out, y[:, 1:], m[:, 1:])
             counted = jnp.sum(counted)

@@ -24,11 +24,17 @@
 //   w_rec += (lr_rec / T) g * p   (then the mask and Dale's signs)
 //   w_in  += (lr_in / T) g * q                 w_out += (lr_out / T) err h'^T
 // It keeps O(n_rec^2) state, and the outputs y only when asked (keep_outputs).
+//
+// Offline step (rflo.trainer.run_trials with plain SGD and rflo.guard.guard_step):
+// the offline trial's direction d, then w' = w + lr d / T (mask, Dale), and the
+// divergence guard's choice between w', the last good network and the best one,
+// written over its inputs (input_output_aliases).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -217,6 +223,14 @@ void for_each_network(int64_t nets, int64_t threads, F&& fn) {
   for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
+}
+
+// A thread's working memory, kept between networks and calls (one offline
+// step's direction).
+template <typename T>
+std::vector<T>& scratch() {
+  thread_local std::vector<T> memory;
+  return memory;
 }
 
 // One step of the recurrent traces and weights, column by column (presynaptic
@@ -445,6 +459,128 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
   return ffi::Error::Success();
 }
 
+// One network's offline trial with fixed weights (local traces, or the exact
+// adjoint with backprop): the summed direction DR (n, n), DI (n, n_in), DO
+// (n_out, n), row-major, the outputs out (S, n_out), and the trial's summed
+// step loss sum_s 0.5 m[s] |y*[s] - y[s]|^2 (returned).
+template <typename T>
+T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0, T tau,
+                  const T* X, const T* Y, const T* M, int64_t steps, int64_t n_in,
+                  int64_t n_out, int64_t n, bool backprop, bool readout, bool exact, T* DR,
+                  T* DI, T* DO, T* out) {
+  const int64_t np = (n + kBlock - 1) / kBlock * kBlock, S = steps - 1;
+  // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
+  std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
+      D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
+      dit(n_in * np), u(np);
+  const T a = T(1) / tau, c = T(1) - a;
+  std::fill(wt.begin(), wt.end(), T(0));
+  std::fill(wit.begin(), wit.end(), T(0));
+  std::fill(fb.begin(), fb.end(), T(0));
+  std::fill(H.begin(), H.end(), T(0));
+  std::fill(wr.begin(), wr.end(), T(0));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
+    if (backprop)
+      for (int64_t j = 0; j < n; ++j) wr[i * np + j] = W[i * n + j];
+    for (int64_t j = 0; j < n_in; ++j) wit[j * np + i] = Wi[i * n_in + j];
+    for (int64_t o = 0; o < n_out; ++o)  // feedback column o: F[:, o]
+      fb[o * np + i] = readout ? Wo[o * n + i] : B[i * n_out + o];
+  }
+  std::copy(h0, h0 + n, H.begin());
+
+  // forward, with a f'(u) kept per step
+  for (int64_t s = 0; s < S; ++s) {
+    const T* hp = H.data() + s * np;
+    const T* xt = X + (s + 1) * n_in;
+    combine(wt.data(), np, hp, n, u.data(), false);
+    combine(wit.data(), np, xt, n_in, u.data(), true);
+    T* __restrict hn = H.data() + (s + 1) * np;
+    T* __restrict ds = D.data() + s * np;
+    if (exact) {
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) {
+        const T th = tanh_(u[i]);
+        hn[i] = hp[i] + (th - hp[i]) / tau;
+        ds[i] = a * (T(1) - th * th);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) {
+        const T ui = u[i];
+        hn[i] = hp[i] + (tanh_(ui) - hp[i]) / tau;
+        const T z = T(10) * tanh_(ui / T(10));
+        const T e = exp_(T(-2) * std::fabs(z));
+        ds[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
+      }
+    }
+    for (int64_t i = n; i < np; ++i) hn[i] = T(0);  // padded units stay silent
+  }
+  // readout and errors
+  T loss = T(0);
+  for (int64_t s = 0; s < S; ++s) {
+    const T* hs = H.data() + (s + 1) * np;
+    T step_loss = T(0);
+    for (int64_t o = 0; o < n_out; ++o) {
+      T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * hs[i];
+      out[s * n_out + o] = acc;
+      const T diff = Y[(s + 1) * n_out + o] - acc;
+      E[s * n_out + o] = M[s + 1] * diff;
+      step_loss += diff * diff;
+    }
+    loss += T(0.5) * M[s + 1] * step_loss;
+  }
+  // credit: v[s] = a f'(u[s]) * (G[s] or delta[s]), backward in time
+  std::fill(run.begin(), run.end(), T(0));
+  std::fill(back.begin(), back.end(), T(0));
+  for (int64_t s = S - 1; s >= 0; --s) {
+    T* __restrict r = run.data();
+    const T* bk = back.data();
+    for (int64_t i = 0; i < np; ++i) r[i] = c * r[i] + bk[i];
+    for (int64_t o = 0; o < n_out; ++o) {
+      const T e = E[s * n_out + o];
+      const T* f = fb.data() + o * np;
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) r[i] += f[i] * e;
+    }
+    T* __restrict vs = V.data() + s * np;
+    const T* ds = D.data() + s * np;
+#pragma omp simd
+    for (int64_t i = 0; i < np; ++i) vs[i] = ds[i] * r[i];
+    if (backprop) {  // back = w_rec^T v[s] = sum_i v[s, i] w_rec[i, :]
+      combine(wr.data(), np, vs, n, back.data(), false);
+    }
+  }
+  // products: d_rec^T[j, :] = sum_s h[s, j] v[s, :],  d_in^T[k, :] = sum_s x[s+1, k] v[s, :]
+  outer_sum(H.data(), V.data(), S, np, n, dt.data());
+  std::fill(dit.begin(), dit.end(), T(0));
+  for (int64_t s = 0; s < S; ++s) {
+    const T* vs = V.data() + s * np;
+    for (int64_t j = 0; j < n_in; ++j) {
+      const T xj = X[(s + 1) * n_in + j];
+      T* col = dit.data() + j * np;
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) col[i] += vs[i] * xj;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) DR[i * n + j] = dt[j * np + i];
+    for (int64_t j = 0; j < n_in; ++j) DI[i * n_in + j] = dit[j * np + i];
+  }
+  for (int64_t o = 0; o < n_out; ++o) {
+    T* row = DO + o * n;
+    std::fill(row, row + n, T(0));
+    for (int64_t s = 0; s < S; ++s) {
+      const T e = E[s * n_out + o];
+      const T* hs = H.data() + (s + 1) * np;
+      for (int64_t i = 0; i < n; ++i) row[i] += e * hs[i];
+    }
+  }
+  return loss;
+}
+
 template <ffi::DataType DT>
 ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
                        ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> tau_,
@@ -466,123 +602,153 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
       x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
       m.element_count() != nets * steps || tau_.element_count() != nets)
     return ffi::Error::InvalidArgument("offline trial: operand shapes do not agree");
-  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
-  // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
   for_each_network(nets, threads, [&](int64_t k) {
-    std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
-        D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
-        dit(n_in * np), u(np);
-    const T tau = tau_.typed_data()[k], a = T(1) / tau, c = T(1) - a;
     const T* W = w_rec.typed_data() + k * n * n;
     const T* Wi = w_in.typed_data() + k * n * n_in;
     const T* Wo = w_out.typed_data() + k * n_out * n;
-    const T* B = b.typed_data() + k * n * n_out;
-    const T* X = x.typed_data() + k * steps * n_in;
-    const T* Y = y.typed_data() + k * steps * n_out;
-    const T* M = m.typed_data() + k * steps;
-    T* out = outputs->typed_data() + k * S * n_out;
-    std::fill(wt.begin(), wt.end(), T(0));
-    std::fill(wit.begin(), wit.end(), T(0));
-    std::fill(fb.begin(), fb.end(), T(0));
-    std::fill(H.begin(), H.end(), T(0));
-    std::fill(wr.begin(), wr.end(), T(0));
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
-      if (backprop)
-        for (int64_t j = 0; j < n; ++j) wr[i * np + j] = W[i * n + j];
-      for (int64_t j = 0; j < n_in; ++j) wit[j * np + i] = Wi[i * n_in + j];
-      for (int64_t o = 0; o < n_out; ++o)  // feedback column o: F[:, o]
-        fb[o * np + i] = readout ? Wo[o * n + i] : B[i * n_out + o];
-    }
-    std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, H.begin());
+    offline_network(W, Wi, Wo, b.typed_data() + k * n * n_out, h0.typed_data() + k * n,
+                    tau_.typed_data()[k], x.typed_data() + k * steps * n_in,
+                    y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps, n_in,
+                    n_out, n, backprop, readout, exact, d_rec->typed_data() + k * n * n,
+                    d_in->typed_data() + k * n * n_in, d_out->typed_data() + k * n_out * n,
+                    outputs->typed_data() + k * S * n_out);
+  });
+  return ffi::Error::Success();
+}
 
-    // forward, with a f'(u) kept per step
-    for (int64_t s = 0; s < S; ++s) {
-      const T* hp = H.data() + s * np;
-      const T* xt = X + (s + 1) * n_in;
-      combine(wt.data(), np, hp, n, u.data(), false);
-      combine(wit.data(), np, xt, n_in, u.data(), true);
-      T* __restrict hn = H.data() + (s + 1) * np;
-      T* __restrict ds = D.data() + s * np;
-      if (exact) {
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) {
-          const T th = tanh_(u[i]);
-          hn[i] = hp[i] + (th - hp[i]) / tau;
-          ds[i] = a * (T(1) - th * th);
+
+// One offline update with plain SGD and the divergence guard
+// (rflo.trainer.run_trials with rflo.guard.guard_step), per network:
+//   d = offline_network(w)          new = w + lr * (d / T)   (w_rec: mask, Dale)
+//   loss = summed step loss / norm  finite = sum(new) is finite
+//   measured = healthy & loss finite & loss <= growth * best   take = measured & finite
+//   good' = measured ? w : good     kept = take ? new : good'
+//   best_w' = lowest ? w : best_w   (lowest = take & 0 < loss < best_w_loss)
+// scal (9 per network): tau, lr_in, lr_rec, lr_out, best, growth, best_w_loss,
+// 1 / norm, 1 / T; ints (4): trial, frozen_at, good_at, best_at.  Returns
+// scal_out (3): best, best_w_loss, the recorded loss (NaN once frozen);
+// ints_out (3): frozen_at, good_at, best_at.  Matrices not in `trained`
+// (bits: w_in 1, w_rec 2, w_out 4) are copied through.
+template <ffi::DataType DT>
+ffi::Error OfflineStepImpl(
+    ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out, ffi::Buffer<DT> good_in,
+    ffi::Buffer<DT> good_rec, ffi::Buffer<DT> good_out, ffi::Buffer<DT> best_in,
+    ffi::Buffer<DT> best_rec, ffi::Buffer<DT> best_out, ffi::Buffer<DT> b, ffi::Buffer<DT> h0,
+    ffi::Buffer<DT> mask, ffi::Buffer<DT> sign, ffi::Buffer<DT> scal,
+    ffi::Buffer<ffi::S32> ints, ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
+    ffi::ResultBuffer<DT> kept_in, ffi::ResultBuffer<DT> kept_rec, ffi::ResultBuffer<DT> kept_out,
+    ffi::ResultBuffer<DT> good_in_new, ffi::ResultBuffer<DT> good_rec_new,
+    ffi::ResultBuffer<DT> good_out_new, ffi::ResultBuffer<DT> best_in_new,
+    ffi::ResultBuffer<DT> best_rec_new, ffi::ResultBuffer<DT> best_out_new,
+    ffi::ResultBuffer<DT> scal_out, ffi::ResultBuffer<ffi::S32> ints_out,
+    ffi::ResultBuffer<DT> outputs, int64_t backprop, int64_t readout, int64_t exact,
+    int64_t dale, int64_t has_mask, int64_t trained, int64_t threads) {
+  using T = ffi::NativeType<DT>;
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+    return ffi::Error::InvalidArgument("offline step: x, y need (T, n) and h0 (n_rec,)");
+  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
+  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
+  const int64_t nets = h0.element_count() / n, S = steps - 1;
+  const int64_t sizes[3] = {n * n_in, n * n, n_out * n};
+  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
+      w_out.element_count() != nets * n_out * n || good_rec.element_count() != nets * n * n ||
+      good_in.element_count() != nets * n * n_in || good_out.element_count() != nets * n_out * n ||
+      best_rec.element_count() != nets * n * n || best_in.element_count() != nets * n * n_in ||
+      best_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
+      m.element_count() != nets * steps || scal.element_count() != nets * 9 ||
+      ints.element_count() != nets * 4 || (has_mask && mask.element_count() != nets * n * n) ||
+      (dale && sign.element_count() != nets * n))
+    return ffi::Error::InvalidArgument("offline step: operand shapes do not agree");
+  for_each_network(nets, threads, [&](int64_t k) {
+    const T* sc = scal.typed_data() + 9 * k;
+    const int32_t* iv = ints.typed_data() + 4 * k;
+    const T* w[3] = {w_in.typed_data() + k * sizes[0], w_rec.typed_data() + k * sizes[1],
+                     w_out.typed_data() + k * sizes[2]};
+    const T* good[3] = {good_in.typed_data() + k * sizes[0],
+                        good_rec.typed_data() + k * sizes[1],
+                        good_out.typed_data() + k * sizes[2]};
+    const T* best[3] = {best_in.typed_data() + k * sizes[0],
+                        best_rec.typed_data() + k * sizes[1],
+                        best_out.typed_data() + k * sizes[2]};
+    T* kept[3] = {kept_in->typed_data() + k * sizes[0], kept_rec->typed_data() + k * sizes[1],
+                  kept_out->typed_data() + k * sizes[2]};
+    T* good2[3] = {good_in_new->typed_data() + k * sizes[0],
+                   good_rec_new->typed_data() + k * sizes[1],
+                   good_out_new->typed_data() + k * sizes[2]};
+    T* best2[3] = {best_in_new->typed_data() + k * sizes[0],
+                   best_rec_new->typed_data() + k * sizes[1],
+                   best_out_new->typed_data() + k * sizes[2]};
+    // the direction (scratch, one slice per matrix)
+    std::vector<T>& dir = scratch<T>();
+    dir.resize(std::max<size_t>(dir.size(), sizes[0] + sizes[1] + sizes[2]));
+    T* d[3] = {dir.data(), dir.data() + sizes[0], dir.data() + sizes[0] + sizes[1]};
+    const T total =
+        offline_network(w[1], w[0], w[2], b.typed_data() + k * n * n_out,
+                        h0.typed_data() + k * n, sc[0], x.typed_data() + k * steps * n_in,
+                        y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps,
+                        n_in, n_out, n, backprop, readout, exact, d[1], d[0], d[2],
+                        outputs->typed_data() + k * S * n_out);
+    const T loss = total * sc[7], inv_t = sc[8];
+    const T best_loss = sc[4], growth = sc[5], best_w_loss = sc[6];
+    const int32_t trial = iv[0], frozen_at = iv[1], good_at = iv[2], best_at = iv[3];
+    const bool healthy = frozen_at < 0;
+    const bool measured = healthy && std::isfinite(loss) && loss <= growth * best_loss;
+    // Outputs may share their inputs' memory (input_output_aliases: kept with
+    // w, good' with good, best_w' with best_w), so w is saved into good' before
+    // kept is written over it, and best_w' is copied from good'.
+    auto move = [](const T* from, T* to, int64_t count) {
+      if (from != to) std::memmove(to, from, count * sizeof(T));
+    };
+    for (int q = 0; q < 3; ++q) move(measured ? w[q] : good[q], good2[q], sizes[q]);
+    bool finite = false;
+    if (measured) {  // the SGD step, in place: kept = w + lr d / T (w_rec: mask, Dale)
+      T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
+      for (int q = 0; q < 3; ++q) {
+        T* v = kept[q];
+        const T* old = good2[q];  // == w[q]
+        if (!(trained & (1 << q))) {
+          move(old, v, sizes[q]);
+          continue;
         }
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) {
-          const T ui = u[i];
-          hn[i] = hp[i] + (tanh_(ui) - hp[i]) / tau;
-          const T z = T(10) * tanh_(ui / T(10));
-          const T e = exp_(T(-2) * std::fabs(z));
-          ds[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
+        const T lr = sc[1 + q];
+        const T* dq = d[q];
+        for (int64_t i = 0; i < sizes[q]; ++i) v[i] = old[i] + lr * (dq[i] * inv_t);
+        if (q == 1 && has_mask) {
+          const T* mk = mask.typed_data() + k * n * n;
+          for (int64_t i = 0; i < sizes[q]; ++i) v[i] = v[i] * mk[i];
         }
+        if (q == 1 && dale) {
+          const T* sg = sign.typed_data() + k * n;
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              const T z = sg[j] * v[i * n + j];
+              v[i * n + j] = sg[j] * (z > T(0) ? z : T(0));
+            }
+        }
+        T part = T(0);
+        for (int64_t i = 0; i < sizes[q]; ++i) part += v[i];
+        sum += part;
       }
-      for (int64_t i = n; i < np; ++i) hn[i] = T(0);  // padded units stay silent
+      finite = std::isfinite(sum);
     }
-    // readout and errors
-    for (int64_t s = 0; s < S; ++s) {
-      const T* hs = H.data() + (s + 1) * np;
-      for (int64_t o = 0; o < n_out; ++o) {
-        T acc = T(0);
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * hs[i];
-        out[s * n_out + o] = acc;
-        E[s * n_out + o] = M[s + 1] * (Y[(s + 1) * n_out + o] - acc);
-      }
+    const bool take = measured && finite;
+    const bool lowest = take && loss > T(0) && loss < best_w_loss;
+    for (int q = 0; q < 3; ++q) {
+      move(lowest ? good2[q] : best[q], best2[q], sizes[q]);  // good2 holds w when measured
+      if (!take) move(good2[q], kept[q], sizes[q]);
     }
-    // credit: v[s] = a f'(u[s]) * (G[s] or delta[s]), backward in time
-    std::fill(run.begin(), run.end(), T(0));
-    std::fill(back.begin(), back.end(), T(0));
-    for (int64_t s = S - 1; s >= 0; --s) {
-      T* __restrict r = run.data();
-      const T* bk = back.data();
-      for (int64_t i = 0; i < np; ++i) r[i] = c * r[i] + bk[i];
-      for (int64_t o = 0; o < n_out; ++o) {
-        const T e = E[s * n_out + o];
-        const T* f = fb.data() + o * np;
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) r[i] += f[i] * e;
-      }
-      T* __restrict vs = V.data() + s * np;
-      const T* ds = D.data() + s * np;
-#pragma omp simd
-      for (int64_t i = 0; i < np; ++i) vs[i] = ds[i] * r[i];
-      if (backprop) {  // back = w_rec^T v[s] = sum_i v[s, i] w_rec[i, :]
-        combine(wr.data(), np, vs, n, back.data(), false);
-      }
-    }
-    // products: d_rec^T[j, :] = sum_s h[s, j] v[s, :],  d_in^T[k, :] = sum_s x[s+1, k] v[s, :]
-    outer_sum(H.data(), V.data(), S, np, n, dt.data());
-    std::fill(dit.begin(), dit.end(), T(0));
-    for (int64_t s = 0; s < S; ++s) {
-      const T* vs = V.data() + s * np;
-      for (int64_t j = 0; j < n_in; ++j) {
-        const T xj = X[(s + 1) * n_in + j];
-        T* col = dit.data() + j * np;
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) col[i] += vs[i] * xj;
-      }
-    }
-    T* DR = d_rec->typed_data() + k * n * n;
-    T* DI = d_in->typed_data() + k * n * n_in;
-    T* DO = d_out->typed_data() + k * n_out * n;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < n; ++j) DR[i * n + j] = dt[j * np + i];
-      for (int64_t j = 0; j < n_in; ++j) DI[i * n_in + j] = dit[j * np + i];
-    }
-    for (int64_t o = 0; o < n_out; ++o) {
-      T* row = DO + o * n;
-      std::fill(row, row + n, T(0));
-      for (int64_t s = 0; s < S; ++s) {
-        const T e = E[s * n_out + o];
-        const T* hs = H.data() + (s + 1) * np;
-        for (int64_t i = 0; i < n; ++i) row[i] += e * hs[i];
-      }
-    }
+    T* so = scal_out->typed_data() + 3 * k;
+    int32_t* io = ints_out->typed_data() + 3 * k;
+    so[0] = (take && loss > T(0)) ? std::min(best_loss, loss) : best_loss;
+    so[1] = lowest ? loss : best_w_loss;
+    so[2] = healthy ? loss : std::numeric_limits<T>::quiet_NaN();
+    io[0] = (healthy && !take) ? trial : frozen_at;
+    io[1] = measured ? trial : good_at;
+    io[2] = lowest ? trial : best_at;
   });
   return ffi::Error::Success();
 }
@@ -764,6 +930,27 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_F
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF32, OfflineImpl<ffi::F32>, RFLO_BIND_OFFLINE(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_OFFLINE(ffi::F64));
+
+#define RFLO_BIND_OFFLINE_STEP(DT)                                                        \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<ffi::S32>>()         \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<ffi::S32>>().Ret<ffi::Buffer<DT>>()         \
+      .Attr<int64_t>("backprop").Attr<int64_t>("readout").Attr<int64_t>("exact")         \
+      .Attr<int64_t>("dale").Attr<int64_t>("has_mask").Attr<int64_t>("trained")          \
+      .Attr<int64_t>("threads")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF32, OfflineStepImpl<ffi::F32>,
+                              RFLO_BIND_OFFLINE_STEP(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF64, OfflineStepImpl<ffi::F64>,
+                              RFLO_BIND_OFFLINE_STEP(ffi::F64));
 
 #define RFLO_BIND_RTRL(DT)                                                                \
   ffi::Ffi::Bind()                                                                        \

@@ -12,6 +12,10 @@ Four loops that XLA runs as several small operations per step:
 * :func:`online_trial`: one online trial of the local-trace rules (RFLO, the
   "local" ablation, e-prop) with the squared-error loss and plain SGD, one
   update per step (:func:`rflo.trainer._online_update`).
+* :func:`offline_step`: :func:`offline_trial` and what the trainer does with
+  its direction under plain SGD (the update, the mask and Dale's law, the
+  divergence guard's choice), one call per update with the parameters and the
+  guard's kept networks updated in place (the rules' ``fused_offline``).
 
 :func:`forward`, :func:`offline_trial` and :func:`rtrl_trial` take the XLA path they replace
 as ``reference``, run the kernel on the CPU backend only
@@ -43,6 +47,7 @@ __all__ = [
     "rtrl_trial",
     "online_route",
     "online_trial",
+    "offline_step",
 ]
 
 _NAME = "leaky_tanh"
@@ -51,6 +56,7 @@ _HANDLERS = {
     "forward": "RfloForward",
     "offline": "RfloOffline",
     "rtrl": "RfloRtrl",
+    "offline_step": "RfloOfflineStep",
 }
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
@@ -301,3 +307,85 @@ def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str
     )
     new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
     return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)
+
+
+def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, feedback: str):
+    """One offline update with plain SGD and the divergence guard in one call
+    (:func:`offline_trial`'s trial, then what :func:`rflo.trainer.run_trials`
+    does with it: ``w + lr * direction / T``, the network's mask and Dale's
+    law, :func:`rflo.guard.guard_step`).  ``w``: the trained parameters (dict),
+    ``guard``: the session's :class:`~rflo.guard.Guard` (its optimiser state
+    is plain SGD's, empty), ``trial``: the update's index.  Returns ``(w,
+    guard, loss, outputs (T-1, n_out))``, the loss NaN once the network is
+    frozen.  Check :func:`offline_route` first; float32 and float64."""
+    from rflo.guard import Guard
+
+    dtype = net.w_rec.dtype
+    n_steps, n_out = y.shape
+    f = np.dtype(dtype).type
+    norm = n_steps * n_out if setup.loss.per_output else n_steps
+    good_w, opt_state = guard.good
+    params = [w.get(k, getattr(net, k)) for k in _BITS]
+    good = [good_w.get(k, getattr(net, k)) for k in _BITS]
+    best = [guard.best_w.get(k, getattr(net, k)) for k in _BITS]
+    rates = [jnp.asarray(lr.get(k, 0.0) if k in w else 0.0, dtype) for k in _BITS]
+    scalars = jnp.stack(
+        [jnp.asarray(net.tau, dtype)]
+        + rates
+        + [guard.best, guard.growth, guard.best_w_loss]
+        + [jnp.asarray(f(1) / f(norm)), jnp.asarray(f(1) / f(n_steps))]
+    ).astype(dtype)
+    ints = jnp.stack(
+        [jnp.asarray(trial, jnp.int32), guard.frozen_at, guard.good_at, guard.best_at]
+    ).astype(jnp.int32)
+    none = jnp.zeros((1,), dtype)  # stands for an absent mask or sign (not read)
+    mask = none if net.mask is None else jnp.asarray(net.mask, dtype)
+    sign = none if net.sign is None else jnp.asarray(net.sign, dtype)
+    like = [jax.ShapeDtypeStruct(a.shape, dtype) for a in params]
+    shapes = tuple(like * 3) + (
+        jax.ShapeDtypeStruct((3,), dtype),
+        jax.ShapeDtypeStruct((3,), jnp.int32),
+        jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype),
+    )
+    call = jax.ffi.ffi_call(
+        _target("offline_step", dtype),
+        shapes,
+        vmap_method="broadcast_all",
+        input_output_aliases={i: i for i in range(9)},  # kept, good, best in place
+    )
+    *mats, scal_out, ints_out, outs = call(
+        *params,
+        *good,
+        *best,
+        net.b,
+        net.h0,
+        mask,
+        sign,
+        scalars,
+        ints,
+        jnp.asarray(x, dtype),
+        jnp.asarray(y, dtype),
+        jnp.asarray(m, dtype),
+        backprop=np.int64(backprop),
+        readout=np.int64(feedback == "readout"),
+        exact=np.int64(net.cell.derivative == "exact"),
+        dale=np.int64(net.sign is not None),
+        has_mask=np.int64(net.mask is not None),
+        trained=np.int64(sum(_BITS[k] for k in w)),
+        threads=np.int64(kernels.threads()),
+    )
+    names = list(_BITS)
+    kept, good_new, best_new = (
+        {k: mats[3 * part + names.index(k)] for k in w} for part in range(3)
+    )
+    guard = Guard(
+        scal_out[0],
+        guard.growth,
+        ints_out[0],
+        (good_new, opt_state),
+        ints_out[1],
+        best_new,
+        scal_out[1],
+        ints_out[2],
+    )
+    return kept, guard, scal_out[2], outs

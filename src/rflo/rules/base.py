@@ -169,6 +169,14 @@ def closed_trial(net, x, y_target, mask, setup, closed, *, backprop: bool, feedb
     return select(dict(zip(MATRICES, d)), setup), y
 
 
+def fused_offline_step(net, setup, *, backprop: bool, feedback: str):
+    """:func:`rflo.kernels.leaky_tanh.offline_step` for a closed-form rule
+    (``backprop``: BPTT's adjoint, else local traces) where it applies, else None."""
+    if not closed_form(net, setup) or not leaky_tanh.offline_route(net, setup):
+        return None
+    return partial(leaky_tanh.offline_step, setup=setup, backprop=backprop, feedback=feedback)
+
+
 def kernels_for(dtype) -> bool:
     """Whether the compiled CPU kernels (:mod:`rflo.kernels.leaky_tanh`) run
     the leaky tanh loops for arrays of ``dtype``."""
@@ -242,6 +250,17 @@ class Rule:
         parameters ``w`` with an SGD update of rate ``lr[name] / T`` after every
         step, exactly what the per-step loop computes (tested equal).  The
         trainer uses it on the CPU backend only, for one trial per update.
+        """
+        return None
+
+    def fused_offline(self, net: Network, setup: Setup):
+        """An optional compiled route for one offline update with plain SGD.
+
+        ``None`` (the default): the trainer runs :meth:`trial`, the optimiser
+        and the divergence guard.  Otherwise ``fn(net, w, guard, lr, trial, x,
+        y_target, mask) -> (w, guard, loss, outputs)``: the update and the
+        guard in one call, what the trainer computes (tested equal), used on
+        the CPU backend for one trial per update.
         """
         return None
 

@@ -31,6 +31,7 @@ from rflo.rules.base import (
     closed_trial,
     feedback_matrix,
     forward,
+    fused_offline_step,
     readout_error,
     register,
 )
@@ -71,6 +72,13 @@ class BackpropThroughTime(Rule):
     name: str = "bptt"
     online: bool = False
     feedback: str = "readout"
+
+    def fused_offline(self, net, setup):
+        """The compiled offline update (:func:`rflo.kernels.leaky_tanh.offline_step`)
+        where :meth:`trial` is the closed form's kernel."""
+        if type(self) is not BackpropThroughTime:
+            return None
+        return fused_offline_step(net, setup, backprop=True, feedback=self.feedback)
 
     def trial(self, net, x, y_target, mask, key, setup=DEFAULT_SETUP):
         if not closed_form(net, setup):

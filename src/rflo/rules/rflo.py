@@ -42,6 +42,7 @@ from rflo.rules.base import (
     closed_trial,
     feedback_matrix,
     forward,
+    fused_offline_step,
     readout_error,
     register,
 )
@@ -166,6 +167,13 @@ class LocalTraceRule(ClosedFormStepRule):
         ):
             return None
         return partial(leaky_tanh.online_trial, setup=setup, feedback=self.feedback)
+
+    def fused_offline(self, net, setup):
+        """The compiled offline update (:func:`rflo.kernels.leaky_tanh.offline_step`)
+        where :meth:`trial` is the closed form's kernel."""
+        if type(self) is not LocalTraceRule:
+            return None
+        return fused_offline_step(net, setup, backprop=False, feedback=self.feedback)
 
     def generic_init(self, net, key, setup):
         return traces.local_init(net, setup)
