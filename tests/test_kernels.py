@@ -91,7 +91,8 @@ def test_online_trial_equals_the_per_step_loop(dtype, rule, derivative, dale, co
     w = params_of(net, params)
     lr = {k: jnp.asarray(0.5, dtype) for k in params}  # large: the updates matter
     x, y, m = _trial(dtype)
-    fused = rule.fused_online(net, setup)
+    assert rule.fused_online(net, setup) is not None  # the trainer takes the kernel
+    fused = partial(leaky_tanh.online_trial, setup=setup, feedback=rule.feedback)
     w_k, w_x = w, w
     for _ in range(3):  # three trials in a row: the weights carry over
         w_k, total, out_k = jax.jit(fused, static_argnums=6)(net, w_k, lr, x, y, m, True)
@@ -182,7 +183,8 @@ def test_kernels_under_vmap_equal_one_network_at_a_time():
     x, y, m = _trial("float64")
     rule, setup = get_rule("rflo"), Setup()
     lr = {k: jnp.asarray(0.3, "float64") for k in ("w_in", "w_rec", "w_out")}
-    fused = rule.fused_online(nets[0], setup)
+    assert rule.fused_online(nets[0], setup) is not None
+    fused = partial(leaky_tanh.online_trial, setup=setup, feedback=rule.feedback)
     together = jax.vmap(lambda n: fused(n, params_of(n), lr, x, y, m, False))(stacked)
     assert together[2] is None  # nothing T-long kept
     d_all, _ = jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(stacked)

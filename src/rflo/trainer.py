@@ -212,39 +212,21 @@ def _online_learned(cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs, le
     return w, opt_state, total / norm, outs, learned
 
 
-def _online_fused(fused, cfg, opt, net, w, opt_state, lr, x, y, m, keys, keep_outputs):
-    """One online trial through the rule's compiled route (``fused``, see
-    :meth:`rflo.rules.base.Rule.fused_online`) on the CPU backend, and through
-    the per-step loop on any other (plain SGD, one trial per update)."""
-    setup = cfg.setup
-    n_steps, n_out = y.shape[1:]
-    norm = n_steps * n_out if setup.loss.per_output else n_steps
-
-    def on_cpu():
-        new_w, total, out = fused(net, w, lr, x[0], y[0], m[0], keep_outputs)
-        return new_w, total / norm, (out[None] if keep_outputs else None)
-
-    def elsewhere():
-        new_w, _, loss, out = _online_update(
-            cfg, opt, net, w, opt_state, x, y, m, keys, keep_outputs
-        )
-        return new_w, loss, out
-
-    new_w, loss, out = jax.lax.platform_dependent(cpu=on_cpu, default=elsewhere)
-    return new_w, opt_state, loss, out
+def _on_cpu(result):
+    """A compiled route's ``(w, guard, loss, outputs)`` with a batch axis on the outputs."""
+    w, guard, loss, out = result
+    return w, guard, loss, (None if out is None else out[None])
 
 
-def _offline_step_fused(fused, cfg, opt, net, w, opt_state, guard, lr, trial, x, y, m, keys):
-    """An offline update and its guard by the rule's compiled route (``fused``:
-    :meth:`rflo.rules.base.Rule.fused_offline`) on the CPU backend, by
-    :func:`_offline_update` and :func:`guard_step` elsewhere."""
-
-    def on_cpu():
-        new_w, new_guard, loss, out = fused(net, w, guard, lr, trial, x[0], y[0], m[0])
-        return new_w, new_guard, loss, out[None]
+def _fused(on_cpu, fallback, guard, trial, w, opt_state):
+    """An update and its divergence guard by a rule's compiled route
+    (``on_cpu() -> (w, guard, loss, outputs)``, see
+    :meth:`rflo.rules.base.Rule.fused_offline` and ``fused_online``) on the CPU
+    backend, elsewhere by ``fallback() -> (w, opt_state, loss, outputs)`` and
+    :func:`guard_step` (plain SGD, one trial per update)."""
 
     def elsewhere():
-        new_w, new_opt, loss, out, _ = _offline_update(cfg, opt, net, w, opt_state, x, y, m, keys)
+        new_w, new_opt, loss, out = fallback()
         (kept, _), new_guard, loss = guard_step(
             guard, trial, (w, opt_state), (new_w, new_opt), loss
         )
@@ -297,23 +279,28 @@ def run_trials(
             k_sample, k_rule = jax.random.split(k)
             rule_keys = jax.random.split(k_rule, source.batch)
         x, y, m = source.draw(trial, k_sample)
+        keep = metric is not None
         if fused_step is not None:  # the update and the guard in one call
-            (w, opt_state), guard, loss, out = _offline_step_fused(
-                fused_step, cfg, opt, net, w, opt_state, guard, lr, trial, x, y, m, rule_keys
+            (w, opt_state), guard, loss, out = _fused(
+                lambda: _on_cpu(fused_step(net, w, guard, lr, trial, x[0], y[0], m[0])),
+                lambda: _offline_update(cfg, opt, net, w, opt_state, x, y, m, rule_keys)[:4],
+                *(guard, trial, w, opt_state),
             )
-        elif fused is not None:
-            new_w, new_opt, loss, out = _online_fused(
-                fused, cfg, opt, net, w, opt_state, lr, x, y, m, rule_keys, metric is not None
+        elif fused is not None:  # the trial and the guard in one call
+            (w, opt_state), guard, loss, out = _fused(
+                lambda: _on_cpu(fused(net, w, guard, lr, trial, x[0], y[0], m[0], keep)),
+                lambda: _online_update(cfg, opt, net, w, opt_state, x, y, m, rule_keys, keep),
+                *(guard, trial, w, opt_state),
             )
         elif online:
             new_w, new_opt, loss, out, learned = _online_learned(
-                cfg, opt, net, w, opt_state, x, y, m, rule_keys, metric is not None, learned
+                cfg, opt, net, w, opt_state, x, y, m, rule_keys, keep, learned
             )
         else:
             new_w, new_opt, loss, out, learned = _offline_update(
                 cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned
             )
-        if fused_step is None:
+        if fused_step is None and fused is None:
             (w, opt_state), guard, loss = guard_step(
                 guard, trial, (w, opt_state), (new_w, new_opt), loss
             )

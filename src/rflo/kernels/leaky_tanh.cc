@@ -272,6 +272,120 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
   }
 }
 
+// One network's online trial (the loop described at the top): from w_in, w_rec,
+// w_out (wi0, wr0, Wo0) with the scalars s = (tau, lr_in, lr_rec, lr_out),
+// writes the updated matrices to wi1, wr1, Wo (Wo may be Wo0) and, with
+// keep_outputs, the outputs; returns the trial's summed step loss.
+template <typename T>
+T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* h0,
+                 const T* M, const T* sg, const T* s, const T* X, const T* Y, const T* Ms,
+                 int64_t steps, int64_t n_in, int64_t n_out, int64_t n, bool readout,
+                 bool exact, bool dale, bool has_mask, int64_t trained, bool keep_outputs,
+                 T* wi1, T* wr1, T* Wo, T* out) {
+  const bool train_in = trained & 1, train_rec = trained & 2, train_out = trained & 4;
+  // Working copies are presynaptic-major (w_rec^T, w_in^T, p^T, q^T), so that
+  // every inner loop runs over the postsynaptic units i without a reduction:
+  // u += w_rec[:, j] h[j], p[:, j] = c p[:, j] + a d h[j], ...
+  // columns are padded to a multiple of kBlock units (zeros that stay zero: the
+  // padded units get no input and no feedback)
+  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
+      d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
+  const T tau = s[0], a = T(1) / tau, c = T(1) - a;
+  const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) wr[j * np + i] = wr0[i * n + j];
+    for (int64_t j = 0; j < n_in; ++j) wi[j * np + i] = wi0[i * n_in + j];
+  }
+  if (has_mask)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) mt_[j * np + i] = M[i * n + j];
+  if (Wo0 != Wo) std::copy(Wo0, Wo0 + n_out * n, Wo);
+  std::fill(h.begin(), h.end(), T(0));
+  std::copy(h0, h0 + n, h.begin());
+  std::fill(p.begin(), p.end(), T(0));
+  std::fill(q.begin(), q.end(), T(0));
+  T total = T(0);
+  T* __restrict U = u.data();
+  T* __restrict H = h.data();
+  T* __restrict HN = hn.data();
+  T* __restrict D = d.data();
+  T* __restrict G = g.data();
+
+  for (int64_t t = 1; t < steps; ++t) {
+    const T* xt = X + t * n_in;
+    const T* yt = Y + t * n_out;
+    const T mt = Ms[t];
+    // u = w_rec h + w_in x[t]  (w_rec h comes from the previous step's update loop)
+    if (t == 1 || !train_rec) combine(wr.data(), np, H, n, U, false);
+    combine(wi.data(), np, xt, n_in, U, true);
+    if (exact) {
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) {
+        const T th = tanh_(U[i]);
+        HN[i] = H[i] + (th - H[i]) / tau;
+        D[i] = a * (T(1) - th * th);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < np; ++i) {
+        const T ui = U[i];
+        HN[i] = H[i] + (tanh_(ui) - H[i]) / tau;
+        const T z = T(10) * tanh_(ui / T(10));
+        const T e = exp_(T(-2) * std::fabs(z));
+        D[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
+      }
+    }
+    T step_loss = T(0);
+    for (int64_t o = 0; o < n_out; ++o) {
+      T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * HN[i];
+      if (keep_outputs) out[(t - 1) * n_out + o] = acc;
+      const T diff = yt[o] - acc;
+      err[o] = mt * diff;
+      step_loss += diff * diff;
+    }
+    total += T(0.5) * mt * step_loss;
+    // feedback g = F err, with w_out from before this step's update
+    std::fill(g.begin(), g.end(), T(0));
+    for (int64_t o = 0; o < n_out; ++o) {
+      const T e = err[o];
+      if (readout)
+        for (int64_t i = 0; i < n; ++i) G[i] += Wo[o * n + i] * e;
+      else
+        for (int64_t i = 0; i < n; ++i) G[i] += B[i * n_out + o] * e;
+    }
+    if (train_rec)
+      update_rec(p.data(), wr.data(), has_mask ? mt_.data() : nullptr, dale ? sg : nullptr, D, G,
+                 H, HN, c, step_rec, n, np, U);
+    if (train_in) {
+      for (int64_t j = 0; j < n_in; ++j) {
+        T* __restrict qc = q.data() + j * np;
+        T* __restrict wc = wi.data() + j * np;
+        const T xj = xt[j];
+#pragma omp simd
+        for (int64_t i = 0; i < np; ++i) {
+          qc[i] = c * qc[i] + D[i] * xj;
+          wc[i] += step_in * G[i] * qc[i];
+        }
+      }
+    }
+    if (train_out)
+      for (int64_t o = 0; o < n_out; ++o) {
+        const T e = step_out * err[o];
+        T* wo = Wo + o * n;
+        for (int64_t i = 0; i < n; ++i) wo[i] += e * HN[i];
+      }
+    std::copy(hn.begin(), hn.end(), h.begin());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) wr1[i * n + j] = wr[j * np + i];
+    for (int64_t j = 0; j < n_in; ++j) wi1[i * n_in + j] = wi[j * np + i];
+  }
+  return total;
+}
+
 template <ffi::DataType DT>
 ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
                 ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> mask,
@@ -296,123 +410,16 @@ ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_o
       m.element_count() != nets * steps || scalars.element_count() != nets * 4 ||
       mask.element_count() != nets * n * n || sign.element_count() != nets * n)
     return ffi::Error::InvalidArgument("online trial: operand shapes do not agree");
-  const bool train_in = trained & 1, train_rec = trained & 2, train_out = trained & 4;
-
-  // Working copies are presynaptic-major (w_rec^T, w_in^T, p^T, q^T), so that
-  // every inner loop runs over the postsynaptic units i without a reduction:
-  // u += w_rec[:, j] h[j], p[:, j] = c p[:, j] + a d h[j], ...
-  // columns are padded to a multiple of kBlock units (zeros that stay zero: the
-  // padded units get no input and no feedback)
-  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
   for_each_network(nets, threads, [&](int64_t k) {
-    std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
-        d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
-    const T* s = scalars.typed_data() + 4 * k;
-    const T tau = s[0], a = T(1) / tau, c = T(1) - a;
-    const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
-    T* Wo = w_out_new->typed_data() + k * n_out * n;
-    const T* B = b.typed_data() + k * n * n_out;
-    const T* M = mask.typed_data() + k * n * n;
-    const T* sg = sign.typed_data() + k * n;
-    const T* X = x.typed_data() + k * steps * n_in;
-    const T* Y = y.typed_data() + k * steps * n_out;
-    const T* Ms = m.typed_data() + k * steps;
-    T* out = outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : 0);
-    const T* wr0 = w_rec.typed_data() + k * n * n;
-    const T* wi0 = w_in.typed_data() + k * n * n_in;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < n; ++j) wr[j * np + i] = wr0[i * n + j];
-      for (int64_t j = 0; j < n_in; ++j) wi[j * np + i] = wi0[i * n_in + j];
-    }
-    if (has_mask)
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < n; ++j) mt_[j * np + i] = M[i * n + j];
-    std::copy(w_out.typed_data() + k * n_out * n, w_out.typed_data() + (k + 1) * n_out * n, Wo);
-    std::fill(h.begin(), h.end(), T(0));
-    std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, h.begin());
-    std::fill(p.begin(), p.end(), T(0));
-    std::fill(q.begin(), q.end(), T(0));
-    T total = T(0);
-    T* __restrict U = u.data();
-    T* __restrict H = h.data();
-    T* __restrict HN = hn.data();
-    T* __restrict D = d.data();
-    T* __restrict G = g.data();
-
-    for (int64_t t = 1; t < steps; ++t) {
-      const T* xt = X + t * n_in;
-      const T* yt = Y + t * n_out;
-      const T mt = Ms[t];
-      // u = w_rec h + w_in x[t]  (w_rec h comes from the previous step's update loop)
-      if (t == 1 || !train_rec) combine(wr.data(), np, H, n, U, false);
-      combine(wi.data(), np, xt, n_in, U, true);
-      if (exact) {
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) {
-          const T th = tanh_(U[i]);
-          HN[i] = H[i] + (th - H[i]) / tau;
-          D[i] = a * (T(1) - th * th);
-        }
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < np; ++i) {
-          const T ui = U[i];
-          HN[i] = H[i] + (tanh_(ui) - H[i]) / tau;
-          const T z = T(10) * tanh_(ui / T(10));
-          const T e = exp_(T(-2) * std::fabs(z));
-          D[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
-        }
-      }
-      T step_loss = T(0);
-      for (int64_t o = 0; o < n_out; ++o) {
-        T acc = T(0);
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * HN[i];
-        if (keep_outputs) out[(t - 1) * n_out + o] = acc;
-        const T diff = yt[o] - acc;
-        err[o] = mt * diff;
-        step_loss += diff * diff;
-      }
-      total += T(0.5) * mt * step_loss;
-      // feedback g = F err, with w_out from before this step's update
-      std::fill(g.begin(), g.end(), T(0));
-      for (int64_t o = 0; o < n_out; ++o) {
-        const T e = err[o];
-        if (readout)
-          for (int64_t i = 0; i < n; ++i) G[i] += Wo[o * n + i] * e;
-        else
-          for (int64_t i = 0; i < n; ++i) G[i] += B[i * n_out + o] * e;
-      }
-      if (train_rec)
-        update_rec(p.data(), wr.data(), has_mask ? mt_.data() : nullptr, dale ? sg : nullptr, D, G,
-                   H, HN, c, step_rec, n, np, U);
-      if (train_in) {
-        for (int64_t j = 0; j < n_in; ++j) {
-          T* __restrict qc = q.data() + j * np;
-          T* __restrict wc = wi.data() + j * np;
-          const T xj = xt[j];
-#pragma omp simd
-          for (int64_t i = 0; i < np; ++i) {
-            qc[i] = c * qc[i] + D[i] * xj;
-            wc[i] += step_in * G[i] * qc[i];
-          }
-        }
-      }
-      if (train_out)
-        for (int64_t o = 0; o < n_out; ++o) {
-          const T e = step_out * err[o];
-          T* wo = Wo + o * n;
-          for (int64_t i = 0; i < n; ++i) wo[i] += e * HN[i];
-        }
-      std::copy(hn.begin(), hn.end(), h.begin());
-    }
-    T* wr1 = w_rec_new->typed_data() + k * n * n;
-    T* wi1 = w_in_new->typed_data() + k * n * n_in;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < n; ++j) wr1[i * n + j] = wr[j * np + i];
-      for (int64_t j = 0; j < n_in; ++j) wi1[i * n_in + j] = wi[j * np + i];
-    }
-    loss->typed_data()[k] = total;
+    loss->typed_data()[k] = online_network(w_in.typed_data() + k * n * n_in, w_rec.typed_data() + k * n * n,
+                   w_out.typed_data() + k * n_out * n, b.typed_data() + k * n * n_out,
+                   h0.typed_data() + k * n, mask.typed_data() + k * n * n,
+                   sign.typed_data() + k * n, scalars.typed_data() + 4 * k,
+                   x.typed_data() + k * steps * n_in, y.typed_data() + k * steps * n_out,
+                   m.typed_data() + k * steps, steps, n_in, n_out, n, readout, exact, dale,
+                   has_mask, trained, keep_outputs, w_in_new->typed_data() + k * n * n_in,
+                   w_rec_new->typed_data() + k * n * n, w_out_new->typed_data() + k * n_out * n,
+                   outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : 0));
   });
   return ffi::Error::Success();
 }
@@ -617,6 +624,40 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
 }
 
 
+// The divergence guard's decisions for one network (rflo.guard.guard_step),
+// from sc = (best, growth, best_w_loss) and iv = (trial, frozen_at, good_at,
+// best_at); record() writes (best, best_w_loss, recorded loss) and (frozen_at,
+// good_at, best_at).
+template <typename T>
+struct Verdict {
+  T loss, best, growth, best_w_loss;
+  int32_t trial, frozen_at, good_at, best_at;
+  bool healthy, measured, take = false, lowest = false;
+  Verdict(T loss_, const T* sc, const int32_t* iv)
+      : loss(loss_), best(sc[0]), growth(sc[1]), best_w_loss(sc[2]), trial(iv[0]),
+        frozen_at(iv[1]), good_at(iv[2]), best_at(iv[3]), healthy(iv[1] < 0),
+        measured(iv[1] < 0 && std::isfinite(loss_) && loss_ <= sc[1] * sc[0]) {}
+  // once the updated parameters' finiteness is known
+  void decide(bool finite) {
+    take = measured && finite;
+    lowest = take && loss > T(0) && loss < best_w_loss;
+  }
+  void record(T* so, int32_t* io) const {
+    so[0] = (take && loss > T(0)) ? std::min(best, loss) : best;
+    so[1] = lowest ? loss : best_w_loss;
+    so[2] = healthy ? loss : std::numeric_limits<T>::quiet_NaN();
+    io[0] = (healthy && !take) ? trial : frozen_at;
+    io[1] = measured ? trial : good_at;
+    io[2] = lowest ? trial : best_at;
+  }
+};
+
+// copies count entries unless from and to are the same memory (aliased outputs)
+template <typename T>
+void move(const T* from, T* to, int64_t count) {
+  if (from != to) std::memmove(to, from, count * sizeof(T));
+}
+
 // One offline update with plain SGD and the divergence guard
 // (rflo.trainer.run_trials with rflo.guard.guard_step), per network:
 //   d = offline_network(w)          new = w + lr * (d / T)   (w_rec: mask, Dale)
@@ -693,16 +734,11 @@ ffi::Error OfflineStepImpl(
                         n_in, n_out, n, backprop, readout, exact, d[1], d[0], d[2],
                         outputs->typed_data() + k * S * n_out);
     const T loss = total * sc[7], inv_t = sc[8];
-    const T best_loss = sc[4], growth = sc[5], best_w_loss = sc[6];
-    const int32_t trial = iv[0], frozen_at = iv[1], good_at = iv[2], best_at = iv[3];
-    const bool healthy = frozen_at < 0;
-    const bool measured = healthy && std::isfinite(loss) && loss <= growth * best_loss;
+    Verdict<T> verdict(loss, sc + 4, iv);
+    const bool measured = verdict.measured;
     // Outputs may share their inputs' memory (input_output_aliases: kept with
     // w, good' with good, best_w' with best_w), so w is saved into good' before
     // kept is written over it, and best_w' is copied from good'.
-    auto move = [](const T* from, T* to, int64_t count) {
-      if (from != to) std::memmove(to, from, count * sizeof(T));
-    };
     for (int q = 0; q < 3; ++q) move(measured ? w[q] : good[q], good2[q], sizes[q]);
     bool finite = false;
     if (measured) {  // the SGD step, in place: kept = w + lr d / T (w_rec: mask, Dale)
@@ -735,20 +771,99 @@ ffi::Error OfflineStepImpl(
       }
       finite = std::isfinite(sum);
     }
-    const bool take = measured && finite;
-    const bool lowest = take && loss > T(0) && loss < best_w_loss;
-    for (int q = 0; q < 3; ++q) {
-      move(lowest ? good2[q] : best[q], best2[q], sizes[q]);  // good2 holds w when measured
-      if (!take) move(good2[q], kept[q], sizes[q]);
+    verdict.decide(finite);
+    for (int q = 0; q < 3; ++q) {  // good2 holds w when measured
+      move(verdict.lowest ? good2[q] : best[q], best2[q], sizes[q]);
+      if (!verdict.take) move(good2[q], kept[q], sizes[q]);
     }
-    T* so = scal_out->typed_data() + 3 * k;
-    int32_t* io = ints_out->typed_data() + 3 * k;
-    so[0] = (take && loss > T(0)) ? std::min(best_loss, loss) : best_loss;
-    so[1] = lowest ? loss : best_w_loss;
-    so[2] = healthy ? loss : std::numeric_limits<T>::quiet_NaN();
-    io[0] = (healthy && !take) ? trial : frozen_at;
-    io[1] = measured ? trial : good_at;
-    io[2] = lowest ? trial : best_at;
+    verdict.record(scal_out->typed_data() + 3 * k, ints_out->typed_data() + 3 * k);
+  });
+  return ffi::Error::Success();
+}
+
+
+// One online trial (online_network) with the divergence guard, as the
+// offline step: the same operands, scalars and results; the trial's summed
+// step loss over norm is the guard's loss, outputs (T-1 or 1, n_out).
+template <ffi::DataType DT>
+ffi::Error OnlineStepImpl(
+    ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out, ffi::Buffer<DT> good_in,
+    ffi::Buffer<DT> good_rec, ffi::Buffer<DT> good_out, ffi::Buffer<DT> best_in,
+    ffi::Buffer<DT> best_rec, ffi::Buffer<DT> best_out, ffi::Buffer<DT> b, ffi::Buffer<DT> h0,
+    ffi::Buffer<DT> mask, ffi::Buffer<DT> sign, ffi::Buffer<DT> scal,
+    ffi::Buffer<ffi::S32> ints, ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
+    ffi::ResultBuffer<DT> kept_in, ffi::ResultBuffer<DT> kept_rec, ffi::ResultBuffer<DT> kept_out,
+    ffi::ResultBuffer<DT> good_in_new, ffi::ResultBuffer<DT> good_rec_new,
+    ffi::ResultBuffer<DT> good_out_new, ffi::ResultBuffer<DT> best_in_new,
+    ffi::ResultBuffer<DT> best_rec_new, ffi::ResultBuffer<DT> best_out_new,
+    ffi::ResultBuffer<DT> scal_out, ffi::ResultBuffer<ffi::S32> ints_out,
+    ffi::ResultBuffer<DT> outputs, int64_t readout, int64_t exact, int64_t dale,
+    int64_t has_mask, int64_t trained, int64_t keep_outputs, int64_t threads) {
+  using T = ffi::NativeType<DT>;
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+    return ffi::Error::InvalidArgument("online step: x, y need (T, n) and h0 (n_rec,)");
+  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
+  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
+  const int64_t nets = h0.element_count() / n;
+  const int64_t sizes[3] = {n * n_in, n * n, n_out * n};
+  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
+      w_out.element_count() != nets * n_out * n || good_rec.element_count() != nets * n * n ||
+      good_in.element_count() != nets * n * n_in || good_out.element_count() != nets * n_out * n ||
+      best_rec.element_count() != nets * n * n || best_in.element_count() != nets * n * n_in ||
+      best_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
+      m.element_count() != nets * steps || scal.element_count() != nets * 9 ||
+      ints.element_count() != nets * 4 || (has_mask && mask.element_count() != nets * n * n) ||
+      (dale && sign.element_count() != nets * n))
+    return ffi::Error::InvalidArgument("online step: operand shapes do not agree");
+  for_each_network(nets, threads, [&](int64_t k) {
+    const T* sc = scal.typed_data() + 9 * k;
+    const int32_t* iv = ints.typed_data() + 4 * k;
+    const T* w[3] = {w_in.typed_data() + k * sizes[0], w_rec.typed_data() + k * sizes[1],
+                     w_out.typed_data() + k * sizes[2]};
+    const T* good[3] = {good_in.typed_data() + k * sizes[0],
+                        good_rec.typed_data() + k * sizes[1],
+                        good_out.typed_data() + k * sizes[2]};
+    const T* best[3] = {best_in.typed_data() + k * sizes[0],
+                        best_rec.typed_data() + k * sizes[1],
+                        best_out.typed_data() + k * sizes[2]};
+    T* kept[3] = {kept_in->typed_data() + k * sizes[0], kept_rec->typed_data() + k * sizes[1],
+                  kept_out->typed_data() + k * sizes[2]};
+    T* good2[3] = {good_in_new->typed_data() + k * sizes[0],
+                   good_rec_new->typed_data() + k * sizes[1],
+                   good_out_new->typed_data() + k * sizes[2]};
+    T* best2[3] = {best_in_new->typed_data() + k * sizes[0],
+                   best_rec_new->typed_data() + k * sizes[1],
+                   best_out_new->typed_data() + k * sizes[2]};
+    std::vector<T>& mem = scratch<T>();  // the trial's new parameters
+    mem.resize(std::max<size_t>(mem.size(), sizes[0] + sizes[1] + sizes[2]));
+    T* nw[3] = {mem.data(), mem.data() + sizes[0], mem.data() + sizes[0] + sizes[1]};
+    const T total = online_network(
+        w[0], w[1], w[2], b.typed_data() + k * n * n_out, h0.typed_data() + k * n,
+        has_mask ? mask.typed_data() + k * n * n : nullptr,
+        dale ? sign.typed_data() + k * n : nullptr, sc, x.typed_data() + k * steps * n_in,
+        y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps, n_in, n_out, n,
+        readout, exact, dale, has_mask, trained, keep_outputs, nw[0], nw[1], nw[2],
+        outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : k * n_out));
+    Verdict<T> verdict(total * sc[7], sc + 4, iv);
+    T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
+    for (int q = 0; q < 3; ++q) {
+      if (!(trained & (1 << q))) continue;
+      T part = T(0);
+      for (int64_t i = 0; i < sizes[q]; ++i) part += nw[q][i];
+      sum += part;
+    }
+    verdict.decide(std::isfinite(sum));
+    // w is read (into best_w', good') before kept, which may share its memory, is written
+    for (int q = 0; q < 3; ++q) {
+      move(verdict.lowest ? w[q] : best[q], best2[q], sizes[q]);
+      move(verdict.measured ? w[q] : good[q], good2[q], sizes[q]);
+      move(verdict.take ? nw[q] : good2[q], kept[q], sizes[q]);
+    }
+    verdict.record(scal_out->typed_data() + 3 * k, ints_out->typed_data() + 3 * k);
   });
   return ffi::Error::Success();
 }
@@ -951,6 +1066,27 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF32, OfflineStepImpl<ffi::F32>,
                               RFLO_BIND_OFFLINE_STEP(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF64, OfflineStepImpl<ffi::F64>,
                               RFLO_BIND_OFFLINE_STEP(ffi::F64));
+
+#define RFLO_BIND_ONLINE_STEP(DT)                                                         \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<ffi::S32>>()         \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<ffi::S32>>().Ret<ffi::Buffer<DT>>()         \
+      .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("dale")             \
+      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")  \
+      .Attr<int64_t>("threads")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineStepF32, OnlineStepImpl<ffi::F32>,
+                              RFLO_BIND_ONLINE_STEP(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineStepF64, OnlineStepImpl<ffi::F64>,
+                              RFLO_BIND_ONLINE_STEP(ffi::F64));
 
 #define RFLO_BIND_RTRL(DT)                                                                \
   ffi::Ffi::Bind()                                                                        \

@@ -15,7 +15,9 @@ Four loops that XLA runs as several small operations per step:
 * :func:`offline_step`: :func:`offline_trial` and what the trainer does with
   its direction under plain SGD (the update, the mask and Dale's law, the
   divergence guard's choice), one call per update with the parameters and the
-  guard's kept networks updated in place (the rules' ``fused_offline``).
+  guard's kept networks updated in place (the rules' ``fused_offline``);
+  :func:`online_step`: :func:`online_trial` and the guard likewise (the rules'
+  ``fused_online``).
 
 :func:`forward`, :func:`offline_trial` and :func:`rtrl_trial` take the XLA path they replace
 as ``reference``, run the kernel on the CPU backend only
@@ -48,6 +50,7 @@ __all__ = [
     "online_route",
     "online_trial",
     "offline_step",
+    "online_step",
 ]
 
 _NAME = "leaky_tanh"
@@ -57,6 +60,7 @@ _HANDLERS = {
     "offline": "RfloOffline",
     "rtrl": "RfloRtrl",
     "offline_step": "RfloOfflineStep",
+    "online_step": "RfloOnlineStep",
 }
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
@@ -318,6 +322,24 @@ def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, fe
     is plain SGD's, empty), ``trial``: the update's index.  Returns ``(w,
     guard, loss, outputs (T-1, n_out))``, the loss NaN once the network is
     frozen.  Check :func:`offline_route` first; float32 and float64."""
+    attrs = {"backprop": np.int64(backprop)}
+    return _step_call("offline_step", net, w, guard, lr, trial, x, y, m, setup, feedback, attrs)
+
+
+def online_step(net, w, guard, lr, trial, x, y, m, keep_outputs=True, *, setup, feedback: str):
+    """One online trial (:func:`online_trial`) and the divergence guard in one
+    call: ``(w, guard, loss, outputs (T-1, n_out) or None)``, as
+    :func:`offline_step`.  Check :func:`online_route` first."""
+    attrs = {"keep_outputs": np.int64(bool(keep_outputs))}
+    w, guard, loss, outs = _step_call(
+        "online_step", net, w, guard, lr, trial, x, y, m, setup, feedback, attrs
+    )
+    return w, guard, loss, (outs if keep_outputs else None)
+
+
+def _step_call(kind, net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
+    """The operands of the step kernels (``offline_step``, ``online_step``) and
+    their results as ``(w, guard, loss, outputs)``."""
     from rflo.guard import Guard
 
     dtype = net.w_rec.dtype
@@ -341,14 +363,15 @@ def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, fe
     none = jnp.zeros((1,), dtype)  # stands for an absent mask or sign (not read)
     mask = none if net.mask is None else jnp.asarray(net.mask, dtype)
     sign = none if net.sign is None else jnp.asarray(net.sign, dtype)
+    rows = 1 if kind == "online_step" and not attrs["keep_outputs"] else n_steps - 1
     like = [jax.ShapeDtypeStruct(a.shape, dtype) for a in params]
     shapes = tuple(like * 3) + (
         jax.ShapeDtypeStruct((3,), dtype),
         jax.ShapeDtypeStruct((3,), jnp.int32),
-        jax.ShapeDtypeStruct((n_steps - 1, n_out), dtype),
+        jax.ShapeDtypeStruct((rows, n_out), dtype),
     )
     call = jax.ffi.ffi_call(
-        _target("offline_step", dtype),
+        _target(kind, dtype),
         shapes,
         vmap_method="broadcast_all",
         input_output_aliases={i: i for i in range(9)},  # kept, good, best in place
@@ -366,13 +389,13 @@ def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, fe
         jnp.asarray(x, dtype),
         jnp.asarray(y, dtype),
         jnp.asarray(m, dtype),
-        backprop=np.int64(backprop),
         readout=np.int64(feedback == "readout"),
         exact=np.int64(net.cell.derivative == "exact"),
         dale=np.int64(net.sign is not None),
         has_mask=np.int64(net.mask is not None),
         trained=np.int64(sum(_BITS[k] for k in w)),
         threads=np.int64(kernels.threads()),
+        **attrs,
     )
     names = list(_BITS)
     kept, good_new, best_new = (

@@ -245,11 +245,12 @@ class Rule:
         """An optional whole-trial route for online learning with plain SGD.
 
         ``None`` (the default): the trainer runs :meth:`advance` step by step.
-        Otherwise ``fn(net, w, lr, x, y_target, mask, keep_outputs) -> (w,
-        summed step loss, outputs (T-1, n_out) or None)``: one trial from the
-        parameters ``w`` with an SGD update of rate ``lr[name] / T`` after every
-        step, exactly what the per-step loop computes (tested equal).  The
-        trainer uses it on the CPU backend only, for one trial per update.
+        Otherwise ``fn(net, w, guard, lr, trial, x, y_target, mask,
+        keep_outputs) -> (w, guard, loss, outputs (T-1, n_out) or None)``: one
+        trial from the parameters ``w`` with an SGD update of rate ``lr[name] /
+        T`` after every step, and the divergence guard, exactly what the
+        per-step loop and :func:`rflo.guard.guard_step` compute (tested equal).
+        The trainer uses it on the CPU backend only, for one trial per update.
         """
         return None
 

@@ -158,7 +158,7 @@ class LocalTraceRule(ClosedFormStepRule):
         }
 
     def fused_online(self, net, setup):
-        """The compiled online trial (:func:`rflo.kernels.leaky_tanh.online_trial`)
+        """The compiled online trial and guard (:func:`rflo.kernels.leaky_tanh.online_step`)
         where it applies: the leaky tanh cell, squared error, this class's own traces."""
         from rflo.kernels import leaky_tanh
 
@@ -166,7 +166,7 @@ class LocalTraceRule(ClosedFormStepRule):
             net, setup, self.feedback
         ):
             return None
-        return partial(leaky_tanh.online_trial, setup=setup, feedback=self.feedback)
+        return partial(leaky_tanh.online_step, setup=setup, feedback=self.feedback)
 
     def fused_offline(self, net, setup):
         """The compiled offline update (:func:`rflo.kernels.leaky_tanh.offline_step`)
