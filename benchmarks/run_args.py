@@ -96,7 +96,7 @@ def parse_args(argv=None, description=None):
         "--cli-repeats",
         type=int,
         default=None,
-        help="warm runs of each command, the best counts (default 2; quick 1)",
+        help="warm runs of each command, the best counts (default 3)",
     )
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep over every core")
     p.add_argument(
@@ -168,7 +168,7 @@ def parse_args(argv=None, description=None):
         "sweep_rounds": 1 if quick or smoke else 3,
         "big_sizes": BIG_SIZES,
         "big_steps": BIG_STEPS,
-        "cli_repeats": 1 if quick else 2,
+        "cli_repeats": 3,
     }
     for k, v in defaults.items():
         if getattr(args, k) is None:
