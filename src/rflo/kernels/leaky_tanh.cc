@@ -658,8 +658,33 @@ void move(const T* from, T* to, int64_t count) {
   if (from != to) std::memmove(to, from, count * sizeof(T));
 }
 
-// One offline update with plain SGD and the divergence guard
-// (rflo.trainer.run_trials with rflo.guard.guard_step), per network:
+// One network's w_in, w_rec, w_out (sizes: their entries per network) in
+// three operands, or in three results.
+template <ffi::DataType DT>
+void matrices(const ffi::Buffer<DT>& a, const ffi::Buffer<DT>& b, const ffi::Buffer<DT>& c,
+              const int64_t* sizes, int64_t k, const ffi::NativeType<DT>* out[3]) {
+  out[0] = a.typed_data() + k * sizes[0];
+  out[1] = b.typed_data() + k * sizes[1];
+  out[2] = c.typed_data() + k * sizes[2];
+}
+
+template <ffi::DataType DT>
+void matrices(ffi::ResultBuffer<DT>& a, ffi::ResultBuffer<DT>& b, ffi::ResultBuffer<DT>& c,
+              const int64_t* sizes, int64_t k, ffi::NativeType<DT>* out[3]) {
+  out[0] = a->typed_data() + k * sizes[0];
+  out[1] = b->typed_data() + k * sizes[1];
+  out[2] = c->typed_data() + k * sizes[2];
+}
+
+template <ffi::DataType DT>
+bool three_fit(const ffi::Buffer<DT>& a, const ffi::Buffer<DT>& b, const ffi::Buffer<DT>& c,
+               const int64_t* sizes, int64_t nets) {
+  return a.element_count() == nets * sizes[0] && b.element_count() == nets * sizes[1] &&
+         c.element_count() == nets * sizes[2];
+}
+
+// One update with plain SGD and the divergence guard (rflo.trainer.run_trials
+// with rflo.guard.guard_step), per network; offline (online = 0):
 //   d = offline_network(w)          new = w + lr * (d / T)   (w_rec: mask, Dale)
 //   loss = summed step loss / norm  finite = sum(new) is finite
 //   measured = healthy & loss finite & loss <= growth * best   take = measured & finite
@@ -670,8 +695,10 @@ void move(const T* from, T* to, int64_t count) {
 // scal_out (3): best, best_w_loss, the recorded loss (NaN once frozen);
 // ints_out (3): frozen_at, good_at, best_at.  Matrices not in `trained`
 // (bits: w_in 1, w_rec 2, w_out 4) are copied through.
+// Online (online = 1): the online trial (online_network), its summed step loss
+// over norm the guard's loss, outputs (T-1, or with keep_outputs 0 one row, n_out).
 template <ffi::DataType DT>
-ffi::Error OfflineStepImpl(
+ffi::Error StepImpl(
     ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out, ffi::Buffer<DT> good_in,
     ffi::Buffer<DT> good_rec, ffi::Buffer<DT> good_out, ffi::Buffer<DT> best_in,
     ffi::Buffer<DT> best_rec, ffi::Buffer<DT> best_out, ffi::Buffer<DT> b, ffi::Buffer<DT> h0,
@@ -682,47 +709,70 @@ ffi::Error OfflineStepImpl(
     ffi::ResultBuffer<DT> good_out_new, ffi::ResultBuffer<DT> best_in_new,
     ffi::ResultBuffer<DT> best_rec_new, ffi::ResultBuffer<DT> best_out_new,
     ffi::ResultBuffer<DT> scal_out, ffi::ResultBuffer<ffi::S32> ints_out,
-    ffi::ResultBuffer<DT> outputs, int64_t backprop, int64_t readout, int64_t exact,
-    int64_t dale, int64_t has_mask, int64_t trained, int64_t threads) {
+    ffi::ResultBuffer<DT> outputs, int64_t online, int64_t backprop, int64_t readout,
+    int64_t exact, int64_t dale, int64_t has_mask, int64_t trained, int64_t keep_outputs,
+    int64_t threads) {
   using T = ffi::NativeType<DT>;
   auto xd = x.dimensions();
   auto yd = y.dimensions();
   auto hd = h0.dimensions();
   if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
-    return ffi::Error::InvalidArgument("offline step: x, y need (T, n) and h0 (n_rec,)");
+    return ffi::Error::InvalidArgument("step: x, y need (T, n) and h0 (n_rec,)");
   const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
   const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
   const int64_t nets = h0.element_count() / n, S = steps - 1;
   const int64_t sizes[3] = {n * n_in, n * n, n_out * n};
-  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
-      w_out.element_count() != nets * n_out * n || good_rec.element_count() != nets * n * n ||
-      good_in.element_count() != nets * n * n_in || good_out.element_count() != nets * n_out * n ||
-      best_rec.element_count() != nets * n * n || best_in.element_count() != nets * n * n_in ||
-      best_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
+  const int64_t rows = (online && !keep_outputs) ? 1 : S;
+  if (!three_fit(w_in, w_rec, w_out, sizes, nets) ||
+      !three_fit(good_in, good_rec, good_out, sizes, nets) ||
+      !three_fit(best_in, best_rec, best_out, sizes, nets) || b.element_count() != nets * n * n_out ||
       x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
       m.element_count() != nets * steps || scal.element_count() != nets * 9 ||
       ints.element_count() != nets * 4 || (has_mask && mask.element_count() != nets * n * n) ||
-      (dale && sign.element_count() != nets * n))
-    return ffi::Error::InvalidArgument("offline step: operand shapes do not agree");
+      (dale && sign.element_count() != nets * n) ||
+      outputs->element_count() != nets * rows * n_out)
+    return ffi::Error::InvalidArgument("step: operand shapes do not agree");
   for_each_network(nets, threads, [&](int64_t k) {
     const T* sc = scal.typed_data() + 9 * k;
     const int32_t* iv = ints.typed_data() + 4 * k;
-    const T* w[3] = {w_in.typed_data() + k * sizes[0], w_rec.typed_data() + k * sizes[1],
-                     w_out.typed_data() + k * sizes[2]};
-    const T* good[3] = {good_in.typed_data() + k * sizes[0],
-                        good_rec.typed_data() + k * sizes[1],
-                        good_out.typed_data() + k * sizes[2]};
-    const T* best[3] = {best_in.typed_data() + k * sizes[0],
-                        best_rec.typed_data() + k * sizes[1],
-                        best_out.typed_data() + k * sizes[2]};
-    T* kept[3] = {kept_in->typed_data() + k * sizes[0], kept_rec->typed_data() + k * sizes[1],
-                  kept_out->typed_data() + k * sizes[2]};
-    T* good2[3] = {good_in_new->typed_data() + k * sizes[0],
-                   good_rec_new->typed_data() + k * sizes[1],
-                   good_out_new->typed_data() + k * sizes[2]};
-    T* best2[3] = {best_in_new->typed_data() + k * sizes[0],
-                   best_rec_new->typed_data() + k * sizes[1],
-                   best_out_new->typed_data() + k * sizes[2]};
+    const T *w[3], *good[3], *best[3];
+    T *kept[3], *good2[3], *best2[3];
+    matrices(w_in, w_rec, w_out, sizes, k, w);
+    matrices(good_in, good_rec, good_out, sizes, k, good);
+    matrices(best_in, best_rec, best_out, sizes, k, best);
+    matrices(kept_in, kept_rec, kept_out, sizes, k, kept);
+    matrices(good_in_new, good_rec_new, good_out_new, sizes, k, good2);
+    matrices(best_in_new, best_rec_new, best_out_new, sizes, k, best2);
+    T* out = outputs->typed_data() + k * rows * n_out;
+    if (online) {
+      std::vector<T>& mem = scratch<T>();  // the trial's new parameters
+      mem.resize(std::max<size_t>(mem.size(), sizes[0] + sizes[1] + sizes[2]));
+      T* nw[3] = {mem.data(), mem.data() + sizes[0], mem.data() + sizes[0] + sizes[1]};
+      const T total = online_network(
+          w[0], w[1], w[2], b.typed_data() + k * n * n_out, h0.typed_data() + k * n,
+          has_mask ? mask.typed_data() + k * n * n : nullptr,
+          dale ? sign.typed_data() + k * n : nullptr, sc, x.typed_data() + k * steps * n_in,
+          y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps, n_in, n_out, n,
+          readout, exact, dale, has_mask, trained, keep_outputs, nw[0], nw[1], nw[2],
+          out);
+      Verdict<T> verdict(total * sc[7], sc + 4, iv);
+      T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
+      for (int q = 0; q < 3; ++q) {
+        if (!(trained & (1 << q))) continue;
+        T part = T(0);
+        for (int64_t i = 0; i < sizes[q]; ++i) part += nw[q][i];
+        sum += part;
+      }
+      verdict.decide(std::isfinite(sum));
+      // w is read (into best_w', good') before kept, which may share its memory, is written
+      for (int q = 0; q < 3; ++q) {
+        move(verdict.lowest ? w[q] : best[q], best2[q], sizes[q]);
+        move(verdict.measured ? w[q] : good[q], good2[q], sizes[q]);
+        move(verdict.take ? nw[q] : good2[q], kept[q], sizes[q]);
+      }
+      verdict.record(scal_out->typed_data() + 3 * k, ints_out->typed_data() + 3 * k);
+      return;
+    }
     // the direction (scratch, one slice per matrix)
     std::vector<T>& dir = scratch<T>();
     dir.resize(std::max<size_t>(dir.size(), sizes[0] + sizes[1] + sizes[2]));
@@ -732,7 +782,7 @@ ffi::Error OfflineStepImpl(
                         h0.typed_data() + k * n, sc[0], x.typed_data() + k * steps * n_in,
                         y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps,
                         n_in, n_out, n, backprop, readout, exact, d[1], d[0], d[2],
-                        outputs->typed_data() + k * S * n_out);
+                        out);
     const T loss = total * sc[7], inv_t = sc[8];
     Verdict<T> verdict(loss, sc + 4, iv);
     const bool measured = verdict.measured;
@@ -775,93 +825,6 @@ ffi::Error OfflineStepImpl(
     for (int q = 0; q < 3; ++q) {  // good2 holds w when measured
       move(verdict.lowest ? good2[q] : best[q], best2[q], sizes[q]);
       if (!verdict.take) move(good2[q], kept[q], sizes[q]);
-    }
-    verdict.record(scal_out->typed_data() + 3 * k, ints_out->typed_data() + 3 * k);
-  });
-  return ffi::Error::Success();
-}
-
-
-// One online trial (online_network) with the divergence guard, as the
-// offline step: the same operands, scalars and results; the trial's summed
-// step loss over norm is the guard's loss, outputs (T-1 or 1, n_out).
-template <ffi::DataType DT>
-ffi::Error OnlineStepImpl(
-    ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out, ffi::Buffer<DT> good_in,
-    ffi::Buffer<DT> good_rec, ffi::Buffer<DT> good_out, ffi::Buffer<DT> best_in,
-    ffi::Buffer<DT> best_rec, ffi::Buffer<DT> best_out, ffi::Buffer<DT> b, ffi::Buffer<DT> h0,
-    ffi::Buffer<DT> mask, ffi::Buffer<DT> sign, ffi::Buffer<DT> scal,
-    ffi::Buffer<ffi::S32> ints, ffi::Buffer<DT> x, ffi::Buffer<DT> y, ffi::Buffer<DT> m,
-    ffi::ResultBuffer<DT> kept_in, ffi::ResultBuffer<DT> kept_rec, ffi::ResultBuffer<DT> kept_out,
-    ffi::ResultBuffer<DT> good_in_new, ffi::ResultBuffer<DT> good_rec_new,
-    ffi::ResultBuffer<DT> good_out_new, ffi::ResultBuffer<DT> best_in_new,
-    ffi::ResultBuffer<DT> best_rec_new, ffi::ResultBuffer<DT> best_out_new,
-    ffi::ResultBuffer<DT> scal_out, ffi::ResultBuffer<ffi::S32> ints_out,
-    ffi::ResultBuffer<DT> outputs, int64_t readout, int64_t exact, int64_t dale,
-    int64_t has_mask, int64_t trained, int64_t keep_outputs, int64_t threads) {
-  using T = ffi::NativeType<DT>;
-  auto xd = x.dimensions();
-  auto yd = y.dimensions();
-  auto hd = h0.dimensions();
-  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
-    return ffi::Error::InvalidArgument("online step: x, y need (T, n) and h0 (n_rec,)");
-  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
-  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
-  const int64_t nets = h0.element_count() / n;
-  const int64_t sizes[3] = {n * n_in, n * n, n_out * n};
-  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
-      w_out.element_count() != nets * n_out * n || good_rec.element_count() != nets * n * n ||
-      good_in.element_count() != nets * n * n_in || good_out.element_count() != nets * n_out * n ||
-      best_rec.element_count() != nets * n * n || best_in.element_count() != nets * n * n_in ||
-      best_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
-      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
-      m.element_count() != nets * steps || scal.element_count() != nets * 9 ||
-      ints.element_count() != nets * 4 || (has_mask && mask.element_count() != nets * n * n) ||
-      (dale && sign.element_count() != nets * n))
-    return ffi::Error::InvalidArgument("online step: operand shapes do not agree");
-  for_each_network(nets, threads, [&](int64_t k) {
-    const T* sc = scal.typed_data() + 9 * k;
-    const int32_t* iv = ints.typed_data() + 4 * k;
-    const T* w[3] = {w_in.typed_data() + k * sizes[0], w_rec.typed_data() + k * sizes[1],
-                     w_out.typed_data() + k * sizes[2]};
-    const T* good[3] = {good_in.typed_data() + k * sizes[0],
-                        good_rec.typed_data() + k * sizes[1],
-                        good_out.typed_data() + k * sizes[2]};
-    const T* best[3] = {best_in.typed_data() + k * sizes[0],
-                        best_rec.typed_data() + k * sizes[1],
-                        best_out.typed_data() + k * sizes[2]};
-    T* kept[3] = {kept_in->typed_data() + k * sizes[0], kept_rec->typed_data() + k * sizes[1],
-                  kept_out->typed_data() + k * sizes[2]};
-    T* good2[3] = {good_in_new->typed_data() + k * sizes[0],
-                   good_rec_new->typed_data() + k * sizes[1],
-                   good_out_new->typed_data() + k * sizes[2]};
-    T* best2[3] = {best_in_new->typed_data() + k * sizes[0],
-                   best_rec_new->typed_data() + k * sizes[1],
-                   best_out_new->typed_data() + k * sizes[2]};
-    std::vector<T>& mem = scratch<T>();  // the trial's new parameters
-    mem.resize(std::max<size_t>(mem.size(), sizes[0] + sizes[1] + sizes[2]));
-    T* nw[3] = {mem.data(), mem.data() + sizes[0], mem.data() + sizes[0] + sizes[1]};
-    const T total = online_network(
-        w[0], w[1], w[2], b.typed_data() + k * n * n_out, h0.typed_data() + k * n,
-        has_mask ? mask.typed_data() + k * n * n : nullptr,
-        dale ? sign.typed_data() + k * n : nullptr, sc, x.typed_data() + k * steps * n_in,
-        y.typed_data() + k * steps * n_out, m.typed_data() + k * steps, steps, n_in, n_out, n,
-        readout, exact, dale, has_mask, trained, keep_outputs, nw[0], nw[1], nw[2],
-        outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : k * n_out));
-    Verdict<T> verdict(total * sc[7], sc + 4, iv);
-    T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
-    for (int q = 0; q < 3; ++q) {
-      if (!(trained & (1 << q))) continue;
-      T part = T(0);
-      for (int64_t i = 0; i < sizes[q]; ++i) part += nw[q][i];
-      sum += part;
-    }
-    verdict.decide(std::isfinite(sum));
-    // w is read (into best_w', good') before kept, which may share its memory, is written
-    for (int q = 0; q < 3; ++q) {
-      move(verdict.lowest ? w[q] : best[q], best2[q], sizes[q]);
-      move(verdict.measured ? w[q] : good[q], good2[q], sizes[q]);
-      move(verdict.take ? nw[q] : good2[q], kept[q], sizes[q]);
     }
     verdict.record(scal_out->typed_data() + 3 * k, ints_out->typed_data() + 3 * k);
   });
@@ -1046,7 +1009,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloForwardF64, ForwardImpl<ffi::F64>, RFLO_BIND_F
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF32, OfflineImpl<ffi::F32>, RFLO_BIND_OFFLINE(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_OFFLINE(ffi::F64));
 
-#define RFLO_BIND_OFFLINE_STEP(DT)                                                        \
+#define RFLO_BIND_STEP(DT)                                                                \
   ffi::Ffi::Bind()                                                                        \
       .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
       .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
@@ -1058,35 +1021,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineF64, OfflineImpl<ffi::F64>, RFLO_BIND_O
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
       .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<ffi::S32>>().Ret<ffi::Buffer<DT>>()         \
-      .Attr<int64_t>("backprop").Attr<int64_t>("readout").Attr<int64_t>("exact")         \
-      .Attr<int64_t>("dale").Attr<int64_t>("has_mask").Attr<int64_t>("trained")          \
-      .Attr<int64_t>("threads")
+      .Attr<int64_t>("online").Attr<int64_t>("backprop").Attr<int64_t>("readout")        \
+      .Attr<int64_t>("exact").Attr<int64_t>("dale").Attr<int64_t>("has_mask")            \
+      .Attr<int64_t>("trained").Attr<int64_t>("keep_outputs").Attr<int64_t>("threads")
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF32, OfflineStepImpl<ffi::F32>,
-                              RFLO_BIND_OFFLINE_STEP(ffi::F32));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOfflineStepF64, OfflineStepImpl<ffi::F64>,
-                              RFLO_BIND_OFFLINE_STEP(ffi::F64));
-
-#define RFLO_BIND_ONLINE_STEP(DT)                                                         \
-  ffi::Ffi::Bind()                                                                        \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<ffi::S32>>()         \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<ffi::S32>>().Ret<ffi::Buffer<DT>>()         \
-      .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("dale")             \
-      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")  \
-      .Attr<int64_t>("threads")
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineStepF32, OnlineStepImpl<ffi::F32>,
-                              RFLO_BIND_ONLINE_STEP(ffi::F32));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineStepF64, OnlineStepImpl<ffi::F64>,
-                              RFLO_BIND_ONLINE_STEP(ffi::F64));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloStepF32, StepImpl<ffi::F32>, RFLO_BIND_STEP(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloStepF64, StepImpl<ffi::F64>, RFLO_BIND_STEP(ffi::F64));
 
 #define RFLO_BIND_RTRL(DT)                                                                \
   ffi::Ffi::Bind()                                                                        \

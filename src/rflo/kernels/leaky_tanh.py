@@ -59,8 +59,7 @@ _HANDLERS = {
     "forward": "RfloForward",
     "offline": "RfloOffline",
     "rtrl": "RfloRtrl",
-    "offline_step": "RfloOfflineStep",
-    "online_step": "RfloOnlineStep",
+    "step": "RfloStep",
 }
 _SUFFIX = {"float32": "F32", "float64": "F64"}
 _STATE = {}
@@ -265,6 +264,18 @@ def online_route(net, setup, feedback: str) -> bool:
     return feedback in ("random", "readout") and _leaky_route(net, setup, size="online")
 
 
+def _attributes(net, w, feedback):
+    """The attributes every per-trial kernel with an update takes."""
+    return dict(
+        readout=np.int64(feedback == "readout"),
+        exact=np.int64(net.cell.derivative == "exact"),
+        dale=np.int64(net.sign is not None),
+        has_mask=np.int64(net.mask is not None),
+        trained=np.int64(sum(_BITS[k] for k in w)),
+        threads=np.int64(kernels.threads()),
+    )
+
+
 def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str):
     """One online trial from the parameters ``w`` (dict) with SGD rates ``lr``
     (dict by name): ``(w, summed step loss, outputs (T-1, n_out) or None)``, as
@@ -301,13 +312,8 @@ def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str
         jnp.asarray(x, dtype),
         jnp.asarray(y, dtype),
         jnp.asarray(m, dtype),
-        readout=np.int64(feedback == "readout"),
-        exact=np.int64(net.cell.derivative == "exact"),
-        dale=np.int64(net.sign is not None),
-        has_mask=np.int64(net.mask is not None),
-        trained=np.int64(sum(_BITS[k] for k in w)),
         keep_outputs=np.int64(bool(keep_outputs)),
-        threads=np.int64(kernels.threads()),
+        **_attributes(net, w, feedback),
     )
     new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
     return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)
@@ -322,24 +328,23 @@ def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, fe
     is plain SGD's, empty), ``trial``: the update's index.  Returns ``(w,
     guard, loss, outputs (T-1, n_out))``, the loss NaN once the network is
     frozen.  Check :func:`offline_route` first; float32 and float64."""
-    attrs = {"backprop": np.int64(backprop)}
-    return _step_call("offline_step", net, w, guard, lr, trial, x, y, m, setup, feedback, attrs)
+    attrs = {"online": np.int64(0), "backprop": np.int64(backprop), "keep_outputs": np.int64(1)}
+    return _step_call(net, w, guard, lr, trial, x, y, m, setup, feedback, attrs)
 
 
 def online_step(net, w, guard, lr, trial, x, y, m, keep_outputs=True, *, setup, feedback: str):
     """One online trial (:func:`online_trial`) and the divergence guard in one
     call: ``(w, guard, loss, outputs (T-1, n_out) or None)``, as
     :func:`offline_step`.  Check :func:`online_route` first."""
-    attrs = {"keep_outputs": np.int64(bool(keep_outputs))}
-    w, guard, loss, outs = _step_call(
-        "online_step", net, w, guard, lr, trial, x, y, m, setup, feedback, attrs
-    )
+    attrs = {"online": np.int64(1), "backprop": np.int64(0)}
+    attrs["keep_outputs"] = np.int64(bool(keep_outputs))
+    w, guard, loss, outs = _step_call(net, w, guard, lr, trial, x, y, m, setup, feedback, attrs)
     return w, guard, loss, (outs if keep_outputs else None)
 
 
-def _step_call(kind, net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
-    """The operands of the step kernels (``offline_step``, ``online_step``) and
-    their results as ``(w, guard, loss, outputs)``."""
+def _step_call(net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
+    """The step kernel's operands (:func:`offline_step`, :func:`online_step`)
+    and its results as ``(w, guard, loss, outputs)``."""
     from rflo.guard import Guard
 
     dtype = net.w_rec.dtype
@@ -363,7 +368,7 @@ def _step_call(kind, net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
     none = jnp.zeros((1,), dtype)  # stands for an absent mask or sign (not read)
     mask = none if net.mask is None else jnp.asarray(net.mask, dtype)
     sign = none if net.sign is None else jnp.asarray(net.sign, dtype)
-    rows = 1 if kind == "online_step" and not attrs["keep_outputs"] else n_steps - 1
+    rows = n_steps - 1 if attrs["keep_outputs"] else 1
     like = [jax.ShapeDtypeStruct(a.shape, dtype) for a in params]
     shapes = tuple(like * 3) + (
         jax.ShapeDtypeStruct((3,), dtype),
@@ -371,7 +376,7 @@ def _step_call(kind, net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
         jax.ShapeDtypeStruct((rows, n_out), dtype),
     )
     call = jax.ffi.ffi_call(
-        _target(kind, dtype),
+        _target("step", dtype),
         shapes,
         vmap_method="broadcast_all",
         input_output_aliases={i: i for i in range(9)},  # kept, good, best in place
@@ -389,12 +394,7 @@ def _step_call(kind, net, w, guard, lr, trial, x, y, m, setup, feedback, attrs):
         jnp.asarray(x, dtype),
         jnp.asarray(y, dtype),
         jnp.asarray(m, dtype),
-        readout=np.int64(feedback == "readout"),
-        exact=np.int64(net.cell.derivative == "exact"),
-        dale=np.int64(net.sign is not None),
-        has_mask=np.int64(net.mask is not None),
-        trained=np.int64(sum(_BITS[k] for k in w)),
-        threads=np.int64(kernels.threads()),
+        **_attributes(net, w, feedback),
         **attrs,
     )
     names = list(_BITS)
