@@ -147,6 +147,33 @@ def test_an_update_that_is_not_finite_sets_the_network_back(dtype, online):
     _assert_same(got, want, dtype)
 
 
+def _has_fma():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return any(line.startswith("flags") and " fma" in line for line in fh)
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # the default run compiles at XLA's optimisation level 0 (conftest): no FMA
+@pytest.mark.skipif(
+    not _has_fma(), reason="XLA fuses the update into an FMA only where the CPU has one"
+)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", ["rflo", "bptt", "eprop"])
+@pytest.mark.parametrize("net_kw", [{}, {"dale": 0.75, "connectivity": 0.5}])
+def test_the_offline_update_is_xlas_bit_for_bit(dtype, rule, net_kw):
+    """Training is chaotic enough that a last-bit difference in an update
+    changes a network's loss after thousands of trials (Figure 2's quick
+    networks moved by up to 100x), so the kernel's SGD step rounds exactly as
+    the trainer's XLA update compiled as users' runs are (one fused
+    multiply-add of the folded rate ``lr / T``): runs reproduce with or without
+    the kernel."""
+    (w1, *_), (w2, *_) = _both(rule, dtype, "healthy", **net_kw)
+    for k in w2:
+        assert np.asarray(w1[k]).tobytes() == np.asarray(w2[k]).tobytes(), k
+
+
 @pytest.mark.parametrize(
     "params, net_kw",
     [

@@ -800,9 +800,11 @@ ffi::Error StepImpl(
           move(old, v, sizes[q]);
           continue;
         }
-        const T lr = sc[1 + q];
+        // as XLA computes w + lr * (d / T): its two scalars folded, one fused
+        // multiply-add, so that a run equals the trainer's XLA update bit for bit
+        const T step = sc[1 + q] * inv_t;
         const T* dq = d[q];
-        for (int64_t i = 0; i < sizes[q]; ++i) v[i] = old[i] + lr * (dq[i] * inv_t);
+        for (int64_t i = 0; i < sizes[q]; ++i) v[i] = std::fma(step, dq[i], old[i]);
         if (q == 1 && has_mask) {
           const T* mk = mask.typed_data() + k * n * n;
           for (int64_t i = 0; i < sizes[q]; ++i) v[i] = v[i] * mk[i];
