@@ -387,45 +387,6 @@ T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* 
 }
 
 template <ffi::DataType DT>
-ffi::Error Impl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
-                ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> mask,
-                ffi::Buffer<DT> sign, ffi::Buffer<DT> scalars, ffi::Buffer<DT> x,
-                ffi::Buffer<DT> y, ffi::Buffer<DT> m, ffi::ResultBuffer<DT> w_in_new,
-                ffi::ResultBuffer<DT> w_rec_new, ffi::ResultBuffer<DT> w_out_new,
-                ffi::ResultBuffer<DT> loss, ffi::ResultBuffer<DT> outputs, int64_t readout,
-                int64_t exact, int64_t dale, int64_t has_mask, int64_t trained,
-                int64_t keep_outputs, int64_t threads) {
-  using T = ffi::NativeType<DT>;
-  auto xd = x.dimensions();
-  auto yd = y.dimensions();
-  auto hd = h0.dimensions();
-  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
-    return ffi::Error::InvalidArgument("online trial: x, y need (T, n) and h0 (n_rec,)");
-  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
-  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
-  const int64_t nets = h0.element_count() / n;
-  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
-      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
-      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
-      m.element_count() != nets * steps || scalars.element_count() != nets * 4 ||
-      mask.element_count() != nets * n * n || sign.element_count() != nets * n)
-    return ffi::Error::InvalidArgument("online trial: operand shapes do not agree");
-  for_each_network(nets, threads, [&](int64_t k) {
-    loss->typed_data()[k] = online_network(w_in.typed_data() + k * n * n_in, w_rec.typed_data() + k * n * n,
-                   w_out.typed_data() + k * n_out * n, b.typed_data() + k * n * n_out,
-                   h0.typed_data() + k * n, mask.typed_data() + k * n * n,
-                   sign.typed_data() + k * n, scalars.typed_data() + 4 * k,
-                   x.typed_data() + k * steps * n_in, y.typed_data() + k * steps * n_out,
-                   m.typed_data() + k * steps, steps, n_in, n_out, n, readout, exact, dale,
-                   has_mask, trained, keep_outputs, w_in_new->typed_data() + k * n * n_in,
-                   w_rec_new->typed_data() + k * n * n, w_out_new->typed_data() + k * n_out * n,
-                   outputs->typed_data() + (keep_outputs ? k * (steps - 1) * n_out : 0));
-  });
-  return ffi::Error::Success();
-}
-
-
-template <ffi::DataType DT>
 ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer<DT> h0,
                        ffi::Buffer<DT> tau_, ffi::ResultBuffer<DT> u_out,
                        ffi::ResultBuffer<DT> h_out, int64_t threads) {
@@ -973,21 +934,6 @@ ffi::Error RtrlImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT>
 }
 
 }  // namespace
-
-#define RFLO_BIND(DT)                                                                     \
-  ffi::Ffi::Bind()                                                                        \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()               \
-      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<DT>>()                                      \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()               \
-      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()                                      \
-      .Attr<int64_t>("readout").Attr<int64_t>("exact").Attr<int64_t>("dale")              \
-      .Attr<int64_t>("has_mask").Attr<int64_t>("trained").Attr<int64_t>("keep_outputs")  \
-      .Attr<int64_t>("threads")
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF32, Impl<ffi::F32>, RFLO_BIND(ffi::F32));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RfloOnlineLocalF64, Impl<ffi::F64>, RFLO_BIND(ffi::F64));
 
 #define RFLO_BIND_FORWARD(DT)                                                             \
   ffi::Ffi::Bind()                                                                        \

@@ -1,6 +1,6 @@
 """Compiled CPU kernels of the leaky tanh network (``leaky_tanh.cc``).
 
-Four loops that XLA runs as several small operations per step:
+Loops that XLA runs as several small operations per step:
 
 * :func:`forward`: the trial's activity with fixed weights (every offline
   closed-form rule's forward pass, :func:`rflo.rules.base.forward`);
@@ -9,22 +9,21 @@ Four loops that XLA runs as several small operations per step:
   without locality), direction and outputs, squared-error loss;
 * :func:`rtrl_trial`: a whole offline trial of RTRL (the influence carried
   forward, its columns split over the cores);
-* :func:`online_trial`: one online trial of the local-trace rules (RFLO, the
-  "local" ablation, e-prop) with the squared-error loss and plain SGD, one
-  update per step (:func:`rflo.trainer._online_update`).
 * :func:`offline_step`: :func:`offline_trial` and what the trainer does with
   its direction under plain SGD (the update, the mask and Dale's law, the
   divergence guard's choice), one call per update with the parameters and the
   guard's kept networks updated in place (the rules' ``fused_offline``);
-  :func:`online_step`: :func:`online_trial` and the guard likewise (the rules'
-  ``fused_online``).
+* :func:`online_step`: one online trial of the local-trace rules (RFLO, the
+  "local" ablation, e-prop) with the squared-error loss and plain SGD, one
+  update per step (:func:`rflo.trainer._online_update`), and the guard
+  likewise (the rules' ``fused_online``).
 
 :func:`forward`, :func:`offline_trial` and :func:`rtrl_trial` take the XLA path they replace
 as ``reference``, run the kernel on the CPU backend only
 (``jax.lax.platform_dependent``) and differentiate through the reference, so
-autodiff sees the same function; :func:`online_trial` is offered by the rule
-where :func:`online_route` says it applies, and the trainer runs it on the CPU
-only.  float32 and float64.
+autodiff sees the same function; :func:`offline_step` and :func:`online_step`
+are offered by the rules where :func:`offline_route` and :func:`online_route`
+say they apply, and the trainer runs them on the CPU only.  float32 and float64.
 """
 
 from __future__ import annotations
@@ -48,14 +47,12 @@ __all__ = [
     "offline_trial",
     "rtrl_trial",
     "online_route",
-    "online_trial",
     "offline_step",
     "online_step",
 ]
 
 _NAME = "leaky_tanh"
 _HANDLERS = {
-    "online": "RfloOnlineLocal",
     "forward": "RfloForward",
     "offline": "RfloOffline",
     "rtrl": "RfloRtrl",
@@ -257,7 +254,7 @@ def offline_trial(net, x, y, m, *, backprop: bool, feedback: str, reference):
 
 
 def online_route(net, setup, feedback: str) -> bool:
-    """Whether :func:`online_trial` can run ``net`` under ``setup``: the leaky
+    """Whether :func:`online_step` can run ``net`` under ``setup``: the leaky
     tanh cell with one ``tau``, the squared-error loss, only ``w_in``,
     ``w_rec``, ``w_out`` trained, at most :func:`max_units` units (and the
     kernels built)."""
@@ -276,49 +273,6 @@ def _attributes(net, w, feedback):
     )
 
 
-def online_trial(net, w, lr, x, y, m, keep_outputs=True, *, setup, feedback: str):
-    """One online trial from the parameters ``w`` (dict) with SGD rates ``lr``
-    (dict by name): ``(w, summed step loss, outputs (T-1, n_out) or None)``, as
-    the trainer's per-step loop computes them; the outputs only with
-    ``keep_outputs`` (otherwise nothing T-long is kept).  Check
-    :func:`online_route` first."""
-    dtype = net.w_rec.dtype
-    if not available(dtype):
-        raise RuntimeError(
-            "the leaky_tanh kernels are unavailable (see the warning above); "
-            "check online_route first"
-        )
-    n_rec = net.w_rec.shape[0]
-    n_steps, n_out = y.shape
-    params = {k: w.get(k, getattr(net, k)) for k in _BITS}
-    rates = [jnp.asarray(lr.get(k, 0.0) if k in w else 0.0, dtype) for k in _BITS]
-    scalars = jnp.stack([jnp.asarray(net.tau, dtype)] + rates)
-    mask = jnp.ones((n_rec, n_rec), dtype) if net.mask is None else jnp.asarray(net.mask, dtype)
-    sign = jnp.ones((n_rec,), dtype) if net.sign is None else jnp.asarray(net.sign, dtype)
-    shapes = tuple(jax.ShapeDtypeStruct(params[k].shape, dtype) for k in _BITS) + (
-        jax.ShapeDtypeStruct((), dtype),
-        jax.ShapeDtypeStruct((n_steps - 1 if keep_outputs else 1, n_out), dtype),
-    )
-    call = jax.ffi.ffi_call(_target("online", dtype), shapes, vmap_method="broadcast_all")
-    w_in, w_rec, w_out, total, outs = call(
-        params["w_in"],
-        params["w_rec"],
-        params["w_out"],
-        net.b,
-        net.h0,
-        mask,
-        sign,
-        scalars,
-        jnp.asarray(x, dtype),
-        jnp.asarray(y, dtype),
-        jnp.asarray(m, dtype),
-        keep_outputs=np.int64(bool(keep_outputs)),
-        **_attributes(net, w, feedback),
-    )
-    new = {"w_in": w_in, "w_rec": w_rec, "w_out": w_out}
-    return {k: new.get(k, v) for k, v in w.items()}, total, (outs if keep_outputs else None)
-
-
 def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, feedback: str):
     """One offline update with plain SGD and the divergence guard in one call
     (:func:`offline_trial`'s trial, then what :func:`rflo.trainer.run_trials`
@@ -333,9 +287,11 @@ def offline_step(net, w, guard, lr, trial, x, y, m, *, setup, backprop: bool, fe
 
 
 def online_step(net, w, guard, lr, trial, x, y, m, keep_outputs=True, *, setup, feedback: str):
-    """One online trial (:func:`online_trial`) and the divergence guard in one
-    call: ``(w, guard, loss, outputs (T-1, n_out) or None)``, as
-    :func:`offline_step`.  Check :func:`online_route` first."""
+    """One online trial (an SGD update of rate ``lr[name] / T`` after every
+    step) and the divergence guard in one call: ``(w, guard, loss, outputs
+    (T-1, n_out) or None)``, as :func:`offline_step`; the outputs only with
+    ``keep_outputs`` (otherwise nothing T-long is kept).  Check
+    :func:`online_route` first."""
     attrs = {"online": np.int64(1), "backprop": np.int64(0)}
     attrs["keep_outputs"] = np.int64(bool(keep_outputs))
     w, guard, loss, outs = _step_call(net, w, guard, lr, trial, x, y, m, setup, feedback, attrs)
