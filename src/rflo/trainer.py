@@ -257,17 +257,13 @@ def run_trials(
     opt = make_optimizer(optimizer, lr)
     rule, online, setup = cfg
     metric = source.metric
-    fused = None
-    if online and optimizer is None and source.batch == 1:
-        fused_online = getattr(rule, "fused_online", None)
-        fused = fused_online(net, setup) if fused_online is not None else None
     learned = state.rule_state  # a rule's learned state lasts across trials (rflo.rules.learned)
     if learned is None and getattr(rule, "carried", None) is not None:
         learned = rule.carried(rule.init(with_params(net, state.w), key, setup))
-    fused_step = None
-    if not online and optimizer is None and source.batch == 1 and learned is None:
-        fused_offline = getattr(rule, "fused_offline", None)
-        fused_step = fused_offline(net, setup) if fused_offline is not None else None
+    fused = None  # the rule's compiled route for a whole update with plain SGD
+    if optimizer is None and source.batch == 1 and learned is None:
+        route = getattr(rule, "fused_online" if online else "fused_offline", None)
+        fused = route(net, setup) if route is not None else None
 
     def body(i, carry):
         w, opt_state, guard, learned, losses, aligns, *accs = carry
@@ -280,17 +276,16 @@ def run_trials(
             rule_keys = jax.random.split(k_rule, source.batch)
         x, y, m = source.draw(trial, k_sample)
         keep = metric is not None
-        if fused_step is not None:  # the update and the guard in one call
+        if fused is not None:  # the update and the guard in one call
+            extra = (keep,) if online else ()  # an online trial keeps its outputs on request
+            update = _online_update if online else _offline_update
             (w, opt_state), guard, loss, out = _fused(
-                lambda: _on_cpu(fused_step(net, w, guard, lr, trial, x[0], y[0], m[0])),
-                lambda: _offline_update(cfg, opt, net, w, opt_state, x, y, m, rule_keys)[:4],
-                *(guard, trial, w, opt_state),
-            )
-        elif fused is not None:  # the trial and the guard in one call
-            (w, opt_state), guard, loss, out = _fused(
-                lambda: _on_cpu(fused(net, w, guard, lr, trial, x[0], y[0], m[0], keep)),
-                lambda: _online_update(cfg, opt, net, w, opt_state, x, y, m, rule_keys, keep),
-                *(guard, trial, w, opt_state),
+                lambda: _on_cpu(fused(net, w, guard, lr, trial, x[0], y[0], m[0], *extra)),
+                lambda: update(cfg, opt, net, w, opt_state, x, y, m, rule_keys, *extra)[:4],
+                guard,
+                trial,
+                w,
+                opt_state,
             )
         elif online:
             new_w, new_opt, loss, out, learned = _online_learned(
@@ -300,7 +295,7 @@ def run_trials(
             new_w, new_opt, loss, out, learned = _offline_update(
                 cfg, opt, net, w, opt_state, x, y, m, rule_keys, learned
             )
-        if fused_step is None and fused is None:
+        if fused is None:
             (w, opt_state), guard, loss = guard_step(
                 guard, trial, (w, opt_state), (new_w, new_opt), loss
             )
