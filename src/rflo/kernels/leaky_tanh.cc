@@ -613,6 +613,21 @@ struct Verdict {
   }
 };
 
+// Whether every entry of the trained matrices (bits of `trained`) is finite, as
+// guard_step tests it: one sum per matrix, finite iff every entry is (a sum
+// overflows only for entries near the float range, which is divergence too).
+template <typename T>
+bool trained_finite(T* const mats[3], const int64_t* sizes, int64_t trained) {
+  T sum = T(0);
+  for (int q = 0; q < 3; ++q) {
+    if (!(trained & (1 << q))) continue;
+    T part = T(0);
+    for (int64_t i = 0; i < sizes[q]; ++i) part += mats[q][i];
+    sum += part;
+  }
+  return std::isfinite(sum);
+}
+
 // copies count entries unless from and to are the same memory (aliased outputs)
 template <typename T>
 void move(const T* from, T* to, int64_t count) {
@@ -717,14 +732,7 @@ ffi::Error StepImpl(
           readout, exact, dale, has_mask, trained, keep_outputs, nw[0], nw[1], nw[2],
           out);
       Verdict<T> verdict(total * sc[7], sc + 4, iv);
-      T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
-      for (int q = 0; q < 3; ++q) {
-        if (!(trained & (1 << q))) continue;
-        T part = T(0);
-        for (int64_t i = 0; i < sizes[q]; ++i) part += nw[q][i];
-        sum += part;
-      }
-      verdict.decide(std::isfinite(sum));
+      verdict.decide(trained_finite(nw, sizes, trained));
       // w is read (into best_w', good') before kept, which may share its memory, is written
       for (int q = 0; q < 3; ++q) {
         move(verdict.lowest ? w[q] : best[q], best2[q], sizes[q]);
@@ -751,9 +759,7 @@ ffi::Error StepImpl(
     // w, good' with good, best_w' with best_w), so w is saved into good' before
     // kept is written over it, and best_w' is copied from good'.
     for (int q = 0; q < 3; ++q) move(measured ? w[q] : good[q], good2[q], sizes[q]);
-    bool finite = false;
     if (measured) {  // the SGD step, in place: kept = w + lr d / T (w_rec: mask, Dale)
-      T sum = T(0);  // one number that is finite iff every trained entry is (guard_step)
       for (int q = 0; q < 3; ++q) {
         T* v = kept[q];
         const T* old = good2[q];  // == w[q]
@@ -778,13 +784,9 @@ ffi::Error StepImpl(
               v[i * n + j] = sg[j] * (z > T(0) ? z : T(0));
             }
         }
-        T part = T(0);
-        for (int64_t i = 0; i < sizes[q]; ++i) part += v[i];
-        sum += part;
       }
-      finite = std::isfinite(sum);
     }
-    verdict.decide(finite);
+    verdict.decide(measured && trained_finite(kept, sizes, trained));
     for (int q = 0; q < 3; ++q) {  // good2 holds w when measured
       move(verdict.lowest ? good2[q] : best[q], best2[q], sizes[q]);
       if (!verdict.take) move(good2[q], kept[q], sizes[q]);
