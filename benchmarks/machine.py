@@ -68,6 +68,13 @@ def kernel_info():
     }
 
 
+def _small_loops():
+    """rflo's XLA option (rflo.xla_options): the threshold in force, or why not."""
+    from rflo import xla_options
+
+    return xla_options.status()
+
+
 def machine_info():
     import jax
 
@@ -88,6 +95,7 @@ def machine_info():
         "jax_device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":"),
         "jax_devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS"),
+        "xla_small_loops": _small_loops(),
         "numpy_blas": blas_info(),
     }
 

@@ -11,6 +11,7 @@ beside the exact methods it approximates (BPTT, RTRL).
 True
 """
 
+from rflo import xla_options  # noqa: F401  (first: sets XLA's options before JAX starts)
 from rflo.estimate import grad, value_and_grad
 from rflo.io import load_network, save_network
 from rflo.network import Network, init_network, network_from_arrays
