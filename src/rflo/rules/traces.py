@@ -90,8 +90,8 @@ def local_init(net, setup):
     names = recurrent_names(setup)
     state0 = initial_state(net)
     k = len(_leaves(state0))
-    traces = {
-        n: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p))
+    traces = {  # one array per state leaf: rows XLA updates apart, with no concatenation
+        n: tuple(jnp.zeros(jnp.shape(p), jnp.result_type(p)) for _ in range(k))
         for n, p in params_of(net, names).items()
     }
     if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
@@ -101,7 +101,7 @@ def local_init(net, setup):
             return n.cell.initial_state(n)
 
         _, tangent = jax.jvp(s0, (net.h0,), (jnp.ones_like(net.h0),))
-        traces["h0"] = jnp.stack(_leaves(tangent))
+        traces["h0"] = tuple(_leaves(tangent))
     return traces
 
 
@@ -175,7 +175,7 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
             for c in range(k):
                 acc = acc + _bcast(D[c2][c], tr[c], ax) * tr[c]
             rows.append(acc)
-        new[n] = jnp.stack(rows)
+        new[n] = tuple(rows)
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
     direction = {
