@@ -265,7 +265,8 @@ def size_targets(results):
                 worst["speedup"],
                 worst["speedup"] > 1,
                 f"rflo {_t(worst['library']['seconds_per_trial'])}, jax_rtrl "
-                f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial",
+                f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial (the peer compiled in "
+                "the same process, with rflo's small-loop XLA option too)",
             )
         )
     else:
