@@ -162,14 +162,9 @@ def memory_table(report):
 
 def _peer_option(report):
     """How the peer compiled: with rflo's small-loop XLA option (runs since it exists) or not."""
-    loops = (report.get("machine") or {}).get("xla_small_loops") or {}
-    if loops.get("small_loop_bytes"):
-        return (
-            ", so that the peer's programs compile with rflo's XLA option too "
-            "(`rflo.xla_options`: small loops as one function), which about halves its "
-            "times at n_rec 20-50."
-        )
-    return "."
+    loops = ((report.get("machine") or {}).get("xla_small_loops") or {}).get("small_loop_bytes")
+    with_option = ", so that the peer compiles with rflo's XLA option too (`rflo.xla_options`)"
+    return (with_option + ", which about halves its times at n_rec 20-50.") if loops else "."
 
 
 def peer_table(report):
