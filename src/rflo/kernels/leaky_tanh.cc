@@ -105,6 +105,27 @@ RFLO_INLINE T fprime(T u, bool exact) {
   return T(4) * e / ((T(1) + e) * (T(1) + e));
 }
 
+// One step of np units from their currents u: h_new = h + (tanh(u) - h) / tau
+// and d = a f'(u) (the exact tanh' shares tanh(u) with the update).
+template <typename T>
+RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __restrict h_new,
+                             T* __restrict d, int64_t np, T tau, T a, bool exact) {
+  if (exact) {
+#pragma omp simd
+    for (int64_t i = 0; i < np; ++i) {
+      const T th = tanh_(u[i]);
+      h_new[i] = h[i] + (th - h[i]) / tau;
+      d[i] = a * (T(1) - th * th);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < np; ++i) {
+      h_new[i] = h[i] + (tanh_(u[i]) - h[i]) / tau;
+      d[i] = a * fprime(u[i], false);
+    }
+  }
+}
+
 constexpr int64_t kBlock = 64;  // units are padded to a multiple of this
 
 // 64-byte vectors (GCC/Clang vector extensions: 16 floats or 8 doubles, split
@@ -319,23 +340,7 @@ T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* 
     // u = w_rec h + w_in x[t]  (w_rec h comes from the previous step's update loop)
     if (t == 1 || !train_rec) combine(wr.data(), np, H, n, U, false);
     combine(wi.data(), np, xt, n_in, U, true);
-    if (exact) {
-#pragma omp simd
-      for (int64_t i = 0; i < np; ++i) {
-        const T th = tanh_(U[i]);
-        HN[i] = H[i] + (th - H[i]) / tau;
-        D[i] = a * (T(1) - th * th);
-      }
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < np; ++i) {
-        const T ui = U[i];
-        HN[i] = H[i] + (tanh_(ui) - H[i]) / tau;
-        const T z = T(10) * tanh_(ui / T(10));
-        const T e = exp_(T(-2) * std::fabs(z));
-        D[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
-      }
-    }
+    neuron_step(U, H, HN, D, np, tau, a, exact);
     T step_loss = T(0);
     for (int64_t o = 0; o < n_out; ++o) {
       T acc = T(0);
@@ -465,23 +470,7 @@ T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0,
     combine(wit.data(), np, xt, n_in, u.data(), true);
     T* __restrict hn = H.data() + (s + 1) * np;
     T* __restrict ds = D.data() + s * np;
-    if (exact) {
-#pragma omp simd
-      for (int64_t i = 0; i < np; ++i) {
-        const T th = tanh_(u[i]);
-        hn[i] = hp[i] + (th - hp[i]) / tau;
-        ds[i] = a * (T(1) - th * th);
-      }
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < np; ++i) {
-        const T ui = u[i];
-        hn[i] = hp[i] + (tanh_(ui) - hp[i]) / tau;
-        const T z = T(10) * tanh_(ui / T(10));
-        const T e = exp_(T(-2) * std::fabs(z));
-        ds[i] = a * (T(4) * e / ((T(1) + e) * (T(1) + e)));
-      }
-    }
+    neuron_step(u.data(), hp, hn, ds, np, tau, a, exact);
     for (int64_t i = n; i < np; ++i) hn[i] = T(0);  // padded units stay silent
   }
   // readout and errors
