@@ -538,6 +538,40 @@ T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0,
   return loss;
 }
 
+// A trial's sizes, from x (nets, T, n_in), y (nets, T, n_out) and h0 (nets, n_rec).
+struct Trial {
+  int64_t steps, n_in, n_out, n, nets;
+};
+
+// Reads the sizes into t; false where x, y or h0 has too few dimensions.
+template <ffi::DataType DT>
+bool trial_sizes(const ffi::Buffer<DT>& x, const ffi::Buffer<DT>& y, const ffi::Buffer<DT>& h0,
+                 Trial& t) {
+  auto xd = x.dimensions();
+  auto yd = y.dimensions();
+  auto hd = h0.dimensions();
+  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1) return false;
+  t.steps = xd[xd.size() - 2];
+  t.n_in = xd[xd.size() - 1];
+  t.n_out = yd[yd.size() - 1];
+  t.n = hd[hd.size() - 1];
+  t.nets = h0.element_count() / t.n;
+  return true;
+}
+
+// Whether the weights, b, tau and the trial's x, y, mask fit the sizes (a trial kernel's operands).
+template <ffi::DataType DT>
+bool trial_fits(const Trial& t, const ffi::Buffer<DT>& w_in, const ffi::Buffer<DT>& w_rec,
+                const ffi::Buffer<DT>& w_out, const ffi::Buffer<DT>& b,
+                const ffi::Buffer<DT>& tau, const ffi::Buffer<DT>& x,
+                const ffi::Buffer<DT>& y, const ffi::Buffer<DT>& m) {
+  const int64_t k = t.nets, n = t.n;
+  return w_rec.element_count() == k * n * n && w_in.element_count() == k * n * t.n_in &&
+         w_out.element_count() == k * t.n_out * n && b.element_count() == k * n * t.n_out &&
+         x.element_count() == k * t.steps * t.n_in && y.element_count() == k * t.steps * t.n_out &&
+         m.element_count() == k * t.steps && tau.element_count() == k;
+}
+
 template <ffi::DataType DT>
 ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT> w_out,
                        ffi::Buffer<DT> b, ffi::Buffer<DT> h0, ffi::Buffer<DT> tau_,
@@ -546,18 +580,12 @@ ffi::Error OfflineImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<
                        ffi::ResultBuffer<DT> d_out, ffi::ResultBuffer<DT> outputs,
                        int64_t backprop, int64_t readout, int64_t exact, int64_t threads) {
   using T = ffi::NativeType<DT>;
-  auto xd = x.dimensions();
-  auto yd = y.dimensions();
-  auto hd = h0.dimensions();
-  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+  Trial tr;
+  if (!trial_sizes(x, y, h0, tr))
     return ffi::Error::InvalidArgument("offline trial: x, y need (T, n) and h0 (n_rec,)");
-  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
-  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
-  const int64_t nets = h0.element_count() / n, S = steps - 1;
-  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
-      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
-      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
-      m.element_count() != nets * steps || tau_.element_count() != nets)
+  const int64_t steps = tr.steps, n_in = tr.n_in, n_out = tr.n_out, n = tr.n, nets = tr.nets;
+  const int64_t S = steps - 1;
+  if (!trial_fits(tr, w_in, w_rec, w_out, b, tau_, x, y, m))
     return ffi::Error::InvalidArgument("offline trial: operand shapes do not agree");
   for_each_network(nets, threads, [&](int64_t k) {
     const T* W = w_rec.typed_data() + k * n * n;
@@ -678,14 +706,11 @@ ffi::Error StepImpl(
     int64_t exact, int64_t dale, int64_t has_mask, int64_t trained, int64_t keep_outputs,
     int64_t threads) {
   using T = ffi::NativeType<DT>;
-  auto xd = x.dimensions();
-  auto yd = y.dimensions();
-  auto hd = h0.dimensions();
-  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+  Trial tr;
+  if (!trial_sizes(x, y, h0, tr))
     return ffi::Error::InvalidArgument("step: x, y need (T, n) and h0 (n_rec,)");
-  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
-  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
-  const int64_t nets = h0.element_count() / n, S = steps - 1;
+  const int64_t steps = tr.steps, n_in = tr.n_in, n_out = tr.n_out, n = tr.n, nets = tr.nets;
+  const int64_t S = steps - 1;
   const int64_t sizes[3] = {n * n_in, n * n, n_out * n};
   const int64_t rows = (online && !keep_outputs) ? 1 : S;
   if (!three_fit(w_in, w_rec, w_out, sizes, nets) ||
@@ -880,18 +905,12 @@ ffi::Error RtrlImpl(ffi::Buffer<DT> w_in, ffi::Buffer<DT> w_rec, ffi::Buffer<DT>
                     ffi::ResultBuffer<DT> d_out, ffi::ResultBuffer<DT> outputs, int64_t readout,
                     int64_t exact, int64_t threads) {
   using T = ffi::NativeType<DT>;
-  auto xd = x.dimensions();
-  auto yd = y.dimensions();
-  auto hd = h0.dimensions();
-  if (xd.size() < 2 || yd.size() < 2 || hd.size() < 1)
+  Trial tr;
+  if (!trial_sizes(x, y, h0, tr))
     return ffi::Error::InvalidArgument("rtrl trial: x, y need (T, n) and h0 (n_rec,)");
-  const int64_t steps = xd[xd.size() - 2], n_in = xd[xd.size() - 1];
-  const int64_t n_out = yd[yd.size() - 1], n = hd[hd.size() - 1];
-  const int64_t nets = h0.element_count() / n, S = steps - 1, cols = n * n + n * n_in;
-  if (w_rec.element_count() != nets * n * n || w_in.element_count() != nets * n * n_in ||
-      w_out.element_count() != nets * n_out * n || b.element_count() != nets * n * n_out ||
-      x.element_count() != nets * steps * n_in || y.element_count() != nets * steps * n_out ||
-      m.element_count() != nets * steps || tau_.element_count() != nets)
+  const int64_t steps = tr.steps, n_in = tr.n_in, n_out = tr.n_out, n = tr.n, nets = tr.nets;
+  const int64_t S = steps - 1, cols = n * n + n * n_in;
+  if (!trial_fits(tr, w_in, w_rec, w_out, b, tau_, x, y, m))
     return ffi::Error::InvalidArgument("rtrl trial: operand shapes do not agree");
   auto one = [&](int64_t k, int64_t parts) {
     // the network's columns in `parts` slices, one thread each (parts = 1: this thread)
