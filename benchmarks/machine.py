@@ -75,6 +75,14 @@ def _small_loops():
     return xla_options.status()
 
 
+def peer_compiled():
+    """A note for the peer's rows where the peer, timed in this process, compiled with
+    rflo's small-loop XLA option; empty where the option is off."""
+    if _small_loops()["small_loop_bytes"]:
+        return " (the peer compiled in the same process, with rflo's small-loop XLA option too)"
+    return ""
+
+
 def machine_info():
     import jax
 

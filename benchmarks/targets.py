@@ -9,6 +9,7 @@ not met, a ``profile``: one or two lines saying where the time goes.
 
 from __future__ import annotations
 
+from machine import peer_compiled
 from make_table import fmt_bytes, fmt_time
 from targets_earlier import earlier_targets
 
@@ -265,8 +266,7 @@ def size_targets(results):
                 worst["speedup"],
                 worst["speedup"] > 1,
                 f"rflo {_t(worst['library']['seconds_per_trial'])}, jax_rtrl "
-                f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial (the peer compiled in "
-                "the same process, with rflo's small-loop XLA option too)",
+                f"{_t(worst['jax_rtrl']['seconds_per_trial'])} per trial{peer_compiled()}",
             )
         )
     else:
