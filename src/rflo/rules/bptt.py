@@ -36,7 +36,7 @@ from rflo.rules.base import (
     register,
 )
 
-__all__ = ["BPTT", "BackpropThroughTime", "adjoint_backward"]
+__all__ = ["BPTT", "BackpropThroughTime", "adjoint_backward", "adjoint_products"]
 
 
 def adjoint_backward(net, e, ad, unroll=1, keep=None):
@@ -65,6 +65,22 @@ def _adjoint_scan(w_rec, e, ad, tau, keep=None, unroll=1):
     inputs = (e, ad) if keep is None else (e, ad, keep)
     _, v = jax.lax.scan(body, (zero, zero), inputs, reverse=True, unroll=unroll)
     return v
+
+
+def adjoint_products(v, x, h_prev):
+    """``(dW_in, dW_rec) = (sum_t v[t] x[t]^T, sum_t v[t] h[t-1]^T)`` from the
+    adjoint's ``v`` (S, n_rec) and the inputs (S, n_in) and previous states
+    (S, n_rec) of the same steps, in one product.
+
+    ``v^T`` is formed in memory first (``optimization_barrier``).  ``v`` is a
+    loop's stacked output, laid out (S, n_rec); where XLA's CPU compiler runs
+    the whole trial loop as one function (:mod:`rflo.xla_options`), it emits
+    a product that reads it transposed as a scalar loop: BPTT at n_rec 50 took
+    214 us per trial, against 89 us with the copy (the same with and without
+    the option where the loop is not hoisted)."""
+    n_in = x.shape[1]
+    d = jax.lax.optimization_barrier(v.T) @ jnp.concatenate([x, h_prev], axis=1)
+    return d[:, :n_in], d[:, n_in:]
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ def _closed_trial(net, x, y_target, mask, feedback, setup):
     ad = (1.0 / net.tau) * net.cell.fprime(u)  # (T-1, n_rec)
     e = err @ feedback_matrix(net, feedback).T  # w_out^T err[t] (or b err[t]), per row
     v = adjoint_backward(net, e, ad, setup.unroll)
-    return v.T @ x[1:], v.T @ h_prev, err.T @ h, y
+    return (*adjoint_products(v, x[1:], h_prev), err.T @ h, y)
 
 
 BPTT = register(BackpropThroughTime())

@@ -40,7 +40,7 @@ from rflo.rules.base import (
     register,
     select,
 )
-from rflo.rules.bptt import adjoint_backward
+from rflo.rules.bptt import adjoint_backward, adjoint_products
 
 __all__ = ["WindowBuffer", "TruncatedBPTT", "TBPTT", "DEFAULT_WINDOW", "truncated_backward"]
 
@@ -142,7 +142,8 @@ class TruncatedBPTT(ClosedFormStepRule):
         steps = h.shape[0]
         keep = ((jnp.arange(steps) + 1) % self.window != 0).astype(h.dtype)
         v = truncated_backward(net, err, net.cell.fprime(u), keep, setup.unroll, self.feedback)
-        d = {"w_in": v.T @ x[1:], "w_rec": v.T @ h_prev, "w_out": err.T @ h}
+        d_in, d_rec = adjoint_products(v, x[1:], h_prev)
+        d = {"w_in": d_in, "w_rec": d_rec, "w_out": err.T @ h}
         return select(d, setup), y
 
 
