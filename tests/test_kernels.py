@@ -148,7 +148,7 @@ def _xla_trial(rule, rule_, setup, x, y, m):
     ],
 )
 def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypatch):
-    # 70 units: two blocks of units, padded (RTRL: 20, its columns split over
+    # 70 units: a block of 4 vectors and one of 1, padded (RTRL: 20, its columns split over
     # threads); above the size the kernels take by default, so raised here
     monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "128")
     net = _net(dtype, derivative=derivative, n_rec=20 if rule == "rtrl" else 70)
@@ -161,6 +161,37 @@ def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypat
     for k, r in zip(("w_in", "w_rec", "w_out"), ref[:3]):
         np.testing.assert_allclose(d[k], r, **TOL[dtype], err_msg=k)
     np.testing.assert_allclose(out, ref[3], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_rec", [5, 20, 40])
+def test_units_padded_to_one_two_or_three_vectors_equal_the_references(dtype, n_rec):
+    """The kernels pad the units to whole 64-byte vectors (16 float32, 8
+    float64) and work on blocks of up to 4 of them; 5, 20 and 40 units leave a
+    last block of 1, 2 or 3 vectors (float32: 16, 32, 48 units; float64: 8,
+    24, 40): each equals the XLA path, online (RFLO) and offline (BPTT)."""
+    net = _net(dtype, n_rec=n_rec)
+    x, y, m = _trial(dtype)
+    setup = Setup()
+    bptt = get_rule("bptt")
+    d, out = jax.jit(lambda n: bptt.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
+    ref = jax.jit(_xla_trial("bptt", bptt, setup, x, y, m))(net)
+    for k, r in zip(("w_in", "w_rec", "w_out"), ref[:3]):
+        np.testing.assert_allclose(d[k], r, **TOL[dtype], err_msg=k)
+    np.testing.assert_allclose(out, ref[3], **TOL[dtype])
+    rflo_ = get_rule("rflo")
+    fused = rflo_.fused_online(net, setup)
+    assert fused is not None
+    w = params_of(net)
+    lr = {k: jnp.asarray(0.5, dtype) for k in w}
+    w_k, _, loss_k, out_k = jax.jit(fused, static_argnums=8)(
+        net, w, _open_guard(w, dtype), lr, 0, x, y, m, True
+    )
+    w_x, loss_x, out_x = jax.jit(partial(_xla_online, net, rflo_, setup))(w, lr, x, y, m)
+    for k in w:
+        np.testing.assert_allclose(w_k[k], w_x[k], **TOL[dtype], err_msg=k)
+    np.testing.assert_allclose(out_k, out_x, **TOL[dtype])
+    np.testing.assert_allclose(loss_k, loss_x, **TOL[dtype])
 
 
 def test_forward_equals_the_scan_and_differentiates_through_it():
@@ -265,7 +296,7 @@ def test_routes_refuse_what_the_kernel_does_not_do():
 
 
 def test_networks_above_the_kernels_size_run_the_xla_path(monkeypatch):
-    """Beyond one block of units the kernels are no faster than XLA
+    """Beyond a size the kernels are no faster than XLA
     (benchmarks/run.py): larger networks take the XLA path, RTRL excepted."""
     limit = leaky_tanh.MAX_UNITS
     small = _net("float32", n_rec=limit["offline"])

@@ -36,6 +36,7 @@
 #include <cstring>
 #include <limits>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -126,7 +127,6 @@ RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __
   }
 }
 
-constexpr int64_t kBlock = 64;  // units are padded to a multiple of this
 
 // 64-byte vectors (GCC/Clang vector extensions: 16 floats or 8 doubles, split
 // by the compiler into the registers the processor has), so that the
@@ -156,40 +156,67 @@ RFLO_INLINE void store(T* p, Vec<T> v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// out[0:np] (+)= sum_j cols[j * np : (j + 1) * np] * v[j]   (np a multiple of kBlock)
+// Units are padded to whole 64-byte vectors (16 floats, 8 doubles): padded<T>(n).
+template <typename T>
+constexpr int64_t padded(int64_t n) {
+  constexpr int64_t L = 64 / sizeof(T);
+  return (n + L - 1) / L * L;
+}
+
+// Calls fn(std::integral_constant<int, V>{}, i0) for blocks [i0, i0 + V L) of
+// the np padded units: blocks of Max vectors, then one of the 1 .. Max-1 left,
+// so that a block's accumulators are a fixed number of registers.
+template <typename T, int Max, typename F>
+RFLO_INLINE void in_blocks(int64_t np, F&& fn) {
+  constexpr int64_t L = 64 / sizeof(T);
+  int64_t i0 = 0;
+  for (; i0 + Max * L <= np; i0 += Max * L) fn(std::integral_constant<int, Max>{}, i0);
+  switch ((np - i0) / L) {
+    case 3:
+      if constexpr (Max > 3) fn(std::integral_constant<int, 3>{}, i0);
+      break;
+    case 2:
+      if constexpr (Max > 2) fn(std::integral_constant<int, 2>{}, i0);
+      break;
+    case 1:
+      if constexpr (Max > 1) fn(std::integral_constant<int, 1>{}, i0);
+      break;
+    default:
+      break;
+  }
+}
+
+// out[0:np] (+)= sum_j cols[j * np : (j + 1) * np] * v[j]   (np = padded<T>(n))
 template <typename T>
 void combine(const T* __restrict cols, int64_t np, const T* __restrict v, int64_t count,
              T* __restrict out, bool accumulate) {
   constexpr int64_t L = 64 / sizeof(T);
-  for (int64_t i0 = 0; i0 < np; i0 += 4 * L) {
-    Vec<T> a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    if (accumulate) {
-      a0 = load(out + i0), a1 = load(out + i0 + L), a2 = load(out + i0 + 2 * L);
-      a3 = load(out + i0 + 3 * L);
+  in_blocks<T, 4>(np, [&](auto block, int64_t i0) {
+    constexpr int V = decltype(block)::value;
+    // two sets of accumulators (even and odd j): independent sums, so that
+    // the adds do not wait on each other
+    Vec<T> a[V], b[V];
+    for (int k = 0; k < V; ++k) {
+      a[k] = accumulate ? load(out + i0 + k * L) : Vec<T>{};
+      b[k] = Vec<T>{};
     }
-    // two sets of accumulators (even and odd j): eight independent sums, so
-    // that the adds do not wait on each other
-    Vec<T> b0 = {}, b1 = {}, b2 = {}, b3 = {};
     int64_t j = 0;
     for (; j + 1 < count; j += 2) {
       const T* c = cols + j * np + i0;
       const T* d = c + np;
       const T s = v[j], r = v[j + 1];
-      a0 += load(c) * s, a1 += load(c + L) * s, a2 += load(c + 2 * L) * s;
-      a3 += load(c + 3 * L) * s;
-      b0 += load(d) * r, b1 += load(d + L) * r, b2 += load(d + 2 * L) * r;
-      b3 += load(d + 3 * L) * r;
+      for (int k = 0; k < V; ++k) {
+        a[k] += load(c + k * L) * s;
+        b[k] += load(d + k * L) * r;
+      }
     }
     if (j < count) {
       const T* c = cols + j * np + i0;
       const T s = v[j];
-      a0 += load(c) * s, a1 += load(c + L) * s, a2 += load(c + 2 * L) * s;
-      a3 += load(c + 3 * L) * s;
+      for (int k = 0; k < V; ++k) a[k] += load(c + k * L) * s;
     }
-    a0 += b0, a1 += b1, a2 += b2, a3 += b3;
-    store(out + i0, a0), store(out + i0 + L, a1), store(out + i0 + 2 * L, a2);
-    store(out + i0 + 3 * L, a3);
-  }
+    for (int k = 0; k < V; ++k) store(out + i0 + k * L, a[k] + b[k]);
+  });
 }
 
 // out[j * np + i] = sum_s rows_a[s * np + j] rows_b[s * np + i] for j < count
@@ -207,22 +234,20 @@ void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t s
                int64_t count, T* __restrict out) {
   constexpr int64_t L = 64 / sizeof(T);
   for (int64_t j = 0; j < count; j += kCols) {
-    for (int64_t i0 = 0; i0 < np; i0 += 2 * L) {
-      Vec<T> lo[kCols] = {}, hi[kCols] = {};
+    in_blocks<T, 2>(np, [&](auto block, int64_t i0) {
+    constexpr int V = decltype(block)::value;
+      Vec<T> acc[kCols][V] = {};
       for (int64_t s = 0; s < steps; ++s) {
         const T* r = rows_b + s * np + i0;
-        const Vec<T> v0 = load(r), v1 = load(r + L);
+        Vec<T> v[V];
+        for (int k = 0; k < V; ++k) v[k] = load(r + k * L);
         const T* col = rows_a + s * np + j;
-        for (int c = 0; c < kCols; ++c) {
-          lo[c] += v0 * col[c];
-          hi[c] += v1 * col[c];
-        }
+        for (int c = 0; c < kCols; ++c)
+          for (int k = 0; k < V; ++k) acc[c][k] += v[k] * col[c];
       }
-      for (int c = 0; c < kCols && j + c < count; ++c) {
-        store(out + (j + c) * np + i0, lo[c]);
-        store(out + (j + c) * np + i0 + L, hi[c]);
-      }
-    }
+      for (int c = 0; c < kCols && j + c < count; ++c)
+        for (int k = 0; k < V; ++k) store(out + (j + c) * np + i0 + k * L, acc[c][k]);
+    });
   }
 }
 
@@ -255,7 +280,7 @@ std::vector<T>& scratch() {
 }
 
 // One step of the recurrent traces and weights, column by column (presynaptic
-// unit j), kBlock postsynaptic units at a time held in registers:
+// unit j), up to 4 vectors of postsynaptic units at a time held in registers:
 //   p[:, j] = c p[:, j] + d h[j],   w[:, j] += step g * p[:, j]   (then mask, Dale)
 // and, from the updated weights, u_next = w h_new (the next step's recurrent input).
 template <typename T>
@@ -265,9 +290,10 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
                 int64_t np, T* __restrict u_next) {
   constexpr int64_t L = 64 / sizeof(T);
   const Vec<T> zero = {};
-  for (int64_t i0 = 0; i0 < np; i0 += 4 * L) {
-    Vec<T> d_[4], gs[4], acc[4];
-    for (int k = 0; k < 4; ++k) {
+  in_blocks<T, 4>(np, [&](auto block, int64_t i0) {
+    constexpr int V = decltype(block)::value;
+    Vec<T> d_[V], gs[V], acc[V];
+    for (int k = 0; k < V; ++k) {
       d_[k] = load(d + i0 + k * L);
       gs[k] = load(g + i0 + k * L) * step;
       acc[k] = zero;
@@ -276,7 +302,7 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
       T* pc = p + j * np + i0;
       T* wc = w + j * np + i0;
       const T hj = h[j], hn = h_new[j];
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < V; ++k) {
         const Vec<T> pk = load(pc + k * L) * c + d_[k] * hj;
         Vec<T> wk = load(wc + k * L) + gs[k] * pk;
         if (mask) wk *= load(mask + j * np + i0 + k * L);
@@ -289,8 +315,8 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
         acc[k] += wk * hn;
       }
     }
-    for (int k = 0; k < 4; ++k) store(u_next + i0 + k * L, acc[k]);
-  }
+    for (int k = 0; k < V; ++k) store(u_next + i0 + k * L, acc[k]);
+  });
 }
 
 // One network's online trial (the loop described at the top): from w_in, w_rec,
@@ -307,9 +333,9 @@ T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* 
   // Working copies are presynaptic-major (w_rec^T, w_in^T, p^T, q^T), so that
   // every inner loop runs over the postsynaptic units i without a reduction:
   // u += w_rec[:, j] h[j], p[:, j] = c p[:, j] + a d h[j], ...
-  // columns are padded to a multiple of kBlock units (zeros that stay zero: the
+  // columns are padded to whole vectors of units (zeros that stay zero: the
   // padded units get no input and no feedback)
-  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  const int64_t np = padded<T>(n);
   std::vector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
       d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
   const T tau = s[0], a = T(1) / tau, c = T(1) - a;
@@ -403,7 +429,7 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
   if (w_rec.element_count() != nets * n * n || drive.element_count() != nets * steps * n ||
       tau_.element_count() != nets)
     return ffi::Error::InvalidArgument("forward: operand shapes do not agree");
-  const int64_t np = (n + kBlock - 1) / kBlock * kBlock;
+  const int64_t np = padded<T>(n);
   for_each_network(nets, threads, [&](int64_t k) {
     std::vector<T> wt(n * np), h(np), u(np);
     const T tau = tau_.typed_data()[k];
@@ -441,7 +467,7 @@ T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0,
                   const T* X, const T* Y, const T* M, int64_t steps, int64_t n_in,
                   int64_t n_out, int64_t n, bool backprop, bool readout, bool exact, T* DR,
                   T* DI, T* DO, T* out) {
-  const int64_t np = (n + kBlock - 1) / kBlock * kBlock, S = steps - 1;
+  const int64_t np = padded<T>(n), S = steps - 1;
   // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
   std::vector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
       D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),

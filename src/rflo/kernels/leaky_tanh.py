@@ -64,13 +64,14 @@ _REGISTERED = set()  # targets registered with XLA in this process (never cleare
 _LOCK = threading.Lock()
 _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: the largest network each kernel takes by default (forward and offline
-#: trials; online trials).  The kernels keep 64 float32 units (one block of
-#: registers) per column pass and pad the units to whole blocks; measured
-#: against the XLA path (float32, T 100, one network, ``benchmarks/run.py``'s
-#: machine), offline trials (RFLO, BPTT) are 1.4-1.55x faster by kernel at
-#: 50-64 units, even at 80-160 and 1.5-1.7x slower at 200; online trials 2.3x
-#: faster at 64, 1.2x at 100-128, even at 160 and 1.3-2.2x slower at 200.
-MAX_UNITS = {"offline": 64, "online": 128}
+#: trials; online trials).  The kernels pad the units to whole 64-byte vectors
+#: (16 float32) and keep up to 4 vectors in registers per column pass; measured
+#: against the XLA path (float32, T 100, one network, the benchmarks' machine,
+#: one run each), offline trials by kernel: BPTT 124 -> 78 us at 80 units, 173
+#: -> 145 at 100, 255 -> 235 at 128, even at 112-160, 472 -> 625 at 200; RFLO
+#: 1.0-1.8x faster up to 160, 381 -> 474 at 200.  Online RFLO: 421 -> 349 at
+#: 128, 590 -> 528 at 160, 938 -> 970 at 200.
+MAX_UNITS = {"offline": 128, "online": 160}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
 
