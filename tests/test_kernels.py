@@ -164,15 +164,21 @@ def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypat
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("n_rec", [5, 20, 40])
-def test_units_padded_to_one_two_or_three_vectors_equal_the_references(dtype, n_rec):
+@pytest.mark.parametrize("n_rec", [5, 20, 40, 136])
+def test_units_padded_to_one_two_or_three_vectors_equal_the_references(
+    dtype, n_rec, monkeypatch
+):
     """The kernels pad the units to whole 64-byte vectors (16 float32, 8
     float64) and work on blocks of up to 4 of them; 5, 20 and 40 units leave a
     last block of 1, 2 or 3 vectors (float32: 16, 32, 48 units; float64: 8,
-    24, 40): each equals the XLA path, online (RFLO) and offline (BPTT)."""
+    24, 40); 136 units are past kStreamBytes (64 KiB a matrix), where the
+    column passes stream the matrices instead: each equals the XLA path,
+    online (RFLO) and offline (BPTT)."""
+    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "1000")
     net = _net(dtype, n_rec=n_rec)
     x, y, m = _trial(dtype)
     setup = Setup()
+    assert leaky_tanh.offline_route(net, setup)
     bptt = get_rule("bptt")
     d, out = jax.jit(lambda n: bptt.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(net)
     ref = jax.jit(_xla_trial("bptt", bptt, setup, x, y, m))(net)
@@ -308,7 +314,7 @@ def test_networks_above_the_kernels_size_run_the_xla_path(monkeypatch):
     assert not leaky_tanh.online_route(large, Setup(), "random")
     assert leaky_tanh.rtrl_route(large, Setup())
     assert get_rule("rflo").fused_online(large, Setup()) is None
-    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "200")
+    monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, str(limit["online"] + 1))
     assert leaky_tanh.offline_route(large, Setup())
     assert leaky_tanh.online_route(large, Setup(), "random")
     monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "lots")

@@ -69,9 +69,11 @@ _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: against the XLA path (float32, T 100, one network, the benchmarks' machine,
 #: one run each), offline trials by kernel: BPTT 124 -> 78 us at 80 units, 173
 #: -> 145 at 100, 255 -> 235 at 128, even at 112-160, 472 -> 625 at 200; RFLO
-#: 1.0-1.8x faster up to 160, 381 -> 474 at 200.  Online RFLO: 421 -> 349 at
-#: 128, 590 -> 528 at 160, 938 -> 970 at 200.
-MAX_UNITS = {"offline": 128, "online": 160}
+#: 1.0-1.8x faster up to 160, 381 -> 474 at 200 (569 with the streamed
+#: column passes).  Online RFLO (the column passes streamed above 64 KiB a
+#: matrix): 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256,
+#: 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
+MAX_UNITS = {"offline": 128, "online": 600}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
 
