@@ -165,9 +165,7 @@ def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypat
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n_rec", [5, 20, 40, 136])
-def test_units_padded_to_one_two_or_three_vectors_equal_the_references(
-    dtype, n_rec, monkeypatch
-):
+def test_units_padded_to_one_two_or_three_vectors_equal_the_references(dtype, n_rec, monkeypatch):
     """The kernels pad the units to whole 64-byte vectors (16 float32, 8
     float64) and work on blocks of up to 4 of them; 5, 20 and 40 units leave a
     last block of 1, 2 or 3 vectors (float32: 16, 32, 48 units; float64: 8,
@@ -320,6 +318,49 @@ def test_networks_above_the_kernels_size_run_the_xla_path(monkeypatch):
     monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "lots")
     with pytest.raises(ValueError, match="RFLO_KERNEL_MAX_UNITS must be a non-negative integer"):
         leaky_tanh.offline_route(large, Setup())
+
+
+def test_kept_workers_serve_calls_side_by_side_and_fewer_threads(monkeypatch):
+    """The workers kept between calls (workers.h): a call that needs fewer of
+    them than were started, and two calls at once from two Python threads (one
+    holds the workers, the other starts threads of its own), give the bits of
+    one thread."""
+    import threading
+
+    nets = [_net("float32", n_rec=60, seed=s) for s in range(24)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *nets)
+    x, y, m = _trial("float32", steps=200)
+    rule, setup = get_rule("rflo"), Setup()
+
+    def run():
+        return jax.vmap(lambda n: rule.trial(n, x, y, m, jax.random.PRNGKey(0), setup))(stacked)
+
+    monkeypatch.setenv(kernels.ENV_THREADS, "1")
+    alone = jax.jit(run)()[0]["w_rec"]
+    compiled = {}
+    for threads in ("3", "2"):  # the count is read when a function is traced
+        monkeypatch.setenv(kernels.ENV_THREADS, threads)
+        compiled[threads] = jax.jit(run).lower().compile()
+    three, two = compiled["3"], compiled["2"]
+    for f in (three, two, three, two):  # 2 workers started, then 1 of them used
+        np.testing.assert_array_equal(f()[0]["w_rec"], alone)
+    results, errors = [None] * 4, []
+
+    def side(i, f):
+        try:
+            for _ in range(5):
+                results[i] = np.asarray(f()[0]["w_rec"])
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=side, args=(i, f)) for i, f in enumerate((three, two) * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for r in results:
+        np.testing.assert_array_equal(r, alone)
 
 
 def test_threads_split_an_ensemble_without_changing_it(monkeypatch):

@@ -185,7 +185,9 @@ def _build(name: str) -> Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
     source = _HERE / f"{name}.cc"
-    target = cache_dir() / f"{name}-{_key(source.read_bytes(), compiler)}.so"
+    # the headers beside it (workers.h) are part of what is built
+    code = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(_HERE.glob("*.h")))
+    target = cache_dir() / f"{name}-{_key(code, compiler)}.so"
     if target.exists() and intact(target):
         return target
     damaged = target.exists()  # truncated, overwritten, or from before checksums: rebuilt

@@ -30,15 +30,14 @@
 // divergence guard's choice between w', the last good network and the best one,
 // written over its inputs (input_output_aliases).
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "workers.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -285,23 +284,11 @@ void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t s
 }
 
 // Runs fn(k) for the networks k = 0 .. nets-1 of one call on up to `threads`
-// threads (each network is computed by one thread, as it would be alone, so
-// the results do not depend on the thread count).
+// threads, kept between calls (workers.h): each network is computed by one
+// thread, as it would be alone, so the results do not depend on the count.
 template <typename F>
 void for_each_network(int64_t nets, int64_t threads, F&& fn) {
-  threads = std::max<int64_t>(1, std::min(threads, nets));
-  if (threads == 1) {
-    for (int64_t k = 0; k < nets; ++k) fn(k);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  auto work = [&]() {
-    for (int64_t k = next++; k < nets; k = next++) fn(k);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  rflo_workers::for_each(nets, threads, std::forward<F>(fn));
 }
 
 // A thread's working memory, kept between networks and calls (one offline
