@@ -105,6 +105,13 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def _code(name: str) -> bytes:
+    """What the build of ``name`` compiles: ``name.cc`` and the headers beside
+    it (``workers.h``), so that a change to any of them rebuilds it."""
+    parts = [_HERE / f"{name}.cc", *sorted(_HERE.glob("*.h"))]
+    return b"".join(p.read_bytes() for p in parts)
+
+
 def _key(source: bytes, compiler: str) -> str:
     import jaxlib
 
@@ -185,9 +192,7 @@ def _build(name: str) -> Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
     source = _HERE / f"{name}.cc"
-    # the headers beside it (workers.h) are part of what is built
-    code = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(_HERE.glob("*.h")))
-    target = cache_dir() / f"{name}-{_key(code, compiler)}.so"
+    target = cache_dir() / f"{name}-{_key(_code(name), compiler)}.so"
     if target.exists() and intact(target):
         return target
     damaged = target.exists()  # truncated, overwritten, or from before checksums: rebuilt
