@@ -126,7 +126,6 @@ RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __
   }
 }
 
-
 // 64-byte vectors (GCC/Clang vector extensions: 16 floats or 8 doubles, split
 // by the compiler into the registers the processor has), so that the
 // accumulators of the products below stay in registers.
@@ -267,7 +266,7 @@ void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t s
   constexpr int64_t L = 64 / sizeof(T);
   for (int64_t j = 0; j < count; j += kCols) {
     in_blocks<T, 2>(np, [&](auto block, int64_t i0) {
-    constexpr int V = decltype(block)::value;
+      constexpr int V = decltype(block)::value;
       Vec<T> acc[kCols][V] = {};
       for (int64_t s = 0; s < steps; ++s) {
         const T* r = rows_b + s * np + i0;
@@ -299,6 +298,26 @@ std::vector<T>& scratch() {
   return memory;
 }
 
+// One vector of column j of update_rec: p = c p + d h_j, then w += gs p (gs =
+// step g; then the mask, and Dale's law with unit j's sign); stores both and
+// returns the new w.
+template <typename T>
+RFLO_INLINE Vec<T> trace_and_weight(T* __restrict pc, T* __restrict wc, const T* __restrict mk,
+                                    const T* __restrict sign, int64_t j, Vec<T> d, Vec<T> gs,
+                                    T hj, T c) {
+  const Vec<T> zero = {};
+  const Vec<T> pk = load(pc) * c + d * hj;
+  Vec<T> wk = load(wc) + gs * pk;
+  if (mk) wk *= load(mk);
+  if (sign) {
+    const Vec<T> v = wk * sign[j];
+    wk = (v > zero ? v : zero) * sign[j];
+  }
+  store(pc, pk);
+  store(wc, wk);
+  return wk;
+}
+
 // One step of the recurrent traces and weights, column by column (presynaptic
 // unit j), up to 4 vectors of postsynaptic units at a time held in registers:
 //   p[:, j] = c p[:, j] + d h[j],   w[:, j] += step g * p[:, j]   (then mask, Dale)
@@ -318,15 +337,8 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
       T* wc = w + j * np;
       const T hj = h[j], hn = h_new[j];
       for (int64_t i = 0; i < np; i += L) {
-        const Vec<T> pk = load(pc + i) * c + load(d + i) * hj;
-        Vec<T> wk = load(wc + i) + (load(g + i) * step) * pk;
-        if (mask) wk *= load(mask + j * np + i);
-        if (sign) {
-          const Vec<T> v = wk * sign[j];
-          wk = (v > zero ? v : zero) * sign[j];
-        }
-        store(pc + i, pk);
-        store(wc + i, wk);
+        const Vec<T> wk = trace_and_weight(pc + i, wc + i, mask ? mask + j * np + i : nullptr,
+                                           sign, j, load(d + i), load(g + i) * step, hj, c);
         store(u_next + i, load(u_next + i) + wk * hn);
       }
     }
@@ -345,16 +357,8 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
       T* wc = w + j * np + i0;
       const T hj = h[j], hn = h_new[j];
       for (int k = 0; k < V; ++k) {
-        const Vec<T> pk = load(pc + k * L) * c + d_[k] * hj;
-        Vec<T> wk = load(wc + k * L) + gs[k] * pk;
-        if (mask) wk *= load(mask + j * np + i0 + k * L);
-        if (sign) {
-          const Vec<T> v = wk * sign[j];
-          wk = (v > zero ? v : zero) * sign[j];
-        }
-        store(pc + k * L, pk);
-        store(wc + k * L, wk);
-        acc[k] += wk * hn;
+        const T* mk = mask ? mask + j * np + i0 + k * L : nullptr;
+        acc[k] += trace_and_weight(pc + k * L, wc + k * L, mk, sign, j, d_[k], gs[k], hj, c) * hn;
       }
     }
     for (int k = 0; k < V; ++k) store(u_next + i0 + k * L, acc[k]);
