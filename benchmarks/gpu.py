@@ -25,6 +25,11 @@ GPU's default may use TF32).
 Without a GPU it says so in one line and exits 2; ``--allow-cpu --smoke`` runs
 a tiny grid on the CPU's XLA paths in seconds (what the tests run, so that the
 script cannot rot).
+
+``--render A.json [B.json ...]`` times nothing: it rewrites ``A.md`` from the
+stored runs, the later ones filling the cells the first skipped (for a second,
+shorter run of the cases the time guard left out), each such cell marked and
+its run's command named under the table.
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ import sys
 import time
 from pathlib import Path
 
+from gpu_table import CASES, cpu_figures, fmt, markdown, merged  # noqa: F401 (the tests)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CASES = [("rflo", False), ("rflo", True), ("bptt", False)]
 
 
 def ints(text):
@@ -83,6 +89,14 @@ def parse_args(argv=None):
     p.add_argument(
         "--smoke", action="store_true", help="a tiny grid (seconds): K 1,4; n_rec 8; T 20"
     )
+    p.add_argument(
+        "--render",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="time nothing: rewrite the first JSON's .md from these stored runs "
+        "(later runs fill the cells the first skipped)",
+    )
     args = p.parse_args(argv)
     small = args.smoke
     for name, full, tiny in (
@@ -106,112 +120,6 @@ def case_order(ks, sizes):
         key=lambda nk: (nk[1] * nk[0] ** 2, nk[0]),
     )
     return first + rest
-
-
-def cpu_figures(path):
-    """{(rule, mode, n_rec, K, T): seconds per network-trial} and the processor,
-    from a benchmarks/run.py results file (single networks count as K = 1)."""
-    if path is None:
-        for name in ("results-targets.json", "results.json", "results-quick.json"):
-            if (HERE / name).exists():
-                path = HERE / name
-                break
-    if path is None or not Path(path).exists():
-        return {}, None, None
-    report = json.loads(Path(path).read_text())
-    out = {}
-    for r in report.get("results", []):
-        t = r.get("library", {}).get("seconds_per_trial")
-        if t is None or r.get("kind") not in ("speed", "ensemble", "size"):
-            continue
-        k = r.get("K", 1)
-        if r["kind"] == "ensemble" and k == 1:
-            continue  # the single-network row is the K = 1 we show
-        out[(r["rule"], r["mode"], r["n_rec"], k, r["steps"])] = t
-    m = report.get("machine", {})
-    return out, f"{m.get('cpu')} ({m.get('cores_usable')} cores)", str(path)
-
-
-def fmt(s):
-    if s is None:
-        return "-"
-    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def markdown(report):
-    d, s = report["device"], report["settings"]
-    rows = report["results"]
-    mem = f", {d['memory_gib']} GiB" if d.get("memory_gib") else ""
-    lines = [
-        f"Device: **{d['device_kind']}** ({d['platform']}{mem}), JAX "
-        f"{d['jax']}; XLA paths (RFLO_KERNELS=0), float32, matmul precision "
-        f"{s['precision']}, T {s['steps']}; seconds per network-trial (best of repeated "
-        f"calls, compilation excluded); run {report['date_utc']} UTC in "
-        f"{report['wall_s']:.0f} s as `python benchmarks/{report['command']}`.",
-        "",
-    ]
-    cpu_name = report.get("cpu_processor")
-    ks = s["ks"]
-    head = (
-        "| rule | mode | n_rec | "
-        + " | ".join(f"K = {k}" for k in ks)
-        + " | best network-trials/s |"
-    )
-    if cpu_name:
-        head += " CPU kernels K = 1 | CPU best network-trials/s |"
-    lines += [head, "|---|---|---:|" + "---:|" * (len(ks) + 1 + (2 if cpu_name else 0))]
-    for rule, online in CASES:
-        mode = "online" if online else "offline"
-        for n in s["sizes"]:
-            got = {
-                r["K"]: r
-                for r in rows
-                if r["rule"] == rule and r["mode"] == mode and r["n_rec"] == n
-            }
-            cells = []
-            for k in ks:
-                r = got.get(k)
-                if r is None:
-                    cells.append("-")
-                elif "seconds_per_network_trial" in r:
-                    cells.append(fmt(r["seconds_per_network_trial"]))
-                else:
-                    cells.append(r.get("skipped", "-").split(":")[0])
-            rates = [r["network_trials_per_s"] for r in got.values() if "network_trials_per_s" in r]
-            best = f"{max(rates):,.0f}" if rates else "-"
-            line = f"| {rule} | {mode} | {n} | " + " | ".join(cells) + f" | {best} |"
-            if cpu_name:
-                cpu = {
-                    key[3]: t
-                    for key, t in report["cpu"].items()
-                    if key[:3] == (rule, mode, n) and key[4] == s["steps"]
-                }
-                best = max((1 / t for t in cpu.values()), default=None)  # t: per network-trial
-                line += f" {fmt(cpu.get(1))} | {f'{best:,.0f}' if best else '-'} |"
-            lines.append(line)
-    if cpu_name:
-        lines += [
-            "",
-            f"CPU columns: {cpu_name}, rflo's compiled kernels where they apply, from "
-            f"`{report['cpu_source']}`.",
-        ]
-    else:
-        lines += [
-            "",
-            "No CPU results file was found (run `python benchmarks/run.py` first for "
-            "the CPU columns).",
-        ]
-    skipped = [r for r in rows if "skipped" in r]
-    if skipped:
-        lines += [
-            "",
-            "Skipped: "
-            + "; ".join(
-                f"{r['rule']} {r['mode']} n_rec {r['n_rec']} K {r['K']}: {r['skipped']}"
-                for r in skipped
-            ),
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def write(report, out):
@@ -240,6 +148,13 @@ def write(report, out):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        out = args.render[0].with_suffix(".md")
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(markdown(merged(args.render)))
+        os.replace(tmp, out)
+        print(f"wrote {out}")
+        return 0
     t0 = time.perf_counter()
     os.environ["RFLO_KERNELS"] = "0"  # the XLA paths, on every backend
     import jax

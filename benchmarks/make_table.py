@@ -4,13 +4,12 @@
 
 Writes docs/benchmarks.md (every table) and, if README.md exists and has the
 markers ``<!-- bench:start -->`` and ``<!-- bench:end -->``, replaces what is
-between them with the seed experiment's table (n_rec = 50) and the targets
-(``--no-readme``: leave README.md alone).  Issue #25's sections (targets met /
-not met, every cell, large networks, the commands, the GPU route) come from
+between them with the seed experiment's table (n_rec = 50), the targets and a
+GPU line (``--no-readme``: leave README.md alone).  Issue #25's sections (targets
+met / not met, every cell, large networks, the commands, the GPU route) come from
 ``--targets FILE``: by default the results file itself where it has them, else
-benchmarks/results-targets.json (``python benchmarks/run.py --quick --out
-benchmarks/results-targets.json``), each section naming its own run.
-"""
+benchmarks/results-targets.json (``run.py --quick --out`` that), each section naming
+its own run."""
 
 from __future__ import annotations
 
@@ -19,6 +18,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from gpu_table import gpu_readme_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -282,6 +283,7 @@ def readme_block(report):
         "",
         targets_list(report, headline=True),
         "",
+        *gpu_readme_lines(),
         machine_line(report),
     ]
     return "\n".join(parts)

@@ -149,3 +149,58 @@ def test_script_smoke_on_cpu(tmp_path):
     assert len(timed) == 6 and all(r["seconds_per_network_trial"] > 0 for r in timed)
     assert report["device"]["device_kind"] == jax.devices()[0].device_kind
     assert "| rflo | online | 8 |" in out.with_suffix(".md").read_text()
+
+
+def test_render_fills_skipped_cells_from_a_later_run(tmp_path):
+    """``--render A B``: B's timed cells fill A's skipped ones, marked and named;
+    A's own figures stand; runs on another device are refused."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu
+
+    def report(command, rows, kind="NVIDIA H200"):
+        return {
+            "command": command,
+            "date_utc": "today",
+            "wall_s": 1.0,
+            "device": {"device_kind": kind, "platform": "gpu", "jax": "x", "memory_gib": 1.0},
+            "settings": {"ks": [1, 8], "sizes": [50], "steps": 100, "precision": "highest"},
+            "cpu_processor": None,
+            "cpu_source": None,
+            "cpu": [],
+            "results": [dict(rule="rflo", mode="offline", n_rec=50, **r) for r in rows],
+        }
+
+    timed = {"seconds_per_network_trial": 2e-3, "network_trials_per_s": 500.0}
+    first = report("gpu.py A", [dict(K=1, **timed), dict(K=8, skipped="time guard: 1 s left")])
+    later = report(
+        "gpu.py B",
+        [
+            dict(K=1, seconds_per_network_trial=9.0, network_trials_per_s=0.1),
+            dict(K=8, seconds_per_network_trial=5e-4, network_trials_per_s=16000.0),
+        ],
+    )
+    a, b = tmp_path / "gpu-a.json", tmp_path / "gpu-b.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(later))
+    assert gpu.main(["--render", str(a), str(b)]) == 0
+    md = a.with_suffix(".md").read_text()
+    assert "| rflo | offline | 50 | 2.00 ms | 500.0 us* | 16,000 |" in md
+    assert (
+        "*: from a later run on the same device, today UTC, as `python benchmarks/gpu.py B`" in md
+    )
+    b.write_text(json.dumps(report("gpu.py C", [], kind="NVIDIA A100")))
+    with pytest.raises(SystemExit, match="differ in device"):
+        gpu.main(["--render", str(a), str(b)])
+
+
+def test_stored_gpu_table_is_in_the_readme():
+    """The stored GPU run (benchmarks/gpu-*.md) gives the README its GPU line,
+    and the README carries it (``python benchmarks/make_table.py`` was run)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu_table
+
+    if not sorted(SCRIPT.parent.glob("gpu-*.md")):
+        pytest.skip("no GPU run is stored")
+    lines = gpu_table.gpu_readme_lines()
+    assert lines and lines[0].startswith("On a GPU (NVIDIA H200")
+    assert lines[0] in (ROOT / "README.md").read_text()
