@@ -64,6 +64,12 @@ def parse_args(argv=None):
     p.add_argument("--ks", type=ints, default=None, help="ensemble sizes (default 1,8,64,512,4096)")
     p.add_argument("--sizes", type=ints, default=None, help="n_rec (default 50,100,200,500,1000)")
     p.add_argument("--steps", type=int, default=None, help="T (default 100)")
+    p.add_argument(
+        "--unroll",
+        type=int,
+        default=None,
+        help="time-loop unroll (default rflo.train's on the device: 10 on a GPU)",
+    )
     p.add_argument("--budget", type=float, default=None, help="seconds of timing per case (0.3)")
     p.add_argument("--limit-s", type=float, default=420.0, help="overall time guard (420 s)")
     p.add_argument(
@@ -171,7 +177,7 @@ def main(argv=None):
         jax.config.update("jax_default_matmul_precision", "highest")
     sys.path.insert(0, str(ROOT / "src"))
     sys.path.insert(0, str(HERE))
-    from timing import LibraryRun, calls_for, repeat_timing
+    from timing import LibraryRun, _default_unroll, calls_for, repeat_timing
 
     stats = dev.memory_stats() or {}
     limit = stats.get("bytes_limit")
@@ -194,6 +200,7 @@ def main(argv=None):
             "sizes": args.sizes,
             "steps": args.steps,
             "precision": args.precision,
+            "unroll": args.unroll or _default_unroll(),
             "budget_s": args.budget,
             "limit_s": args.limit_s,
             "dtype": "float32",
@@ -225,7 +232,14 @@ def main(argv=None):
                 continue
             try:
                 run = LibraryRun(
-                    rule, online, n, args.steps, k=None if k == 1 else k, capacity=64, distinct=8
+                    rule,
+                    online,
+                    n,
+                    args.steps,
+                    k=None if k == 1 else k,
+                    unroll=args.unroll,
+                    capacity=64,
+                    distinct=8,
                 )
                 slowest_compile = max(slowest_compile, run.compile_s)
                 need = run.memory.get("peak_bytes")

@@ -51,7 +51,8 @@ def markdown(report):
     lines = [
         f"Device: **{d['device_kind']}** ({d['platform']}{mem}), JAX "
         f"{d['jax']}; XLA paths (RFLO_KERNELS=0), float32, matmul precision "
-        f"{s['precision']}, T {s['steps']}; seconds per network-trial (best of repeated "
+        f"{s['precision']}, T {s['steps']}, time-loop unroll {s.get('unroll', 1)}; "
+        f"seconds per network-trial (best of repeated "
         f"calls, compilation excluded); run {report['date_utc']} UTC in "
         f"{report['wall_s']:.0f} s as `python benchmarks/{report['command']}`.",
         "",
@@ -204,11 +205,12 @@ def merged(paths):
     key = ("device_kind", "platform")
     for later in reports[1:]:
         same = [later["device"][k] == base["device"][k] for k in key] + [
-            later["settings"][k] == base["settings"][k] for k in ("steps", "precision")
+            later["settings"].get(k, 1) == base["settings"].get(k, 1)
+            for k in ("steps", "precision", "unroll")
         ]
         if not all(same):
             raise SystemExit(
-                "--render: the runs differ in device, T or precision; render each alone"
+                "--render: the runs differ in device, T, precision or unroll; render each alone"
             )
     cells = {(r["rule"], r["mode"], r["n_rec"], r["K"]): r for r in base["results"]}
     for i, later in enumerate(reports[1:], start=1):
@@ -259,6 +261,12 @@ def gpu_readme_lines():
             f"(docs/benchmarks.md#on-a-gpu)): RFLO offline at n_rec {n0} runs {rate} "
             f"network-trials/s as an ensemble of K = {k}, {gain}x the CPU kernels' best there; "
             f"one network is {slower}x slower than the CPU kernels at n_rec {n0}"
-            + (f" and faster from n_rec {over} on." if over else ".")
+            + (f" and faster from n_rec {over} on" if over else "")
+            + (
+                " (time loop unrolled 1 step per iteration; the GPU default since, 10, is "
+                "about 2.2x faster at n_rec 50)."
+                if "unroll 1;" in text and sorted(HERE.glob("gpu-*-unroll.md"))
+                else "."
+            )
         )
     return lines + [""] if lines else []

@@ -209,9 +209,10 @@ class LibraryRun:
 
 
 def _default_unroll():
-    import inspect
+    """What ``rflo.train`` uses when not told (``unroll=None``): 1 on a CPU."""
+    from rflo.session_checks import default_unroll
 
-    return inspect.signature(rflo.train).parameters["unroll"].default
+    return default_unroll()
 
 
 def time_library(

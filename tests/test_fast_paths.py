@@ -194,6 +194,20 @@ def test_unroll_changes_nothing_but_speed(rule, online):
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
 
 
+def test_default_unroll_is_one_on_a_cpu_and_more_on_a_gpu(monkeypatch):
+    """``unroll=None`` (the default): 1 where the session runs on a CPU, even on
+    a machine whose default backend is a GPU, and GPU_UNROLL on a GPU."""
+    from rflo import session_checks as sc
+
+    assert sc.default_unroll() == 1
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert sc.default_unroll() == sc.GPU_UNROLL > 1
+    with jax.default_device(jax.devices("cpu")[0]):
+        assert sc.default_unroll() == 1
+    with pytest.raises(ValueError, match="unroll must be an integer"):
+        rflo.train(random_network(n_rec=6), random_task(steps=5), "rflo", trials=1, unroll="10")
+
+
 def test_rtrl_says_what_it_needs():
     from rflo.rules.rtrl import influence_bytes
 

@@ -65,6 +65,19 @@ def test_gpu_equals_cpu(rule, online, cell, route):
 
 
 @needs_gpu
+def test_gpu_unrolls_its_time_loop_by_default_and_that_changes_nothing_but_speed():
+    from rflo.session_checks import GPU_UNROLL, default_unroll
+
+    assert default_unroll() == GPU_UNROLL
+    net = rflo.init_network(1, 20, 1, seed=0)
+    task = rflo.periodic_task(duration=50)
+    with jax.default_matmul_precision("highest"):
+        a = rflo.train(net, task, "bptt", trials=5, dtype="float32")
+        b = rflo.train(net, task, "bptt", trials=5, dtype="float32", unroll=1)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=TOL, atol=TOL)
+
+
+@needs_gpu
 def test_tiny_ensemble_trains_on_gpu():
     nets = init_ensemble(1, 20, 1, seeds=range(4))
     with jax.default_device(jax.devices("gpu")[0]):
@@ -204,3 +217,18 @@ def test_stored_gpu_table_is_in_the_readme():
     lines = gpu_table.gpu_readme_lines()
     assert lines and lines[0].startswith("On a GPU (NVIDIA H200")
     assert lines[0] in (ROOT / "README.md").read_text()
+
+
+def test_stored_gpu_table_is_rendered_from_its_runs(tmp_path):
+    """benchmarks/gpu-h200.md is what ``gpu.py --render`` makes of the stored runs."""
+    import shutil
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu
+
+    runs = [SCRIPT.parent / "gpu-h200.json", SCRIPT.parent / "gpu-h200-large.json"]
+    if not all(p.exists() for p in runs):
+        pytest.skip("no GPU run is stored")
+    copies = [Path(shutil.copy(p, tmp_path)) for p in runs]
+    assert gpu.main(["--render", *map(str, copies)]) == 0
+    assert copies[0].with_suffix(".md").read_text() == runs[0].with_suffix(".md").read_text()

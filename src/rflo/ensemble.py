@@ -137,7 +137,7 @@ def train_ensemble(
     dtype: Optional[str] = None,
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
-    unroll: int = 1,
+    unroll: Optional[int] = None,
     seeds: Optional[Sequence[int]] = None,
     max_loss_growth: Optional[float] = 1e4,
     batch: int = 1,

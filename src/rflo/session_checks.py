@@ -106,6 +106,22 @@ def check_session_memory(net, cfg, task, batch, networks=1):
     )
 
 
+#: timesteps per iteration of the time loop where the session runs on a GPU
+#: (``unroll=None``): XLA's loop there costs about 6 us per iteration whatever
+#: the network's size, and 10 steps per iteration halved the time per trial of
+#: RFLO and BPTT at n_rec 50, K = 1 and 64, on an H200 (docs/benchmarks.md)
+GPU_UNROLL = 10
+
+
+def default_unroll() -> int:
+    """``unroll=None``'s value: 1 where the session runs on a CPU (XLA's CPU loops
+    and rflo's kernels gain nothing from unrolling), :data:`GPU_UNROLL` elsewhere.
+    The device is JAX's default (``jax.default_device`` where set)."""
+    device = jax.config.jax_default_device
+    platform = getattr(device, "platform", device) or jax.default_backend()
+    return 1 if platform == "cpu" else GPU_UNROLL
+
+
 def prepare_session(net, rule, lr, *, online, optimizer, loss, unroll, route, check_lr=True):
     """Check a session's settings (shared by :func:`train` and
     :func:`rflo.ensemble.train_ensemble`); returns ``(rule, cfg, names, lr)``
@@ -171,7 +187,7 @@ def check_session(
     trials, start_trial = check_trials(trials, start_trial)
     if max_loss_growth is not None:
         max_loss_growth = check_positive("max_loss_growth", max_loss_growth)
-    unroll = check_int("unroll", unroll)
+    unroll = default_unroll() if unroll is None else check_int("unroll", unroll)
     batch = check_int("batch", batch)
     for task in tasks:
         check_fits(net, task)

@@ -125,7 +125,7 @@ def train(
     dtype: Optional[str] = None,
     chunk: Optional[int] = None,
     callback: Optional[Callable[[int, int, float], None]] = None,
-    unroll: int = 1,
+    unroll: Optional[int] = None,
     seed: int = 0,
     max_loss_growth: Optional[float] = 1e4,
     opt_state=None,
@@ -160,8 +160,9 @@ def train(
         session when a ``callback`` is given).  Does not change the result;
         sessions with the same ``chunk`` (up to 65536) share one compilation.
     callback : called after each chunk as ``callback(done, total, last_loss)``.
-    unroll : timesteps per iteration of the compiled time loop (speed only; 1 is
-        fastest on CPU, where XLA runs each op of the loop body separately).
+    unroll : timesteps per iteration of the compiled time loop (speed only).
+        Default: 1 on a CPU, 10 on a GPU, where each iteration of XLA's loop has a
+        fixed cost of a few microseconds (``rflo.session_checks.default_unroll``).
     seed : seed of the session's PRNG key (trial ``i`` gets ``fold_in(key, i)``),
         or the key itself (a ``jax.random.PRNGKey``); only rules that draw
         random numbers use it.
