@@ -135,3 +135,19 @@ def test_a_cell_without_step_with_keeps_the_forward_route():
     )
     net = rflo.init_network(N_IN, N_REC, N_OUT, cell=cell, seed=0)
     assert not traces.has_reverse_form(net)
+
+
+def test_spiking_voltage_traces_are_kept_as_one_row():
+    """LIF and ALIF keep the traces of ``w_rec``/``w_in`` along ``v`` (and the
+    refractory counter) as one row (1, n_pre), the ALIF adaptation's as a full
+    matrix; SnAp-1 (the unit's own synapse) keeps full ones.  The tests above
+    check those rows against the backward pass."""
+    setup = Setup(params=("w_in", "w_rec", "w_out"), route="generic")
+    lif, alif = _network(CELLS["lif"]), _network(CELLS["alif_bellec"])
+    assert traces.row_leaves(lif) == {0} and traces.row_leaves(alif) == {0, 2}
+    tr = traces.local_init(alif, setup)
+    assert [t.shape for t in tr["w_rec"]] == [(1, N_REC), (N_REC, N_REC), (1, N_REC)]
+    assert [t.shape for t in tr["w_in"]] == [(1, N_IN), (N_REC, N_IN), (1, N_IN)]
+    snap = traces.local_init(lif, setup, diagonal=True)
+    assert [t.shape for t in snap["w_rec"]] == [(N_REC, N_REC)]
+    assert traces.row_leaves(_network("leaky_tau")) == frozenset()

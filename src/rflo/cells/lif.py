@@ -228,6 +228,13 @@ class LIF(Cell):
         z = spike((v - self.threshold(net, state)) / self.thr, self.gamma)
         return _silence(state.r, z) if self.n_refractory else z
 
+    def presynaptic_leaves(self, net):
+        """The state leaves whose traces of ``w_rec``/``w_in`` are one row
+        (:func:`rflo.rules.traces.row_leaves`): ``v`` (``dv/dv = alpha``, ``dv/dI
+        = 1 - alpha``, the same for every unit; the reset carries no gradient)
+        and the refractory counter (no gradient at all)."""
+        return (0, 1) if self.n_refractory else (0,)
+
     def neuron(self, net, state, current):
         z = jax.lax.stop_gradient(self.output(net, state))
         alpha = jnp.exp(-1.0 / net.tau)
@@ -303,6 +310,11 @@ class ALIF(Cell):
     def output(self, net, state):
         z = spike((state.v - self.threshold(net, state)) / self.thr, self.gamma)
         return _silence(state.r, z) if self.n_refractory else z
+
+    def presynaptic_leaves(self, net):
+        """As :meth:`LIF.presynaptic_leaves`: ``v`` and the refractory counter
+        (the adaptation ``a`` follows each unit's own pseudo-derivative: a full trace)."""
+        return (0, 2) if self.n_refractory else (0,)
 
     def neuron(self, net, state, current):
         z = self.output(net, state)

@@ -119,7 +119,7 @@ class SnAp(ClosedFormStepRule):
 
     def generic_init(self, net, key, setup):
         if self.order == 1:
-            return traces.local_init(net, setup)
+            return traces.local_init(net, setup, diagonal=True)
         return generic.influence_init(net, setup)
 
     def generic_advance(self, state, net, h, x_t, y_t, m_t, setup):

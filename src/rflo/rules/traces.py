@@ -86,12 +86,40 @@ def _bcast(v, a, axis=0):
     return v.reshape([-1 if i == axis else 1 for i in range(a.ndim)])
 
 
-def local_init(net, setup):
+def _scaled(v, tr, axis, one_row):
+    """Per-unit ``v`` (n,) times the trace ``tr``; a trace kept as one row
+    (``one_row``) becomes the full ``(n, n_pre)`` outer product."""
+    return v[:, None] * tr if one_row else _bcast(v, tr, axis) * tr
+
+
+#: the parameters whose traces may be kept as one row (:func:`row_leaves`)
+ROW_PARAMS = ("w_rec", "w_in")
+
+
+def row_leaves(net, diagonal=False) -> frozenset:
+    """The state leaves ``c`` whose traces of ``w_rec`` and ``w_in`` are the same
+    in every row, kept as one row ``(1, n_pre)``: the point-neuron cell's
+    ``presynaptic_leaves`` (a LIF unit's ``v``, whose trace is e-prop's
+    filtered presynaptic spikes), whose dynamics are the same number for every
+    unit and driven by the current alone.  None for SnAp-1 (``diagonal``: a
+    unit's own synapse makes its row differ) or cells that own their synapses."""
+    cell = net.cell
+    if diagonal or owns_synapses(cell) or not hasattr(cell, "presynaptic_leaves"):
+        return frozenset()
+    return frozenset(cell.presynaptic_leaves(net))
+
+
+def _shape(name, p, c, rows):
+    return (1,) + jnp.shape(p)[1:] if name in ROW_PARAMS and c in rows else jnp.shape(p)
+
+
+def local_init(net, setup, diagonal=False):
     names = recurrent_names(setup)
     state0 = initial_state(net)
     k = len(_leaves(state0))
+    rows = row_leaves(net, diagonal)
     traces = {  # one array per state leaf: rows XLA updates apart, with no concatenation
-        n: tuple(jnp.zeros(jnp.shape(p), jnp.result_type(p)) for _ in range(k))
+        n: tuple(jnp.zeros(_shape(n, p, c, rows), jnp.result_type(p)) for c in range(k))
         for n, p in params_of(net, names).items()
     }
     if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
@@ -166,20 +194,26 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
     # immediate term of each component, for every per-unit parameter at once
     _, vjp = jax.vjp(lambda p: step(with_params(net, p), h, x_t), params_of(net, names))
     imm = [vjp(_ones_on(h_new, c2))[0] for c2 in range(k)]
+    row = row_leaves(net, diagonal)
     new = {}
     for n, tr in traces.items():
-        ax = axes.get(n, 0)
+        ax, one = axes.get(n, 0), row if n in ROW_PARAMS else ()
         rows = []
         for c2 in range(k):
+            if c2 in one:  # D[c2][c] = 0 for c != c2; D[c2][c2] and the drive: every unit's
+                rows.append(imm[c2][n][:1] + D[c2][c2][0] * tr[c2])
+                continue
             acc = imm[c2][n]
             for c in range(k):
-                acc = acc + _bcast(D[c2][c], tr[c], ax) * tr[c]
+                acc = acc + _scaled(D[c2][c], tr[c], ax, c in one)
             rows.append(acc)
         new[n] = tuple(rows)
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
     direction = {
-        n: sum(_bcast(cot[c], tr[c], axes.get(n, 0)) * tr[c] for c in range(k))
+        n: sum(
+            _scaled(cot[c], tr[c], axes.get(n, 0), n in ROW_PARAMS and c in row) for c in range(k)
+        )
         for n, tr in new.items()
     }
     direction.update(_readout_part(net, setup, err, output(net, h_new)))
