@@ -77,6 +77,11 @@ class Cell:
     vector_tau : whether ``tau`` may be one value per unit (shape (n_rec,)).
     min_tau : the smallest ``tau`` the cell's update is stable for, and why
         (``(0.0, "")``: any positive ``tau``).
+
+    Optional: ``presynaptic_leaves(net)``, the indices of the state leaves whose
+    local traces of ``w_rec`` and ``w_in`` are the same in every row (the leaf
+    depends on no other leaf, and its ``d s/d s`` and ``d s/d I`` are one number
+    for all units): local rules then keep them as one row (LIF's ``v``).
     """
 
     name: ClassVar[str] = "cell"
