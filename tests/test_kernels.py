@@ -164,14 +164,14 @@ def test_offline_trial_equals_the_closed_form(dtype, rule, derivative, monkeypat
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("n_rec", [5, 20, 40, 136])
+@pytest.mark.parametrize("n_rec", [5, 20, 40, 139])
 def test_units_padded_to_one_two_or_three_vectors_equal_the_references(dtype, n_rec, monkeypatch):
     """The kernels pad the units to whole 64-byte vectors (16 float32, 8
     float64) and work on blocks of up to 4 of them; 5, 20 and 40 units leave a
     last block of 1, 2 or 3 vectors (float32: 16, 32, 48 units; float64: 8,
-    24, 40); 136 units are past kStreamBytes (64 KiB a matrix), where the
-    column passes stream the matrices instead: each equals the XLA path,
-    online (RFLO) and offline (BPTT)."""
+    24, 40); 139 units are past kStreamBytes (64 KiB a matrix), where the
+    column passes stream the matrices instead (online, four columns at a time,
+    and 3 left): each equals the XLA path, online (RFLO) and offline (BPTT)."""
     monkeypatch.setenv(leaky_tanh.ENV_MAX_UNITS, "1000")
     net = _net(dtype, n_rec=n_rec)
     x, y, m = _trial(dtype)

@@ -330,9 +330,24 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
   constexpr int64_t L = 64 / sizeof(T);
   const Vec<T> zero = {};
   if (n * np * int64_t(sizeof(T)) > kStreamBytes) {
-    // column by column, each once, u_next kept in L1 (kStreamBytes)
+    // column by column, each once, u_next kept in L1 (kStreamBytes); four
+    // columns per pass over the units, so that u_next is read and written once
+    // per four columns (each unit's sum still in the order of j)
     std::fill(u_next, u_next + np, T(0));
-    for (int64_t j = 0; j < n; ++j) {
+    int64_t j0 = 0;
+    for (; j0 + 3 < n; j0 += 4) {
+      for (int64_t i = 0; i < np; i += L) {
+        const Vec<T> dk = load(d + i), gs = load(g + i) * step;
+        Vec<T> acc = load(u_next + i);
+        for (int64_t j = j0; j < j0 + 4; ++j) {
+          const T* mk = mask ? mask + j * np + i : nullptr;
+          acc += trace_and_weight(p + j * np + i, w + j * np + i, mk, sign, j, dk, gs, h[j], c) *
+                 h_new[j];
+        }
+        store(u_next + i, acc);
+      }
+    }
+    for (int64_t j = j0; j < n; ++j) {
       T* pc = p + j * np;
       T* wc = w + j * np;
       const T hj = h[j], hn = h_new[j];
