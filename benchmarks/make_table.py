@@ -19,36 +19,11 @@ import os
 import sys
 from pathlib import Path
 
+from fmt import fmt_bytes, fmt_rate, fmt_time  # noqa: F401  (timing, target_tables)
 from gpu_table import gpu_readme_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def fmt_time(s, micro="µs"):
-    """Seconds as a short human-readable string (``micro`` names microseconds)."""
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} {micro}"
-    if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def fmt_rate(r):
-    if r is None:
-        return "-"
-    return f"{r:,.0f}" if r >= 10 else f"{r:.2f}"
-
-
-def fmt_bytes(b):
-    if b is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if b < 1024 or unit == "GiB":
-            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
-        b /= 1024
 
 
 def machine_line(report):
@@ -180,8 +155,14 @@ def peer_table(report):
         return f"Skipped: {rows[0]['skipped']}"
     n_rec, steps = rows[0]["n_rec"], rows[0]["steps"]
     out = [
-        f"n_rec = {n_rec}, T = {steps}, float32, plain SGD, the same trial; the two timed "
-        "alternately in one process (`benchmarks/peers/jax_rtrl_driver.py`)" + _peer_option(report),
+        f"n_rec = {n_rec}, T = {steps}, float32, plain SGD, the same trial; "
+        + (
+            "tanh' = 1 - tanh^2 on both sides (rflo's `derivative=\"exact\"`)"
+            if rows[0].get("derivative") == "exact"
+            else "rflo uses the notebook's f', the peer tanh' = 1 - tanh^2"
+        )
+        + "; the two timed alternately in one process (`benchmarks/peers/jax_rtrl_driver.py`)"
+        + _peer_option(report),
         "",
         "| rule | mode | rflo / trial | jax_rtrl / trial | rflo faster by |",
         "|---|---|---:|---:|---:|",

@@ -13,6 +13,7 @@ import jax
 from timing import LR, ROOT, LibraryRun, calls_for, mode_name, repeat_timing
 
 import rflo
+from rflo.cells import LeakyTanh
 
 # --------------------------------------------------------------------------
 # peers: FranzKnut/jax_rtrl (benchmarks/peers/jax_rtrl_driver.py)
@@ -45,14 +46,21 @@ def load_jax_rtrl(path):
     return jax_rtrl_driver, None
 
 
+#: rflo's cell beside the peer: the leaky tanh with the true derivative
+#: ``1 - tanh(u)**2``, which the peer's autodiff and traces use (rflo's default,
+#: the notebook's ``1 / cosh(10 tanh(u / 10))**2``, costs rflo 6-10 us more per
+#: trial at n_rec 50: a different computation, not a slower one)
+PEER_CELL = LeakyTanh(derivative="exact")
+
+
 def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
-    """rflo and the peer on the same network size, trial and SGD, alternating
-    ``rounds`` times in this process; the best of every round counts."""
+    """rflo and the peer on the same network size, trial, derivative and SGD,
+    alternating ``rounds`` times in this process; the best of every round counts."""
     task = rflo.periodic_task(duration=steps)
     x, y, _ = task.trial()
     rows = []
     for rule, online, peer_name in cases:
-        ours = LibraryRun(rule, online, n_rec, steps, capacity=512)
+        ours = LibraryRun(rule, online, n_rec, steps, capacity=512, cell=PEER_CELL)
         peer = driver.make(peer_name, n_rec, x, y, lr=LR[1])
         ours(1), peer(1)  # compile and first run
         t0 = time.perf_counter()
@@ -80,6 +88,7 @@ def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
                 "n_rec": n_rec,
                 "steps": steps,
                 "dtype": "float32",
+                "derivative": PEER_CELL.derivative,
                 "library": {"seconds_per_trial": lib},
                 "jax_rtrl": {"seconds_per_trial": other, "driver": peer_name},
                 "speedup": other / lib,
