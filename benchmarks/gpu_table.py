@@ -100,7 +100,7 @@ def markdown(report):
         lines += [
             "",
             f"CPU columns: {cpu_name}, rflo's compiled kernels where they apply, from "
-            f"`{report['cpu_source']}`.",
+            f"`{report['cpu_source']}` as it stood at the GPU run (kept in its JSON).",
         ]
     else:
         lines += [
