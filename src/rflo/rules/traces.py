@@ -109,17 +109,22 @@ def row_leaves(net, diagonal=False) -> frozenset:
     return frozenset(cell.presynaptic_leaves(net))
 
 
-def _shape(name, p, c, rows):
-    return (1,) + jnp.shape(p)[1:] if name in ROW_PARAMS and c in rows else jnp.shape(p)
+def _one_row(net, names, diagonal) -> dict:
+    """``{parameter name: the state leaves whose trace of it is one row}``."""
+    rows = row_leaves(net, diagonal)
+    return {n: rows if n in ROW_PARAMS else frozenset() for n in names}
 
 
 def local_init(net, setup, diagonal=False):
     names = recurrent_names(setup)
     state0 = initial_state(net)
     k = len(_leaves(state0))
-    rows = row_leaves(net, diagonal)
+    one = _one_row(net, names, diagonal)
     traces = {  # one array per state leaf: rows XLA updates apart, with no concatenation
-        n: tuple(jnp.zeros(_shape(n, p, c, rows), jnp.result_type(p)) for c in range(k))
+        n: tuple(
+            jnp.zeros((1,) + jnp.shape(p)[1:] if c in one[n] else jnp.shape(p), jnp.result_type(p))
+            for c in range(k)
+        )
         for n, p in params_of(net, names).items()
     }
     if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
@@ -194,26 +199,24 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
     # immediate term of each component, for every per-unit parameter at once
     _, vjp = jax.vjp(lambda p: step(with_params(net, p), h, x_t), params_of(net, names))
     imm = [vjp(_ones_on(h_new, c2))[0] for c2 in range(k)]
-    row = row_leaves(net, diagonal)
+    one = _one_row(net, traces, diagonal)
     new = {}
     for n, tr in traces.items():
-        ax, one = axes.get(n, 0), row if n in ROW_PARAMS else ()
+        ax = axes.get(n, 0)
         rows = []
         for c2 in range(k):
-            if c2 in one:  # D[c2][c] = 0 for c != c2; D[c2][c2] and the drive: every unit's
+            if c2 in one[n]:  # D[c2][c] = 0 for c != c2; D[c2][c2] and the drive: every unit's
                 rows.append(imm[c2][n][:1] + D[c2][c2][0] * tr[c2])
                 continue
             acc = imm[c2][n]
             for c in range(k):
-                acc = acc + _scaled(D[c2][c], tr[c], ax, c in one)
+                acc = acc + _scaled(D[c2][c], tr[c], ax, c in one[n])
             rows.append(acc)
         new[n] = tuple(rows)
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
     direction = {
-        n: sum(
-            _scaled(cot[c], tr[c], axes.get(n, 0), n in ROW_PARAMS and c in row) for c in range(k)
-        )
+        n: sum(_scaled(cot[c], tr[c], axes.get(n, 0), c in one[n]) for c in range(k))
         for n, tr in new.items()
     }
     direction.update(_readout_part(net, setup, err, output(net, h_new)))
