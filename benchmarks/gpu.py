@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from gpu_table import CASES, cpu_figures, fmt, markdown, merged  # noqa: F401 (the tests)
+from make_table import atomic_write
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -143,22 +144,15 @@ def write(report, out):
         }
         for k, t in cpu.items()
     ]
-    for path, body in (
-        (out, json.dumps(text, indent=1) + "\n"),
-        (out.with_suffix(".md"), markdown(report)),
-    ):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(body)
-        os.replace(tmp, path)
+    atomic_write(out, json.dumps(text, indent=1) + "\n")
+    atomic_write(out.with_suffix(".md"), markdown(report))
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.render:
         out = args.render[0].with_suffix(".md")
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(markdown(merged(args.render)))
-        os.replace(tmp, out)
+        atomic_write(out, markdown(merged(args.render)))
         print(f"wrote {out}")
         return 0
     t0 = time.perf_counter()

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from make_table import atomic_write
+
 HERE = Path(__file__).resolve().parent
 LINE = re.compile(
     r"(\w+) (offline|online) n50 K +(\d+) unroll +(\d+): +([\d.]+) us per network-trial"
@@ -48,7 +50,7 @@ def render(log: Path) -> Path:
         gain = f"{row[1] / row[10]:.2f}x" if 1 in row and 10 in row else "-"
         lines.append(f"| {rule} | {mode} | {k} | " + " | ".join(cells) + f" | {gain} |")
     out = log.with_suffix(".md")
-    out.write_text("\n".join(lines) + "\n")
+    atomic_write(out, "\n".join(lines) + "\n")
     return out
 
 
@@ -71,7 +73,7 @@ def main(argv=None):
     jax.config.update("jax_default_matmul_precision", "highest")
     sys.path.insert(0, str(HERE.parent / "src"))
     sys.path.insert(0, str(HERE))
-    from timing import LibraryRun, calls_for, repeat_timing
+    from timing import time_library
 
     t0, lines = time.perf_counter(), [jax.devices()[0].device_kind]
     print(lines[0], flush=True)
@@ -81,27 +83,25 @@ def main(argv=None):
                 if time.perf_counter() - t0 > args.limit_s:
                     lines.append("time guard")
                     break
-                run = LibraryRun(
+                t = time_library(
                     rule,
                     online,
                     50,
                     100,
+                    0.2,
                     k=None if k == 1 else k,
                     unroll=unroll,
+                    target_call_s=0.05,
                     capacity=64,
-                    distinct=8,
+                    min_repeats=3,
                 )
-                run(1)
-                c = time.perf_counter()
-                run(1)
-                reps = min(64, calls_for(time.perf_counter() - c, 0.05))
-                t = repeat_timing(lambda run=run, n=reps: run(n), reps, 0.2, min_repeats=3)
                 lines.append(
                     f"{rule} {'online' if online else 'offline'} n50 K {k:>3} unroll {unroll:>3}: "
-                    f"{t['best'] / k * 1e6:8.1f} us per network-trial (compile {run.compile_s:.1f} s)"
+                    f"{t['seconds_per_trial'] * 1e6:8.1f} us per network-trial "
+                    f"(compile {t['compile_s']:.1f} s)"
                 )
                 print(lines[-1], flush=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    atomic_write(args.out, "\n".join(lines) + "\n")
     print(f"wrote {render(args.out)}")
     return 0
 
