@@ -165,6 +165,7 @@ def _work_bytes(rule, online, steps):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow  # it clears JAX's caches: the default run's later tests would recompile
 def test_online_memory_does_not_grow_with_trial_length_but_bptt_does(monkeypatch):
     assert _work_bytes("rflo", True, 50) == _work_bytes("rflo", True, 2000)
     # XLA's memory analysis does not see inside the compiled kernels (BPTT's
