@@ -47,6 +47,16 @@ def _applies(rule, cell, n_rec):
     return net
 
 
+def synapses(net):
+    """Entries of the weight matrices a step multiplies (every 2-d array but
+    the readout ``w_out`` and the feedback ``b``): the step's multiply-adds."""
+    import jax
+    import numpy as np
+
+    arrays = [net.w_in, net.w_rec] + jax.tree_util.tree_leaves(net.extra or {})
+    return int(sum(np.size(a) for a in arrays if a is not None and np.ndim(a) >= 2))
+
+
 def path_of(net, cell, route="auto"):
     """Which path a session on ``net`` runs on this machine."""
     from machine import kernel_info
@@ -96,6 +106,7 @@ def cell_rows(n_rec=50, steps=100, budget_s=0.3, cells=None, cases=CELL_CASES, l
                     rows[key] = row
                     continue
                 row["path"] = path_of(net, cell, route)
+                row["synapses"] = synapses(net)
                 try:
                     row["library"] = time_library(
                         rule, online, n_rec, steps, budget_s, cell=cell, route=route

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,66 @@ def matvec_roof(sizes, repeats=20):
         "MKL_NUM_THREADS": "1",
     }
     return {int(k): float(v) for k, v in ast.literal_eval(_on_one_core(code, env)).items()}
+
+
+#: one process's share of the two-core probe: float32 64 x 64 matmuls on one
+#: BLAS thread for a fixed time, starting together with its twins
+_BURN = (
+    "import os, sys, time\n"
+    "import numpy as np\n"
+    "a = np.random.default_rng(0).random((64, 64), dtype=np.float32)\n"
+    "while time.time() < float(sys.argv[1]):\n"
+    "    time.sleep(0.001)\n"
+    "t0, n = time.perf_counter(), 0\n"
+    "while time.perf_counter() - t0 < float(sys.argv[2]):\n"
+    "    for _ in range(200):\n"
+    "        a @ a\n"
+    "    n += 200\n"
+    "print(n / (time.perf_counter() - t0))\n"
+)
+
+
+def core_scaling(cores=2, seconds=1.0, rounds=3):
+    """How much ``cores`` independent processes, each pinned to a core of its
+    own and doing vector arithmetic (float32 64 x 64 matmuls on one BLAS
+    thread, in L1), get done against one alone: the most that ``cores``
+    threads can add to any vectorised loop here (two virtual cores that share
+    one physical core's vector units reach well under ``cores``).  Best of
+    ``rounds`` alternating rounds; None on fewer usable cores."""
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < cores:
+        return None
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+    def burst(n):
+        start = time.time() + 1.0  # every process imported numpy by then
+        procs = [
+            subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    str(usable[i]),
+                    sys.executable,
+                    "-c",
+                    _BURN,
+                    str(start),
+                    str(seconds),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(n)
+        ]
+        return sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+
+    one, many = [], []
+    for _ in range(rounds):
+        one.append(burst(1))
+        many.append(burst(cores))
+    return {"cores": cores, "one": max(one), "together": max(many), "ratio": max(many) / max(one)}

@@ -55,11 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))  # seed_notebook.py: the notebook's loop, reused
 
-from machine import kernel_info, machine_info, matmul_peak, matvec_roof  # noqa: E402
+from machine import core_scaling, kernel_info, machine_info, matmul_peak, matvec_roof  # noqa: E402
 from rows import ensemble_rows, memory_rows, speed_rows  # noqa: E402
 from run_args import parse_args  # noqa: E402
 from targets import check_targets, target_lines  # noqa: E402
-from timing import LR, _default_unroll, fmt_time  # noqa: E402
+from timing import DEFAULT_ENSEMBLE, LR, _default_unroll, fmt_time  # noqa: E402
 
 from rflo.rules import rule_names  # noqa: E402
 
@@ -93,6 +93,22 @@ def run(args):
     results += speed_rows(args, rules, log)
     # ---- ensembles
     results += ensemble_rows(args, rules, log)
+    if not args.no_ensemble and DEFAULT_ENSEMBLE in args.ensemble:
+        from ensemble_gain import CALL_S, gain_rows
+
+        log(
+            f"\n== RFLO: K={DEFAULT_ENSEMBLE} against one network, alternating calls of about "
+            f"{CALL_S * 1e3:.0f} ms (n_rec 50, T {args.steps})"
+        )
+        results += gain_rows(50, args.steps, args.budget * 10, k=DEFAULT_ENSEMBLE, log=log)
+    usable = len(os.sched_getaffinity(0))
+    if usable > 1 and not (args.no_ensemble and args.no_sweep):
+        scaling = core_scaling(usable)
+        results.append({"kind": "cores", **scaling})
+        log(
+            f"{usable} processes pinned to a core each, 64 x 64 matmuls: "
+            f"{scaling['ratio']:.2f}x one process's (the most more cores can add)"
+        )
 
     # ---- before and after: the XLA paths against the kernels
     if not args.no_kernel_compare and kernel_info()["built"]:

@@ -10,40 +10,21 @@ not met, a ``profile``: one or two lines saying where the time goes.
 from __future__ import annotations
 
 from machine import peer_compiled
-from make_table import fmt_bytes, fmt_time
+from targets_common import (  # noqa: F401  (the thresholds, importable from here)
+    CELL_RATIO,
+    CLI_IMPORT_RATIO,
+    COMPARE_S,
+    ENSEMBLE_GAIN,
+    LOCAL_RULES,
+    LOCAL_VS_BPTT,
+    PEAK_SHARE,
+    SWEEP_RATIO,
+    _t,
+    target,
+    verdict,
+)
 from targets_earlier import earlier_targets
-
-#: issue #25's thresholds
-CLI_IMPORT_RATIO = 2.0  # (a) rflo train --trials 1 <= 2x python -c "import rflo"
-COMPARE_S = 4.0  # (b) rflo compare (defaults) < 4 s
-CELL_RATIO = 2.0  # (c) every cell <= 2x the leaky tanh (same rule)
-LOCAL_VS_BPTT = 1.0  # (d) local rules <= BPTT's time on the same cell
-PEAK_SHARE = 0.5  # (e) RFLO offline and BPTT >= 50 % of one core's matmul peak
-ENSEMBLE_GAIN = 2.0  # (f) K = 64 >= 2x separate networks' throughput
-SWEEP_RATIO = 1.8  # (g) sweep on 2 cores >= 1.8x one core
-LOCAL_RULES = (("rflo", "offline"), ("rflo", "online"), ("eprop", "offline"))
-
-
-def _t(s):
-    return fmt_time(s, micro="us")
-
-
-def target(letter, name, measured, want, value, met, profile=None):
-    return {
-        "issue": 25,
-        "id": letter,
-        "name": name,
-        "measured": measured,
-        "target": want,
-        "value": value,
-        "met": met,
-        "profile": None if met else profile,
-    }
-
-
-def verdict(t):
-    return "not measured" if t["met"] is None else "met" if t["met"] else "NOT MET"
-
+from targets_parallel import ensemble_targets, sweep_targets
 
 # --------------------------------------------------------------------------
 # issue 25
@@ -116,6 +97,21 @@ def cli_targets(results):
     return out
 
 
+def _arithmetic(row, ref, ratio):
+    """Where a cell's step multiplies more than ``CELL_RATIO`` times the leaky
+    tanh's synapses, the sentence saying so (the target is then below the
+    cell's own arithmetic at the leaky tanh's rate per synapse)."""
+    mine, theirs = (row or {}).get("synapses"), (ref or {}).get("synapses")
+    if not mine or not theirs or mine / theirs <= CELL_RATIO:
+        return ""
+    more = mine / theirs
+    return (
+        f"; its step multiplies {more:.1f}x the leaky tanh's synapses ({mine:,} against "
+        f"{theirs:,}), so at the leaky tanh's rate per synapse it would take {more:.1f}x: "
+        f"{CELL_RATIO:g}x is below its arithmetic, and it runs {ratio / more:.2f}x that"
+    )
+
+
 def cell_targets(results):
     rows = [
         r for r in results if r["kind"] == "cell" and "seconds_per_trial" in r.get("library", {})
@@ -144,6 +140,7 @@ def cell_targets(results):
                     if ref
                     else ""
                 )
+            prof += _arithmetic(r, ref, worst)
             out_c.append(
                 target(
                     "c",
@@ -277,78 +274,6 @@ def size_targets(results):
             )
         )
     return out
-
-
-def ensemble_targets(results, k=64, n_rec=50):
-    single = {
-        (r["rule"], r["mode"]): r["library"]
-        for r in results
-        if r["kind"] == "speed" and r["n_rec"] == n_rec and "seconds_per_trial" in r["library"]
-    }
-    ens = {
-        (r["rule"], r["mode"]): r["library"]
-        for r in results
-        if r["kind"] == "ensemble"
-        and r["n_rec"] == n_rec
-        and r["K"] == k
-        and "seconds_per_trial" in r["library"]
-    }
-    out = []
-    for mode in ("offline", "online"):
-        key = ("rflo", mode)
-        name = f"rflo {mode} ensemble K={k} against separate networks (n_rec {n_rec})"
-        if key not in single or key not in ens:
-            out.append(target("f", name, "not measured", f">= {ENSEMBLE_GAIN:g}x", None, None))
-            continue
-        one, many = single[key], ens[key]
-        gain = one["seconds_per_trial"] / many["seconds_per_trial"]
-        cpu_gain = one["cpu_seconds_per_trial"] / many["cpu_seconds_per_trial"]
-        out.append(
-            target(
-                "f",
-                name,
-                f"{gain:.2f}x",
-                f">= {ENSEMBLE_GAIN:g}x",
-                gain,
-                gain >= ENSEMBLE_GAIN,
-                f"{_t(one['seconds_per_trial'])} per trial alone, {_t(many['seconds_per_trial'])} per "
-                f"network-trial at K={k}; from CPU time {cpu_gain:.2f}x"
-                + (
-                    " (most of the wall-clock gain is the second core, not batching)"
-                    if cpu_gain < 0.6 * gain
-                    else " (overstated: the kernel's worker threads, kept between calls, "
-                    "are counted only at clock ticks)"
-                )
-                + f"; the K={k} call holds {fmt_bytes(many.get('peak_bytes'))}",
-            )
-        )
-    return out
-
-
-def sweep_targets(results):
-    rows = [r for r in results if r["kind"] == "sweep"]
-    if not rows or "ratio" not in rows[-1]:
-        why = f"failed: {rows[-1]['failed']}" if rows else "not measured"
-        return [
-            target(
-                "g", "sweep on every core against one core", why, f">= {SWEEP_RATIO:g}x", None, None
-            )
-        ]
-    r = rows[-1]
-    best = r["best_network_trials_per_s"]
-    return [
-        target(
-            "g",
-            f"sweep on {r['devices']} cores against one core",
-            f"{r['ratio']:.2f}x",
-            f">= {SWEEP_RATIO:g}x",
-            r["ratio"],
-            r["ratio"] >= SWEEP_RATIO,
-            ", ".join(f"{k}: {v:,.0f}" for k, v in best.items()) + " network-trials/s "
-            f"({r['networks']} networks x {r['trials']} trials); against one unpinned "
-            f"device {r['ratio_to_one_device']:.2f}x",
-        )
-    ]
 
 
 def issue25_targets(results):

@@ -89,6 +89,23 @@ def test_cells_against_leaky_tanh_and_bptt():
     assert d["leaky_tau"]["met"] is False and abs(d["leaky_tau"]["value"] - 2.6) < 1e-9
     assert d["lstm"]["met"] is True
     assert d["leaky_tanh"]["met"] is True
+    assert "synapses" not in c["leaky_tau"]["profile"]  # no counts in these rows: not claimed
+
+
+def test_a_cell_with_more_than_twice_the_synapses_says_so():
+    """(c)'s profile sets a gated cell's ratio beside its arithmetic: a GRU
+    multiplies three gates' matrices a step, 3x the leaky tanh's synapses."""
+    k = "closed form + kernel"
+    rows = [
+        dict(cell("leaky_tanh", "bptt", "offline", 60e-6, ref=60e-6, path=k), synapses=2550),
+        dict(cell("gru", "bptt", "offline", 240e-6, ref=60e-6), synapses=7650),
+        dict(cell("leaky_tau", "bptt", "offline", 150e-6, ref=60e-6), synapses=2550),
+    ]
+    c = {t["name"].split()[0]: t for t in by_id(targets.cell_targets(rows), "c")}
+    assert c["gru"]["met"] is False
+    assert "multiplies 3.0x the leaky tanh's synapses (7,650 against 2,550)" in c["gru"]["profile"]
+    assert "it runs 1.33x that" in c["gru"]["profile"]  # 4.0x measured / 3.0x arithmetic
+    assert "synapses" not in c["leaky_tau"]["profile"]  # as many as the leaky tanh: no excuse
 
 
 def test_sizes_peers_ensembles_sweep():
@@ -166,6 +183,49 @@ def test_sizes_peers_ensembles_sweep():
     ]
     (g,) = targets.sweep_targets(sweep)
     assert g["met"] is False and "1 core: 1,000" in g["profile"]
+
+
+def test_ensemble_target_prefers_the_alternating_rows():
+    """(f) from ensemble_gain.py's rows where the run has them: the gain, its
+    split into batching and threads, and the cores' own scaling beside it."""
+    speed = lambda s: {"seconds_per_trial": s, "cpu_seconds_per_trial": s}  # noqa: E731
+    rows = [
+        {"kind": "speed", "rule": "rflo", "mode": "offline", "n_rec": 50, "library": speed(1e-4)},
+        {
+            "kind": "ensemble",
+            "rule": "rflo",
+            "mode": "offline",
+            "n_rec": 50,
+            "K": 64,
+            "library": speed(1e-5),  # 10x from the table's rows: not what counts here
+        },
+        {
+            "kind": "ensemble_gain",
+            "rule": "rflo",
+            "mode": "offline",
+            "n_rec": 50,
+            "steps": 100,
+            "K": 64,
+            "threads": 2,
+            "call_s": 0.03,
+            "seconds_per_trial": {"alone": 40e-6, "ensemble": 21e-6, "one_thread": 39e-6},
+            "seconds_per_trial_median": {"alone": 44e-6, "ensemble": 23e-6, "one_thread": 42e-6},
+            "gain": 40 / 21,
+            "gain_median": 44 / 23,
+            "batching": 40 / 39,
+            "threads_gain": 39 / 21,
+        },
+        {"kind": "cores", "cores": 2, "one": 1.0, "together": 1.98, "ratio": 1.98},
+    ]
+    f = {t["name"].split()[1]: t for t in by_id(targets.ensemble_targets(rows), "f")}
+    assert f["offline"]["met"] is False and f["offline"]["measured"] == "1.90x"
+    assert "batching 1.03x" in f["offline"]["profile"]
+    assert "the other threads 1.86x" in f["offline"]["profile"]
+    assert "1.98x one's vector arithmetic" in f["offline"]["profile"]
+    assert f["online"]["met"] is None  # no online row of either kind
+    fast = [dict(rows[2], gain=2.1, seconds_per_trial=dict(rows[2]["seconds_per_trial"]))]
+    (f,) = [t for t in targets.ensemble_targets(fast) if t["name"].split()[1] == "offline"]
+    assert f["met"] is True and f["profile"] is None
 
 
 def test_benchmark_modules_stay_small():
