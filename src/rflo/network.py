@@ -16,6 +16,7 @@ public functions accept and return numpy arrays.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -207,16 +208,31 @@ def _draw_readout(k_out, k_b, n_out, n_z, dtype):
     return w_out, _over(b, np.sqrt(n_out), f)
 
 
-def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _raw_draws(seed, n_in, n_rec, n_out, dtype, masked):
+    """The draws of :func:`_draw` from ``PRNGKey(seed)`` in one compiled call
+    (the same numbers as the calls one by one: the same programs, fused)."""
     k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
-    u, f = _host(jax.random.uniform(k_in, (n_rec, n_in), dtype))
-    w_in = f(0.1) * (u - f(1.0))
-    w_rec, f = _host(jax.random.normal(k_rec, (n_rec, n_rec), dtype))
-    w_rec = _over(f(g) * w_rec, np.sqrt(n_rec), f)
-    w_out, b = _draw_readout(k_out, k_b, n_out, n_rec, dtype)
+    return (
+        jax.random.uniform(k_in, (n_rec, n_in), dtype),
+        jax.random.normal(k_rec, (n_rec, n_rec), dtype),
+        jax.random.uniform(k_out, (n_out, n_rec), dtype),
+        jax.random.normal(k_b, (n_rec, n_out), dtype),
+        jax.random.uniform(k_mask, (n_rec, n_rec)) if masked else None,
+    )
+
+
+def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
+    raw = _raw_draws(seed, n_in, n_rec, n_out, dtype, connectivity is not None)
+    u_in, z_rec, u_out, z_b, u_mask = (None if a is None else np.asarray(a) for a in raw)
+    f = u_in.dtype.type
+    w_in = f(0.1) * (u_in - f(1.0))
+    w_rec = _over(f(g) * z_rec, np.sqrt(n_rec), f)
+    w_out = _over(f(0.1) * (f(2.0) * u_out - f(1.0)), np.sqrt(n_rec), f)
+    b = _over(z_b, np.sqrt(n_out), f)
     sign = mask = None
     if connectivity is not None:
-        u, fu = _host(jax.random.uniform(k_mask, (n_rec, n_rec)))
+        u, fu = u_mask, u_mask.dtype.type
         mask = (u < fu(connectivity)).astype(f)
         w_rec = w_rec * mask
     if dale is not None:
