@@ -171,13 +171,15 @@ def _column_text(values):
         return ["" if x != x else repr(x) for x in values.tolist()]
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.tolist()
-    memo, out = {}, []
+    memo, by_id, out = {}, {}, []
     for v in values:
         try:
             key = (type(v), v)
             text = memo[key] if key in memo else memo.setdefault(key, _cell(v))
-        except TypeError:  # unhashable: a list or a dict
-            text = _cell(v)
+        except TypeError:  # unhashable: a list or a dict, the same object on every row
+            text = by_id.get(id(v))
+            if text is None:
+                text = by_id[id(v)] = _cell(v)
         out.append(text)
     return out
 
