@@ -65,11 +65,12 @@ def cell_table(report):
         name = r["cell"] if r["route"] == "auto" else f"{r['cell']} (route generic)"
         groups.setdefault(name, {})[(r["rule"], r["mode"])] = r
     out = [
-        "| cell | path | " + " | ".join(f"{a} {b}" for a, b in cases) + " |",
-        "|---|---|" + "---:|" * len(cases),
+        "| cell | path | synapses | " + " | ".join(f"{a} {b}" for a, b in cases) + " |",
+        "|---|---|---:|" + "---:|" * len(cases),
     ]
     for name, per in groups.items():
         path = next((r["path"] for r in per.values() if "path" in r), "-")
+        synapses = next((f"{r['synapses']:,}" for r in per.values() if "synapses" in r), "-")
         cells = []
         for case in cases:
             r = per.get(case)
@@ -78,12 +79,48 @@ def cell_table(report):
                 continue
             ratio = f" ({r['vs_reference']:.1f}x)" if "vs_reference" in r else ""
             cells.append(fmt_time(r["library"]["seconds_per_trial"]) + ratio)
-        out.append(f"| {name} | {path} | " + " | ".join(cells) + " |")
+        out.append(f"| {name} | {path} | {synapses} | " + " | ".join(cells) + " |")
     n, t = rows[0]["n_rec"], rows[0]["steps"]
     return (
         f"n_rec {n}, T {t}, float32, one network; seconds per trial and, in brackets, "
         f"against the leaky tanh with the same rule (`benchmarks/cell_speed.py`; n/a: the "
-        f"rule does not train the cell).\n\n" + "\n".join(out)
+        f"rule does not train the cell). Synapses: the entries of the weight matrices "
+        f"one step multiplies (all but the readout and the feedback).\n\n" + "\n".join(out)
+    )
+
+
+def gain_table(report):
+    """Target (f)'s alternating measurement (ensemble_gain.py) and the cores' own scaling."""
+    rows = [r for r in report["results"] if r["kind"] == "ensemble_gain"]
+    if not rows:
+        return "Not measured in this run."
+    k, threads = rows[0]["K"], rows[0]["threads"]
+    out = [
+        f"| rule | alone | K={k} ({threads} threads) | K={k} (1 thread) | gain | batching | "
+        "threads | gain (medians) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["seconds_per_trial"]
+        out.append(
+            f"| {r['rule']} {r['mode']} | {fmt_time(t['alone'])} | {fmt_time(t['ensemble'])} | "
+            f"{fmt_time(t['one_thread'])} | {r['gain']:.2f}x | {r['batching']:.2f}x | "
+            f"{r['threads_gain']:.2f}x | {r['gain_median']:.2f}x |"
+        )
+    cores = [r for r in report["results"] if r["kind"] == "cores" and r.get("ratio")]
+    tail = (
+        f"\n\n{cores[-1]['cores']} processes, each pinned to a core of its own and doing "
+        f"float32 64 x 64 matmuls, do {cores[-1]['ratio']:.2f}x one process's "
+        "(`machine.core_scaling`): the most more cores can add here."
+        if cores
+        else ""
+    )
+    return (
+        f"n_rec {rows[0]['n_rec']}, T {rows[0]['steps']}, float32; seconds per network-trial, "
+        f"the three compiled runs' calls alternating, each about {rows[0]['call_s'] * 1e3:.0f} "
+        "ms of work, the best call of each (`benchmarks/ensemble_gain.py`). Batching: one "
+        f"network alone against K={k} on one kernel thread; threads: one kernel thread "
+        f"against {threads}.\n\n" + "\n".join(out) + tail
     )
 
 
@@ -229,6 +266,10 @@ def issue25_page(report):
             "### Every cell beside the leaky tanh",
             "",
             cell_table(report),
+            "",
+            "### Ensembles against separate networks",
+            "",
+            gain_table(report),
             "",
             "### Large networks against one core's matmul peak",
             "",
