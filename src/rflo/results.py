@@ -172,14 +172,17 @@ def _column_text(values):
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.tolist()
     memo, by_id, out = {}, {}, []
+    last, text = object(), None
     for v in values:
-        try:
-            key = (type(v), v)
-            text = memo[key] if key in memo else memo.setdefault(key, _cell(v))
-        except TypeError:  # unhashable: a list or a dict, the same object on every row
-            text = by_id.get(id(v))
-            if text is None:
-                text = by_id[id(v)] = _cell(v)
+        if v is not last:  # a setting's column repeats one object down its rule's rows
+            last = v
+            try:
+                key = (type(v), v)
+                text = memo[key] if key in memo else memo.setdefault(key, _cell(v))
+            except TypeError:  # unhashable: a list or a dict
+                text = by_id.get(id(v))
+                if text is None:
+                    text = by_id[id(v)] = _cell(v)
         out.append(text)
     return out
 
