@@ -29,7 +29,10 @@ temporaries - aliased, i.e. everything the executable holds at once); for numpy,
 show that BPTT keeps the trial's history while the online rules do not.
 
 Issue #25's targets come from the same run: every cell beside the leaky tanh
-(benchmarks/cell_speed.py), RFLO offline and BPTT at n_rec 100-1000 against one
+(benchmarks/cell_speed.py), RFLO with K = 64 against one network in alternating
+calls of equal length, split into batching and threads, beside what the cores
+themselves add (benchmarks/ensemble_gain.py, machine.core_scaling), RFLO
+offline and BPTT at n_rec 100-1000 against one
 core's matmul peak (benchmarks/size_speed.py), and last what a user waits for
 at the command line (benchmarks/cli_speed.py); benchmarks/targets.py decides
 met / not met and says where the time goes where not.
