@@ -30,6 +30,8 @@ from timing import LibraryRun, calls_for, mode_name, repeat_timing
 
 #: wall time of one timed call
 CALL_S = 0.03
+#: most trials in one call of each run (compiled buffer lengths)
+CAPACITY = {"alone": 512, "ensemble": 64, "one_thread": 64}
 
 
 @contextlib.contextmanager
@@ -63,17 +65,19 @@ def time_gain(rule, online, n_rec, steps, budget_s, k=64, rounds=3, call_s=CALL_
     on one kernel thread, their calls alternating for about ``budget_s``."""
     from rflo import kernels
 
-    runs = {"alone": LibraryRun(rule, online, n_rec, steps, capacity=512)}
-    runs["ensemble"] = LibraryRun(rule, online, n_rec, steps, k=k, capacity=64)
+    runs = {"alone": LibraryRun(rule, online, n_rec, steps, capacity=CAPACITY["alone"])}
+    runs["ensemble"] = LibraryRun(rule, online, n_rec, steps, k=k, capacity=CAPACITY["ensemble"])
     with kernel_threads(1):
-        runs["one_thread"] = LibraryRun(rule, online, n_rec, steps, k=k, capacity=64)
+        runs["one_thread"] = LibraryRun(
+            rule, online, n_rec, steps, k=k, capacity=CAPACITY["one_thread"]
+        )
     sized = {}
     for name, run in runs.items():
         per = k if name != "alone" else 1
         run(1)
         t0 = time.perf_counter()
         run(1)
-        n = min(run_capacity(name), calls_for(time.perf_counter() - t0, call_s))
+        n = min(CAPACITY[name], calls_for(time.perf_counter() - t0, call_s))
         sized[name] = (run, n, per, [])
     for _ in range(rounds):
         for run, n, _, out in sized.values():
@@ -100,10 +104,6 @@ def time_gain(rule, online, n_rec, steps, budget_s, k=64, rounds=3, call_s=CALL_
         "batching": best["alone"] / best["one_thread"],
         "threads_gain": best["one_thread"] / best["ensemble"],
     }
-
-
-def run_capacity(name):
-    return 512 if name == "alone" else 64
 
 
 def gain_rows(n_rec, steps, budget_s, k=64, log=print):
