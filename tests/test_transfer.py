@@ -115,6 +115,16 @@ def test_networks_drawn_on_the_host_equal_jax_arithmetic_bit_for_bit(
         assert got.tobytes() == np.asarray(want).tobytes(), name
 
 
+@pytest.mark.parametrize("seed", [2**31 - 1, 2**31, 2**32 - 1])
+def test_seeds_past_int32_draw_what_jax_draws(seed):
+    """A network's draws are one compiled call; its seed must reach it whole
+    (every seed up to 2**32 - 1 is valid, as jax.random.PRNGKey takes it)."""
+    net = rflo.init_network(2, 9, 1, seed=seed, connectivity=0.5)
+    ref = _jax_draw(seed, 2, 9, 1, 1.5, "float32", None, 0.5)
+    for name, want in ref.items():
+        assert np.asarray(getattr(net, name)).tobytes() == np.asarray(want).tobytes(), name
+
+
 def test_plain_math_writes_log_labels_without_mathtext():
     assert plots.plain_math(r"$\mathdefault{10^{-3}}$") == "10⁻³"
     assert plots.plain_math(r"$\mathdefault{10^{12}}$") == "10¹²"

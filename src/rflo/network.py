@@ -223,7 +223,8 @@ def _raw_draws(seed, n_in, n_rec, n_out, dtype, masked):
 
 
 def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
-    raw = _raw_draws(seed, n_in, n_rec, n_out, dtype, connectivity is not None)
+    # a uint32 argument: seeds up to 2**32 - 1 (a Python int would be traced as int32)
+    raw = _raw_draws(np.uint32(seed), n_in, n_rec, n_out, dtype, connectivity is not None)
     u_in, z_rec, u_out, z_b, u_mask = (None if a is None else np.asarray(a) for a in raw)
     f = u_in.dtype.type
     w_in = f(0.1) * (u_in - f(1.0))
