@@ -16,7 +16,6 @@ public functions accept and return numpy arrays.
 
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import jax
@@ -27,6 +26,7 @@ from rflo._checks import check_dtype, check_finite_array, check_positive, check_
 from rflo.cells import get_cell
 from rflo.cells.base import Cell, owns_synapses
 from rflo.cells.leaky_tanh import DERIVATIVES, LEAKY_TANH, df_exact, df_seed
+from rflo.draws import draw_point, draw_readout
 from rflo.params import (  # noqa: F401  (the pytree and its parameters by name, re-exported)
     Network,
     apply_constraints,
@@ -156,7 +156,7 @@ def init_network(
     require_network_memory(n_in, n_rec, n_out, dtype, mask=connectivity is not None)
 
     with precision(dtype):
-        arrays = _draw(
+        arrays = draw_point(
             int(seed), n_in, n_rec, n_out, float(g), dtype, dale, connectivity, bool(balanced)
         )
         extra = None
@@ -185,70 +185,6 @@ def init_network(
     )
 
 
-def _host(a):
-    """A draw on the host, where the scaling below runs in numpy, without
-    compiling a program per operation (:mod:`rflo.transfer`): each operation
-    rounds as JAX's did, in the draw's dtype, and a division by a scalar is a
-    product with its reciprocal, as XLA computes it (:func:`_over`), so the
-    networks are what they were, bit for bit."""
-    a = np.asarray(a)
-    return a, a.dtype.type
-
-
-def _over(a, divisor, f):
-    """``a / divisor`` as XLA's CPU backend computes it: ``a * (1 / divisor)``."""
-    return a * (f(1) / f(divisor))
-
-
-def _draw_readout(k_out, k_b, n_out, n_z, dtype):
-    """``w_out`` (n_out, n_z) ``0.1 U(-1, 1) / sqrt(n_z)`` and ``b`` (n_z, n_out) ``N(0, 1) / sqrt(n_out)``."""
-    u, f = _host(jax.random.uniform(k_out, (n_out, n_z), dtype))
-    w_out = _over(f(0.1) * (f(2.0) * u - f(1.0)), np.sqrt(n_z), f)
-    b, f = _host(jax.random.normal(k_b, (n_z, n_out), dtype))
-    return w_out, _over(b, np.sqrt(n_out), f)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _raw_draws(seed, n_in, n_rec, n_out, dtype, masked):
-    """The draws of :func:`_draw` from ``PRNGKey(seed)`` in one compiled call
-    (the same numbers as the calls one by one: the same programs, fused)."""
-    k_in, k_rec, k_out, k_b, k_mask = jax.random.split(jax.random.PRNGKey(seed), 5)
-    return (
-        jax.random.uniform(k_in, (n_rec, n_in), dtype),
-        jax.random.normal(k_rec, (n_rec, n_rec), dtype),
-        jax.random.uniform(k_out, (n_out, n_rec), dtype),
-        jax.random.normal(k_b, (n_rec, n_out), dtype),
-        jax.random.uniform(k_mask, (n_rec, n_rec)) if masked else None,
-    )
-
-
-def _draw(seed, n_in, n_rec, n_out, g, dtype, dale, connectivity, balanced):
-    # a uint32 argument: seeds up to 2**32 - 1 (a Python int would be traced as int32)
-    raw = _raw_draws(np.uint32(seed), n_in, n_rec, n_out, dtype, connectivity is not None)
-    u_in, z_rec, u_out, z_b, u_mask = (None if a is None else np.asarray(a) for a in raw)
-    f = u_in.dtype.type
-    w_in = f(0.1) * (u_in - f(1.0))
-    w_rec = _over(f(g) * z_rec, np.sqrt(n_rec), f)
-    w_out = _over(f(0.1) * (f(2.0) * u_out - f(1.0)), np.sqrt(n_rec), f)
-    b = _over(z_b, np.sqrt(n_out), f)
-    sign = mask = None
-    if connectivity is not None:
-        u, fu = u_mask, u_mask.dtype.type
-        mask = (u < fu(connectivity)).astype(f)
-        w_rec = w_rec * mask
-    if dale is not None:
-        n_exc = int(round(float(dale) * n_rec))
-        n_inh = n_rec - n_exc
-        sign = np.where(np.arange(n_rec) < n_exc, f(1.0), f(-1.0)).astype(f)
-        scale = np.ones(n_rec, f)
-        if balanced and n_exc > 0 and n_inh > 0:
-            a = n_exc / n_inh
-            scale = np.where(sign > 0, f(1.0), f(a)) * f(np.sqrt(n_rec / (n_exc + a * a * n_inh)))
-            scale = scale.astype(f)
-        w_rec = np.abs(w_rec) * (sign * scale)
-    return w_in, w_rec, w_out, b, sign, mask
-
-
 def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectivity):
     """A network of a cell that owns its synapses: the cell's ``init`` (key
     ``fold_in(PRNGKey(seed), 7)``), and ``w_out``, ``b`` drawn as for every cell."""
@@ -271,7 +207,7 @@ def _init_synaptic(cell, n_in, n_rec, n_out, seed, dtype, *, h0, dale, connectiv
         params = {k: np.asarray(v, dtype) for k, v in params.items()}
         n_z = cell.output_size(params)
         _, _, k_out, k_b, _ = jax.random.split(key, 5)
-        w_out, b = _draw_readout(k_out, k_b, n_out, n_z, dtype)
+        w_out, b = draw_readout(k_out, k_b, n_out, n_z, dtype)
     return network_from_arrays(
         w_in=None,
         w_rec=None,
