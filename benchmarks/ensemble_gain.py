@@ -20,44 +20,17 @@ thread``) and what the other cores add (``one thread / ensemble``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import time
 
 from timing import LibraryRun, calls_for, mode_name, repeat_timing
+from versus import kernel_env
 
 #: wall time of one timed call
 CALL_S = 0.03
 #: most trials in one call of each run (compiled buffer lengths)
 CAPACITY = {"alone": 512, "ensemble": 64, "one_thread": 64}
-
-
-@contextlib.contextmanager
-def kernel_threads(n):
-    """Kernel calls traced within the block use ``n`` threads (``None``: the default)."""
-    from rflo import kernels
-
-    old = os.environ.get(kernels.ENV_THREADS)
-    if n is not None:
-        os.environ[kernels.ENV_THREADS] = str(n)
-    jax_clear()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(kernels.ENV_THREADS, None)
-        else:
-            os.environ[kernels.ENV_THREADS] = old
-        jax_clear()
-
-
-def jax_clear():
-    """Forget traced programs: the thread count is read while tracing."""
-    import jax
-
-    jax.clear_caches()
 
 
 def time_gain(rule, online, n_rec, steps, budget_s, k=64, rounds=3, call_s=CALL_S):
@@ -67,7 +40,7 @@ def time_gain(rule, online, n_rec, steps, budget_s, k=64, rounds=3, call_s=CALL_
 
     runs = {"alone": LibraryRun(rule, online, n_rec, steps, capacity=CAPACITY["alone"])}
     runs["ensemble"] = LibraryRun(rule, online, n_rec, steps, k=k, capacity=CAPACITY["ensemble"])
-    with kernel_threads(1):
+    with kernel_env(kernels.ENV_THREADS, 1):
         runs["one_thread"] = LibraryRun(
             rule, online, n_rec, steps, k=k, capacity=CAPACITY["one_thread"]
         )

@@ -4,6 +4,7 @@ compiled kernels (before and after)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -101,32 +102,38 @@ def time_peers(driver, n_rec, steps, budget_s, rounds=3, cases=PEER_CASES):
 # before and after: the XLA paths against the compiled kernels, in one run
 
 
-class xla_paths:
-    """Inside: sessions compile without rflo's kernels (``RFLO_KERNELS=0``);
-    a session compiled inside keeps running the XLA paths after it."""
+@contextlib.contextmanager
+def kernel_env(name, value):
+    """Inside: sessions compile with the kernel setting ``$name = value``
+    (``rflo.kernels.ENV_DISABLE``, ``ENV_THREADS``); the kernels are decided
+    while tracing, so JAX's traces and the loaded kernels are forgotten on the
+    way in and out, and a session compiled inside keeps the setting after it."""
+    from rflo import kernels
+    from rflo.kernels import leaky_tanh
 
-    def __enter__(self):
-        from rflo import kernels
-        from rflo.kernels import leaky_tanh
-
-        self.old = os.environ.get(kernels.ENV_DISABLE)
-        os.environ[kernels.ENV_DISABLE] = "0"
-        leaky_tanh._STATE.clear()
-        kernels._LOADED.clear()
-        jax.clear_caches()  # trace anew: the kernels are decided while tracing
-        return self
-
-    def __exit__(self, *exc):
-        from rflo import kernels
-        from rflo.kernels import leaky_tanh
-
-        if self.old is None:
-            os.environ.pop(kernels.ENV_DISABLE, None)
-        else:
-            os.environ[kernels.ENV_DISABLE] = self.old
+    def forget():
         leaky_tanh._STATE.clear()
         kernels._LOADED.clear()
         jax.clear_caches()
+
+    old = os.environ.get(name)
+    os.environ[name] = str(value)
+    forget()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+        forget()
+
+
+def xla_paths():
+    """Inside: sessions compile without rflo's kernels (``RFLO_KERNELS=0``)."""
+    from rflo import kernels
+
+    return kernel_env(kernels.ENV_DISABLE, "0")
 
 
 KERNEL_CASES = [("rflo", True), ("rflo", False), ("bptt", False), ("rtrl", False)]
