@@ -138,16 +138,18 @@ def test_a_cell_without_step_with_keeps_the_forward_route():
 
 
 def test_spiking_voltage_traces_are_kept_as_one_row():
-    """LIF and ALIF keep the traces of ``w_rec``/``w_in`` along ``v`` (and the
-    refractory counter) as one row (1, n_pre), the ALIF adaptation's as a full
-    matrix; SnAp-1 (the unit's own synapse) keeps full ones.  The tests above
-    check those rows against the backward pass."""
+    """LIF and ALIF keep the traces of ``w_rec``/``w_in`` along ``v`` as one row
+    (1, n_pre), the ALIF adaptation's as a full matrix, and none along the
+    refractory counter (no step reads it: :func:`traces.carried`); SnAp-1 (the
+    unit's own synapse) keeps full ones.  The tests above check those rows
+    against the backward pass."""
     setup = Setup(params=("w_in", "w_rec", "w_out"), route="generic")
     lif, alif = _network(CELLS["lif"]), _network(CELLS["alif_bellec"])
     assert traces.row_leaves(lif) == {0} and traces.row_leaves(alif) == {0, 2}
     tr = traces.local_init(alif, setup)
-    assert [t.shape for t in tr["w_rec"]] == [(1, N_REC), (N_REC, N_REC), (1, N_REC)]
-    assert [t.shape for t in tr["w_in"]] == [(1, N_IN), (N_REC, N_IN), (1, N_IN)]
+    assert traces.carried(alif) == (True, True, False)
+    assert [t.shape for t in tr["w_rec"]] == [(1, N_REC), (N_REC, N_REC), (0,)]
+    assert [t.shape for t in tr["w_in"]] == [(1, N_IN), (N_REC, N_IN), (0,)]
     snap = traces.local_init(lif, setup, diagonal=True)
     assert [t.shape for t in snap["w_rec"]] == [(N_REC, N_REC)]
     assert traces.row_leaves(_network("leaky_tau")) == frozenset()

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from rflo.cells.base import current, initial_state, output, owns_synapses, step, unit_axes
 from rflo.network import params_of, with_params
+from rflo.rules.dependence import dependence
 from rflo.rules.generic import (
     _emit,
     _leaves,
@@ -115,17 +116,54 @@ def _one_row(net, names, diagonal) -> dict:
     return {n: rows if n in ROW_PARAMS else frozenset() for n in names}
 
 
+def _held(net, h, x_t, diagonal):
+    """The map ``s[t-1] -> s[t]`` whose per-unit Jacobian the traces follow:
+    the step with the recurrent input held fixed (e-prop's), or the whole
+    step (SnAp-1, and synaptic cells without ``step_with``)."""
+    cell = net.cell
+    if owns_synapses(cell):
+        params = net.extra
+        if cell.step_with is not None and not diagonal:
+            z_prev = cell.output(params, h)
+            return lambda s: cell.step_with(params, s, x_t, z_prev)
+        return lambda s: cell.step(params, s, x_t)
+    if diagonal:
+        return lambda s: step(net, s, x_t)
+    drive = current(net, cell.output(net, h), x_t)
+    return lambda s: cell.neuron(net, s, drive)
+
+
+def carried(net, diagonal=False) -> tuple:
+    """Which state leaves' traces a step reads again (``D[c2][c]`` not zero by
+    construction for some ``c2``); the others are formed for the step's
+    direction and not kept (an LSTM's ``h`` under e-prop)."""
+    h = initial_state(net)
+    cell = net.cell
+    n_in = cell.sizes(net.extra)[0] if owns_synapses(cell) else net.w_in.shape[-1]
+    x = jnp.zeros((n_in,), _leaves(h)[0].dtype)
+    dep = dependence(_held(net, h, x, diagonal), h)
+    return tuple(any(row[c] for row in dep) for c in range(len(dep)))
+
+
+#: the trace of a state leaf no step reads again (:func:`carried`)
+def _dropped(dtype):
+    return jnp.zeros((0,), dtype)
+
+
 def local_init(net, setup, diagonal=False):
     names = recurrent_names(setup)
     state0 = initial_state(net)
     k = len(_leaves(state0))
     one = _one_row(net, names, diagonal)
+    kept = carried(net, diagonal)
+
+    def zeros(p, c, one):
+        if not kept[c]:
+            return _dropped(jnp.result_type(p))
+        return jnp.zeros((1,) + jnp.shape(p)[1:] if c in one else jnp.shape(p), jnp.result_type(p))
+
     traces = {  # one array per state leaf: rows XLA updates apart, with no concatenation
-        n: tuple(
-            jnp.zeros((1,) + jnp.shape(p)[1:] if c in one[n] else jnp.shape(p), jnp.result_type(p))
-            for c in range(k)
-        )
-        for n, p in params_of(net, names).items()
+        n: tuple(zeros(p, c, one[n]) for c in range(k)) for n, p in params_of(net, names).items()
     }
     if "h0" in traces and not owns_synapses(net.cell):  # ds_c[0] / dh0 on each unit's own state
 
@@ -134,63 +172,85 @@ def local_init(net, setup, diagonal=False):
             return n.cell.initial_state(n)
 
         _, tangent = jax.jvp(s0, (net.h0,), (jnp.ones_like(net.h0),))
-        traces["h0"] = tuple(_leaves(tangent))
+        traces["h0"] = tuple(
+            t if kept[c] else _dropped(t.dtype) for c, t in enumerate(_leaves(tangent))
+        )
     return traces
 
 
-def _diagonal_blocks(lin, h):
+def _columns(lin, h, dep):
+    """``D[c2][c]`` from one JVP of the linear map ``lin`` per state leaf ``c``
+    that moves anything; ``None`` where ``dep[c2][c]`` says it is zero."""
+    k = len(dep)
+    cols = [_leaves(lin(_ones_on(h, c))) if any(r[c] for r in dep) else None for c in range(k)]
+    return [[cols[c][c2] if dep[c2][c] else None for c in range(k)] for c2 in range(k)]
+
+
+def _diagonal_blocks(lin, h, dep):
     """``D[c2][c]`` (n,): ``d s_c2,i[t] / d s_c,i[t-1]`` of the linear map ``lin``
-    (a state tangent to a state tangent), from ``n`` JVPs per state leaf."""
+    (a state tangent to a state tangent), from ``n`` JVPs per state leaf that
+    moves anything; ``None`` where ``dep[c2][c]`` says it is zero."""
     leaves, tree = jax.tree_util.tree_flatten(h)
     k, n = len(leaves), leaves[0].shape[0]
     eye = jnp.eye(n, dtype=leaves[0].dtype)
     cols = []
     for c in range(k):
+        if not any(r[c] for r in dep):
+            cols.append(None)
+            continue
 
         def column(e, c=c):
             tangent = [e if i == c else jnp.zeros_like(a) for i, a in enumerate(leaves)]
             return _leaves(lin(jax.tree_util.tree_unflatten(tree, tangent)))
 
         cols.append([jnp.diagonal(m) for m in jax.vmap(column)(eye)])
-    return [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+    return [[cols[c][c2] if dep[c2][c] else None for c in range(k)] for c2 in range(k)]
 
 
 def _synaptic_dynamics(net, h, x_t, diagonal):
     """``h[t]`` and the per-unit Jacobian blocks of a cell that owns its synapses:
     with the recurrent input held fixed where the cell separates it
     (``step_with``, e-prop's), else (and for SnAp-1) the whole diagonal."""
-    cell, params = net.cell, net.extra
-    k = len(_leaves(h))
-    if cell.step_with is not None and not diagonal:
-        z_prev = cell.output(params, h)
-        h_new, lin = jax.linearize(lambda s: cell.step_with(params, s, x_t, z_prev), h)
-        cols = [_leaves(lin(_ones_on(h, c))) for c in range(k)]
-        return h_new, [[cols[c][c2] for c in range(k)] for c2 in range(k)]
-    h_new, lin = jax.linearize(lambda s: cell.step(params, s, x_t), h)
-    return h_new, _diagonal_blocks(lin, h)
+    held = _held(net, h, x_t, diagonal)
+    h_new, lin = jax.linearize(held, h)
+    dep = dependence(held, h)
+    if net.cell.step_with is not None and not diagonal:
+        return h_new, _columns(lin, h, dep)
+    return h_new, _diagonal_blocks(lin, h, dep)
 
 
 def _point_dynamics(net, h, x_t, diagonal):
     """The same for a point-neuron cell: the neuron with its current held fixed
     (plus the unit's own synapse ``w_rec[i, i]`` for SnAp-1)."""
     cell = net.cell
-    k = len(_leaves(h))
     drive = current(net, cell.output(net, h), x_t)
-    h_new, neuron_jvp = jax.linearize(lambda s: cell.neuron(net, s, drive), h)
+    held = _held(net, h, x_t, False)
+    h_new, neuron_jvp = jax.linearize(held, h)
     # D[c2][c]: d s_c2[t] / d s_c[t-1] of each unit, with the recurrent input held fixed
-    cols = [_leaves(neuron_jvp(_ones_on(h, c))) for c in range(k)]
-    D = [[cols[c][c2] for c in range(k)] for c2 in range(k)]
+    D = _columns(neuron_jvp, h, dependence(held, h))
     if diagonal:  # add the unit's own synapse w_rec[i, i]
+        dep = dependence(_held(net, h, x_t, True), h)
         _, dn_di = jax.jvp(lambda i: cell.neuron(net, h, i), (drive,), (jnp.ones_like(drive),))
         dn_di = _leaves(dn_di)
         _, out_jvp = jax.linearize(lambda s: cell.output(net, s), h)
+        k = len(D)
         dz_ds = [out_jvp(_ones_on(h, c)) for c in range(k)]
         self_w = jnp.diagonal(net.w_rec)
-        D = [[D[c2][c] + dn_di[c2] * self_w * dz_ds[c] for c in range(k)] for c2 in range(k)]
+        D = [
+            [
+                (0.0 if D[c2][c] is None else D[c2][c]) + dn_di[c2] * self_w * dz_ds[c]
+                if dep[c2][c]
+                else None
+                for c in range(k)
+            ]
+            for c2 in range(k)
+        ]
     return h_new, D
 
 
 def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False):
+    """One step of the per-unit traces and their direction; products with a
+    Jacobian block that is zero by construction (``None``) are skipped."""
     names = recurrent_names(setup)
     k = len(_leaves(h))
     dynamics = _synaptic_dynamics if owns_synapses(net.cell) else _point_dynamics
@@ -206,20 +266,29 @@ def local_advance(traces, net, h, x_t, y_t, m_t, setup, feedback, diagonal=False
         rows = []
         for c2 in range(k):
             if c2 in one[n]:  # D[c2][c] = 0 for c != c2; D[c2][c2] and the drive: every unit's
-                rows.append(imm[c2][n][:1] + D[c2][c2][0] * tr[c2])
+                own = D[c2][c2]
+                rows.append(imm[c2][n][:1] + (0.0 if own is None else own[0] * tr[c2]))
                 continue
             acc = imm[c2][n]
             for c in range(k):
-                acc = acc + _scaled(D[c2][c], tr[c], ax, c in one[n])
+                if D[c2][c] is not None:
+                    acc = acc + _scaled(D[c2][c], tr[c], ax, c in one[n])
             rows.append(acc)
         new[n] = tuple(rows)
+    kept = [any(D[c2][c] is not None for c2 in range(k)) for c in range(k)]
     y, err, signal = _emit(net, setup, feedback, h_new, y_t, m_t)
     cot = _leaves(_output_cotangent(net, h_new, signal))  # L * dz/ds_c, per component
+    seen = [any(r) for r in zip(*dependence(lambda s: output(net, s), h_new))]
+    seen = seen if any(seen) else [True] * k
     direction = {
-        n: sum(_scaled(cot[c], tr[c], axes.get(n, 0), c in one[n]) for c in range(k))
+        n: sum(_scaled(cot[c], tr[c], axes.get(n, 0), c in one[n]) for c in range(k) if seen[c])
         for n, tr in new.items()
     }
     direction.update(_readout_part(net, setup, err, output(net, h_new)))
+    new = {
+        n: tuple(r if kept[c] else _dropped(r.dtype) for c, r in enumerate(rows))
+        for n, rows in new.items()
+    }
     return new, h_new, y, direction
 
 
