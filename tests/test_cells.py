@@ -311,3 +311,23 @@ def test_readout_feedback_is_leaky_tanh_with_the_loop_folded_in():
     np.testing.assert_array_equal(res.network.w_rec, net1.w_rec)
     assert not np.allclose(res.network.w_out, net1.w_out)
     assert res.loss[-1] < res.loss[0]
+
+
+def test_a_cells_own_parameters_are_checked_with_or_without_a_hash():
+    """The declared shapes of a cell's own parameters are drawn once per cell
+    and size; a cell that cannot be hashed (a list field) is checked all the same."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Listed(LeakyTau):
+        gains: list = None
+
+    for cell in (LeakyTau(), Listed(gains=[1.0])):
+        net = rflo.init_network(2, 5, 1, cell=cell)
+        good = net._asdict()
+        rflo.network_from_arrays(**good)
+        bad = {**good, "extra": {"bias": np.zeros(4, np.float32)}}
+        with pytest.raises(ValueError, match=r"bias must have shape \(5,\), got \(4,\)"):
+            rflo.network_from_arrays(**bad)
+        with pytest.raises(ValueError, match="beyond the standard ones"):
+            rflo.network_from_arrays(**{**good, "extra": {}})

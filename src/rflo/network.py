@@ -16,6 +16,7 @@ public functions accept and return numpy arrays.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -342,10 +343,29 @@ def network_from_arrays(
     return Network(w_in, w_rec, w_out, b, h0, tau, sign, mask, cell, extra)
 
 
+def _draw_extra_shapes(cell, n_rec, dtype) -> dict:
+    with precision(dtype):
+        drawn = cell.extra_params(jax.random.PRNGKey(0), n_rec, dtype)
+    return {k: np.shape(v) for k, v in drawn.items()}
+
+
+_extra_shapes_cached = functools.lru_cache(maxsize=64)(_draw_extra_shapes)
+
+
+def _extra_shapes(cell, n_rec, dtype) -> dict:
+    """``{name: shape}`` of the cell's own parameters, drawn once per cell,
+    size and dtype (checking a network drew them each time: a quarter of
+    checking 64 networks); a cell that cannot be hashed draws them each time."""
+    try:
+        hash(cell)
+    except TypeError:
+        return _draw_extra_shapes(cell, n_rec, dtype)
+    return _extra_shapes_cached(cell, n_rec, dtype)
+
+
 def _check_extra(cell, extra, n_rec, dtype):
     """The cell's own parameters, checked against what the cell declares."""
-    with precision(dtype):
-        expected = cell.extra_params(jax.random.PRNGKey(0), n_rec, dtype)
+    expected = _extra_shapes(cell, n_rec, dtype)
     extra = dict(extra or {})
     if set(extra) != set(expected):
         raise ValueError(
@@ -354,9 +374,9 @@ def _check_extra(cell, extra, n_rec, dtype):
         )
     out = {}
     for k, v in extra.items():
-        v = check_finite_array(k, v, ndim=np.ndim(expected[k]), dtype=dtype)
-        if v.shape != np.shape(expected[k]):
-            raise ValueError(f"{k} must have shape {np.shape(expected[k])}, got {v.shape}")
+        v = check_finite_array(k, v, ndim=len(expected[k]), dtype=dtype)
+        if v.shape != expected[k]:
+            raise ValueError(f"{k} must have shape {expected[k]}, got {v.shape}")
         out[k] = v
     return out or None
 

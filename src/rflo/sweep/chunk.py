@@ -90,7 +90,6 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
     """
     import jax
 
-    from rflo.ensemble import stack_networks, unstack_networks
     from rflo.session import Interrupted, NoStop, Session, StopRequest, draw_network
     from rflo.sweep.devices import resolve_devices
 
@@ -139,7 +138,10 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
     align = np.concatenate([r.alignment for r in results])[:k]
     acc = None if results[0].accuracy is None else np.concatenate([r.accuracy for r in results])[:k]
     diverged = np.concatenate([r.diverged_at for r in results])[:k]
-    trained = stack_networks([n for r in results for n in unstack_networks(r.networks)][:k])
+    # the parts' trained networks, checked when they went in: joined, not checked again
+    trained = jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a)[:k], *[r.networks for r in results]
+    )
     columns = _rows(chunk, spec, loss, align, acc, diverged, nets[0])
     return columns, trained, time.perf_counter() - t0
 
@@ -147,7 +149,7 @@ def train_chunk(chunk: Chunk, spec: SweepSpec, devices: int = 1, work=None):
 def _rows(chunk, spec, loss, align, acc, diverged, net):
     from rflo.results import tidy_columns
 
-    settings = [table_settings(spec, p, net) for p in chunk.points]
+    settings = table_settings(spec, chunk.points, net)
     cols = tidy_columns(settings, chunk.index, loss, align, acc, diverged, spec.record_every)
     cols["chunk"] = [chunk.id] * len(cols["trial"])
     return cols

@@ -101,20 +101,30 @@ def text_columns(spec: SweepSpec) -> set:
     return {k for k, v in spec.grid.items() if any(isinstance(x, dict) for x in v)}
 
 
-def table_settings(spec: SweepSpec, point, net=None) -> dict:
-    """A grid point's settings as its table rows hold them (by column name);
-    for a named network (``network``), the ``cell``, ``units`` and (one)
-    ``tau`` of its initial network ``net``, which it decides."""
+def table_settings(spec: SweepSpec, points, net=None) -> list:
+    """Grid points' settings as their table rows hold them (one dict by column
+    name per point); for a named network (``network``), the ``cell``,
+    ``units`` and (one) ``tau`` of its initial network ``net``, which it
+    decides.  The spec's columns are read once for all the points."""
     text = text_columns(spec)
-    out = {
-        column: json.dumps(point[name]) if name in text and point[name] is not None else point[name]
-        for name, column in zip(spec.columns(), spec.table_columns())
-    }
-    if point.get("network") is not None and net is not None:
-        out.update(cell=net.cell.name, units=int(net.n_rec))
+    pairs = list(zip(spec.columns(), spec.table_columns()))
+    decided = {}
+    if net is not None:
+        decided = dict(cell=net.cell.name, units=int(net.n_rec))
         if np.ndim(net.tau) == 0:
-            out["tau"] = float(net.tau)
-    return out
+            decided["tau"] = float(net.tau)
+    rows = []
+    for point in points:
+        out = {
+            column: json.dumps(point[name])
+            if name in text and point[name] is not None
+            else point[name]
+            for name, column in pairs
+        }
+        if point.get("network") is not None:
+            out.update(decided)
+        rows.append(out)
+    return rows
 
 
 def write_chunk(folder, chunk, spec: SweepSpec, columns: dict, networks, seconds: float):
