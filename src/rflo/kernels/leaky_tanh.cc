@@ -205,6 +205,27 @@ void combine(const T* __restrict cols, int64_t np, const T* __restrict v, int64_
     if (!accumulate) std::fill(out, out + np, T(0));
     std::fill(odd, odd + np, T(0));
     int64_t j = 0;
+    // eight columns per pass over the units, so that out and odd are read and
+    // written once per eight columns instead of once per two (the same sums in
+    // the same order: even columns into out, odd ones into odd)
+    for (; j + 7 < count; j += 8) {
+      const T* c = cols + j * np;
+      const T v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
+      const T v4 = v[j + 4], v5 = v[j + 5], v6 = v[j + 6], v7 = v[j + 7];
+      for (int64_t i = 0; i < np; i += L) {
+        Vec<T> e = load(out + i), o = load(odd + i);
+        e += load(c + i) * v0;
+        o += load(c + np + i) * v1;
+        e += load(c + 2 * np + i) * v2;
+        o += load(c + 3 * np + i) * v3;
+        e += load(c + 4 * np + i) * v4;
+        o += load(c + 5 * np + i) * v5;
+        e += load(c + 6 * np + i) * v6;
+        o += load(c + 7 * np + i) * v7;
+        store(out + i, e);
+        store(odd + i, o);
+      }
+    }
     for (; j + 1 < count; j += 2) {
       const T* c = cols + j * np;
       const T* d = c + np;
