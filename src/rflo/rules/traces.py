@@ -145,8 +145,8 @@ def carried(net, diagonal=False) -> tuple:
     return tuple(any(row[c] for row in dep) for c in range(len(dep)))
 
 
-#: the trace of a state leaf no step reads again (:func:`carried`)
 def _dropped(dtype):
+    """What stands for the trace of a state leaf no step reads again (:func:`carried`)."""
     return jnp.zeros((0,), dtype)
 
 
