@@ -408,3 +408,19 @@ def test_plot_keeps_the_backend_someone_chose():
         plt.close(fig)
     finally:
         plt.switch_backend(old)
+
+
+def test_table_settings_of_a_synaptic_cell_with_or_without_a_named_network():
+    """A chunk's rows read the spec's columns once for all its points; a cell
+    that owns its synapses has no ``tau``, with or without a named network."""
+    from rflo.sweep.store import table_settings
+
+    spec = spec_from_dict({"trials": 2, "grid": {"cell": "gru", "seed": [0, 1]}})
+    points = spec.points()
+    net = rflo.init_network(1, 3, 1, cell="gru")
+    rows = table_settings(spec, points, net)
+    assert [r["seed"] for r in rows] == [0, 1] and {r["cell"] for r in rows} == {"gru"}
+    named = [{**p, "network": "saved.npz"} for p in points]
+    rows = table_settings(spec, named, net)
+    assert {(r["cell"], r["units"]) for r in rows} == {("gru", 3)}
+    assert [r["tau"] for r in rows] == [p["tau"] for p in named]  # the grid's: no tau to read

@@ -109,9 +109,9 @@ def table_settings(spec: SweepSpec, points, net=None) -> list:
     text = text_columns(spec)
     pairs = list(zip(spec.columns(), spec.table_columns()))
     decided = {}
-    if net is not None:
+    if net is not None and any(p.get("network") is not None for p in points):
         decided = dict(cell=net.cell.name, units=int(net.n_rec))
-        if np.ndim(net.tau) == 0:
+        if net.tau is not None and np.ndim(net.tau) == 0:  # a cell that owns its synapses has none
             decided["tau"] = float(net.tau)
     rows = []
     for point in points:
