@@ -11,7 +11,7 @@ one core's throughput), one device free to use every core (XLA's own threads),
 and N devices.  Prints a table and
 writes ``benchmarks/sweep_devices.json``.
 
-A chunk carries about 0.1 s of host-side work (threads, transfers, results)
+A chunk carries about 0.05 s of host-side work (checks, threads, transfers, results)
 that does not shrink with more cores, so short chunks understate the gain:
 the default 1,000 trials is a short sweep (Figure 2's runs are 10,000).
 """
