@@ -129,8 +129,13 @@ def _held(net, h, x_t, diagonal):
         return lambda s: cell.step(params, s, x_t)
     if diagonal:
         return lambda s: step(net, s, x_t)
-    drive = current(net, cell.output(net, h), x_t)
+    drive = _drive(net, h, x_t)
     return lambda s: cell.neuron(net, s, drive)
+
+
+def _drive(net, h, x_t):
+    """A point-neuron cell's synaptic current from the state ``h`` (n_rec,)."""
+    return current(net, net.cell.output(net, h), x_t)
 
 
 def carried(net, diagonal=False) -> tuple:
@@ -223,13 +228,13 @@ def _point_dynamics(net, h, x_t, diagonal):
     """The same for a point-neuron cell: the neuron with its current held fixed
     (plus the unit's own synapse ``w_rec[i, i]`` for SnAp-1)."""
     cell = net.cell
-    drive = current(net, cell.output(net, h), x_t)
     held = _held(net, h, x_t, False)
     h_new, neuron_jvp = jax.linearize(held, h)
     # D[c2][c]: d s_c2[t] / d s_c[t-1] of each unit, with the recurrent input held fixed
     D = _columns(neuron_jvp, h, dependence(held, h))
     if diagonal:  # add the unit's own synapse w_rec[i, i]
         dep = dependence(_held(net, h, x_t, True), h)
+        drive = _drive(net, h, x_t)
         _, dn_di = jax.jvp(lambda i: cell.neuron(net, h, i), (drive,), (jnp.ones_like(drive),))
         dn_di = _leaves(dn_di)
         _, out_jvp = jax.linearize(lambda s: cell.output(net, s), h)
