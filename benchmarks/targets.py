@@ -164,6 +164,17 @@ def cell_targets(results):
             detail = ", ".join(
                 f"{k[0]} {k[1]} {_t(r['library']['seconds_per_trial'])}" for k, r in local.items()
             )
+            offline = [
+                r["library"]["seconds_per_trial"] / b for k, r in local.items() if k[1] == "offline"
+            ]
+            where = ""
+            if mode == "online" and offline and max(offline) <= LOCAL_VS_BPTT:
+                # say where the gap is: the online mode, not the rules
+                where = (
+                    f"; offline the local rules take at most {max(offline):.2f}x BPTT's time: "
+                    "only learning online, which writes every synapse's trace and weight "
+                    "at each of the trial's steps, is slower"
+                )
             out_d.append(
                 target(
                     "d",
@@ -172,7 +183,8 @@ def cell_targets(results):
                     f"<= {LOCAL_VS_BPTT:g}x",
                     worst,
                     worst <= LOCAL_VS_BPTT,
-                    f"{detail} ({local[(rule, mode)]['path']}) against BPTT {_t(b)} ({bptt['path']})",
+                    f"{detail} ({local[(rule, mode)]['path']}) against BPTT {_t(b)} ({bptt['path']})"
+                    + where,
                 )
             )
     if not auto:

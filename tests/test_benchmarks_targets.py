@@ -90,6 +90,20 @@ def test_cells_against_leaky_tanh_and_bptt():
     assert d["lstm"]["met"] is True
     assert d["leaky_tanh"]["met"] is True
     assert "synapses" not in c["leaky_tau"]["profile"]  # no counts in these rows: not claimed
+    assert "only learning online" not in d["leaky_tau"]["profile"]  # offline is the slow one
+
+
+def test_a_slow_online_mode_is_told_apart_from_slow_rules():
+    k = "closed form + kernel"
+    rows = [
+        cell("leaky_tanh", "rflo", "offline", 40e-6, ref=40e-6, path=k),
+        cell("leaky_tanh", "rflo", "online", 55e-6, ref=55e-6, path=k),
+        cell("leaky_tanh", "bptt", "offline", 50e-6, ref=50e-6, path=k),
+    ]
+    (d,) = by_id(targets.cell_targets(rows), "d")
+    assert d["met"] is False and abs(d["value"] - 1.1) < 1e-9
+    assert "offline the local rules take at most 0.80x BPTT's time" in d["profile"]
+    assert d["profile"].endswith("is slower")
 
 
 def test_a_cell_with_more_than_twice_the_synapses_says_so():
