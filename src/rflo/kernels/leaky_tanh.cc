@@ -212,6 +212,20 @@ RFLO_INLINE void in_blocks(int64_t np, F&& fn) {
   }
 }
 
+// to[j * np + i] = from[i * cols + j] for i < rows, j < cols: a row-major
+// matrix into columns of np entries (the kernels' presynaptic-major copies),
+// column after column, so that the writes run along a column and the strided
+// reads are the ones that jump (at 50 units the other order, writes jumping,
+// was a quarter of an ensemble's per-network setup).
+template <typename T>
+void to_columns(const T* __restrict from, int64_t rows, int64_t cols, int64_t np,
+                T* __restrict to) {
+  for (int64_t j = 0; j < cols; ++j) {
+    T* __restrict col = to + j * np;
+    for (int64_t i = 0; i < rows; ++i) col[i] = from[i * cols + j];
+  }
+}
+
 // Above this many bytes per matrix, the column passes (combine, update_rec)
 // stream the matrix column after column, each cache line once, with the
 // units' sums kept in L1, instead of holding 4 vectors of units in registers
@@ -450,13 +464,9 @@ T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* 
       d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
   const T tau = s[0], a = T(1) / tau, c = T(1) - a;
   const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) wr[j * np + i] = wr0[i * n + j];
-    for (int64_t j = 0; j < n_in; ++j) wi[j * np + i] = wi0[i * n_in + j];
-  }
-  if (has_mask)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) mt_[j * np + i] = M[i * n + j];
+  to_columns(wr0, n, n, np, wr.data());
+  to_columns(wi0, n, n_in, np, wi.data());
+  if (has_mask) to_columns(M, n, n, np, mt_.data());
   if (Wo0 != Wo) std::copy(Wo0, Wo0 + n_out * n, Wo);
   std::fill(h.begin(), h.end(), T(0));
   std::copy(h0, h0 + n, h.begin());
@@ -545,8 +555,7 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
     const T tau = tau_.typed_data()[k];
     const T* W = w_rec.typed_data() + k * n * n;
     std::fill(wt.begin(), wt.end(), T(0));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
+    to_columns(W, n, n, np, wt.data());
     std::fill(h.begin(), h.end(), T(0));
     std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, h.begin());
     const T* Dr = drive.typed_data() + k * steps * n;
@@ -588,11 +597,11 @@ T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0,
   std::fill(fb.begin(), fb.end(), T(0));
   std::fill(H.begin(), H.end(), T(0));
   std::fill(wr.begin(), wr.end(), T(0));
+  to_columns(W, n, n, np, wt.data());
+  to_columns(Wi, n, n_in, np, wit.data());
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) wt[j * np + i] = W[i * n + j];
     if (backprop)
       for (int64_t j = 0; j < n; ++j) wr[i * np + j] = W[i * n + j];
-    for (int64_t j = 0; j < n_in; ++j) wit[j * np + i] = Wi[i * n_in + j];
     for (int64_t o = 0; o < n_out; ++o)  // feedback column o: F[:, o]
       fb[o * np + i] = readout ? Wo[o * n + i] : B[i * n_out + o];
   }
@@ -769,13 +778,23 @@ struct Verdict {
 // Whether every entry of the trained matrices (bits of `trained`) is finite, as
 // guard_step tests it: one sum per matrix, finite iff every entry is (a sum
 // overflows only for entries near the float range, which is divergence too).
+// (The sum in vectors: XLA's order is not one-by-one either, and one add after
+// another, each waiting for the last, took 3.5 us of a 50-unit network.)
 template <typename T>
 bool trained_finite(T* const mats[3], const int64_t* sizes, int64_t trained) {
+  constexpr int64_t L = 64 / sizeof(T);
   T sum = T(0);
   for (int q = 0; q < 3; ++q) {
     if (!(trained & (1 << q))) continue;
+    const T* a = mats[q];
+    Vec<T> acc[4] = {};
+    int64_t i = 0;
+    for (; i + 4 * L <= sizes[q]; i += 4 * L)
+      for (int k = 0; k < 4; ++k) acc[k] += load(a + i + k * L);
+    const Vec<T> v = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     T part = T(0);
-    for (int64_t i = 0; i < sizes[q]; ++i) part += mats[q][i];
+    for (int k = 0; k < L; ++k) part += v[k];
+    for (; i < sizes[q]; ++i) part += a[i];
     sum += part;
   }
   return std::isfinite(sum);
