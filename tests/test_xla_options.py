@@ -1,6 +1,8 @@
-"""rflo's one XLA option: small loops compiled as one function (rflo.xla_options)."""
+"""rflo's XLA options: small loops compiled as one function, and the training
+loops' copies elided (rflo.xla_options)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -57,3 +59,71 @@ def test_too_late_is_reported_not_applied():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert "started before rflo was imported" in out.stdout
+
+
+def _lstm_online_text(options):
+    """The compiled text of one online RFLO trial of a small LSTM (n_rec 8),
+    compiled with ``options``."""
+    import rflo
+    from rflo.network import params_of, trainable_names
+    from rflo.rules import Setup, get_rule
+    from rflo.trainer import (
+        Config,
+        SessionState,
+        init_opt_state,
+        new_guard,
+        run_trials,
+        trial_data,
+    )
+
+    net = jax.tree_util.tree_map(jnp.asarray, rflo.init_network(1, 8, 1, seed=0, cell="lstm"))
+    lr = {n: jnp.asarray(0.01, jnp.float32) for n in trainable_names(net)}
+    cfg = Config(get_rule("rflo"), True, Setup(params=tuple(lr)))
+    w = params_of(net, tuple(lr))
+    opt = init_opt_state(None, lr, w)
+    state = SessionState(w, opt, new_guard(w, opt, 1e4, "float32"))
+    data = trial_data(rflo.periodic_task(duration=20), 1, "float32")
+    fn = jax.jit(run_trials, static_argnums=(0, 1, 9), compiler_options=options)
+    lowered = fn.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data, 0, 1, 1)
+    return lowered.compile().as_text()
+
+
+def test_region_analysis_elides_the_copy_of_an_online_trace():
+    """Without region-based copy insertion XLA copies the LSTM's online trace
+    (4 n_rec x n_rec) at every step; rflo's training loops are compiled with
+    it (xla_options.jit), and then no copy of it is left."""
+    if not xla_options.compiler_options():
+        pytest.skip("this run turned the option off, or its XLA does not know it")
+    assert xla_options.compiler_options() == {xla_options.REGION_OPTION: True}
+    before = _copies_in_step_loop(_lstm_online_text({}))
+    assert "f32[32,8]" in before, f"no trace copy to elide ({before}): the test needs a new case"
+    after = _copies_in_step_loop(_lstm_online_text(xla_options.compiler_options()))
+    assert "f32[32,8]" not in after, after
+
+
+def _copies_in_step_loop(text):
+    """The shapes copied in the body of the time-step loop (the loop of 19
+    iterations) of a compiled program's text."""
+    body = re.search(r'body=%([^,\s]+),[^\n]*"known_trip_count":\{"n":"19"\}', text).group(1)
+    lines = text.split("\n%" + body + " ", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [m.group(1) for m in (re.search(r"= (f32\[[\d,]*\])\S* copy\(", x) for x in lines) if m]
+
+
+def test_region_analysis_off_or_unknown_compiles_without_it(monkeypatch):
+    xla_options.compiler_options.cache_clear()
+    try:
+        monkeypatch.setenv(xla_options.ENV_REGION, "0")
+        assert xla_options.compiler_options() == {}
+        xla_options.compiler_options.cache_clear()
+        monkeypatch.delenv(xla_options.ENV_REGION)
+        monkeypatch.setattr(xla_options, "REGION_OPTION", "xla_cpu_no_such_option_anywhere")
+        assert xla_options.compiler_options() == {}  # an XLA without it: no error, no option
+    finally:
+        xla_options.compiler_options.cache_clear()
+
+
+def test_the_training_loops_are_compiled_with_the_options():
+    from rflo import trainer
+
+    for fn in (trainer.run_chunk, trainer.run_ensemble_chunk):
+        assert isinstance(fn, xla_options._Jitted) and fn.__name__ in repr(fn.__wrapped__)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rflo import xla_options
 from rflo.cells.base import initial_state
 from rflo.guard import Guard, alignment, guard_step, new_guard  # noqa: F401  (importable from here)
 from rflo.losses import trial_loss
@@ -317,13 +318,13 @@ def run_trials(
     return SessionState(w, opt_state, guard, learned), losses, aligns, accs
 
 
-@partial(jax.jit, static_argnums=(0, 1, 9))
+@partial(xla_options.jit, static_argnums=(0, 1, 9))
 def run_chunk(cfg, optimizer, net, state, lr, key, source, start, n, capacity):
     """:func:`run_trials`, compiled."""
     return run_trials(cfg, optimizer, net, state, lr, key, source, start, n, capacity)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 9, 10, 11))
+@partial(xla_options.jit, static_argnums=(0, 1, 9, 10, 11))
 def run_ensemble_chunk(
     cfg, optimizer, nets, state, lr, keys, source, start, n, capacity, lr_axis, data_axis
 ):
