@@ -82,6 +82,28 @@ def random_task(steps=30, n_in=3, n_out=2, seed=1, mask=None):
     return rflo.Task(x=rng.normal(size=(steps, n_in)), y=rng.normal(size=(steps, n_out)), mask=mask)
 
 
+def session_args(net, rule, online, lr, steps):
+    """The arguments of ``trainer.run_chunk`` (and ``run_trials``) for one
+    float32 trial of ``rflo.periodic_task(duration=steps)`` on ``net``, with
+    plain SGD at the rates ``lr`` (a dict by parameter name): the parameters
+    ``lr`` names are the trained ones."""
+    import jax
+    import jax.numpy as jnp
+
+    from rflo.network import params_of
+    from rflo.rules import Setup, get_rule
+    from rflo.trainer import Config, SessionState, init_opt_state, new_guard, trial_data
+
+    net = jax.tree_util.tree_map(jnp.asarray, net)
+    lr = {k: jnp.asarray(v, jnp.float32) for k, v in lr.items()}
+    w = params_of(net, tuple(lr))
+    opt_state = init_opt_state(None, lr, w)
+    state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
+    cfg = Config(get_rule(rule), online, Setup(params=tuple(lr)))
+    data = trial_data(rflo.periodic_task(duration=steps), 1, "float32")
+    return cfg, None, net, state, lr, jax.random.PRNGKey(0), data, 0, 1, 1
+
+
 def with_derivative(net, name):
     """``net`` whose leaky tanh cell uses f' ``name`` ("seed" or "exact")."""
     from rflo.cells import LeakyTanh

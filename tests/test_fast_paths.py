@@ -11,20 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_network, random_task
+from conftest import random_network, random_task, session_args
 
 import rflo
-from rflo.network import params_of
-from rflo.rules import Rule, Setup, get_rule
+from rflo.rules import Rule, get_rule
 from rflo.rules.rflo import FILTER_MATRIX_MAX_STEPS, reverse_filter
 from rflo.rules.rtrl import _propagate
 from rflo.trainer import (
-    Config,
-    SessionState,
-    init_opt_state,
-    new_guard,
     run_chunk,
-    trial_data,
 )
 
 
@@ -149,20 +143,9 @@ def test_online_loss_accumulated_in_the_carry_equals_the_trial_loss(rule):
 
 
 def _work_bytes(rule, online, steps):
-    net = jax.tree_util.tree_map(jnp.asarray, rflo.init_network(1, 8, 1))
-    task = rflo.periodic_task(duration=steps)
-    data = trial_data(task, 1, "float32")
-    lr = {
-        k: jnp.asarray(v, jnp.float32) for k, v in zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03))
-    }
-    w = params_of(net)
-    opt_state = init_opt_state(None, lr, w)
-    state = SessionState(w, opt_state, new_guard(w, opt_state, 1e4, "float32"))
-    cfg = Config(get_rule(rule), online, Setup())
-    compiled = run_chunk.lower(
-        cfg, None, net, state, lr, jax.random.PRNGKey(0), data, 0, 1, 1
-    ).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    lr = dict(zip(("w_in", "w_rec", "w_out"), (0, 0.03, 0.03)))
+    args = session_args(rflo.init_network(1, 8, 1), rule, online, lr, steps)
+    return run_chunk.lower(*args).compile().memory_analysis().temp_size_in_bytes
 
 
 @pytest.mark.slow  # it clears JAX's caches: the default run's later tests would recompile

@@ -9,6 +9,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import session_args
 
 from rflo import xla_options
 
@@ -62,30 +63,16 @@ def test_too_late_is_reported_not_applied():
 
 
 def _lstm_online_text(options):
-    """The compiled text of one online RFLO trial of a small LSTM (n_rec 8),
-    compiled with ``options``."""
+    """The compiled text of one online RFLO trial of a small LSTM (n_rec 8,
+    T 20), compiled with ``options``."""
     import rflo
-    from rflo.network import params_of, trainable_names
-    from rflo.rules import Setup, get_rule
-    from rflo.trainer import (
-        Config,
-        SessionState,
-        init_opt_state,
-        new_guard,
-        run_trials,
-        trial_data,
-    )
+    from rflo.network import trainable_names
+    from rflo.trainer import run_trials
 
-    net = jax.tree_util.tree_map(jnp.asarray, rflo.init_network(1, 8, 1, seed=0, cell="lstm"))
-    lr = {n: jnp.asarray(0.01, jnp.float32) for n in trainable_names(net)}
-    cfg = Config(get_rule("rflo"), True, Setup(params=tuple(lr)))
-    w = params_of(net, tuple(lr))
-    opt = init_opt_state(None, lr, w)
-    state = SessionState(w, opt, new_guard(w, opt, 1e4, "float32"))
-    data = trial_data(rflo.periodic_task(duration=20), 1, "float32")
+    net = rflo.init_network(1, 8, 1, seed=0, cell="lstm")
+    lr = {n: 0.01 for n in trainable_names(net)}
     fn = jax.jit(run_trials, static_argnums=(0, 1, 9), compiler_options=options)
-    lowered = fn.lower(cfg, None, net, state, lr, jax.random.PRNGKey(0), data, 0, 1, 1)
-    return lowered.compile().as_text()
+    return fn.lower(*session_args(net, "rflo", True, lr, 20)).compile().as_text()
 
 
 def test_region_analysis_elides_the_copy_of_an_online_trace():

@@ -33,8 +33,9 @@ region-based live ranges (:data:`REGION_OPTION`).  Without it, a loop whose
 step reads a carried array after the step's new value of it is formed
 copies the array every step: the LSTM's online trace (200 x 50 at n_rec 50)
 was copied at each step, and online RFLO on it took 445-450 us a trial
-against 355 us without the copy.  It changes no arithmetic.  ``RFLO_XLA_REGION_ANALYSIS=0``
-turns it off; a JAX whose XLA does not know the option compiles without it.
+against 355 us without the copy.  It changes no arithmetic.
+``RFLO_XLA_REGION_ANALYSIS=0`` turns it off; a JAX whose XLA does not know the
+option compiles without it.
 """
 
 from __future__ import annotations
@@ -157,11 +158,10 @@ class _Jitted:
         return self._get().lower(*args, **kwargs)
 
 
-def jit(fun=None, **kw):
-    """``jax.jit`` for rflo's training loops, with :func:`compiler_options`
-    (``functools.partial(jit, static_argnums=...)`` as a decorator)."""
-    if fun is None:
-        return functools.partial(jit, **kw)
+def jit(fun, **kw):
+    """``jax.jit(fun, **kw)`` for rflo's training loops, with
+    :func:`compiler_options` (``functools.partial(jit, static_argnums=...)``
+    as a decorator)."""
     return _Jitted(fun, **kw)
 
 
