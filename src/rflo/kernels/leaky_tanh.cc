@@ -36,6 +36,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "workers.h"
@@ -50,6 +51,11 @@ namespace {
 // approximation that XLA's CPU backend (after Eigen) uses, exp the Cephes
 // polynomial with the exponent rebuilt from its bits.  float64 uses <cmath>.
 #define RFLO_INLINE inline __attribute__((always_inline))
+// A network's trial is compiled as a function of its own, not inlined into
+// the handler that calls it, so that its arithmetic (which products the
+// compiler fuses into multiply-adds) does not move with the code around it:
+// inlined, a change to the offline trial moved the online one's last bits.
+#define RFLO_ALONE __attribute__((noinline))
 
 RFLO_INLINE float fast_tanh(float x) {
   const float c = 7.90531110763549805f;
@@ -181,6 +187,31 @@ struct CacheLines {
 };
 template <typename T>
 using AlignedVector = std::vector<T, CacheLines<T>>;
+
+// The same, but its entries start unset (default-initialised, not zeroed):
+// for the arrays whose every entry a trial writes before it reads it, or
+// zeroes itself (the offline trial's per-step rows: zeroing them on creation
+// was 3 % of a trial at T 1000).
+template <typename T>
+struct Unset : CacheLines<T> {
+  Unset() = default;
+  template <typename U>
+  Unset(const Unset<U>&) {}
+  template <typename U>
+  struct rebind {
+    using other = Unset<U>;
+  };
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+template <typename T>
+using UnsetVector = std::vector<T, Unset<T>>;
 
 // Units are padded to whole 64-byte vectors (16 floats, 8 doubles): padded<T>(n).
 template <typename T>
@@ -448,7 +479,7 @@ void update_rec(T* __restrict p, T* __restrict w, const T* __restrict mask,
 // writes the updated matrices to wi1, wr1, Wo (Wo may be Wo0) and, with
 // keep_outputs, the outputs; returns the trial's summed step loss.
 template <typename T>
-T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* h0,
+RFLO_ALONE T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* h0,
                  const T* M, const T* sg, const T* s, const T* X, const T* Y, const T* Ms,
                  int64_t steps, int64_t n_in, int64_t n_out, int64_t n, bool readout,
                  bool exact, bool dale, bool has_mask, int64_t trained, bool keep_outputs,
@@ -460,8 +491,10 @@ T online_network(const T* wi0, const T* wr0, const T* Wo0, const T* B, const T* 
   // columns are padded to whole vectors of units (zeros that stay zero: the
   // padded units get no input and no feedback)
   const int64_t np = padded<T>(n);
-  AlignedVector<T> wr(n * np), wi(n_in * np), p(n * np), q(n_in * np), h(np), hn(np), u(np),
-      d(np), g(np), err(n_out), mt_(has_mask ? n * np : 0);
+  // (the copies of the matrices zeroed: their padded units stay zero; the
+  // rest is set below or written before it is read)
+  AlignedVector<T> wr(n * np), wi(n_in * np), mt_(has_mask ? n * np : 0);
+  UnsetVector<T> p(n * np), q(n_in * np), h(np), hn(np), u(np), d(np), g(np), err(n_out);
   const T tau = s[0], a = T(1) / tau, c = T(1) - a;
   const T step_in = s[1] / T(steps), step_rec = s[2] / T(steps), step_out = s[3] / T(steps);
   to_columns(wr0, n, n, np, wr.data());
@@ -551,10 +584,10 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
     return ffi::Error::InvalidArgument("forward: operand shapes do not agree");
   const int64_t np = padded<T>(n);
   for_each_network(nets, threads, [&](int64_t k) {
-    AlignedVector<T> wt(n * np), h(np), u(np);
+    AlignedVector<T> wt(n * np);  // zeroed: its padded units stay zero
+    UnsetVector<T> h(np), u(np);
     const T tau = tau_.typed_data()[k];
     const T* W = w_rec.typed_data() + k * n * n;
-    std::fill(wt.begin(), wt.end(), T(0));
     to_columns(W, n, n, np, wt.data());
     std::fill(h.begin(), h.end(), T(0));
     std::copy(h0.typed_data() + k * n, h0.typed_data() + (k + 1) * n, h.begin());
@@ -582,21 +615,20 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
 // (n_out, n), row-major, the outputs out (S, n_out), and the trial's summed
 // step loss sum_s 0.5 m[s] |y*[s] - y[s]|^2 (returned).
 template <typename T>
-T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0, T tau,
+RFLO_ALONE T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, const T* h0, T tau,
                   const T* X, const T* Y, const T* M, int64_t steps, int64_t n_in,
                   int64_t n_out, int64_t n, bool backprop, bool readout, bool exact, T* DR,
                   T* DI, T* DO, T* out) {
   const int64_t np = padded<T>(n), S = steps - 1;
   // presynaptic-major padded copies; H row s is h[s] (row 0: h0), D, V rows are steps 1..T-1
-  AlignedVector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), H((S + 1) * np),
-      D(S * np), V(S * np), E(S * n_out), fb(n_out * np), run(np), back(np), dt(n * np),
-      dit(n_in * np), u(np);
+  // the copies of the matrices zeroed (their padded units stay zero); the
+  // per-step rows unset: every entry is written before it is read (H's row 0
+  // is zeroed below, the forward loop writes the others whole)
+  AlignedVector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), fb(n_out * np);
+  UnsetVector<T> H((S + 1) * np), D(S * np), V(S * np), E(S * n_out), run(np), back(np),
+      dt(n * np), dit(n_in * np), u(np);
   const T a = T(1) / tau, c = T(1) - a;
-  std::fill(wt.begin(), wt.end(), T(0));
-  std::fill(wit.begin(), wit.end(), T(0));
-  std::fill(fb.begin(), fb.end(), T(0));
-  std::fill(H.begin(), H.end(), T(0));
-  std::fill(wr.begin(), wr.end(), T(0));
+  std::fill(H.begin(), H.begin() + np, T(0));
   to_columns(W, n, n, np, wt.data());
   to_columns(Wi, n, n_in, np, wit.data());
   for (int64_t i = 0; i < n; ++i) {
