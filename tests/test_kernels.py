@@ -286,6 +286,26 @@ def test_the_build_is_cached_and_atomic():
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_every_header_the_kernel_includes_is_in_its_build_key():
+    """The kernel's source includes headers beside it; a change to any of them
+    must rebuild it, so each one's text is part of what the key is made from."""
+    import re
+    from pathlib import Path
+
+    folder = Path(kernels.__file__).parent
+    code = kernels._code("leaky_tanh")
+    seen, todo = set(), ["leaky_tanh.cc"]
+    while todo:  # the local includes, followed from header to header
+        name = todo.pop()
+        seen.add(name)
+        text = (folder / name).read_text()
+        todo += [h for h in re.findall(r'#include "([^"/]+)"', text) if h not in seen]
+    headers = seen - {"leaky_tanh.cc"}
+    assert {"vectors.h", "online.h", "offline.h", "workers.h"} <= headers
+    for name in headers:
+        assert (folder / name).read_bytes() in code, name
+
+
 def test_routes_refuse_what_the_kernel_does_not_do():
     net = _net("float32")
     assert not leaky_tanh.online_route(net, Setup(loss=rflo.losses.CROSS_ENTROPY), "random")

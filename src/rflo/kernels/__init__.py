@@ -107,7 +107,8 @@ def _cpu_flags() -> str:
 
 def _code(name: str) -> bytes:
     """What the build of ``name`` compiles: ``name.cc`` and the headers beside
-    it (``workers.h``), so that a change to any of them rebuilds it."""
+    it (``vectors.h``, ``online.h``, ``workers.h`` ...), so that a change to
+    any of them rebuilds it."""
     parts = [_HERE / f"{name}.cc", *sorted(_HERE.glob("*.h"))]
     return b"".join(p.read_bytes() for p in parts)
 
