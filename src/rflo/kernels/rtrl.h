@@ -11,11 +11,7 @@
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kRows = 8;
-#else
-constexpr int kRows = 4;
-#endif
+constexpr int kRows = kRegisters / 4;  // 8 or 4 (vectors.h)
 
 // RTRL over one trial with fixed weights, for the influence columns
 // [c0, c1) of one network (columns: w_rec's (i, j) then w_in's (i, j), row

@@ -319,10 +319,11 @@ void combine(const T* __restrict cols, int64_t np, const T* __restrict v, int64_
 // entries past count).  kCols columns j by two vectors of i at a time, all
 // accumulators in registers (more columns where there are 32 vector registers).
 #if defined(__AVX512F__)
-constexpr int kCols = 4;
+constexpr int kRegisters = 32;  // vector registers: the blocked loops size their accumulators by it
 #else
-constexpr int kCols = 2;
+constexpr int kRegisters = 16;
 #endif
+constexpr int kCols = kRegisters / 8;  // 4 or 2
 
 template <typename T>
 void outer_sum(const T* __restrict rows_a, const T* __restrict rows_b, int64_t steps, int64_t np,
