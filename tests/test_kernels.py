@@ -7,7 +7,9 @@ float32 to float32 rounding.  Where no compiler is found the library falls
 back to the XLA path, which the last tests check.
 """
 
+import re
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -289,9 +291,6 @@ def test_the_build_is_cached_and_atomic():
 def test_every_header_the_kernel_includes_is_in_its_build_key():
     """The kernel's source includes headers beside it; a change to any of them
     must rebuild it, so each one's text is part of what the key is made from."""
-    import re
-    from pathlib import Path
-
     folder = Path(kernels.__file__).parent
     code = kernels._code("leaky_tanh")
     seen, todo = set(), ["leaky_tanh.cc"]
