@@ -17,9 +17,7 @@ import rflo
 from rflo.rules import Rule, get_rule
 from rflo.rules.rflo import FILTER_MATRIX_MAX_STEPS, reverse_filter
 from rflo.rules.rtrl import _propagate
-from rflo.trainer import (
-    run_chunk,
-)
+from rflo.trainer import run_chunk
 
 
 def scaled_err(a, b):

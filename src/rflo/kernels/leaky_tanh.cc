@@ -37,10 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <limits>
 #include <utility>
-#include <vector>
 
 #include "guard.h"
 #include "offline.h"
