@@ -245,6 +245,7 @@ def test_the_float64_tanh_is_the_library_tanh_to_a_few_units_in_the_last_place()
     h = np.asarray(h)[0]
     np.testing.assert_allclose(h, np.tanh(u), rtol=1e-15, atol=0)
 
+
 def test_kernels_under_vmap_equal_one_network_at_a_time():
     """An ensemble (vmap) passes every network to the kernel at once."""
     nets = [_net("float64", seed=s) for s in range(3)]
