@@ -65,15 +65,23 @@ _LOCK = threading.Lock()
 _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: the largest network each kernel takes by default (forward and offline
 #: trials; online trials).  The kernels pad the units to whole 64-byte vectors
-#: (16 float32) and keep up to 4 vectors in registers per column pass; measured
-#: against the XLA path (float32, T 100, one network, the benchmarks' machine,
-#: one run each), offline trials by kernel: BPTT 124 -> 78 us at 80 units, 173
-#: -> 145 at 100, 255 -> 235 at 128, even at 112-160, 472 -> 625 at 200; RFLO
-#: 1.0-1.8x faster up to 160, 381 -> 474 at 200 (569 with the streamed
-#: column passes).  Online RFLO (the column passes streamed above 64 KiB a
-#: matrix): 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256,
-#: 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
-MAX_UNITS = {"offline": 128, "online": 600}
+#: (16 float32) and keep up to 4 vectors in registers per column pass, or
+#: stream the columns above 64 KiB a matrix.  Offline, measured against the
+#: XLA path in fresh processes (rflo.train or benchmarks/timing.py, T 100, one
+#: network, float32), kernel against XLA: BPTT 292 against 401 us at 150
+#: units, 469-519 against 623-669 at 200 (T 1000: 4.7 against 5.5 ms), 596
+#: against 677 at 224, even at 256-288, behind at 400 (1.83 against 1.61 ms);
+#: RFLO 198 against 290 at 150, 311-338 against 400-527 at 200 (T 1000: 3.10
+#: against 3.22 ms), behind at 256 (593-616 against 506-581).  An ensemble of
+#: 8 at 200 units: BPTT 285 against 800 us per network-trial (the kernel
+#: spreads the networks over the cores).  float64 (its own tanh, vectors.h):
+#: even at 160-200, BPTT behind at 128 (490 against 427 us), RFLO ahead.  (XLA
+#: compiles a loop over a matrix of 200 units as one function, see
+#: rflo.xla_options, which made it slower there than its thunks: BPTT 493, RFLO
+#: 343 us.)  Online RFLO (the column passes streamed above 64 KiB a matrix):
+#: 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256, 5.8 ->
+#: 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
+MAX_UNITS = {"offline": 200, "online": 600}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
 
