@@ -68,8 +68,29 @@ RFLO_INLINE float fast_exp(float x) {
 // exp and tanh in float64, also without library calls (std::exp and std::tanh
 // are calls the compiler cannot vectorise: at n_rec 50 they were more than
 // half of a float64 trial, which took 1.5-2x the XLA path's time).  Both are
-// good to a few units in the last place (tests/test_kernels.py checks them
+// good to a few units in the last place (tests/test_kernels.py checks tanh
 // against numpy's at 1e-15).
+
+constexpr double factorial(int k) { return k <= 1 ? 1.0 : k * factorial(k - 1); }
+
+// 1 / (k + S)! for k = 0 .. N, computed when compiled (exact to rounding).
+template <int N, int S>
+struct InverseFactorials {
+  double c[N + 1] = {};
+  constexpr InverseFactorials() {
+    for (int k = 0; k <= N; ++k) c[k] = 1.0 / factorial(k + S);
+  }
+};
+
+// sum_{k=0..N} x^k / (k + S)! by Horner's rule.
+template <int N, int S>
+RFLO_INLINE double exp_series(double x) {
+  static constexpr InverseFactorials<N, S> kInverse{};
+  double y = kInverse.c[N];
+  for (int k = N - 1; k >= 0; --k) y = y * x + kInverse.c[k];
+  return y;
+}
+
 // exp: x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, the first with
 // trailing zero bits so that k ln2_hi is exact), exp(r) by its Taylor series
 // to r^13 (the first term left out is below 4e-18 exp(r)), times 2^k rebuilt
@@ -82,21 +103,7 @@ RFLO_INLINE double fast_exp(double x) {
   const int64_t k = __builtin_bit_cast(int64_t, t) - 0x4338000000000000LL;
   double r = x - n * 0.693145751953125;
   r = r - n * 1.4286068203094173e-06;
-  double y = 1.0 / 6227020800.0;  // 1 / 13!
-  y = y * r + 1.0 / 479001600.0;
-  y = y * r + 1.0 / 39916800.0;
-  y = y * r + 1.0 / 3628800.0;
-  y = y * r + 1.0 / 362880.0;
-  y = y * r + 1.0 / 40320.0;
-  y = y * r + 1.0 / 5040.0;
-  y = y * r + 1.0 / 720.0;
-  y = y * r + 1.0 / 120.0;
-  y = y * r + 1.0 / 24.0;
-  y = y * r + 1.0 / 6.0;
-  y = y * r + 0.5;
-  y = y * r + 1.0;
-  y = y * r + 1.0;
-  return y * __builtin_bit_cast(double, (k + 1023) << 52);
+  return exp_series<13, 0>(r) * __builtin_bit_cast(double, (k + 1023) << 52);
 }
 
 // tanh|x| = -m / (2 + m) with m = expm1(-2|x|), the sign put back.  m is
@@ -105,22 +112,7 @@ RFLO_INLINE double fast_exp(double x) {
 // left out is below 1e-18 |m|), which keeps the small tanh's relative accuracy.
 RFLO_INLINE double fast_tanh(double x) {
   const double ax = std::fabs(x), y = -2.0 * ax;
-  double s = 1.0 / 1307674368000.0;  // 1 / 15!
-  s = s * y + 1.0 / 87178291200.0;
-  s = s * y + 1.0 / 6227020800.0;
-  s = s * y + 1.0 / 479001600.0;
-  s = s * y + 1.0 / 39916800.0;
-  s = s * y + 1.0 / 3628800.0;
-  s = s * y + 1.0 / 362880.0;
-  s = s * y + 1.0 / 40320.0;
-  s = s * y + 1.0 / 5040.0;
-  s = s * y + 1.0 / 720.0;
-  s = s * y + 1.0 / 120.0;
-  s = s * y + 1.0 / 24.0;
-  s = s * y + 1.0 / 6.0;
-  s = s * y + 0.5;
-  s = s * y + 1.0;
-  const double m = ax < 0.25 ? s * y : fast_exp(y) - 1.0;
+  const double m = ax < 0.25 ? exp_series<14, 1>(y) * y : fast_exp(y) - 1.0;
   return std::copysign(-m / (2.0 + m), x);
 }
 
