@@ -67,7 +67,7 @@ RFLO_INLINE float fast_exp(float x) {
 
 // exp and tanh in float64, also without library calls (std::exp and std::tanh
 // are calls the compiler cannot vectorise: at n_rec 50 they were more than
-// half of a float64 trial, which took 1.5-2x the XLA path's time).  Both are
+// half of a float64 trial, which took 1.4-2.2x the XLA path's time).  Both are
 // good to a few units in the last place (tests/test_kernels.py checks tanh
 // against numpy's at 1e-15).
 
