@@ -92,7 +92,7 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
     T* U = u_out->typed_data() + k * steps * n;
     T* Hs = h_out->typed_data() + k * steps * n;
     for (int64_t t = 0; t < steps; ++t) {
-      combine(wt.data(), np, h.data(), n, u.data(), false);
+      combine(wt.data(), np, h.data(), n, u.data(), false, t & 1);
       for (int64_t i = 0; i < n; ++i) U[t * n + i] = u[i] + Dr[t * n + i];
       T* ut = U + t * n;
       T* ht = Hs + t * n;

@@ -45,7 +45,7 @@ RFLO_ALONE T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, c
   for (int64_t s = 0; s < S; ++s) {
     const T* hp = H.data() + s * np;
     const T* xt = X + (s + 1) * n_in;
-    combine(wt.data(), np, hp, n, u.data(), false);
+    combine(wt.data(), np, hp, n, u.data(), false, s & 1);
     combine(wit.data(), np, xt, n_in, u.data(), true);
     T* __restrict hn = H.data() + (s + 1) * np;
     T* __restrict ds = D.data() + s * np;
@@ -86,7 +86,7 @@ RFLO_ALONE T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, c
 #pragma omp simd
     for (int64_t i = 0; i < np; ++i) vs[i] = ds[i] * r[i];
     if (backprop) {  // back = w_rec^T v[s] = sum_i v[s, i] w_rec[i, :]
-      combine(wr.data(), np, vs, n, back.data(), false);
+      combine(wr.data(), np, vs, n, back.data(), false, s & 1);
     }
   }
   // products: d_rec^T[j, :] = sum_s h[s, j] v[s, :],  d_in^T[k, :] = sum_s x[s+1, k] v[s, :]
