@@ -28,7 +28,7 @@ RFLO_ALONE T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, c
   // is zeroed below, the forward loop writes the others whole)
   AlignedVector<T> wt(n * np), wr(backprop ? n * np : 0), wit(n_in * np), fb(n_out * np);
   UnsetVector<T> H((S + 1) * np), D(S * np), V(S * np), E(S * n_out), run(np), back(np),
-      dt(n * np), dit(n_in * np), u(np);
+      dt(n * np), dit(n_in * np);
   const T a = T(1) / tau, c = T(1) - a;
   std::fill(H.begin(), H.begin() + np, T(0));
   to_columns(W, n, n, np, wt.data());
@@ -41,17 +41,18 @@ RFLO_ALONE T offline_network(const T* W, const T* Wi, const T* Wo, const T* B, c
   }
   std::copy(h0, h0 + n, H.begin());
 
-  // forward, with a f'(u) kept per step
+  // forward, with u kept per step in D's rows, then a f'(u) (leak_step)
   for (int64_t s = 0; s < S; ++s) {
     const T* hp = H.data() + s * np;
     const T* xt = X + (s + 1) * n_in;
-    combine(wt.data(), np, hp, n, u.data(), false, s & 1);
-    combine(wit.data(), np, xt, n_in, u.data(), true);
+    T* __restrict us = D.data() + s * np;
+    combine(wt.data(), np, hp, n, us, false, s & 1);
+    combine(wit.data(), np, xt, n_in, us, true);
     T* __restrict hn = H.data() + (s + 1) * np;
-    T* __restrict ds = D.data() + s * np;
-    neuron_step(u.data(), hp, hn, ds, np, tau, a, exact);
+    leak_step(us, hp, hn, np, tau);
     for (int64_t i = n; i < np; ++i) hn[i] = T(0);  // padded units stay silent
   }
+  derivatives(D.data(), S * np, a, exact);
   // readout and errors
   T loss = T(0);
   for (int64_t s = 0; s < S; ++s) {

@@ -154,6 +154,29 @@ RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __
   }
 }
 
+// The offline trial's step split in two: the leak h_new = h + (tanh(u) - h) /
+// tau inside the loop over steps, and d = a f'(u) for every step after it
+// (u kept in d's rows meanwhile), off the chain of dependent steps: inside
+// the loop the derivative's divisions (the seed's, 3 a unit) held up the
+// next step's tanh.  The same arithmetic as neuron_step, the same bits.
+template <typename T>
+RFLO_INLINE void leak_step(const T* __restrict u, const T* __restrict h, T* __restrict h_new,
+                           int64_t np, T tau) {
+#pragma omp simd
+  for (int64_t i = 0; i < np; ++i) h_new[i] = h[i] + (tanh_(u[i]) - h[i]) / tau;
+}
+
+template <typename T, bool Exact>
+void derivatives(T* __restrict u_to_d, int64_t count, T a) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) u_to_d[i] = a * fprime(u_to_d[i], Exact);
+}
+
+template <typename T>
+void derivatives(T* __restrict u_to_d, int64_t count, T a, bool exact) {
+  exact ? derivatives<T, true>(u_to_d, count, a) : derivatives<T, false>(u_to_d, count, a);
+}
+
 // 64-byte vectors (GCC/Clang vector extensions: 16 floats or 8 doubles, split
 // by the compiler into the registers the processor has), so that the
 // accumulators of the products below stay in registers.
