@@ -67,21 +67,23 @@ _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: trials; online trials).  The kernels pad the units to whole 64-byte vectors
 #: (16 float32) and keep up to 4 vectors in registers per column pass, or
 #: stream the columns above 64 KiB a matrix.  Offline, measured against the
-#: XLA path in fresh processes (rflo.train or benchmarks/timing.py, T 100, one
-#: network, float32), kernel against XLA: BPTT 292 against 401 us at 150
-#: units, 469-519 against 623-669 at 200 (T 1000: 4.7 against 5.5 ms), 596
-#: against 677 at 224, even at 256-288, behind at 400 (1.83 against 1.61 ms);
-#: RFLO 198 against 290 at 150, 311-338 against 400-527 at 200 (T 1000: 3.10
-#: against 3.22 ms), behind at 256 (593-616 against 506-581).  An ensemble of
-#: 8 at 200 units: BPTT 285 against 800 us per network-trial (the kernel
-#: spreads the networks over the cores).  float64 (its own tanh, vectors.h):
-#: even at 160-200, BPTT behind at 128 (490 against 427 us), RFLO ahead.  (XLA
-#: compiles a loop over a matrix of 200 units as one function, see
-#: rflo.xla_options, which made it slower there than its thunks: BPTT 493, RFLO
-#: 343 us.)  Online RFLO (the column passes streamed above 64 KiB a matrix):
-#: 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256, 5.8 ->
-#: 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
-MAX_UNITS = {"offline": 200, "online": 600}
+#: XLA path in fresh processes (benchmarks/timing.py's LibraryRun, best of 2
+#: alternating processes, one network, float32), kernel against XLA: BPTT
+#: 547 against 625 us at 224 units, 803 against 797 at 256 (T 1000: 6.69
+#: against 6.22 ms), 982 against 1423 at 300 (T 1000: 9.46 against 12.11 ms),
+#: 1375 against 1858 at 350, behind at 400 (1.74 against 1.67 ms) and 500
+#: (3.53 against 3.27 ms); RFLO 566 against 645 at 256 (T 1000: 4.28 against
+#: 4.03 ms), 648 against 842 at 300 (T 1000: 6.33 against 6.91 ms), 900
+#: against 1116 at 350, behind at 400 (1.13 against 1.07 ms) and 500 (2.33
+#: against 1.75 ms).  XLA compiles the loop over a matrix of up to about 350
+#: units as one function (rflo.xla_options), slower there than its thunks,
+#: which it uses above.  float64 (its own tanh, vectors.h): BPTT 2.52 against
+#: 2.97 ms at 300, 3.27 against 3.40 at 350.  An ensemble of 8 at 200 units:
+#: BPTT 285 against 800 us per network-trial (the kernel spreads the networks
+#: over the cores).  Online RFLO (the column passes streamed above 64 KiB a
+#: matrix): 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256,
+#: 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
+MAX_UNITS = {"offline": 350, "online": 600}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"
 
