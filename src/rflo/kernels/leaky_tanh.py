@@ -75,12 +75,12 @@ _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: (3.53 against 3.27 ms); RFLO 566 against 645 at 256 (T 1000: 4.28 against
 #: 4.03 ms), 648 against 842 at 300 (T 1000: 6.33 against 6.91 ms), 900
 #: against 1116 at 350, behind at 400 (1.13 against 1.07 ms) and 500 (2.33
-#: against 1.75 ms).  XLA compiles the loop over a matrix of up to about 350
-#: units as one function (rflo.xla_options), slower there than its thunks,
-#: which it uses above.  float64 (its own tanh, vectors.h): BPTT 2.52 against
-#: 2.97 ms at 300, 3.27 against 3.40 at 350.  An ensemble of 8 at 200 units:
-#: BPTT 285 against 800 us per network-trial (the kernel spreads the networks
-#: over the cores).  Online RFLO (the column passes streamed above 64 KiB a
+#: against 1.75 ms).  The XLA path is slow for its size at 300-350 units
+#: (its loop compiled as one function, rflo.xla_options: with XLA's thunks
+#: BPTT at 300 took 1.21 ms against 1.43-1.55).  float64 (its own tanh,
+#: vectors.h): BPTT 2.52 against 2.97 ms at 300, 3.27 against 3.40 at 350.
+#: An ensemble of 8 at 200 units: BPTT 285 against 800 us per network-trial
+#: (the kernel spreads the networks over the cores).  Online RFLO (the column passes streamed above 64 KiB a
 #: matrix): 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256,
 #: 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
 MAX_UNITS = {"offline": 350, "online": 600}
