@@ -96,11 +96,7 @@ ffi::Error ForwardImpl(ffi::Buffer<DT> w_rec, ffi::Buffer<DT> drive, ffi::Buffer
       for (int64_t i = 0; i < n; ++i) U[t * n + i] = u[i] + Dr[t * n + i];
       T* ut = U + t * n;
       T* ht = Hs + t * n;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) {
-        const T hi = h[i] + (tanh_(ut[i]) - h[i]) / tau;
-        ht[i] = hi;
-      }
+      leak_step(ut, h.data(), ht, n, tau);
       std::copy(ht, ht + n, h.begin());
     }
   });

@@ -80,9 +80,10 @@ _BITS = {"w_in": 1, "w_rec": 2, "w_out": 4}
 #: BPTT at 300 took 1.21 ms against 1.43-1.55).  float64 (its own tanh,
 #: vectors.h): BPTT 2.52 against 2.97 ms at 300, 3.27 against 3.40 at 350.
 #: An ensemble of 8 at 200 units: BPTT 285 against 800 us per network-trial
-#: (the kernel spreads the networks over the cores).  Online RFLO (the column passes streamed above 64 KiB a
-#: matrix): 421 -> 349 at 128, 950-980 -> 900 at 200, 1.73 -> 1.61 ms at 256,
-#: 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at 600, 30.4 -> 34.6 ms at 1000.
+#: (the kernel spreads the networks over the cores).  Online RFLO (the column
+#: passes streamed above 64 KiB a matrix): 421 -> 349 at 128, 950-980 -> 900
+#: at 200, 1.73 -> 1.61 ms at 256, 5.8 -> 3.4 ms at 400, 22.0 -> 11.8 ms at
+#: 600, 30.4 -> 34.6 ms at 1000.
 MAX_UNITS = {"offline": 350, "online": 600}
 #: environment variable that sets :data:`MAX_UNITS` (one number for every kernel)
 ENV_MAX_UNITS = "RFLO_KERNEL_MAX_UNITS"

@@ -41,11 +41,7 @@ void rtrl_columns(const T* Wi, const T* W, const T* Wo, const T* B, const T* h0,
       for (int64_t j = 0; j < n_in; ++j) acc += Wi[i * n_in + j] * xt[j];
       u[i] = acc;
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const T th = tanh_(u[i]);
-      hn[i] = h[i] + (th - h[i]) / tau;
-      ad[i] = a * (exact ? T(1) - th * th : fprime(u[i], false));
-    }
+    neuron_step(u.data(), h.data(), hn.data(), ad.data(), n, tau, a, exact);
     for (int64_t o = 0; o < n_out; ++o) {
       T acc = T(0);
       for (int64_t i = 0; i < n; ++i) acc += Wo[o * n + i] * hn[i];

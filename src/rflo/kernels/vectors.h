@@ -133,7 +133,13 @@ RFLO_INLINE T fprime(T u, bool exact) {
   return T(4) * e / ((T(1) + e) * (T(1) + e));
 }
 
-// One step of np units from their currents u: h_new = h + (tanh(u) - h) / tau
+// A unit's leak toward tanh(u): h + (tanh(u) - h) / tau, from th = tanh(u).
+template <typename T>
+RFLO_INLINE T leak(T h, T th, T tau) {
+  return h + (th - h) / tau;
+}
+
+// One step of np units from their currents u: h_new = leak(h, tanh(u), tau)
 // and d = a f'(u) (the exact tanh' shares tanh(u) with the update).
 template <typename T>
 RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __restrict h_new,
@@ -142,20 +148,20 @@ RFLO_INLINE void neuron_step(const T* __restrict u, const T* __restrict h, T* __
 #pragma omp simd
     for (int64_t i = 0; i < np; ++i) {
       const T th = tanh_(u[i]);
-      h_new[i] = h[i] + (th - h[i]) / tau;
+      h_new[i] = leak(h[i], th, tau);
       d[i] = a * (T(1) - th * th);
     }
   } else {
 #pragma omp simd
     for (int64_t i = 0; i < np; ++i) {
-      h_new[i] = h[i] + (tanh_(u[i]) - h[i]) / tau;
+      h_new[i] = leak(h[i], tanh_(u[i]), tau);
       d[i] = a * fprime(u[i], false);
     }
   }
 }
 
-// The offline trial's step split in two: the leak h_new = h + (tanh(u) - h) /
-// tau inside the loop over steps, and d = a f'(u) for every step after it
+// The offline trial's step split in two: the leak inside the loop over steps
+// (and the forward kernel's), and d = a f'(u) for every step after it
 // (u kept in d's rows meanwhile), off the chain of dependent steps: inside
 // the loop the derivative's divisions (the seed's, 3 a unit) held up the
 // next step's tanh.  The same arithmetic as neuron_step, the same bits.
@@ -163,7 +169,7 @@ template <typename T>
 RFLO_INLINE void leak_step(const T* __restrict u, const T* __restrict h, T* __restrict h_new,
                            int64_t np, T tau) {
 #pragma omp simd
-  for (int64_t i = 0; i < np; ++i) h_new[i] = h[i] + (tanh_(u[i]) - h[i]) / tau;
+  for (int64_t i = 0; i < np; ++i) h_new[i] = leak(h[i], tanh_(u[i]), tau);
 }
 
 template <typename T, bool Exact>
